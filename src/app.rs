@@ -1,0 +1,144 @@
+//! `AppState` and the server's life: build (open db, storage, listener), run, drain on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::storage::Storage;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything a handler, job or test needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub storage: Storage,
+    /// The origin users reach the server at, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub started: Instant,
+}
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Opens the database (applying migrations), the object store and the listener.
+    /// `server.bind` may use port 0; `port()` tells which one was taken.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db_path = config.data.dir.join("aimake.db");
+        let db = tokio::task::spawn_blocking(move || Db::open(&db_path)).await??;
+        let storage = Storage::from_config(&config)?;
+        let addr = config.bind_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (server.bind)"))?;
+        let local = listener.local_addr()?;
+        let public_url: Arc<str> = if config.server.public_url.is_empty() {
+            let host = if local.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                local.ip().to_string()
+            };
+            format!("http://{host}:{}", local.port()).into()
+        } else {
+            config.public_url().into()
+        };
+        let state = AppState {
+            config: Arc::new(config),
+            db,
+            storage,
+            public_url,
+            started: Instant::now(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// (up to `server.shutdown_grace_s`) and returns.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_s);
+        let stop = CancellationToken::new();
+        let stop_signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop_signal.cancel();
+        });
+
+        tracing::info!(
+            version = VERSION,
+            addr = %self.local_addr(),
+            "aimake is ready: open {}",
+            self.state.public_url
+        );
+        let router = crate::http::router(self.state.clone());
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+
+        let drained = async {
+            stop.cancelled().await;
+            tracing::info!(
+                grace_s = grace.as_secs(),
+                "shutting down: finishing in-flight requests"
+            );
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result.context("server failed")?,
+            () = drained => tracing::warn!("in-flight requests did not finish in time; closing them"),
+        }
+        tracing::info!("aimake stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (docker stop, systemd).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT"),
+        () = term => tracing::info!("received SIGTERM"),
+    }
+}

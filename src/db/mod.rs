@@ -1,0 +1,243 @@
+//! SQLite access: one writer connection and a small pool of readers, all used off the executor.
+
+pub mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Mutex as AsyncMutex, Semaphore};
+
+/// Readers beyond the core count only queue on the CPU; two spare cover slow disk reads.
+const READERS: usize = 4;
+
+/// How long a statement waits on another connection's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Arc<AsyncMutex<Connection>>,
+    readers: Mutex<Vec<Connection>>,
+    reader_slots: Semaphore,
+}
+
+/// A reader taken from the pool; goes back on drop, even if the closure panicked.
+struct Pooled<'a> {
+    conn: Option<Connection>,
+    pool: &'a Mutex<Vec<Connection>>,
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
+        }
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut writer = open_connection(path, false)?;
+        migrations::apply(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(path, true))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Arc::new(AsyncMutex::new(writer)),
+                readers: Mutex::new(readers),
+                reader_slots: Semaphore::new(READERS),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a reader connection in the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let _slot = inner
+            .reader_slots
+            .acquire()
+            .await
+            .context("database is closed")?;
+        let span = tracing::Span::current();
+        let inner2 = inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            let conn = inner2
+                .readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop();
+            let pooled = Pooled {
+                conn,
+                pool: &inner2.readers,
+            };
+            let conn = pooled.conn.as_ref().context("reader pool is empty")?;
+            f(conn)
+        })
+        .await
+        .context("database reader task failed")?
+    }
+
+    /// Runs `f` on the single writer connection in the blocking pool; writers queue in order.
+    pub async fn write<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let mut guard = self.inner.writer.clone().lock_owned().await;
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            f(&mut guard)
+        })
+        .await
+        .context("database writer task failed")?
+    }
+
+    /// The readiness check: a real query through the reader pool.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.read(|c| {
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The schema version (`PRAGMA user_version`).
+    pub async fn schema_version(&self) -> anyhow::Result<u32> {
+        self.read(|c| migrations::current_version(c)).await
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> anyhow::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if !read_only {
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        anyhow::ensure!(
+            mode.eq_ignore_ascii_case("wal"),
+            "database refused WAL mode (got {mode})"
+        );
+    }
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(conn)
+}
+
+/// Current time as Unix milliseconds, the unit every `*_at` column uses.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_are_visible_to_readers_and_the_file_uses_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        db.write(|c| {
+            c.execute(
+                "INSERT INTO users (id, email, password_hash, created_at, updated_at)
+                 VALUES ('u1', 'A@example.com', 'x', 1, 1)",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let email: String = db
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT email FROM users WHERE email = 'a@EXAMPLE.com'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(email, "A@example.com", "email lookups ignore case");
+        let mode: String = db
+            .read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        db.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn readers_cannot_write_and_foreign_keys_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let err = db
+            .read(|c| Ok(c.execute("DELETE FROM users", [])?))
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("readonly"), "{err:#}");
+        let err = db
+            .write(|c| {
+                Ok(c.execute(
+                    "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at)
+                     VALUES ('s', 'nobody', x'00', 1, 1, 1)",
+                    [],
+                )?)
+            })
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("FOREIGN KEY"), "{err:#}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_reader_returns_its_connection_to_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        for _ in 0..READERS {
+            let r: anyhow::Result<()> = db.read(|_| panic!("boom")).await;
+            assert!(r.is_err());
+        }
+        db.ping().await.expect("all readers still usable");
+    }
+}

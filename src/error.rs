@@ -1,0 +1,230 @@
+//! `AppError`: every failure a handler can return, mapped to the JSON error shape in API.md.
+
+use axum::Json;
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400 with a specific code (`invalid_request`, `text_too_long`, …) and optional field details.
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        message: String,
+        details: Option<Value>,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// Also answers for other users' resources, so their existence is never revealed.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: String,
+        retry_after_s: u64,
+    },
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    /// Infrastructure failures: logged with the request id, answered with an opaque 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code: "invalid_request",
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::TooMany { code, .. }
+            | Self::Unavailable { code, .. } => code,
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::NotFound => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::NotFound => "Not found".into(),
+            Self::PayloadTooLarge => "The request body is too large".into(),
+            Self::Internal(_) => "Something went wrong on the server".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for AppError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::NotFound(_) => Self::NotFound,
+            crate::storage::StorageError::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Value>,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        if let Self::Internal(e) = &self {
+            // The request span carries method, path and request id.
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let details = match &self {
+            Self::BadRequest { details, .. } => details.as_ref(),
+            _ => None,
+        };
+        let body = Body {
+            error: Inner {
+                code: self.code(),
+                message: self.public_message(),
+                details,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Self::TooMany { retry_after_s, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        }
+        response
+    }
+}
+
+/// A JSON body extractor whose rejections use the API's error shape.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct AppJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(
+                "Expected a JSON body (Content-Type: application/json)".into(),
+            ),
+            JsonRejection::BytesRejection(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge
+            }
+            other => Self::BadRequest {
+                code: "invalid_request",
+                message: other.body_text(),
+                details: None,
+            },
+        }
+    }
+}
+
+/// `{"error": …}` for a status and code, for places that build responses without an `AppError`.
+pub fn error_body(code: &str, message: &str) -> Value {
+    json!({ "error": { "code": code, "message": message } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(e: AppError) -> (StatusCode, Value, Option<String>) {
+        let resp = e.into_response();
+        let status = resp.status();
+        let retry = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap(), retry)
+    }
+
+    #[tokio::test]
+    async fn internal_errors_never_leak_their_cause() {
+        let (status, body, _) = body_of(AppError::Internal(anyhow::anyhow!(
+            "disk /secret/path full"
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("/secret/path"));
+    }
+
+    #[tokio::test]
+    async fn rate_limits_carry_retry_after_and_details_are_kept() {
+        let (status, body, retry) = body_of(AppError::TooMany {
+            code: "rate_limited",
+            message: "Too many requests".into(),
+            retry_after_s: 12,
+        })
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body["error"]["code"], "rate_limited");
+        assert_eq!(retry.as_deref(), Some("12"));
+
+        let (status, body, _) = body_of(AppError::BadRequest {
+            code: "text_too_long",
+            message: "Text is too long".into(),
+            details: Some(json!({"text": "at most 10 characters"})),
+        })
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["details"]["text"], "at most 10 characters");
+    }
+}

@@ -1,0 +1,115 @@
+//! Command-line entry point: parse, set up logging, dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aimake::config::{Config, LogFormat};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "aimake",
+    version,
+    about = "Self-hosted AI audio studio in one binary"
+)]
+struct Cli {
+    /// Config file (default: $AIMAKE_CONFIG, else ./aimake.toml when present)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log format (default: pretty on a terminal, json otherwise)
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: web app, API, job workers and scheduler
+    Serve,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Inspect the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Exit 0 when the running server answers /health/ready with 200
+    Healthcheck {
+        /// Readiness URL (default: derived from server.bind)
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Print the version
+    Version,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the config and print the effective values, secrets redacted
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Version = cli.command {
+        println!("{}", aimake::commands::version());
+        return ExitCode::SUCCESS;
+    }
+    let loaded = match Config::load(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = loaded.config;
+    if let Command::Config(ConfigCommand::Check) = cli.command {
+        for w in &loaded.warnings {
+            eprintln!("warning: {w}");
+        }
+        match &loaded.source {
+            Some(p) => eprintln!("config OK (file {}, then environment)", p.display()),
+            None => eprintln!("config OK (defaults, then environment; no config file)"),
+        }
+        print!("{}", config.to_redacted_toml());
+        return ExitCode::SUCCESS;
+    }
+
+    let format = cli.log_format.map(|f| match f {
+        LogFormatArg::Pretty => LogFormat::Pretty,
+        LogFormatArg::Json => LogFormat::Json,
+    });
+    aimake::telemetry::init(format.or(config.log.format), &config.log.level);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve => runtime.block_on(aimake::commands::serve(config)),
+        Command::Migrate => aimake::commands::migrate(&config),
+        Command::Healthcheck { url } => {
+            return runtime.block_on(aimake::commands::healthcheck(&config, url));
+        }
+        Command::Version | Command::Config(_) => unreachable!("handled above"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "aimake failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

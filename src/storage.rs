@@ -1,0 +1,282 @@
+//! Object storage for audio and backups: local filesystem or any S3-compatible bucket.
+//!
+//! This module owns key naming: keys are built here from server-generated ids, never from
+//! user input, so a request can never address another object than the one it owns.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use ulid::Ulid;
+
+use crate::config::{Config, StorageKind};
+
+/// The readiness probe must answer well inside a load balancer's health-check timeout.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A storage key. Only this module can make one, which is what keeps keys server-generated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key(String);
+
+impl Key {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A key previously produced by this module and stored in the database.
+    pub fn from_stored(stored: impl Into<String>) -> Self {
+        Self(stored.into())
+    }
+
+    fn path(&self) -> StorePath {
+        StorePath::from(self.0.as_str())
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where each kind of object lives.
+pub mod keys {
+    use super::{Key, Ulid};
+
+    /// The finished audio of a library item, e.g. `audio/<user>/<audio>.mp3`.
+    pub fn audio(user: Ulid, audio: Ulid, ext: &str) -> Key {
+        debug_assert!(ext.chars().all(|c| c.is_ascii_alphanumeric()));
+        Key(format!("audio/{user}/{audio}.{ext}"))
+    }
+
+    /// Waveform peaks of a library item, for the player.
+    pub fn peaks(user: Ulid, audio: Ulid) -> Key {
+        Key(format!("audio/{user}/{audio}.peaks.json"))
+    }
+
+    /// Everything a job keeps between attempts (synthesized chunks), removed when it ends.
+    pub fn job_prefix(job: Ulid) -> Key {
+        Key(format!("jobs/{job}/"))
+    }
+
+    pub fn job_chunk(job: Ulid, index: usize, ext: &str) -> Key {
+        Key(format!("jobs/{job}/chunk-{index:05}.{ext}"))
+    }
+
+    /// Written, read back and deleted by the readiness check.
+    pub fn probe() -> Key {
+        Key(format!("health/probe-{}", Ulid::generate()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<object_store::Error> for StorageError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { path, .. } => Self::NotFound(path),
+            other => Self::Other(anyhow::Error::new(other)),
+        }
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// What the store knows about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: Key,
+    pub size: u64,
+    pub last_modified: time::OffsetDateTime,
+    pub etag: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    kind: StorageKind,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({:?})", self.kind)
+    }
+}
+
+impl Storage {
+    /// The store the config asks for; `local` lives under `<data.dir>/media`.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        match config.storage.kind {
+            StorageKind::Local => Self::local(&config.data.dir.join("media")),
+            StorageKind::S3 => Self::s3(&config.storage.s3),
+        }
+    }
+
+    pub fn local(dir: &std::path::Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let store = LocalFileSystem::new_with_prefix(dir)
+            .with_context(|| format!("cannot use {} for media", dir.display()))?
+            .with_automatic_cleanup(true);
+        Ok(Self {
+            store: Arc::new(store),
+            kind: StorageKind::Local,
+        })
+    }
+
+    pub fn s3(cfg: &crate::config::S3Config) -> anyhow::Result<Self> {
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&cfg.region)
+            .with_virtual_hosted_style_request(!cfg.path_style)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(Duration::from_secs(cfg.timeout_s))
+                    .with_connect_timeout(Duration::from_secs(5)),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(5),
+                    base: 2.0,
+                },
+                max_retries: cfg.max_retries,
+                retry_timeout: Duration::from_secs(cfg.timeout_s.max(1) * 2),
+            });
+        if !cfg.endpoint.is_empty() {
+            builder = builder
+                .with_endpoint(&cfg.endpoint)
+                .with_allow_http(cfg.endpoint.starts_with("http://"));
+        }
+        if let (Some(ak), Some(sk)) = (&cfg.access_key, &cfg.secret_key) {
+            builder = builder
+                .with_access_key_id(ak.expose())
+                .with_secret_access_key(sk.expose());
+        }
+        let store = builder.build().context("invalid storage.s3 settings")?;
+        Ok(Self {
+            store: Arc::new(store),
+            kind: StorageKind::S3,
+        })
+    }
+
+    pub fn kind(&self) -> StorageKind {
+        self.kind
+    }
+
+    pub async fn put(&self, key: &Key, bytes: Bytes) -> StorageResult<()> {
+        self.store.put(&key.path(), bytes.into()).await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &Key) -> StorageResult<Bytes> {
+        Ok(self.store.get(&key.path()).await?.bytes().await?)
+    }
+
+    /// Bytes `range.start..range.end` of an object (end exclusive).
+    pub async fn get_range(&self, key: &Key, range: Range<u64>) -> StorageResult<Bytes> {
+        Ok(self.store.get_range(&key.path(), range).await?)
+    }
+
+    pub async fn head(&self, key: &Key) -> StorageResult<ObjectInfo> {
+        Ok(info(self.store.head(&key.path()).await?))
+    }
+
+    /// Every object whose key starts with `prefix` (a folder-like prefix ending in `/`).
+    pub async fn list(&self, prefix: &Key) -> StorageResult<Vec<ObjectInfo>> {
+        let prefix = StorePath::from(prefix.as_str().trim_end_matches('/'));
+        let mut items: Vec<ObjectInfo> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(info)
+            .try_collect()
+            .await?;
+        items.sort_by(|a, b| a.key.0.cmp(&b.key.0));
+        Ok(items)
+    }
+
+    /// Removes an object; removing one that is already gone succeeds, so deletes can be retried.
+    pub async fn delete(&self, key: &Key) -> StorageResult<()> {
+        match self.store.delete(&key.path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes every object under a prefix (a job's scratch space, a deleted user's audio).
+    pub async fn delete_prefix(&self, prefix: &Key) -> StorageResult<usize> {
+        let items = self.list(prefix).await?;
+        for item in &items {
+            self.delete(&item.key).await?;
+        }
+        Ok(items.len())
+    }
+
+    /// Proves the store works end to end: write, read back, delete a small probe object.
+    pub async fn probe(&self) -> anyhow::Result<()> {
+        let key = keys::probe();
+        let body = Bytes::from_static(b"aimake readiness probe");
+        let check = async {
+            self.put(&key, body.clone()).await?;
+            let read = self.get(&key).await?;
+            self.delete(&key).await?;
+            anyhow::ensure!(read == body, "probe object came back different");
+            Ok(())
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, check)
+            .await
+            .context("storage probe timed out")?
+    }
+}
+
+fn info(meta: object_store::ObjectMeta) -> ObjectInfo {
+    let nanos = meta.last_modified.timestamp_nanos_opt().unwrap_or_default();
+    ObjectInfo {
+        key: Key(meta.location.to_string()),
+        size: meta.size,
+        last_modified: time::OffsetDateTime::from_unix_timestamp_nanos(nanos.into())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        etag: meta.e_tag,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_built_from_ids_only() {
+        let u = Ulid::from_string("01JABCDEFGHJKMNPQRSTVWXYZ0").unwrap();
+        let a = Ulid::from_string("01JABCDEFGHJKMNPQRSTVWXYZ1").unwrap();
+        assert_eq!(
+            keys::audio(u, a, "mp3").as_str(),
+            format!("audio/{u}/{a}.mp3")
+        );
+        assert_eq!(
+            keys::job_chunk(a, 7, "wav").as_str(),
+            format!("jobs/{a}/chunk-00007.wav")
+        );
+        assert!(
+            keys::job_chunk(a, 7, "wav")
+                .as_str()
+                .starts_with(keys::job_prefix(a).as_str())
+        );
+        assert_ne!(
+            keys::probe(),
+            keys::probe(),
+            "concurrent probes never collide"
+        );
+    }
+}
