@@ -15,8 +15,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "server.public_url is not set; links will use http://localhost: set it to the address users open"
         );
     }
+    let shutdown = crate::app::shutdown_signal()?;
     let app = App::build(config).await?;
-    app.run_until_stopped(crate::app::shutdown_signal()).await
+    app.run_until_stopped(shutdown).await
 }
 
 /// Applies pending migrations and reports the schema version.

@@ -132,7 +132,7 @@ impl Db {
 
     /// The schema version (`PRAGMA user_version`).
     pub async fn schema_version(&self) -> anyhow::Result<u32> {
-        self.read(|c| migrations::current_version(c)).await
+        self.read(migrations::current_version).await
     }
 }
 

@@ -1,0 +1,41 @@
+# aimake container image: one binary with the web app inside, plus the offline voice engine.
+#   docker build -t aimake .
+#   docker run -v aimake-data:/data -p 8000:8000 aimake
+
+# 1. The web app.
+FROM node:20-bookworm-slim AS web
+WORKDIR /src/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ ./
+RUN npm run build
+
+# 2. The binary (the build refuses to make a release without web/dist/index.html).
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY migrations migrations
+COPY src src
+COPY --from=web /src/web/dist web/dist
+RUN cargo build --release --locked --bin aimake \
+    && ./target/release/aimake version | grep -q "web app embedded"
+
+# 3. The runtime: CA roots for TLS to providers and S3, espeak-ng for the offline voice.
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates espeak-ng \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home aimake \
+    && mkdir -p /data && chown aimake:aimake /data
+COPY --from=build /src/target/release/aimake /usr/local/bin/aimake
+USER aimake
+WORKDIR /data
+ENV AIMAKE_SERVER__BIND=0.0.0.0:8000 \
+    AIMAKE_DATA__DIR=/data \
+    AIMAKE_LOG__FORMAT=json
+VOLUME /data
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["aimake", "healthcheck"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["aimake"]
+CMD ["serve"]

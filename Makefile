@@ -1,0 +1,66 @@
+# aimake: `make run` builds everything and serves; `make test` runs every test and linter.
+
+CARGO ?= cargo
+NPM ?= npm
+BIN := target/release/aimake
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts \
+	web/package.json web/tsconfig.json web/tsconfig.app.json web/tsconfig.node.json
+
+.PHONY: run build web test test-rust test-web lint fmt espeak docker clean
+
+## run: build the web app and the release binary, install the local voice if possible, serve
+run: build espeak
+	$(BIN) serve
+
+## build: the release binary with the web app embedded
+build: web
+	$(CARGO) build --release --locked
+
+## web: install the web app's npm dependencies and build it into web/dist
+web: web/dist/index.html
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && $(NPM) ci --no-audit --no-fund
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && $(NPM) run build
+
+## test: every linter and every test (Rust unit + integration, web unit)
+test: lint test-web test-rust
+
+test-rust: web
+	$(CARGO) test --locked --all-targets
+
+test-web: web/node_modules/.package-lock.json
+	cd web && $(NPM) test
+
+## lint: rustfmt, clippy (warnings are errors), the web app's type check and lint
+lint: web
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	cd web && $(NPM) run typecheck && $(NPM) run lint
+
+fmt:
+	$(CARGO) fmt
+
+## espeak: install the offline voice engine when missing (needs root or sudo; else explains)
+espeak:
+	@if command -v espeak-ng >/dev/null 2>&1; then \
+		echo "espeak-ng: $$(command -v espeak-ng)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && command -v apt-get >/dev/null 2>&1; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng; \
+	else \
+		echo "note: the local voice engine espeak-ng is not installed and cannot be installed from here."; \
+		echo "      Install it with your package manager (Debian/Ubuntu: sudo apt-get install espeak-ng);"; \
+		echo "      aimake runs without it, but the offline voice stays unavailable."; \
+	fi
+
+## docker: build the container image
+docker:
+	docker build -t aimake .
+
+clean:
+	$(CARGO) clean
+	rm -rf web/dist web/node_modules

@@ -1,0 +1,113 @@
+use crate::helpers::TestApp;
+
+/// The hashed JS entry that index.html references.
+async fn main_script(app: &TestApp) -> String {
+    let html = app.get("/").await.text().await.unwrap();
+    html.match_indices("/assets/")
+        .map(|(i, _)| {
+            let r = &html[i..];
+            r[..r.find('"').unwrap()].to_string()
+        })
+        .find(|p| p.ends_with(".js"))
+        .expect("a JS entry")
+}
+
+#[tokio::test]
+async fn the_root_and_deep_links_serve_index_html_without_caching() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/",
+        "/library",
+        "/podcasts/01J00000000000000000000000/episodes",
+        "/settings?tab=tokens",
+    ] {
+        let resp = app.get(path).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{path}"
+        );
+        assert_eq!(resp.headers()["cache-control"], "no-cache", "{path}");
+        assert!(resp.headers().contains_key("content-security-policy"));
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("<div id=\"root\">"), "{path}: {html}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn hashed_assets_are_immutable_and_precompressed() {
+    let app = TestApp::spawn().await;
+    let script = main_script(&app).await;
+
+    let plain = app
+        .client
+        .get(app.url(&script))
+        .header("accept-encoding", "identity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(
+        plain.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        plain.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    assert!(plain.headers().get("content-encoding").is_none());
+    let etag = plain.headers()["etag"].to_str().unwrap().to_string();
+    let raw = plain.bytes().await.unwrap();
+
+    for (accept, expected) in [
+        ("br, gzip", "br"),
+        ("gzip", "gzip"),
+        ("gzip;q=1, br;q=0", "gzip"),
+    ] {
+        let resp = app
+            .client
+            .get(app.url(&script))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-encoding"], expected, "{accept}");
+        assert_eq!(resp.headers()["vary"], "accept-encoding");
+        assert_ne!(
+            resp.headers()["etag"].to_str().unwrap(),
+            etag,
+            "each encoding has its own etag"
+        );
+        let compressed = resp.bytes().await.unwrap();
+        assert!(
+            compressed.len() < raw.len(),
+            "{expected} variant is smaller"
+        );
+    }
+
+    let cached = app
+        .client
+        .get(app.url(&script))
+        .header("accept-encoding", "identity")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    assert!(cached.bytes().await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_asset_is_a_404_not_the_spa() {
+    let app = TestApp::spawn().await;
+    let resp = app.get("/assets/index-doesnotexist.js").await;
+    assert_eq!(resp.status(), 404);
+    assert!(!resp.text().await.unwrap().contains("<div id=\"root\">"));
+    app.stop().await;
+}

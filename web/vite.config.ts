@@ -1,0 +1,36 @@
+import react from '@vitejs/plugin-react'
+import { compression, defineAlgorithm } from 'vite-plugin-compression2'
+import { defineConfig } from 'vitest/config'
+
+/** Where `aimake serve` listens by default; the dev server forwards server routes there. */
+const BACKEND = 'http://127.0.0.1:8000'
+
+/** Route prefixes owned by the Rust server rather than by the SPA. */
+const SERVER_PREFIXES = ['/api', '/health', '/media', '/feeds']
+
+export default defineConfig({
+  plugins: [
+    react(),
+    // The server serves `X.br` / `X.gz` next to `X` by Accept-Encoding, so every
+    // text asset gets both variants, however small, and the originals stay.
+    compression({
+      include: /\.(js|mjs|css|svg)$/,
+      threshold: 0,
+      skipIfLargerOrEqual: false,
+      deleteOriginalAssets: false,
+      algorithms: [
+        defineAlgorithm('gzip', { level: 9 }),
+        defineAlgorithm('brotliCompress'),
+      ],
+    }),
+  ],
+  server: {
+    proxy: Object.fromEntries(SERVER_PREFIXES.map((prefix) => [prefix, { target: BACKEND }])),
+  },
+  test: {
+    environment: 'jsdom',
+    setupFiles: ['./src/test/setup.ts'],
+    restoreMocks: true,
+    unstubGlobals: true,
+  },
+})
