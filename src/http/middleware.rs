@@ -43,7 +43,7 @@ pub async fn log_request(req: Request, next: Next) -> axum::response::Response {
     let span = tracing::info_span!("request", %method, route, request_id);
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let duration_ms = start.elapsed().as_micros() as f64 / 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, duration_ms, "request");
