@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::jobs::Jobs;
 use crate::storage::Storage;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -21,6 +22,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub storage: Storage,
+    pub jobs: Arc<Jobs>,
     /// The origin users reach the server at, without a trailing slash.
     pub public_url: Arc<str>,
     pub started: Instant,
@@ -57,6 +59,7 @@ impl App {
             config: Arc::new(config),
             db,
             storage,
+            jobs: Arc::new(Jobs::new()),
             public_url,
             started: Instant::now(),
         };
@@ -97,6 +100,11 @@ impl App {
             "aimake is ready: open {}",
             self.state.public_url
         );
+        let workers = self.state.jobs.spawn_workers(
+            self.state.clone(),
+            self.state.config.jobs.workers,
+            stop.child_token(),
+        );
         let router = crate::http::router(self.state.clone());
         let server = axum::serve(
             self.listener,
@@ -115,6 +123,10 @@ impl App {
         tokio::select! {
             result = server => result.context("server failed")?,
             () = drained => tracing::warn!("in-flight requests did not finish in time; closing them"),
+        }
+        // Running jobs saw the stop too: wait for them to reach a safe point.
+        for worker in workers {
+            let _ = tokio::time::timeout(grace, worker).await;
         }
         tracing::info!("aimake stopped");
         Ok(())

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use aimake::app::App;
+use aimake::app::{App, AppState};
 use aimake::config::{Config, Secret, StorageKind};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub state: AppState,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -39,6 +40,7 @@ impl TestApp {
         customize(&mut config);
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -46,6 +48,7 @@ impl TestApp {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         Self {
             addr,
+            state,
             client,
             dir,
             stop: Some(tx),

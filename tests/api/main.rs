@@ -3,5 +3,6 @@
 mod cli;
 mod health;
 mod helpers;
+mod jobs;
 mod spa;
 mod storage;

@@ -1,0 +1,316 @@
+//! Background work (replaces a separate worker service): a durable queue in SQLite worked by
+//! tokio tasks in the same process.
+
+pub mod queue;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use ulid::Ulid;
+
+pub use queue::{Job, NewJob};
+
+use crate::app::AppState;
+use crate::db::now_ms;
+
+/// Long enough that a busy worker renews it comfortably, short enough that a crashed
+/// process's jobs resume within a minute of restart.
+const LEASE: Duration = Duration::from_secs(60);
+/// Queued jobs are woken by `notify`; this catches retries that come due and expired leases.
+const POLL: Duration = Duration::from_secs(1);
+/// The longest a failed attempt waits before it is tried again.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How a job attempt failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct JobError {
+    /// Shown to users in the audio's `error.code`, e.g. `provider_unavailable`.
+    pub code: String,
+    pub message: String,
+    /// Worth another attempt (timeouts, throttling), as opposed to bad input or bad keys.
+    pub retryable: bool,
+    pub retry_after: Option<Duration>,
+}
+
+impl JobError {
+    pub fn fatal(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<anyhow::Error> for JobError {
+    /// Infrastructure failures (database, storage) are worth retrying; details stay in the log.
+    fn from(e: anyhow::Error) -> Self {
+        tracing::warn!(error = format!("{e:#}"), "job attempt failed");
+        Self::retryable(
+            "internal",
+            "An internal error interrupted the job; it will be retried",
+        )
+    }
+}
+
+/// What a handler gets for one attempt.
+#[derive(Clone)]
+pub struct JobContext {
+    pub state: AppState,
+    pub job: Job,
+    /// Cancelled when the job is canceled (e.g. its audio deleted) or the server shuts down.
+    pub cancel: CancellationToken,
+}
+
+/// One kind of job. `run` must finish by calling [`queue::succeed`] in the same transaction
+/// that stores its results (and roll back if that returns false).
+pub trait Handler: Send + Sync + 'static {
+    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>>;
+    /// Records a final failure on the job's subject (e.g. the audio's status and error).
+    fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>>;
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A job was claimed and run (whatever its result).
+    Done,
+    /// Nothing is due.
+    Empty,
+}
+
+pub struct Jobs {
+    handlers: RwLock<HashMap<&'static str, Arc<dyn Handler>>>,
+    wake: Notify,
+    /// Tokens of jobs running in this process, to stop them on cancel.
+    running: Mutex<HashMap<Ulid, CancellationToken>>,
+    /// Identifies this process in the `worker` column.
+    worker: String,
+}
+
+impl Jobs {
+    pub fn new() -> Self {
+        Self {
+            handlers: RwLock::new(HashMap::new()),
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            worker: format!("{}-{}", std::process::id(), Ulid::generate()),
+        }
+    }
+
+    pub fn register(&self, kind: &'static str, handler: Arc<dyn Handler>) {
+        self.handlers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(kind, handler);
+    }
+
+    /// Wakes an idle worker: call after committing a new job.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops a job running in this process (its row is already marked canceled).
+    pub fn cancel(&self, job: Ulid) {
+        if let Some(token) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&job)
+        {
+            token.cancel();
+        }
+    }
+
+    /// Claims and runs one due job. Tests call this to drain the queue without sleeping.
+    pub async fn run_next(
+        &self,
+        state: &AppState,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Outcome> {
+        let worker = self.worker.clone();
+        let lease = LEASE.as_millis() as i64;
+        let claimed = state
+            .db
+            .write(move |c| Ok(queue::claim(c, &worker, now_ms(), lease)?))
+            .await?;
+        let Some(job) = claimed else {
+            return Ok(Outcome::Empty);
+        };
+        let span = tracing::info_span!("job", id = %job.id, kind = job.kind, attempt = job.attempt);
+        let _enter = span.enter();
+
+        let handler = self
+            .handlers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job.kind.as_str())
+            .cloned();
+        let Some(handler) = handler else {
+            tracing::error!("no handler for this job kind; failing it");
+            let id = job.id;
+            let kind = job.kind.clone();
+            state
+                .db
+                .write(move |c| {
+                    let tx = c.transaction()?;
+                    queue::fail(&tx, id, &format!("unknown job kind {kind}"), now_ms())?;
+                    tx.commit()?;
+                    Ok(())
+                })
+                .await?;
+            return Ok(Outcome::Done);
+        };
+
+        let cancel = stop.child_token();
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.id, cancel.clone());
+        let ctx = JobContext {
+            state: state.clone(),
+            job: job.clone(),
+            cancel: cancel.clone(),
+        };
+        let result = tokio::select! {
+            r = handler.run(ctx.clone()) => r,
+            () = self.keep_lease(state, job.id, cancel.clone()) => {
+                Err(JobError::fatal("canceled", "The job was canceled"))
+            }
+        };
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job.id);
+
+        match result {
+            Ok(()) => tracing::info!("job succeeded"),
+            Err(_) if stop.is_cancelled() => {
+                // Shutting down: hand it back so the next start picks it up at once.
+                tracing::info!("job interrupted by shutdown; it resumes after restart");
+                let id = job.id;
+                state
+                    .db
+                    .write(move |c| {
+                        let tx = c.transaction()?;
+                        queue::release(&tx, id, now_ms())?;
+                        tx.commit()?;
+                        Ok(())
+                    })
+                    .await?;
+            }
+            Err(e) if cancel.is_cancelled() => tracing::info!(reason = %e, "job canceled"),
+            Err(e) if e.retryable && job.attempt < job.max_attempts => {
+                let delay = e
+                    .retry_after
+                    .unwrap_or_else(|| backoff(job.attempt))
+                    .min(MAX_BACKOFF);
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "job attempt failed; will retry");
+                let (id, message) = (job.id, e.message.clone());
+                state
+                    .db
+                    .write(move |c| {
+                        let tx = c.transaction()?;
+                        let now = now_ms();
+                        queue::requeue(&tx, id, now + delay.as_millis() as i64, &message, now)?;
+                        tx.commit()?;
+                        Ok(())
+                    })
+                    .await?;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, code = e.code, "job failed");
+                let (id, message) = (job.id, format!("{}: {}", e.code, e.message));
+                let marked = state
+                    .db
+                    .write(move |c| {
+                        let tx = c.transaction()?;
+                        let marked = queue::fail(&tx, id, &message, now_ms())?;
+                        tx.commit()?;
+                        Ok(marked)
+                    })
+                    .await?;
+                if marked {
+                    handler.failed(ctx, e).await?;
+                }
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Renews the lease until the job ends; resolves (and cancels) when the job was canceled
+    /// or taken over elsewhere.
+    async fn keep_lease(&self, state: &AppState, job: Ulid, cancel: CancellationToken) {
+        let lease = LEASE.as_millis() as i64;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(LEASE / 3) => {}
+            }
+            let worker = self.worker.clone();
+            let held = state
+                .db
+                .write(move |c| Ok(queue::heartbeat(c, job, &worker, now_ms(), lease)?))
+                .await;
+            if matches!(held, Ok(false)) {
+                cancel.cancel();
+                return;
+            }
+        }
+    }
+
+    /// Runs `count` workers until `stop` is cancelled.
+    pub fn spawn_workers(
+        self: &Arc<Self>,
+        state: AppState,
+        count: usize,
+        stop: CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..count)
+            .map(|_| {
+                let jobs = self.clone();
+                let state = state.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    while !stop.is_cancelled() {
+                        match jobs.run_next(&state, &stop).await {
+                            Ok(Outcome::Done) => continue,
+                            Ok(Outcome::Empty) => {}
+                            Err(e) => tracing::error!(error = format!("{e:#}"), "job worker error"),
+                        }
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            () = jobs.wake.notified() => {}
+                            () = tokio::time::sleep(POLL) => {}
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// 2 s, 4 s, 8 s … after the 1st, 2nd, 3rd failed attempt.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(attempt.min(16)))
+}
