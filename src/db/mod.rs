@@ -1,5 +1,6 @@
 //! SQLite access: one writer connection and a small pool of readers, all used off the executor.
 
+pub mod audios;
 pub mod migrations;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Background work (replaces a separate worker service): a durable queue in SQLite worked by
 //! tokio tasks in the same process.
 
+pub mod events;
 pub mod queue;
 
 use std::collections::HashMap;
@@ -94,6 +95,8 @@ pub enum Outcome {
 }
 
 pub struct Jobs {
+    /// Progress of running jobs, for live listeners.
+    pub events: events::Hub,
     handlers: RwLock<HashMap<&'static str, Arc<dyn Handler>>>,
     wake: Notify,
     /// Tokens of jobs running in this process, to stop them on cancel.
@@ -105,6 +108,7 @@ pub struct Jobs {
 impl Jobs {
     pub fn new() -> Self {
         Self {
+            events: events::Hub::default(),
             handlers: RwLock::new(HashMap::new()),
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),

@@ -1,0 +1,432 @@
+//! Queries on `audios`: the library. Every read is scoped by owner.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde::Serialize;
+use ulid::Ulid;
+
+/// One library item as the API returns it (minus URLs, which the HTTP layer adds).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AudioRow {
+    pub id: String,
+    #[serde(skip)]
+    pub user_id: String,
+    pub title: String,
+    pub kind: String,
+    pub status: String,
+    pub progress: f64,
+    pub voice: Option<String>,
+    pub format: String,
+    pub speed: f64,
+    pub chars: i64,
+    pub duration_ms: Option<i64>,
+    pub size_bytes: Option<i64>,
+    #[serde(skip)]
+    pub object_key: Option<String>,
+    #[serde(skip)]
+    pub peaks_key: Option<String>,
+    #[serde(skip)]
+    pub sha256: Option<String>,
+    #[serde(skip)]
+    pub error_code: Option<String>,
+    #[serde(skip)]
+    pub error_message: Option<String>,
+    #[serde(skip)]
+    pub created_at: i64,
+    #[serde(skip)]
+    pub updated_at: i64,
+}
+
+/// Columns of [`AudioRow`], in order; the text itself is loaded only by the job.
+const COLUMNS: &str = "id, user_id, title, kind, status, progress, voice, format, speed, chars, duration_ms, \
+     size_bytes, object_key, peaks_key, sha256, error_code, error_message, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<AudioRow> {
+    Ok(AudioRow {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        title: r.get(2)?,
+        kind: r.get(3)?,
+        status: r.get(4)?,
+        progress: r.get(5)?,
+        voice: r.get(6)?,
+        format: r.get(7)?,
+        speed: r.get(8)?,
+        chars: r.get(9)?,
+        duration_ms: r.get(10)?,
+        size_bytes: r.get(11)?,
+        object_key: r.get(12)?,
+        peaks_key: r.get(13)?,
+        sha256: r.get(14)?,
+        error_code: r.get(15)?,
+        error_message: r.get(16)?,
+        created_at: r.get(17)?,
+        updated_at: r.get(18)?,
+    })
+}
+
+pub struct NewAudio<'a> {
+    pub id: Ulid,
+    pub user_id: Ulid,
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub voice: Option<&'a str>,
+    pub format: &'a str,
+    pub speed: f64,
+    pub text: Option<&'a str>,
+    pub chars: i64,
+}
+
+pub fn insert(tx: &Transaction<'_>, a: &NewAudio<'_>, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, speed, text, chars,
+                             created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![
+            a.id.to_string(),
+            a.user_id.to_string(),
+            a.kind,
+            a.title,
+            a.voice,
+            a.format,
+            a.speed,
+            a.text,
+            a.chars,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// The caller's audio, or None (also when it belongs to someone else).
+pub fn get(conn: &Connection, user: Ulid, id: Ulid) -> rusqlite::Result<Option<AudioRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM audios WHERE id = ?1 AND user_id = ?2"),
+        params![id.to_string(), user.to_string()],
+        from_row,
+    )
+    .optional()
+}
+
+/// Any audio by id: for jobs and signed links, which are authorized another way.
+pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<AudioRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM audios WHERE id = ?1"),
+        [id.to_string()],
+        from_row,
+    )
+    .optional()
+}
+
+/// The text to synthesize (kept out of [`AudioRow`] so lists stay light).
+pub fn text(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT text FROM audios WHERE id = ?1",
+        [id.to_string()],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::flatten)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub kind: Option<String>,
+    pub status: Option<String>,
+    /// Matches title or text, case-insensitively.
+    pub q: Option<String>,
+}
+
+/// Position after the last item of a page: `(created_at, id)` of that item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at, self.id)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (at, id) = s.split_once('.')?;
+        let id: Ulid = id.parse().ok()?;
+        Some(Self {
+            created_at: at.parse().ok()?,
+            id: id.to_string(),
+        })
+    }
+}
+
+/// One page of the caller's audios, newest first, and the cursor of the next page.
+pub fn list(
+    conn: &Connection,
+    user: Ulid,
+    filter: &ListFilter,
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> rusqlite::Result<(Vec<AudioRow>, Option<Cursor>)> {
+    let mut sql = format!("SELECT {COLUMNS} FROM audios WHERE user_id = ?1");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(user.to_string())];
+    if let Some(kind) = &filter.kind {
+        args.push(Box::new(kind.clone()));
+        sql.push_str(&format!(" AND kind = ?{}", args.len()));
+    }
+    if let Some(status) = &filter.status {
+        args.push(Box::new(status.clone()));
+        sql.push_str(&format!(" AND status = ?{}", args.len()));
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        args.push(Box::new(format!("%{escaped}%")));
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (title LIKE ?{n} ESCAPE '\\' OR text LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    if let Some(c) = cursor {
+        args.push(Box::new(c.created_at));
+        args.push(Box::new(c.id.clone()));
+        let (a, b) = (args.len() - 1, args.len());
+        sql.push_str(&format!(
+            " AND (created_at < ?{a} OR (created_at = ?{a} AND id < ?{b}))"
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT {}",
+        limit + 1
+    ));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut items: Vec<AudioRow> = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), from_row)?
+        .collect::<Result<_, _>>()?;
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|a| Cursor {
+            created_at: a.created_at,
+            id: a.id.clone(),
+        })
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
+pub fn rename(
+    conn: &Connection,
+    user: Ulid,
+    id: Ulid,
+    title: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE audios SET title = ?1, updated_at = ?2 WHERE id = ?3 AND user_id = ?4",
+        params![title, now, id.to_string(), user.to_string()],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn set_progress(
+    conn: &Connection,
+    id: Ulid,
+    status: &str,
+    progress: f64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE audios SET status = ?1, progress = ?2, updated_at = ?3
+          WHERE id = ?4 AND status IN ('queued', 'running')",
+        params![status, progress, now, id.to_string()],
+    )?;
+    Ok(())
+}
+
+/// What a finished synthesis stores on its audio.
+pub struct Finished<'a> {
+    pub object_key: &'a str,
+    pub peaks_key: &'a str,
+    pub duration_ms: i64,
+    pub size_bytes: i64,
+    pub sha256: &'a str,
+}
+
+pub fn finish(
+    tx: &Transaction<'_>,
+    id: Ulid,
+    f: &Finished<'_>,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        "UPDATE audios SET status = 'succeeded', progress = 1, object_key = ?1, peaks_key = ?2,
+                duration_ms = ?3, size_bytes = ?4, sha256 = ?5, error_code = NULL, error_message = NULL,
+                updated_at = ?6
+          WHERE id = ?7 AND status IN ('queued', 'running')",
+        params![f.object_key, f.peaks_key, f.duration_ms, f.size_bytes, f.sha256, now, id.to_string()],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn fail(
+    tx: &Transaction<'_>,
+    id: Ulid,
+    code: &str,
+    message: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE audios SET status = 'failed', error_code = ?1, error_message = ?2, updated_at = ?3
+          WHERE id = ?4 AND status IN ('queued', 'running')",
+        params![code, message, now, id.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Back to `queued` for a retry; only failed (or canceled) audios qualify.
+pub fn requeue(tx: &Transaction<'_>, user: Ulid, id: Ulid, now: i64) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        "UPDATE audios SET status = 'queued', progress = 0, error_code = NULL, error_message = NULL, updated_at = ?1
+          WHERE id = ?2 AND user_id = ?3 AND status IN ('failed', 'canceled')",
+        params![now, id.to_string(), user.to_string()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Deletes the row; returns it so the caller can remove its objects.
+pub fn delete(tx: &Transaction<'_>, user: Ulid, id: Ulid) -> rusqlite::Result<Option<AudioRow>> {
+    let row = get(tx, user, id)?;
+    if row.is_some() {
+        tx.execute(
+            "DELETE FROM audios WHERE id = ?1 AND user_id = ?2",
+            params![id.to_string(), user.to_string()],
+        )?;
+    }
+    Ok(row)
+}
+
+/// Whether another audio still points at an object (results are shared by the cache).
+pub fn object_in_use(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audios WHERE object_key = ?1 OR peaks_key = ?1)",
+        [key],
+        |r| r.get(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (Connection, Ulid, Ulid) {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrations::apply(&mut conn).unwrap();
+        let (a, b) = (Ulid::generate(), Ulid::generate());
+        for u in [a, b] {
+            conn.execute(
+                "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?1, 'h', 0, 0)",
+                [u.to_string()],
+            )
+            .unwrap();
+        }
+        (conn, a, b)
+    }
+
+    fn add(conn: &mut Connection, user: Ulid, title: &str, text: &str, at: i64) -> Ulid {
+        let id = Ulid::generate();
+        let tx = conn.transaction().unwrap();
+        insert(
+            &tx,
+            &NewAudio {
+                id,
+                user_id: user,
+                kind: "tts",
+                title,
+                voice: Some("local:en-us"),
+                format: "mp3",
+                speed: 1.0,
+                text: Some(text),
+                chars: text.chars().count() as i64,
+            },
+            at,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        id
+    }
+
+    #[test]
+    fn pages_are_newest_first_and_cursors_walk_without_gaps_or_repeats() {
+        let (mut conn, a, _) = setup();
+        // Pairs share a timestamp, so the id breaks ties.
+        let mut expected: Vec<(i64, String)> = (0..25)
+            .map(|i| {
+                let at = 1000 + i / 2;
+                (at, add(&mut conn, a, &format!("t{i}"), "x", at).to_string())
+            })
+            .collect();
+        expected.sort_by(|x, y| y.cmp(x));
+        let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = list(&conn, a, &ListFilter::default(), cursor.as_ref(), 10).unwrap();
+            seen.extend(page.iter().map(|r| r.id.clone()));
+            match next {
+                Some(c) => cursor = Some(Cursor::decode(&c.encode()).unwrap()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn owners_only_see_their_own_audios() {
+        let (mut conn, a, b) = setup();
+        let id = add(&mut conn, a, "mine", "hello", 1);
+        assert!(get(&conn, a, id).unwrap().is_some());
+        assert!(get(&conn, b, id).unwrap().is_none());
+        assert!(
+            list(&conn, b, &ListFilter::default(), None, 10)
+                .unwrap()
+                .0
+                .is_empty()
+        );
+        assert!(!rename(&conn, b, id, "stolen", 2).unwrap());
+        let tx = conn.transaction().unwrap();
+        assert!(delete(&tx, b, id).unwrap().is_none());
+        tx.commit().unwrap();
+        assert_eq!(get(&conn, a, id).unwrap().unwrap().title, "mine");
+    }
+
+    #[test]
+    fn search_matches_title_or_text_and_treats_wildcards_literally() {
+        let (mut conn, a, _) = setup();
+        add(&mut conn, a, "Morning news", "weather today", 1);
+        add(&mut conn, a, "Story", "Once upon a time", 2);
+        add(&mut conn, a, "100% done", "x", 3);
+        let find = |q: &str| {
+            let f = ListFilter {
+                q: Some(q.into()),
+                ..Default::default()
+            };
+            list(&conn, a, &f, None, 10)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|r| r.title)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(find("news"), vec!["Morning news"]);
+        assert_eq!(find("UPON"), vec!["Story"]);
+        assert_eq!(find("%"), vec!["100% done"]);
+        assert_eq!(find("_"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_cursors_are_rejected() {
+        assert!(Cursor::decode("nope").is_none());
+        assert!(Cursor::decode("12.not-a-ulid").is_none());
+    }
+}
