@@ -6,7 +6,7 @@ BIN := target/release/aimake
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts \
 	web/package.json web/tsconfig.json web/tsconfig.app.json web/tsconfig.node.json
 
-.PHONY: run build web test test-rust test-web lint fmt espeak docker clean
+.PHONY: run build web test test-rust test-web lint fmt espeak bench docker clean
 
 ## run: build the web app and the release binary, install the local voice if possible, serve
 run: build espeak
@@ -56,6 +56,13 @@ espeak:
 		echo "      Install it with your package manager (Debian/Ubuntu: sudo apt-get install espeak-ng);"; \
 		echo "      aimake runs without it, but the offline voice stays unavailable."; \
 	fi
+
+## bench: measure aimake against nginx on this machine (writes bench/results.json, BENCHMARKS.md)
+bench: build
+	@command -v wrk >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx; }
+	$(CARGO) build --release --locked --example bench
+	./target/release/examples/bench
 
 ## docker: build the container image
 docker:
