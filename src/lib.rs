@@ -6,5 +6,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod providers;
 pub mod storage;
 pub mod telemetry;
