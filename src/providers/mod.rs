@@ -305,7 +305,10 @@ impl AudioFormat {
             }
             Self::Wav => bytes.len() > 44 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
             Self::Pcm { channels, .. } => {
-                !bytes.is_empty() && bytes.len() % (2 * usize::from((*channels).max(1))) == 0
+                !bytes.is_empty()
+                    && bytes
+                        .len()
+                        .is_multiple_of(2 * usize::from((*channels).max(1)))
             }
             Self::Ogg => bytes.starts_with(b"OggS"),
             Self::Flac => bytes.starts_with(b"fLaC"),
