@@ -107,9 +107,9 @@ impl HttpBase {
             return self.error(
                 ErrorKind::Timeout,
                 format!(
-                    "{} did not answer within {} ms",
+                    "{} did not answer within {}",
                     self.display,
-                    self.timeout.as_millis()
+                    super::retry::human_duration(self.timeout)
                 ),
             );
         }

@@ -137,7 +137,8 @@ impl RetryPolicy {
     }
 }
 
-fn human_duration(d: Duration) -> String {
+/// `60 s` or `150 ms`, as timeouts appear in messages.
+pub(crate) fn human_duration(d: Duration) -> String {
     if d.as_millis().is_multiple_of(1000) {
         format!("{} s", d.as_secs())
     } else {
