@@ -236,22 +236,54 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProvidersConfig {
+    pub retry: RetryConfig,
     pub local: LocalVoiceConfig,
     pub openai: OpenAiConfig,
     pub elevenlabs: ElevenLabsConfig,
     pub tencent: TencentConfig,
 }
 
+/// One retry policy shared by every HTTP provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Requests per synthesis, the first one included.
+    pub max_attempts: u32,
+    /// Upper bound of the first backoff; it doubles per attempt (with full jitter).
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// A provider's `Retry-After` is honoured up to this long.
+    pub max_retry_after_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay_ms: 500,
+            max_delay_ms: 20_000,
+            max_retry_after_ms: 60_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalVoiceConfig {
     pub command: String,
+    pub timeout_ms: u64,
+    /// Engine processes at once; each takes a CPU core while it runs.
+    pub max_concurrency: usize,
+    pub price_micros_per_1k_chars: u64,
 }
 
 impl Default for LocalVoiceConfig {
     fn default() -> Self {
         Self {
             command: "espeak-ng".into(),
+            timeout_ms: 60_000,
+            max_concurrency: 2,
+            price_micros_per_1k_chars: 0,
         }
     }
 }
@@ -262,6 +294,12 @@ pub struct OpenAiConfig {
     pub base_url: String,
     pub api_key: Option<Secret>,
     pub model: String,
+    /// Voice names offered; empty means OpenAI's built-in voices. Compatible servers such as
+    /// Kokoro-FastAPI have their own names (`af_bella`, …).
+    pub voices: Vec<String>,
+    pub timeout_ms: u64,
+    pub max_concurrency: usize,
+    pub price_micros_per_1k_chars: u64,
 }
 
 impl Default for OpenAiConfig {
@@ -270,6 +308,11 @@ impl Default for OpenAiConfig {
             base_url: "https://api.openai.com/v1".into(),
             api_key: None,
             model: "tts-1".into(),
+            voices: Vec::new(),
+            timeout_ms: 60_000,
+            max_concurrency: 4,
+            // $0.015 per 1,000 characters (tts-1).
+            price_micros_per_1k_chars: 15_000,
         }
     }
 }
@@ -280,6 +323,14 @@ pub struct ElevenLabsConfig {
     pub base_url: String,
     pub api_key: Option<Secret>,
     pub model: String,
+    /// `mp3_*`, `pcm_*` or `opus_*` as ElevenLabs names them; telephony formats are refused.
+    pub output_format: String,
+    pub timeout_ms: u64,
+    /// The plan's concurrent request limit (Free 2, Starter 3, Creator 5, Pro 10, Scale 15).
+    pub max_concurrency: usize,
+    /// How long the voice list is reused before it is fetched again.
+    pub voices_cache_s: u64,
+    pub price_micros_per_1k_chars: u64,
 }
 
 impl Default for ElevenLabsConfig {
@@ -288,6 +339,12 @@ impl Default for ElevenLabsConfig {
             base_url: "https://api.elevenlabs.io".into(),
             api_key: None,
             model: "eleven_multilingual_v2".into(),
+            output_format: "mp3_44100_128".into(),
+            timeout_ms: 120_000,
+            max_concurrency: 2,
+            voices_cache_s: 300,
+            // $0.30 per 1,000 characters.
+            price_micros_per_1k_chars: 300_000,
         }
     }
 }
@@ -299,6 +356,13 @@ pub struct TencentConfig {
     pub secret_id: Option<Secret>,
     pub secret_key: Option<Secret>,
     pub region: String,
+    /// 16000 or 8000 Hz.
+    pub sample_rate: u32,
+    pub timeout_ms: u64,
+    /// TextToVoice allows 20 requests per second per account.
+    pub max_concurrency: usize,
+    /// No default price is published in a form we can rely on: set it from your bill.
+    pub price_micros_per_1k_chars: u64,
 }
 
 impl Default for TencentConfig {
@@ -308,6 +372,10 @@ impl Default for TencentConfig {
             secret_id: None,
             secret_key: None,
             region: "ap-guangzhou".into(),
+            sample_rate: 16_000,
+            timeout_ms: 60_000,
+            max_concurrency: 4,
+            price_micros_per_1k_chars: 0,
         }
     }
 }
@@ -535,7 +603,7 @@ impl Config {
         if self.jobs.workers == 0 {
             bail!("jobs.workers: must be at least 1");
         }
-        Ok(())
+        self.providers.validate()
     }
 
     pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -562,6 +630,63 @@ impl Config {
     /// The effective config as TOML, secrets redacted: what `aimake config check` prints.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+impl ProvidersConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.retry.max_attempts == 0 {
+            bail!("providers.retry.max_attempts: must be at least 1");
+        }
+        for (name, concurrency, timeout_ms) in [
+            ("local", self.local.max_concurrency, self.local.timeout_ms),
+            (
+                "openai",
+                self.openai.max_concurrency,
+                self.openai.timeout_ms,
+            ),
+            (
+                "elevenlabs",
+                self.elevenlabs.max_concurrency,
+                self.elevenlabs.timeout_ms,
+            ),
+            (
+                "tencent",
+                self.tencent.max_concurrency,
+                self.tencent.timeout_ms,
+            ),
+        ] {
+            if concurrency == 0 {
+                bail!("providers.{name}.max_concurrency: must be at least 1");
+            }
+            if timeout_ms == 0 {
+                bail!("providers.{name}.timeout_ms: must be at least 1");
+            }
+        }
+        for (key, value) in [
+            ("providers.openai.base_url", &self.openai.base_url),
+            ("providers.elevenlabs.base_url", &self.elevenlabs.base_url),
+            ("providers.tencent.endpoint", &self.tencent.endpoint),
+        ] {
+            let url =
+                url::Url::parse(value).with_context(|| format!("{key}: `{value}` is not a URL"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                bail!("{key}: must be an http(s) URL, got `{value}`");
+            }
+        }
+        let format = &self.elevenlabs.output_format;
+        if !["mp3_", "pcm_", "opus_"]
+            .iter()
+            .any(|p| format.starts_with(p))
+        {
+            bail!(
+                "providers.elevenlabs.output_format: `{format}` is not supported; use an mp3_*, pcm_* or opus_* format"
+            );
+        }
+        if !matches!(self.tencent.sample_rate, 8000 | 16000) {
+            bail!("providers.tencent.sample_rate: must be 16000 or 8000");
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,765 @@
+//! Text-to-speech providers behind one `Tts` trait, and the registry that resolves `provider:voice` ids.
+
+pub mod elevenlabs;
+mod http;
+pub mod local;
+pub mod openai;
+pub mod retry;
+pub mod tc3;
+pub mod tencent;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::AppError;
+pub use retry::RetryPolicy;
+
+/// The ids of every provider aimake knows, in the order they are listed to users.
+pub const PROVIDER_IDS: [&str; 4] = ["local", "openai", "elevenlabs", "tencent"];
+
+/// One text-to-speech engine. Used as `Arc<dyn Tts>`; implementations are cheap to share.
+#[async_trait]
+pub trait Tts: Send + Sync + 'static {
+    /// `local`, `openai`, `elevenlabs` or `tencent`: the part before `:` in a voice id.
+    fn id(&self) -> &'static str;
+
+    /// The model or engine that speaks, for usage rows (`tts:openai:tts-1`) and cache keys.
+    fn model(&self) -> &str;
+
+    /// Whether synthesis can work right now, with a sentence for the operator.
+    async fn status(&self) -> ProviderStatus;
+
+    async fn voices(&self) -> Result<Vec<Voice>, ProviderError>;
+
+    /// How much text one `synthesize` call accepts with `voice` (the name after `provider:`).
+    fn limits(&self, voice: &str) -> TextLimit;
+
+    /// Requests worth running at once; `synthesize` never exceeds it either way.
+    fn max_concurrency(&self) -> usize;
+
+    fn price_micros_per_1k_chars(&self) -> u64;
+
+    /// Micro-dollars for `chars` characters, rounded up so small calls are never free.
+    fn cost_micros(&self, chars: usize) -> u64 {
+        (chars as u64 * self.price_micros_per_1k_chars()).div_ceil(1000)
+    }
+
+    /// Speaks `request.text`, which must fit `limits(&request.voice)`. Retries retryable
+    /// failures itself; an error returned here is final.
+    async fn synthesize(&self, request: &SynthesisRequest) -> Result<Synthesized, ProviderError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderStatus {
+    pub available: bool,
+    pub detail: String,
+}
+
+/// One row of `GET /api/providers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderInfo {
+    pub id: &'static str,
+    pub kind: &'static str,
+    pub available: bool,
+    pub detail: String,
+}
+
+/// One row of `GET /api/voices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Voice {
+    /// `provider:voice`, what clients send back in `POST /api/audios`.
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    /// BCP-47 (`en-US`, `zh-CN`); `mul` for voices that speak whatever language they are given.
+    pub language: String,
+    pub gender: Option<Gender>,
+}
+
+impl Voice {
+    pub fn new(
+        provider: &str,
+        voice: &str,
+        name: impl Into<String>,
+        language: impl Into<String>,
+        gender: Option<Gender>,
+    ) -> Self {
+        Self {
+            id: format!("{provider}:{voice}"),
+            provider: provider.to_string(),
+            name: name.into(),
+            language: language.into(),
+            gender,
+        }
+    }
+
+    /// `en` matches `en-US` and `en-GB`; a multilingual voice matches every language.
+    pub fn speaks(&self, language: &str) -> bool {
+        let own = self.language.to_ascii_lowercase();
+        let wanted = language.trim().to_ascii_lowercase();
+        own == "mul"
+            || own == wanted
+            || own.starts_with(&format!("{wanted}-"))
+            || wanted.starts_with(&format!("{own}-"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gender {
+    Female,
+    Male,
+    Neutral,
+}
+
+impl Gender {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "female" | "f" | "woman" => Some(Self::Female),
+            "male" | "m" | "man" => Some(Self::Male),
+            "neutral" | "non-binary" | "nonbinary" => Some(Self::Neutral),
+            _ => None,
+        }
+    }
+}
+
+/// A parsed `provider:voice` id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VoiceId {
+    pub provider: String,
+    pub voice: String,
+}
+
+impl VoiceId {
+    pub fn parse(id: &str) -> Result<Self, ProviderError> {
+        let invalid = || {
+            ProviderError::new(
+                "registry",
+                ErrorKind::UnknownVoice,
+                format!("`{id}` is not a voice id; voice ids look like `local:en-us`"),
+            )
+        };
+        let (provider, voice) = id.split_once(':').ok_or_else(invalid)?;
+        let provider_ok = !provider.is_empty() && provider.bytes().all(|b| b.is_ascii_lowercase());
+        // Voice names end up in URL paths and process arguments: keep them plain.
+        let voice_ok = !voice.is_empty()
+            && voice.len() <= 200
+            && !voice.starts_with('-')
+            && voice
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_.+()".contains(c));
+        if !provider_ok || !voice_ok {
+            return Err(invalid());
+        }
+        Ok(Self {
+            provider: provider.to_string(),
+            voice: voice.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for VoiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.provider, self.voice)
+    }
+}
+
+/// How a provider measures the length of a request's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Unicode scalar values (what `str::chars` yields).
+    Chars,
+    /// A wide (CJK, full-width) character costs `wide` units, anything else `narrow`.
+    Weighted { wide: usize, narrow: usize },
+}
+
+/// The most text one request may carry, in the provider's own units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextLimit {
+    pub max_units: usize,
+    pub counting: Counting,
+}
+
+impl TextLimit {
+    pub const fn chars(max: usize) -> Self {
+        Self {
+            max_units: max,
+            counting: Counting::Chars,
+        }
+    }
+
+    /// What one character costs; a chunker adds these up as it goes.
+    pub fn char_units(&self, c: char) -> usize {
+        match self.counting {
+            Counting::Chars => 1,
+            Counting::Weighted { wide, narrow } => {
+                if is_wide(c) {
+                    wide
+                } else {
+                    narrow
+                }
+            }
+        }
+    }
+
+    pub fn units(&self, text: &str) -> usize {
+        match self.counting {
+            Counting::Chars => text.chars().count(),
+            Counting::Weighted { .. } => text.chars().map(|c| self.char_units(c)).sum(),
+        }
+    }
+
+    pub fn fits(&self, text: &str) -> bool {
+        self.units(text) <= self.max_units
+    }
+}
+
+/// CJK ideographs, kana, hangul and full-width forms: what Tencent counts as a "Chinese character".
+pub fn is_wide(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x11FF        // Hangul Jamo
+        | 0x2E80..=0x2FDF      // CJK radicals, Kangxi radicals
+        | 0x3000..=0x303F      // CJK symbols and punctuation (、。「」)
+        | 0x3040..=0x30FF      // Hiragana, Katakana
+        | 0x3100..=0x31FF      // Bopomofo, Hangul compatibility, Katakana extensions
+        | 0x3200..=0x4DBF      // enclosed CJK, compatibility, extension A
+        | 0x4E00..=0x9FFF      // CJK unified ideographs
+        | 0xA960..=0xA97F
+        | 0xAC00..=0xD7FF      // Hangul syllables
+        | 0xF900..=0xFAFF      // CJK compatibility ideographs
+        | 0xFE30..=0xFE4F      // CJK compatibility forms
+        | 0xFF00..=0xFF60      // full-width forms (，！？)
+        | 0xFFE0..=0xFFE6
+        | 0x20000..=0x3FFFF // extensions B and later
+    )
+}
+
+/// The format the caller will finally store; providers that can pick their output use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Mp3,
+    Wav,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthesisRequest {
+    pub text: String,
+    /// The voice's name within the provider: the part after `provider:`.
+    pub voice: String,
+    /// 1.0 is the voice's normal pace; the API accepts 0.5..=2.0 and providers clamp to theirs.
+    pub speed: f32,
+    pub format_hint: OutputFormat,
+}
+
+/// The container or sample layout of synthesized bytes, so the audio pipeline knows how to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum AudioFormat {
+    Mp3,
+    Wav,
+    /// Headerless signed 16-bit little-endian samples.
+    Pcm {
+        sample_rate: u32,
+        channels: u16,
+    },
+    Ogg,
+    Flac,
+}
+
+impl AudioFormat {
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Self::Mp3 => "audio/mpeg",
+            Self::Wav => "audio/wav",
+            Self::Pcm { .. } => "audio/L16",
+            Self::Ogg => "audio/ogg",
+            Self::Flac => "audio/flac",
+        }
+    }
+
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Self::Mp3 => "mp3",
+            Self::Wav => "wav",
+            Self::Pcm { .. } => "pcm",
+            Self::Ogg => "ogg",
+            Self::Flac => "flac",
+        }
+    }
+
+    /// A cheap check of the leading bytes, so an HTML error page or a truncated body is
+    /// caught (and retried) here instead of failing later in the decoder.
+    pub fn looks_like(&self, bytes: &[u8]) -> bool {
+        match self {
+            Self::Mp3 => {
+                bytes.starts_with(b"ID3")
+                    || (bytes.len() >= 4 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0)
+            }
+            Self::Wav => bytes.len() > 44 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
+            Self::Pcm { channels, .. } => {
+                !bytes.is_empty()
+                    && bytes
+                        .len()
+                        .is_multiple_of(2 * usize::from((*channels).max(1)))
+            }
+            Self::Ogg => bytes.starts_with(b"OggS"),
+            Self::Flac => bytes.starts_with(b"fLaC"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Synthesized {
+    pub bytes: Bytes,
+    pub format: AudioFormat,
+    /// The model that produced it (as in `Tts::model`).
+    pub model: String,
+}
+
+/// What went wrong, in the terms a retry decision and a user message need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No answer within the attempt's timeout.
+    Timeout,
+    /// Connection refused, reset, DNS failure, a body cut short.
+    Network,
+    /// 429 or a throttling code; may carry `retry_after`.
+    RateLimited,
+    /// 5xx or the provider's own "internal error" / "busy" codes.
+    ServerError,
+    /// A 200 whose body is not the audio that was asked for.
+    BadAudio,
+    /// The key or signature was refused.
+    Auth,
+    /// The provider refused the request itself (too long, bad parameter).
+    Rejected,
+    UnknownVoice,
+    /// The account is out of credit or characters.
+    Quota,
+    /// Not configured, or the local engine is missing.
+    Unavailable,
+    /// Anything else that retrying will not fix.
+    Failed,
+}
+
+impl ErrorKind {
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Self::Timeout | Self::Network | Self::RateLimited | Self::ServerError | Self::BadAudio
+        )
+    }
+
+    /// The `code` stored with a failed job and sent in API errors.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Timeout => "provider_timeout",
+            Self::Network => "provider_network",
+            Self::RateLimited => "provider_rate_limited",
+            Self::ServerError => "provider_error",
+            Self::BadAudio => "provider_bad_audio",
+            Self::Auth => "provider_auth",
+            Self::Rejected => "provider_rejected",
+            Self::UnknownVoice => "unknown_voice",
+            Self::Quota => "provider_quota",
+            Self::Unavailable => "provider_unavailable",
+            Self::Failed => "provider_failed",
+        }
+    }
+}
+
+/// A provider failure with a message that is safe to show users: it never contains a key.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    pub provider: &'static str,
+    pub message: String,
+    /// The provider's own wait hint (`Retry-After`), before any cap.
+    pub retry_after: Option<Duration>,
+}
+
+impl ProviderError {
+    pub fn new(provider: &'static str, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            provider,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+}
+
+impl From<ProviderError> for AppError {
+    fn from(e: ProviderError) -> Self {
+        match e.kind {
+            ErrorKind::UnknownVoice | ErrorKind::Rejected => AppError::BadRequest {
+                code: e.code(),
+                message: e.message,
+                details: None,
+            },
+            ErrorKind::RateLimited => AppError::TooMany {
+                code: e.code(),
+                message: e.message,
+                retry_after_s: e.retry_after.map_or(1, |d| d.as_secs().max(1)),
+            },
+            _ => AppError::Unavailable {
+                code: e.code(),
+                message: e.message,
+            },
+        }
+    }
+}
+
+/// The enabled providers, built once from config and shared through `AppState`.
+#[derive(Clone)]
+pub struct Providers {
+    enabled: Vec<Arc<dyn Tts>>,
+    /// Known providers that are switched off, with what would switch them on.
+    disabled: Vec<(&'static str, String)>,
+}
+
+impl Providers {
+    /// Every provider whose keys are configured, plus `local`, which is always present.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        Self::from_config_with(config, RetryPolicy::from_config(&config.providers.retry))
+    }
+
+    /// As `from_config`, with a retry policy of the caller's (tests make backoff instant).
+    pub fn from_config_with(config: &Config, retry: RetryPolicy) -> anyhow::Result<Self> {
+        let p = &config.providers;
+        let mut enabled: Vec<Arc<dyn Tts>> = vec![Arc::new(local::Local::new(&p.local))];
+        let mut disabled = Vec::new();
+        if openai::OpenAi::is_configured(&p.openai) {
+            enabled.push(Arc::new(openai::OpenAi::new(&p.openai, retry.clone())?));
+        } else {
+            disabled.push((
+                "openai",
+                "not configured: set providers.openai.api_key (or OPENAI_API_KEY), or \
+                 providers.openai.base_url for a local OpenAI-compatible server"
+                    .to_string(),
+            ));
+        }
+        if p.elevenlabs.api_key.is_some() {
+            enabled.push(Arc::new(elevenlabs::ElevenLabs::new(
+                &p.elevenlabs,
+                retry.clone(),
+            )?));
+        } else {
+            disabled.push((
+                "elevenlabs",
+                "not configured: set providers.elevenlabs.api_key (or ELEVENLABS_API_KEY)"
+                    .to_string(),
+            ));
+        }
+        if p.tencent.secret_id.is_some() && p.tencent.secret_key.is_some() {
+            enabled.push(Arc::new(tencent::Tencent::new(&p.tencent, retry)?));
+        } else {
+            disabled.push((
+                "tencent",
+                "not configured: set providers.tencent.secret_id and secret_key \
+                 (or TENCENT_SECRET_ID and TENCENT_SECRET_KEY)"
+                    .to_string(),
+            ));
+        }
+        Ok(Self { enabled, disabled })
+    }
+
+    /// A registry of exactly these providers (tests use it with in-process engines).
+    pub fn new(enabled: Vec<Arc<dyn Tts>>) -> Self {
+        Self {
+            enabled,
+            disabled: Vec::new(),
+        }
+    }
+
+    pub fn get(&self, provider: &str) -> Option<Arc<dyn Tts>> {
+        self.enabled.iter().find(|p| p.id() == provider).cloned()
+    }
+
+    pub fn enabled(&self) -> impl Iterator<Item = &Arc<dyn Tts>> {
+        self.enabled.iter()
+    }
+
+    /// The provider of a `provider:voice` id, without checking that the voice exists.
+    pub fn resolve(&self, voice_id: &str) -> Result<(Arc<dyn Tts>, VoiceId), ProviderError> {
+        let id = VoiceId::parse(voice_id)?;
+        if let Some(p) = self.get(&id.provider) {
+            return Ok((p, id));
+        }
+        if let Some((_, why)) = self.disabled.iter().find(|(p, _)| *p == id.provider) {
+            return Err(ProviderError::new(
+                "registry",
+                ErrorKind::Unavailable,
+                format!(
+                    "The voice {voice_id} needs the {} provider, which is {why}",
+                    display_name(&id.provider)
+                ),
+            ));
+        }
+        Err(ProviderError::new(
+            "registry",
+            ErrorKind::UnknownVoice,
+            format!("There is no provider `{}` (voice {voice_id})", id.provider),
+        ))
+    }
+
+    /// The provider and voice of a voice id, checked against the provider's voice list.
+    pub async fn voice(&self, voice_id: &str) -> Result<(Arc<dyn Tts>, Voice), ProviderError> {
+        let (provider, id) = self.resolve(voice_id)?;
+        let voices = provider.voices().await?;
+        match voices.into_iter().find(|v| v.id == voice_id) {
+            Some(v) => Ok((provider, v)),
+            None => Err(ProviderError::new(
+                provider.id(),
+                ErrorKind::UnknownVoice,
+                format!(
+                    "{} has no voice named `{}`",
+                    display_name(provider.id()),
+                    id.voice
+                ),
+            )),
+        }
+    }
+
+    /// Every known provider, enabled or not, for `GET /api/providers`.
+    pub async fn list(&self) -> Vec<ProviderInfo> {
+        let statuses = futures::future::join_all(
+            self.enabled
+                .iter()
+                .map(|p| async move { (p.id(), p.status().await) }),
+        )
+        .await;
+        let mut out: Vec<ProviderInfo> = statuses
+            .into_iter()
+            .map(|(id, s)| ProviderInfo {
+                id,
+                kind: "tts",
+                available: s.available,
+                detail: s.detail,
+            })
+            .chain(self.disabled.iter().map(|(id, why)| ProviderInfo {
+                id,
+                kind: "tts",
+                available: false,
+                detail: why.clone(),
+            }))
+            .collect();
+        out.sort_by_key(|i| {
+            PROVIDER_IDS
+                .iter()
+                .position(|p| *p == i.id)
+                .unwrap_or(usize::MAX)
+        });
+        out
+    }
+
+    /// The voices of every enabled provider (or one), optionally only those speaking
+    /// `language`. A provider that cannot list its voices right now is skipped and logged,
+    /// so one outage does not hide the others.
+    pub async fn voices(&self, provider: Option<&str>, language: Option<&str>) -> Vec<Voice> {
+        let chosen = self
+            .enabled
+            .iter()
+            .filter(|p| provider.is_none_or(|want| p.id() == want));
+        let lists = futures::future::join_all(chosen.map(|p| async move {
+            match p.voices().await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(provider = p.id(), error = %e, "cannot list voices");
+                    Vec::new()
+                }
+            }
+        }))
+        .await;
+        lists
+            .into_iter()
+            .flatten()
+            .filter(|v| language.is_none_or(|l| l.trim().is_empty() || v.speaks(l)))
+            .collect()
+    }
+}
+
+/// Speeds go over the wire as decimals people would write (1.2, not 1.2000000476837158).
+pub(crate) fn round2(x: f32) -> f64 {
+    (f64::from(x) * 100.0).round() / 100.0
+}
+
+/// How providers are named in messages to users.
+pub fn display_name(provider: &str) -> &'static str {
+    match provider {
+        "local" => "The local voice",
+        "openai" => "OpenAI",
+        "elevenlabs" => "ElevenLabs",
+        "tencent" => "Tencent Cloud",
+        _ => "The provider",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voice_ids_split_into_provider_and_voice() {
+        let id = VoiceId::parse("elevenlabs:21m00Tcm4TlvDq8ikWAM").unwrap();
+        assert_eq!(id.provider, "elevenlabs");
+        assert_eq!(id.voice, "21m00Tcm4TlvDq8ikWAM");
+        assert_eq!(id.to_string(), "elevenlabs:21m00Tcm4TlvDq8ikWAM");
+        assert_eq!(VoiceId::parse("local:en-us").unwrap().voice, "en-us");
+        assert_eq!(
+            VoiceId::parse("openai:af_bella+af_sky").unwrap().voice,
+            "af_bella+af_sky"
+        );
+    }
+
+    #[test]
+    fn malformed_voice_ids_are_unknown_voices() {
+        for bad in [
+            "",
+            "local",
+            ":en",
+            "local:",
+            "Local:en",
+            "openai:../../admin",
+            "local:-w/etc/passwd",
+            "local:en us",
+        ] {
+            let e = VoiceId::parse(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::UnknownVoice, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tencent_style_weighted_counting_treats_cjk_as_wide() {
+        let limit = TextLimit {
+            max_units: 1500,
+            counting: Counting::Weighted {
+                wide: 10,
+                narrow: 3,
+            },
+        };
+        assert_eq!(limit.units("你好，world!"), 3 * 10 + 6 * 3);
+        assert!(limit.fits(&"字".repeat(150)));
+        assert!(!limit.fits(&"字".repeat(151)));
+        assert!(limit.fits(&"a".repeat(500)));
+        assert!(!limit.fits(&"a".repeat(501)));
+        assert_eq!(TextLimit::chars(4096).units("héllo 世界"), 8);
+    }
+
+    #[test]
+    fn wide_characters_include_full_width_punctuation_but_not_ascii() {
+        for c in ['中', '。', '，', '！', 'あ', 'カ', '한', '「'] {
+            assert!(is_wide(c), "{c}");
+        }
+        for c in ['a', ',', '.', ' ', 'é', '—', '1'] {
+            assert!(!is_wide(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn language_filters_match_regions_and_multilingual_voices() {
+        let v = |lang: &str| Voice::new("x", "y", "n", lang, None);
+        assert!(v("en-US").speaks("en"));
+        assert!(v("en-US").speaks("en-us"));
+        assert!(!v("en-US").speaks("en-GB"));
+        assert!(v("zh-CN").speaks("zh"));
+        assert!(v("zh").speaks("zh-CN"));
+        assert!(v("mul").speaks("zh-CN"));
+        assert!(!v("zh-CN").speaks("en"));
+    }
+
+    #[test]
+    fn audio_sniffing_accepts_real_headers_and_rejects_text() {
+        assert!(AudioFormat::Mp3.looks_like(b"ID3\x04\0\0\0\0\0\0"));
+        assert!(AudioFormat::Mp3.looks_like(&[0xFF, 0xFB, 0x90, 0xC4, 0, 0]));
+        assert!(!AudioFormat::Mp3.looks_like(b"<html>oops</html>"));
+        let mut wav = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
+        wav.resize(100, 0);
+        assert!(AudioFormat::Wav.looks_like(&wav));
+        assert!(!AudioFormat::Wav.looks_like(b"{\"error\":1}"));
+        let pcm = AudioFormat::Pcm {
+            sample_rate: 24000,
+            channels: 1,
+        };
+        assert!(pcm.looks_like(&[0, 0, 1, 0]));
+        assert!(!pcm.looks_like(&[0, 0, 1]));
+        assert!(!pcm.looks_like(&[]));
+    }
+
+    #[test]
+    fn costs_round_up_to_a_whole_micro_dollar() {
+        struct Priced;
+        #[async_trait]
+        impl Tts for Priced {
+            fn id(&self) -> &'static str {
+                "openai"
+            }
+            fn model(&self) -> &str {
+                "tts-1"
+            }
+            async fn status(&self) -> ProviderStatus {
+                unreachable!()
+            }
+            async fn voices(&self) -> Result<Vec<Voice>, ProviderError> {
+                unreachable!()
+            }
+            fn limits(&self, _: &str) -> TextLimit {
+                TextLimit::chars(1)
+            }
+            fn max_concurrency(&self) -> usize {
+                1
+            }
+            fn price_micros_per_1k_chars(&self) -> u64 {
+                15_000
+            }
+            async fn synthesize(&self, _: &SynthesisRequest) -> Result<Synthesized, ProviderError> {
+                unreachable!()
+            }
+        }
+        assert_eq!(Priced.cost_micros(1000), 15_000);
+        assert_eq!(Priced.cost_micros(1), 15);
+        assert_eq!(Priced.cost_micros(0), 0);
+        assert_eq!(Priced.cost_micros(4096), 61_440);
+    }
+
+    #[test]
+    fn provider_errors_map_to_api_errors_with_their_code() {
+        let e: AppError = ProviderError::new(
+            "elevenlabs",
+            ErrorKind::Auth,
+            "ElevenLabs rejected the API key",
+        )
+        .into();
+        assert_eq!(e.code(), "provider_auth");
+        assert_eq!(e.status_code(), 503);
+        let e: AppError = ProviderError::new("local", ErrorKind::UnknownVoice, "no").into();
+        assert_eq!(e.status_code(), 400);
+        let e: AppError = ProviderError::new("openai", ErrorKind::RateLimited, "slow down")
+            .with_retry_after(Some(Duration::from_secs(7)))
+            .into();
+        assert_eq!(e.status_code(), 429);
+    }
+}

@@ -1,0 +1,189 @@
+//! Any OpenAI-compatible `POST /v1/audio/speech`: OpenAI itself, Kokoro-FastAPI, LocalAI, speaches.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::http::{HttpBase, Reply, excerpt};
+use super::{
+    AudioFormat, ErrorKind, OutputFormat, ProviderError, ProviderStatus, RetryPolicy,
+    SynthesisRequest, Synthesized, TextLimit, Tts, Voice,
+};
+use crate::config::{OpenAiConfig, Secret};
+
+const ID: &str = "openai";
+const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// `input` may hold at most 4096 characters.
+const MAX_INPUT_CHARS: usize = 4096;
+
+/// The voices `tts-1` and `tts-1-hd` have always had.
+const CLASSIC_VOICES: &[&str] = &["alloy", "echo", "fable", "onyx", "nova", "shimmer"];
+
+/// The built-in voices of the newer speech models.
+const ALL_VOICES: &[&str] = &[
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
+];
+
+pub struct OpenAi {
+    http: HttpBase,
+    speech_url: String,
+    api_key: Option<Secret>,
+    model: String,
+    voices: Vec<String>,
+    price: u64,
+}
+
+impl OpenAi {
+    /// A key, or a base URL of another (often keyless, local) compatible server.
+    pub fn is_configured(config: &OpenAiConfig) -> bool {
+        config.api_key.is_some() || config.base_url.trim_end_matches('/') != DEFAULT_BASE_URL
+    }
+
+    pub fn new(config: &OpenAiConfig, retry: RetryPolicy) -> anyhow::Result<Self> {
+        let base = url::Url::parse(&config.base_url)?;
+        let display = match base.host_str() {
+            Some("api.openai.com") => "OpenAI".to_string(),
+            Some(host) => match base.port() {
+                Some(port) => format!("The speech server at {host}:{port}"),
+                None => format!("The speech server at {host}"),
+            },
+            None => anyhow::bail!("providers.openai.base_url has no host"),
+        };
+        let voices = if config.voices.is_empty() {
+            let builtin = if config.model.starts_with("tts-1") {
+                CLASSIC_VOICES
+            } else {
+                ALL_VOICES
+            };
+            builtin.iter().map(|v| v.to_string()).collect()
+        } else {
+            config.voices.clone()
+        };
+        Ok(Self {
+            http: HttpBase::new(
+                ID,
+                display,
+                retry,
+                config.timeout_ms,
+                config.max_concurrency,
+            )?,
+            speech_url: format!("{}/audio/speech", config.base_url.trim_end_matches('/')),
+            api_key: config.api_key.clone(),
+            model: config.model.clone(),
+            voices,
+            price: config.price_micros_per_1k_chars,
+        })
+    }
+
+    /// Reads OpenAI's `{"error": {message, type, param, code}}` envelope.
+    fn classify(&self, reply: &Reply) -> ProviderError {
+        let body = reply.json();
+        let error = body.as_ref().and_then(|b| b.get("error"));
+        let field = |name: &str| error.and_then(|e| e.get(name)).and_then(|v| v.as_str());
+        let message = field("message");
+        let display = &self.http.display;
+        match reply.status.as_u16() {
+            // The upstream message for a bad key quotes part of it: never pass it on.
+            401 => self
+                .http
+                .error(ErrorKind::Auth, format!("{display} rejected the API key")),
+            429 if field("code") == Some("insufficient_quota") => self.http.error(
+                ErrorKind::Quota,
+                format!("{display} says the account has no credit left"),
+            ),
+            400 | 404 | 422 if field("param") == Some("voice") => self.http.error(
+                ErrorKind::UnknownVoice,
+                format!(
+                    "{display} does not know this voice: {}",
+                    excerpt(message.unwrap_or("unknown voice"))
+                ),
+            ),
+            _ => self.http.status_error(reply, message),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        body: &serde_json::Value,
+        format: AudioFormat,
+    ) -> Result<Synthesized, ProviderError> {
+        let mut request = self.http.client.post(&self.speech_url).json(body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        let reply = self.http.send(request).await?;
+        if !reply.status.is_success() {
+            return Err(self.classify(&reply));
+        }
+        if !format.looks_like(&reply.body) {
+            return Err(self.http.error(
+                ErrorKind::BadAudio,
+                format!(
+                    "{} answered with something that is not {} audio",
+                    self.http.display,
+                    format.extension()
+                ),
+            ));
+        }
+        Ok(Synthesized {
+            bytes: reply.body,
+            format,
+            model: self.model.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Tts for OpenAi {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    async fn status(&self) -> ProviderStatus {
+        ProviderStatus {
+            available: true,
+            detail: format!("{}, model {}", self.http.display, self.model),
+        }
+    }
+
+    async fn voices(&self) -> Result<Vec<Voice>, ProviderError> {
+        // The built-in voices speak the language of the text they are given.
+        Ok(self
+            .voices
+            .iter()
+            .map(|v| Voice::new(ID, v, v.clone(), "mul", None))
+            .collect())
+    }
+
+    fn limits(&self, _voice: &str) -> TextLimit {
+        TextLimit::chars(MAX_INPUT_CHARS)
+    }
+
+    fn max_concurrency(&self) -> usize {
+        self.http.max_concurrency
+    }
+
+    fn price_micros_per_1k_chars(&self) -> u64 {
+        self.price
+    }
+
+    #[tracing::instrument(skip_all, fields(provider = ID, voice = %request.voice, chars = request.text.chars().count()), err)]
+    async fn synthesize(&self, request: &SynthesisRequest) -> Result<Synthesized, ProviderError> {
+        let (response_format, format) = match request.format_hint {
+            OutputFormat::Wav => ("wav", AudioFormat::Wav),
+            OutputFormat::Mp3 => ("mp3", AudioFormat::Mp3),
+        };
+        let body = json!({
+            "model": self.model,
+            "input": request.text,
+            "voice": request.voice,
+            "response_format": response_format,
+            "speed": super::round2(request.speed.clamp(0.25, 4.0)),
+        });
+        self.http.call(|| self.attempt(&body, format)).await
+    }
+}
