@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::db::Db;
 use crate::jobs::Jobs;
+use crate::providers::Providers;
 use crate::storage::Storage;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -23,6 +24,7 @@ pub struct AppState {
     pub db: Db,
     pub storage: Storage,
     pub jobs: Arc<Jobs>,
+    pub providers: Providers,
     /// The origin users reach the server at, without a trailing slash.
     pub public_url: Arc<str>,
     pub started: Instant,
@@ -40,6 +42,7 @@ impl App {
         let db_path = config.data.dir.join("aimake.db");
         let db = tokio::task::spawn_blocking(move || Db::open(&db_path)).await??;
         let storage = Storage::from_config(&config)?;
+        let providers = Providers::from_config(&config)?;
         let addr = config.bind_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -60,6 +63,7 @@ impl App {
             db,
             storage,
             jobs: Arc::new(Jobs::new()),
+            providers,
             public_url,
             started: Instant::now(),
         };
