@@ -108,7 +108,11 @@ fn migrate_creates_the_database_and_is_idempotent() {
             String::from_utf8_lossy(&out.stderr)
         );
         let stdout = String::from_utf8(out.stdout).unwrap();
-        assert!(stdout.contains("schema version 1"), "{stdout}");
+        let expected = format!(
+            "schema version {}",
+            aimake::db::migrations::latest_version()
+        );
+        assert!(stdout.contains(&expected), "{stdout}");
     }
     assert!(dir.path().join("data/aimake.db").exists());
 }
