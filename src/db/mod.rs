@@ -2,6 +2,7 @@
 
 pub mod audios;
 pub mod migrations;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

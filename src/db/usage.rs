@@ -1,0 +1,172 @@
+//! The usage ledger: one row per billable call, summed per day and service for reports and quotas.
+
+use rusqlite::{Connection, Transaction, params};
+use serde::Serialize;
+use ulid::Ulid;
+
+pub struct NewUsage<'a> {
+    pub user_id: Ulid,
+    pub audio_id: Option<Ulid>,
+    /// e.g. `tts:openai:tts-1`, `llm:gpt-4o-mini`.
+    pub service: &'a str,
+    /// Characters for speech, tokens for language models.
+    pub units: i64,
+    pub cost_micros: i64,
+    /// Served from the cache: counted, not paid.
+    pub cached: bool,
+}
+
+pub fn insert(tx: &Transaction<'_>, u: &NewUsage<'_>, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO usage_logs (id, user_id, audio_id, service, units, cost_micros, day, created_at, cached)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            Ulid::generate().to_string(),
+            u.user_id.to_string(),
+            u.audio_id.map(|a| a.to_string()),
+            u.service,
+            u.units,
+            u.cost_micros,
+            day_of(now),
+            now,
+            u.cached
+        ],
+    )?;
+    Ok(())
+}
+
+/// The UTC day (`YYYY-MM-DD`) of a Unix-millisecond time.
+pub fn day_of(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let d = t.date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// The first day of the UTC month containing `ms`.
+pub fn month_start(ms: i64) -> String {
+    let day = day_of(ms);
+    format!("{}-01", &day[..7])
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayUsage {
+    pub day: String,
+    pub service: String,
+    pub units: i64,
+    pub cost_micros: i64,
+    pub cached_units: i64,
+}
+
+/// Usage per day and service between two days (inclusive), for one user or everyone.
+pub fn per_day(
+    conn: &Connection,
+    user: Option<Ulid>,
+    from: &str,
+    to: &str,
+) -> rusqlite::Result<Vec<DayUsage>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT day, service, sum(units), sum(cost_micros), sum(CASE WHEN cached = 1 THEN units ELSE 0 END)
+           FROM usage_logs
+          WHERE (?1 IS NULL OR user_id = ?1) AND day >= ?2 AND day <= ?3
+          GROUP BY day, service
+          ORDER BY day, service",
+    )?;
+    let rows = stmt.query_map(params![user.map(|u| u.to_string()), from, to], |r| {
+        Ok(DayUsage {
+            day: r.get(0)?,
+            service: r.get(1)?,
+            units: r.get(2)?,
+            cost_micros: r.get(3)?,
+            cached_units: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Speech characters a user has used this month (cached results count: they are still speech
+/// the user asked for, and counting them keeps the quota predictable).
+pub fn tts_chars_this_month(conn: &Connection, user: Ulid, now: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT coalesce(sum(units), 0) FROM usage_logs
+          WHERE user_id = ?1 AND day >= ?2 AND service LIKE 'tts:%'",
+        params![user.to_string(), month_start(now)],
+        |r| r.get(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_months_are_utc() {
+        assert_eq!(day_of(0), "1970-01-01");
+        assert_eq!(day_of(1_700_000_000_000), "2023-11-14");
+        assert_eq!(month_start(1_700_000_000_000), "2023-11-01");
+    }
+
+    #[test]
+    fn usage_is_summed_per_day_and_service_and_per_month_for_quotas() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrations::apply(&mut conn).unwrap();
+        let (a, b) = (Ulid::generate(), Ulid::generate());
+        for u in [a, b] {
+            conn.execute(
+                "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?1, 'h', 0, 0)",
+                [u.to_string()],
+            )
+            .unwrap();
+        }
+        let day1 = 1_700_000_000_000;
+        let day2 = day1 + 86_400_000;
+        let tx = conn.transaction().unwrap();
+        for (user, service, units, cost, cached, at) in [
+            (a, "tts:openai:tts-1", 1000, 15000, false, day1),
+            (a, "tts:openai:tts-1", 500, 0, true, day1),
+            (a, "llm:m", 300, 90, false, day1),
+            (a, "tts:local:espeak-ng", 200, 0, false, day2),
+            (b, "tts:openai:tts-1", 999, 14985, false, day1),
+        ] {
+            insert(
+                &tx,
+                &NewUsage {
+                    user_id: user,
+                    audio_id: None,
+                    service,
+                    units,
+                    cost_micros: cost,
+                    cached,
+                },
+                at,
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        let rows = per_day(&conn, Some(a), "2023-11-14", "2023-11-15").unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[1],
+            DayUsage {
+                day: "2023-11-14".into(),
+                service: "tts:openai:tts-1".into(),
+                units: 1500,
+                cost_micros: 15000,
+                cached_units: 500
+            }
+        );
+        assert_eq!(
+            per_day(&conn, None, "2023-11-14", "2023-11-14")
+                .unwrap()
+                .iter()
+                .map(|r| r.units)
+                .sum::<i64>(),
+            2799
+        );
+        assert_eq!(
+            tts_chars_this_month(&conn, a, day2).unwrap(),
+            1700,
+            "LLM tokens are not speech characters"
+        );
+    }
+}
