@@ -9,8 +9,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
+use crate::http::limits::Limits;
 use crate::storage::Storage;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -24,6 +26,9 @@ pub struct AppState {
     /// The origin users reach the server at, without a trailing slash.
     pub public_url: Arc<str>,
     pub started: Instant,
+    pub auth: Auth,
+    /// Rate limiters and the in-flight cap, shared by the middleware and the extractors.
+    pub limits: Arc<Limits>,
 }
 
 pub struct App {
@@ -53,12 +58,16 @@ impl App {
         } else {
             config.public_url().into()
         };
+        let auth = Auth::new(db.clone(), &config);
+        auth.prepare_setup().await?;
         let state = AppState {
+            limits: Arc::new(Limits::new(&config.limits)),
             config: Arc::new(config),
             db,
             storage,
             public_url,
             started: Instant::now(),
+            auth,
         };
         Ok(Self { listener, state })
     }
@@ -97,6 +106,16 @@ impl App {
             "aimake is ready: open {}",
             self.state.public_url
         );
+        if let Some(token) = self.state.auth.setup_token() {
+            // The one secret that is logged on purpose: the operator needs it to create the
+            // first admin, and it dies on use.
+            tracing::warn!(
+                "no admin account yet: open {}/setup?token={token} to create one \
+                 (or run `aimake user add EMAIL --admin`)",
+                self.state.public_url
+            );
+        }
+        tokio::spawn(self.state.limits.clone().housekeeping(stop.clone()));
         let router = crate::http::router(self.state.clone());
         let server = axum::serve(
             self.listener,

@@ -1,7 +1,9 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a temp data dir, talked to over HTTP.
 
+mod accounts;
 mod cli;
 mod health;
 mod helpers;
+mod perimeter;
 mod spa;
 mod storage;
