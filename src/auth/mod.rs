@@ -20,7 +20,7 @@ use ulid::Ulid;
 
 use crate::config::{Config, Registration};
 use crate::db::{self, Db, api_tokens, invites, now_ms, sessions, users};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, OrNotFound, Result};
 use crate::pagination::{Page, PageRequest};
 
 /// The browser's session cookie (API.md).
@@ -593,7 +593,7 @@ impl Auth {
             .db()
             .read(move |c| Ok(users::by_id(c, &id)?))
             .await?
-            .ok_or(AppError::NotFound)?;
+            .or_not_found()?;
         self.me_from_row(row).await
     }
 
@@ -616,7 +616,7 @@ impl Auth {
             .db()
             .read(move |c| Ok(users::by_id(c, &id)?))
             .await?
-            .ok_or(AppError::NotFound)?;
+            .or_not_found()?;
         self.quota_of(&row).await
     }
 
@@ -664,7 +664,7 @@ impl Auth {
             self.db()
                 .read(move |c| Ok(users::by_id(c, &id)?))
                 .await?
-                .ok_or(AppError::NotFound)?
+                .or_not_found()?
                 .password_hash
         };
         if !self.verify(current, Some(stored)).await? {
@@ -947,7 +947,7 @@ impl Auth {
             .db()
             .read(move |c| Ok(users::by_email(c, email.as_str())?))
             .await?
-            .ok_or(AppError::NotFound)?
+            .or_not_found()?
             .id;
         self.update_user(
             &id,

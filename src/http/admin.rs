@@ -46,7 +46,7 @@ async fn list_users(
     Ok(AppJson(page).into_response())
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %id))]
+#[tracing::instrument(skip_all, fields(target_user = %id))]
 async fn update_user(
     State(state): State<AppState>,
     _: AdminUser,
