@@ -9,8 +9,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
+use crate::http::limits::Limits;
 use crate::jobs::Jobs;
 use crate::providers::Providers;
 use crate::storage::Storage;
@@ -28,6 +30,9 @@ pub struct AppState {
     /// The origin users reach the server at, without a trailing slash.
     pub public_url: Arc<str>,
     pub started: Instant,
+    pub auth: Auth,
+    /// Rate limiters and the in-flight cap, shared by the middleware and the extractors.
+    pub limits: Arc<Limits>,
 }
 
 pub struct App {
@@ -58,7 +63,10 @@ impl App {
         } else {
             config.public_url().into()
         };
+        let auth = Auth::new(db.clone(), &config);
+        auth.prepare_setup().await?;
         let state = AppState {
+            limits: Arc::new(Limits::new(&config.limits)),
             config: Arc::new(config),
             db,
             storage,
@@ -66,6 +74,7 @@ impl App {
             providers,
             public_url,
             started: Instant::now(),
+            auth,
         };
         Ok(Self { listener, state })
     }
@@ -109,6 +118,16 @@ impl App {
             self.state.config.jobs.workers,
             stop.child_token(),
         );
+        if let Some(token) = self.state.auth.setup_token() {
+            // The one secret that is logged on purpose: the operator needs it to create the
+            // first admin, and it dies on use.
+            tracing::warn!(
+                "no admin account yet: open {}/setup?token={token} to create one \
+                 (or run `aimake user add EMAIL --admin`)",
+                self.state.public_url
+            );
+        }
+        tokio::spawn(self.state.limits.clone().housekeeping(stop.clone()));
         let router = crate::http::router(self.state.clone());
         let server = axum::serve(
             self.listener,

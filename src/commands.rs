@@ -1,5 +1,7 @@
 //! The subcommands' bodies, shared by `main` and tests.
 
+pub mod user;
+
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -100,8 +100,9 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             request_timeout_s: 30,
             shutdown_grace_s: 30,
-            // Big enough for a 100k-character text plus JSON overhead, small enough to shed abuse.
-            max_body_bytes: 2 * 1024 * 1024,
+            // A 100k-character text is at most ~400 KB of UTF-8: 1 MiB leaves room for the rest
+            // of the JSON and sheds abuse. Upload routes raise it for themselves.
+            max_body_bytes: 1024 * 1024,
         }
     }
 }
@@ -220,15 +221,27 @@ impl Default for AuthConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// Per client IP, over `/api`, `/media` and `/feeds`.
     pub requests_per_minute: u32,
+    /// Per client IP, on top of the global limit, for setup, login and registration.
+    pub auth_requests_per_minute: u32,
+    /// Per user, for endpoints that start expensive work (synthesis, tokens, invites).
+    pub creations_per_minute: u32,
     pub max_in_flight: usize,
+    /// Characters a user may synthesize per calendar month (UTC); 0 means no limit.
+    /// An admin can set a different quota per user.
+    pub quota_chars_per_month: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             requests_per_minute: 100,
+            // Enough for a person mistyping a password; too few for guessing one.
+            auth_requests_per_minute: 10,
+            creations_per_minute: 20,
             max_in_flight: 250,
+            quota_chars_per_month: 0,
         }
     }
 }
@@ -597,6 +610,16 @@ impl Config {
         if self.limits.requests_per_minute == 0 {
             bail!("limits.requests_per_minute: must be at least 1");
         }
+        if self.limits.auth_requests_per_minute == 0 {
+            bail!("limits.auth_requests_per_minute: must be at least 1");
+        }
+        if self.limits.creations_per_minute == 0 {
+            bail!("limits.creations_per_minute: must be at least 1");
+        }
+        if self.auth.session_idle_days == 0 || self.auth.session_max_days == 0 {
+            bail!("auth.session_idle_days and auth.session_max_days: must be at least 1");
+        }
+        self.trusted_proxies()?;
         if self.limits.max_in_flight == 0 {
             bail!("limits.max_in_flight: must be at least 1");
         }
@@ -613,6 +636,25 @@ impl Config {
                 self.server.bind
             )
         })
+    }
+
+    /// `server.trusted_proxies` parsed; a bare address means that one host.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "server.trusted_proxies: `{entry}` is not a CIDR like 10.0.0.0/8 or an address"
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// The public origin without a trailing slash; derived from the bind address when unset.
@@ -930,6 +972,10 @@ mod tests {
             (
                 "[limits]\nrequests_per_minute = 0\n",
                 "limits.requests_per_minute",
+            ),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+                "server.trusted_proxies",
             ),
         ] {
             let err = Config::from_sources(Some(file), &[]).unwrap_err();

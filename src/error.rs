@@ -21,6 +21,9 @@ pub enum AppError {
     },
     #[error("{0}")]
     Unauthenticated(String),
+    /// The same answer for an unknown email and a wrong password.
+    #[error("Wrong email or password")]
+    InvalidCredentials,
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
     /// Also answers for other users' resources, so their existence is never revealed.
@@ -57,7 +60,7 @@ impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -76,6 +79,7 @@ impl AppError {
             | Self::TooMany { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::Unauthenticated(_) => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
             Self::NotFound => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
@@ -141,6 +145,19 @@ impl IntoResponse for AppError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
         }
         response
+    }
+}
+
+/// The owner-scoped lookup rule in one place: a query that includes the owner
+/// (`WHERE id = ? AND user_id = ?`) finds nothing for another user's id, and that answers 404,
+/// exactly like an id that never existed.
+pub trait OrNotFound<T> {
+    fn or_not_found(self) -> Result<T>;
+}
+
+impl<T> OrNotFound<T> for Option<T> {
+    fn or_not_found(self) -> Result<T> {
+        self.ok_or(AppError::NotFound)
     }
 }
 

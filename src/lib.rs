@@ -1,12 +1,14 @@
 //! aimake: a self-hosted AI audio studio in one binary.
 
 pub mod app;
+pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod pagination;
 pub mod providers;
 pub mod storage;
 pub mod telemetry;

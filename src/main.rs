@@ -44,8 +44,49 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Manage accounts (works offline, on the same database)
+    #[command(subcommand)]
+    User(UserCommand),
     /// Print the version
     Version,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account (the password is asked for, or read with --password-stdin)
+    Add {
+        email: String,
+        /// Make the account an admin
+        #[arg(long)]
+        admin: bool,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List every account
+    List,
+    /// Set a new password; the user is signed out everywhere
+    Passwd {
+        email: String,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account: its sessions and API tokens stop working at once
+    Disable { email: String },
+    /// Enable a disabled account again
+    Enable { email: String },
+}
+
+fn password_from(stdin: bool) -> aimake::commands::user::PasswordFrom {
+    if stdin {
+        aimake::commands::user::PasswordFrom::Stdin
+    } else {
+        aimake::commands::user::PasswordFrom::Prompt
+    }
 }
 
 #[derive(Subcommand)]
@@ -99,6 +140,32 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => runtime.block_on(aimake::commands::serve(config)),
         Command::Migrate => aimake::commands::migrate(&config),
+        Command::User(cmd) => {
+            use aimake::commands::user;
+            runtime.block_on(async {
+                match cmd {
+                    UserCommand::Add {
+                        email,
+                        admin,
+                        name,
+                        password_stdin,
+                    } => {
+                        user::add(&config, &email, admin, name, password_from(password_stdin)).await
+                    }
+                    UserCommand::List => user::list(&config).await,
+                    UserCommand::Passwd {
+                        email,
+                        password_stdin,
+                    } => user::passwd(&config, &email, password_from(password_stdin)).await,
+                    UserCommand::Disable { email } => {
+                        user::set_disabled(&config, &email, true).await
+                    }
+                    UserCommand::Enable { email } => {
+                        user::set_disabled(&config, &email, false).await
+                    }
+                }
+            })
+        }
         Command::Healthcheck { url } => {
             return runtime.block_on(aimake::commands::healthcheck(&config, url));
         }

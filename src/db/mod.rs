@@ -1,8 +1,12 @@
 //! SQLite access: one writer connection and a small pool of readers, all used off the executor.
 
+pub mod api_tokens;
 pub mod audios;
+pub mod invites;
 pub mod migrations;
+pub mod sessions;
 pub mod usage;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -171,6 +175,17 @@ fn open_connection(path: &Path, read_only: bool) -> anyhow::Result<Connection> {
 pub fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Unix milliseconds as the API's RFC 3339 UTC form, e.g. `2026-11-02T09:30:00.125Z`.
+pub fn to_rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
 //! Cross-cutting request handling: request ids, one log line per request, panics as JSON 500s.
+//! The log line names the route pattern, never the concrete URL, and no header: ids in paths,
+//! cookies and tokens stay out of the log.
 
 use std::any::Any;
 use std::time::Instant;
@@ -40,7 +42,20 @@ pub async fn log_request(req: Request, next: Next) -> axum::response::Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let span = tracing::info_span!("request", %method, route, request_id);
+    let client_ip = req
+        .extensions()
+        .get::<super::perimeter::ClientIp>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    // `user_id` is filled in by the authentication extractors.
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        route,
+        request_id,
+        client_ip,
+        user_id = tracing::field::Empty
+    );
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let duration_ms = start.elapsed().as_micros() as f64 / 1000.0;

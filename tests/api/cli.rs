@@ -4,6 +4,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use std::io::Write;
+
+use serde_json::json;
+
 use crate::helpers::{TestApp, bin};
 
 fn aimake(dir: &std::path::Path) -> Command {
@@ -21,7 +25,14 @@ fn help_lists_the_subcommands() {
     let out = aimake(dir.path()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for sub in ["serve", "migrate", "config", "healthcheck", "version"] {
+    for sub in [
+        "serve",
+        "migrate",
+        "config",
+        "healthcheck",
+        "user",
+        "version",
+    ] {
         assert!(text.contains(sub), "{sub} missing from --help: {text}");
     }
 }
@@ -191,4 +202,134 @@ fn serve_logs_where_to_open_it_and_stops_cleanly_on_sigterm() {
         rest.iter().any(|l| l.contains("aimake stopped")),
         "{rest:?}"
     );
+}
+
+/// Runs `aimake user ARGS` on `data`, feeding `stdin`; returns (success, stdout, stderr).
+fn user_cmd(data: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = aimake(dir.path())
+        .env("AIMAKE_DATA__DIR", data)
+        .arg("user")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn user_commands_manage_accounts_beside_the_running_server() {
+    let app = TestApp::spawn().await;
+    let data = app.dir.path().to_path_buf();
+    let login = |password: &'static str| {
+        app.post_json(
+            "/api/auth/login",
+            json!({ "email": "ops@example.com", "password": password }),
+        )
+    };
+
+    let (ok, out, err) = user_cmd(
+        &data,
+        &["add", "Ops@Example.com", "--admin", "--password-stdin"],
+        "first password here\n",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("ops@example.com") && out.contains("admin"),
+        "{out}"
+    );
+    assert!(!out.contains("first password here") && !err.contains("first password here"));
+
+    let (ok, _, err) = user_cmd(
+        &data,
+        &["add", "ops@example.com", "--password-stdin"],
+        "another password\n",
+    );
+    assert!(!ok, "the email is taken");
+    assert!(err.contains("already exists"), "{err}");
+    let (ok, _, err) = user_cmd(
+        &data,
+        &["add", "x@example.com", "--password-stdin"],
+        "short\n",
+    );
+    assert!(!ok && err.contains("at least 8"), "{err}");
+    let (ok, _, err) = user_cmd(&data, &["add", "y@example.com"], "");
+    assert!(
+        !ok && err.contains("--password-stdin"),
+        "no terminal to prompt on: {err}"
+    );
+
+    let resp = login("first password here").await;
+    assert_eq!(resp.status(), 200, "the running server sees the new admin");
+    let cookie = crate::helpers::session_cookie(&resp).unwrap();
+    let me = || {
+        app.client
+            .get(app.url("/api/me"))
+            .header("cookie", format!("aimake_session={cookie}"))
+            .send()
+    };
+
+    let (ok, out, _) = user_cmd(&data, &["list"], "");
+    assert!(ok);
+    let row = out
+        .lines()
+        .find(|l| l.contains("ops@example.com"))
+        .expect(&out);
+    assert!(row.contains("admin") && row.contains("active"), "{row}");
+
+    let (ok, _, err) = user_cmd(
+        &data,
+        &["passwd", "ops@example.com", "--password-stdin"],
+        "second password here\n",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        me().await.unwrap().status(),
+        401,
+        "passwd signs the user out"
+    );
+    assert_eq!(login("first password here").await.status(), 401);
+    let resp = login("second password here").await;
+    assert_eq!(resp.status(), 200);
+
+    let (ok, _, err) = user_cmd(
+        &data,
+        &["add", "second@example.com", "--admin", "--password-stdin"],
+        "a third password\n",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = user_cmd(&data, &["disable", "ops@example.com"], "");
+    assert!(ok, "{err}");
+    assert_eq!(
+        login("second password here").await.status(),
+        403,
+        "disabled"
+    );
+    let (ok, out, _) = user_cmd(&data, &["list"], "");
+    assert!(
+        ok && out
+            .lines()
+            .any(|l| l.contains("ops@example.com") && l.contains("disabled")),
+        "{out}"
+    );
+    let (ok, _, _) = user_cmd(&data, &["enable", "ops@example.com"], "");
+    assert!(ok);
+    assert_eq!(login("second password here").await.status(), 200);
+
+    let (ok, _, err) = user_cmd(&data, &["disable", "nobody@example.com"], "");
+    assert!(!ok && err.contains("no user"), "{err}");
+    app.stop().await;
 }

@@ -4,18 +4,21 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use aimake::app::{App, AppState};
+use aimake::auth::{NewAccount, Role};
 use aimake::config::{Config, Secret, StorageKind};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub state: AppState,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The running server's state: its database, limiters and accounts service.
+    pub state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -48,9 +51,9 @@ impl TestApp {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         Self {
             addr,
-            state,
             client,
             dir,
+            state,
             stop: Some(tx),
             server: Some(server),
         }
@@ -68,11 +71,163 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The server's own origin, which browsers send in `Origin` on same-site writes.
+    pub fn origin(&self) -> String {
+        self.state.public_url.to_string()
+    }
+
+    /// A JSON POST as the web app sends it (same-origin, no session).
+    pub async fn post_json(&self, path: &str, body: impl serde::Serialize) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("origin", self.origin())
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Creates an account directly through the accounts service.
+    pub async fn create_user(&self, email: &str, password: &str, role: Role) -> String {
+        self.state
+            .auth
+            .add_user(
+                NewAccount {
+                    email: email.into(),
+                    password: password.into(),
+                    display_name: None,
+                },
+                role,
+            )
+            .await
+            .expect("user created")
+            .id
+    }
+
+    /// Signs in over HTTP and returns the session cookie's value.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let resp = self
+            .post_json(
+                "/api/auth/login",
+                &serde_json::json!({ "email": email, "password": password }),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "login of {email}");
+        session_cookie(&resp).expect("login sets the session cookie")
+    }
+
+    /// A user with a session: creates the account and signs in.
+    pub async fn signed_in(&self, email: &str, role: Role) -> Session {
+        let id = self.create_user(email, PASSWORD, role).await;
+        let cookie = self.login(email, PASSWORD).await;
+        Session {
+            id,
+            cookie,
+            origin: self.origin(),
+            base: format!("http://{}", self.addr),
+            client: self.client.clone(),
+        }
+    }
+
     /// Signals shutdown and waits for the server to return.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.server.take().unwrap().await.unwrap().unwrap();
     }
+}
+
+/// The password test users get from [`TestApp::signed_in`].
+pub const PASSWORD: &str = "a long enough password";
+
+/// A signed-in browser: requests carry the session cookie and the app's own `Origin`.
+pub struct Session {
+    pub id: String,
+    pub cookie: String,
+    origin: String,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Session {
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", format!("aimake_session={}", self.cookie))
+            .header("origin", &self.origin)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::PATCH, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates an API token and returns `(id, secret)`.
+    pub async fn create_token(&self, name: &str) -> (String, String) {
+        let resp = self
+            .post("/api/tokens", &serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_string(),
+            body["token"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// The `aimake_session` value a response sets, if any (empty when it clears the cookie).
+pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    set_cookie(resp).map(|c| {
+        c.split(';')
+            .next()
+            .and_then(|kv| kv.strip_prefix("aimake_session="))
+            .unwrap_or_default()
+            .to_string()
+    })
+}
+
+/// The whole `Set-Cookie` header for the session cookie.
+pub fn set_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("aimake_session="))
+        .map(str::to_string)
+}
+
+/// The `error.code` of a JSON error response.
+pub async fn error_code(resp: reqwest::Response) -> String {
+    let body: Value = resp.json().await.expect("a JSON error body");
+    body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_string()
 }
 
 /// An S3-compatible server (s3s-fs) on a loopback port, inside the test process.

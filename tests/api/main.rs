@@ -1,10 +1,12 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a temp data dir, talked to over HTTP.
 
+mod accounts;
 mod cli;
 mod fakes;
 mod health;
 mod helpers;
 mod jobs;
+mod perimeter;
 mod providers;
 mod spa;
 mod storage;

@@ -1,0 +1,82 @@
+//! Queries on `invites`: single-use registration codes.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+#[derive(Debug, Clone)]
+pub struct InviteRow {
+    pub code: String,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub used_by: Option<String>,
+    pub used_at: Option<i64>,
+}
+
+const COLUMNS: &str = "code, created_by, created_at, expires_at, used_by, used_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<InviteRow> {
+    Ok(InviteRow {
+        code: r.get(0)?,
+        created_by: r.get(1)?,
+        created_at: r.get(2)?,
+        expires_at: r.get(3)?,
+        used_by: r.get(4)?,
+        used_at: r.get(5)?,
+    })
+}
+
+pub fn insert(conn: &Connection, invite: &InviteRow) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!("INSERT INTO invites ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![
+            invite.code,
+            invite.created_by,
+            invite.created_at,
+            invite.expires_at,
+            invite.used_by,
+            invite.used_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, code: &str) -> rusqlite::Result<Option<InviteRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM invites WHERE code = ?1"),
+        [code],
+        from_row,
+    )
+    .optional()
+}
+
+/// Marks an unused, unexpired invite as used; `false` when it cannot be used.
+pub fn redeem(conn: &Connection, code: &str, user_id: &str, now: i64) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE invites SET used_by = ?2, used_at = ?3
+         WHERE code = ?1 AND used_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)",
+        params![code, user_id, now],
+    )? == 1)
+}
+
+/// Newest first; the cursor is the `(created_at, code)` of the last row of the previous page.
+pub fn list(
+    conn: &Connection,
+    after: Option<(i64, &str)>,
+    limit: usize,
+) -> rusqlite::Result<Vec<InviteRow>> {
+    let (at, code) = match after {
+        Some((at, code)) => (Some(at), Some(code)),
+        None => (None, None),
+    };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM invites
+         WHERE ?1 IS NULL OR created_at < ?1 OR (created_at = ?1 AND code < ?2)
+         ORDER BY created_at DESC, code DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![at, code, limit as i64], from_row)?;
+    rows.collect()
+}
+
+pub fn delete(conn: &Connection, code: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM invites WHERE code = ?1", [code])? == 1)
+}

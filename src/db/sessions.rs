@@ -1,0 +1,105 @@
+//! Queries on `sessions`: browser sign-ins, found by the SHA-256 of their cookie value.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub token_hash: &'a [u8],
+    pub now: i64,
+    pub expires_at: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)",
+        params![s.id, s.user_id, s.token_hash, s.now, s.expires_at, s.ip, s.user_agent],
+    )?;
+    Ok(())
+}
+
+/// A live session and the essentials of its user, whatever the user's state.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub session_id: String,
+    pub last_seen_at: i64,
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub disabled: bool,
+}
+
+/// The unrevoked session with this token hash that has not passed its absolute expiry
+/// and was used after `idle_since`.
+pub fn find_live(
+    conn: &Connection,
+    token_hash: &[u8],
+    now: i64,
+    idle_since: i64,
+) -> rusqlite::Result<Option<SessionUser>> {
+    conn.query_row(
+        "SELECT s.id, s.last_seen_at, u.id, u.email, u.role, u.disabled
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ?1 AND s.revoked_at IS NULL
+           AND s.expires_at > ?2 AND s.last_seen_at > ?3",
+        params![token_hash, now, idle_since],
+        |r| {
+            Ok(SessionUser {
+                session_id: r.get(0)?,
+                last_seen_at: r.get(1)?,
+                user_id: r.get(2)?,
+                email: r.get(3)?,
+                role: r.get(4)?,
+                disabled: r.get(5)?,
+            })
+        },
+    )
+    .optional()
+}
+
+pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+pub fn revoke(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+/// Signs a user out everywhere, except (optionally) the session making the change.
+pub fn revoke_all_for_user(
+    conn: &Connection,
+    user_id: &str,
+    except: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE sessions SET revoked_at = ?3
+         WHERE user_id = ?1 AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2)",
+        params![user_id, except, now],
+    )
+}
+
+/// Drops a user's sessions that can never be used again, so the table does not grow forever.
+pub fn delete_dead_for_user(
+    conn: &Connection,
+    user_id: &str,
+    now: i64,
+    idle_since: i64,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM sessions
+         WHERE user_id = ?1 AND (revoked_at IS NOT NULL OR expires_at <= ?2 OR last_seen_at <= ?3)",
+        params![user_id, now, idle_since],
+    )
+}

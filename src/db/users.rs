@@ -1,0 +1,192 @@
+//! Queries on `users`.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// A `users` row as stored.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub display_name: Option<String>,
+    pub role: String,
+    pub disabled: bool,
+    pub quota_chars_per_month: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, email, password_hash, display_name, role, disabled, \
+                       quota_chars_per_month, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        password_hash: r.get(2)?,
+        display_name: r.get(3)?,
+        role: r.get(4)?,
+        disabled: r.get(5)?,
+        quota_chars_per_month: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+pub fn insert(conn: &Connection, user: &UserRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO users (id, email, password_hash, display_name, role, disabled,
+                            quota_chars_per_month, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            user.id,
+            user.email,
+            user.password_hash,
+            user.display_name,
+            user.role,
+            user.disabled,
+            user.quota_chars_per_month,
+            user.created_at,
+            user.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()
+}
+
+/// Case-insensitive (the column is `COLLATE NOCASE`).
+pub fn by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<UserRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM users WHERE email = ?1"),
+        [email],
+        from_row,
+    )
+    .optional()
+}
+
+pub fn email_taken(conn: &Connection, email: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)",
+        [email],
+        |r| r.get(0),
+    )
+}
+
+/// Admins that can still sign in.
+pub fn count_active_admins(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Newest first, `limit` rows with ids below `before` (ULIDs sort by creation time).
+pub fn list(
+    conn: &Connection,
+    before: Option<&str>,
+    limit: usize,
+    email_like: Option<&str>,
+) -> rusqlite::Result<Vec<UserRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM users
+         WHERE (?1 IS NULL OR id < ?1)
+           AND (?2 IS NULL OR email LIKE '%' || ?2 || '%' ESCAPE '\\')
+         ORDER BY id DESC LIMIT ?3"
+    ))?;
+    let pattern = email_like.map(escape_like);
+    let rows = stmt.query_map(params![before, pattern, limit as i64], from_row)?;
+    rows.collect()
+}
+
+/// Every user, oldest first: for `aimake user list`.
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY id"))?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.collect()
+}
+
+pub fn set_password(
+    conn: &Connection,
+    id: &str,
+    password_hash: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, password_hash, now],
+    )? == 1)
+}
+
+pub fn set_disabled(
+    conn: &Connection,
+    id: &str,
+    disabled: bool,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, disabled, now],
+    )? == 1)
+}
+
+pub fn set_role(conn: &Connection, id: &str, role: &str, now: i64) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, role, now],
+    )? == 1)
+}
+
+pub fn set_quota(
+    conn: &Connection,
+    id: &str,
+    quota: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET quota_chars_per_month = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, quota, now],
+    )? == 1)
+}
+
+pub fn set_display_name(
+    conn: &Connection,
+    id: &str,
+    display_name: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET display_name = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, display_name, now],
+    )? == 1)
+}
+
+/// Characters of speech (`tts:*` usage) a user consumed since `since_day` (`YYYY-MM-DD`).
+pub fn chars_used_since(conn: &Connection, id: &str, since_day: &str) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT coalesce(sum(units), 0) FROM usage_logs
+         WHERE user_id = ?1 AND day >= ?2 AND service LIKE 'tts:%'",
+        params![id, since_day],
+        |r| r.get(0),
+    )
+}
+
+/// `%`, `_` and `\` match themselves in a `LIKE … ESCAPE '\'` pattern.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,233 @@
+//! Extractors that authenticate and rate-limit: take [`AuthUser`], [`AdminUser`],
+//! [`RateLimitedUser`] or [`AuthAttempt`] as a handler argument and the check is done.
+
+use std::ops::Deref;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+
+use super::perimeter::ClientIp;
+use crate::app::AppState;
+use crate::auth::{AuthUser, IssuedSession, SESSION_COOKIE};
+use crate::error::AppError;
+
+/// The value of the `aimake_session` cookie, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+/// The token of an `Authorization: Bearer …` header; `Some("")` for a malformed one, so a
+/// broken header never falls back to the cookie.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let value = value.to_str().unwrap_or("");
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+        _ => Some(""),
+    }
+}
+
+/// `Set-Cookie` for a new session: HttpOnly, SameSite=Lax, Secure on an https public URL.
+pub fn session_set_cookie(session: &IssuedSession, secure: bool) -> HeaderValue {
+    cookie_header(&session.token, session.max_age_s, secure)
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn session_clear_cookie(secure: bool) -> HeaderValue {
+    cookie_header("", 0, secure)
+}
+
+fn cookie_header(value: &str, max_age_s: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}"
+    );
+    HeaderValue::from_str(&cookie).expect("session tokens are URL-safe ASCII")
+}
+
+async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<AuthUser>, AppError> {
+    if let Some(user) = parts.extensions.get::<AuthUser>() {
+        return Ok(Some(user.clone()));
+    }
+    let user = match bearer(&parts.headers) {
+        Some(token) => state.auth.authenticate_token(token).await?,
+        None => match session_cookie(&parts.headers) {
+            Some(cookie) => state.auth.authenticate_session(cookie).await?,
+            None => None,
+        },
+    };
+    if let Some(user) = &user {
+        // Later extractors of the same request (and the log) reuse it.
+        parts.extensions.insert(user.clone());
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
+    }
+    Ok(user)
+}
+
+/// Any signed-in, enabled user (session cookie or API token); else 401 `unauthenticated`.
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        authenticate(parts, state)
+            .await?
+            .ok_or_else(|| AppError::Unauthenticated("Sign in to continue".into()))
+    }
+}
+
+/// `Option<AuthUser>`: for routes that serve everyone but know who is signed in.
+impl OptionalFromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, AppError> {
+        authenticate(parts, state).await
+    }
+}
+
+/// A signed-in admin; a signed-in user gets 403 `forbidden`. Every `/api/admin/*` handler
+/// takes one.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl Deref for AdminUser {
+    type Target = AuthUser;
+
+    fn deref(&self) -> &AuthUser {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let user =
+            <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        if !user.is_admin() {
+            return Err(AppError::Forbidden {
+                code: "forbidden",
+                message: "Only admins can do this".into(),
+            });
+        }
+        Ok(Self(user))
+    }
+}
+
+/// A signed-in user within their per-user budget for expensive creations
+/// (`limits.creations_per_minute`); beyond it 429 `rate_limited` with `Retry-After`.
+/// Take it instead of [`AuthUser`] on endpoints that start costly work.
+#[derive(Debug, Clone)]
+pub struct RateLimitedUser(pub AuthUser);
+
+impl Deref for RateLimitedUser {
+    type Target = AuthUser;
+
+    fn deref(&self) -> &AuthUser {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for RateLimitedUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let user =
+            <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        state.limits.check_user(user.id)?;
+        Ok(Self(user))
+    }
+}
+
+/// A setup, login or registration attempt within the strict per-IP budget
+/// (`limits.auth_requests_per_minute`). Put it first among a handler's arguments, so the
+/// check comes before any body is read or password hashed.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthAttempt;
+
+impl FromRequestParts<AppState> for AuthAttempt {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        state.limits.check_auth(ip)?;
+        Ok(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: header::HeaderName, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let h = with(header::COOKIE, "theme=dark; aimake_session=abc; lang=en");
+        assert_eq!(session_cookie(&h), Some("abc"));
+        assert_eq!(
+            session_cookie(&with(header::COOKIE, "aimake_sessionx=1")),
+            None
+        );
+        assert_eq!(
+            session_cookie(&with(header::COOKIE, "aimake_session=")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_malformed_authorization_header_never_falls_back_to_the_cookie() {
+        assert_eq!(
+            bearer(&with(header::AUTHORIZATION, "Bearer amk_x")),
+            Some("amk_x")
+        );
+        assert_eq!(
+            bearer(&with(header::AUTHORIZATION, "bearer  amk_x ")),
+            Some("amk_x")
+        );
+        assert_eq!(bearer(&with(header::AUTHORIZATION, "Basic Zm9v")), Some(""));
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn session_cookies_carry_the_security_attributes() {
+        let s = IssuedSession {
+            token: "tok".into(),
+            max_age_s: 60,
+        };
+        let plain = session_set_cookie(&s, false);
+        assert_eq!(
+            plain,
+            "aimake_session=tok; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
+        );
+        assert!(
+            session_set_cookie(&s, true)
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure")
+        );
+        assert!(
+            session_clear_cookie(false)
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! Rate limits and load shedding, in memory: governor limiters keyed by client IP or user
+//! (stale keys evicted, so memory stays bounded) and a cap on requests handled at once.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use ulid::Ulid;
+
+use super::perimeter::ClientIp;
+use crate::config::LimitsConfig;
+use crate::error::AppError;
+
+/// How often keys whose window has passed are dropped from the limiters.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
+type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, LimitClock, NoOpMiddleware<Nanos>>;
+
+/// The limiters' time source: monotonic, plus an offset that only [`Limits::advance_clock`]
+/// moves, so a test can watch a window pass without waiting for it.
+#[derive(Debug, Clone)]
+pub struct LimitClock {
+    start: Instant,
+    skew_ns: Arc<AtomicU64>,
+}
+
+impl Clock for LimitClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        let skew = Duration::from_nanos(self.skew_ns.load(Ordering::Relaxed));
+        Nanos::from(self.start.elapsed() + skew)
+    }
+}
+
+pub struct Limits {
+    clock: LimitClock,
+    per_ip: Keyed<IpAddr>,
+    auth: Keyed<IpAddr>,
+    per_user: Keyed<Ulid>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Limits {
+    pub fn new(config: &LimitsConfig) -> Self {
+        let clock = LimitClock {
+            start: Instant::now(),
+            skew_ns: Arc::new(AtomicU64::new(0)),
+        };
+        Self {
+            per_ip: keyed(config.requests_per_minute, &clock),
+            auth: keyed(config.auth_requests_per_minute, &clock),
+            per_user: keyed(config.creations_per_minute, &clock),
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            clock,
+        }
+    }
+
+    /// The global per-IP budget: `requests_per_minute` at once, refilled evenly over a minute.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), AppError> {
+        self.check(&self.per_ip, &rate_key(ip))
+    }
+
+    /// The strict budget for setup, login and registration.
+    pub fn check_auth(&self, ip: IpAddr) -> Result<(), AppError> {
+        self.check(&self.auth, &rate_key(ip))
+    }
+
+    /// The per-user budget for expensive creations.
+    pub fn check_user(&self, user: Ulid) -> Result<(), AppError> {
+        self.check(&self.per_user, &user)
+    }
+
+    fn check<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        limiter: &Keyed<K>,
+        key: &K,
+    ) -> Result<(), AppError> {
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            AppError::TooMany {
+                code: "rate_limited",
+                message: "Too many requests".into(),
+                retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
+    }
+
+    /// A slot among `max_in_flight`; `None` means the server is full and should shed the request.
+    pub fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
+        self.in_flight.clone().try_acquire_owned().ok()
+    }
+
+    /// Drops keys whose limits have fully recovered: they hold nothing a fresh key would not.
+    pub fn retain_recent(&self) {
+        self.per_ip.retain_recent();
+        self.auth.retain_recent();
+        self.per_user.retain_recent();
+        self.per_ip.shrink_to_fit();
+        self.auth.shrink_to_fit();
+        self.per_user.shrink_to_fit();
+    }
+
+    /// Keys held across all limiters.
+    pub fn tracked_keys(&self) -> usize {
+        self.per_ip.len() + self.auth.len() + self.per_user.len()
+    }
+
+    /// Moves the limiters' clock forward. For tests: a minute passes without a minute's wait.
+    pub fn advance_clock(&self, by: Duration) {
+        let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.clock.skew_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Evicts stale keys every minute until `stop`.
+    pub async fn housekeeping(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.retain_recent(),
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// `per_minute` at once, then one more every `60 / per_minute` seconds.
+fn keyed<K: std::hash::Hash + Eq + Clone>(per_minute: u32, clock: &LimitClock) -> Keyed<K> {
+    let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::dashmap_with_clock(Quota::per_minute(n), clock.clone())
+}
+
+/// One budget per IPv4 address and per IPv6 /64 (what one subscriber usually gets), so
+/// cycling through a prefix's addresses gains nothing and cannot flood the table.
+fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// Paths under the per-IP budget; health checks, the web app and its assets are not.
+fn is_limited(path: &str) -> bool {
+    path == "/api"
+        || path.starts_with("/api/")
+        || path.starts_with("/media/")
+        || path.starts_with("/feeds/")
+}
+
+/// Middleware: the global per-IP rate limit.
+pub async fn rate_limit(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+    if is_limited(req.uri().path()) {
+        let ip = req
+            .extensions()
+            .get::<ClientIp>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+        if let Err(e) = limits.check_ip(ip) {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Middleware: past `max_in_flight` requests at once, answer 503 at once instead of queueing
+/// everyone into timeouts. Health checks always get through.
+pub async fn shed_load(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/health") {
+        return next.run(req).await;
+    }
+    let Some(_permit) = limits.try_enter() else {
+        return AppError::Unavailable {
+            code: "overloaded",
+            message: "The server is busy: try again in a moment".into(),
+        }
+        .into_response();
+    };
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_minute: u32) -> Limits {
+        Limits::new(&LimitsConfig {
+            requests_per_minute: per_minute,
+            ..LimitsConfig::default()
+        })
+    }
+
+    #[test]
+    fn the_request_after_the_budget_is_refused_until_time_passes() {
+        let l = limits(100);
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        for i in 0..100 {
+            assert!(l.check_ip(ip).is_ok(), "request {}", i + 1);
+        }
+        let Err(AppError::TooMany { retry_after_s, .. }) = l.check_ip(ip) else {
+            panic!("the 101st request inside a minute is refused");
+        };
+        assert_eq!(retry_after_s, 1, "one request comes back every 0.6 s");
+        assert!(l.check_ip("203.0.113.8".parse().unwrap()).is_ok(), "per IP");
+        l.advance_clock(Duration::from_millis(600));
+        assert!(l.check_ip(ip).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_budget_per_slash_64() {
+        let l = limits(1);
+        assert!(l.check_ip("2001:db8:1:2::1".parse().unwrap()).is_ok());
+        assert!(l.check_ip("2001:db8:1:2::ffff".parse().unwrap()).is_err());
+        assert!(l.check_ip("2001:db8:1:3::1".parse().unwrap()).is_ok());
+        assert!(l.check_ip("::ffff:192.0.2.1".parse().unwrap()).is_ok());
+        assert!(
+            l.check_ip("192.0.2.1".parse().unwrap()).is_err(),
+            "an IPv4-mapped address is the IPv4 client"
+        );
+    }
+
+    #[test]
+    fn recovered_keys_are_evicted() {
+        let l = limits(10);
+        for i in 0..50u8 {
+            l.check_ip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)))
+                .unwrap();
+        }
+        assert_eq!(l.tracked_keys(), 50);
+        l.retain_recent();
+        assert_eq!(l.tracked_keys(), 50, "their windows are still open");
+        l.advance_clock(Duration::from_secs(61));
+        l.retain_recent();
+        assert_eq!(l.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn the_in_flight_cap_hands_out_slots_and_takes_them_back() {
+        let l = Limits::new(&LimitsConfig {
+            max_in_flight: 2,
+            ..LimitsConfig::default()
+        });
+        let a = l.try_enter().unwrap();
+        let _b = l.try_enter().unwrap();
+        assert!(l.try_enter().is_none());
+        drop(a);
+        assert!(l.try_enter().is_some());
+    }
+}
