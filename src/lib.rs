@@ -7,5 +7,6 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod podcast;
 pub mod storage;
 pub mod telemetry;

@@ -1,0 +1,3 @@
+//! Podcasts without HTTP: scripts and their parser, the LLM script writer, subtitles, RSS feeds.
+
+pub mod script;
