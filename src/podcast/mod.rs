@@ -1,3 +1,4 @@
 //! Podcasts without HTTP: scripts and their parser, the LLM script writer, subtitles, RSS feeds.
 
+pub mod llm;
 pub mod script;
