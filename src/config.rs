@@ -399,6 +399,15 @@ pub struct LlmConfig {
     pub base_url: String,
     pub api_key: Option<Secret>,
     pub model: String,
+    /// One chat request, including the time the model spends writing.
+    pub timeout_s: u64,
+    /// Retries of a rate-limited, failed (5xx) or timed-out request.
+    pub max_retries: u32,
+    /// Pasted sources longer than this are trimmed before they reach the model.
+    pub max_source_chars: usize,
+    /// Prices in micro-dollars per million tokens, for the usage ledger; 0 records no cost.
+    pub price_input_per_1m_micros: u64,
+    pub price_output_per_1m_micros: u64,
 }
 
 impl Default for LlmConfig {
@@ -407,6 +416,13 @@ impl Default for LlmConfig {
             base_url: "https://api.openai.com/v1".into(),
             api_key: None,
             model: String::new(),
+            // A 30-minute script is several thousand tokens; slow local models need minutes.
+            timeout_s: 180,
+            max_retries: 2,
+            // About 12k tokens: fits every current model's context with room for the answer.
+            max_source_chars: 48_000,
+            price_input_per_1m_micros: 0,
+            price_output_per_1m_micros: 0,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod pagination;
+pub mod podcast;
 pub mod providers;
 pub mod storage;
 pub mod telemetry;

@@ -3,10 +3,12 @@
 mod accounts;
 mod cli;
 mod fakes;
+mod fakes_llm;
 mod health;
 mod helpers;
 mod jobs;
 mod perimeter;
+mod podcast_scripts;
 mod providers;
 mod spa;
 mod storage;

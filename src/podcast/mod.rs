@@ -1,0 +1,6 @@
+//! Podcasts without HTTP: scripts and their parser, the LLM script writer, subtitles, RSS feeds.
+
+pub mod feed;
+pub mod llm;
+pub mod script;
+pub mod subtitles;
