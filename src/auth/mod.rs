@@ -622,10 +622,12 @@ impl Auth {
 
     async fn quota_of(&self, row: &users::UserRow) -> Result<Quota> {
         let id = row.id.clone();
-        let month_start = month_start_day();
+        let user: Ulid = id
+            .parse()
+            .map_err(|_| anyhow::anyhow!("user id {id} is not a ULID"))?;
         let used = self
             .db()
-            .read(move |c| Ok(users::chars_used_since(c, &id, &month_start)?))
+            .read(move |c| Ok(crate::db::usage::tts_chars_this_month(c, user, now_ms())?))
             .await?;
         let chars_per_month = match row.quota_chars_per_month {
             Some(q) => Some(q.max(0) as u64),
@@ -1094,11 +1096,6 @@ fn parse_invite_cursor(cursor: &str) -> Option<(i64, String)> {
 }
 
 /// `YYYY-MM-01` of the current UTC month: usage rows carry their UTC day.
-fn month_start_day() -> String {
-    let today = time::OffsetDateTime::now_utc().date();
-    format!("{:04}-{:02}-01", today.year(), u8::from(today.month()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

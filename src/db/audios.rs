@@ -177,11 +177,7 @@ pub fn list(
         sql.push_str(&format!(" AND status = ?{}", args.len()));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let escaped = q
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        args.push(Box::new(format!("%{escaped}%")));
+        args.push(Box::new(format!("%{}%", super::escape_like(q))));
         let n = args.len();
         sql.push_str(&format!(
             " AND (title LIKE ?{n} ESCAPE '\\' OR text LIKE ?{n} ESCAPE '\\')"

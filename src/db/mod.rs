@@ -171,6 +171,18 @@ fn open_connection(path: &Path, read_only: bool) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// `%`, `_` and `\` match themselves in a `LIKE … ESCAPE '\'` pattern.
+pub fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Current time as Unix milliseconds, the unit every `*_at` column uses.
 pub fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();

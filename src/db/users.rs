@@ -102,7 +102,7 @@ pub fn list(
            AND (?2 IS NULL OR email LIKE '%' || ?2 || '%' ESCAPE '\\')
          ORDER BY id DESC LIMIT ?3"
     ))?;
-    let pattern = email_like.map(escape_like);
+    let pattern = email_like.map(super::escape_like);
     let rows = stmt.query_map(params![before, pattern, limit as i64], from_row)?;
     rows.collect()
 }
@@ -167,26 +167,4 @@ pub fn set_display_name(
         "UPDATE users SET display_name = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, display_name, now],
     )? == 1)
-}
-
-/// Characters of speech (`tts:*` usage) a user consumed since `since_day` (`YYYY-MM-DD`).
-pub fn chars_used_since(conn: &Connection, id: &str, since_day: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "SELECT coalesce(sum(units), 0) FROM usage_logs
-         WHERE user_id = ?1 AND day >= ?2 AND service LIKE 'tts:%'",
-        params![id, since_day],
-        |r| r.get(0),
-    )
-}
-
-/// `%`, `_` and `\` match themselves in a `LIKE … ESCAPE '\'` pattern.
-fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
