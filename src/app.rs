@@ -15,6 +15,7 @@ use crate::db::Db;
 use crate::http::limits::Limits;
 use crate::jobs::Jobs;
 use crate::providers::Providers;
+use crate::signing::Signer;
 use crate::storage::Storage;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -33,6 +34,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Rate limiters and the in-flight cap, shared by the middleware and the extractors.
     pub limits: Arc<Limits>,
+    /// Signs share links and feed enclosures.
+    pub signer: Signer,
 }
 
 pub struct App {
@@ -65,6 +68,7 @@ impl App {
         };
         let auth = Auth::new(db.clone(), &config);
         auth.prepare_setup().await?;
+        let signer = Signer::load_or_create(&config.data.dir)?;
         let state = AppState {
             limits: Arc::new(Limits::new(&config.limits)),
             config: Arc::new(config),
@@ -75,6 +79,7 @@ impl App {
             public_url,
             started: Instant::now(),
             auth,
+            signer,
         };
         Ok(Self { listener, state })
     }

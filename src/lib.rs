@@ -11,5 +11,6 @@ pub mod jobs;
 pub mod pagination;
 pub mod podcast;
 pub mod providers;
+pub mod signing;
 pub mod storage;
 pub mod telemetry;
