@@ -12,5 +12,6 @@ pub mod pagination;
 pub mod podcast;
 pub mod providers;
 pub mod signing;
+pub mod speech;
 pub mod storage;
 pub mod telemetry;

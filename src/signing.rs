@@ -30,7 +30,9 @@ impl Signer {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let bytes = hex::decode(text.trim()).context("server.secret is not hex")?;
-                let key: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("server.secret must hold 32 bytes"))?;
+                let key: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("server.secret must hold 32 bytes"))?;
                 Ok(Self { key })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -67,7 +69,9 @@ impl Signer {
 
     /// Checks a signature in constant time and that `exp` (Unix seconds) has not passed.
     pub fn verify(&self, purpose: &str, subject: &str, exp: i64, sig: &str, now_s: i64) -> bool {
-        let Ok(sig) = hex::decode(sig) else { return false };
+        let Ok(sig) = hex::decode(sig) else {
+            return false;
+        };
         exp >= now_s && self.mac(purpose, subject, exp).verify_slice(&sig).is_ok()
     }
 }
@@ -76,7 +80,12 @@ impl Signer {
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
@@ -100,10 +109,16 @@ mod tests {
         assert!(s.verify("media", "01JABC", 1000, &sig, 1000));
         assert!(!s.verify("media", "01JABC", 1000, &sig, 1001), "expired");
         assert!(!s.verify("media", "01JABD", 1000, &sig, 0), "other subject");
-        assert!(!s.verify("media", "01JABC", 2000, &sig, 0), "extended expiry");
+        assert!(
+            !s.verify("media", "01JABC", 2000, &sig, 0),
+            "extended expiry"
+        );
         assert!(!s.verify("feed", "01JABC", 1000, &sig, 0), "other purpose");
         assert!(!s.verify("media", "01JABC", 1000, "zz", 0), "not hex");
-        assert!(!Signer::from_key([8; 32]).verify("media", "01JABC", 1000, &sig, 0), "other secret");
+        assert!(
+            !Signer::from_key([8; 32]).verify("media", "01JABC", 1000, &sig, 0),
+            "other secret"
+        );
     }
 
     #[test]
@@ -111,11 +126,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Signer::load_or_create(dir.path()).unwrap();
         let b = Signer::load_or_create(dir.path()).unwrap();
-        assert_eq!(a.sign("m", "x", 1), b.sign("m", "x", 1), "the same secret after a restart");
+        assert_eq!(
+            a.sign("m", "x", 1),
+            b.sign("m", "x", 1),
+            "the same secret after a restart"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

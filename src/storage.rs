@@ -190,6 +190,20 @@ impl Storage {
         Ok(self.store.get_range(&key.path(), range).await?)
     }
 
+    /// Streams an object, or the bytes `range.start..range.end` of it, without buffering it.
+    pub async fn stream(
+        &self,
+        key: &Key,
+        range: Option<Range<u64>>,
+    ) -> StorageResult<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
+        let options = object_store::GetOptions::new().with_range(range);
+        Ok(self
+            .store
+            .get_opts(&key.path(), options)
+            .await?
+            .into_stream())
+    }
+
     pub async fn head(&self, key: &Key) -> StorageResult<ObjectInfo> {
         Ok(info(self.store.head(&key.path()).await?))
     }

@@ -158,14 +158,14 @@ impl Cursor {
     }
 }
 
-/// One page of the caller's audios, newest first, and the cursor of the next page.
+/// Up to `fetch` of the caller's audios after `cursor`, newest first.
 pub fn list(
     conn: &Connection,
     user: Ulid,
     filter: &ListFilter,
     cursor: Option<&Cursor>,
-    limit: usize,
-) -> rusqlite::Result<(Vec<AudioRow>, Option<Cursor>)> {
+    fetch: usize,
+) -> rusqlite::Result<Vec<AudioRow>> {
     let mut sql = format!("SELECT {COLUMNS} FROM audios WHERE user_id = ?1");
     let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(user.to_string())];
     if let Some(kind) = &filter.kind {
@@ -191,24 +191,10 @@ pub fn list(
             " AND (created_at < ?{a} OR (created_at = ?{a} AND id < ?{b}))"
         ));
     }
-    sql.push_str(&format!(
-        " ORDER BY created_at DESC, id DESC LIMIT {}",
-        limit + 1
-    ));
+    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {fetch}"));
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut items: Vec<AudioRow> = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), from_row)?
-        .collect::<Result<_, _>>()?;
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|a| Cursor {
-            created_at: a.created_at,
-            id: a.id.clone(),
-        })
-    } else {
-        None
-    };
-    Ok((items, next))
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), from_row)?;
+    rows.collect()
 }
 
 pub fn rename(
@@ -367,12 +353,19 @@ mod tests {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let (page, next) = list(&conn, a, &ListFilter::default(), cursor.as_ref(), 10).unwrap();
+            let mut page = list(&conn, a, &ListFilter::default(), cursor.as_ref(), 11).unwrap();
+            let more = page.len() > 10;
+            page.truncate(10);
             seen.extend(page.iter().map(|r| r.id.clone()));
-            match next {
-                Some(c) => cursor = Some(Cursor::decode(&c.encode()).unwrap()),
-                None => break,
+            if !more {
+                break;
             }
+            let last = page.last().unwrap();
+            let c = Cursor {
+                created_at: last.created_at,
+                id: last.id.clone(),
+            };
+            cursor = Some(Cursor::decode(&c.encode()).unwrap());
         }
         assert_eq!(seen, expected);
     }
@@ -386,7 +379,6 @@ mod tests {
         assert!(
             list(&conn, b, &ListFilter::default(), None, 10)
                 .unwrap()
-                .0
                 .is_empty()
         );
         assert!(!rename(&conn, b, id, "stolen", 2).unwrap());
@@ -409,7 +401,6 @@ mod tests {
             };
             list(&conn, a, &f, None, 10)
                 .unwrap()
-                .0
                 .into_iter()
                 .map(|r| r.title)
                 .collect::<Vec<_>>()

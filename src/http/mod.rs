@@ -2,7 +2,9 @@
 
 mod accounts;
 mod admin;
+mod audios;
 pub mod extract;
+mod files;
 mod health;
 pub mod limits;
 mod middleware;
@@ -116,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(accounts::router())
         .merge(admin::router())
+        .merge(audios::router())
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))

@@ -1,0 +1,426 @@
+//! `/api/audios`, `/api/voices`, `/api/providers`, `/api/usage` and signed `/media` links.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use ulid::Ulid;
+
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::db::audios::{self, Cursor, ListFilter};
+use crate::error::{AppError, AppJson, Result};
+use crate::http::extract::RateLimitedUser;
+use crate::pagination::{Page, PageQuery};
+use crate::speech::service::{self, AudioView, CreateAudio};
+
+/// Share links live an hour unless asked otherwise, and at most a year.
+const DEFAULT_SHARE_S: i64 = 3600;
+const MAX_SHARE_S: i64 = 365 * 86_400;
+/// Purpose tag of media signatures (see `signing`).
+pub const MEDIA_PURPOSE: &str = "media";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/audios", post(create).get(list))
+        .route("/api/audios/{id}", get(read).patch(rename).delete(remove))
+        .route("/api/audios/{id}/retry", post(retry))
+        .route("/api/audios/{id}/events", get(events))
+        .route("/api/audios/{id}/file", get(file))
+        .route("/api/audios/{id}/peaks", get(peaks))
+        .route("/api/audios/{id}/share", post(share))
+        .route("/media/{id}", get(media))
+        .route("/api/providers", get(providers))
+        .route("/api/voices", get(voices))
+        .route("/api/usage", get(usage))
+}
+
+/// Ids are ULIDs; anything else cannot name an audio, so it is simply not found.
+pub fn parse_id(id: &str) -> Result<Ulid> {
+    id.parse().map_err(|_| AppError::NotFound)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: RateLimitedUser,
+    AppJson(req): AppJson<CreateAudio>,
+) -> Result<(StatusCode, Json<AudioView>)> {
+    let row = service::create(&state, user.id, req).await?;
+    Ok((StatusCode::ACCEPTED, Json(row.into())))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    kind: Option<String>,
+    status: Option<String>,
+    q: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<AudioView>>> {
+    let req = query.page.request()?;
+    let cursor = match &req.cursor {
+        Some(c) => Some(Cursor::decode(c).ok_or_else(|| AppError::invalid("cursor is not valid"))?),
+        None => None,
+    };
+    for (name, value, allowed) in [
+        ("kind", &query.kind, &["tts", "podcast", "upload"][..]),
+        (
+            "status",
+            &query.status,
+            &["queued", "running", "succeeded", "failed", "canceled"][..],
+        ),
+    ] {
+        if let Some(v) = value
+            .as_deref()
+            .filter(|v| !allowed.contains(v) && !v.is_empty())
+        {
+            return Err(AppError::BadRequest {
+                code: "invalid_request",
+                message: format!("{name} must be one of {}", allowed.join(", ")),
+                details: Some(json!({ name: v })),
+            });
+        }
+    }
+    let filter = ListFilter {
+        kind: query.kind.filter(|k| !k.is_empty()),
+        status: query.status.filter(|s| !s.is_empty()),
+        q: query.q,
+    };
+    let fetch = req.fetch();
+    let user_id = user.id;
+    let rows = state
+        .db
+        .read(move |c| Ok(audios::list(c, user_id, &filter, cursor.as_ref(), fetch)?))
+        .await?;
+    let page = Page::from_rows(rows, &req, |r: &audios::AudioRow| {
+        Cursor {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        }
+        .encode()
+    });
+    Ok(Json(page.map(AudioView::from)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<AudioView>> {
+    Ok(Json(
+        service::get(&state, user.id, parse_id(&id)?).await?.into(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameBody {
+    title: String,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<RenameBody>,
+) -> Result<Json<AudioView>> {
+    Ok(Json(
+        service::rename(&state, user.id, parse_id(&id)?, &body.title)
+            .await?
+            .into(),
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    // Unparseable ids name nothing: deleting nothing succeeds, as for any gone audio.
+    if let Ok(id) = id.parse::<Ulid>() {
+        service::delete(&state, user.id, id).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    user: RateLimitedUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<AudioView>)> {
+    let row = service::retry(&state, user.id, parse_id(&id)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(row.into())))
+}
+
+/// Server-Sent Events: the current status at once, then every change until a final state.
+async fn events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let id = parse_id(&id)?;
+    // Subscribe before reading, so no change between the read and the subscription is lost.
+    let mut rx = state.jobs.events.subscribe(id);
+    let current = AudioView::from(service::get(&state, user.id, id).await?).status_event();
+    let stream = async_stream(move |tx| async move {
+        let done = current.is_final();
+        if tx.send(current).await.is_err() || done {
+            return;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    let done = ev.is_final();
+                    if tx.send(ev).await.is_err() || done {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    // The job ended without a final event reaching us (e.g. it was deleted).
+                    return;
+                }
+            }
+        }
+    });
+    let events = futures::StreamExt::map(stream, |ev| {
+        Ok(Event::default()
+            .event("status")
+            .json_data(&ev)
+            .unwrap_or_else(|_| Event::default().event("status")))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A small channel-backed stream: the producer runs as its own task.
+fn async_stream<T, F, Fut>(producer: F) -> impl Stream<Item = T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(producer(tx));
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[derive(Debug, Deserialize)]
+struct FileQuery {
+    download: Option<String>,
+}
+
+async fn file(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let audio = service::get(&state, user.id, parse_id(&id)?).await?;
+    let download = q
+        .download
+        .as_deref()
+        .is_some_and(|v| v != "0" && v != "false");
+    super::files::serve(
+        &state,
+        &audio,
+        &headers,
+        download,
+        "private, max-age=0, must-revalidate",
+    )
+    .await
+}
+
+async fn peaks(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let audio = service::get(&state, user.id, parse_id(&id)?).await?;
+    let key = audio.peaks_key.ok_or(AppError::NotFound)?;
+    let bytes = state
+        .storage
+        .get(&crate::storage::Key::from_stored(key))
+        .await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, "private, max-age=86400"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShareBody {
+    expires_in_s: Option<i64>,
+}
+
+async fn share(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>> {
+    // The body is optional: an empty one means the defaults.
+    let body: ShareBody = if body.is_empty() {
+        ShareBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::invalid(format!("Invalid JSON body: {e}")))?
+    };
+    let audio = service::get(&state, user.id, parse_id(&id)?).await?;
+    if audio.status != "succeeded" {
+        return Err(AppError::Conflict(
+            "Only finished audios can be shared".into(),
+        ));
+    }
+    let ttl = body.expires_in_s.unwrap_or(DEFAULT_SHARE_S);
+    if !(60..=MAX_SHARE_S).contains(&ttl) {
+        return Err(AppError::BadRequest {
+            code: "invalid_request",
+            message: format!("expires_in_s must be between 60 and {MAX_SHARE_S}"),
+            details: Some(json!({ "expires_in_s": ttl })),
+        });
+    }
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + ttl;
+    let url = media_url(&state, &audio.id, exp);
+    Ok(Json(
+        json!({ "url": url, "expires_at": crate::db::to_rfc3339(exp * 1000) }),
+    ))
+}
+
+/// An absolute signed media URL for an audio, valid until `exp` (Unix seconds).
+pub fn media_url(state: &AppState, audio_id: &str, exp: i64) -> String {
+    let sig = state.signer.sign(MEDIA_PURPOSE, audio_id, exp);
+    format!("{}/media/{audio_id}?exp={exp}&sig={sig}", state.public_url)
+}
+
+#[derive(Debug, Deserialize)]
+struct MediaQuery {
+    exp: Option<i64>,
+    sig: Option<String>,
+}
+
+/// Public, signed access to an audio's bytes; tampered or expired links are refused with 403.
+async fn media(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<MediaQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (Some(exp), Some(sig)) = (q.exp, q.sig) else {
+        return Err(link_refused());
+    };
+    if !state.signer.verify(MEDIA_PURPOSE, &id, exp, &sig, now) {
+        return Err(link_refused());
+    }
+    let id = parse_id(&id)?;
+    let audio = state
+        .db
+        .read(move |c| Ok(audios::get_any(c, id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    super::files::serve(&state, &audio, &headers, false, "public, max-age=3600").await
+}
+
+fn link_refused() -> AppError {
+    AppError::Forbidden {
+        code: "forbidden",
+        message: "This link is invalid or has expired".into(),
+    }
+}
+
+async fn providers(State(state): State<AppState>, _user: AuthUser) -> Json<Value> {
+    Json(json!(state.providers.list().await))
+}
+
+#[derive(Debug, Deserialize)]
+struct VoicesQuery {
+    provider: Option<String>,
+    language: Option<String>,
+}
+
+async fn voices(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Query(q): Query<VoicesQuery>,
+) -> Json<Value> {
+    let voices = state
+        .providers
+        .voices(
+            q.provider.as_deref().filter(|p| !p.is_empty()),
+            q.language.as_deref().filter(|l| !l.is_empty()),
+        )
+        .await;
+    Json(json!(voices))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RangeQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl RangeQuery {
+    /// Validated `YYYY-MM-DD` bounds; the last 30 days when absent. At most 366 days.
+    pub fn days(&self) -> Result<(String, String)> {
+        let today = time::OffsetDateTime::now_utc().date();
+        let parse = |name: &str, v: &Option<String>, default: time::Date| -> Result<time::Date> {
+            match v.as_deref().filter(|s| !s.is_empty()) {
+                None => Ok(default),
+                Some(s) => {
+                    time::Date::parse(s, &time::format_description::well_known::Iso8601::DATE)
+                        .map_err(|_| AppError::BadRequest {
+                            code: "invalid_request",
+                            message: format!("{name} must be a date like 2026-01-31"),
+                            details: Some(json!({ name: s })),
+                        })
+                }
+            }
+        };
+        let to = parse("to", &self.to, today)?;
+        let from = parse("from", &self.from, to - time::Duration::days(29))?;
+        if from > to || (to - from).whole_days() > 366 {
+            return Err(AppError::invalid(
+                "from must be on or before to, at most 366 days apart",
+            ));
+        }
+        Ok((from.to_string(), to.to_string()))
+    }
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<RangeQuery>,
+) -> Result<Json<Value>> {
+    let (from, to) = q.days()?;
+    let id = user.id;
+    let rows = state
+        .db
+        .read(move |c| Ok(crate::db::usage::per_day(c, Some(id), &from, &to)?))
+        .await?;
+    Ok(Json(json!(rows)))
+}

@@ -1,0 +1,191 @@
+//! Serving stored audio bytes: `Range` (one range), `ETag`/`If-None-Match`, `Last-Modified`,
+//! and downloads with a safe file name. Used by the library and by signed media links.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::db::audios::AudioRow;
+use crate::error::{AppError, Result};
+use crate::storage::Key;
+
+/// Streams a finished audio's object, honouring conditional and range requests.
+pub async fn serve(
+    state: &AppState,
+    audio: &AudioRow,
+    headers: &HeaderMap,
+    download: bool,
+    cache: &'static str,
+) -> Result<Response> {
+    let (Some(key), Some(size), "succeeded") =
+        (&audio.object_key, audio.size_bytes, audio.status.as_str())
+    else {
+        return Err(AppError::Conflict(format!(
+            "The audio is {}; its file is not ready",
+            audio.status
+        )));
+    };
+    let size = size as u64;
+    let etag = format!(
+        "\"{}\"",
+        audio
+            .sha256
+            .as_deref()
+            .map_or(audio.id.as_str(), |s| &s[..s.len().min(32)])
+    );
+    let modified = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(audio.updated_at.max(0) as u64),
+    );
+    let mut builder = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::LAST_MODIFIED, &modified)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, cache);
+
+    let not_modified = match headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(tags) => tags
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == etag || t == "*" || t.strip_prefix("W/") == Some(&etag)),
+        None => headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|since| {
+                let ours = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(audio.updated_at.max(0) as u64 / 1000);
+                ours <= since
+            }),
+    };
+    if not_modified {
+        return Ok(builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .expect("valid response"));
+    }
+
+    let content_type = if audio.format == "wav" {
+        "audio/wav"
+    } else {
+        "audio/mpeg"
+    };
+    builder = builder.header(header::CONTENT_TYPE, content_type);
+    if download {
+        builder = builder.header(
+            header::CONTENT_DISPOSITION,
+            disposition(&audio.title, &audio.format),
+        );
+    }
+
+    // A range applies only while the client's copy is current (If-Range).
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v == etag || v == modified);
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| if_range_ok);
+    let (status, range) = match range
+        .map(|r| http_range_header::parse_range_header(r).and_then(|p| p.validate(size)))
+    {
+        None => (StatusCode::OK, None),
+        Some(Ok(ranges)) if ranges.len() == 1 => {
+            let r = ranges[0].clone();
+            builder = builder.header(
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{size}", r.start(), r.end()),
+            );
+            (StatusCode::PARTIAL_CONTENT, Some(*r.start()..*r.end() + 1))
+        }
+        // Several ranges: the whole file is a valid answer and simpler for everyone.
+        Some(Ok(_)) => (StatusCode::OK, None),
+        Some(Err(_)) => {
+            return Ok((
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+            )
+                .into_response());
+        }
+    };
+    let length = range.as_ref().map_or(size, |r| r.end - r.start);
+    let stream = state
+        .storage
+        .stream(&Key::from_stored(key.clone()), range)
+        .await?;
+    Ok(builder
+        .status(status)
+        .header(header::CONTENT_LENGTH, length)
+        .body(Body::from_stream(stream))
+        .expect("valid response"))
+}
+
+/// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / 5987).
+fn disposition(title: &str, ext: &str) -> HeaderValue {
+    let ascii: String = title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " -_()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(100)
+        .collect();
+    let ascii = if ascii.trim_matches('_').is_empty() {
+        "audio".to_string()
+    } else {
+        ascii
+    };
+    let utf8: String = format!("{}.{ext}", title.trim())
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}.{ext}\"; filename*=UTF-8''{utf8}"
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_are_safe_and_keep_the_real_title() {
+        let v = disposition("My \"talk\"/../季度 报告", "mp3");
+        let s = v.to_str().unwrap();
+        let ascii = s.split('"').nth(1).unwrap();
+        assert!(
+            ascii.starts_with("My _talk") && ascii.ends_with(".mp3"),
+            "{s}"
+        );
+        assert!(
+            !ascii.contains('/') && !ascii.contains("..") && !ascii.contains('\\'),
+            "{s}"
+        );
+        assert!(
+            s.contains("filename*=UTF-8''My%20%22talk%22%2F..%2F%E5%AD%A3"),
+            "{s}"
+        );
+        assert!(!s.contains('\n'));
+        assert_eq!(
+            disposition("你好", "wav").to_str().unwrap(),
+            "attachment; filename=\"audio.wav\"; filename*=UTF-8''%E4%BD%A0%E5%A5%BD.wav"
+        );
+    }
+}

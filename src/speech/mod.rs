@@ -1,0 +1,3 @@
+//! The speech engine: library operations, the synthesis job, and long-text chunking.
+
+pub mod service;

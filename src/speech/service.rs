@@ -1,0 +1,370 @@
+//! The library's operations (create, retry, rename, delete), shared by the API, the podcast
+//! renderer and tests; nothing here knows about HTTP.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use ulid::Ulid;
+
+use crate::app::AppState;
+use crate::db::audios::{self, AudioRow, NewAudio};
+use crate::db::now_ms;
+use crate::error::{AppError, Result};
+use crate::jobs::events::StatusEvent;
+use crate::jobs::{NewJob, queue};
+use crate::storage::Key;
+
+/// The job kind that synthesizes a library audio.
+pub const TTS_JOB: &str = "tts";
+/// Attempts before a synthesis is marked failed (each attempt already retries inside the provider).
+const MAX_ATTEMPTS: u32 = 3;
+/// Titles are derived from the text when none is given.
+const TITLE_CHARS: usize = 60;
+pub const MIN_SPEED: f64 = 0.5;
+pub const MAX_SPEED: f64 = 2.0;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAudio {
+    pub text: String,
+    pub voice: String,
+    pub title: Option<String>,
+    pub format: Option<String>,
+    pub speed: Option<f64>,
+}
+
+/// The audio object of API.md.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AudioView {
+    pub id: String,
+    pub title: String,
+    pub kind: String,
+    pub status: String,
+    pub progress: f64,
+    pub voice: Option<String>,
+    pub format: String,
+    pub speed: f64,
+    pub chars: i64,
+    pub duration_ms: Option<i64>,
+    pub size_bytes: Option<i64>,
+    pub error: Option<crate::jobs::events::ErrorInfo>,
+    pub file_url: Option<String>,
+    pub peaks_url: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<AudioRow> for AudioView {
+    fn from(r: AudioRow) -> Self {
+        let done = r.status == "succeeded";
+        let error = match (r.error_code, r.error_message) {
+            (Some(code), message) if r.status == "failed" => Some(crate::jobs::events::ErrorInfo {
+                code,
+                message: message.unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        Self {
+            file_url: done.then(|| format!("/api/audios/{}/file", r.id)),
+            peaks_url: (done && r.peaks_key.is_some())
+                .then(|| format!("/api/audios/{}/peaks", r.id)),
+            id: r.id,
+            title: r.title,
+            kind: r.kind,
+            status: r.status,
+            progress: r.progress,
+            voice: r.voice,
+            format: r.format,
+            speed: r.speed,
+            chars: r.chars,
+            duration_ms: r.duration_ms,
+            size_bytes: r.size_bytes,
+            error,
+            created_at: crate::db::to_rfc3339(r.created_at),
+            updated_at: crate::db::to_rfc3339(r.updated_at),
+        }
+    }
+}
+
+impl AudioView {
+    pub fn status_event(&self) -> StatusEvent {
+        StatusEvent {
+            status: self.status.clone(),
+            progress: self.progress,
+            error: self.error.clone(),
+        }
+    }
+}
+
+fn field(code: &'static str, name: &str, message: impl Into<String>) -> AppError {
+    let message = message.into();
+    AppError::BadRequest {
+        code,
+        details: Some(json!({ name: message.clone() })),
+        message,
+    }
+}
+
+/// Validates a request, checks the voice and the monthly quota, and stores the audio with
+/// its job in one transaction. The audio comes back `queued`.
+pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<AudioRow> {
+    let text = req.text.trim().to_string();
+    if text.is_empty() {
+        return Err(field("invalid_request", "text", "Enter some text to speak"));
+    }
+    let chars = text.chars().count();
+    let max = state.config.tts.max_chars;
+    if chars > max {
+        return Err(field(
+            "text_too_long",
+            "text",
+            format!("The text has {chars} characters; the limit is {max}"),
+        ));
+    }
+    let speed = req.speed.unwrap_or(1.0);
+    if !(MIN_SPEED..=MAX_SPEED).contains(&speed) || !speed.is_finite() {
+        return Err(field(
+            "invalid_request",
+            "speed",
+            format!("Speed must be between {MIN_SPEED} and {MAX_SPEED}"),
+        ));
+    }
+    let format = req.format.as_deref().unwrap_or("mp3").to_ascii_lowercase();
+    if !matches!(format.as_str(), "mp3" | "wav") {
+        return Err(field(
+            "invalid_request",
+            "format",
+            "Format must be mp3 or wav",
+        ));
+    }
+    let title = match req.title.as_deref().map(str::trim) {
+        Some(t) if t.chars().count() > 200 => {
+            return Err(field(
+                "invalid_request",
+                "title",
+                "Titles are at most 200 characters",
+            ));
+        }
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => default_title(&text),
+    };
+    let (_, voice) = state.providers.voice(&req.voice).await.map_err(|e| {
+        let mut err = AppError::from(e);
+        if let AppError::BadRequest { details, .. } = &mut err {
+            *details = Some(json!({ "voice": details.take().unwrap_or(json!("unknown voice")) }));
+        }
+        err
+    })?;
+
+    let quota = state.auth.quota(user).await?;
+    if let Some(remaining) = quota.remaining()
+        && chars as u64 > remaining
+    {
+        return Err(AppError::TooMany {
+            code: "quota_exceeded",
+            message: format!(
+                "This text has {chars} characters but only {remaining} remain in this month's quota"
+            ),
+            retry_after_s: seconds_until_next_month(),
+        });
+    }
+
+    let id = Ulid::generate();
+    let voice_id = voice.id.clone();
+    let row = state
+        .db
+        .write(move |c| {
+            let tx = c.transaction()?;
+            let now = now_ms();
+            audios::insert(
+                &tx,
+                &NewAudio {
+                    id,
+                    user_id: user,
+                    kind: "tts",
+                    title: &title,
+                    voice: Some(&voice_id),
+                    format: &format,
+                    speed,
+                    text: Some(&text),
+                    chars: chars as i64,
+                },
+                now,
+            )?;
+            queue::enqueue(&tx, &tts_job(user, id), now)?;
+            let row = audios::get(&tx, user, id)?
+                .ok_or_else(|| anyhow::anyhow!("inserted audio vanished"))?;
+            tx.commit()?;
+            Ok(row)
+        })
+        .await?;
+    state.jobs.notify();
+    Ok(row)
+}
+
+fn tts_job(user: Ulid, audio: Ulid) -> NewJob<'static> {
+    NewJob {
+        kind: TTS_JOB,
+        user_id: Some(user),
+        audio_id: Some(audio),
+        payload: json!({}),
+        max_attempts: MAX_ATTEMPTS,
+    }
+}
+
+/// The first words of the text, cut at a word boundary.
+fn default_title(text: &str) -> String {
+    let line = text.lines().next().unwrap_or(text).trim();
+    if line.chars().count() <= TITLE_CHARS {
+        return line.to_string();
+    }
+    let cut: String = line.chars().take(TITLE_CHARS).collect();
+    let trimmed = match cut.rfind(char::is_whitespace) {
+        Some(i) if i > TITLE_CHARS / 2 => &cut[..i],
+        _ => &cut,
+    };
+    format!("{}…", trimmed.trim_end())
+}
+
+fn seconds_until_next_month() -> u64 {
+    let now = time::OffsetDateTime::now_utc();
+    let (y, m) = if now.month() == time::Month::December {
+        (now.year() + 1, time::Month::January)
+    } else {
+        (now.year(), now.month().next())
+    };
+    let next = time::Date::from_calendar_date(y, m, 1).map(|d| d.midnight().assume_utc());
+    next.map_or(86_400, |n| (n - now).whole_seconds().max(1) as u64)
+}
+
+pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
+    state
+        .db
+        .read(move |c| Ok(audios::get(c, user, id)?))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
+    let title = title.trim().to_string();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(field(
+            "invalid_request",
+            "title",
+            "A title has 1 to 200 characters",
+        ));
+    }
+    state
+        .db
+        .write(move |c| {
+            audios::rename(c, user, id, &title, now_ms())?;
+            Ok(audios::get(c, user, id)?)
+        })
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// Queues a failed (or canceled) audio again with a fresh job.
+pub async fn retry(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
+    let row = state
+        .db
+        .write(move |c| {
+            let tx = c.transaction()?;
+            let Some(row) = audios::get(&tx, user, id)? else {
+                return Ok(Err(AppError::NotFound));
+            };
+            if row.kind != "tts" {
+                return Ok(Err(AppError::Conflict(
+                    "Only speech audios can be retried here".into(),
+                )));
+            }
+            if !audios::requeue(&tx, user, id, now_ms())? {
+                return Ok(Err(AppError::Conflict(format!(
+                    "The audio is {}; only failed audios can be retried",
+                    row.status
+                ))));
+            }
+            queue::enqueue(&tx, &tts_job(user, id), now_ms())?;
+            let row =
+                audios::get(&tx, user, id)?.ok_or_else(|| anyhow::anyhow!("audio vanished"))?;
+            tx.commit()?;
+            Ok(Ok(row))
+        })
+        .await??;
+    state.jobs.notify();
+    state
+        .jobs
+        .events
+        .publish(id, AudioView::from(row.clone()).status_event());
+    Ok(row)
+}
+
+/// Deletes an audio and its stored objects (unless another audio shares them); cancels its
+/// job when it is running. Deleting an audio that is already gone succeeds.
+pub async fn delete(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
+    let (jobs, orphans) = state
+        .db
+        .write(move |c| {
+            let tx = c.transaction()?;
+            let jobs: Vec<String> = tx
+                .prepare(
+                    "SELECT id FROM jobs WHERE audio_id = ?1 AND status IN ('queued', 'running')",
+                )?
+                .query_map([id.to_string()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            queue::cancel_for_audio(&tx, id, now_ms())?;
+            let Some(row) = audios::delete(&tx, user, id)? else {
+                return Ok((Vec::new(), Vec::new()));
+            };
+            let mut orphans = Vec::new();
+            for key in [row.object_key, row.peaks_key].into_iter().flatten() {
+                if !audios::object_in_use(&tx, &key)? {
+                    tx.execute(
+                        "DELETE FROM tts_cache WHERE object_key = ?1 OR peaks_key = ?1",
+                        [&key],
+                    )?;
+                    orphans.push(key);
+                }
+            }
+            tx.commit()?;
+            Ok((jobs, orphans))
+        })
+        .await?;
+    for job in &jobs {
+        if let Ok(job) = job.parse::<Ulid>() {
+            state.jobs.cancel(job);
+            state
+                .storage
+                .delete_prefix(&crate::storage::keys::job_prefix(job))
+                .await?;
+        }
+    }
+    for key in orphans {
+        state.storage.delete(&Key::from_stored(key)).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_come_from_the_first_line_cut_at_a_word() {
+        assert_eq!(default_title("Hello world.\nSecond line"), "Hello world.");
+        let long = "word ".repeat(30);
+        let t = default_title(&long);
+        assert!(
+            t.ends_with('…') && t.chars().count() <= TITLE_CHARS + 1,
+            "{t}"
+        );
+        assert!(!t.contains("wor…"), "cut at a word boundary: {t}");
+        let cjk = "你".repeat(100);
+        assert_eq!(default_title(&cjk).chars().count(), TITLE_CHARS + 1);
+    }
+
+    #[test]
+    fn the_next_month_is_in_the_future() {
+        let s = seconds_until_next_month();
+        assert!(s >= 1 && s <= 31 * 86_400);
+    }
+}
