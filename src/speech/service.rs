@@ -365,6 +365,6 @@ mod tests {
     #[test]
     fn the_next_month_is_in_the_future() {
         let s = seconds_until_next_month();
-        assert!(s >= 1 && s <= 31 * 86_400);
+        assert!((1..=31 * 86_400).contains(&s));
     }
 }
