@@ -6,7 +6,7 @@ BIN := target/release/aimake
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts \
 	web/package.json web/tsconfig.json web/tsconfig.app.json web/tsconfig.node.json
 
-.PHONY: run build web test test-rust test-web lint fmt espeak docker clean
+.PHONY: run build web test test-rust test-web lint fmt bench espeak docker clean
 
 ## run: build the web app and the release binary, install the local voice if possible, serve
 run: build espeak
@@ -42,6 +42,10 @@ lint: web
 
 fmt:
 	$(CARGO) fmt
+
+## bench: measured figures (backup: writer stalls during a snapshot of AIMAKE_BENCH_DB_MB, default 1024)
+bench: web
+	$(CARGO) bench --locked --bench backup
 
 ## espeak: install the offline voice engine when missing (needs root or sudo; else explains)
 espeak:

@@ -119,8 +119,8 @@ impl App {
             "aimake is ready: open {}",
             self.state.public_url
         );
-        let jobs = scheduler::for_app(&self.state, Arc::new(SystemClock))?
-            .spawn(stop.child_token());
+        let jobs =
+            scheduler::for_app(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let router = crate::http::router(self.state.clone());
         let server = axum::serve(
             self.listener,

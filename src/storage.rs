@@ -121,10 +121,7 @@ pub mod keys {
     }
 
     fn is_backup_name(name: &str) -> bool {
-        name.starts_with("aimake-")
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        name.starts_with("aimake-") && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     }
 }
 
@@ -253,7 +250,9 @@ impl Storage {
         let len = f.metadata().await.context("cannot stat upload")?.len();
         if len <= PART_SIZE as u64 {
             let mut buf = Vec::with_capacity(len as usize);
-            f.read_to_end(&mut buf).await.context("cannot read upload")?;
+            f.read_to_end(&mut buf)
+                .await
+                .context("cannot read upload")?;
             self.put(key, buf.into()).await?;
             return Ok(len);
         }
@@ -293,7 +292,9 @@ impl Storage {
             .with_context(|| format!("cannot create {}", file.display()))?;
         let mut written = 0u64;
         while let Some(chunk) = stream.try_next().await? {
-            out.write_all(&chunk).await.context("cannot write download")?;
+            out.write_all(&chunk)
+                .await
+                .context("cannot write download")?;
             written += chunk.len() as u64;
         }
         out.flush().await.context("cannot write download")?;

@@ -52,7 +52,10 @@ pub async fn copy(
             let trusted = known.get(obj.key.as_str()).copied().filter(|k| {
                 k.size_bytes == obj.size
                     && k.modified_ms == modified_ms
-                    && held.lock().unwrap_or_else(|e| e.into_inner()).contains(&k.sha256)
+                    && held
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains(&k.sha256)
             });
             let (held, stats) = (held.clone(), stats.clone());
             async move {
@@ -71,7 +74,10 @@ pub async fn copy(
                 };
                 let sha256 = sha256_hex(&bytes);
                 let size_bytes = bytes.len() as u64;
-                let is_new = !held.lock().unwrap_or_else(|e| e.into_inner()).contains(&sha256);
+                let is_new = !held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&sha256);
                 if is_new {
                     target.put(&keys::backup_media(&sha256), bytes).await?;
                     held.lock()

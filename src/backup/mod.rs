@@ -99,9 +99,8 @@ impl BackupName {
             && b[8] == b'T'
             && b[15] == b'Z'
             && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
-        let suffix_ok = suffix.is_none_or(|n| {
-            !n.is_empty() && n.len() <= 4 && n.bytes().all(|c| c.is_ascii_digit())
-        });
+        let suffix_ok = suffix
+            .is_none_or(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|c| c.is_ascii_digit()));
         if shape && suffix_ok {
             Ok(Self(s.to_string()))
         } else {
@@ -252,7 +251,9 @@ struct Inner {
 }
 
 /// Held for the length of one backup, prune, delete or restore.
-pub struct RunGuard(#[allow(dead_code)] LockFile);
+pub struct RunGuard {
+    _lock: LockFile,
+}
 
 impl Backups {
     /// The service for `config`, backing up the database in `data.dir` and the media of `main`.
@@ -303,7 +304,7 @@ impl Backups {
             .await
             .context("lock task failed")??;
         match taken {
-            Ok(lock) => Ok(RunGuard(lock)),
+            Ok(lock) => Ok(RunGuard { _lock: lock }),
             Err(held) => Err(BackupError::AlreadyRunning(held.to_string())),
         }
     }
@@ -341,23 +342,23 @@ impl Backups {
                 return;
             }
         };
+        // An unreachable target fails the listing too: the run under this name then fails
+        // and is logged like any other failure.
         let name = match self.next_name().await {
             Ok(n) => n,
-            Err(e) => {
-                tracing::error!(error = format!("{e:#}"), target = self.target_label(), "scheduled backup failed");
-                return;
-            }
+            Err(_) => BackupName::at(self.now(), 1),
         };
-        if self.run_locked(name, Trigger::Scheduled).await.is_ok() {
-            match self.prune_locked(slot).await {
-                Ok(r) => tracing::info!(
-                    deleted = r.deleted.len(),
-                    incomplete = r.incomplete.len(),
-                    blobs_removed = r.blobs_removed,
-                    "backup retention applied"
-                ),
-                Err(e) => tracing::error!(error = format!("{e:#}"), "backup retention failed"),
-            }
+        // Failures are logged and recorded by run_locked; retention runs either way, and it
+        // never removes the newest good backup.
+        let _ = self.run_locked(name, Trigger::Scheduled).await;
+        match self.prune_locked(slot).await {
+            Ok(r) => tracing::info!(
+                deleted = r.deleted.len(),
+                incomplete = r.incomplete.len(),
+                blobs_removed = r.blobs_removed,
+                "backup retention applied"
+            ),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "backup retention failed"),
         }
         drop(guard);
     }
@@ -419,18 +420,23 @@ impl Backups {
     ) -> Result<BackupReport, BackupError> {
         let inner = &self.inner;
         let target = &inner.target.storage;
-        let tmp = temp_dir(&inner.data_dir, ".backup-")?;
-        let (db, dir) = (inner.db_path.clone(), tmp.path().to_path_buf());
+        let (db, data_dir) = (inner.db_path.clone(), inner.data_dir.clone());
         let span = tracing::Span::current();
-        let snap = tokio::task::spawn_blocking(move || {
+        let (_tmp, snap) = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
-            snapshot::take(&db, &dir)
+            remove_stale_temp_dirs(&data_dir, BACKUP_TEMP_PREFIX);
+            let tmp = temp_dir(&data_dir, BACKUP_TEMP_PREFIX)?;
+            let snap = snapshot::take(&db, tmp.path())?;
+            anyhow::Ok((tmp, snap))
         })
         .await
         .context("snapshot task failed")??;
         let result = async {
             target
-                .put_file(&keys::backup_file(name.as_str(), SNAPSHOT_FILE), &snap.compressed)
+                .put_file(
+                    &keys::backup_file(name.as_str(), SNAPSHOT_FILE),
+                    &snap.compressed,
+                )
                 .await?;
             let (media, stats) = if inner.include_media {
                 let previous = self.newest_good().await?;
@@ -459,7 +465,10 @@ impl Backups {
             };
             let body = serde_json::to_vec_pretty(&manifest).context("cannot encode manifest")?;
             target
-                .put(&keys::backup_file(name.as_str(), MANIFEST_FILE), Bytes::from(body))
+                .put(
+                    &keys::backup_file(name.as_str(), MANIFEST_FILE),
+                    Bytes::from(body),
+                )
                 .await?;
             Ok::<_, BackupError>(BackupReport {
                 info: BackupInfo::from_manifest(&manifest),
@@ -474,7 +483,11 @@ impl Backups {
         result
     }
 
-    async fn record_failure(&self, name: &BackupName, record: &FailureRecord) -> anyhow::Result<()> {
+    async fn record_failure(
+        &self,
+        name: &BackupName,
+        record: &FailureRecord,
+    ) -> anyhow::Result<()> {
         let body = serde_json::to_vec_pretty(record)?;
         self.inner
             .target
@@ -632,7 +645,10 @@ impl Backups {
             .inner
             .target
             .storage
-            .get_to_file(&keys::backup_file(name.as_str(), SNAPSHOT_FILE), &compressed)
+            .get_to_file(
+                &keys::backup_file(name.as_str(), SNAPSHOT_FILE),
+                &compressed,
+            )
             .await
         {
             Ok(_) => {}
@@ -766,7 +782,8 @@ impl Backups {
                 referenced.extend(m.media.iter().map(|e| e.sha256.clone()));
             }
         }
-        report.blobs_removed = media::collect_garbage(&self.inner.target.storage, &referenced).await?;
+        report.blobs_removed =
+            media::collect_garbage(&self.inner.target.storage, &referenced).await?;
         Ok(report)
     }
 
@@ -795,8 +812,7 @@ impl Backups {
         Ok(PruneReport {
             deleted: vec![name.to_string()],
             incomplete: Vec::new(),
-            blobs_removed: media::collect_garbage(&self.inner.target.storage, &referenced)
-                .await?,
+            blobs_removed: media::collect_garbage(&self.inner.target.storage, &referenced).await?,
         })
     }
 
@@ -853,6 +869,23 @@ fn plan_prune(sets: &[SetSummary], now_ms: i64, keep_days: u32) -> Vec<String> {
         })
         .map(|s| s.name.clone())
         .collect()
+}
+
+/// Snapshots are staged here, in `data.dir`, which has room for the database by definition
+/// (a tmpfs `/tmp` may not).
+const BACKUP_TEMP_PREFIX: &str = ".backup-";
+
+/// Staging dirs left by a process that died mid-backup. Only called under the backup lock,
+/// so none of them is in use.
+fn remove_stale_temp_dirs(data_dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn temp_dir(data_dir: &Path, prefix: &str) -> anyhow::Result<tempfile::TempDir> {

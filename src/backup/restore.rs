@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{BackupError, Backups, media, rfc3339};
+use super::{BackupError, Backups, media};
 use crate::config::Config;
 use crate::db::migrations;
 use crate::lockfile::{LockFile, SERVER_LOCK};
@@ -89,7 +89,10 @@ pub async fn restore_with(
     } else {
         let missing = media::missing_from_main(backups.main(), &m.media).await?;
         let absent = backups.missing_blobs(&m).await?;
-        if let Some(lost) = missing.iter().find(|e| absent.iter().any(|a| a.sha256 == e.sha256)) {
+        if let Some(lost) = missing
+            .iter()
+            .find(|e| absent.iter().any(|a| a.sha256 == e.sha256))
+        {
             return Err(BackupError::Unusable {
                 name: m.name.clone(),
                 reason: format!(
@@ -139,9 +142,8 @@ pub async fn restore_with(
         .context("restore task failed")??;
     tracing::info!(
         name = %plan.name,
-        kept_as = ?plan.keep_as,
+        kept_as = plan.keep_as.as_ref().map(|p| p.display().to_string()),
         media_restored,
-        at = %rfc3339(backups.now()),
         "database restored"
     );
     Ok(RestoreReport {

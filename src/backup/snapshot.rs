@@ -73,10 +73,7 @@ fn compress(raw: &Path, out: &Path) -> anyhow::Result<(u64, String, u64, String)
     let mut hashing = encoder.finish()?;
     hashing.flush()?;
     let (stored_bytes, stored_sha256, inner) = hashing.finish();
-    inner
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     let (size_bytes, sha256) = input.finish();
     Ok((size_bytes, sha256, stored_bytes, stored_sha256))
 }
@@ -269,8 +266,11 @@ mod tests {
         .unwrap();
         let tx = conn.unchecked_transaction().unwrap();
         for i in 0..rows {
-            tx.execute("INSERT INTO t (body) VALUES (?1)", [format!("row {i} ").repeat(20)])
-                .unwrap();
+            tx.execute(
+                "INSERT INTO t (body) VALUES (?1)",
+                [format!("row {i} ").repeat(20)],
+            )
+            .unwrap();
         }
         tx.commit().unwrap();
     }

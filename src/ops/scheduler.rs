@@ -207,3 +207,84 @@ pub fn for_app(state: &AppState, clock: Arc<dyn Clock>) -> anyhow::Result<Schedu
     Ok(scheduler)
 }
 
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use time::macros::datetime;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_daily_job_fires_at_its_slot_in_utc_and_not_before() {
+        let clock = ManualClock::new(datetime!(2026-11-03 02:58:00 UTC));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut scheduler = Scheduler::new(clock.clone());
+        scheduler
+            .add("test", "0 3 * * *", move |slot| {
+                let tx = tx.clone();
+                async move {
+                    tx.send(slot).unwrap();
+                }
+            })
+            .unwrap();
+        let stop = CancellationToken::new();
+        let handle = scheduler.spawn(stop.clone());
+
+        clock.set(datetime!(2026-11-03 02:59:59 UTC));
+        settle().await;
+        assert!(rx.try_recv().is_err(), "nothing runs before 03:00");
+
+        clock.set(datetime!(2026-11-03 03:00:00 UTC));
+        let slot = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("fires at 03:00")
+            .unwrap();
+        assert_eq!(slot, datetime!(2026-11-03 03:00:00 UTC));
+
+        clock.advance(time::Duration::days(1));
+        let slot = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("fires again the next day")
+            .unwrap();
+        assert_eq!(slot, datetime!(2026-11-04 03:00:00 UTC));
+
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .expect("stops when cancelled")
+            .unwrap();
+    }
+
+    #[test]
+    fn schedules_take_five_or_six_fields_and_bad_ones_are_named() {
+        let daily = parse_schedule("0 3 * * *").unwrap();
+        assert_eq!(
+            next_slot(&daily, datetime!(2026-11-03 03:00:00 UTC)).unwrap(),
+            datetime!(2026-11-04 03:00:00 UTC),
+            "strictly after"
+        );
+        let every_second = parse_schedule("* * * * * *").unwrap();
+        assert_eq!(
+            next_slot(&every_second, datetime!(2026-11-03 03:00:00.5 UTC)).unwrap(),
+            datetime!(2026-11-03 03:00:01 UTC)
+        );
+        let err = parse_schedule("at three").unwrap_err().to_string();
+        assert!(err.contains("at three"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_system_clock_sleeps_until_the_given_time() {
+        let clock = SystemClock;
+        let at = clock.now() + time::Duration::milliseconds(20);
+        clock.sleep_until(at).await;
+        assert!(clock.now() >= at);
+    }
+}

@@ -21,7 +21,15 @@ fn help_lists_the_subcommands() {
     let out = aimake(dir.path()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for sub in ["serve", "migrate", "config", "healthcheck", "version"] {
+    for sub in [
+        "serve",
+        "migrate",
+        "config",
+        "healthcheck",
+        "backup",
+        "restore",
+        "version",
+    ] {
         assert!(text.contains(sub), "{sub} missing from --help: {text}");
     }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use aimake::app::App;
+use aimake::app::{App, AppState};
 use aimake::config::{Config, Secret, StorageKind};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -15,6 +15,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The running server's state, for tests that watch what happens inside it.
+    pub state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -25,6 +27,8 @@ pub fn test_config(dir: &Path) -> Config {
     config.server.bind = "127.0.0.1:0".into();
     config.data.dir = dir.to_path_buf();
     config.server.shutdown_grace_s = 5;
+    // Tests that want scheduled backups set a schedule of their own.
+    config.backup.schedule = String::new();
     config
 }
 
@@ -39,6 +43,7 @@ impl TestApp {
         customize(&mut config);
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -48,6 +53,7 @@ impl TestApp {
             addr,
             client,
             dir,
+            state,
             stop: Some(tx),
             server: Some(server),
         }
@@ -143,6 +149,19 @@ impl S3Server {
         s3.secret_key = Some(Secret::new(&self.secret_key));
         s3.path_style = true;
         s3.timeout_s = 2;
+        s3.max_retries = 1;
+    }
+
+    /// Points a config's backup target at this server (`backup.target = "s3"`).
+    pub fn configure_backup(&self, config: &mut Config) {
+        config.backup.target = "s3".into();
+        let s3 = &mut config.backup.s3;
+        s3.endpoint = self.endpoint.clone();
+        s3.bucket = self.bucket.clone();
+        s3.access_key = Some(Secret::new(&self.access_key));
+        s3.secret_key = Some(Secret::new(&self.secret_key));
+        s3.path_style = true;
+        s3.timeout_s = 5;
         s3.max_retries = 1;
     }
 
