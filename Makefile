@@ -63,6 +63,7 @@ bench: build
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx; }
 	$(CARGO) build --release --locked --example bench
 	./target/release/examples/bench
+	$(CARGO) bench --locked --bench backup
 
 ## docker: build the container image
 docker:

@@ -10,10 +10,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
+use crate::backup::Backups;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::limits::Limits;
 use crate::jobs::Jobs;
+use crate::lockfile::{LockFile, SERVER_LOCK};
+use crate::ops::scheduler::{self, SystemClock};
 use crate::providers::Providers;
 use crate::signing::Signer;
 use crate::storage::Storage;
@@ -28,6 +31,7 @@ pub struct AppState {
     pub storage: Storage,
     pub jobs: Arc<Jobs>,
     pub providers: Providers,
+    pub backups: Backups,
     /// The origin users reach the server at, without a trailing slash.
     pub public_url: Arc<str>,
     pub started: Instant,
@@ -41,16 +45,29 @@ pub struct AppState {
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    /// Held while the server lives, so `aimake restore` (and a second server) can tell the
+    /// data dir is in use. Released on drop, or by the OS if the process dies.
+    _data_lock: LockFile,
 }
 
 impl App {
     /// Opens the database (applying migrations), the object store and the listener.
     /// `server.bind` may use port 0; `port()` tells which one was taken.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let lock_path = config.data.dir.join(SERVER_LOCK);
+        let data_lock = tokio::task::spawn_blocking(move || LockFile::try_acquire(&lock_path))
+            .await??
+            .map_err(|held| {
+                anyhow::anyhow!(
+                    "data dir {} is in use by another aimake server or a restore ({held})",
+                    config.data.dir.display()
+                )
+            })?;
         let db_path = config.data.dir.join("aimake.db");
         let db = tokio::task::spawn_blocking(move || Db::open(&db_path)).await??;
         let storage = Storage::from_config(&config)?;
         let providers = Providers::from_config(&config)?;
+        let backups = Backups::from_config(&config, storage.clone())?;
         let addr = config.bind_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -76,12 +93,17 @@ impl App {
             storage,
             jobs: Arc::new(Jobs::new()),
             providers,
+            backups,
             public_url,
             started: Instant::now(),
             auth,
             signer,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            _data_lock: data_lock,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -133,6 +155,8 @@ impl App {
             );
         }
         tokio::spawn(self.state.limits.clone().housekeeping(stop.clone()));
+        let jobs =
+            scheduler::for_app(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let router = crate::http::router(self.state.clone());
         let server = axum::serve(
             self.listener,
@@ -156,6 +180,9 @@ impl App {
         for worker in workers {
             let _ = tokio::time::timeout(grace, worker).await;
         }
+        // The scheduler watches the same token, so it is stopping already.
+        stop.cancel();
+        let _ = jobs.await;
         tracing::info!("aimake stopped");
         Ok(())
     }

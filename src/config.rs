@@ -455,12 +455,15 @@ impl Default for JobsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackupConfig {
-    /// Cron expression in UTC; empty disables scheduled backups.
+    /// Cron expression in UTC (5 fields, or 6 with seconds first); empty disables scheduled backups.
     pub schedule: String,
+    /// Scheduled backups older than this are pruned; 0 keeps them all.
     pub keep_days: u32,
     pub include_media: bool,
-    /// Empty means the main object store under `backups/`.
+    /// `""` (the main object store under `backups/`), `"dir:/path"` or `"s3"` (`backup.s3`).
     pub target: String,
+    /// The bucket used when `target = "s3"`: its own endpoint and credentials.
+    pub s3: S3Config,
 }
 
 impl Default for BackupConfig {
@@ -470,6 +473,7 @@ impl Default for BackupConfig {
             keep_days: 30,
             include_media: true,
             target: String::new(),
+            s3: S3Config::default(),
         }
     }
 }
@@ -621,6 +625,26 @@ impl Config {
             }
             if s3.access_key.is_some() != s3.secret_key.is_some() {
                 bail!("storage.s3: access_key and secret_key must be set together");
+            }
+        }
+        if !self.backup.schedule.trim().is_empty() {
+            crate::ops::scheduler::parse_schedule(&self.backup.schedule)
+                .context("backup.schedule")?;
+        }
+        if crate::backup::target::TargetSpec::parse(&self.backup.target)?
+            == crate::backup::target::TargetSpec::S3
+        {
+            let s3 = &self.backup.s3;
+            if s3.bucket.is_empty() {
+                bail!("backup.s3.bucket: required when backup.target = \"s3\"");
+            }
+            if !s3.endpoint.is_empty() {
+                url::Url::parse(&s3.endpoint).with_context(|| {
+                    format!("backup.s3.endpoint: `{}` is not a URL", s3.endpoint)
+                })?;
+            }
+            if s3.access_key.is_some() != s3.secret_key.is_some() {
+                bail!("backup.s3: access_key and secret_key must be set together");
             }
         }
         if self.limits.requests_per_minute == 0 {
@@ -985,6 +1009,9 @@ mod tests {
             ("[server]\nbind = \"localhost\"\n", "server.bind"),
             ("[server]\npublic_url = \"ftp://x\"\n", "server.public_url"),
             ("[storage]\nkind = \"s3\"\n", "storage.s3.bucket"),
+            ("[backup]\ntarget = \"s3\"\n", "backup.s3.bucket"),
+            ("[backup]\ntarget = \"nas\"\n", "backup.target"),
+            ("[backup]\nschedule = \"at three\"\n", "backup.schedule"),
             (
                 "[limits]\nrequests_per_minute = 0\n",
                 "limits.requests_per_minute",

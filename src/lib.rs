@@ -2,12 +2,15 @@
 
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod commands;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod lockfile;
+pub mod ops;
 pub mod pagination;
 pub mod podcast;
 pub mod providers;

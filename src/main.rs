@@ -47,6 +47,25 @@ enum Command {
     /// Manage accounts (works offline, on the same database)
     #[command(subcommand)]
     User(UserCommand),
+    /// Back up the database and media now and print the backup's name; or manage backups
+    Backup {
+        #[command(subcommand)]
+        command: Option<BackupCommand>,
+    },
+    /// Restore a backup into data.dir (the server must be stopped)
+    Restore {
+        /// A backup name from `aimake backup list`, or `latest`
+        name: String,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+        /// Download and verify the backup and say what would change, without changing anything
+        #[arg(long)]
+        dry_run: bool,
+        /// Restore the database only, not the media objects missing from the store
+        #[arg(long)]
+        no_media: bool,
+    },
     /// Print the version
     Version,
 }
@@ -87,6 +106,21 @@ fn password_from(stdin: bool) -> aimake::commands::user::PasswordFrom {
     } else {
         aimake::commands::user::PasswordFrom::Prompt
     }
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// List backups: name, time, trigger, size, media count, status
+    List,
+    /// Check a backup's checksums, database integrity and media
+    Verify {
+        /// A backup name, or `latest`
+        name: String,
+    },
+    /// Apply retention (backup.keep_days) and remove unreferenced media now
+    Prune,
+    /// Delete one backup
+    Delete { name: String },
 }
 
 #[derive(Subcommand)]
@@ -166,6 +200,24 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Backup { command } => runtime.block_on(async {
+            use aimake::backup::cli;
+            match command {
+                None => cli::run(&config).await,
+                Some(BackupCommand::List) => cli::list(&config).await,
+                Some(BackupCommand::Verify { name }) => cli::verify(&config, &name).await,
+                Some(BackupCommand::Prune) => cli::prune(&config).await,
+                Some(BackupCommand::Delete { name }) => cli::delete(&config, &name).await,
+            }
+        }),
+        Command::Restore {
+            name,
+            yes,
+            dry_run,
+            no_media,
+        } => runtime.block_on(aimake::backup::cli::restore(
+            &config, &name, yes, dry_run, no_media,
+        )),
         Command::Healthcheck { url } => {
             return runtime.block_on(aimake::commands::healthcheck(&config, url));
         }

@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,13 +14,23 @@ use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ulid::Ulid;
 
 use crate::config::{Config, StorageKind};
 
 /// The readiness probe must answer well inside a load balancer's health-check timeout.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Files up to this size go up in one request; larger ones in parts of this size, so a
+/// 1 GB database snapshot never sits in memory and a failed part is retried alone.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts of one upload in flight at once.
+const PART_CONCURRENCY: usize = 4;
 
 /// A storage key. Only this module can make one, which is what keeps keys server-generated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -74,6 +85,44 @@ pub mod keys {
     pub fn probe() -> Key {
         Key(format!("health/probe-{}", Ulid::generate()))
     }
+
+    /// Every library object (audio files and their peaks): the media a backup covers.
+    pub fn audio_prefix() -> Key {
+        Key("audio/".into())
+    }
+
+    /// The backup area of a backup target: one folder per backup set plus the shared media.
+    pub fn backups_root() -> Key {
+        Key("backups/".into())
+    }
+
+    /// The folder of one backup set. `name` comes from `backup::BackupName`, which only
+    /// admits `aimake-<timestamp>[-n]`.
+    pub fn backup_set(name: &str) -> Key {
+        debug_assert!(is_backup_name(name), "{name}");
+        Key(format!("backups/{name}/"))
+    }
+
+    /// A file of one backup set (`manifest.json`, the compressed snapshot, a failure record).
+    pub fn backup_file(name: &str, file: &'static str) -> Key {
+        debug_assert!(is_backup_name(name), "{name}");
+        Key(format!("backups/{name}/{file}"))
+    }
+
+    /// Content-addressed media shared by every backup set of a target, fanned out by the
+    /// first two hex digits so no folder grows too large for a local filesystem.
+    pub fn backup_media(sha256_hex: &str) -> Key {
+        debug_assert!(sha256_hex.len() == 64 && sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        Key(format!("backups/media/{}/{sha256_hex}", &sha256_hex[..2]))
+    }
+
+    pub fn backup_media_prefix() -> Key {
+        Key("backups/media/".into())
+    }
+
+    fn is_backup_name(name: &str) -> bool {
+        name.starts_with("aimake-") && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +157,9 @@ pub struct ObjectInfo {
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     kind: StorageKind,
+    /// Objects written through this handle, so callers (and tests) can tell how much work a
+    /// backup really did.
+    writes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -133,6 +185,7 @@ impl Storage {
         Ok(Self {
             store: Arc::new(store),
             kind: StorageKind::Local,
+            writes: Arc::default(),
         })
     }
 
@@ -169,6 +222,7 @@ impl Storage {
         Ok(Self {
             store: Arc::new(store),
             kind: StorageKind::S3,
+            writes: Arc::default(),
         })
     }
 
@@ -176,9 +230,76 @@ impl Storage {
         self.kind
     }
 
+    /// How many objects have been written through this handle (and its clones).
+    pub fn objects_written(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
     pub async fn put(&self, key: &Key, bytes: Bytes) -> StorageResult<()> {
         self.store.put(&key.path(), bytes.into()).await?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Uploads a local file without holding it in memory; large files go up in parts.
+    /// Returns the number of bytes stored.
+    pub async fn put_file(&self, key: &Key, file: &std::path::Path) -> StorageResult<u64> {
+        let mut f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("cannot open {}", file.display()))?;
+        let len = f.metadata().await.context("cannot stat upload")?.len();
+        if len <= PART_SIZE as u64 {
+            let mut buf = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut buf)
+                .await
+                .context("cannot read upload")?;
+            self.put(key, buf.into()).await?;
+            return Ok(len);
+        }
+        let upload = self.store.put_multipart(&key.path()).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut buf = vec![0u8; PART_SIZE];
+        let copied = async {
+            loop {
+                let n = f.read(&mut buf).await.context("cannot read upload")?;
+                if n == 0 {
+                    return Ok::<_, StorageError>(());
+                }
+                writer.wait_for_capacity(PART_CONCURRENCY).await?;
+                writer.write(&buf[..n]);
+            }
+        }
+        .await;
+        match copied {
+            Ok(()) => {
+                writer.finish().await?;
+                self.writes.fetch_add(1, Ordering::Relaxed);
+                Ok(len)
+            }
+            Err(e) => {
+                // Leaves no half-uploaded parts billed in the bucket.
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Streams an object into a local file (created or truncated). Returns its size.
+    pub async fn get_to_file(&self, key: &Key, file: &std::path::Path) -> StorageResult<u64> {
+        let mut stream = self.store.get(&key.path()).await?.into_stream();
+        let mut out = tokio::fs::File::create(file)
+            .await
+            .with_context(|| format!("cannot create {}", file.display()))?;
+        let mut written = 0u64;
+        while let Some(chunk) = stream.try_next().await? {
+            out.write_all(&chunk)
+                .await
+                .context("cannot write download")?;
+            written += chunk.len() as u64;
+        }
+        out.flush().await.context("cannot write download")?;
+        out.sync_all().await.context("cannot sync download")?;
+        Ok(written)
     }
 
     pub async fn get(&self, key: &Key) -> StorageResult<Bytes> {
@@ -219,6 +340,19 @@ impl Storage {
             .await?;
         items.sort_by(|a, b| a.key.0.cmp(&b.key.0));
         Ok(items)
+    }
+
+    /// The names of the folders directly under `prefix` (`backups/` → `aimake-…`, `media`).
+    pub async fn list_folders(&self, prefix: &Key) -> StorageResult<Vec<String>> {
+        let prefix = StorePath::from(prefix.as_str().trim_end_matches('/'));
+        let listed = self.store.list_with_delimiter(Some(&prefix)).await?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     /// Removes an object; removing one that is already gone succeeds, so deletes can be retried.

@@ -123,8 +123,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
         .route("/health/{*rest}", any(not_found))
-        .route("/media/{*rest}", any(not_found))
-        .route("/feeds/{*rest}", any(not_found))
         .fallback(spa::serve)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

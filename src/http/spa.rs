@@ -24,6 +24,13 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return super::method_not_allowed().await.into_response();
     }
+    // Server-owned prefixes never fall back to the app: unknown paths there are JSON 404s.
+    if ["/media/", "/feeds/"]
+        .iter()
+        .any(|p| uri.path().starts_with(p))
+    {
+        return crate::error::AppError::NotFound.into_response();
+    }
     let path = uri.path().trim_start_matches('/');
     let hashed = path.starts_with("assets/");
     let (file, cache) = if !path.is_empty() && !path.ends_with('/') && Assets::get(path).is_some() {

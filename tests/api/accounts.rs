@@ -68,17 +68,19 @@ async fn the_setup_token_creates_the_first_admin_once() {
 
 #[tokio::test]
 async fn a_server_started_after_an_admin_exists_offers_no_setup() {
-    let first = TestApp::spawn().await;
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().to_path_buf();
+    let first = TestApp::spawn_with(|c| c.data.dir = path.clone()).await;
     first
         .create_user("admin@example.com", PASSWORD, Role::Admin)
         .await;
-    let data = first.dir.path().to_path_buf();
-    let second = TestApp::spawn_with(|c| c.data.dir = data).await;
+    first.stop().await;
+    // One server per data dir: the second starts after the first has stopped.
+    let second = TestApp::spawn_with(|c| c.data.dir = path).await;
     assert!(second.state.auth.setup_token().is_none());
     let status: Value = second.get("/api/setup").await.json().await.unwrap();
     assert_eq!(status["needed"], false);
     second.stop().await;
-    first.stop().await;
 }
 
 #[tokio::test]

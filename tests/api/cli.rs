@@ -31,6 +31,8 @@ fn help_lists_the_subcommands() {
         "config",
         "healthcheck",
         "user",
+        "backup",
+        "restore",
         "version",
     ] {
         assert!(text.contains(sub), "{sub} missing from --help: {text}");

@@ -85,7 +85,7 @@ async fn unknown_api_paths_and_methods_get_the_json_error_shape() {
         "/api/nope",
         "/api",
         "/api/audios/01J00000000000000000000000/x",
-        "/media/x",
+        "/media/x/y",
         "/feeds/x.xml",
     ] {
         let resp = app.get(path).await;

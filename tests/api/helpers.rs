@@ -29,6 +29,8 @@ pub fn test_config(dir: &Path) -> Config {
     config.server.bind = "127.0.0.1:0".into();
     config.data.dir = dir.to_path_buf();
     config.server.shutdown_grace_s = 5;
+    // Tests that want scheduled backups set a schedule of their own.
+    config.backup.schedule = String::new();
     config
 }
 
@@ -301,6 +303,19 @@ impl S3Server {
         s3.secret_key = Some(Secret::new(&self.secret_key));
         s3.path_style = true;
         s3.timeout_s = 2;
+        s3.max_retries = 1;
+    }
+
+    /// Points a config's backup target at this server (`backup.target = "s3"`).
+    pub fn configure_backup(&self, config: &mut Config) {
+        config.backup.target = "s3".into();
+        let s3 = &mut config.backup.s3;
+        s3.endpoint = self.endpoint.clone();
+        s3.bucket = self.bucket.clone();
+        s3.access_key = Some(Secret::new(&self.access_key));
+        s3.secret_key = Some(Secret::new(&self.secret_key));
+        s3.path_style = true;
+        s3.timeout_s = 5;
         s3.max_retries = 1;
     }
 

@@ -1,0 +1,3 @@
+//! Operations that run inside the server without a request: the scheduler and what it runs.
+
+pub mod scheduler;
