@@ -1,4 +1,4 @@
-//! `/api/admin/users` and `/api/admin/invites`: account administration, for admins only.
+//! `/api/admin/*`: accounts, invites, usage, backups and system status, for admins only.
 //!
 //! Every handler takes [`AdminUser`]: that is what makes a route an admin route.
 
@@ -23,6 +23,73 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/users/{id}", patch(update_user))
         .route("/api/admin/invites", get(list_invites).post(create_invite))
         .route("/api/admin/invites/{code}", delete(delete_invite))
+        .route("/api/admin/usage", get(usage))
+        .route("/api/admin/backups", get(list_backups).post(start_backup))
+        .route("/api/admin/system", get(system))
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(q): Query<super::audios::RangeQuery>,
+) -> Result<axum::Json<serde_json::Value>> {
+    let (from, to) = q.days()?;
+    let rows = state
+        .db
+        .read(move |c| Ok(crate::db::usage::per_day(c, None, &from, &to)?))
+        .await?;
+    let units: i64 = rows.iter().map(|r| r.units).sum();
+    let cost: i64 = rows.iter().map(|r| r.cost_micros).sum();
+    Ok(axum::Json(serde_json::json!({
+        "items": rows,
+        "totals": { "units": units, "cost_micros": cost },
+    })))
+}
+
+async fn list_backups(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<axum::Json<serde_json::Value>> {
+    let items = state.backups.list().await?;
+    Ok(axum::Json(serde_json::json!({ "items": items })))
+}
+
+async fn start_backup(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>)> {
+    let name = state.backups.start(crate::backup::Trigger::Manual).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "name": name.to_string() })),
+    ))
+}
+
+async fn system(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<axum::Json<serde_json::Value>> {
+    let path = state.db.path().to_path_buf();
+    let (queued, running, failed) = state
+        .db
+        .read(move |c| Ok(crate::jobs::queue::counts(c, crate::db::now_ms())?))
+        .await?;
+    let db_bytes = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+        .map(|m| m.len())
+        .sum::<u64>();
+    let kind = match state.storage.kind() {
+        crate::config::StorageKind::Local => "local",
+        crate::config::StorageKind::S3 => "s3",
+    };
+    Ok(axum::Json(serde_json::json!({
+        "version": crate::app::VERSION,
+        "uptime_s": state.started.elapsed().as_secs(),
+        "db_bytes": db_bytes,
+        "jobs": { "queued": queued, "running": running, "failed_24h": failed },
+        "storage": { "kind": kind },
+    })))
 }
 
 #[derive(Deserialize)]
