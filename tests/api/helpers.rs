@@ -131,6 +131,18 @@ impl TestApp {
         }
     }
 
+    /// A session for an existing user (e.g. after a restart on the same data dir).
+    pub async fn login_session(&self, email: &str) -> Session {
+        let cookie = self.login(email, PASSWORD).await;
+        Session {
+            id: String::new(),
+            cookie,
+            origin: self.origin(),
+            base: format!("http://{}", self.addr),
+            client: self.client.clone(),
+        }
+    }
+
     /// Signals shutdown and waits for the server to return.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
