@@ -1,0 +1,3 @@
+//! The speech engine: turning text into audio through the configured providers.
+
+pub mod chunk;
