@@ -1,6 +1,7 @@
 //! aimake: a self-hosted AI audio studio in one binary.
 
 pub mod app;
+pub mod audio;
 pub mod auth;
 pub mod backup;
 pub mod commands;

@@ -1,3 +1,4 @@
 //! The speech engine: library operations, the synthesis job, and long-text chunking.
 
+pub mod chunk;
 pub mod service;
