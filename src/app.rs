@@ -86,12 +86,17 @@ impl App {
         let auth = Auth::new(db.clone(), &config);
         auth.prepare_setup().await?;
         let signer = Signer::load_or_create(&config.data.dir)?;
+        let jobs = Jobs::new();
+        jobs.register(
+            crate::speech::service::TTS_JOB,
+            Arc::new(crate::speech::job::TtsJob),
+        );
         let state = AppState {
             limits: Arc::new(Limits::new(&config.limits)),
             config: Arc::new(config),
             db,
             storage,
-            jobs: Arc::new(Jobs::new()),
+            jobs: Arc::new(jobs),
             providers,
             backups,
             public_url,

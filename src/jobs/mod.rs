@@ -84,6 +84,10 @@ pub trait Handler: Send + Sync + 'static {
     fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>>;
     /// Records a final failure on the job's subject (e.g. the audio's status and error).
     fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>>;
+    /// Cleans up after a canceled job (its partial objects); the subject is already gone.
+    fn canceled(&self, _ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -100,7 +104,7 @@ pub struct Jobs {
     handlers: RwLock<HashMap<&'static str, Arc<dyn Handler>>>,
     wake: Notify,
     /// Tokens of jobs running in this process, to stop them on cancel.
-    running: Mutex<HashMap<Ulid, CancellationToken>>,
+    running: Mutex<HashMap<Ulid, (CancellationToken, CancellationToken)>>,
     /// Identifies this process in the `worker` column.
     worker: String,
 }
@@ -130,13 +134,14 @@ impl Jobs {
 
     /// Stops a job running in this process (its row is already marked canceled).
     pub fn cancel(&self, job: Ulid) {
-        if let Some(token) = self
+        if let Some((cancel, abort)) = self
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&job)
         {
-            token.cancel();
+            abort.cancel();
+            cancel.cancel();
         }
     }
 
@@ -180,11 +185,14 @@ impl Jobs {
             return Ok(Outcome::Done);
         };
 
+        // Shutdown asks the handler to stop at its next safe point (it watches `cancel`), so
+        // work already paid for is kept; a canceled job is dropped on the spot (`abort`).
         let cancel = stop.child_token();
+        let abort = CancellationToken::new();
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(job.id, cancel.clone());
+            .insert(job.id, (cancel.clone(), abort.clone()));
         let ctx = JobContext {
             state: state.clone(),
             job: job.clone(),
@@ -192,7 +200,8 @@ impl Jobs {
         };
         let result = tokio::select! {
             r = handler.run(ctx.clone()) => r,
-            () = self.keep_lease(state, job.id, cancel.clone()) => {
+            () = self.keep_lease(state, job.id, abort.clone()) => {
+                cancel.cancel();
                 Err(JobError::fatal("canceled", "The job was canceled"))
             }
         };
@@ -203,7 +212,7 @@ impl Jobs {
 
         match result {
             Ok(()) => tracing::info!("job succeeded"),
-            Err(_) if stop.is_cancelled() => {
+            Err(_) if stop.is_cancelled() && !abort.is_cancelled() => {
                 // Shutting down: hand it back so the next start picks it up at once.
                 tracing::info!("job interrupted by shutdown; it resumes after restart");
                 let id = job.id;
@@ -217,7 +226,10 @@ impl Jobs {
                     })
                     .await?;
             }
-            Err(e) if cancel.is_cancelled() => tracing::info!(reason = %e, "job canceled"),
+            Err(e) if abort.is_cancelled() => {
+                tracing::info!(reason = %e, "job canceled");
+                handler.canceled(ctx).await?;
+            }
             Err(e) if e.retryable && job.attempt < job.max_attempts => {
                 let delay = e
                     .retry_after

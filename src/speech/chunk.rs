@@ -22,10 +22,10 @@ pub enum Counter {
     Utf16,
     /// UTF-8 bytes.
     Utf8Bytes,
-    /// Characters, with CJK ideographs, kana, hangul and full-width forms costing `cjk` each:
-    /// for limits stated as "N Chinese characters or M letters" (Tencent: 150 or 500, so a
-    /// limit of 500 with `cjk: 4` keeps under both for mixed text).
-    Weighted { cjk: usize },
+    /// CJK ideographs, kana, hangul and full-width forms cost `wide`, anything else `narrow`:
+    /// for limits stated as "N Chinese characters or M letters" (see
+    /// [`crate::providers::Counting`]).
+    Weighted { wide: usize, narrow: usize },
 }
 
 impl Counter {
@@ -44,11 +44,11 @@ impl Counter {
             Self::Chars => 1,
             Self::Utf16 => c.len_utf16(),
             Self::Utf8Bytes => c.len_utf8(),
-            Self::Weighted { cjk } => {
-                if is_wide(c) {
-                    cjk
+            Self::Weighted { wide, narrow } => {
+                if crate::providers::is_wide(c) {
+                    wide
                 } else {
-                    1
+                    narrow
                 }
             }
         }
@@ -60,29 +60,9 @@ impl Counter {
             Self::Chars => 1,
             Self::Utf16 => 2,
             Self::Utf8Bytes => 4,
-            Self::Weighted { cjk } => cjk.max(1),
+            Self::Weighted { wide, narrow } => wide.max(narrow).max(1),
         }
     }
-}
-
-/// CJK scripts and full-width forms: the characters providers count as "Chinese characters".
-fn is_wide(c: char) -> bool {
-    matches!(c as u32,
-        0x1100..=0x11FF       // Hangul Jamo
-        | 0x2E80..=0x2FDF     // CJK radicals, Kangxi
-        | 0x3000..=0x303F     // CJK symbols and punctuation
-        | 0x3040..=0x30FF     // Hiragana, Katakana
-        | 0x3100..=0x31FF     // Bopomofo, Hangul compatibility, Katakana extensions
-        | 0x3200..=0x4DBF     // enclosed CJK, compatibility, Extension A
-        | 0x4E00..=0x9FFF     // CJK Unified Ideographs
-        | 0xA960..=0xA97F     // Hangul Jamo extended A
-        | 0xAC00..=0xD7FF     // Hangul syllables, Jamo extended B
-        | 0xF900..=0xFAFF     // CJK compatibility ideographs
-        | 0xFE30..=0xFE4F     // CJK compatibility forms
-        | 0xFF00..=0xFF60     // full-width forms
-        | 0xFFE0..=0xFFE6     // full-width signs
-        | 0x20000..=0x3FFFF   // CJK extensions B-H
-    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +70,23 @@ fn is_wide(c: char) -> bool {
 pub struct LimitTooSmall {
     pub limit: usize,
     pub needed: usize,
+}
+
+/// Splits `text` for one provider request limit (see [`crate::providers::Tts::limits`]).
+pub fn split_for<'a>(
+    text: &'a str,
+    limit: &crate::providers::TextLimit,
+) -> Result<Vec<&'a str>, LimitTooSmall> {
+    let counter = match limit.counting {
+        crate::providers::Counting::Chars => Counter::Chars,
+        crate::providers::Counting::Weighted { wide, narrow } => Counter::Weighted { wide, narrow },
+    };
+    let chunks = split(text, limit.max_units, counter)?;
+    // Whitespace-only pieces carry nothing to say.
+    Ok(chunks
+        .into_iter()
+        .filter(|c| !c.trim().is_empty())
+        .collect())
 }
 
 /// Splits `text` into consecutive slices, each at most `limit` by `counter`, that concatenate
@@ -478,15 +475,18 @@ mod tests {
         assert_eq!(Counter::Chars.count(text), 7);
         assert_eq!(Counter::Utf16.count(text), 8);
         assert_eq!(Counter::Utf8Bytes.count(text), 15);
-        assert_eq!(Counter::Weighted { cjk: 2 }.count(text), 9);
+        assert_eq!(Counter::Weighted { wide: 2, narrow: 1 }.count(text), 9);
         // Full-width punctuation counts as CJK, half-width as a letter.
-        assert_eq!(Counter::Weighted { cjk: 3 }.count("你好，ok,"), 12);
+        assert_eq!(
+            Counter::Weighted { wide: 3, narrow: 1 }.count("你好，ok,"),
+            12
+        );
     }
 
     #[test]
     fn the_limit_is_honoured_in_the_providers_unit() {
         let text = "你好世界。".repeat(20);
-        let weighted = split(&text, 20, Counter::Weighted { cjk: 2 }).unwrap();
+        let weighted = split(&text, 20, Counter::Weighted { wide: 2, narrow: 1 }).unwrap();
         assert_eq!(weighted[0], "你好世界。你好世界。");
         let bytes = split(&text, 20, Counter::Utf8Bytes).unwrap();
         assert_eq!(bytes[0], "你好世界。");
@@ -502,7 +502,7 @@ mod tests {
             })
         );
         assert!(split("hello", 0, Counter::Chars).is_err());
-        assert!(split("你好", 1, Counter::Weighted { cjk: 2 }).is_err());
+        assert!(split("你好", 1, Counter::Weighted { wide: 2, narrow: 1 }).is_err());
     }
 
     fn counter() -> impl Strategy<Value = Counter> {
@@ -510,7 +510,7 @@ mod tests {
             Just(Counter::Chars),
             Just(Counter::Utf16),
             Just(Counter::Utf8Bytes),
-            (1usize..5).prop_map(|cjk| Counter::Weighted { cjk }),
+            (1usize..5).prop_map(|wide| Counter::Weighted { wide, narrow: 1 }),
         ]
     }
 

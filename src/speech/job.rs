@@ -1,0 +1,610 @@
+//! The synthesis job: split the text, synthesize the chunks in parallel (each kept in storage
+//! until the job ends, so a resumed job never pays twice for a chunk), assemble, store, and
+//! commit the audio, its usage and its cache entry together.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use ulid::Ulid;
+
+use crate::app::AppState;
+use crate::audio::{self, Format, MasterOptions, SourcePart};
+use crate::db::audios::{self, Finished};
+use crate::db::now_ms;
+use crate::db::usage::{self, NewUsage};
+use crate::jobs::events::{ErrorInfo, StatusEvent};
+use crate::jobs::{Handler, JobContext, JobError, queue};
+use crate::providers::{AudioFormat, OutputFormat, ProviderError, SynthesisRequest};
+use crate::storage::{Key, keys};
+
+/// Silence between chunks of one text: they were split at sentence or clause ends.
+const CHUNK_PAUSE_MS: u32 = 150;
+/// Buckets of the waveform drawn by the player.
+const PEAK_BUCKETS: usize = 1000;
+
+pub struct TtsJob;
+
+impl Handler for TtsJob {
+    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>> {
+        run(ctx).boxed()
+    }
+
+    fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+        async move {
+            let Some(id) = ctx.job.audio_id else {
+                return Ok(());
+            };
+            let (code, message) = (error.code.clone(), error.message.clone());
+            ctx.state
+                .db
+                .write(move |c| {
+                    let tx = c.transaction()?;
+                    audios::fail(&tx, id, &code, &message, now_ms())?;
+                    tx.commit()?;
+                    Ok(())
+                })
+                .await?;
+            ctx.state.jobs.events.publish(
+                id,
+                StatusEvent {
+                    status: "failed".into(),
+                    progress: 0.0,
+                    error: Some(ErrorInfo {
+                        code: error.code,
+                        message: error.message,
+                    }),
+                },
+            );
+            ctx.state
+                .storage
+                .delete_prefix(&keys::job_prefix(ctx.job.id))
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn canceled(&self, ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
+        async move {
+            ctx.state
+                .storage
+                .delete_prefix(&keys::job_prefix(ctx.job.id))
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+fn provider_error(e: ProviderError) -> JobError {
+    JobError {
+        code: e.code().to_string(),
+        retryable: e.kind.is_retryable(),
+        retry_after: e.retry_after,
+        message: e.message,
+    }
+}
+
+/// What identifies a synthesis result: the same request always gives the same audio.
+pub fn cache_key(
+    provider: &str,
+    model: &str,
+    voice: &str,
+    speed: f64,
+    format: &str,
+    text: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [provider, model, voice, &format!("{speed:.3}"), format, text] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+struct CacheHit {
+    object_key: String,
+    peaks_key: String,
+    duration_ms: i64,
+    size_bytes: i64,
+    sha256: String,
+}
+
+async fn run(ctx: JobContext) -> Result<(), JobError> {
+    let state = ctx.state.clone();
+    let job = ctx.job.id;
+    let Some(audio_id) = ctx.job.audio_id else {
+        return Err(JobError::fatal(
+            "internal",
+            "A synthesis job without an audio",
+        ));
+    };
+    let (audio, text) = state
+        .db
+        .read(move |c| Ok((audios::get_any(c, audio_id)?, audios::text(c, audio_id)?)))
+        .await?;
+    let (Some(audio), Some(text)) = (audio, text) else {
+        return Ok(()); // deleted meanwhile: nothing to do
+    };
+    if !matches!(audio.status.as_str(), "queued" | "running") {
+        return Ok(());
+    }
+    let user: Ulid = audio
+        .user_id
+        .parse()
+        .map_err(|_| JobError::fatal("internal", "Corrupt user id"))?;
+    let voice_id = audio.voice.clone().unwrap_or_default();
+    let (provider, voice) = state.providers.resolve(&voice_id).map_err(provider_error)?;
+    let format = if audio.format == "wav" {
+        OutputFormat::Wav
+    } else {
+        OutputFormat::Mp3
+    };
+    let chars = text.chars().count() as i64;
+    let service = format!("tts:{}:{}", provider.id(), provider.model());
+    report(&state, audio_id, 0.01).await?;
+
+    let key = cache_key(
+        provider.id(),
+        provider.model(),
+        &voice.voice,
+        audio.speed,
+        &audio.format,
+        &text,
+    );
+    if let Some(hit) = cached(&state, key.clone()).await? {
+        let finished = Finished {
+            object_key: &hit.object_key,
+            peaks_key: &hit.peaks_key,
+            duration_ms: hit.duration_ms,
+            size_bytes: hit.size_bytes,
+            sha256: &hit.sha256,
+        };
+        let usage = Usage {
+            user,
+            service: &service,
+            units: chars,
+            cost: 0,
+            cached: true,
+        };
+        if commit(&state, job, audio_id, &finished, &usage, None).await? {
+            publish_done(&state, audio_id);
+        }
+        return Ok(());
+    }
+
+    // Chunks already stored by an earlier attempt of this job are reused, not paid again.
+    let limit = provider.limits(&voice.voice);
+    let chunks: Vec<String> = crate::speech::chunk::split_for(&text, &limit)
+        .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let total = chunks.len();
+    let stored: HashMap<usize, Key> = state
+        .storage
+        .list(&keys::job_prefix(job))
+        .await
+        .map_err(anyhow::Error::from)?
+        .into_iter()
+        .filter_map(|o| chunk_index(o.key.as_str()).map(|i| (i, o.key)))
+        .collect();
+    let done = Arc::new(AtomicUsize::new(stored.len().min(total)));
+    let stored = Arc::new(stored);
+    let concurrency = provider.max_concurrency().max(1);
+    let speed = audio.speed as f32;
+
+    futures::stream::iter(chunks.into_iter().enumerate())
+        .map(|(i, chunk)| {
+            let (state, provider, voice, stored, done) = (
+                state.clone(),
+                provider.clone(),
+                voice.voice.clone(),
+                stored.clone(),
+                done.clone(),
+            );
+            let cancel = ctx.cancel.clone();
+            async move {
+                if stored.contains_key(&i) {
+                    return Ok::<_, JobError>(());
+                }
+                if cancel.is_cancelled() {
+                    return Err(JobError::fatal("canceled", "The job was canceled"));
+                }
+                let request = SynthesisRequest {
+                    text: chunk,
+                    voice,
+                    speed,
+                    format_hint: format,
+                };
+                let out = provider
+                    .synthesize(&request)
+                    .await
+                    .map_err(provider_error)?;
+                let (bytes, ext) = storable(out.bytes, out.format).await?;
+                state
+                    .storage
+                    .put(&keys::job_chunk(job, i, ext), bytes)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                report(&state, audio_id, 0.05 + 0.85 * n as f64 / total as f64).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<()>()
+        .await?;
+
+    // Assemble in order.
+    let listed = state
+        .storage
+        .list(&keys::job_prefix(job))
+        .await
+        .map_err(anyhow::Error::from)?;
+    let mut parts: Vec<(usize, Key)> = listed
+        .into_iter()
+        .filter_map(|o| chunk_index(o.key.as_str()).map(|i| (i, o.key)))
+        .collect();
+    parts.sort_by_key(|(i, _)| *i);
+    if parts.len() != total {
+        return Err(JobError::retryable(
+            "internal",
+            "Some synthesized parts went missing; retrying",
+        ));
+    }
+    let mut sources: Vec<(Bytes, Format)> = Vec::with_capacity(total);
+    for (_, key) in &parts {
+        let bytes = state.storage.get(key).await.map_err(anyhow::Error::from)?;
+        sources.push((bytes, format_of(key.as_str())));
+    }
+    let wanted = if format == OutputFormat::Wav {
+        Format::Wav
+    } else {
+        Format::Mp3
+    };
+    let built = tokio::task::spawn_blocking(move || assemble(sources, wanted))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|e| {
+            JobError::retryable(
+                "bad_audio",
+                format!("The provider's audio could not be processed: {e}"),
+            )
+        })?;
+
+    let ext = wanted.extension();
+    let object_key = keys::audio(user, audio_id, ext);
+    let peaks_key = keys::peaks(user, audio_id);
+    let sha = hex::encode(Sha256::digest(&built.bytes));
+    let size = built.bytes.len() as i64;
+    state
+        .storage
+        .put(&object_key, built.bytes)
+        .await
+        .map_err(anyhow::Error::from)?;
+    state
+        .storage
+        .put(&peaks_key, built.peaks)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let finished = Finished {
+        object_key: object_key.as_str(),
+        peaks_key: peaks_key.as_str(),
+        duration_ms: built.duration_ms as i64,
+        size_bytes: size,
+        sha256: &sha,
+    };
+    let cost = provider.cost_micros(chars as usize) as i64;
+    let usage = Usage {
+        user,
+        service: &service,
+        units: chars,
+        cost,
+        cached: false,
+    };
+    if commit(&state, job, audio_id, &finished, &usage, Some(&key)).await? {
+        publish_done(&state, audio_id);
+    } else {
+        // Canceled while finishing: the objects belong to no audio.
+        state
+            .storage
+            .delete(&object_key)
+            .await
+            .map_err(anyhow::Error::from)?;
+        state
+            .storage
+            .delete(&peaks_key)
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+    state
+        .storage
+        .delete_prefix(&keys::job_prefix(job))
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(())
+}
+
+/// `jobs/<id>/chunk-00007.wav` → 7.
+fn chunk_index(key: &str) -> Option<usize> {
+    let name = key.rsplit('/').next()?;
+    name.strip_prefix("chunk-")?.split('.').next()?.parse().ok()
+}
+
+fn format_of(key: &str) -> Format {
+    match key.rsplit('.').next() {
+        Some("wav") => Format::Wav,
+        Some("flac") => Format::Flac,
+        Some("ogg") => Format::Ogg,
+        _ => Format::Mp3,
+    }
+}
+
+/// Provider output as it is kept between attempts: containers as they came, raw PCM
+/// wrapped in a WAV header so the stored file describes itself.
+async fn storable(bytes: Bytes, format: AudioFormat) -> Result<(Bytes, &'static str), JobError> {
+    match format {
+        AudioFormat::Mp3 => Ok((bytes, "mp3")),
+        AudioFormat::Wav => Ok((bytes, "wav")),
+        AudioFormat::Ogg => Ok((bytes, "ogg")),
+        AudioFormat::Flac => Ok((bytes, "flac")),
+        AudioFormat::Pcm {
+            sample_rate,
+            channels,
+        } => {
+            let wav = tokio::task::spawn_blocking(move || {
+                let pcm = audio::decode(
+                    &bytes,
+                    Format::PcmS16Le {
+                        sample_rate,
+                        channels,
+                    },
+                )?;
+                audio::encode_wav(&pcm)
+            })
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(|e| {
+                JobError::retryable(
+                    "bad_audio",
+                    format!("Unusable audio from the provider: {e}"),
+                )
+            })?;
+            Ok((Bytes::from(wav), "wav"))
+        }
+    }
+}
+
+struct Built {
+    bytes: Bytes,
+    peaks: Bytes,
+    duration_ms: u64,
+}
+
+/// One chunk already in the wanted format is kept byte for byte; anything else is decoded,
+/// joined, brought to a common loudness and encoded once.
+fn assemble(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audio::AudioError> {
+    if let [(bytes, format)] = sources.as_slice()
+        && *format == wanted
+    {
+        let pcm = audio::decode(bytes, *format)?;
+        let peaks = audio::Peaks::of(&pcm, PEAK_BUCKETS);
+        return Ok(Built {
+            duration_ms: pcm.duration_ms(),
+            peaks: Bytes::from(serde_json::to_vec(&peaks).unwrap_or_default()),
+            bytes: bytes.clone(),
+        });
+    }
+    let parts: Vec<SourcePart<'_>> = sources
+        .iter()
+        .map(|(b, f)| SourcePart {
+            bytes: b,
+            format: *f,
+            chapter: None,
+        })
+        .collect();
+    let options = MasterOptions {
+        pause_ms: CHUNK_PAUSE_MS,
+        chapter_pause_ms: CHUNK_PAUSE_MS,
+        output: if wanted == Format::Wav {
+            audio::OutputFormat::Wav
+        } else {
+            audio::OutputFormat::Mp3 { bitrate_kbps: 64 }
+        },
+        peak_buckets: PEAK_BUCKETS,
+        ..MasterOptions::default()
+    };
+    let mastered = audio::master_episode(&parts, &options, None)?;
+    Ok(Built {
+        duration_ms: mastered.duration_ms,
+        peaks: Bytes::from(serde_json::to_vec(&mastered.peaks).unwrap_or_default()),
+        bytes: Bytes::from(mastered.bytes),
+    })
+}
+
+async fn cached(state: &AppState, key: String) -> Result<Option<CacheHit>, JobError> {
+    let hit = state
+        .db
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT object_key, peaks_key, duration_ms, size_bytes, sha256 FROM tts_cache WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(CacheHit {
+                        object_key: r.get(0)?,
+                        peaks_key: r.get(1)?,
+                        duration_ms: r.get(2)?,
+                        size_bytes: r.get(3)?,
+                        sha256: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await?;
+    // A cache row whose object is gone (e.g. removed by hand) is treated as a miss.
+    match hit {
+        Some(h)
+            if state
+                .storage
+                .head(&Key::from_stored(h.object_key.clone()))
+                .await
+                .is_ok() =>
+        {
+            Ok(Some(h))
+        }
+        _ => Ok(None),
+    }
+}
+
+struct Usage<'a> {
+    user: Ulid,
+    service: &'a str,
+    units: i64,
+    cost: i64,
+    cached: bool,
+}
+
+/// The job's end, in one transaction: the audio's final state, its usage row, the cache entry
+/// and the job's success. False (and nothing written) when the job was canceled meanwhile, or
+/// when a reused result was deleted in between.
+async fn commit(
+    state: &AppState,
+    job: Ulid,
+    audio: Ulid,
+    f: &Finished<'_>,
+    u: &Usage<'_>,
+    cache_key: Option<&str>,
+) -> Result<bool, JobError> {
+    let (object_key, peaks_key, sha) = (
+        f.object_key.to_string(),
+        f.peaks_key.to_string(),
+        f.sha256.to_string(),
+    );
+    let (duration_ms, size_bytes) = (f.duration_ms, f.size_bytes);
+    let (user, service, units, cost, cached) =
+        (u.user, u.service.to_string(), u.units, u.cost, u.cached);
+    let cache_key = cache_key.map(str::to_string);
+    let committed = state
+        .db
+        .write(move |c| {
+            let tx = c.transaction()?;
+            let now = now_ms();
+            if cached {
+                let still_there: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM tts_cache WHERE object_key = ?1)",
+                    [&object_key],
+                    |r| r.get(0),
+                )?;
+                if !still_there {
+                    return Ok(false);
+                }
+            }
+            if !queue::succeed(&tx, job, now)? {
+                return Ok(false);
+            }
+            let finished = Finished {
+                object_key: &object_key,
+                peaks_key: &peaks_key,
+                duration_ms,
+                size_bytes,
+                sha256: &sha,
+            };
+            if !audios::finish(&tx, audio, &finished, now)? {
+                return Ok(false);
+            }
+            usage::insert(
+                &tx,
+                &NewUsage { user_id: user, audio_id: Some(audio), service: &service, units, cost_micros: cost, cached },
+                now,
+            )?;
+            if let Some(key) = cache_key {
+                tx.execute(
+                    "INSERT OR REPLACE INTO tts_cache (key, object_key, peaks_key, duration_ms, size_bytes, sha256, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![key, object_key, peaks_key, duration_ms, size_bytes, sha, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await?;
+    Ok(committed)
+}
+
+/// Saves and announces progress (0..1) of a running audio.
+async fn report(state: &AppState, audio: Ulid, progress: f64) -> Result<(), JobError> {
+    state
+        .db
+        .write(move |c| {
+            Ok(audios::set_progress(
+                c,
+                audio,
+                "running",
+                progress,
+                now_ms(),
+            )?)
+        })
+        .await?;
+    state.jobs.events.publish(
+        audio,
+        StatusEvent {
+            status: "running".into(),
+            progress,
+            error: None,
+        },
+    );
+    Ok(())
+}
+
+fn publish_done(state: &AppState, audio: Ulid) {
+    state.jobs.events.publish(
+        audio,
+        StatusEvent {
+            status: "succeeded".into(),
+            progress: 1.0,
+            error: None,
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_separate_every_input() {
+        let base = cache_key("openai", "tts-1", "alloy", 1.0, "mp3", "hello");
+        assert_eq!(
+            base,
+            cache_key("openai", "tts-1", "alloy", 1.0, "mp3", "hello")
+        );
+        for other in [
+            cache_key("elevenlabs", "tts-1", "alloy", 1.0, "mp3", "hello"),
+            cache_key("openai", "tts-1-hd", "alloy", 1.0, "mp3", "hello"),
+            cache_key("openai", "tts-1", "nova", 1.0, "mp3", "hello"),
+            cache_key("openai", "tts-1", "alloy", 1.25, "mp3", "hello"),
+            cache_key("openai", "tts-1", "alloy", 1.0, "wav", "hello"),
+            cache_key("openai", "tts-1", "alloy", 1.0, "mp3", "hello!"),
+            cache_key("openai", "tts-1a", "lloy", 1.0, "mp3", "hello"),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn chunk_names_round_trip() {
+        let job = Ulid::generate();
+        let key = keys::job_chunk(job, 12, "wav");
+        assert_eq!(chunk_index(key.as_str()), Some(12));
+        assert_eq!(format_of(key.as_str()), Format::Wav);
+        assert_eq!(chunk_index("jobs/x/other.json"), None);
+    }
+}

@@ -1,0 +1,698 @@
+//! The speech engine through the API: create, synthesize (local voice and fakes), follow,
+//! fetch, share, cache, resume, cancel, and owner scoping.
+
+use std::time::Duration;
+
+use aimake::auth::Role;
+use aimake::config::Config;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::fakes::{Failure, FakeOpenAi};
+use crate::helpers::{Session, TestApp, error_code};
+
+/// Provider retries wait milliseconds, not seconds, in tests.
+fn fast(c: &mut Config) {
+    c.providers.retry.base_delay_ms = 1;
+    c.providers.retry.max_delay_ms = 5;
+}
+
+async fn create(s: &Session, body: Value) -> reqwest::Response {
+    s.post("/api/audios", &body).await
+}
+
+/// Waits until the audio reaches a final state and returns it.
+async fn finished(s: &Session, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let audio: Value = s
+            .get(&format!("/api/audios/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if matches!(
+            audio["status"].as_str(),
+            Some("succeeded" | "failed" | "canceled")
+        ) {
+            return audio;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "audio {id} never finished: {audio}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn speech_texts(fake: &FakeOpenAi) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .filter(|r| r.path().ends_with("/audio/speech"))
+        .map(|r| r.json()["input"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_field_details() {
+    let app = TestApp::spawn_with(|c| c.tts.max_chars = 20).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    for (body, code, field) in [
+        (
+            json!({"text": "  ", "voice": "local:en-us"}),
+            "invalid_request",
+            "text",
+        ),
+        (
+            json!({"text": "x".repeat(21), "voice": "local:en-us"}),
+            "text_too_long",
+            "text",
+        ),
+        (
+            json!({"text": "hi", "voice": "local:en-us", "speed": 2.5}),
+            "invalid_request",
+            "speed",
+        ),
+        (
+            json!({"text": "hi", "voice": "local:en-us", "format": "ogg"}),
+            "invalid_request",
+            "format",
+        ),
+        (
+            json!({"text": "hi", "voice": "local:no-such-voice"}),
+            "unknown_voice",
+            "voice",
+        ),
+        (
+            json!({"text": "hi", "voice": "nonsense"}),
+            "unknown_voice",
+            "voice",
+        ),
+    ] {
+        let resp = create(&s, body.clone()).await;
+        assert_eq!(resp.status(), 400, "{body}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], code, "{body}: {err}");
+        assert!(err["error"]["details"][field].is_string(), "{body}: {err}");
+    }
+    let resp = create(&s, json!({"text": "hi"})).await;
+    assert_eq!(
+        error_code(resp).await,
+        "invalid_request",
+        "a missing field is a 400 too"
+    );
+    let list: Value = s.get("/api/audios").await.json().await.unwrap();
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "nothing was stored"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_local_voice_speaks_end_to_end() {
+    let app = TestApp::spawn().await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let resp = create(
+        &s,
+        json!({"text": "Hello from the offline voice. It works.", "voice": "local:en-us"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    let queued: Value = resp.json().await.unwrap();
+    assert_eq!(queued["status"], "queued");
+    assert_eq!(queued["title"], "Hello from the offline voice. It works.");
+    let id = queued["id"].as_str().unwrap();
+
+    let audio = finished(&s, id).await;
+    assert_eq!(audio["status"], "succeeded", "{audio}");
+    assert!(audio["duration_ms"].as_i64().unwrap() > 500, "{audio}");
+    assert_eq!(audio["file_url"], format!("/api/audios/{id}/file"));
+
+    let file = s.get(&format!("/api/audios/{id}/file")).await;
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.headers()["content-type"], "audio/mpeg");
+    let bytes = file.bytes().await.unwrap();
+    assert_eq!(bytes.len() as i64, audio["size_bytes"].as_i64().unwrap());
+    let pcm = aimake::audio::decode(&bytes, aimake::audio::Format::Mp3).expect("a real MP3");
+    assert!(pcm.duration_ms() > 500);
+
+    let peaks: Value = s
+        .get(&format!("/api/audios/{id}/peaks"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(!peaks["peaks"].as_array().unwrap().is_empty());
+    assert!(
+        peaks["peaks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_f64().unwrap() > 0.05),
+        "not silence"
+    );
+
+    let list: Value = s.get("/api/audios?q=offline").await.json().await.unwrap();
+    assert_eq!(list["items"][0]["id"], id);
+    let usage: Value = s.get("/api/usage").await.json().await.unwrap();
+    assert_eq!(usage[0]["service"], "tts:local:espeak-ng", "{usage}");
+    assert_eq!(usage[0]["cost_micros"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_report_progress_until_the_audio_is_done() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_delay(Duration::from_millis(100));
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let audio: Value = create(&s, json!({"text": "Stream me.", "voice": "openai:alloy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = audio["id"].as_str().unwrap();
+    let body = tokio::time::timeout(
+        Duration::from_secs(20),
+        s.get(&format!("/api/audios/{id}/events")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(body.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(Duration::from_secs(20), body.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(events.len() >= 2, "{text}");
+    assert_eq!(events.last().unwrap()["status"], "succeeded", "{text}");
+    let progress: Vec<f64> = events
+        .iter()
+        .map(|e| e["progress"].as_f64().unwrap())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {progress:?}"
+    );
+    assert!(text.contains("event: status"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_text_is_synthesized_in_parallel_chunks_and_assembled_in_order() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_delay(Duration::from_millis(30));
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let sentence = "This sentence is one of many in a long text about nothing at all. ";
+    let text: String = (0..1200).map(|i| format!("{i}: {sentence}")).collect();
+    let audio: Value = create(&s, json!({"text": text, "voice": "openai:nova"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let done = finished(&s, audio["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let inputs = speech_texts(&fake);
+    assert!(inputs.len() >= 20, "{} chunks", inputs.len());
+    assert!(inputs.iter().all(|t| t.chars().count() <= 4096));
+    let mut sorted = inputs.clone();
+    sorted.sort_by_key(|t| {
+        t.split(':')
+            .next()
+            .unwrap()
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    });
+    assert_eq!(
+        sorted.concat().trim(),
+        text.trim(),
+        "the chunks cover the text exactly"
+    );
+    assert!(
+        fake.max_in_flight() > 1,
+        "chunks were synthesized in parallel"
+    );
+    let usage: Value = s.get("/api/usage").await.json().await.unwrap();
+    assert_eq!(
+        usage[0]["units"].as_i64().unwrap(),
+        text.trim().chars().count() as i64
+    );
+    assert_eq!(usage[0]["service"], "tts:openai:tts-1");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_identical_request_is_served_from_the_cache_and_billed_nothing() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let a = app.signed_in("ada@example.com", Role::User).await;
+    let b = app.signed_in("bob@example.com", Role::User).await;
+    let body = json!({"text": "Say it twice.", "voice": "openai:alloy"});
+    let first: Value = create(&a, body.clone()).await.json().await.unwrap();
+    let first = finished(&a, first["id"].as_str().unwrap()).await;
+    assert_eq!(speech_texts(&fake).len(), 1);
+    let second: Value = create(&b, body).await.json().await.unwrap();
+    let second = finished(&b, second["id"].as_str().unwrap()).await;
+    assert_eq!(second["status"], "succeeded");
+    assert_eq!(
+        speech_texts(&fake).len(),
+        1,
+        "the provider was not called again"
+    );
+    let usage: Value = b.get("/api/usage").await.json().await.unwrap();
+    assert_eq!(usage[0]["cost_micros"], 0);
+    assert_eq!(usage[0]["cached_units"], 13);
+
+    // Deleting the first owner's audio leaves the second one playable.
+    assert_eq!(
+        a.delete(&format!("/api/audios/{}", first["id"].as_str().unwrap()))
+            .await
+            .status(),
+        204
+    );
+    let file = b
+        .get(&format!(
+            "/api/audios/{}/file",
+            second["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(file.status(), 200);
+    assert!(!file.bytes().await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_hiccup_is_retried_and_a_bad_key_fails_fast_with_its_message() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fake.configure(c);
+        fast(c);
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    fake.fail_next(1, Failure::ServerError);
+    let audio: Value = create(&s, json!({"text": "Try again.", "voice": "openai:alloy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        finished(&s, audio["id"].as_str().unwrap()).await["status"],
+        "succeeded"
+    );
+    assert_eq!(speech_texts(&fake).len(), 2, "one failure, one success");
+    app.stop().await;
+
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fake.configure(c);
+        c.providers.openai.api_key = Some(aimake::config::Secret::new("sk-wrong"));
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let audio: Value = create(&s, json!({"text": "Nope.", "voice": "openai:alloy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let failed = finished(&s, audio["id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["error"]["code"], "provider_auth", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("API key"),
+        "{failed}"
+    );
+    assert_eq!(speech_texts(&fake).len(), 1, "no retries on a refused key");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_cut_off_by_a_restart_resumes_without_paying_twice() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_delay(Duration::from_millis(200));
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().to_path_buf();
+    let setup = |c: &mut Config| {
+        fake.configure(c);
+        c.providers.openai.max_concurrency = 1;
+        c.jobs.workers = 0;
+        c.data.dir = path.clone();
+    };
+    let app = TestApp::spawn_with(setup).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let text: String = (0..3)
+        .map(|i| format!("Part {i}. {}", "Words go here. ".repeat(300)))
+        .collect();
+    let audio: Value = create(&s, json!({"text": text, "voice": "openai:alloy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = audio["id"].as_str().unwrap().to_string();
+
+    let stop = CancellationToken::new();
+    let (state, stop2) = (app.state.clone(), stop.clone());
+    let run = tokio::spawn(async move { state.jobs.run_next(&state, &stop2).await });
+    while speech_texts(&fake).len() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel(); // the server goes down mid-job
+    run.await.unwrap().unwrap();
+    let paid_before = speech_texts(&fake).len();
+    app.stop().await;
+
+    let app = TestApp::spawn_with(setup).await;
+    let state = app.state.clone();
+    assert_eq!(
+        state
+            .jobs
+            .run_next(&state, &CancellationToken::new())
+            .await
+            .unwrap(),
+        aimake::jobs::Outcome::Done
+    );
+    let s2 = app.login_session("ada@example.com").await;
+    let done = finished(&s2, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let inputs = speech_texts(&fake);
+    let mut unique = inputs.clone();
+    unique.sort();
+    unique.dedup();
+    assert!(
+        paid_before >= 2 && paid_before < inputs.len(),
+        "cut mid-way: {paid_before}"
+    );
+    assert_eq!(inputs.len(), unique.len(), "no chunk was paid for twice");
+    let usage: Value = s2.get("/api/usage").await.json().await.unwrap();
+    assert_eq!(usage.as_array().unwrap().len(), 1, "{usage}");
+    let rows: i64 = state
+        .db
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM usage_logs", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "exactly one usage row");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn files_support_ranges_etags_and_downloads() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let audio: Value = create(
+        &s,
+        json!({"text": "Bytes please.", "voice": "openai:alloy", "title": "季度 report"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let audio = finished(&s, audio["id"].as_str().unwrap()).await;
+    let url = format!("/api/audios/{}/file", audio["id"].as_str().unwrap());
+    let size = audio["size_bytes"].as_u64().unwrap();
+    let full = s.get(&url).await;
+    assert_eq!(full.headers()["accept-ranges"], "bytes");
+    let etag = full.headers()["etag"].to_str().unwrap().to_string();
+    assert!(full.headers().contains_key("last-modified"));
+    let all = full.bytes().await.unwrap();
+
+    let part = s
+        .request(reqwest::Method::GET, &url)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 10-19/{size}")
+    );
+    assert_eq!(part.bytes().await.unwrap(), all.slice(10..20));
+    let tail = s
+        .request(reqwest::Method::GET, &url)
+        .header("range", "bytes=-5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.bytes().await.unwrap(), all.slice(all.len() - 5..));
+    let bad = s
+        .request(reqwest::Method::GET, &url)
+        .header("range", format!("bytes={}-", size + 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 416);
+    assert_eq!(bad.headers()["content-range"], format!("bytes */{size}"));
+    let cached = s
+        .request(reqwest::Method::GET, &url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    let download = s.get(&format!("{url}?download=1")).await;
+    let disposition = download.headers()["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment;")
+            && disposition.contains("filename*=UTF-8''%E5%AD%A3"),
+        "{disposition}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn share_links_work_until_they_expire_and_refuse_tampering() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let audio: Value = create(&s, json!({"text": "Share me.", "voice": "openai:alloy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = finished(&s, audio["id"].as_str().unwrap()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link: Value = s
+        .post(
+            &format!("/api/audios/{id}/share"),
+            &json!({"expires_in_s": 600}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("http://{}/media/{id}?exp=", app.addr)),
+        "{url}"
+    );
+    let anonymous = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ok = anonymous.get(url).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(!ok.bytes().await.unwrap().is_empty());
+
+    let tampered = url.replace("sig=", "sig=00");
+    assert_eq!(anonymous.get(&tampered).send().await.unwrap().status(), 403);
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
+    let sig = app.state.signer.sign("media", &id, exp);
+    let expired = format!("http://{}/media/{id}?exp={exp}&sig={sig}", app.addr);
+    let resp = anonymous.get(&expired).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(error_code(resp).await, "forbidden");
+    assert_eq!(
+        anonymous
+            .get(app.url(&format!("/media/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_running_audio_cancels_it_and_removes_its_objects() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_delay(Duration::from_millis(300));
+    let app = TestApp::spawn_with(|c| {
+        fake.configure(c);
+        c.providers.openai.max_concurrency = 1;
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let text: String = (0..4)
+        .map(|i| format!("Part {i}. {}", "Words go here. ".repeat(300)))
+        .collect();
+    let audio: Value = create(&s, json!({"text": text, "voice": "openai:alloy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = audio["id"].as_str().unwrap();
+    while speech_texts(&fake).len() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.delete(&format!("/api/audios/{id}")).await.status(), 204);
+    assert_eq!(s.get(&format!("/api/audios/{id}")).await.status(), 404);
+    assert_eq!(
+        s.delete(&format!("/api/audios/{id}")).await.status(),
+        204,
+        "deleting again is fine"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let calls = speech_texts(&fake).len();
+    assert!(calls < 4, "the job stopped: {calls} calls");
+    let leftovers = app
+        .state
+        .storage
+        .list(&aimake::storage::Key::from_stored("jobs/"))
+        .await
+        .unwrap();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let audio_objects = app
+        .state
+        .storage
+        .list(&aimake::storage::Key::from_stored("audio/"))
+        .await
+        .unwrap();
+    assert!(audio_objects.is_empty(), "{audio_objects:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_user_cannot_see_fetch_or_touch_an_audio() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let a = app.signed_in("ada@example.com", Role::User).await;
+    let b = app.signed_in("bob@example.com", Role::User).await;
+    let audio: Value = create(&a, json!({"text": "Mine only.", "voice": "openai:alloy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = finished(&a, audio["id"].as_str().unwrap()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for path in ["", "/file", "/peaks", "/events"] {
+        let resp = b.get(&format!("/api/audios/{id}{path}")).await;
+        assert_eq!(resp.status(), 404, "{path}");
+    }
+    assert_eq!(
+        b.post(&format!("/api/audios/{id}/share"), &json!({}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        b.patch(&format!("/api/audios/{id}"), &json!({"title": "x"}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(b.delete(&format!("/api/audios/{id}")).await.status(), 204);
+    let list: Value = b.get("/api/audios").await.json().await.unwrap();
+    assert!(list["items"].as_array().unwrap().is_empty());
+    assert_eq!(
+        a.get(&format!("/api/audios/{id}")).await.status(),
+        200,
+        "still there for its owner"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_monthly_quota_is_enforced_and_failed_audios_can_be_retried() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fake.configure(c);
+        fast(c);
+        c.limits.quota_chars_per_month = 30;
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    fake.fail_next(1, Failure::QuotaExceeded);
+    let audio: Value = create(
+        &s,
+        json!({"text": "Twenty characters!!", "voice": "openai:alloy"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = audio["id"].as_str().unwrap();
+    let failed = finished(&s, id).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let retried = s.post(&format!("/api/audios/{id}/retry"), &json!({})).await;
+    assert_eq!(retried.status(), 202);
+    assert_eq!(finished(&s, id).await["status"], "succeeded");
+
+    let resp = create(
+        &s,
+        json!({"text": "Another twenty chars", "voice": "openai:alloy"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(error_code(resp).await, "quota_exceeded");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn voices_and_providers_are_listed() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let providers: Value = s.get("/api/providers").await.json().await.unwrap();
+    let ids: Vec<&str> = providers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"local") && ids.contains(&"openai"),
+        "{providers}"
+    );
+    let voices: Value = s
+        .get("/api/voices?provider=local&language=zh")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        voices
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == "local:cmn"),
+        "{voices}"
+    );
+    let all: Value = s.get("/api/voices").await.json().await.unwrap();
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == "openai:alloy")
+    );
+    assert_eq!(
+        app.get("/api/voices").await.status(),
+        401,
+        "signed-in users only"
+    );
+    app.stop().await;
+}
