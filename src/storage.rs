@@ -77,8 +77,19 @@ pub mod keys {
         Key(format!("jobs/{job}/"))
     }
 
+    /// How many chunks a job's text was split into, for progressive listeners.
+    pub fn job_parts(job: Ulid) -> Key {
+        Key(format!("jobs/{job}/parts.json"))
+    }
+
     pub fn job_chunk(job: Ulid, index: usize, ext: &str) -> Key {
         Key(format!("jobs/{job}/chunk-{index:05}.{ext}"))
+    }
+
+    /// A voice's preview sample, shared by everyone (`digest` names the voice and its text).
+    pub fn preview(digest: &str, ext: &str) -> Key {
+        debug_assert!(digest.chars().all(|c| c.is_ascii_hexdigit()));
+        Key(format!("previews/{digest}.{ext}"))
     }
 
     /// Written, read back and deleted by the readiness check.

@@ -35,11 +35,13 @@ pub fn router() -> Router<AppState> {
         .route("/api/audios/{id}/retry", post(retry))
         .route("/api/audios/{id}/events", get(events))
         .route("/api/audios/{id}/file", get(file))
+        .route("/api/audios/{id}/stream", get(stream))
         .route("/api/audios/{id}/peaks", get(peaks))
         .route("/api/audios/{id}/share", post(share))
         .route("/media/{id}", get(media))
         .route("/api/providers", get(providers))
         .route("/api/voices", get(voices))
+        .route("/api/voices/{id}/preview", post(preview))
         .route("/api/usage", get(usage))
 }
 
@@ -222,6 +224,155 @@ fn tokio_stream_from<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl Stream<I
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// Progressive MP3 while the audio is being made: each chunk is sent as soon as it is
+/// synthesized, so a listener hears a long text after about one chunk's latency. A finished
+/// audio is simply its file.
+async fn stream(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let id = parse_id(&id)?;
+    let audio = service::get(&state, user.id, id).await?;
+    let job: Option<String> = state
+        .db
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT id FROM jobs WHERE audio_id = ?1 AND status IN ('queued', 'running')
+                  ORDER BY created_at DESC LIMIT 1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .ok())
+        })
+        .await?;
+    let job = match (
+        job.and_then(|j| j.parse::<Ulid>().ok()),
+        audio.status.as_str(),
+    ) {
+        (Some(job), "queued" | "running") => job,
+        (_, "succeeded") if audio.format == "mp3" => {
+            return super::files::serve(&state, &audio, &headers, false, "private, max-age=0")
+                .await;
+        }
+        _ => {
+            return Err(AppError::Conflict(format!(
+                "The audio is {}; there is nothing to stream",
+                audio.status
+            )));
+        }
+    };
+    let guard = state.jobs.streams.open(job);
+    let body = async_stream(move |tx| progressive(state, id, job, guard, tx));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "audio/mpeg"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// Sample rate of the progressive stream: every provider's output is brought to it.
+const STREAM_RATE: u32 = 24_000;
+
+async fn progressive(
+    state: AppState,
+    audio: Ulid,
+    job: Ulid,
+    guard: crate::jobs::StreamGuard,
+    tx: tokio::sync::mpsc::Sender<std::result::Result<bytes::Bytes, std::io::Error>>,
+) {
+    use crate::storage::keys;
+    let mut events = state.jobs.events.subscribe(audio);
+    let mut encoder = crate::audio::Mp3Encoder::new(STREAM_RATE, 1, 64).ok();
+    let mut next = 0usize;
+    let mut total: Option<usize> = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+    while encoder.is_some()
+        && total.is_none_or(|t| next < t)
+        && tokio::time::Instant::now() < deadline
+    {
+        if total.is_none()
+            && let Ok(b) = state.storage.get(&keys::job_parts(job)).await
+        {
+            total = serde_json::from_slice::<Value>(&b)
+                .ok()
+                .and_then(|v| v["total"].as_u64())
+                .map(|t| t as usize);
+        }
+        let listed = state
+            .storage
+            .list(&keys::job_prefix(job))
+            .await
+            .unwrap_or_default();
+        let wanted = format!("chunk-{next:05}.");
+        if let Some(obj) = listed.iter().find(|o| {
+            o.key
+                .as_str()
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(&wanted))
+        }) {
+            let Ok(bytes) = state.storage.get(&obj.key).await else {
+                break;
+            };
+            let format = match obj.key.as_str().rsplit('.').next() {
+                Some("wav") => crate::audio::Format::Wav,
+                Some("flac") => crate::audio::Format::Flac,
+                Some("ogg") => crate::audio::Format::Ogg,
+                _ => crate::audio::Format::Mp3,
+            };
+            let mut enc = encoder.take().expect("checked above");
+            let encoded = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                let pcm = crate::audio::decode(&bytes, format)
+                    .and_then(|p| crate::audio::conform(p, STREAM_RATE, 1));
+                if let Ok(pcm) = pcm {
+                    let _ = enc.encode(&pcm.samples, &mut out);
+                }
+                (enc, out)
+            })
+            .await;
+            let Ok((enc, out)) = encoded else { break };
+            encoder = Some(enc);
+            if tx.send(Ok(bytes::Bytes::from(out))).await.is_err() {
+                break;
+            }
+            next += 1;
+            continue;
+        }
+        // The job is over and the chunk is not there: nothing more will come.
+        let finished = !matches!(
+            service::get_any_status(&state, audio).await.as_deref(),
+            Some("queued" | "running")
+        );
+        if finished {
+            break;
+        }
+        // Wait for the next chunk: progress events announce them; the timer covers the rest.
+        tokio::select! {
+            _ = events.recv() => {}
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+    if let Some(enc) = encoder {
+        let mut out = Vec::new();
+        if enc.finish(&mut out).is_ok() && !out.is_empty() {
+            let _ = tx.send(Ok(bytes::Bytes::from(out))).await;
+        }
+    }
+    // The job left its chunks for us; the last reader of a finished job removes them.
+    if guard.release() {
+        let status = service::get_any_status(&state, audio).await;
+        if !matches!(status.as_deref(), Some("queued" | "running")) {
+            let _ = state.storage.delete_prefix(&keys::job_prefix(job)).await;
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct FileQuery {
     download: Option<String>,
@@ -375,6 +526,112 @@ async fn voices(
         )
         .await;
     Json(json!(voices))
+}
+
+/// A short sample of a voice, synthesized once and then served from storage.
+async fn preview(
+    State(state): State<AppState>,
+    user: RateLimitedUser,
+    Path(voice_id): Path<String>,
+) -> Result<Response> {
+    let (provider, voice) = state.providers.voice(&voice_id).await?;
+    let text = if voice.language.starts_with("zh") || voice.language.starts_with("yue") {
+        format!("你好，我是{}。这是一段试听。", voice.name)
+    } else {
+        format!(
+            "Hello! This is {}, one of the voices you can use.",
+            voice.name
+        )
+    };
+    let digest = crate::speech::job::cache_key(
+        provider.id(),
+        provider.model(),
+        &voice.id,
+        1.0,
+        "preview",
+        &text,
+    );
+    for ext in ["mp3", "wav"] {
+        if let Ok(bytes) = state
+            .storage
+            .get(&crate::storage::keys::preview(&digest, ext))
+            .await
+        {
+            return Ok(sample(bytes, ext));
+        }
+    }
+    let name = voice
+        .id
+        .split_once(':')
+        .map_or(voice.id.as_str(), |(_, v)| v)
+        .to_string();
+    let request = crate::providers::SynthesisRequest {
+        text: text.clone(),
+        voice: name,
+        speed: 1.0,
+        format_hint: crate::providers::OutputFormat::Mp3,
+    };
+    let out = provider.synthesize(&request).await?;
+    let ext = match out.format {
+        crate::providers::AudioFormat::Mp3 => "mp3",
+        crate::providers::AudioFormat::Wav => "wav",
+        _ => {
+            return Err(AppError::Unavailable {
+                code: "provider_unavailable",
+                message: "This voice cannot be previewed".into(),
+            });
+        }
+    };
+    state
+        .storage
+        .put(
+            &crate::storage::keys::preview(&digest, ext),
+            out.bytes.clone(),
+        )
+        .await?;
+    let (user_id, service, chars) = (
+        user.id,
+        format!("tts:{}:{}", provider.id(), provider.model()),
+        text.chars().count(),
+    );
+    let cost = provider.cost_micros(chars) as i64;
+    state
+        .db
+        .write(move |c| {
+            let tx = c.transaction()?;
+            crate::db::usage::insert(
+                &tx,
+                &crate::db::usage::NewUsage {
+                    user_id,
+                    audio_id: None,
+                    service: &service,
+                    units: chars as i64,
+                    cost_micros: cost,
+                    cached: false,
+                },
+                crate::db::now_ms(),
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(sample(out.bytes, ext))
+}
+
+fn sample(bytes: bytes::Bytes, ext: &str) -> Response {
+    let content_type = if ext == "wav" {
+        "audio/wav"
+    } else {
+        "audio/mpeg"
+    };
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, "private, max-age=86400"),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -101,6 +101,8 @@ pub enum Outcome {
 pub struct Jobs {
     /// Progress of running jobs, for live listeners.
     pub events: events::Hub,
+    /// Jobs whose intermediate results someone is streaming right now.
+    pub streams: Arc<Streams>,
     handlers: RwLock<HashMap<&'static str, Arc<dyn Handler>>>,
     wake: Notify,
     /// Tokens of jobs running in this process, to stop them on cancel.
@@ -113,6 +115,7 @@ impl Jobs {
     pub fn new() -> Self {
         Self {
             events: events::Hub::default(),
+            streams: Arc::new(Streams::default()),
             handlers: RwLock::new(HashMap::new()),
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
@@ -323,6 +326,71 @@ impl Jobs {
 impl Default for Jobs {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Counts listeners of each job's intermediate results, so the job does not delete them
+/// under a reader; the last listener of a finished job deletes them instead.
+#[derive(Default)]
+pub struct Streams {
+    readers: Mutex<HashMap<Ulid, usize>>,
+}
+
+impl Streams {
+    /// Registers a reader until the returned guard is dropped.
+    pub fn open(self: &Arc<Self>, job: Ulid) -> StreamGuard {
+        *self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(job)
+            .or_default() += 1;
+        StreamGuard {
+            streams: self.clone(),
+            job,
+        }
+    }
+
+    pub fn is_streamed(&self, job: Ulid) -> bool {
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&job)
+    }
+
+    /// Drops one reader; true when it was the last.
+    fn close(&self, job: Ulid) -> bool {
+        let mut map = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(&job) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                map.remove(&job);
+                true
+            }
+        }
+    }
+}
+
+pub struct StreamGuard {
+    streams: Arc<Streams>,
+    job: Ulid,
+}
+
+impl StreamGuard {
+    /// Ends this reader; true when no other reader remains.
+    pub fn release(self) -> bool {
+        let last = self.streams.close(self.job);
+        std::mem::forget(self);
+        last
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.streams.close(self.job);
     }
 }
 

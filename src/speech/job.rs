@@ -187,6 +187,14 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         .map(str::to_string)
         .collect();
     let total = chunks.len();
+    state
+        .storage
+        .put(
+            &keys::job_parts(job),
+            Bytes::from(serde_json::json!({ "total": total }).to_string()),
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
     let stored: HashMap<usize, Key> = state
         .storage
         .list(&keys::job_prefix(job))
@@ -324,11 +332,14 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             .await
             .map_err(anyhow::Error::from)?;
     }
-    state
-        .storage
-        .delete_prefix(&keys::job_prefix(job))
-        .await
-        .map_err(anyhow::Error::from)?;
+    // A progressive listener may still be reading the chunks: the last one cleans up.
+    if !state.jobs.streams.is_streamed(job) {
+        state
+            .storage
+            .delete_prefix(&keys::job_prefix(job))
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
     Ok(())
 }
 

@@ -244,6 +244,17 @@ pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
         .ok_or(AppError::NotFound)
 }
 
+/// The status of any audio (for streams and jobs, which are authorized already); None when gone.
+pub async fn get_any_status(state: &AppState, id: Ulid) -> Option<String> {
+    state
+        .db
+        .read(move |c| Ok(audios::get_any(c, id)?))
+        .await
+        .ok()
+        .flatten()
+        .map(|a| a.status)
+}
+
 pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
     let title = title.trim().to_string();
     if title.is_empty() || title.chars().count() > 200 {

@@ -696,3 +696,96 @@ async fn voices_and_providers_are_listed() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_stream_delivers_the_first_chunk_before_the_job_ends() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_delay(Duration::from_millis(300));
+    let app = TestApp::spawn_with(|c| {
+        fake.configure(c);
+        c.providers.openai.max_concurrency = 1;
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let text: String = (0..4)
+        .map(|i| format!("Part {i}. {}", "Words go here. ".repeat(280)))
+        .collect();
+    let audio: Value = create(&s, json!({"text": text, "voice": "openai:alloy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = audio["id"].as_str().unwrap();
+    let mut resp = s.get(&format!("/api/audios/{id}/stream")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "audio/mpeg");
+    let first = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!first.is_empty());
+    let status: Value = s
+        .get(&format!("/api/audios/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(
+        status["status"], "succeeded",
+        "the first audio arrived while the job was still running"
+    );
+    let mut all = first.to_vec();
+    while let Some(more) = tokio::time::timeout(Duration::from_secs(20), resp.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        all.extend_from_slice(&more);
+    }
+    let pcm =
+        aimake::audio::decode(&all, aimake::audio::Format::Mp3).expect("the stream is valid MP3");
+    assert!(
+        pcm.duration_ms() > 3_000,
+        "all four chunks were streamed: {} ms",
+        pcm.duration_ms()
+    );
+    assert_eq!(finished(&s, id).await["status"], "succeeded");
+    let leftovers = app
+        .state
+        .storage
+        .list(&aimake::storage::Key::from_stored("jobs/"))
+        .await
+        .unwrap();
+    assert!(
+        leftovers.is_empty(),
+        "the last reader cleaned up: {leftovers:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_voice_preview_is_synthesized_once_then_served_from_storage() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    for _ in 0..2 {
+        let resp = s.post("/api/voices/openai:nova/preview", &json!({})).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "audio/mpeg");
+        assert!(!resp.bytes().await.unwrap().is_empty());
+    }
+    assert_eq!(
+        speech_texts(&fake).len(),
+        1,
+        "the second preview came from storage"
+    );
+    let local = s.post("/api/voices/local:en-us/preview", &json!({})).await;
+    assert_eq!(local.status(), 200);
+    assert_eq!(local.headers()["content-type"], "audio/wav");
+    let unknown = s
+        .post("/api/voices/openai:nobody/preview", &json!({}))
+        .await;
+    assert_eq!(error_code(unknown).await, "unknown_voice");
+    app.stop().await;
+}

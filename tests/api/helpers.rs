@@ -29,6 +29,8 @@ pub fn test_config(dir: &Path) -> Config {
     config.server.bind = "127.0.0.1:0".into();
     config.data.dir = dir.to_path_buf();
     config.server.shutdown_grace_s = 5;
+    // Tests poll; the per-IP limit has tests of its own that set it.
+    config.limits.requests_per_minute = 100_000;
     // Tests that want scheduled backups set a schedule of their own.
     config.backup.schedule = String::new();
     config

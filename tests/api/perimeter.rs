@@ -168,7 +168,10 @@ async fn the_rate_limit_answers_429_with_retry_after_and_recovers() {
 
 #[tokio::test]
 async fn the_default_limit_refuses_the_101st_request_in_a_minute() {
-    let app = TestApp::spawn().await;
+    // The shipped default, not the roomy one other tests get.
+    let default = aimake::config::Config::default().limits.requests_per_minute;
+    assert_eq!(default, 100);
+    let app = TestApp::spawn_with(|c| c.limits.requests_per_minute = default).await;
     let start = std::time::Instant::now();
     let mut served = 0;
     while app.get("/api/nope").await.status() != 429 {
