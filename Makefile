@@ -61,9 +61,10 @@ espeak:
 bench: build
 	@command -v wrk >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx; }
+	mkdir -p bench
+	$(CARGO) bench --locked --bench backup | tee bench/backup.txt
 	$(CARGO) build --release --locked --example bench
 	./target/release/examples/bench
-	$(CARGO) bench --locked --bench backup
 
 ## docker: build the container image
 docker:
