@@ -153,6 +153,7 @@ fn converge(pcm: &Pcm, target: f64, mut gain_db: f64, ceiling: f32) -> Result<(f
         };
         let error = target - lufs;
         if error.abs() < LOUDNESS_TOLERANCE_LU || pass == MAX_LIMITER_PASSES {
+            tracing::debug!(pass, gain_db, lufs, "limited loudness settled");
             return Ok((gain_db, Some(lufs)));
         }
         // Under limiting, loudness grows slower than the gain: follow the measured slope.
@@ -267,7 +268,7 @@ struct Limiter {
     /// Next frame to read (it reads `lookahead - 1` frames ahead of what it hands out).
     read: usize,
     /// Sliding minimum of `r` over the last `lookahead` frames: (frame, r), r increasing.
-    /// Frames with `r == 1` read while idle are left out: a missing entry counts as 1.
+    /// Frames with `r == 1` read on the fast path are left out: a missing entry counts as 1.
     minima: VecDeque<(usize, f32)>,
     /// The last `lookahead` sliding minima and their sum, for the moving average.
     window: Vec<f32>,
@@ -308,8 +309,9 @@ impl Limiter {
         }
         let mut i = 0;
         while i < out.len() {
-            if self.idle() {
-                // Unity gain up to the next frame over the ceiling, found with a plain scan.
+            if self.window_clear() {
+                // No frame in reach needs limiting: only the release is left to play out, up
+                // to the next frame over the ceiling, found with a plain scan.
                 let want = out.len() - i;
                 let end = (self.read + want).min(frames);
                 let (gain, ceiling) = (self.gain, self.ceiling);
@@ -317,7 +319,16 @@ impl Limiter {
                     .get(self.read * channels..end * channels)
                     .and_then(|ahead| ahead.iter().position(|s| s.abs() * gain > ceiling));
                 let n = hot.map_or(want, |p| p / channels);
-                out[i..i + n].fill(1.0);
+                if self.envelope >= 1.0 {
+                    out[i..i + n].fill(1.0);
+                } else {
+                    let mut envelope = self.envelope;
+                    for g in &mut out[i..i + n] {
+                        envelope = recover(envelope, self.release);
+                        *g = envelope;
+                    }
+                    self.envelope = envelope;
+                }
                 i += n;
                 self.read += n;
                 self.slot = (self.slot + n) % self.lookahead;
@@ -346,9 +357,9 @@ impl Limiter {
         }
     }
 
-    /// Nothing under 1 is in the window or its history and the release has finished.
-    fn idle(&mut self) -> bool {
-        if self.quiet < 2 * self.lookahead || self.envelope < 1.0 {
+    /// Whether nothing under 1 is left in the window or in the minima it averages.
+    fn window_clear(&mut self) -> bool {
+        if self.quiet < 2 * self.lookahead {
             return false;
         }
         // Everything in the window is 1: drop stale entries and any rounding in the sum.
@@ -391,16 +402,15 @@ impl Limiter {
         self.window[self.slot] = minimum;
         self.advance_slot();
         let average = (self.sum / self.lookahead as f64) as f32;
-        let recovered = self.envelope + (1.0 - self.envelope) * self.release;
-        // Snap to unity once the release is inaudibly close, so the idle path can take over.
-        let recovered = if recovered > 0.999_999 {
-            1.0
-        } else {
-            recovered
-        };
-        self.envelope = average.min(recovered);
+        self.envelope = average.min(recover(self.envelope, self.release));
         self.envelope
     }
+}
+
+/// One frame of the release towards unity, snapping to it once inaudibly close (0.0001 dB).
+fn recover(envelope: f32, release: f32) -> f32 {
+    let recovered = envelope + (1.0 - envelope) * release;
+    if recovered > 0.999_99 { 1.0 } else { recovered }
 }
 
 fn scale(samples: &mut [f32], gain: f64) {
