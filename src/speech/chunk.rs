@@ -24,7 +24,7 @@ pub enum Counter {
     Utf8Bytes,
     /// Characters, with CJK ideographs, kana, hangul and full-width forms costing `cjk` each:
     /// for limits stated as "N Chinese characters or M letters" (Tencent: 150 or 500, so a
-    /// limit of 500 with `cjk: 4` keeps under both for mixed text).
+    /// limit of 450 with `cjk: 3` keeps under both, for mixed text too).
     Weighted { cjk: usize },
 }
 
