@@ -27,7 +27,7 @@ pub struct Cover {
 }
 
 /// One ID3 chapter (CHAP with a TIT2 title, listed in an ordered top-level CTOC).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Chapter {
     pub title: String,
     pub start_ms: u64,

@@ -37,54 +37,93 @@ pub struct Joined {
 /// Concatenates parts of one rate and channel count (see [`super::conform`]) with `pause_ms`
 /// of silence between them, or `chapter_pause_ms` before a part that starts a chapter.
 /// Spans are derived from frame positions, so they agree with the joined audio to the
-/// millisecond. Parts are consumed so their memory goes as the result grows.
+/// millisecond.
 pub fn join(parts: Vec<Part>, pause_ms: u32, chapter_pause_ms: u32) -> Result<Joined> {
     let Some(first) = parts.first() else {
         return Err(AudioError::Invalid("nothing to join".into()));
     };
     let (rate, channels) = (first.pcm.sample_rate, first.pcm.channels);
-    if let Some(odd) = parts
-        .iter()
-        .find(|p| p.pcm.sample_rate != rate || p.pcm.channels != channels)
-    {
-        return Err(AudioError::Mismatch(format!(
-            "{} Hz x{} next to {rate} Hz x{channels}",
-            odd.pcm.sample_rate, odd.pcm.channels
-        )));
+    let mut joiner = Joiner::new(rate, channels, pause_ms, chapter_pause_ms);
+    joiner.reserve_for(parts.iter().map(|p| (p.pcm.frames(), p.new_chapter)));
+    for part in parts {
+        joiner.push(part)?;
     }
-    let width = usize::from(channels);
-    let pause = ms_to_frames(u64::from(pause_ms), rate) * width;
-    let chapter_pause = ms_to_frames(u64::from(chapter_pause_ms), rate) * width;
-    let gap = |i: usize, part: &Part| match (i, part.new_chapter) {
-        (0, _) => 0,
-        (_, true) => chapter_pause,
-        (_, false) => pause,
-    };
-    let total: usize = parts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| gap(i, p) + p.pcm.samples.len())
-        .sum();
+    Ok(joiner.finish())
+}
 
-    let mut samples = Vec::with_capacity(total);
-    let mut spans = Vec::with_capacity(parts.len());
-    for (i, part) in parts.into_iter().enumerate() {
-        samples.resize(samples.len() + gap(i, &part), 0.0);
-        let start = samples.len() / width;
-        samples.extend_from_slice(&part.pcm.samples);
-        spans.push(Span {
-            start_ms: frames_to_ms(start, rate),
-            end_ms: frames_to_ms(samples.len() / width, rate),
-        });
+/// [`join`] one part at a time, so a long episode never holds all its parts and the result
+/// at once: decode a part, push it, drop it.
+#[derive(Debug)]
+pub struct Joiner {
+    pcm: Pcm,
+    pause: usize,
+    chapter_pause: usize,
+    spans: Vec<Span>,
+}
+
+impl Joiner {
+    pub fn new(sample_rate: u32, channels: u16, pause_ms: u32, chapter_pause_ms: u32) -> Self {
+        let samples = |ms: u32| ms_to_frames(u64::from(ms), sample_rate) * usize::from(channels);
+        Self {
+            pcm: Pcm {
+                sample_rate,
+                channels,
+                samples: Vec::new(),
+            },
+            pause: samples(pause_ms),
+            chapter_pause: samples(chapter_pause_ms),
+            spans: Vec::new(),
+        }
     }
-    Ok(Joined {
-        pcm: Pcm {
-            sample_rate: rate,
-            channels,
-            samples,
-        },
-        spans,
-    })
+
+    /// Reserves exactly the room that parts of these lengths (in frames) and chapter flags
+    /// will take, pauses included, so a long result is never reallocated while it grows.
+    pub fn reserve_for(&mut self, parts: impl IntoIterator<Item = (usize, bool)>) {
+        let mut first = self.spans.is_empty();
+        let mut total = 0;
+        for (frames, new_chapter) in parts {
+            total += self.gap(first, new_chapter) + frames * usize::from(self.pcm.channels);
+            first = false;
+        }
+        self.pcm.samples.reserve_exact(total);
+    }
+
+    fn gap(&self, first: bool, new_chapter: bool) -> usize {
+        match (first, new_chapter) {
+            (true, _) => 0,
+            (false, true) => self.chapter_pause,
+            (false, false) => self.pause,
+        }
+    }
+
+    /// Appends a part (after its pause) and returns where it landed.
+    pub fn push(&mut self, part: Part) -> Result<Span> {
+        let pcm = &self.pcm;
+        if part.pcm.sample_rate != pcm.sample_rate || part.pcm.channels != pcm.channels {
+            return Err(AudioError::Mismatch(format!(
+                "{} Hz x{} next to {} Hz x{}",
+                part.pcm.sample_rate, part.pcm.channels, pcm.sample_rate, pcm.channels
+            )));
+        }
+        let gap = self.gap(self.spans.is_empty(), part.new_chapter);
+        let pcm = &mut self.pcm;
+        pcm.samples.resize(pcm.samples.len() + gap, 0.0);
+        let start = pcm.frames();
+        pcm.samples.extend_from_slice(&part.pcm.samples);
+        let span = Span {
+            start_ms: frames_to_ms(start, pcm.sample_rate),
+            end_ms: frames_to_ms(pcm.frames(), pcm.sample_rate),
+        };
+        self.spans.push(span);
+        Ok(span)
+    }
+
+    pub fn finish(self) -> Joined {
+        Joined {
+            pcm: self.pcm,
+            spans: self.spans,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -159,5 +198,24 @@ mod tests {
         ];
         assert!(matches!(join(parts, 0, 0), Err(AudioError::Mismatch(_))));
         assert!(join(vec![], 0, 0).is_err());
+    }
+
+    #[test]
+    fn a_joiner_reserves_exactly_what_the_parts_take() {
+        let parts = [(24_000, false), (12_000, false), (2400, true)];
+        let mut joiner = Joiner::new(24_000, 1, 350, 1000);
+        joiner.reserve_for(parts);
+        let capacity = joiner.pcm.samples.capacity();
+        for (frames, new_chapter) in parts {
+            let pcm = Pcm::new(24_000, 1, vec![0.25; frames]).unwrap();
+            joiner.push(Part { pcm, new_chapter }).unwrap();
+        }
+        let joined = joiner.finish();
+        assert_eq!(
+            joined.pcm.samples.len(),
+            24_000 + 8400 + 12_000 + 24_000 + 2400
+        );
+        assert_eq!(joined.pcm.samples.capacity(), capacity, "never reallocated");
+        assert_eq!(joined.spans[2].start_ms, 1000 + 350 + 500 + 1000);
     }
 }

@@ -13,7 +13,7 @@ mod resample;
 
 pub use decode::{Probe, decode, probe};
 pub use encode::{Chapter, Cover, Id3Tags, Mp3Encoder, encode_mp3, encode_wav};
-pub use join::{Joined, Part, Span, join};
+pub use join::{Joined, Joiner, Part, Span, join};
 pub use loudness::{Loudness, LoudnessTarget, Normalized, measure, normalize};
 pub use master::{MasterOptions, Mastered, OutputFormat, SourcePart, master_episode};
 pub use peaks::{Peaks, peaks};
