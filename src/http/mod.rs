@@ -122,7 +122,6 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(audios::router())
         .merge(podcasts::router())
-        .route("/feeds/{*rest}", any(not_found))
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
