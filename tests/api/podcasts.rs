@@ -365,13 +365,8 @@ async fn re_rendering_after_editing_one_line_pays_only_for_that_line() {
     )
     .await;
     assert_eq!(
-        speech_texts(&fake),
-        [
-            "First line.",
-            "Second line.",
-            "Third line.",
-            "Second line, edited."
-        ],
+        speech_texts(&fake)[3..],
+        ["Second line, edited."],
         "only the edited line reached the provider"
     );
     let usage: Value = s.get("/api/usage").await.json().await.unwrap();
@@ -387,5 +382,171 @@ async fn re_rendering_after_editing_one_line_pays_only_for_that_line() {
         "{usage}"
     );
     assert_eq!(e["lines"][1]["text"], "Second line, edited.");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_private_feed_needs_its_current_token_and_other_users_see_nothing() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        fake.configure(c);
+    })
+    .await;
+    let a = app.signed_in("ada@example.com", Role::User).await;
+    let b = app.signed_in("bob@example.com", Role::User).await;
+    let show = new_show(&a, json!({"title": "Private"})).await;
+    let e = render(
+        &a,
+        &show,
+        json!({
+            "title": "Secret episode",
+            "lines": [{"speaker": "Ann", "text": "Only for subscribers."}],
+            "speakers": [{"name": "Ann", "voice": "openai:nova"}],
+        }),
+    )
+    .await;
+    let eid = e["id"].as_str().unwrap();
+
+    assert_eq!(app.get(&format!("/feeds/{show}.xml")).await.status(), 404);
+    let url = |resp: Value| resp["feed_url"].as_str().unwrap().to_string();
+    let old = url(a
+        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap());
+    let resp = app.client.get(&old).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let channel = rss::Channel::read_from(&resp.bytes().await.unwrap()[..]).unwrap();
+    assert_eq!(channel.items()[0].title(), Some("Secret episode"));
+    let transcript = channel.items()[0]
+        .extensions()
+        .get("podcast")
+        .and_then(|p| p.get("transcript"))
+        .and_then(|t| t[0].attrs().get("url").cloned())
+        .expect("a podcast:transcript link");
+    let vtt = app.client.get(&transcript).send().await.unwrap();
+    assert_eq!(vtt.status(), 200);
+    assert!(
+        vtt.text()
+            .await
+            .unwrap()
+            .contains("<v Ann>Only for subscribers.")
+    );
+
+    let new = url(a
+        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap());
+    assert_ne!(old, new);
+    assert_eq!(app.client.get(&old).send().await.unwrap().status(), 404);
+    assert_eq!(app.client.get(&new).send().await.unwrap().status(), 200);
+
+    // Another user cannot see, change or delete any of it.
+    for path in [
+        format!("/api/podcasts/{show}"),
+        format!("/api/podcasts/{show}/episodes"),
+        format!("/api/podcasts/{show}/episodes/{eid}"),
+        format!("/api/podcasts/{show}/episodes/{eid}/subtitles.vtt"),
+        format!("/api/podcasts/{show}/episodes/{eid}/chapters.json"),
+    ] {
+        assert_eq!(b.get(&path).await.status(), 404, "{path}");
+    }
+    assert_eq!(
+        b.patch(&format!("/api/podcasts/{show}"), &json!({"public": true}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        b.post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        b.delete(&format!("/api/podcasts/{show}/episodes/{eid}"))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        a.get(&format!("/api/podcasts/{show}/episodes/{eid}"))
+            .await
+            .status(),
+        200
+    );
+    let listed: Value = b.get("/api/podcasts").await.json().await.unwrap();
+    assert_eq!(listed["items"], json!([]));
+
+    // The owner makes it public, then deletes the episode: the feed stays open and empty.
+    let show_view: Value = a
+        .patch(
+            &format!("/api/podcasts/{show}"),
+            &json!({"public": true, "author": "Ada"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(show_view["public"], true);
+    assert_eq!(show_view["author"], "Ada");
+    assert_eq!(
+        a.delete(&format!("/api/podcasts/{show}/episodes/{eid}"))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        a.get(&format!("/api/podcasts/{show}/episodes/{eid}"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        a.get(&format!(
+            "/api/audios/{}",
+            e["audio"]["id"].as_str().unwrap()
+        ))
+        .await
+        .status(),
+        404
+    );
+    let resp = app.get(&format!("/feeds/{show}.xml")).await;
+    assert_eq!(resp.status(), 200);
+    let channel = rss::Channel::read_from(&resp.bytes().await.unwrap()[..]).unwrap();
+    assert!(channel.items().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn episodes_with_unknown_voices_or_speakers_are_refused() {
+    let app = TestApp::spawn().await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let show = new_show(&s, json!({"title": "Show"})).await;
+    let lines = json!([{"speaker": "Ann", "text": "Hello."}]);
+    let resp = s
+        .post(
+            &format!("/api/podcasts/{show}/episodes"),
+            &json!({"title": "T", "lines": lines, "speakers": [{"name": "Ann", "voice": "local:no-such-voice"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(error_code(resp).await, "unknown_voice");
+    let resp = s
+        .post(
+            &format!("/api/podcasts/{show}/episodes"),
+            &json!({"title": "T", "lines": [{"speaker": "Zed", "text": "Hi."}], "speakers": [{"name": "Ann", "voice": "local:en-us"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"]["details"]["lines[0].speaker"].is_string(),
+        "{err}"
+    );
     app.stop().await;
 }
