@@ -14,7 +14,8 @@ fn main() {
 /// Writes `$OUT_DIR/migrations.rs`: `[(version, name, sql)]` for every `NNNN_name.sql`,
 /// in order, so adding a migration is just adding a file. Gaps and duplicates fail the build.
 fn embed_migrations() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let dir =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("migrations");
     let mut found: Vec<(u32, String)> = std::fs::read_dir(&dir)
         .expect("migrations/ exists")
         .filter_map(|e| e.ok())
@@ -53,7 +54,8 @@ fn embed_migrations() {
 /// rust-embed needs the folder to exist. A release build without the built web app is an error;
 /// a debug build only warns (tests then fail on the missing `index.html`).
 fn check_web_dist() {
-    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist");
+    let dist =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("web/dist");
     if dist.join("index.html").exists() {
         return;
     }

@@ -911,7 +911,7 @@ struct MasteringFigures {
 /// provider would return them) through decode, join, loudness and MP3 encoding.
 fn mastering() -> anyhow::Result<MasteringFigures> {
     let line_s = 6u32;
-    let lines = 30 * 60 / (line_s as usize + 0);
+    let lines = 30 * 60 / line_s as usize;
     let mut parts_bytes = Vec::with_capacity(lines);
     for i in 0..lines {
         let rate = 24_000u32;

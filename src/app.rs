@@ -17,6 +17,8 @@ use crate::http::limits::Limits;
 use crate::jobs::Jobs;
 use crate::lockfile::{LockFile, SERVER_LOCK};
 use crate::ops::scheduler::{self, SystemClock};
+use crate::podcast::llm::LlmClient;
+use crate::podcast::script::ScriptLimits;
 use crate::providers::Providers;
 use crate::signing::Signer;
 use crate::storage::Storage;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Signs share links and feed enclosures.
     pub signer: Signer,
+    /// The podcast script writer (answers `NotConfigured` when no model is set).
+    pub llm: Arc<LlmClient>,
 }
 
 pub struct App {
@@ -91,6 +95,16 @@ impl App {
             crate::speech::service::TTS_JOB,
             Arc::new(crate::speech::job::TtsJob),
         );
+        jobs.register(
+            crate::podcast::service::PODCAST_JOB,
+            Arc::new(crate::podcast::render::PodcastJob),
+        );
+        let llm = Arc::new(LlmClient::new(
+            &config.llm,
+            ScriptLimits {
+                max_chars: config.tts.max_chars,
+            },
+        )?);
         let state = AppState {
             limits: Arc::new(Limits::new(&config.limits)),
             config: Arc::new(config),
@@ -103,6 +117,7 @@ impl App {
             started: Instant::now(),
             auth,
             signer,
+            llm,
         };
         Ok(Self {
             listener,

@@ -92,6 +92,19 @@ pub mod keys {
         Key(format!("previews/{digest}.{ext}"))
     }
 
+    /// One synthesized podcast line kept between attempts of a render job; `paid` says
+    /// whether a provider was called for it (rather than the result cache).
+    pub fn job_line(job: Ulid, index: usize, paid: bool, ext: &str) -> Key {
+        let how = if paid { "p" } else { "c" };
+        Key(format!("jobs/{job}/line-{index:05}-{how}.{ext}"))
+    }
+
+    /// A synthesized podcast line shared through the result cache, named by its cache key.
+    pub fn cached_line(cache_key: &str, ext: &str) -> Key {
+        debug_assert!(cache_key.bytes().all(|b| b.is_ascii_hexdigit()));
+        Key(format!("cache/lines/{cache_key}.{ext}"))
+    }
+
     /// Written, read back and deleted by the readiness check.
     pub fn probe() -> Key {
         Key(format!("health/probe-{}", Ulid::generate()))

@@ -3,7 +3,7 @@
 
 mod email;
 pub mod password;
-mod secret;
+pub(crate) mod secret;
 
 pub use email::Email;
 

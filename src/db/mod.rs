@@ -2,8 +2,10 @@
 
 pub mod api_tokens;
 pub mod audios;
+pub mod episodes;
 pub mod invites;
 pub mod migrations;
+pub mod podcasts;
 pub mod sessions;
 pub mod usage;
 pub mod users;

@@ -9,8 +9,10 @@ mod health;
 pub mod limits;
 mod middleware;
 pub mod perimeter;
+mod podcasts;
 mod spa;
 
+pub use audios::{MEDIA_PURPOSE, media_url};
 pub use spa::web_app_embedded;
 
 use std::sync::Arc;
@@ -119,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(admin::router())
         .merge(audios::router())
+        .merge(podcasts::router())
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))

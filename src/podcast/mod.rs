@@ -2,5 +2,7 @@
 
 pub mod feed;
 pub mod llm;
+pub mod render;
 pub mod script;
+pub mod service;
 pub mod subtitles;

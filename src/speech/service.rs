@@ -225,7 +225,7 @@ fn default_title(text: &str) -> String {
     format!("{}…", trimmed.trim_end())
 }
 
-fn seconds_until_next_month() -> u64 {
+pub(crate) fn seconds_until_next_month() -> u64 {
     let now = time::OffsetDateTime::now_utc();
     let (y, m) = if now.month() == time::Month::December {
         (now.year() + 1, time::Month::January)

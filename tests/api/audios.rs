@@ -751,16 +751,24 @@ async fn the_stream_delivers_the_first_chunk_before_the_job_ends() {
         pcm.duration_ms()
     );
     assert_eq!(finished(&s, id).await["status"], "succeeded");
-    let leftovers = app
-        .state
-        .storage
-        .list(&aimake::storage::Key::from_stored("jobs/"))
-        .await
-        .unwrap();
-    assert!(
-        leftovers.is_empty(),
-        "the last reader cleaned up: {leftovers:?}"
-    );
+    // The job removes its chunks right after it commits; give it that moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let leftovers = app
+            .state
+            .storage
+            .list(&aimake::storage::Key::from_stored("jobs/"))
+            .await
+            .unwrap();
+        if leftovers.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chunks left behind: {leftovers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.stop().await;
 }
 

@@ -11,6 +11,7 @@ mod helpers;
 mod jobs;
 mod perimeter;
 mod podcast_scripts;
+mod podcasts;
 mod providers;
 mod spa;
 mod storage;

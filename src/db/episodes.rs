@@ -1,0 +1,125 @@
+//! Podcast episodes: the script as submitted and the line timings measured when it was mastered.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use ulid::Ulid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeRow {
+    pub id: String,
+    pub podcast_id: String,
+    pub user_id: String,
+    pub audio_id: String,
+    pub title: String,
+    pub script_json: String,
+    pub timings_json: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str =
+    "id, podcast_id, user_id, audio_id, title, script_json, timings_json, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<EpisodeRow> {
+    Ok(EpisodeRow {
+        id: r.get(0)?,
+        podcast_id: r.get(1)?,
+        user_id: r.get(2)?,
+        audio_id: r.get(3)?,
+        title: r.get(4)?,
+        script_json: r.get(5)?,
+        timings_json: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+pub struct NewEpisode<'a> {
+    pub id: Ulid,
+    pub podcast_id: Ulid,
+    pub user_id: Ulid,
+    pub audio_id: Ulid,
+    pub title: &'a str,
+    pub script_json: &'a str,
+}
+
+pub fn insert(tx: &Transaction<'_>, e: &NewEpisode<'_>, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO episodes (id, podcast_id, user_id, audio_id, title, script_json, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            e.id.to_string(),
+            e.podcast_id.to_string(),
+            e.user_id.to_string(),
+            e.audio_id.to_string(),
+            e.title,
+            e.script_json,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// The caller's episode of that podcast, or None.
+pub fn get(
+    conn: &Connection,
+    user: Ulid,
+    podcast: Ulid,
+    id: Ulid,
+) -> rusqlite::Result<Option<EpisodeRow>> {
+    conn.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM episodes WHERE id = ?1 AND podcast_id = ?2 AND user_id = ?3"
+        ),
+        params![id.to_string(), podcast.to_string(), user.to_string()],
+        from_row,
+    )
+    .optional()
+}
+
+/// Any episode by id: for signed links and the render job.
+pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<EpisodeRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM episodes WHERE id = ?1"),
+        [id.to_string()],
+        from_row,
+    )
+    .optional()
+}
+
+pub fn by_audio(conn: &Connection, audio: Ulid) -> rusqlite::Result<Option<EpisodeRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM episodes WHERE audio_id = ?1"),
+        [audio.to_string()],
+        from_row,
+    )
+    .optional()
+}
+
+/// Up to `fetch` episodes of a podcast older than the cursor (an id), newest first.
+pub fn list(
+    conn: &Connection,
+    podcast: Ulid,
+    cursor: Option<&str>,
+    fetch: usize,
+) -> rusqlite::Result<Vec<EpisodeRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM episodes WHERE podcast_id = ?1 AND (?2 IS NULL OR id < ?2)
+         ORDER BY id DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![podcast.to_string(), cursor, fetch as i64], from_row)?;
+    rows.collect()
+}
+
+/// Stores the timings measured by the render job (in its final transaction).
+pub fn set_timings(
+    tx: &Transaction<'_>,
+    audio: Ulid,
+    timings_json: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        "UPDATE episodes SET timings_json = ?2, updated_at = ?3 WHERE audio_id = ?1",
+        params![audio.to_string(), timings_json, now],
+    )?;
+    Ok(n == 1)
+}

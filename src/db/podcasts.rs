@@ -1,0 +1,181 @@
+//! Podcast shows: owner-scoped rows, and the feed-token digest that opens a private feed.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use ulid::Ulid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodcastRow {
+    pub id: String,
+    pub user_id: String,
+    pub title: String,
+    pub description: String,
+    pub language: Option<String>,
+    pub author: Option<String>,
+    pub public: bool,
+    /// Whether a feed token was ever issued (its digest is never read back out).
+    pub has_feed_token: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, user_id, title, description, language, author, public, \
+     feed_token_hash IS NOT NULL, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<PodcastRow> {
+    Ok(PodcastRow {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        title: r.get(2)?,
+        description: r.get(3)?,
+        language: r.get(4)?,
+        author: r.get(5)?,
+        public: r.get(6)?,
+        has_feed_token: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+/// The editable fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// `Some(None)` clears it.
+    pub language: Option<Option<String>>,
+    pub author: Option<Option<String>>,
+    pub public: Option<bool>,
+}
+
+pub fn insert(
+    conn: &Connection,
+    id: Ulid,
+    user: Ulid,
+    c: &Changes,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO podcasts (id, user_id, title, description, language, author, public, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        params![
+            id.to_string(),
+            user.to_string(),
+            c.title.as_deref().unwrap_or_default(),
+            c.description.as_deref().unwrap_or_default(),
+            c.language.clone().flatten(),
+            c.author.clone().flatten(),
+            c.public.unwrap_or(false),
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// The caller's podcast, or None (also when it belongs to someone else).
+pub fn get(conn: &Connection, user: Ulid, id: Ulid) -> rusqlite::Result<Option<PodcastRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM podcasts WHERE id = ?1 AND user_id = ?2"),
+        params![id.to_string(), user.to_string()],
+        from_row,
+    )
+    .optional()
+}
+
+/// Any podcast by id: for feeds, which are authorized by publicity or token.
+pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<PodcastRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM podcasts WHERE id = ?1"),
+        [id.to_string()],
+        from_row,
+    )
+    .optional()
+}
+
+/// Up to `fetch` of the caller's podcasts older than the cursor (an id), newest first.
+pub fn list(
+    conn: &Connection,
+    user: Ulid,
+    cursor: Option<&str>,
+    fetch: usize,
+) -> rusqlite::Result<Vec<PodcastRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM podcasts WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2)
+         ORDER BY id DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![user.to_string(), cursor, fetch as i64], from_row)?;
+    rows.collect()
+}
+
+/// Applies the changes; false when the podcast is not the caller's.
+pub fn update(
+    conn: &Connection,
+    user: Ulid,
+    id: Ulid,
+    c: &Changes,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE podcasts SET
+             title = COALESCE(?3, title),
+             description = COALESCE(?4, description),
+             language = CASE WHEN ?5 THEN ?6 ELSE language END,
+             author = CASE WHEN ?7 THEN ?8 ELSE author END,
+             public = COALESCE(?9, public),
+             updated_at = ?10
+         WHERE id = ?1 AND user_id = ?2",
+        params![
+            id.to_string(),
+            user.to_string(),
+            c.title,
+            c.description,
+            c.language.is_some(),
+            c.language.clone().flatten(),
+            c.author.is_some(),
+            c.author.clone().flatten(),
+            c.public,
+            now
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// Audio ids of the podcast's episodes, so they can be deleted with their objects.
+pub fn episode_audios(conn: &Connection, id: Ulid) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT audio_id FROM episodes WHERE podcast_id = ?1")?;
+    let rows = stmt.query_map([id.to_string()], |r| r.get(0))?;
+    rows.collect()
+}
+
+pub fn delete(tx: &Transaction<'_>, user: Ulid, id: Ulid) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        "DELETE FROM podcasts WHERE id = ?1 AND user_id = ?2",
+        params![id.to_string(), user.to_string()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Replaces the feed token's digest; the old token stops working at once.
+pub fn set_feed_token(
+    conn: &Connection,
+    user: Ulid,
+    id: Ulid,
+    digest: &[u8],
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE podcasts SET feed_token_hash = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2",
+        params![id.to_string(), user.to_string(), digest, now],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn feed_token_digest(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<Vec<u8>>> {
+    Ok(conn
+        .query_row(
+            "SELECT feed_token_hash FROM podcasts WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get::<_, Option<Vec<u8>>>(0),
+        )
+        .optional()?
+        .flatten())
+}

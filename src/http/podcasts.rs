@@ -1,0 +1,239 @@
+//! `/api/podcasts` (shows, scripts, episodes, subtitles, feed tokens) and the public `/feeds`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::audios::parse_id;
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::{AppError, AppJson, Result};
+use crate::http::extract::RateLimitedUser;
+use crate::pagination::{Page, PageQuery};
+use crate::podcast::service::{
+    self, EpisodeBody, EpisodeView, PodcastFields, PodcastView, ScriptBody, ScriptView, Sidecar,
+};
+
+/// Feed readers poll often; a few minutes of caching spares the server without delaying
+/// new episodes much.
+const FEED_CACHE: &str = "public, max-age=300";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/podcasts", post(create).get(list))
+        .route("/api/podcasts/{id}", get(read).patch(update).delete(remove))
+        .route("/api/podcasts/{id}/scripts", post(script))
+        .route("/api/podcasts/{id}/feed-token", post(feed_token))
+        .route(
+            "/api/podcasts/{id}/episodes",
+            post(create_episode).get(list_episodes),
+        )
+        .route(
+            "/api/podcasts/{id}/episodes/{eid}",
+            get(read_episode).delete(remove_episode),
+        )
+        .route("/api/podcasts/{id}/episodes/{eid}/{file}", get(sidecar))
+        .route("/feeds/{file}", get(feed))
+        .route("/feeds/episodes/{eid}/{file}", get(signed_sidecar))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(body): AppJson<PodcastFields>,
+) -> Result<(StatusCode, Json<PodcastView>)> {
+    let row = service::create(&state, user.id, body).await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<PodcastView>>> {
+    let page = service::list(&state, user.id, &q.request()?).await?;
+    Ok(Json(page.map(PodcastView::from)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<PodcastView>> {
+    Ok(Json(
+        service::get(&state, user.id, parse_id(&id)?).await?.into(),
+    ))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<PodcastFields>,
+) -> Result<Json<PodcastView>> {
+    Ok(Json(
+        service::update(&state, user.id, parse_id(&id)?, body)
+            .await?
+            .into(),
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    if let Ok(id) = id.parse() {
+        service::delete(&state, user.id, id).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn script(
+    State(state): State<AppState>,
+    user: RateLimitedUser,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<ScriptBody>,
+) -> Result<Json<ScriptView>> {
+    Ok(Json(
+        service::write_script(&state, user.id, parse_id(&id)?, body).await?,
+    ))
+}
+
+async fn feed_token(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let url = service::rotate_feed_token(&state, user.id, parse_id(&id)?).await?;
+    Ok(Json(json!({ "feed_url": url })))
+}
+
+async fn create_episode(
+    State(state): State<AppState>,
+    user: RateLimitedUser,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<EpisodeBody>,
+) -> Result<(StatusCode, Json<EpisodeView>)> {
+    let view = service::create_episode(&state, user.id, parse_id(&id)?, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+async fn list_episodes(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<EpisodeView>>> {
+    Ok(Json(
+        service::list_episodes(&state, user.id, parse_id(&id)?, &q.request()?).await?,
+    ))
+}
+
+async fn read_episode(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((id, eid)): Path<(String, String)>,
+) -> Result<Json<EpisodeView>> {
+    Ok(Json(
+        service::get_episode(&state, user.id, parse_id(&id)?, parse_id(&eid)?).await?,
+    ))
+}
+
+async fn remove_episode(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((id, eid)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    if let (Ok(id), Ok(eid)) = (id.parse(), eid.parse()) {
+        service::delete_episode(&state, user.id, id, eid).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn sidecar_kind(file: &str) -> Result<Sidecar> {
+    match file {
+        "subtitles.vtt" | "transcript.vtt" => Ok(Sidecar::Vtt),
+        "subtitles.srt" => Ok(Sidecar::Srt),
+        "chapters.json" => Ok(Sidecar::Chapters),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+fn text_response(kind: Sidecar, body: String, cache: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind.content_type()),
+            (header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn sidecar(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((id, eid, file)): Path<(String, String, String)>,
+) -> Result<Response> {
+    let kind = sidecar_kind(&file)?;
+    let body = service::sidecar(&state, user.id, parse_id(&id)?, parse_id(&eid)?, kind).await?;
+    Ok(text_response(
+        kind,
+        body,
+        "private, max-age=0, must-revalidate",
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct SignedQuery {
+    exp: Option<i64>,
+    sig: Option<String>,
+}
+
+async fn signed_sidecar(
+    State(state): State<AppState>,
+    Path((eid, file)): Path<(String, String)>,
+    Query(q): Query<SignedQuery>,
+) -> Result<Response> {
+    let kind = match file.as_str() {
+        "transcript.vtt" => Sidecar::Vtt,
+        "chapters.json" => Sidecar::Chapters,
+        _ => return Err(AppError::NotFound),
+    };
+    let body = service::signed_sidecar(
+        &state,
+        &eid,
+        q.exp.unwrap_or(0),
+        q.sig.as_deref().unwrap_or_default(),
+        kind,
+    )
+    .await?;
+    Ok(text_response(kind, body, FEED_CACHE))
+}
+
+#[derive(Debug, Deserialize)]
+struct FeedQuery {
+    token: Option<String>,
+}
+
+async fn feed(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(q): Query<FeedQuery>,
+) -> Result<Response> {
+    let id = file.strip_suffix(".xml").ok_or(AppError::NotFound)?;
+    let xml = service::feed(&state, parse_id(id)?, q.token.as_deref()).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/rss+xml; charset=utf-8"),
+            (header::CACHE_CONTROL, FEED_CACHE),
+        ],
+        xml,
+    )
+        .into_response())
+}

@@ -1,0 +1,557 @@
+//! The episode render job: each line synthesized with its speaker's voice (through the result
+//! cache, and kept in storage until the job ends so a resumed job never pays twice), then
+//! mastered into one MP3 with chapters; audio, timings, usage and cache entries commit together.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use ulid::Ulid;
+
+use super::service::{EpisodeScript, Timings};
+use super::subtitles::{TimedChapter, TimedLine};
+use crate::app::AppState;
+use crate::audio::{self, Format, Id3Tags, MasterOptions, SourcePart};
+use crate::db::audios::{self, Finished};
+use crate::db::usage::{self, NewUsage};
+use crate::db::{episodes, now_ms, podcasts};
+use crate::jobs::events::StatusEvent;
+use crate::jobs::{Handler, JobContext, JobError, queue};
+use crate::providers::{AudioFormat, OutputFormat, ProviderError, SynthesisRequest, Tts};
+use crate::speech::job::{TtsJob, cache_key};
+use crate::storage::{Key, keys};
+
+/// The format component of line cache keys: line objects are raw provider output (any
+/// container), unlike library audios, so they never answer a library request.
+const LINE_FORMAT: &str = "line";
+/// Silence between chunks of one long line.
+const CHUNK_PAUSE_MS: u32 = 150;
+
+pub struct PodcastJob;
+
+impl Handler for PodcastJob {
+    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>> {
+        run(ctx).boxed()
+    }
+
+    /// Same bookkeeping as a speech job: the audio fails, the kept lines go.
+    fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+        TtsJob.failed(ctx, error)
+    }
+
+    fn canceled(&self, ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
+        TtsJob.canceled(ctx)
+    }
+}
+
+fn provider_error(e: ProviderError) -> JobError {
+    JobError {
+        code: e.code().to_string(),
+        retryable: e.kind.is_retryable(),
+        retry_after: e.retry_after,
+        message: e.message,
+    }
+}
+
+/// One line to speak, with what identifies its result.
+struct Planned {
+    provider: Arc<dyn Tts>,
+    voice: String,
+    text: String,
+    key: String,
+    service: String,
+}
+
+/// `jobs/<id>/line-00007-p.wav` → (7, paid, ext).
+fn line_entry(key: &str) -> Option<(usize, bool, String)> {
+    let name = key.rsplit('/').next()?.strip_prefix("line-")?;
+    let (stem, ext) = name.split_once('.')?;
+    let (index, how) = stem.split_once('-')?;
+    Some((index.parse().ok()?, how == "p", ext.to_string()))
+}
+
+fn format_of(ext: &str) -> Format {
+    match ext {
+        "wav" => Format::Wav,
+        "flac" => Format::Flac,
+        "ogg" => Format::Ogg,
+        _ => Format::Mp3,
+    }
+}
+
+async fn run(ctx: JobContext) -> Result<(), JobError> {
+    let state = ctx.state.clone();
+    let job = ctx.job.id;
+    let Some(audio_id) = ctx.job.audio_id else {
+        return Err(JobError::fatal("internal", "A render job without an audio"));
+    };
+    let loaded = state
+        .db
+        .read(move |c| {
+            let Some(audio) = audios::get_any(c, audio_id)? else {
+                return Ok(None);
+            };
+            let Some(episode) = episodes::by_audio(c, audio_id)? else {
+                return Ok(None);
+            };
+            let show = match episode.podcast_id.parse::<Ulid>() {
+                Ok(p) => podcasts::get_any(c, p)?,
+                Err(_) => None,
+            };
+            Ok(show.map(|s| (audio, episode, s)))
+        })
+        .await?;
+    let Some((audio, episode, show)) = loaded else {
+        return Ok(()); // deleted meanwhile
+    };
+    if !matches!(audio.status.as_str(), "queued" | "running") {
+        return Ok(());
+    }
+    let user: Ulid = audio
+        .user_id
+        .parse()
+        .map_err(|_| JobError::fatal("internal", "Corrupt user id"))?;
+    let script: EpisodeScript = serde_json::from_str(&episode.script_json)
+        .map_err(|e| JobError::fatal("internal", format!("Unreadable script: {e}")))?;
+    let voices: HashMap<&str, &str> = script
+        .speakers
+        .iter()
+        .map(|c| (c.name.as_str(), c.voice.as_str()))
+        .collect();
+    let mut plan = Vec::with_capacity(script.lines.len());
+    for line in &script.lines {
+        let voice_id = voices.get(line.speaker.as_str()).ok_or_else(|| {
+            JobError::fatal("invalid_request", format!("No voice for {}", line.speaker))
+        })?;
+        let (provider, voice) = state.providers.resolve(voice_id).map_err(provider_error)?;
+        plan.push(Planned {
+            key: cache_key(
+                provider.id(),
+                provider.model(),
+                &voice.voice,
+                1.0,
+                LINE_FORMAT,
+                &line.text,
+            ),
+            service: format!("tts:{}:{}", provider.id(), provider.model()),
+            provider,
+            voice: voice.voice,
+            text: line.text.clone(),
+        });
+    }
+    report(&state, audio_id, 0.01).await?;
+
+    // Lines kept by an earlier attempt are neither looked up nor paid again.
+    let kept: HashMap<usize, (bool, String)> = state
+        .storage
+        .list(&keys::job_prefix(job))
+        .await
+        .map_err(anyhow::Error::from)?
+        .into_iter()
+        .filter_map(|o| line_entry(o.key.as_str()).map(|(i, paid, ext)| (i, (paid, ext))))
+        .collect();
+    let total = plan.len();
+    let done = Arc::new(AtomicUsize::new(kept.len().min(total)));
+    let kept = Arc::new(kept);
+    let plan = Arc::new(plan);
+    let concurrency = plan
+        .iter()
+        .map(|p| p.provider.max_concurrency())
+        .min()
+        .unwrap_or(1)
+        .max(1);
+    futures::stream::iter(0..total)
+        .map(|i| {
+            let (state, kept, done, cancel, plan) = (
+                state.clone(),
+                kept.clone(),
+                done.clone(),
+                ctx.cancel.clone(),
+                plan.clone(),
+            );
+            async move {
+                let p = &plan[i];
+                if kept.contains_key(&i) {
+                    return Ok::<_, JobError>(());
+                }
+                if cancel.is_cancelled() {
+                    return Err(JobError::fatal("canceled", "The job was canceled"));
+                }
+                let (bytes, ext, paid) = match cached_line(&state, p.key.clone()).await? {
+                    Some((bytes, ext)) => (bytes, ext, false),
+                    None => {
+                        let (bytes, ext) = synthesize_line(p).await?;
+                        (bytes, ext, true)
+                    }
+                };
+                state
+                    .storage
+                    .put(&keys::job_line(job, i, paid, &ext), bytes)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                report(&state, audio_id, 0.05 + 0.8 * n as f64 / total as f64).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<()>()
+        .await?;
+
+    // Master in script order.
+    let mut lines: BTreeMap<usize, (bool, String, Key)> = BTreeMap::new();
+    for o in state
+        .storage
+        .list(&keys::job_prefix(job))
+        .await
+        .map_err(anyhow::Error::from)?
+    {
+        if let Some((i, paid, ext)) = line_entry(o.key.as_str()) {
+            lines.insert(i, (paid, ext, o.key));
+        }
+    }
+    if lines.len() != total {
+        return Err(JobError::retryable(
+            "internal",
+            "Some synthesized lines went missing; retrying",
+        ));
+    }
+    let mut sources: Vec<(Bytes, Format)> = Vec::with_capacity(total);
+    for (_, ext, key) in lines.values() {
+        let bytes = state.storage.get(key).await.map_err(anyhow::Error::from)?;
+        sources.push((bytes, format_of(ext)));
+    }
+    let chapters: Vec<Option<String>> = script.lines.iter().map(|l| l.chapter.clone()).collect();
+    let tags = Id3Tags {
+        title: Some(episode.title.clone()),
+        artist: show.author.clone(),
+        album: Some(show.title.clone()),
+        ..Id3Tags::default()
+    };
+    let options = MasterOptions {
+        pause_ms: script.pause_ms,
+        ..MasterOptions::default()
+    };
+    let kept_sources = sources.clone();
+    let mastered = tokio::task::spawn_blocking(move || {
+        let parts: Vec<SourcePart<'_>> = sources
+            .iter()
+            .zip(&chapters)
+            .map(|((b, f), ch)| SourcePart {
+                bytes: b,
+                format: *f,
+                chapter: ch.as_deref(),
+            })
+            .collect();
+        audio::master_episode(&parts, &options, Some(&tags))
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(|e| {
+        JobError::retryable(
+            "bad_audio",
+            format!("The provider's audio could not be processed: {e}"),
+        )
+    })?;
+
+    let timings = Timings {
+        lines: script
+            .lines
+            .iter()
+            .zip(&mastered.spans)
+            .map(|(l, s)| TimedLine {
+                speaker: l.speaker.clone(),
+                text: l.text.clone(),
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+            })
+            .collect(),
+        chapters: mastered
+            .chapters
+            .iter()
+            .map(|c| TimedChapter {
+                title: c.title.clone(),
+                start_ms: c.start_ms,
+                end_ms: c.end_ms,
+            })
+            .collect(),
+    };
+    let timings_json = serde_json::to_string(&timings).map_err(anyhow::Error::from)?;
+
+    // Paid lines become cache entries, outside the job's folder so they outlive it.
+    let mut new_cache = Vec::new();
+    for ((i, (paid, ext, _)), (bytes, _)) in lines.iter().zip(&kept_sources) {
+        if !paid {
+            continue;
+        }
+        let p = &plan[*i];
+        let key = keys::cached_line(&p.key, ext);
+        state
+            .storage
+            .put(&key, bytes.clone())
+            .await
+            .map_err(anyhow::Error::from)?;
+        let span = mastered.spans[*i];
+        new_cache.push(CacheRow {
+            key: p.key.clone(),
+            object_key: key.as_str().to_string(),
+            duration_ms: span.end_ms.saturating_sub(span.start_ms) as i64,
+            size_bytes: bytes.len() as i64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+        });
+    }
+    // One ledger row per service and kind (paid or from the cache).
+    let mut ledger: BTreeMap<(String, bool), (i64, i64)> = BTreeMap::new();
+    for (i, (paid, _, _)) in &lines {
+        let p = &plan[*i];
+        let chars = p.text.chars().count();
+        let entry = ledger.entry((p.service.clone(), !paid)).or_default();
+        entry.0 += chars as i64;
+        if *paid {
+            entry.1 += p.provider.cost_micros(chars) as i64;
+        }
+    }
+
+    let object_key = keys::audio(user, audio_id, "mp3");
+    let peaks_key = keys::peaks(user, audio_id);
+    let sha = hex::encode(Sha256::digest(&mastered.bytes));
+    let size = mastered.bytes.len() as i64;
+    let peaks = Bytes::from(serde_json::to_vec(&mastered.peaks).unwrap_or_default());
+    state
+        .storage
+        .put(&object_key, Bytes::from(mastered.bytes))
+        .await
+        .map_err(anyhow::Error::from)?;
+    state
+        .storage
+        .put(&peaks_key, peaks)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let duration_ms = mastered.duration_ms as i64;
+    let (ok, pk) = (
+        object_key.as_str().to_string(),
+        peaks_key.as_str().to_string(),
+    );
+    let committed = state
+        .db
+        .write(move |c| {
+            let tx = c.transaction()?;
+            let now = now_ms();
+            if !queue::succeed(&tx, job, now)? {
+                return Ok(false);
+            }
+            let finished = Finished {
+                object_key: &ok,
+                peaks_key: &pk,
+                duration_ms,
+                size_bytes: size,
+                sha256: &sha,
+            };
+            if !audios::finish(&tx, audio_id, &finished, now)? {
+                return Ok(false);
+            }
+            episodes::set_timings(&tx, audio_id, &timings_json, now)?;
+            for ((service, cached), (units, cost)) in &ledger {
+                usage::insert(
+                    &tx,
+                    &NewUsage {
+                        user_id: user,
+                        audio_id: Some(audio_id),
+                        service,
+                        units: *units,
+                        cost_micros: *cost,
+                        cached: *cached,
+                    },
+                    now,
+                )?;
+            }
+            for row in &new_cache {
+                tx.execute(
+                    "INSERT OR REPLACE INTO tts_cache (key, object_key, peaks_key, duration_ms, size_bytes, sha256, created_at)
+                     VALUES (?1, ?2, '', ?3, ?4, ?5, ?6)",
+                    params![row.key, row.object_key, row.duration_ms, row.size_bytes, row.sha256, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await?;
+    if committed {
+        state.jobs.events.publish(
+            audio_id,
+            StatusEvent {
+                status: "succeeded".into(),
+                progress: 1.0,
+                error: None,
+            },
+        );
+    } else {
+        for key in [&object_key, &peaks_key] {
+            state
+                .storage
+                .delete(key)
+                .await
+                .map_err(anyhow::Error::from)?;
+        }
+    }
+    state
+        .storage
+        .delete_prefix(&keys::job_prefix(job))
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(())
+}
+
+struct CacheRow {
+    key: String,
+    object_key: String,
+    duration_ms: i64,
+    size_bytes: i64,
+    sha256: String,
+}
+
+/// A line's audio from the result cache, when its object is still there.
+async fn cached_line(state: &AppState, key: String) -> Result<Option<(Bytes, String)>, JobError> {
+    let hit: Option<String> = state
+        .db
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT object_key FROM tts_cache WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await?;
+    let Some(object_key) = hit else {
+        return Ok(None);
+    };
+    let ext = object_key.rsplit('.').next().unwrap_or("mp3").to_string();
+    match state.storage.get(&Key::from_stored(object_key)).await {
+        Ok(bytes) => Ok(Some((bytes, ext))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Speaks one line: a line over the provider's limit is split, and its chunks joined.
+async fn synthesize_line(p: &Planned) -> Result<(Bytes, String), JobError> {
+    let limit = p.provider.limits(&p.voice);
+    let chunks = crate::speech::chunk::split_for(&p.text, &limit)
+        .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?;
+    let mut outs = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        let out = p
+            .provider
+            .synthesize(&SynthesisRequest {
+                text: chunk.to_string(),
+                voice: p.voice.clone(),
+                speed: 1.0,
+                format_hint: OutputFormat::Mp3,
+            })
+            .await
+            .map_err(provider_error)?;
+        outs.push((out.bytes, out.format));
+    }
+    if outs.len() == 1
+        && let Some((bytes, format)) = outs.pop()
+        && let Some(ext) = container(format)
+    {
+        return Ok((bytes, ext.to_string()));
+    }
+    let wav = tokio::task::spawn_blocking(move || {
+        let mut pcms = Vec::with_capacity(outs.len());
+        for (bytes, format) in outs {
+            let f = match format {
+                AudioFormat::Pcm {
+                    sample_rate,
+                    channels,
+                } => Format::PcmS16Le {
+                    sample_rate,
+                    channels,
+                },
+                other => format_of(container(other).unwrap_or("mp3")),
+            };
+            pcms.push(audio::encode_wav(&audio::decode(&bytes, f)?)?);
+        }
+        let parts: Vec<SourcePart<'_>> = pcms
+            .iter()
+            .map(|b| SourcePart {
+                bytes: b,
+                format: Format::Wav,
+                chapter: None,
+            })
+            .collect();
+        let options = MasterOptions {
+            pause_ms: CHUNK_PAUSE_MS,
+            chapter_pause_ms: CHUNK_PAUSE_MS,
+            loudness: None,
+            output: audio::OutputFormat::Wav,
+            ..MasterOptions::default()
+        };
+        audio::master_episode(&parts, &options, None).map(|m| m.bytes)
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(|e| {
+        JobError::retryable(
+            "bad_audio",
+            format!("Unusable audio from the provider: {e}"),
+        )
+    })?;
+    Ok((Bytes::from(wav), "wav".into()))
+}
+
+fn container(format: AudioFormat) -> Option<&'static str> {
+    match format {
+        AudioFormat::Mp3 => Some("mp3"),
+        AudioFormat::Wav => Some("wav"),
+        AudioFormat::Ogg => Some("ogg"),
+        AudioFormat::Flac => Some("flac"),
+        AudioFormat::Pcm { .. } => None,
+    }
+}
+
+/// Saves and announces progress (0..1) of a running audio.
+async fn report(state: &AppState, audio: Ulid, progress: f64) -> Result<(), JobError> {
+    state
+        .db
+        .write(move |c| {
+            Ok(audios::set_progress(
+                c,
+                audio,
+                "running",
+                progress,
+                now_ms(),
+            )?)
+        })
+        .await?;
+    state.jobs.events.publish(
+        audio,
+        StatusEvent {
+            status: "running".into(),
+            progress,
+            error: None,
+        },
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_line_names_round_trip() {
+        let job = Ulid::generate();
+        let key = keys::job_line(job, 12, true, "wav");
+        assert_eq!(line_entry(key.as_str()), Some((12, true, "wav".into())));
+        let key = keys::job_line(job, 3, false, "mp3");
+        assert_eq!(line_entry(key.as_str()), Some((3, false, "mp3".into())));
+        assert_eq!(line_entry("jobs/x/chunk-00001.wav"), None);
+    }
+}

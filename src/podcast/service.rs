@@ -1,0 +1,788 @@
+//! Podcast operations without HTTP: shows, scripts (pasted or written by the LLM), episodes
+//! queued for rendering, their subtitles, and the RSS feed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use ulid::Ulid;
+
+use super::feed::{self, Item, Show};
+use super::llm::{LlmError, ScriptRequest, Source, SpeakerBrief};
+use super::script::{FlatLine, FlatScript, ScriptLimits, parse_dialogue};
+use super::subtitles::{self, TimedChapter, TimedLine};
+use crate::app::AppState;
+use crate::auth::secret;
+use crate::db::audios::{self, AudioRow, NewAudio};
+use crate::db::episodes::{self, EpisodeRow, NewEpisode};
+use crate::db::podcasts::{self, Changes, PodcastRow};
+use crate::db::usage::{self, NewUsage};
+use crate::db::{now_ms, to_rfc3339};
+use crate::error::{AppError, Result};
+use crate::jobs::{NewJob, queue};
+use crate::pagination::{Page, PageRequest};
+use crate::speech::service::AudioView;
+
+/// The job kind that renders an episode.
+pub const PODCAST_JOB: &str = "podcast";
+const MAX_ATTEMPTS: u32 = 3;
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 4000;
+const DEFAULT_PAUSE_MS: u32 = 350;
+const MAX_PAUSE_MS: u32 = 5000;
+/// Feed links must keep working in podcast apps for as long as anyone listens.
+const FEED_LINK_S: i64 = 10 * 365 * 86_400;
+/// Signature purposes of the public transcript and chapters links.
+pub const TRANSCRIPT_PURPOSE: &str = "transcript";
+pub const CHAPTERS_PURPOSE: &str = "chapters";
+
+fn field(name: &str, message: impl Into<String>) -> AppError {
+    let message = message.into();
+    AppError::BadRequest {
+        code: "invalid_request",
+        details: Some(json!({ name: message.clone() })),
+        message,
+    }
+}
+
+/// The podcast object of the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodcastView {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub language: Option<String>,
+    pub author: Option<String>,
+    pub public: bool,
+    pub has_feed_token: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<PodcastRow> for PodcastView {
+    fn from(r: PodcastRow) -> Self {
+        Self {
+            id: r.id,
+            title: r.title,
+            description: r.description,
+            language: r.language,
+            author: r.author,
+            public: r.public,
+            has_feed_token: r.has_feed_token,
+            created_at: to_rfc3339(r.created_at),
+            updated_at: to_rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// Body of create and update. On create, `title` is required.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodcastFields {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub language: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub author: Option<Option<String>>,
+    pub public: Option<bool>,
+}
+
+/// Tells an explicit `null` (clear) from an absent field (keep).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+fn changes(f: PodcastFields) -> Result<Changes> {
+    let title = match f.title.map(|t| t.trim().to_string()) {
+        Some(t) if t.is_empty() || t.chars().count() > MAX_TITLE_CHARS => {
+            return Err(field("title", "A title has 1 to 200 characters"));
+        }
+        other => other,
+    };
+    if f.description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
+    {
+        return Err(field(
+            "description",
+            "Descriptions are at most 4000 characters",
+        ));
+    }
+    let short = |name: &str, v: Option<Option<String>>| -> Result<Option<Option<String>>> {
+        match v {
+            Some(Some(s)) if s.chars().count() > 100 => Err(field(name, "At most 100 characters")),
+            Some(Some(s)) if s.trim().is_empty() => Ok(Some(None)),
+            Some(Some(s)) => Ok(Some(Some(s.trim().to_string()))),
+            other => Ok(other),
+        }
+    };
+    Ok(Changes {
+        title,
+        description: f.description.map(|d| d.trim().to_string()),
+        language: short("language", f.language)?,
+        author: short("author", f.author)?,
+        public: f.public,
+    })
+}
+
+pub async fn create(state: &AppState, user: Ulid, f: PodcastFields) -> Result<PodcastRow> {
+    if f.title.is_none() {
+        return Err(field("title", "A podcast needs a title"));
+    }
+    let c = changes(f)?;
+    let id = Ulid::generate();
+    state
+        .db
+        .write(move |conn| {
+            podcasts::insert(conn, id, user, &c, now_ms())?;
+            Ok(podcasts::get(conn, user, id)?)
+        })
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<PodcastRow> {
+    state
+        .db
+        .read(move |c| Ok(podcasts::get(c, user, id)?))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn list(state: &AppState, user: Ulid, req: &PageRequest) -> Result<Page<PodcastRow>> {
+    let cursor = req.ulid_cursor()?;
+    let fetch = req.fetch();
+    let rows = state
+        .db
+        .read(move |c| Ok(podcasts::list(c, user, cursor.as_deref(), fetch)?))
+        .await?;
+    Ok(Page::from_rows(rows, req, |r| r.id.clone()))
+}
+
+pub async fn update(
+    state: &AppState,
+    user: Ulid,
+    id: Ulid,
+    f: PodcastFields,
+) -> Result<PodcastRow> {
+    let c = changes(f)?;
+    state
+        .db
+        .write(move |conn| {
+            podcasts::update(conn, user, id, &c, now_ms())?;
+            Ok(podcasts::get(conn, user, id)?)
+        })
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// Deletes the show, its episodes and their audios (objects included).
+pub async fn delete(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
+    let Some(_) = state
+        .db
+        .read(move |c| Ok(podcasts::get(c, user, id)?))
+        .await?
+    else {
+        return Ok(());
+    };
+    let audios = state
+        .db
+        .read(move |c| Ok(podcasts::episode_audios(c, id)?))
+        .await?;
+    for audio in audios.iter().filter_map(|a| a.parse::<Ulid>().ok()) {
+        crate::speech::service::delete(state, user, audio).await?;
+    }
+    state
+        .db
+        .write(move |c| {
+            let tx = c.transaction()?;
+            podcasts::delete(&tx, user, id)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+// ---- scripts ----
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum ScriptSource {
+    Topic(String),
+    Text(String),
+    /// `Name: text` lines, parsed here without a model.
+    Dialogue(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeakerVoice {
+    pub name: String,
+    /// Needed to render; optional when only asking for a script.
+    #[serde(default)]
+    pub voice: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptBody {
+    pub source: ScriptSource,
+    pub speakers: Vec<SpeakerVoice>,
+    pub minutes: Option<u32>,
+    pub language: Option<String>,
+    pub style: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptView {
+    pub lines: Vec<FlatLine>,
+    pub notes: Vec<String>,
+}
+
+fn limits(state: &AppState) -> ScriptLimits {
+    ScriptLimits {
+        max_chars: state.config.tts.max_chars,
+    }
+}
+
+/// A script from a pasted dialogue (no model involved) or from the configured LLM, whose
+/// token usage and cost go to the ledger, also when its answer was unusable.
+pub async fn write_script(
+    state: &AppState,
+    user: Ulid,
+    podcast: Ulid,
+    body: ScriptBody,
+) -> Result<ScriptView> {
+    let show = get(state, user, podcast).await?;
+    let names: Vec<String> = body
+        .speakers
+        .iter()
+        .map(|s| s.name.trim().to_string())
+        .collect();
+    let source = match body.source {
+        ScriptSource::Dialogue(text) => {
+            let mut script = parse_dialogue(&text, &names)?;
+            let known: Vec<String> = if names.is_empty() {
+                script.speakers().into_iter().map(str::to_string).collect()
+            } else {
+                names
+            };
+            script.normalize(&known);
+            script.validate(&known, &limits(state))?;
+            return Ok(ScriptView {
+                lines: script.to_flat().lines,
+                notes: Vec::new(),
+            });
+        }
+        ScriptSource::Topic(t) => Source::Topic(t),
+        ScriptSource::Text(t) => Source::Text(t),
+    };
+    let request = ScriptRequest {
+        source,
+        speakers: body
+            .speakers
+            .into_iter()
+            .map(|s| SpeakerBrief {
+                name: s.name.trim().to_string(),
+                role: s.role,
+            })
+            .collect(),
+        minutes: body.minutes.unwrap_or(5),
+        language: body.language.or(show.language),
+        style: body.style,
+    };
+    let result = state.llm.write_script(&request).await;
+    let spent = match &result {
+        Ok(draft) => Some((draft.usage, draft.model.clone())),
+        Err(LlmError::BadOutput { usage, .. }) => Some((*usage, state.llm.model().to_string())),
+        Err(_) => None,
+    };
+    if let Some((u, model)) = spent
+        && u.prompt_tokens + u.completion_tokens > 0
+    {
+        let service = format!("llm:{model}");
+        state
+            .db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                usage::insert(
+                    &tx,
+                    &NewUsage {
+                        user_id: user,
+                        audio_id: None,
+                        service: &service,
+                        units: (u.prompt_tokens + u.completion_tokens) as i64,
+                        cost_micros: u.cost_micros as i64,
+                        cached: false,
+                    },
+                    now_ms(),
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+    }
+    let draft = result?;
+    Ok(ScriptView {
+        lines: draft.script.to_flat().lines,
+        notes: draft.notes,
+    })
+}
+
+// ---- episodes ----
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpisodeBody {
+    pub title: String,
+    pub lines: Vec<FlatLine>,
+    pub speakers: Vec<SpeakerVoice>,
+    pub pause_ms: Option<u32>,
+}
+
+/// A speaker and the voice that speaks their lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cast {
+    pub name: String,
+    pub voice: String,
+}
+
+/// What `episodes.script_json` holds: everything the render job needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpisodeScript {
+    pub lines: Vec<FlatLine>,
+    pub speakers: Vec<Cast>,
+    pub pause_ms: u32,
+}
+
+/// What `episodes.timings_json` holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub lines: Vec<TimedLine>,
+    pub chapters: Vec<TimedChapter>,
+}
+
+/// The episode object of the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodeView {
+    pub id: String,
+    pub podcast_id: String,
+    pub title: String,
+    pub audio: AudioView,
+    pub lines: Vec<FlatLine>,
+    pub speakers: Vec<Cast>,
+    pub pause_ms: u32,
+    pub created_at: String,
+}
+
+impl EpisodeView {
+    fn new(e: EpisodeRow, audio: AudioRow) -> Self {
+        let script: EpisodeScript = serde_json::from_str(&e.script_json).unwrap_or(EpisodeScript {
+            lines: Vec::new(),
+            speakers: Vec::new(),
+            pause_ms: DEFAULT_PAUSE_MS,
+        });
+        Self {
+            id: e.id,
+            podcast_id: e.podcast_id,
+            title: e.title,
+            audio: audio.into(),
+            lines: script.lines,
+            speakers: script.speakers,
+            pause_ms: script.pause_ms,
+            created_at: to_rfc3339(e.created_at),
+        }
+    }
+}
+
+/// Validates the script and the voices, checks the quota, and stores the audio (kind
+/// `podcast`), the episode and its render job in one transaction.
+pub async fn create_episode(
+    state: &AppState,
+    user: Ulid,
+    podcast: Ulid,
+    body: EpisodeBody,
+) -> Result<EpisodeView> {
+    get(state, user, podcast).await?;
+    let title = body.title.trim().to_string();
+    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        return Err(field("title", "A title has 1 to 200 characters"));
+    }
+    let pause_ms = body.pause_ms.unwrap_or(DEFAULT_PAUSE_MS);
+    if pause_ms > MAX_PAUSE_MS {
+        return Err(field("pause_ms", format!("At most {MAX_PAUSE_MS} ms")));
+    }
+    let names: Vec<String> = body
+        .speakers
+        .iter()
+        .map(|s| s.name.trim().to_string())
+        .collect();
+    let mut script = FlatScript { lines: body.lines }.into_script();
+    script.normalize(&names);
+    script.validate(&names, &limits(state))?;
+    let mut cast = Vec::with_capacity(body.speakers.len());
+    for (i, s) in body.speakers.iter().enumerate() {
+        let Some(voice) = s.voice.as_deref().filter(|v| !v.trim().is_empty()) else {
+            return Err(AppError::BadRequest {
+                code: "unknown_voice",
+                message: format!("Choose a voice for {}", s.name),
+                details: Some(json!({ format!("speakers[{i}].voice"): "missing" })),
+            });
+        };
+        let (_, v) = state.providers.voice(voice).await.map_err(|e| {
+            let mut err = AppError::from(e);
+            if let AppError::BadRequest { details, .. } = &mut err {
+                *details = Some(json!({ format!("speakers[{i}].voice"): details.take().unwrap_or(json!("unknown voice")) }));
+            }
+            err
+        })?;
+        cast.push(Cast {
+            name: names[i].clone(),
+            voice: v.id,
+        });
+    }
+    let chars = script.char_count();
+    let quota = state.auth.quota(user).await?;
+    if let Some(remaining) = quota.remaining()
+        && chars as u64 > remaining
+    {
+        return Err(AppError::TooMany {
+            code: "quota_exceeded",
+            message: format!(
+                "This script has {chars} characters but only {remaining} remain in this month's quota"
+            ),
+            retry_after_s: crate::speech::service::seconds_until_next_month(),
+        });
+    }
+    let stored = EpisodeScript {
+        lines: script.to_flat().lines,
+        speakers: cast,
+        pause_ms,
+    };
+    let script_json = serde_json::to_string(&stored).map_err(anyhow::Error::from)?;
+    let text = script.to_dialogue_text();
+    let (audio_id, episode_id) = (Ulid::generate(), Ulid::generate());
+    let (episode, audio) = state
+        .db
+        .write(move |c| {
+            let tx = c.transaction()?;
+            let now = now_ms();
+            audios::insert(
+                &tx,
+                &NewAudio {
+                    id: audio_id,
+                    user_id: user,
+                    kind: "podcast",
+                    title: &title,
+                    voice: None,
+                    format: "mp3",
+                    speed: 1.0,
+                    text: Some(&text),
+                    chars: chars as i64,
+                },
+                now,
+            )?;
+            episodes::insert(
+                &tx,
+                &NewEpisode {
+                    id: episode_id,
+                    podcast_id: podcast,
+                    user_id: user,
+                    audio_id,
+                    title: &title,
+                    script_json: &script_json,
+                },
+                now,
+            )?;
+            queue::enqueue(
+                &tx,
+                &NewJob {
+                    kind: PODCAST_JOB,
+                    user_id: Some(user),
+                    audio_id: Some(audio_id),
+                    payload: json!({ "episode": episode_id.to_string() }),
+                    max_attempts: MAX_ATTEMPTS,
+                },
+                now,
+            )?;
+            let episode = episodes::get(&tx, user, podcast, episode_id)?
+                .ok_or_else(|| anyhow::anyhow!("inserted episode vanished"))?;
+            let audio = audios::get(&tx, user, audio_id)?
+                .ok_or_else(|| anyhow::anyhow!("inserted audio vanished"))?;
+            tx.commit()?;
+            Ok((episode, audio))
+        })
+        .await?;
+    state.jobs.notify();
+    Ok(EpisodeView::new(episode, audio))
+}
+
+async fn episode_with_audio(
+    state: &AppState,
+    user: Ulid,
+    podcast: Ulid,
+    id: Ulid,
+) -> Result<(EpisodeRow, AudioRow)> {
+    state
+        .db
+        .read(move |c| {
+            let Some(e) = episodes::get(c, user, podcast, id)? else {
+                return Ok(None);
+            };
+            let audio = match e.audio_id.parse::<Ulid>() {
+                Ok(a) => audios::get(c, user, a)?,
+                Err(_) => None,
+            };
+            Ok(audio.map(|a| (e, a)))
+        })
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn get_episode(
+    state: &AppState,
+    user: Ulid,
+    podcast: Ulid,
+    id: Ulid,
+) -> Result<EpisodeView> {
+    let (e, a) = episode_with_audio(state, user, podcast, id).await?;
+    Ok(EpisodeView::new(e, a))
+}
+
+pub async fn list_episodes(
+    state: &AppState,
+    user: Ulid,
+    podcast: Ulid,
+    req: &PageRequest,
+) -> Result<Page<EpisodeView>> {
+    get(state, user, podcast).await?;
+    let cursor = req.ulid_cursor()?;
+    let fetch = req.fetch();
+    let rows = state
+        .db
+        .read(move |c| {
+            let mut out = Vec::new();
+            for e in episodes::list(c, podcast, cursor.as_deref(), fetch)? {
+                if let Some(a) = e
+                    .audio_id
+                    .parse::<Ulid>()
+                    .ok()
+                    .and_then(|a| audios::get(c, user, a).transpose())
+                {
+                    out.push((e, a?));
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    let page = Page::from_rows(rows, req, |(e, _)| e.id.clone());
+    Ok(page.map(|(e, a)| EpisodeView::new(e, a)))
+}
+
+/// Deleting the audio removes the episode with it (the row cascades).
+pub async fn delete_episode(state: &AppState, user: Ulid, podcast: Ulid, id: Ulid) -> Result<()> {
+    let found = state
+        .db
+        .read(move |c| Ok(episodes::get(c, user, podcast, id)?))
+        .await?;
+    if let Some(e) = found
+        && let Ok(audio) = e.audio_id.parse::<Ulid>()
+    {
+        crate::speech::service::delete(state, user, audio).await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sidecar {
+    Vtt,
+    Srt,
+    Chapters,
+}
+
+impl Sidecar {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Vtt => "text/vtt; charset=utf-8",
+            Self::Srt => "application/x-subrip; charset=utf-8",
+            Self::Chapters => "application/json+chapters",
+        }
+    }
+}
+
+fn render_sidecar(e: &EpisodeRow, kind: Sidecar) -> Result<String> {
+    let timings: Timings = match &e.timings_json {
+        Some(j) => serde_json::from_str(j).map_err(anyhow::Error::from)?,
+        None => {
+            return Err(AppError::Conflict("The episode is not rendered yet".into()));
+        }
+    };
+    Ok(match kind {
+        Sidecar::Vtt => subtitles::to_vtt(&timings.lines),
+        Sidecar::Srt => subtitles::to_srt(&timings.lines),
+        Sidecar::Chapters => subtitles::to_chapters_json(&timings.chapters),
+    })
+}
+
+/// Subtitles or chapters of the caller's episode.
+pub async fn sidecar(
+    state: &AppState,
+    user: Ulid,
+    podcast: Ulid,
+    id: Ulid,
+    kind: Sidecar,
+) -> Result<String> {
+    let e = state
+        .db
+        .read(move |c| Ok(episodes::get(c, user, podcast, id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    render_sidecar(&e, kind)
+}
+
+/// Subtitles or chapters through a signed feed link.
+pub async fn signed_sidecar(
+    state: &AppState,
+    id: &str,
+    exp: i64,
+    sig: &str,
+    kind: Sidecar,
+) -> Result<String> {
+    let purpose = if kind == Sidecar::Chapters {
+        CHAPTERS_PURPOSE
+    } else {
+        TRANSCRIPT_PURPOSE
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if !state.signer.verify(purpose, id, exp, sig, now) {
+        return Err(AppError::Forbidden {
+            code: "forbidden",
+            message: "This link is invalid or has expired".into(),
+        });
+    }
+    let id: Ulid = id.parse().map_err(|_| AppError::NotFound)?;
+    let e = state
+        .db
+        .read(move |c| Ok(episodes::get_any(c, id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    render_sidecar(&e, kind)
+}
+
+// ---- feeds ----
+
+fn feed_url(state: &AppState, podcast: &str, token: Option<&str>) -> String {
+    match token {
+        Some(t) => format!("{}/feeds/{podcast}.xml?token={t}", state.public_url),
+        None => format!("{}/feeds/{podcast}.xml", state.public_url),
+    }
+}
+
+/// A new feed token; only its digest is kept, so the previous one stops working.
+pub async fn rotate_feed_token(state: &AppState, user: Ulid, podcast: Ulid) -> Result<String> {
+    let token = secret::random_256();
+    let digest = secret::digest(&token);
+    let ok = state
+        .db
+        .write(move |c| {
+            Ok(podcasts::set_feed_token(
+                c,
+                user,
+                podcast,
+                &digest,
+                now_ms(),
+            )?)
+        })
+        .await?;
+    if !ok {
+        return Err(AppError::NotFound);
+    }
+    Ok(feed_url(state, &podcast.to_string(), Some(&token)))
+}
+
+/// The RSS feed of a public show, or of a private one with its current token; 404 otherwise,
+/// so a private show's existence is not revealed.
+pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Result<String> {
+    let (show, digest, items) = state
+        .db
+        .read(move |c| {
+            let Some(show) = podcasts::get_any(c, podcast)? else {
+                return Ok(None);
+            };
+            let digest = podcasts::feed_token_digest(c, podcast)?;
+            let mut items = Vec::new();
+            for e in episodes::list(c, podcast, None, 1000)? {
+                if let Some(a) = e
+                    .audio_id
+                    .parse::<Ulid>()
+                    .ok()
+                    .and_then(|a| audios::get_any(c, a).transpose())
+                {
+                    let a = a?;
+                    if a.status == "succeeded" {
+                        items.push((e, a));
+                    }
+                }
+            }
+            Ok(Some((show, digest, items)))
+        })
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let token = token.filter(|t| secret::looks_like_256(t));
+    let allowed = show.public
+        || matches!((token, &digest), (Some(t), Some(d)) if secret::digest(t).as_slice() == d.as_slice());
+    if !allowed {
+        return Err(AppError::NotFound);
+    }
+    let base = &state.public_url;
+    let items: Vec<Item> = items
+        .into_iter()
+        .map(|(e, a)| {
+            let exp = e.created_at / 1000 + FEED_LINK_S;
+            let rendered = e.timings_json.is_some();
+            Item {
+                guid: e.id.clone(),
+                title: e.title.clone(),
+                description: None,
+                link: None,
+                published_ms: e.created_at,
+                audio_url: crate::http::media_url(state, &a.id, exp),
+                audio_bytes: a.size_bytes.unwrap_or(0) as u64,
+                audio_type: "audio/mpeg".into(),
+                duration_ms: a.duration_ms.unwrap_or(0) as u64,
+                transcript_url: rendered.then(|| {
+                    let sig = state.signer.sign(TRANSCRIPT_PURPOSE, &e.id, exp);
+                    format!(
+                        "{base}/feeds/episodes/{}/transcript.vtt?exp={exp}&sig={sig}",
+                        e.id
+                    )
+                }),
+                chapters_url: rendered.then(|| {
+                    let sig = state.signer.sign(CHAPTERS_PURPOSE, &e.id, exp);
+                    format!(
+                        "{base}/feeds/episodes/{}/chapters.json?exp={exp}&sig={sig}",
+                        e.id
+                    )
+                }),
+            }
+        })
+        .collect();
+    let rss = Show {
+        title: show.title,
+        link: format!("{base}/podcasts/{}", show.id),
+        description: show.description,
+        author: show.author,
+        language: show.language,
+        image_url: None,
+        category: None,
+        explicit: false,
+        feed_url: Some(feed_url(
+            state,
+            &show.id,
+            if show.public { None } else { token },
+        )),
+    };
+    Ok(feed::render(&rss, &items))
+}

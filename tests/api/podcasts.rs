@@ -1,0 +1,552 @@
+//! Podcasts through the API: scripts (LLM and pasted), multi-voice episodes rendered and
+//! mastered, subtitles, re-renders that reuse unchanged lines, feeds, and owner scoping.
+
+use std::time::Duration;
+
+use aimake::auth::Role;
+use aimake::config::{Config, Secret};
+use serde_json::{Value, json};
+
+use crate::fakes::FakeOpenAi;
+use crate::fakes_llm::{API_KEY, FakeLlm, Reply, script_json};
+use crate::helpers::{Session, TestApp, error_code};
+
+fn fast(c: &mut Config) {
+    c.providers.retry.base_delay_ms = 1;
+    c.providers.retry.max_delay_ms = 5;
+}
+
+async fn new_show(s: &Session, body: Value) -> String {
+    let resp = s.post("/api/podcasts", &body).await;
+    assert_eq!(resp.status(), 201);
+    let show: Value = resp.json().await.unwrap();
+    show["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until the episode's audio reaches a final state and returns the episode.
+async fn rendered(s: &Session, show: &str, episode: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let e: Value = s
+            .get(&format!("/api/podcasts/{show}/episodes/{episode}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if matches!(
+            e["audio"]["status"].as_str(),
+            Some("succeeded" | "failed" | "canceled")
+        ) {
+            return e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never finished: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn render(s: &Session, show: &str, body: Value) -> Value {
+    let resp = s
+        .post(&format!("/api/podcasts/{show}/episodes"), &body)
+        .await;
+    assert_eq!(resp.status(), 202);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["audio"]["kind"], "podcast", "{e}");
+    let done = rendered(s, show, e["id"].as_str().unwrap()).await;
+    assert_eq!(done["audio"]["status"], "succeeded", "{done}");
+    done
+}
+
+async fn bytes(s: &Session, path: &str) -> Vec<u8> {
+    let resp = s.get(path).await;
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn a_script_is_written_by_the_configured_model_and_its_tokens_are_billed() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::content(script_json(&["Alice", "Bob"])).usage(120, 80));
+    let base = llm.base_url.clone();
+    let app = TestApp::spawn_with(move |c| {
+        c.llm.base_url = base;
+        c.llm.api_key = Some(Secret::new(API_KEY));
+        c.llm.model = "gpt-test".into();
+        c.llm.price_input_per_1m_micros = 1_000_000;
+        c.llm.price_output_per_1m_micros = 2_000_000;
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let show = new_show(&s, json!({"title": "Tea & Coffee"})).await;
+    let resp = s
+        .post(
+            &format!("/api/podcasts/{show}/scripts"),
+            &json!({
+                "source": {"topic": "Why tea and coffee differ"},
+                "speakers": [{"name": "Alice", "voice": "local:en-us"}, {"name": "Bob", "voice": "local:en-us"}],
+                "minutes": 2,
+            }),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let script: Value = resp.json().await.unwrap();
+    let lines = script["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 4, "{script}");
+    assert_eq!(lines[0]["speaker"], "Alice");
+    assert_eq!(lines[0]["chapter"], "Opening");
+    assert_eq!(lines[2]["chapter"], "Closing");
+    assert_eq!(llm.requests(), 1);
+
+    let usage: Value = s.get("/api/usage").await.json().await.unwrap();
+    let row = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "llm:gpt-test")
+        .unwrap_or_else(|| panic!("no llm usage: {usage}"));
+    assert_eq!(row["units"], 200, "{usage}");
+    assert_eq!(row["cost_micros"], 120 + 160, "{usage}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_model_scripts_are_unavailable_but_a_pasted_dialogue_is_parsed() {
+    let app = TestApp::spawn().await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let show = new_show(&s, json!({"title": "Show"})).await;
+    let speakers = json!([{"name": "Alice"}, {"name": "Bob"}]);
+    let resp = s
+        .post(
+            &format!("/api/podcasts/{show}/scripts"),
+            &json!({"source": {"topic": "anything"}, "speakers": speakers}),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(error_code(resp).await, "provider_unavailable");
+
+    let resp = s
+        .post(
+            &format!("/api/podcasts/{show}/scripts"),
+            &json!({
+                "source": {"dialogue": "## Intro\nalice: Hello there.\nBob: Hi!\n  and welcome.\n\n## End\nAlice: Bye."},
+                "speakers": speakers,
+            }),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let script: Value = resp.json().await.unwrap();
+    assert_eq!(
+        script["lines"],
+        json!([
+            {"speaker": "Alice", "text": "Hello there.", "chapter": "Intro"},
+            {"speaker": "Bob", "text": "Hi! and welcome."},
+            {"speaker": "Alice", "text": "Bye.", "chapter": "End"},
+        ])
+    );
+    let resp = s
+        .post(
+            &format!("/api/podcasts/{show}/scripts"),
+            &json!({"source": {"dialogue": "Carol: who am I?"}, "speakers": speakers}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_three_voice_episode_is_mastered_with_chapters_subtitles_and_a_feed() {
+    let app = TestApp::spawn_with(fast).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let voices: Value = s
+        .get("/api/voices?provider=local")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<String> = voices
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .take(3)
+        .collect();
+    assert_eq!(ids.len(), 3, "three local voices: {voices}");
+    let show = new_show(
+        &s,
+        json!({"title": "Ünïcode & <Friends> 🎙️ 中文", "author": "Ada", "public": true, "language": "en"}),
+    )
+    .await;
+    let lines = json!([
+        {"speaker": "Ann", "text": "Welcome to the show.", "chapter": "Hello"},
+        {"speaker": "Ben", "text": "Thanks for having me."},
+        {"speaker": "Cid", "text": "Glad to be here too."},
+        {"speaker": "Ann", "text": "Let us begin with the news.", "chapter": "News"},
+        {"speaker": "Ben", "text": "There is not much of it today."},
+    ]);
+    let e = render(
+        &s,
+        &show,
+        json!({
+            "title": "Episode & one <1>",
+            "lines": lines,
+            "speakers": [{"name": "Ann", "voice": ids[0]}, {"name": "Ben", "voice": ids[1]}, {"name": "Cid", "voice": ids[2]}],
+            "pause_ms": 300,
+        }),
+    )
+    .await;
+    let eid = e["id"].as_str().unwrap();
+    let mp3 = bytes(&s, e["audio"]["file_url"].as_str().unwrap()).await;
+    let pcm = aimake::audio::decode(&mp3, aimake::audio::Format::Mp3).unwrap();
+    let loud = aimake::audio::measure(&pcm).unwrap();
+    let lufs = loud.integrated_lufs.unwrap();
+    assert!((lufs + 16.0).abs() <= 1.0, "integrated {lufs} LUFS");
+    assert!(
+        loud.true_peak_dbtp <= -1.0,
+        "true peak {}",
+        loud.true_peak_dbtp
+    );
+
+    // Duration: the spoken lines plus one pause between each, longer before a chapter.
+    let vtt = String::from_utf8(
+        bytes(
+            &s,
+            &format!("/api/podcasts/{show}/episodes/{eid}/subtitles.vtt"),
+        )
+        .await,
+    )
+    .unwrap();
+    assert!(vtt.starts_with("WEBVTT"), "{vtt}");
+    let order: Vec<usize> = [
+        "<v Ann>Welcome",
+        "<v Ben>Thanks",
+        "<v Cid>Glad",
+        "<v Ann>Let us",
+        "<v Ben>There",
+    ]
+    .iter()
+    .map(|cue| {
+        vtt.find(cue)
+            .unwrap_or_else(|| panic!("{cue} missing: {vtt}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{vtt}");
+    let tag = id3::Tag::read_from2(std::io::Cursor::new(&mp3)).unwrap();
+    let chapters: Vec<_> = tag.chapters().collect();
+    assert_eq!(chapters.len(), 2, "two chapter frames");
+    use id3::TagLike;
+    assert_eq!(tag.title(), Some("Episode & one <1>"));
+    assert_eq!(tag.album(), Some("Ünïcode & <Friends> 🎙️ 中文"));
+    assert_eq!(tag.artist(), Some("Ada"));
+    let chapters_json: Value = serde_json::from_slice(
+        &bytes(
+            &s,
+            &format!("/api/podcasts/{show}/episodes/{eid}/chapters.json"),
+        )
+        .await,
+    )
+    .unwrap();
+    let titles: Vec<&str> = chapters_json["chapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["title"].as_str())
+        .collect();
+    assert_eq!(titles, ["Hello", "News"]);
+    let srt = String::from_utf8(
+        bytes(
+            &s,
+            &format!("/api/podcasts/{show}/episodes/{eid}/subtitles.srt"),
+        )
+        .await,
+    )
+    .unwrap();
+    assert!(srt.starts_with("1\n"), "{srt}");
+
+    // Each line alone, as the library would speak it, to compare durations.
+    let mut spoken = 0u64;
+    for (i, line) in lines.as_array().unwrap().iter().enumerate() {
+        let voice = &ids[[0, 1, 2, 0, 1][i]];
+        let (provider, _) = app.state.providers.resolve(voice).unwrap();
+        let out = provider
+            .synthesize(&aimake::providers::SynthesisRequest {
+                text: line["text"].as_str().unwrap().into(),
+                voice: voice.split_once(':').unwrap().1.into(),
+                speed: 1.0,
+                format_hint: aimake::providers::OutputFormat::Mp3,
+            })
+            .await
+            .unwrap();
+        let format = match out.format {
+            aimake::providers::AudioFormat::Pcm {
+                sample_rate,
+                channels,
+            } => aimake::audio::Format::PcmS16Le {
+                sample_rate,
+                channels,
+            },
+            aimake::providers::AudioFormat::Mp3 => aimake::audio::Format::Mp3,
+            _ => aimake::audio::Format::Wav,
+        };
+        spoken += aimake::audio::decode(&out.bytes, format)
+            .unwrap()
+            .duration_ms();
+    }
+    let expected = spoken + 3 * 300 + 1000;
+    let actual = pcm.duration_ms();
+    assert!(
+        actual.abs_diff(expected) * 10 <= expected,
+        "duration {actual} ms, expected about {expected} ms"
+    );
+
+    // The public feed lists the episode with a working enclosure.
+    let resp = app.get(&format!("/feeds/{show}.xml")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("public")
+    );
+    let channel = rss::Channel::read_from(&resp.bytes().await.unwrap()[..]).unwrap();
+    assert_eq!(channel.title(), "Ünïcode & <Friends> 🎙️ 中文");
+    assert_eq!(channel.items().len(), 1);
+    let item = &channel.items()[0];
+    assert_eq!(item.title(), Some("Episode & one <1>"));
+    let enclosure = item.enclosure().unwrap();
+    assert_eq!(enclosure.mime_type(), "audio/mpeg");
+    let got = app.client.get(enclosure.url()).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), mp3);
+    app.stop().await;
+}
+
+fn speech_texts(fake: &FakeOpenAi) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .filter(|r| r.path().ends_with("/audio/speech"))
+        .map(|r| r.json()["input"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn re_rendering_after_editing_one_line_pays_only_for_that_line() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        fake.configure(c);
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let show = new_show(&s, json!({"title": "Show"})).await;
+    let speakers =
+        json!([{"name": "Ann", "voice": "openai:alloy"}, {"name": "Ben", "voice": "openai:echo"}]);
+    let mut lines = json!([
+        {"speaker": "Ann", "text": "First line."},
+        {"speaker": "Ben", "text": "Second line."},
+        {"speaker": "Ann", "text": "Third line."},
+    ]);
+    render(
+        &s,
+        &show,
+        json!({"title": "Take one", "lines": lines, "speakers": speakers}),
+    )
+    .await;
+    let mut first = speech_texts(&fake);
+    first.sort();
+    assert_eq!(first, ["First line.", "Second line.", "Third line."]);
+
+    lines[1]["text"] = json!("Second line, edited.");
+    let e = render(
+        &s,
+        &show,
+        json!({"title": "Take two", "lines": lines, "speakers": speakers}),
+    )
+    .await;
+    assert_eq!(
+        speech_texts(&fake)[3..],
+        ["Second line, edited."],
+        "only the edited line reached the provider"
+    );
+    let usage: Value = s.get("/api/usage").await.json().await.unwrap();
+    let cached: i64 = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cached_units"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        cached,
+        ("First line.".len() + "Third line.".len()) as i64,
+        "{usage}"
+    );
+    assert_eq!(e["lines"][1]["text"], "Second line, edited.");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_private_feed_needs_its_current_token_and_other_users_see_nothing() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        fake.configure(c);
+    })
+    .await;
+    let a = app.signed_in("ada@example.com", Role::User).await;
+    let b = app.signed_in("bob@example.com", Role::User).await;
+    let show = new_show(&a, json!({"title": "Private"})).await;
+    let e = render(
+        &a,
+        &show,
+        json!({
+            "title": "Secret episode",
+            "lines": [{"speaker": "Ann", "text": "Only for subscribers."}],
+            "speakers": [{"name": "Ann", "voice": "openai:nova"}],
+        }),
+    )
+    .await;
+    let eid = e["id"].as_str().unwrap();
+
+    assert_eq!(app.get(&format!("/feeds/{show}.xml")).await.status(), 404);
+    let url = |resp: Value| resp["feed_url"].as_str().unwrap().to_string();
+    let old = url(a
+        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap());
+    let resp = app.client.get(&old).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let channel = rss::Channel::read_from(&resp.bytes().await.unwrap()[..]).unwrap();
+    assert_eq!(channel.items()[0].title(), Some("Secret episode"));
+    let transcript = channel.items()[0]
+        .extensions()
+        .get("podcast")
+        .and_then(|p| p.get("transcript"))
+        .and_then(|t| t[0].attrs().get("url").cloned())
+        .expect("a podcast:transcript link");
+    let vtt = app.client.get(&transcript).send().await.unwrap();
+    assert_eq!(vtt.status(), 200);
+    assert!(
+        vtt.text()
+            .await
+            .unwrap()
+            .contains("<v Ann>Only for subscribers.")
+    );
+
+    let new = url(a
+        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap());
+    assert_ne!(old, new);
+    assert_eq!(app.client.get(&old).send().await.unwrap().status(), 404);
+    assert_eq!(app.client.get(&new).send().await.unwrap().status(), 200);
+
+    // Another user cannot see, change or delete any of it.
+    for path in [
+        format!("/api/podcasts/{show}"),
+        format!("/api/podcasts/{show}/episodes"),
+        format!("/api/podcasts/{show}/episodes/{eid}"),
+        format!("/api/podcasts/{show}/episodes/{eid}/subtitles.vtt"),
+        format!("/api/podcasts/{show}/episodes/{eid}/chapters.json"),
+    ] {
+        assert_eq!(b.get(&path).await.status(), 404, "{path}");
+    }
+    assert_eq!(
+        b.patch(&format!("/api/podcasts/{show}"), &json!({"public": true}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        b.post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        b.delete(&format!("/api/podcasts/{show}/episodes/{eid}"))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        a.get(&format!("/api/podcasts/{show}/episodes/{eid}"))
+            .await
+            .status(),
+        200
+    );
+    let listed: Value = b.get("/api/podcasts").await.json().await.unwrap();
+    assert_eq!(listed["items"], json!([]));
+
+    // The owner makes it public, then deletes the episode: the feed stays open and empty.
+    let show_view: Value = a
+        .patch(
+            &format!("/api/podcasts/{show}"),
+            &json!({"public": true, "author": "Ada"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(show_view["public"], true);
+    assert_eq!(show_view["author"], "Ada");
+    assert_eq!(
+        a.delete(&format!("/api/podcasts/{show}/episodes/{eid}"))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        a.get(&format!("/api/podcasts/{show}/episodes/{eid}"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        a.get(&format!(
+            "/api/audios/{}",
+            e["audio"]["id"].as_str().unwrap()
+        ))
+        .await
+        .status(),
+        404
+    );
+    let resp = app.get(&format!("/feeds/{show}.xml")).await;
+    assert_eq!(resp.status(), 200);
+    let channel = rss::Channel::read_from(&resp.bytes().await.unwrap()[..]).unwrap();
+    assert!(channel.items().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn episodes_with_unknown_voices_or_speakers_are_refused() {
+    let app = TestApp::spawn().await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let show = new_show(&s, json!({"title": "Show"})).await;
+    let lines = json!([{"speaker": "Ann", "text": "Hello."}]);
+    let resp = s
+        .post(
+            &format!("/api/podcasts/{show}/episodes"),
+            &json!({"title": "T", "lines": lines, "speakers": [{"name": "Ann", "voice": "local:no-such-voice"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(error_code(resp).await, "unknown_voice");
+    let resp = s
+        .post(
+            &format!("/api/podcasts/{show}/episodes"),
+            &json!({"title": "T", "lines": [{"speaker": "Zed", "text": "Hi."}], "speakers": [{"name": "Ann", "voice": "local:en-us"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"]["details"]["lines[0].speaker"].is_string(),
+        "{err}"
+    );
+    app.stop().await;
+}
