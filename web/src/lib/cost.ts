@@ -13,10 +13,8 @@ export const PRICE_PER_MILLION_CHARS: Readonly<Record<string, number | null>> = 
 
 /** Characters as the providers count them: code points, so an emoji or CJK ideograph is one. */
 export function countChars(text: string): number {
-  let count = 0
-  // Iterating a string walks code points, not UTF-16 units.
-  for (const _ of text) count++
-  return count
+  // A surrogate pair is two UTF-16 units but one character.
+  return text.length - (text.match(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)?.length ?? 0)
 }
 
 /** Estimated cost in micro-dollars, or null when the provider's price is not known. */

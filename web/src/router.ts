@@ -2,7 +2,6 @@
 // one parameter each at most, which does not need a routing library's weight.
 
 import { useSyncExternalStore } from 'react'
-import type { AnchorHTMLAttributes, MouseEvent } from 'react'
 
 const NAVIGATE_EVENT = 'aimake:navigate'
 
@@ -73,24 +72,9 @@ export function safeNext(next: string | null, fallback = '/studio'): string {
   return next
 }
 
-type LinkProps = AnchorHTMLAttributes<HTMLAnchorElement> & { to: string }
-
-/** An anchor that navigates in place on a plain click and behaves natively otherwise. */
-export function Link({ to, onClick, ...rest }: LinkProps) {
-  const handle = (event: MouseEvent<HTMLAnchorElement>) => {
-    onClick?.(event)
-    if (
-      event.defaultPrevented ||
-      event.button !== 0 ||
-      event.metaKey ||
-      event.ctrlKey ||
-      event.shiftKey ||
-      event.altKey
-    ) {
-      return
-    }
-    event.preventDefault()
-    navigate(to)
-  }
-  return <a href={to} onClick={handle} {...rest} />
+/** The login page's address that comes back to `href` afterwards. */
+export function loginPathFor(href: string, expired: boolean): string {
+  const params = new URLSearchParams({ next: href })
+  if (expired) params.set('expired', '1')
+  return `/login?${params.toString()}`
 }

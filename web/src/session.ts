@@ -1,11 +1,11 @@
 // Who is signed in: loads `/api/me` once, keeps the user for every page, and turns an
 // expired session (any 401 `unauthenticated`) into a trip to the login page and back.
 
-import { createContext, useCallback, useContext, useEffect, useMemo, useState } from 'react'
+import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useState } from 'react'
 import type { ReactNode } from 'react'
 import { ApiError, getMe, logout, setUnauthenticatedHandler } from './api.ts'
 import type { User } from './api.ts'
-import { navigate } from './router.tsx'
+import { loginPathFor, navigate } from './router.ts'
 
 export type SessionState =
   | { kind: 'loading' }
@@ -25,13 +25,6 @@ export interface Session {
 }
 
 const SessionContext = createContext<Session | null>(null)
-
-/** Where the login page sends the user back to after an expired session. */
-export function loginPathFor(href: string, expired: boolean): string {
-  const params = new URLSearchParams({ next: href })
-  if (expired) params.set('expired', '1')
-  return `/login?${params.toString()}`
-}
 
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [state, setState] = useState<SessionState>({ kind: 'loading' })
@@ -81,7 +74,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     }),
     [state, signedIn, signOut, refresh],
   )
-  return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>
+  return createElement(SessionContext.Provider, { value }, children)
 }
 
 export function useSession(): Session {

@@ -1,0 +1,57 @@
+// Voice lists: languages, grouping by provider, a sensible default.
+
+import type { Provider, Voice } from '../api.ts'
+
+/** Languages present in `voices`, sorted by their display name. */
+export function languagesOf(voices: readonly Voice[]): string[] {
+  return [...new Set(voices.map((v) => v.language))].sort((a, b) => a.localeCompare(b))
+}
+
+/** Groups voices by provider in the providers' order; unavailable providers come last. */
+export function groupVoices(
+  voices: readonly Voice[],
+  providers: readonly Provider[],
+): { provider: string; available: boolean; detail: string; voices: Voice[] }[] {
+  const order = new Map(providers.map((p, i) => [p.id, i]))
+  const groups = new Map<string, Voice[]>()
+  for (const voice of voices) {
+    const list = groups.get(voice.provider) ?? []
+    list.push(voice)
+    groups.set(voice.provider, list)
+  }
+  return [...groups.entries()]
+    .map(([provider, list]) => {
+      const info = providers.find((p) => p.id === provider)
+      return {
+        provider,
+        available: info?.available ?? true,
+        detail: info?.detail ?? '',
+        voices: list.sort((a, b) => a.name.localeCompare(b.name)),
+      }
+    })
+    .sort(
+      (a, b) =>
+        Number(b.available) - Number(a.available) ||
+        (order.get(a.provider) ?? 99) - (order.get(b.provider) ?? 99),
+    )
+}
+
+/** The first voice of an available provider, preferring the UI's language. */
+export function defaultVoice(voices: readonly Voice[], providers: readonly Provider[], language: string): string {
+  const usable = groupVoices(voices, providers)
+    .filter((g) => g.available)
+    .flatMap((g) => g.voices)
+  const prefix = language.slice(0, 2).toLowerCase()
+  return (usable.find((v) => v.language.toLowerCase().startsWith(prefix)) ?? usable[0])?.id ?? ''
+}
+
+const PROVIDER_NAMES: Record<string, string> = {
+  local: 'Local',
+  openai: 'OpenAI',
+  elevenlabs: 'ElevenLabs',
+  tencent: 'Tencent Cloud',
+}
+
+export function providerName(id: string): string {
+  return PROVIDER_NAMES[id] ?? id
+}
