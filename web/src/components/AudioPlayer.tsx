@@ -65,7 +65,7 @@ export function AudioPlayer({
   }, [audio])
 
   useEffect(() => {
-    if (autoPlay) element.current?.play().catch(() => undefined)
+    if (autoPlay && element.current !== null) playQuietly(element.current)
   }, [autoPlay, src])
 
   const seek = (seconds: number) => {
@@ -124,7 +124,7 @@ export function AudioPlayer({
                 aria-current={position >= chapter.startTime && isCurrent(chapters, chapter, position) ? 'true' : undefined}
                 onClick={() => {
                   seek(chapter.startTime)
-                  element.current?.play().catch(() => undefined)
+                  if (element.current !== null) playQuietly(element.current)
                 }}
               >
                 <span className="mono">{formatDuration(chapter.startTime * 1000)}</span> {chapter.title}
@@ -140,4 +140,14 @@ export function AudioPlayer({
 function isCurrent(chapters: readonly Chapter[], chapter: Chapter, position: number): boolean {
   const next = chapters.find((c) => c.startTime > chapter.startTime)
   return next === undefined || position < next.startTime
+}
+
+/** Starts playback; a browser that blocks autoplay just leaves the controls to the user. */
+function playQuietly(element: HTMLMediaElement): void {
+  try {
+    const started = element.play() as Promise<void> | undefined
+    started?.catch(() => undefined)
+  } catch {
+    // Nothing to do: the controls stay there.
+  }
 }

@@ -65,9 +65,10 @@ export default function RegisterPage() {
             <span>{t('field.displayName')}</span>
             <input value={name} onChange={(e) => setName(e.target.value)} autoComplete="name" />
           </label>
-          <label className="field">
-            <span>{t('field.password')}</span>
+          <div className="field">
+            <label htmlFor="register-password">{t('field.password')}</label>
             <input
+              id="register-password"
               type="password"
               value={password}
               onChange={(e) => setPassword(e.target.value)}
@@ -79,7 +80,7 @@ export default function RegisterPage() {
             <small id="register-password-hint" className="muted">
               {t('field.passwordHint')}
             </small>
-          </label>
+          </div>
           {policy !== 'open' && (
             <label className="field">
               <span>{inviteRequired ? t('register.invite') : t('register.inviteOptional')}</span>

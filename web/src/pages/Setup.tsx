@@ -72,9 +72,10 @@ export default function SetupPage() {
             <span>{t('field.displayName')}</span>
             <input value={name} onChange={(e) => setName(e.target.value)} autoComplete="name" />
           </label>
-          <label className="field">
-            <span>{t('field.password')}</span>
+          <div className="field">
+            <label htmlFor="setup-password">{t('field.password')}</label>
             <input
+              id="setup-password"
               type="password"
               value={password}
               onChange={(e) => setPassword(e.target.value)}
@@ -86,7 +87,7 @@ export default function SetupPage() {
             <small id="setup-password-hint" className="muted">
               {t('field.passwordHint')}
             </small>
-          </label>
+          </div>
           {error !== null && <ErrorMessage error={error} />}
           <button type="submit" className="button" disabled={busy}>
             {busy ? t('common.working') : t('setup.submit')}

@@ -104,9 +104,9 @@ export default function StudioPage() {
   return (
     <div className="stack">
       <h1>{t('studio.title')}</h1>
-      <form className="card form" onSubmit={(event) => void submit(event)} aria-labelledby="studio-text-label">
+      <form className="card form" onSubmit={(event) => void submit(event)}>
         <label className="field">
-          <span id="studio-text-label">{t('studio.text')}</span>
+          <span>{t('studio.text')}</span>
           <textarea
             value={text}
             onChange={(event) => setText(event.target.value)}
