@@ -35,10 +35,10 @@ export function formatDate(iso: string, language: Language): string {
   return new Intl.DateTimeFormat(language, { dateStyle: 'medium', timeStyle: 'short' }).format(date)
 }
 
-/** Micro-dollars as dollars; tiny amounts keep enough digits to not read as zero. */
+/** Micro-dollars as dollars; amounts under a dollar keep enough digits to not read as zero. */
 export function formatMoney(micros: number, language: Language): string {
   const dollars = micros / 1_000_000
-  const digits = dollars !== 0 && Math.abs(dollars) < 0.01 ? 4 : 2
+  const digits = dollars !== 0 && Math.abs(dollars) < 1 ? 4 : 2
   return new Intl.NumberFormat(language, {
     style: 'currency',
     currency: 'USD',

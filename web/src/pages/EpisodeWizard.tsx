@@ -32,6 +32,13 @@ const STEPS: readonly { step: Step; label: MessageKey }[] = [
 const DEFAULT_MINUTES = 5
 const DEFAULT_PAUSE_MS = 350
 
+/** A number field's text as a whole number within bounds; blank or junk gives the default. */
+function clamp(text: string, min: number, max: number, fallback: number): number {
+  const value = Math.round(Number(text))
+  if (text.trim() === '' || !Number.isFinite(value)) return fallback
+  return Math.min(max, Math.max(min, value))
+}
+
 export default function EpisodeWizard({ params }: { params: Record<string, string> }) {
   const { t, language } = useI18n()
   const podcastId = params.id ?? ''
@@ -47,11 +54,11 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
   const [kind, setKind] = useState<SourceKind>('topic')
   const [source, setSource] = useState('')
   const [speakers, setSpeakers] = useState<Speaker[]>([])
-  const [minutes, setMinutes] = useState(DEFAULT_MINUTES)
+  const [minutes, setMinutes] = useState(String(DEFAULT_MINUTES))
   const [style, setStyle] = useState('')
   const [title, setTitle] = useState('')
   const [lines, setLines] = useState<EditableLine[]>([])
-  const [pauseMs, setPauseMs] = useState(DEFAULT_PAUSE_MS)
+  const [pauseMs, setPauseMs] = useState(String(DEFAULT_PAUSE_MS))
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<unknown>(null)
   const [episode, setEpisode] = useState<Episode | null>(null)
@@ -85,7 +92,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
       const script = await generateScript(podcastId, {
         source: kind === 'topic' ? { topic: source.trim() } : { text: source.trim() },
         speakers: voiced,
-        minutes,
+        minutes: clamp(minutes, 1, 60, DEFAULT_MINUTES),
         ...(show.data?.language ? { language: show.data.language } : {}),
         ...(style.trim() === '' ? {} : { style: style.trim() }),
       })
@@ -108,7 +115,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
           title: title.trim(),
           lines: unkeyed(lines),
           speakers: speakers.filter((s) => used.has(s.name)),
-          pause_ms: pauseMs,
+          pause_ms: clamp(pauseMs, 0, 5000, DEFAULT_PAUSE_MS),
         }),
       )
       setStep('render')
@@ -244,7 +251,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
                     min={1}
                     max={60}
                     value={minutes}
-                    onChange={(event) => setMinutes(Math.max(1, Number(event.target.value) || 1))}
+                    onChange={(event) => setMinutes(event.target.value)}
                   />
                 </label>
                 <label className="field">
@@ -314,7 +321,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
               max={5000}
               step={50}
               value={pauseMs}
-              onChange={(event) => setPauseMs(Math.max(0, Number(event.target.value) || 0))}
+              onChange={(event) => setPauseMs(event.target.value)}
             />
           </label>
           {error !== null && <ErrorMessage error={error} />}
