@@ -1,6 +1,5 @@
-import { screen, within } from '@testing-library/react'
+import { act, screen, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
-import { act } from 'react'
 import { describe, expect, it } from 'vitest'
 import { streamFor, stubEventSource } from '../test/eventsource.ts'
 import { PROVIDERS, VOICES, audio } from '../test/fixtures.ts'
