@@ -48,7 +48,8 @@ export async function startServer(bin, { env = {} } = {}) {
   const port = await freePort()
   const baseUrl = `http://127.0.0.1:${port}`
   // The server warns about AIMAKE_* variables that are not config keys, like ours.
-  const { AIMAKE_BIN: _bin, ...inherited } = process.env
+  const inherited = { ...process.env }
+  delete inherited.AIMAKE_BIN
   const child = spawn(bin, ['serve'], {
     env: {
       ...inherited,
