@@ -1,7 +1,7 @@
 // The app shell: header with navigation and language, the route table (each page its own
 // lazily loaded chunk), and the access rules (signed in, admin) in front of the pages.
 
-import { Suspense, lazy, useEffect } from 'react'
+import { Suspense, lazy, useEffect, useRef } from 'react'
 import type { ComponentType, LazyExoticComponent } from 'react'
 import { ErrorMessage } from './components/ErrorMessage.tsx'
 import { OfflineBanner } from './components/OfflineBanner.tsx'
@@ -72,6 +72,16 @@ export default function App() {
   )
 
   const pattern = found?.route.pattern
+  const mainRef = useRef<HTMLElement>(null)
+  const firstPath = useRef(location.path)
+
+  // After an in-app navigation, keyboard and screen reader users start at the new page.
+  useEffect(() => {
+    if (location.path !== firstPath.current) {
+      firstPath.current = ''
+      mainRef.current?.focus({ preventScroll: true })
+    }
+  }, [location.path])
   useEffect(() => {
     const key = pattern === undefined ? 'page.notFound' : (TITLES[pattern] ?? 'app.tagline')
     document.title = `${t(key)} · ${t('app.name')}`
@@ -121,7 +131,7 @@ export default function App() {
       </a>
       <Header />
       <OfflineBanner />
-      <main id="main" tabIndex={-1} className="main">
+      <main id="main" ref={mainRef} tabIndex={-1} className="main">
         <Suspense fallback={<p className="muted">{t('common.loading')}</p>}>{content}</Suspense>
       </main>
     </div>

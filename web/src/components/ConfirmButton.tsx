@@ -22,8 +22,17 @@ export function ConfirmButton({
   const confirmRef = useRef<HTMLButtonElement>(null)
   const openRef = useRef<HTMLButtonElement>(null)
 
+  const opened = useRef(false)
+
+  // Focus goes to the confirm button, and back to the opener when the question closes.
   useEffect(() => {
-    if (asking) confirmRef.current?.focus()
+    if (asking) {
+      opened.current = true
+      confirmRef.current?.focus()
+    } else if (opened.current) {
+      opened.current = false
+      openRef.current?.focus()
+    }
   }, [asking])
 
   if (!asking) {
@@ -49,7 +58,14 @@ export function ConfirmButton({
     }
   }
   return (
-    <span role="group" aria-label={question} className="confirm">
+    <span
+      role="group"
+      aria-label={question}
+      className="confirm"
+      onKeyDown={(event) => {
+        if (event.key === 'Escape' && !busy) setAsking(false)
+      }}
+    >
       <span>{question}</span>
       <button ref={confirmRef} type="button" className="button button-danger" onClick={() => void run()} disabled={busy}>
         {confirmLabel}

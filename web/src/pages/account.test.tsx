@@ -23,10 +23,11 @@ describe('usage', () => {
 
     expect(await screen.findByText('2,500 of 100,000 characters used this month')).toBeInTheDocument()
     expect(screen.getByRole('progressbar', { name: 'Monthly quota' })).toHaveAttribute('aria-valuenow', '3')
-    const total = await screen.findByRole('row', { name: /Total/ })
+    // The service rows exist only once the usage has arrived.
+    expect(await screen.findByRole('row', { name: /tts:openai:tts-1/ })).toHaveTextContent('1,000')
+    const total = screen.getByRole('row', { name: /Total/ })
     expect(total).toHaveTextContent('2,500')
     expect(total).toHaveTextContent('$0.015')
-    expect(screen.getByRole('row', { name: /tts:openai:tts-1/ })).toHaveTextContent('1,000')
     const chart = screen.getByRole('img', { name: /Usage per day/ })
     expect(chart.querySelectorAll('rect')).toHaveLength(2)
 
