@@ -294,6 +294,17 @@ describe('watchAudio', () => {
     expect(stream.readyState).toBe(FakeEventSource.CLOSED)
   })
 
+  it('also reads status from unnamed events', () => {
+    stubEventSource()
+    const events: unknown[] = []
+
+    watchAudio('a1', (event) => events.push(event))
+    const stream = streamFor('/api/audios/a1/events')
+    stream.message({ status: 'running', progress: 0.25, error: null })
+
+    expect(events).toEqual([{ status: 'running', progress: 0.25, error: null }])
+  })
+
   it('asks for the audio once when the stream dies, so the end is not missed', async () => {
     stubEventSource()
     stubFetch({

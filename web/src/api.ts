@@ -537,13 +537,16 @@ export function watchAudio(id: string, onEvent: (event: AudioEvent) => void): ()
     onEvent(event)
     if (isFinal(event.status)) stop()
   }
-  source.addEventListener('status', (message) => {
+  const onStatus = (message: Event) => {
     try {
       deliver(JSON.parse((message as MessageEvent<string>).data) as AudioEvent)
     } catch {
       // A malformed event is skipped; the next one or the final check carries the state.
     }
-  })
+  }
+  source.addEventListener('status', onStatus)
+  // Unnamed events carry the same body on servers that leave out `event: status`.
+  source.addEventListener('message', onStatus)
   source.addEventListener('error', () => {
     if (closed || source.readyState !== EventSource.CLOSED) return
     getAudio(id)

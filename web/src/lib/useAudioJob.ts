@@ -5,7 +5,11 @@ import { useEffect, useState } from 'react'
 import { getAudio, isFinal, watchAudio } from '../api.ts'
 import type { Audio } from '../api.ts'
 
-export function useAudioJob(initial: Audio | null): Audio | null {
+/**
+ * `live` false leaves the audio as it is: each live audio holds one of the browser's few
+ * connections per server, so long lists follow only a handful.
+ */
+export function useAudioJob(initial: Audio | null, live = true): Audio | null {
   const [source, setSource] = useState(initial)
   const [audio, setAudio] = useState(initial)
   // A new audio (or the same one queued again by a retry) starts over.
@@ -15,7 +19,7 @@ export function useAudioJob(initial: Audio | null): Audio | null {
   }
 
   const id = initial?.id
-  const watching = initial !== null && !isFinal(initial.status)
+  const watching = live && initial !== null && !isFinal(initial.status)
   useEffect(() => {
     if (id === undefined || !watching) return
     let active = true

@@ -1,6 +1,7 @@
-import { screen, within } from '@testing-library/react'
+import { act, screen, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { describe, expect, it, vi } from 'vitest'
+import { FakeEventSource, streamFor, stubEventSource } from '../test/eventsource.ts'
 import { audio } from '../test/fixtures.ts'
 import { jsonResponse, sentJson, stubFetch } from '../test/http.ts'
 import { USER, renderAt } from '../test/render.tsx'
@@ -143,5 +144,34 @@ describe('library', () => {
     expect(await screen.findByText('Copied')).toBeInTheDocument()
     expect(writeText).toHaveBeenCalledWith(`${window.location.origin}/media/A3?exp=1&sig=abc`)
     expect(screen.getByRole('link', { name: 'Download' })).toHaveAttribute('href', '/api/audios/A3/file?download=1')
+  })
+
+  it('follows a few running audios live and passes the slot on when one finishes', async () => {
+    stubEventSource()
+    const running = ['R1', 'R2', 'R3', 'R4'].map((id) =>
+      audio({ id, title: `Job ${id}`, status: 'running', progress: 0.1, file_url: null }),
+    )
+    stubFetch({
+      '/api/me': () => jsonResponse(200, USER),
+      '/api/audios': () => jsonResponse(200, { items: running, next_cursor: null }),
+      '/api/audios/R1': () => jsonResponse(200, audio({ id: 'R1', title: 'Job R1' })),
+      '/api/audios/R1/peaks': () => jsonResponse(200, { sample_rate: 1, duration_ms: 1500, peaks: [1] }),
+    })
+
+    renderAt('/library')
+    await screen.findByText('Job R4')
+
+    expect(FakeEventSource.instances.map((s) => s.url)).toEqual([
+      '/api/audios/R1/events',
+      '/api/audios/R2/events',
+      '/api/audios/R3/events',
+    ])
+    const r1 = screen.getByText('Job R1').closest('li') as HTMLElement
+    act(() => streamFor('/api/audios/R1/events').status({ status: 'running', progress: 0.6 }))
+    expect(within(r1).getByRole('progressbar')).toHaveAttribute('aria-valuenow', '60')
+
+    act(() => streamFor('/api/audios/R1/events').status({ status: 'succeeded', progress: 1 }))
+    expect(await within(r1).findByRole('button', { name: 'Play: Job R1' })).toBeInTheDocument()
+    await vi.waitFor(() => expect(streamFor('/api/audios/R4/events')).toBeDefined())
   })
 })

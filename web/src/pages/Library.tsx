@@ -3,7 +3,16 @@
 
 import { useEffect, useState } from 'react'
 import type { FormEvent } from 'react'
-import { absoluteUrl, audioFileUrl, deleteAudio, listAudios, renameAudio, retryAudio, shareAudio } from '../api.ts'
+import {
+  absoluteUrl,
+  audioFileUrl,
+  deleteAudio,
+  isFinal,
+  listAudios,
+  renameAudio,
+  retryAudio,
+  shareAudio,
+} from '../api.ts'
 import type { Audio, AudioKind, AudioStatus } from '../api.ts'
 import { AudioPlayer } from '../components/AudioPlayer.tsx'
 import { ConfirmButton } from '../components/ConfirmButton.tsx'
@@ -19,6 +28,8 @@ import { usePaged } from '../lib/usePaged.ts'
 /** Typing pauses this long before the search runs. */
 const SEARCH_DELAY_MS = 300
 const PAGE_SIZE = 20
+/** Running audios followed live at once; browsers allow about six connections per server. */
+const LIVE_LIMIT = 3
 
 export default function LibraryPage() {
   const { t } = useI18n()
@@ -35,6 +46,13 @@ export default function LibraryPage() {
   const list = usePaged(
     (cursor, signal) => listAudios({ q, kind, status, cursor, limit: PAGE_SIZE }, { signal }),
     JSON.stringify([q, kind, status]),
+  )
+
+  const live = new Set(
+    list.items
+      .filter((a) => a.status === 'queued' || a.status === 'running')
+      .slice(0, LIVE_LIMIT)
+      .map((a) => a.id),
   )
 
   return (
@@ -78,6 +96,7 @@ export default function LibraryPage() {
           <LibraryItem
             key={audio.id}
             audio={audio}
+            live={live.has(audio.id)}
             onChange={(next) => list.update(audio.id, () => next)}
             onDeleted={() => list.remove(audio.id)}
           />
@@ -95,15 +114,21 @@ export default function LibraryPage() {
 
 function LibraryItem({
   audio: initial,
+  live,
   onChange,
   onDeleted,
 }: {
   audio: Audio
+  live: boolean
   onChange: (audio: Audio) => void
   onDeleted: () => void
 }) {
   const { t, language } = useI18n()
-  const audio = useAudioJob(initial) ?? initial
+  const audio = useAudioJob(initial, live) ?? initial
+  // A finished job is handed up, which frees its live slot for the next running one.
+  useEffect(() => {
+    if (audio !== initial && isFinal(audio.status) && audio.status !== initial.status) onChange(audio)
+  }, [audio, initial, onChange])
   const [playing, setPlaying] = useState(false)
   const [renaming, setRenaming] = useState(false)
   const [title, setTitle] = useState(audio.title)

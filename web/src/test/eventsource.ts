@@ -42,6 +42,12 @@ export class FakeEventSource {
     for (const listener of this.listeners.get('status') ?? []) listener(event)
   }
 
+  /** Sends an unnamed event (`message`), as servers that leave out `event:` do. */
+  message(data: unknown) {
+    const event = new MessageEvent('message', { data: JSON.stringify(data) })
+    for (const listener of this.listeners.get('message') ?? []) listener(event)
+  }
+
   /** The connection dies for good (the browser gives up reconnecting). */
   fail() {
     this.readyState = FakeEventSource.CLOSED
