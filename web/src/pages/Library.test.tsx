@@ -174,4 +174,31 @@ describe('library', () => {
     expect(await within(r1).findByRole('button', { name: 'Play: Job R1' })).toBeInTheDocument()
     await vi.waitFor(() => expect(streamFor('/api/audios/R4/events')).toBeDefined())
   })
+
+  it('loads the next page by itself when the end of the list scrolls into view', async () => {
+    const seen: IntersectionObserverCallback[] = []
+    vi.stubGlobal(
+      'IntersectionObserver',
+      class {
+        constructor(callback: IntersectionObserverCallback) {
+          seen.push(callback)
+        }
+        observe() {}
+        disconnect() {}
+      },
+    )
+    stubFetch({
+      '/api/me': () => jsonResponse(200, USER),
+      '/api/audios': (_init, url) =>
+        url.searchParams.get('cursor') === 'c2'
+          ? jsonResponse(200, { items: [older], next_cursor: null })
+          : jsonResponse(200, { items: [first], next_cursor: 'c2' }),
+    })
+
+    renderAt('/library')
+    await screen.findByText('Morning news')
+    act(() => seen.at(-1)?.([{ isIntersecting: true } as IntersectionObserverEntry], {} as IntersectionObserver))
+
+    expect(await screen.findByText('First try')).toBeInTheDocument()
+  })
 })

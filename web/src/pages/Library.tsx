@@ -18,6 +18,7 @@ import { AudioPlayer } from '../components/AudioPlayer.tsx'
 import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { CopyButton } from '../components/CopyButton.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
+import { LoadMore } from '../components/LoadMore.tsx'
 import { ProgressBar } from '../components/ProgressBar.tsx'
 import { useI18n } from '../i18n.ts'
 import { formatBytes, formatDate, formatDuration } from '../lib/format.ts'
@@ -103,11 +104,7 @@ export default function LibraryPage() {
         ))}
       </ul>
       {list.loading && <p className="muted">{t('common.loading')}</p>}
-      {list.hasMore && !list.loading && (
-        <button type="button" className="button button-quiet" onClick={list.loadMore}>
-          {t('library.loadMore')}
-        </button>
-      )}
+      {list.hasMore && !list.loading && <LoadMore onLoad={list.loadMore} />}
     </div>
   )
 }

@@ -4,6 +4,7 @@ import { useState } from 'react'
 import type { FormEvent } from 'react'
 import { createPodcast, listPodcasts } from '../api.ts'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
+import { LoadMore } from '../components/LoadMore.tsx'
 import { ShowFields } from '../components/ShowFields.tsx'
 import { showInput } from '../lib/show.ts'
 import { useI18n } from '../i18n.ts'
@@ -42,11 +43,7 @@ export default function PodcastsPage() {
           </li>
         ))}
       </ul>
-      {list.hasMore && !list.loading && (
-        <button type="button" className="button button-quiet" onClick={list.loadMore}>
-          {t('library.loadMore')}
-        </button>
-      )}
+      {list.hasMore && !list.loading && <LoadMore onLoad={list.loadMore} />}
     </div>
   )
 }

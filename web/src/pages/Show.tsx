@@ -17,6 +17,7 @@ import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { CopyButton } from '../components/CopyButton.tsx'
 import { EpisodeView } from '../components/EpisodeView.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
+import { LoadMore } from '../components/LoadMore.tsx'
 import { ShowFields } from '../components/ShowFields.tsx'
 import { useI18n } from '../i18n.ts'
 import { formatDate } from '../lib/format.ts'
@@ -241,11 +242,7 @@ function Episodes({ podcast }: { podcast: Podcast }) {
           </li>
         ))}
       </ul>
-      {list.hasMore && !list.loading && (
-        <button type="button" className="button button-quiet" onClick={list.loadMore}>
-          {t('library.loadMore')}
-        </button>
-      )}
+      {list.hasMore && !list.loading && <LoadMore onLoad={list.loadMore} />}
     </section>
   )
 }
