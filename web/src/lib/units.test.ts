@@ -3,7 +3,7 @@ import { matchPath, safeNext } from '../router.ts'
 import { countChars, estimateCostMicros, providerOf } from './cost.ts'
 import { formatDuration, formatMoney } from './format.ts'
 import { bucketPeaks, normalizePeaks } from './peaks.ts'
-import { defaultVoice, groupVoices, languagesOf } from './voices.ts'
+import { defaultVoice, groupVoices, languagesOf, speakerVoice } from './voices.ts'
 import { PROVIDERS, VOICES } from '../test/fixtures.ts'
 
 describe('cost estimate', () => {
@@ -72,6 +72,15 @@ describe('voices', () => {
     expect(defaultVoice(VOICES, PROVIDERS, 'zh-CN')).toBe('local:cmn')
     expect(defaultVoice(VOICES, PROVIDERS, 'en')).toBe('local:en-us')
     expect(defaultVoice([], PROVIDERS, 'en')).toBe('')
+  })
+
+  it('gives speakers different voices of the same provider and language when it can', () => {
+    const british = { id: 'local:en-gb', provider: 'local', name: 'English (UK)', language: 'en-GB', gender: null }
+    const voices = [...VOICES, british]
+    const [a, b, c] = [0, 1, 2].map((i) => speakerVoice(voices, PROVIDERS, 'en', i))
+    expect(new Set([a, b])).toEqual(new Set(['local:en-us', 'local:en-gb']))
+    expect(c).toBe(a)
+    expect(speakerVoice(VOICES, PROVIDERS, 'en', 1)).toBe('local:en-us')
   })
 })
 

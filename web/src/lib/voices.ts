@@ -45,6 +45,26 @@ export function defaultVoice(voices: readonly Voice[], providers: readonly Provi
   return (usable.find((v) => v.language.toLowerCase().startsWith(prefix)) ?? usable[0])?.id ?? ''
 }
 
+/**
+ * A voice for the `index`-th speaker: different speakers get different voices of the default
+ * voice's provider and language when there are several, so a dialogue is easy to follow.
+ */
+export function speakerVoice(
+  voices: readonly Voice[],
+  providers: readonly Provider[],
+  language: string,
+  index: number,
+): string {
+  const first = voices.find((v) => v.id === defaultVoice(voices, providers, language))
+  if (first === undefined) return ''
+  const prefix = first.language.slice(0, 2).toLowerCase()
+  const alike = groupVoices(voices, providers)
+    .find((g) => g.provider === first.provider)
+    ?.voices.filter((v) => v.language.toLowerCase().startsWith(prefix)) ?? [first]
+  const ordered = [first, ...alike.filter((v) => v.id !== first.id)]
+  return ordered[index % ordered.length]?.id ?? first.id
+}
+
 const PROVIDER_NAMES: Record<string, string> = {
   local: 'Local',
   openai: 'OpenAI',

@@ -9,7 +9,7 @@ import { EpisodeView } from '../components/EpisodeView.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
 import { LineEditor } from '../components/LineEditor.tsx'
 import { PreviewButton, VoiceSelect } from '../components/VoiceSelect.tsx'
-import { defaultVoice } from '../lib/voices.ts'
+import { speakerVoice } from '../lib/voices.ts'
 import { useI18n } from '../i18n.ts'
 import type { MessageKey } from '../i18n.ts'
 import { parseDialogue } from '../lib/dialogue.ts'
@@ -65,7 +65,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
 
   const voices = catalog.data?.voices ?? []
   const providers = catalog.data?.providers ?? []
-  const fallbackVoice = defaultVoice(voices, providers, show.data?.language ?? language)
+  const voiceLanguage = show.data?.language ?? language
   const parsed = kind === 'dialogue' ? parseDialogue(source) : null
 
   const toSpeakers = (event: FormEvent) => {
@@ -76,7 +76,10 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
     setStep('speakers')
   }
 
-  const voiced = speakers.map((s) => ({ ...s, voice: s.voice === '' ? fallbackVoice : s.voice }))
+  const voiced = speakers.map((s, i) => ({
+    ...s,
+    voice: s.voice === '' ? speakerVoice(voices, providers, voiceLanguage, i) : s.voice,
+  }))
 
   const toEditor = (lines: EditableLine[]) => {
     setSpeakers(voiced)
