@@ -1,6 +1,6 @@
 // Sign in, then back to where the user was (or the Studio).
 
-import { useState } from 'react'
+import { useEffect, useState } from 'react'
 import type { FormEvent } from 'react'
 import { getSetup, login } from '../api.ts'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
@@ -20,6 +20,12 @@ export default function LoginPage() {
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<unknown>(null)
   const next = safeNext(query.get('next'))
+  const signedIn = session.user !== null
+
+  // Someone already signed in has nothing to do here.
+  useEffect(() => {
+    if (signedIn) navigate(next, { replace: true })
+  }, [signedIn, next])
 
   const submit = async (event: FormEvent) => {
     event.preventDefault()
