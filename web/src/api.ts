@@ -278,8 +278,6 @@ export interface User {
   role: Role
   created_at: string
   quota: Quota
-  /** Only in the admin list. */
-  disabled?: boolean
 }
 
 export interface SetupState {
@@ -331,17 +329,17 @@ export function getMe(options: CallOptions = {}): Promise<User> {
   return request<User>('/api/me', { ...options, expect401: true })
 }
 
-/** Not in API.md yet: `PATCH /api/me {display_name}`. */
+/** `PATCH /api/me {display_name}`. */
 export function updateProfile(input: { display_name: string }): Promise<User> {
   return request<User>('/api/me', { method: 'PATCH', json: input })
 }
 
-/** Not in API.md yet: `POST /api/me/password {current_password, new_password}`. */
+/** `PUT /api/me/password`; other sessions are signed out, this one stays. */
 export function changePassword(input: {
   current_password: string
   new_password: string
 }): Promise<void> {
-  return request<void>('/api/me/password', { method: 'POST', json: input })
+  return request<void>('/api/me/password', { method: 'PUT', json: input })
 }
 
 export interface ApiToken {
@@ -418,7 +416,7 @@ export interface Audio {
   kind: AudioKind
   status: AudioStatus
   progress: number
-  voice: string
+  voice: string | null
   format: AudioFormat
   speed: number
   chars: number
@@ -493,8 +491,10 @@ export interface Peaks {
   peaks: number[]
 }
 
-export function getPeaks(audio: Audio, options: CallOptions = {}): Promise<Peaks> {
-  return request<Peaks>(audio.peaks_url ?? `/api/audios/${seg(audio.id)}/peaks`, options)
+/** The audio's waveform; an audio without peaks (`peaks_url` null) has an empty one. */
+export async function getPeaks(audio: Audio, options: CallOptions = {}): Promise<Peaks> {
+  if (audio.peaks_url === null) return { sample_rate: 0, duration_ms: audio.duration_ms ?? 0, peaks: [] }
+  return request<Peaks>(audio.peaks_url, options)
 }
 
 /** Where the finished bytes are; `download` asks for an attachment. */
@@ -724,25 +724,44 @@ export function getUsage(from: string, to: string, options: CallOptions = {}): P
   return request<UsageRow[]>(withQuery('/api/usage', { from, to }), options)
 }
 
+/** A user as admins see them. */
+export interface UserSummary {
+  id: string
+  email: string
+  display_name: string | null
+  role: Role
+  disabled: boolean
+  /** Null: the configured default applies. */
+  quota_chars_per_month: number | null
+  created_at: string
+  updated_at: string
+}
+
 export interface UserPatch {
   role?: Role
   disabled?: boolean
+  /** Null resets to the configured default. */
   quota_chars_per_month?: number | null
 }
 
-export async function listUsers(options: CallOptions = {}): Promise<User[]> {
-  return itemsOf(await request<User[] | Page<User>>(withQuery('/api/admin/users', { limit: 100 }), options))
+export function listUsers(
+  query: PageQuery & { q?: string } = {},
+  options: CallOptions = {},
+): Promise<Page<UserSummary>> {
+  return request<Page<UserSummary>>(withQuery('/api/admin/users', { ...query }), options)
 }
 
-export function updateUser(id: string, patch: UserPatch): Promise<User> {
-  return request<User>(`/api/admin/users/${seg(id)}`, { method: 'PATCH', json: patch })
+export function updateUser(id: string, patch: UserPatch): Promise<UserSummary> {
+  return request<UserSummary>(`/api/admin/users/${seg(id)}`, { method: 'PATCH', json: patch })
 }
 
 export interface Invite {
   code: string
+  status?: 'active' | 'used' | 'expired'
   created_at: string
   expires_at: string | null
   used_at?: string | null
+  used_by?: string | null
 }
 
 export async function listInvites(options: CallOptions = {}): Promise<Invite[]> {
@@ -775,8 +794,11 @@ export function getSystem(options: CallOptions = {}): Promise<SystemInfo> {
 export interface Backup {
   name: string
   size_bytes: number
-  sha256: string
+  sha256: string | null
   created_at: string
+  /** Present on servers that list running and failed backups too. */
+  status?: string
+  error?: string | null
 }
 
 export async function listBackups(options: CallOptions = {}): Promise<Backup[]> {

@@ -1,6 +1,6 @@
 // For admins: users (role, disable, quota), invite codes, the system and backups.
 
-import { useState } from 'react'
+import { useEffect, useState } from 'react'
 import type { FormEvent } from 'react'
 import {
   createInvite,
@@ -12,13 +12,18 @@ import {
   startBackup,
   updateUser,
 } from '../api.ts'
-import type { Role, User, UserPatch } from '../api.ts'
+import type { Role, UserPatch, UserSummary } from '../api.ts'
 import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { CopyButton } from '../components/CopyButton.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
+import { LoadMore } from '../components/LoadMore.tsx'
 import { useI18n } from '../i18n.ts'
 import { formatBytes, formatDate, formatDuration, formatNumber } from '../lib/format.ts'
+
+/** Typing pauses this long before the user search runs. */
+const SEARCH_DELAY_MS = 300
 import { useLoad } from '../lib/useLoad.ts'
+import { usePaged } from '../lib/usePaged.ts'
 import { useSession } from '../session.ts'
 
 export default function AdminPage() {
@@ -86,28 +91,36 @@ function System() {
 
 function Users() {
   const { t } = useI18n()
-  const users = useLoad((signal) => listUsers({ signal }), 'users')
+  const [search, setSearch] = useState('')
+  const [q, setQ] = useState('')
+  useEffect(() => {
+    const timer = window.setTimeout(() => setQ(search.trim()), SEARCH_DELAY_MS)
+    return () => window.clearTimeout(timer)
+  }, [search])
+  const users = usePaged((cursor, signal) => listUsers({ cursor, limit: 50, q }, { signal }), q)
+
   return (
     <section className="card stack-sm" aria-labelledby="admin-users">
       <h2 id="admin-users">{t('admin.users')}</h2>
-      {users.state.kind === 'failed' && <ErrorMessage error={users.state.error} />}
+      <label className="field">
+        <span>{t('admin.searchUsers')}</span>
+        <input type="search" value={search} onChange={(event) => setSearch(event.target.value)} />
+      </label>
+      {users.error !== null && <ErrorMessage error={users.error} />}
       <ul className="items">
-        {(users.data ?? []).map((user) => (
-          <UserRow
-            key={user.id}
-            user={user}
-            onChange={(next) => users.set((list) => list.map((u) => (u.id === next.id ? next : u)))}
-          />
+        {users.items.map((user) => (
+          <UserRow key={user.id} user={user} onChange={(next) => users.update(user.id, () => next)} />
         ))}
       </ul>
+      {users.hasMore && !users.loading && <LoadMore onLoad={users.loadMore} />}
     </section>
   )
 }
 
-function UserRow({ user, onChange }: { user: User; onChange: (user: User) => void }) {
+function UserRow({ user, onChange }: { user: UserSummary; onChange: (user: UserSummary) => void }) {
   const { t, language } = useI18n()
   const me = useSession().user
-  const [quota, setQuota] = useState(user.quota.chars_per_month === null ? '' : String(user.quota.chars_per_month))
+  const [quota, setQuota] = useState(user.quota_chars_per_month === null ? '' : String(user.quota_chars_per_month))
   const [error, setError] = useState<unknown>(null)
   const [busy, setBusy] = useState(false)
   const self = me?.id === user.id
@@ -116,8 +129,7 @@ function UserRow({ user, onChange }: { user: User; onChange: (user: User) => voi
     setBusy(true)
     setError(null)
     try {
-      const updated = await updateUser(user.id, change)
-      onChange({ ...user, ...updated })
+      onChange(await updateUser(user.id, change))
     } catch (caught) {
       setError(caught)
     } finally {
@@ -136,12 +148,9 @@ function UserRow({ user, onChange }: { user: User; onChange: (user: User) => voi
           <strong>{user.display_name ?? user.email}</strong>
           {user.display_name !== null && <span className="muted"> · {user.email}</span>}
         </span>
-        {user.disabled === true && <span className="badge badge-failed">{t('admin.disabled')}</span>}
+        {user.disabled && <span className="badge badge-failed">{t('admin.disabled')}</span>}
       </div>
-      <p className="muted">
-        {t('admin.usedThisMonth', { used: formatNumber(user.quota.chars_used_this_month, language) })} ·{' '}
-        {formatDate(user.created_at, language)}
-      </p>
+      <p className="muted">{t('admin.since', { date: formatDate(user.created_at, language) })}</p>
       <div className="filters">
         <label className="field">
           <span>{t('admin.role')}</span>
@@ -162,7 +171,7 @@ function UserRow({ user, onChange }: { user: User; onChange: (user: User) => voi
               min={0}
               step={1000}
               value={quota}
-              placeholder={t('admin.unlimited')}
+              placeholder={t('admin.defaultQuota')}
               onChange={(event) => setQuota(event.target.value)}
             />
           </label>
@@ -173,7 +182,7 @@ function UserRow({ user, onChange }: { user: User; onChange: (user: User) => voi
         <label className="check-field">
           <input
             type="checkbox"
-            checked={user.disabled === true}
+            checked={user.disabled}
             disabled={busy || self}
             onChange={(event) => void patch({ disabled: event.target.checked })}
           />
@@ -245,9 +254,11 @@ function Invites() {
               <span className="muted">
                 {invite.used_at != null
                   ? t('admin.inviteUsed', { date: formatDate(invite.used_at, language) })
-                  : invite.expires_at !== null
-                    ? t('admin.inviteExpires', { date: formatDate(invite.expires_at, language) })
-                    : t('admin.inviteNoExpiry')}
+                  : invite.status === 'expired'
+                    ? t('admin.inviteExpired')
+                    : invite.expires_at !== null
+                      ? t('admin.inviteExpires', { date: formatDate(invite.expires_at, language) })
+                      : t('admin.inviteNoExpiry')}
               </span>
             </span>
             <span className="actions">
@@ -308,16 +319,18 @@ function Backups() {
               <th scope="col" className="num">
                 {t('admin.backupSize')}
               </th>
+              <th scope="col">{t('library.status')}</th>
             </tr>
           </thead>
           <tbody>
             {(backups.data ?? []).map((backup) => (
               <tr key={backup.name}>
-                <td className="mono" title={`sha256 ${backup.sha256}`}>
+                <td className="mono" title={backup.sha256 === null ? undefined : `sha256 ${backup.sha256}`}>
                   {backup.name}
                 </td>
                 <td>{formatDate(backup.created_at, language)}</td>
                 <td className="num">{formatBytes(backup.size_bytes, language)}</td>
+                <td title={backup.error ?? undefined}>{backup.status ?? '–'}</td>
               </tr>
             ))}
           </tbody>

@@ -186,7 +186,7 @@ function LibraryItem({
       </div>
       <p className="muted meta">
         <span>{t(KIND_LABELS[audio.kind])}</span>
-        <span>{audio.voice}</span>
+        {audio.voice !== null && <span>{audio.voice}</span>}
         <span>{formatDuration(audio.duration_ms)}</span>
         <span>{formatBytes(audio.size_bytes, language)}</span>
         <time dateTime={audio.created_at}>{formatDate(audio.created_at, language)}</time>

@@ -193,6 +193,7 @@ export default function StudioPage() {
 
 function JobView({ job, onRetry }: { job: Audio; onRetry: () => void }) {
   const { t } = useI18n()
+  const [streamFailed, setStreamFailed] = useState(false)
   if (job.status === 'succeeded') {
     return (
       <div className="stack-sm">
@@ -230,7 +231,7 @@ function JobView({ job, onRetry }: { job: Audio; onRetry: () => void }) {
     <div className="stack-sm">
       <p>{t(STATUS_LABELS[job.status])}</p>
       <ProgressBar value={job.progress} label={t('studio.progress')} />
-      {job.status === 'running' && job.format === 'mp3' && (
+      {job.status === 'running' && job.format === 'mp3' && !streamFailed && (
         <div className="player">
           <div className="waveform-box">
             <div className="waveform-placeholder" aria-hidden="true" />
@@ -241,6 +242,8 @@ function JobView({ job, onRetry }: { job: Audio; onRetry: () => void }) {
             preload="none"
             src={audioStreamUrl(job.id)}
             aria-label={t('studio.listenNow')}
+            // Servers without progressive streaming answer 404: the player waits for the file.
+            onError={() => setStreamFailed(true)}
           />
           <p className="muted">{t('studio.listenNow')}</p>
         </div>

@@ -97,7 +97,17 @@ describe('settings', () => {
 describe('admin', () => {
   it('changes a user role and quota, and creates invite codes', async () => {
     const patches: unknown[] = []
-    const other = { ...USER, id: 'U2', email: 'bob@example.com', display_name: null, disabled: false }
+    const summary = (user: typeof USER | typeof ADMIN) => ({
+      id: user.id,
+      email: user.email,
+      display_name: user.display_name,
+      role: user.role,
+      disabled: false,
+      quota_chars_per_month: null,
+      created_at: user.created_at,
+      updated_at: user.created_at,
+    })
+    const other = { ...summary(USER), id: 'U2', email: 'bob@example.com', display_name: null }
     stubFetch({
       '/api/me': () => jsonResponse(200, ADMIN),
       '/api/admin/system': () =>
@@ -108,7 +118,7 @@ describe('admin', () => {
           jobs: { queued: 1, running: 2, failed_24h: 0 },
           storage: { kind: 'local', objects: 12 },
         }),
-      '/api/admin/users': () => jsonResponse(200, { items: [ADMIN, other], next_cursor: null }),
+      '/api/admin/users': () => jsonResponse(200, { items: [summary(ADMIN), other], next_cursor: null }),
       '/api/admin/users/U2': (init) => {
         const patch = sentJson(init) as object
         patches.push(patch)
@@ -116,10 +126,26 @@ describe('admin', () => {
       },
       '/api/admin/invites': (init) =>
         init?.method === 'POST'
-          ? jsonResponse(201, { code: 'INV-NEW', created_at: '2026-03-01T00:00:00Z', expires_at: '2026-03-08T00:00:00Z' })
-          : jsonResponse(200, []),
+          ? jsonResponse(201, {
+              code: 'INV-NEW',
+              status: 'active',
+              created_at: '2026-03-01T00:00:00Z',
+              expires_at: '2026-03-08T00:00:00Z',
+            })
+          : jsonResponse(200, { items: [], next_cursor: null }),
       '/api/admin/backups': () =>
-        jsonResponse(200, [{ name: 'aimake-20260301.db.zst', size_bytes: 1024, sha256: 'ab', created_at: '2026-03-01T03:00:00Z' }]),
+        jsonResponse(200, {
+          items: [
+            {
+              name: 'aimake-20260301.db.zst',
+              size_bytes: 1024,
+              sha256: 'ab',
+              created_at: '2026-03-01T03:00:00Z',
+              status: 'ok',
+              error: null,
+            },
+          ],
+        }),
     })
     const user = userEvent.setup()
 
@@ -132,6 +158,8 @@ describe('admin', () => {
     const bob = (await screen.findByText('bob@example.com')).closest('li') as HTMLElement
     await user.selectOptions(within(bob).getByLabelText('Role'), 'Administrator')
     const quota = within(bob).getByLabelText('Characters per month')
+    expect(quota).toHaveValue(null)
+    expect(quota).toHaveAttribute('placeholder', 'Default')
     await user.clear(quota)
     await user.type(quota, '5000')
     await user.click(within(bob).getByRole('button', { name: 'Save' }))
