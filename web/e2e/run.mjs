@@ -165,7 +165,7 @@ const journeys = [
     name: 'the interface switches to Chinese and remembers it',
     async run({ page }) {
       await signIn(page, ADMIN)
-      await page.getByLabel('Language').selectOption('zh-CN')
+      await page.getByLabel('Language', { exact: true }).selectOption('zh-CN')
       await page.getByRole('heading', { name: '工作室' }).waitFor()
       await page.reload()
       await page.getByRole('link', { name: '音频库' }).waitFor()
@@ -263,7 +263,7 @@ try {
     context.setDefaultTimeout(JOB_TIMEOUT_MS / 4)
     const page = await context.newPage()
     const problems = []
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+    page.on('pageerror', (error) => problems.push(`page error on ${page.url()}: ${error.stack ?? error.message}`))
     const started = Date.now()
     try {
       await journey.run({ page, server })

@@ -180,9 +180,12 @@ function Header() {
         </nav>
       )}
       <div className="masthead-end">
-        <label className="language">
-          <span>{t('language.label')}</span>
+        <div className="language">
+          <label htmlFor="language-select" className="visually-hidden">
+            {t('language.label')}
+          </label>
           <select
+            id="language-select"
             value={language}
             onChange={(event) => {
               const picked = LANGUAGES.find((l) => l.code === event.target.value)
@@ -195,7 +198,7 @@ function Header() {
               </option>
             ))}
           </select>
-        </label>
+        </div>
         {user !== null && (
           <button type="button" className="button button-quiet" onClick={() => void session.signOut()}>
             {t('action.signOut')}

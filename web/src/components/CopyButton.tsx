@@ -3,6 +3,7 @@
 import { useState } from 'react'
 import { useI18n } from '../i18n.ts'
 import { errorText } from '../errors.ts'
+import { Field } from './Field.tsx'
 
 async function writeClipboard(text: string): Promise<boolean> {
   try {
@@ -51,10 +52,9 @@ export function CopyButton({
         {state.kind === 'failed' && state.message}
       </span>
       {state.kind === 'manual' && (
-        <label className="field field-inline">
-          <span>{t('copy.manual')}</span>
+        <Field label={t('copy.manual')} className="field-inline">
           <input readOnly value={state.text} onFocus={(event) => event.target.select()} />
-        </label>
+        </Field>
       )}
     </span>
   )

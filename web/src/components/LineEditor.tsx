@@ -4,6 +4,7 @@ import type { ScriptLine } from '../api.ts'
 import { useI18n } from '../i18n.ts'
 import { keyed } from '../lib/lines.ts'
 import type { EditableLine } from '../lib/lines.ts'
+import { Field } from './Field.tsx'
 
 export function LineEditor({
   lines,
@@ -51,16 +52,14 @@ export function LineEditor({
             <li key={line.key} className="line">
               <fieldset>
                 <legend>{t('lines.line', { n })}</legend>
-                <label className="field">
-                  <span>{t('lines.chapter')}</span>
+                <Field label={t('lines.chapter')}>
                   <input
                     value={line.chapter ?? ''}
                     onChange={(event) => edit(index, { chapter: event.target.value })}
                     placeholder={t('lines.chapterPlaceholder')}
                   />
-                </label>
-                <label className="field">
-                  <span>{t('lines.speaker')}</span>
+                </Field>
+                <Field label={t('lines.speaker')}>
                   <select value={line.speaker} onChange={(event) => edit(index, { speaker: event.target.value })}>
                     {!speakers.includes(line.speaker) && <option value={line.speaker}>{line.speaker}</option>}
                     {speakers.map((s) => (
@@ -69,16 +68,15 @@ export function LineEditor({
                       </option>
                     ))}
                   </select>
-                </label>
-                <label className="field">
-                  <span>{t('lines.text')}</span>
+                </Field>
+                <Field label={t('lines.text')}>
                   <textarea
                     value={line.text}
                     rows={2}
                     required
                     onChange={(event) => edit(index, { text: event.target.value })}
                   />
-                </label>
+                </Field>
                 <div className="actions">
                   <button
                     type="button"

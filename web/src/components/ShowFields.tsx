@@ -1,6 +1,7 @@
 // The fields of a show (title, description, language, author, public), for create and edit.
 
 import { useI18n } from '../i18n.ts'
+import { Field } from './Field.tsx'
 
 export function ShowFields({
   initial,
@@ -10,22 +11,18 @@ export function ShowFields({
   const { t } = useI18n()
   return (
     <div className="grid-2">
-      <label className="field span-2">
-        <span>{t('podcasts.showTitle')}</span>
+      <Field label={t('podcasts.showTitle')} className="span-2">
         <input name="title" required defaultValue={initial?.title ?? ''} />
-      </label>
-      <label className="field span-2">
-        <span>{t('podcasts.description')}</span>
+      </Field>
+      <Field label={t('podcasts.description')} className="span-2">
         <textarea name="description" rows={3} defaultValue={initial?.description ?? ''} />
-      </label>
-      <label className="field">
-        <span>{t('podcasts.language')}</span>
+      </Field>
+      <Field label={t('podcasts.language')}>
         <input name="language" placeholder="en, zh-CN" defaultValue={initial?.language ?? ''} />
-      </label>
-      <label className="field">
-        <span>{t('podcasts.author')}</span>
+      </Field>
+      <Field label={t('podcasts.author')}>
         <input name="author" defaultValue={initial?.author ?? ''} />
-      </label>
+      </Field>
       <label className="check-field span-2">
         <input type="checkbox" name="public" defaultChecked={initial?.public ?? false} />
         <span>{t('podcasts.publicToggle')}</span>

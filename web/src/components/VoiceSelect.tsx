@@ -6,6 +6,7 @@ import type { Provider, Voice } from '../api.ts'
 import { errorText } from '../errors.ts'
 import { useI18n } from '../i18n.ts'
 import { groupVoices, providerName } from '../lib/voices.ts'
+import { Field } from './Field.tsx'
 
 export function VoiceSelect({
   id,
@@ -28,8 +29,7 @@ export function VoiceSelect({
   const shown = voices.filter((v) => languageFilter === '' || v.language === languageFilter || v.id === value)
   const groups = groupVoices(shown, providers)
   return (
-    <label className="field" htmlFor={id}>
-      <span>{label}</span>
+    <Field label={label}>
       <select id={id} value={value} onChange={(event) => onChange(event.target.value)} required>
         {value === '' && <option value="">{t('voice.choose')}</option>}
         {groups.map((group) => (
@@ -45,7 +45,7 @@ export function VoiceSelect({
           </optgroup>
         ))}
       </select>
-    </label>
+    </Field>
   )
 }
 

@@ -25,6 +25,7 @@ const SEARCH_DELAY_MS = 300
 import { useLoad } from '../lib/useLoad.ts'
 import { usePaged } from '../lib/usePaged.ts'
 import { useSession } from '../session.ts'
+import { Field } from '../components/Field.tsx'
 
 export default function AdminPage() {
   const { t } = useI18n()
@@ -102,10 +103,9 @@ function Users() {
   return (
     <section className="card stack-sm" aria-labelledby="admin-users">
       <h2 id="admin-users">{t('admin.users')}</h2>
-      <label className="field">
-        <span>{t('admin.searchUsers')}</span>
+      <Field label={t('admin.searchUsers')}>
         <input type="search" value={search} onChange={(event) => setSearch(event.target.value)} />
-      </label>
+      </Field>
       {users.error !== null && <ErrorMessage error={users.error} />}
       <ul className="items">
         {users.items.map((user) => (
@@ -152,8 +152,7 @@ function UserRow({ user, onChange }: { user: UserSummary; onChange: (user: UserS
       </div>
       <p className="muted">{t('admin.since', { date: formatDate(user.created_at, language) })}</p>
       <div className="filters">
-        <label className="field">
-          <span>{t('admin.role')}</span>
+        <Field label={t('admin.role')}>
           <select
             value={user.role}
             disabled={busy || self}
@@ -162,10 +161,9 @@ function UserRow({ user, onChange }: { user: UserSummary; onChange: (user: UserS
             <option value="user">{t('role.user')}</option>
             <option value="admin">{t('role.admin')}</option>
           </select>
-        </label>
+        </Field>
         <form className="inline-form" onSubmit={saveQuota}>
-          <label className="field">
-            <span>{t('admin.quota')}</span>
+          <Field label={t('admin.quota')}>
             <input
               type="number"
               min={0}
@@ -174,7 +172,7 @@ function UserRow({ user, onChange }: { user: UserSummary; onChange: (user: UserS
               placeholder={t('admin.defaultQuota')}
               onChange={(event) => setQuota(event.target.value)}
             />
-          </label>
+          </Field>
           <button type="submit" className="button button-quiet" disabled={busy}>
             {t('action.save')}
           </button>
@@ -228,8 +226,7 @@ function Invites() {
     <section className="card stack-sm" aria-labelledby="admin-invites">
       <h2 id="admin-invites">{t('admin.invites')}</h2>
       <form className="inline-form" onSubmit={(event) => void create(event)}>
-        <label className="field">
-          <span>{t('admin.inviteExpiry')}</span>
+        <Field label={t('admin.inviteExpiry')}>
           <select value={days} onChange={(event) => setDays(Number(event.target.value))}>
             {INVITE_DAYS.map((d) => (
               <option key={d} value={d}>
@@ -237,7 +234,7 @@ function Invites() {
               </option>
             ))}
           </select>
-        </label>
+        </Field>
         <button type="submit" className="button">
           {t('admin.createInvite')}
         </button>

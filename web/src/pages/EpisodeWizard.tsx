@@ -17,6 +17,7 @@ import { keyed, unkeyed } from '../lib/lines.ts'
 import type { EditableLine } from '../lib/lines.ts'
 import { useLoad } from '../lib/useLoad.ts'
 import { Link } from '../components/Link.tsx'
+import { Field } from '../components/Field.tsx'
 
 type SourceKind = 'topic' | 'text' | 'dialogue'
 type Step = 'source' | 'speakers' | 'edit' | 'render'
@@ -159,8 +160,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
               </label>
             ))}
           </fieldset>
-          <label className="field">
-            <span>{t(`wizard.sourceLabel.${kind}`)}</span>
+          <Field label={<>{t(`wizard.sourceLabel.${kind}`)}</>}>
             <textarea
               value={source}
               onChange={(event) => setSource(event.target.value)}
@@ -168,7 +168,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
               required
               aria-describedby={kind === 'dialogue' ? 'dialogue-hint' : undefined}
             />
-          </label>
+          </Field>
           {parsed !== null && (
             <>
               <p id="dialogue-hint" className="muted">
@@ -203,8 +203,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
           <ul className="speakers">
             {voiced.map((speaker, index) => (
               <li key={index} className="speaker">
-                <label className="field">
-                  <span>{t('wizard.speakerName', { n: index + 1 })}</span>
+                <Field label={<>{t('wizard.speakerName', { n: index + 1 })}</>}>
                   <input
                     value={speaker.name}
                     readOnly={kind === 'dialogue'}
@@ -213,7 +212,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
                       setSpeakers(voiced.map((s, i) => (i === index ? { ...s, name: event.target.value } : s)))
                     }
                   />
-                </label>
+                </Field>
                 <div className="with-action">
                   <VoiceSelect
                     id={`speaker-voice-${index}`}
@@ -247,8 +246,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
                 {t('wizard.addSpeaker')}
               </button>
               <div className="grid-2">
-                <label className="field">
-                  <span>{t('wizard.minutes')}</span>
+                <Field label={t('wizard.minutes')}>
                   <input
                     type="number"
                     min={1}
@@ -256,11 +254,10 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
                     value={minutes}
                     onChange={(event) => setMinutes(event.target.value)}
                   />
-                </label>
-                <label className="field">
-                  <span>{t('wizard.style')}</span>
+                </Field>
+                <Field label={t('wizard.style')}>
                   <input value={style} onChange={(event) => setStyle(event.target.value)} placeholder={t('wizard.stylePlaceholder')} />
-                </label>
+                </Field>
               </div>
             </>
           )}
@@ -311,13 +308,11 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
       {step === 'edit' && (
         <form className="card form" onSubmit={(event) => void render(event)} aria-labelledby="wizard-edit">
           <h2 id="wizard-edit">{t('wizard.step.edit')}</h2>
-          <label className="field">
-            <span>{t('wizard.episodeTitle')}</span>
+          <Field label={t('wizard.episodeTitle')}>
             <input value={title} onChange={(event) => setTitle(event.target.value)} required />
-          </label>
+          </Field>
           <LineEditor lines={lines} speakers={speakers.map((s) => s.name)} onChange={setLines} />
-          <label className="field">
-            <span>{t('wizard.pause')}</span>
+          <Field label={t('wizard.pause')}>
             <input
               type="number"
               min={0}
@@ -326,7 +321,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
               value={pauseMs}
               onChange={(event) => setPauseMs(event.target.value)}
             />
-          </label>
+          </Field>
           {error !== null && <ErrorMessage error={error} />}
           <div className="actions">
             <button type="button" className="button button-quiet" onClick={() => setStep('speakers')}>

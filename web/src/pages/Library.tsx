@@ -25,6 +25,7 @@ import { formatBytes, formatDate, formatDuration } from '../lib/format.ts'
 import { KIND_LABELS, STATUS_LABELS } from '../lib/labels.ts'
 import { useAudioJob } from '../lib/useAudioJob.ts'
 import { usePaged } from '../lib/usePaged.ts'
+import { Field } from '../components/Field.tsx'
 
 /** Typing pauses this long before the search runs. */
 const SEARCH_DELAY_MS = 300
@@ -60,12 +61,10 @@ export default function LibraryPage() {
     <div className="stack">
       <h1>{t('library.title')}</h1>
       <form className="card filters" role="search" onSubmit={(event) => event.preventDefault()}>
-        <label className="field">
-          <span>{t('library.search')}</span>
+        <Field label={t('library.search')}>
           <input type="search" value={search} onChange={(event) => setSearch(event.target.value)} />
-        </label>
-        <label className="field">
-          <span>{t('library.kind')}</span>
+        </Field>
+        <Field label={t('library.kind')}>
           <select value={kind} onChange={(event) => setKind(event.target.value as AudioKind | '')}>
             <option value="">{t('library.all')}</option>
             {(Object.keys(KIND_LABELS) as AudioKind[]).map((k) => (
@@ -74,9 +73,8 @@ export default function LibraryPage() {
               </option>
             ))}
           </select>
-        </label>
-        <label className="field">
-          <span>{t('library.status')}</span>
+        </Field>
+        <Field label={t('library.status')}>
           <select value={status} onChange={(event) => setStatus(event.target.value as AudioStatus | '')}>
             <option value="">{t('library.all')}</option>
             {(Object.keys(STATUS_LABELS) as AudioStatus[]).map((s) => (
@@ -85,7 +83,7 @@ export default function LibraryPage() {
               </option>
             ))}
           </select>
-        </label>
+        </Field>
       </form>
 
       {list.error !== null && <ErrorMessage error={list.error} />}
@@ -166,10 +164,9 @@ function LibraryItem({
       <div className="item-head">
         {renaming ? (
           <form className="inline-form" onSubmit={(event) => void rename(event)}>
-            <label className="field field-inline">
-              <span className="visually-hidden">{t('library.newTitle')}</span>
+            <Field label={<span className="visually-hidden">{t('library.newTitle')}</span>} className="field-inline">
               <input value={title} onChange={(event) => setTitle(event.target.value)} required autoFocus />
-            </label>
+            </Field>
             <button type="submit" className="button">
               {t('action.save')}
             </button>

@@ -9,6 +9,7 @@ import { useLoad } from '../lib/useLoad.ts'
 import { Link } from '../components/Link.tsx'
 import { navigate, safeNext, useLocation } from '../router.ts'
 import { useSession } from '../session.ts'
+import { Field } from '../components/Field.tsx'
 
 export default function LoginPage() {
   const { t } = useI18n()
@@ -57,12 +58,10 @@ export default function LoginPage() {
         </p>
       )}
       <form className="form" onSubmit={(event) => void submit(event)}>
-        <label className="field">
-          <span>{t('field.email')}</span>
+        <Field label={t('field.email')}>
           <input type="email" value={email} onChange={(e) => setEmail(e.target.value)} required autoComplete="username" />
-        </label>
-        <label className="field">
-          <span>{t('field.password')}</span>
+        </Field>
+        <Field label={t('field.password')}>
           <input
             type="password"
             value={password}
@@ -70,7 +69,7 @@ export default function LoginPage() {
             required
             autoComplete="current-password"
           />
-        </label>
+        </Field>
         {error !== null && <ErrorMessage error={error} />}
         <button type="submit" className="button" disabled={busy}>
           {busy ? t('common.working') : t('login.submit')}

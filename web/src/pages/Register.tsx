@@ -9,6 +9,7 @@ import { useLoad } from '../lib/useLoad.ts'
 import { Link } from '../components/Link.tsx'
 import { navigate, useLocation } from '../router.ts'
 import { useSession } from '../session.ts'
+import { Field } from '../components/Field.tsx'
 
 export default function RegisterPage() {
   const { t } = useI18n()
@@ -57,33 +58,24 @@ export default function RegisterPage() {
         </p>
       ) : (
         <form className="form" onSubmit={(event) => void submit(event)}>
-          <label className="field">
-            <span>{t('field.email')}</span>
+          <Field label={t('field.email')}>
             <input type="email" value={email} onChange={(e) => setEmail(e.target.value)} required autoComplete="email" />
-          </label>
-          <label className="field">
-            <span>{t('field.displayName')}</span>
+          </Field>
+          <Field label={t('field.displayName')}>
             <input value={name} onChange={(e) => setName(e.target.value)} autoComplete="name" />
-          </label>
-          <div className="field">
-            <label htmlFor="register-password">{t('field.password')}</label>
+          </Field>
+          <Field label={t('field.password')} hint={t('field.passwordHint')}>
             <input
-              id="register-password"
               type="password"
               value={password}
               onChange={(e) => setPassword(e.target.value)}
               required
               minLength={8}
               autoComplete="new-password"
-              aria-describedby="register-password-hint"
             />
-            <small id="register-password-hint" className="muted">
-              {t('field.passwordHint')}
-            </small>
-          </div>
+          </Field>
           {policy !== 'open' && (
-            <label className="field">
-              <span>{inviteRequired ? t('register.invite') : t('register.inviteOptional')}</span>
+            <Field label={inviteRequired ? t('register.invite') : t('register.inviteOptional')}>
               <input
                 value={invite}
                 onChange={(e) => setInvite(e.target.value)}
@@ -91,7 +83,7 @@ export default function RegisterPage() {
                 autoComplete="off"
                 spellCheck={false}
               />
-            </label>
+            </Field>
           )}
           {error !== null && <ErrorMessage error={error} />}
           <button type="submit" className="button" disabled={busy}>

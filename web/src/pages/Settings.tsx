@@ -11,6 +11,7 @@ import { useI18n } from '../i18n.ts'
 import { formatDate } from '../lib/format.ts'
 import { useLoad } from '../lib/useLoad.ts'
 import { useSession } from '../session.ts'
+import { Field } from '../components/Field.tsx'
 
 export default function SettingsPage() {
   const { t } = useI18n()
@@ -47,14 +48,12 @@ function Profile() {
   return (
     <form className="card form" onSubmit={(event) => void save(event)} aria-labelledby="settings-profile">
       <h2 id="settings-profile">{t('settings.profile')}</h2>
-      <label className="field">
-        <span>{t('field.email')}</span>
+      <Field label={t('field.email')}>
         <input value={user.email} readOnly />
-      </label>
-      <label className="field">
-        <span>{t('field.displayName')}</span>
+      </Field>
+      <Field label={t('field.displayName')}>
         <input value={name} onChange={(event) => setName(event.target.value)} autoComplete="name" />
-      </label>
+      </Field>
       <p className="muted">{t('settings.role', { role: user.role === 'admin' ? t('role.admin') : t('role.user') })}</p>
       {error !== null && <ErrorMessage error={error} />}
       <p role="status">{saved && t('settings.saved')}</p>
@@ -95,12 +94,10 @@ function Password() {
   return (
     <form className="card form" onSubmit={(event) => void save(event)} aria-labelledby="settings-password">
       <h2 id="settings-password">{t('settings.password')}</h2>
-      <label className="field">
-        <span>{t('settings.currentPassword')}</span>
+      <Field label={t('settings.currentPassword')}>
         <input type="password" value={current} onChange={(e) => setCurrent(e.target.value)} required autoComplete="current-password" />
-      </label>
-      <label className="field">
-        <span>{t('settings.newPassword')}</span>
+      </Field>
+      <Field label={t('settings.newPassword')}>
         <input
           type="password"
           value={next}
@@ -109,9 +106,8 @@ function Password() {
           minLength={8}
           autoComplete="new-password"
         />
-      </label>
-      <label className="field">
-        <span>{t('settings.repeatPassword')}</span>
+      </Field>
+      <Field label={t('settings.repeatPassword')} hint={<span className="error-inline">{mismatch ? t('settings.mismatch') : ''}</span>}>
         <input
           type="password"
           value={again}
@@ -119,12 +115,8 @@ function Password() {
           required
           autoComplete="new-password"
           aria-invalid={mismatch}
-          aria-describedby="settings-mismatch"
         />
-        <small id="settings-mismatch" className="error-inline">
-          {mismatch ? t('settings.mismatch') : ''}
-        </small>
-      </label>
+      </Field>
       {error !== null && <ErrorMessage error={error} />}
       <p role="status">{done && t('settings.passwordChanged')}</p>
       <div className="actions">
@@ -171,10 +163,9 @@ function Tokens() {
       <h2 id="settings-tokens">{t('tokens.title')}</h2>
       <p className="muted">{t('tokens.intro')}</p>
       <form className="inline-form" onSubmit={(event) => void create(event)}>
-        <label className="field">
-          <span>{t('tokens.name')}</span>
+        <Field label={t('tokens.name')}>
           <input value={name} onChange={(event) => setName(event.target.value)} required maxLength={100} />
-        </label>
+        </Field>
         <button type="submit" className="button">
           {t('tokens.create')}
         </button>
@@ -182,10 +173,9 @@ function Tokens() {
       {created !== null && (
         <div className="banner banner-info stack-sm" role="status">
           <p>{t('tokens.once', { name: created.name })}</p>
-          <label className="field">
-            <span>{t('tokens.value')}</span>
+          <Field label={t('tokens.value')}>
             <input readOnly value={created.token} className="mono-input" onFocus={(event) => event.target.select()} />
-          </label>
+          </Field>
           <div className="actions">
             <CopyButton text={created.token} label={t('tokens.copy')} />
             <button type="button" className="button button-quiet" onClick={() => setCreated(null)}>

@@ -9,6 +9,7 @@ import { useLoad } from '../lib/useLoad.ts'
 import { Link } from '../components/Link.tsx'
 import { navigate, useLocation } from '../router.ts'
 import { useSession } from '../session.ts'
+import { Field } from '../components/Field.tsx'
 
 export default function SetupPage() {
   const { t } = useI18n()
@@ -53,8 +54,7 @@ export default function SetupPage() {
       ) : (
         <form className="form" onSubmit={(event) => void submit(event)}>
           <p className="muted">{t('setup.intro')}</p>
-          <label className="field">
-            <span>{t('setup.token')}</span>
+          <Field label={t('setup.token')}>
             <input
               value={token}
               onChange={(e) => setToken(e.target.value)}
@@ -63,31 +63,23 @@ export default function SetupPage() {
               spellCheck={false}
               className="mono-input"
             />
-          </label>
-          <label className="field">
-            <span>{t('field.email')}</span>
+          </Field>
+          <Field label={t('field.email')}>
             <input type="email" value={email} onChange={(e) => setEmail(e.target.value)} required autoComplete="email" />
-          </label>
-          <label className="field">
-            <span>{t('field.displayName')}</span>
+          </Field>
+          <Field label={t('field.displayName')}>
             <input value={name} onChange={(e) => setName(e.target.value)} autoComplete="name" />
-          </label>
-          <div className="field">
-            <label htmlFor="setup-password">{t('field.password')}</label>
+          </Field>
+          <Field label={t('field.password')} hint={t('field.passwordHint')}>
             <input
-              id="setup-password"
               type="password"
               value={password}
               onChange={(e) => setPassword(e.target.value)}
               required
               minLength={8}
               autoComplete="new-password"
-              aria-describedby="setup-password-hint"
             />
-            <small id="setup-password-hint" className="muted">
-              {t('field.passwordHint')}
-            </small>
-          </div>
+          </Field>
           {error !== null && <ErrorMessage error={error} />}
           <button type="submit" className="button" disabled={busy}>
             {busy ? t('common.working') : t('setup.submit')}

@@ -26,6 +26,7 @@ import { useLoad } from '../lib/useLoad.ts'
 import { usePaged } from '../lib/usePaged.ts'
 import { Link } from '../components/Link.tsx'
 import { navigate } from '../router.ts'
+import { Field } from '../components/Field.tsx'
 
 export default function ShowPage({ params }: { params: Record<string, string> }) {
   const { t } = useI18n()
@@ -171,10 +172,9 @@ function Feed({ podcast, onChange }: { podcast: Podcast; onChange: (podcast: Pod
       <p className="muted">{podcast.public ? t('feed.publicHint') : t('feed.privateHint')}</p>
       {url !== null ? (
         <>
-          <label className="field">
-            <span>{t('feed.url')}</span>
+          <Field label={t('feed.url')}>
             <input readOnly value={url} className="mono-input" onFocus={(event) => event.target.select()} />
-          </label>
+          </Field>
           <div className="actions">
             <CopyButton text={url} label={t('feed.copy')} />
             {!podcast.public && (

@@ -17,6 +17,7 @@ import { useAudioJob } from '../lib/useAudioJob.ts'
 import { useLoad } from '../lib/useLoad.ts'
 import { Link } from '../components/Link.tsx'
 import { useSession } from '../session.ts'
+import { Field } from '../components/Field.tsx'
 
 const VOICE_KEY = 'aimake.voice'
 
@@ -105,8 +106,7 @@ export default function StudioPage() {
     <div className="stack">
       <h1>{t('studio.title')}</h1>
       <form className="card form" onSubmit={(event) => void submit(event)}>
-        <label className="field">
-          <span>{t('studio.text')}</span>
+        <Field label={t('studio.text')}>
           <textarea
             value={text}
             onChange={(event) => setText(event.target.value)}
@@ -114,7 +114,7 @@ export default function StudioPage() {
             required
             aria-describedby="studio-count"
           />
-        </label>
+        </Field>
         <p id="studio-count" className="muted count" aria-live="polite">
           {t('studio.chars', { count: formatNumber(chars, language) })}
           {' · '}
@@ -123,8 +123,7 @@ export default function StudioPage() {
 
         {catalog.state.kind === 'failed' && <ErrorMessage error={catalog.state.error} title={t('studio.voicesFailed')} />}
         <div className="grid-2">
-          <label className="field">
-            <span>{t('studio.languageFilter')}</span>
+          <Field label={t('studio.languageFilter')}>
             <select value={languageFilter} onChange={(event) => setLanguageFilter(event.target.value)}>
               <option value="">{t('studio.allLanguages')}</option>
               {languagesOf(voices).map((code) => (
@@ -133,7 +132,7 @@ export default function StudioPage() {
                 </option>
               ))}
             </select>
-          </label>
+          </Field>
           <div className="with-action">
             <VoiceSelect
               id="studio-voice"
@@ -146,10 +145,7 @@ export default function StudioPage() {
             />
             <PreviewButton voice={voice} />
           </div>
-          <label className="field">
-            <span>
-              {t('studio.speed')} <output>{speed.toFixed(1)}×</output>
-            </span>
+          <Field label={t('studio.speed')} hint={<output>{speed.toFixed(1)}×</output>}>
             <input
               type="range"
               min={0.5}
@@ -158,18 +154,16 @@ export default function StudioPage() {
               value={speed}
               onChange={(event) => setSpeed(Number(event.target.value))}
             />
-          </label>
-          <label className="field">
-            <span>{t('studio.format')}</span>
+          </Field>
+          <Field label={t('studio.format')}>
             <select value={format} onChange={(event) => setFormat(event.target.value as AudioFormat)}>
               <option value="mp3">MP3</option>
               <option value="wav">WAV</option>
             </select>
-          </label>
-          <label className="field span-2">
-            <span>{t('studio.titleField')}</span>
+          </Field>
+          <Field label={t('studio.titleField')} className="span-2">
             <input value={title} onChange={(event) => setTitle(event.target.value)} placeholder={t('studio.titlePlaceholder')} />
-          </label>
+          </Field>
         </div>
         {submitError !== null && <ErrorMessage error={submitError} />}
         <div className="actions">

@@ -11,6 +11,7 @@ import { serviceColor, usageSeries } from '../lib/usage.ts'
 import type { Metric } from '../lib/usage.ts'
 import { useLoad } from '../lib/useLoad.ts'
 import { useSession } from '../session.ts'
+import { Field } from '../components/Field.tsx'
 
 const PRESETS = [7, 30, 90] as const
 
@@ -66,8 +67,7 @@ export default function UsagePage() {
       <section className="card stack-sm" aria-labelledby="usage-chart">
         <h2 id="usage-chart">{t('usage.perDay')}</h2>
         <div className="filters">
-          <label className="field">
-            <span>{t('usage.range')}</span>
+          <Field label={t('usage.range')}>
             <select
               value={PRESETS.find((d) => {
                 const r = rangeOf(d)
@@ -85,32 +85,29 @@ export default function UsagePage() {
               ))}
               <option value="">{t('usage.custom')}</option>
             </select>
-          </label>
-          <label className="field">
-            <span>{t('usage.from')}</span>
+          </Field>
+          <Field label={t('usage.from')}>
             <input
               type="date"
               value={range.from}
               max={range.to}
               onChange={(event) => event.target.value !== '' && setRange({ ...range, from: event.target.value })}
             />
-          </label>
-          <label className="field">
-            <span>{t('usage.to')}</span>
+          </Field>
+          <Field label={t('usage.to')}>
             <input
               type="date"
               value={range.to}
               min={range.from}
               onChange={(event) => event.target.value !== '' && setRange({ ...range, to: event.target.value })}
             />
-          </label>
-          <label className="field">
-            <span>{t('usage.metric')}</span>
+          </Field>
+          <Field label={t('usage.metric')}>
             <select value={metric} onChange={(event) => setMetric(event.target.value as Metric)}>
               <option value="units">{t('usage.units')}</option>
               <option value="cost_micros">{t('usage.cost')}</option>
             </select>
-          </label>
+          </Field>
         </div>
         {usage.state.kind === 'failed' && <ErrorMessage error={usage.state.error} />}
         <UsageChart
