@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { ScriptLine } from '../api.ts'
-import { MAX_NAME_CHARS, formatDialogue, parseDialogue } from './dialogue.ts'
+import { MAX_NAME_CHARS, MAX_NAME_WORDS, formatDialogue, parseDialogue } from './dialogue.ts'
 
 describe('parseDialogue', () => {
   it('reads speaker lines with ASCII and full-width colons', () => {
@@ -40,22 +40,46 @@ describe('parseDialogue', () => {
     ])
   })
 
-  it('reports text before the first speaker and speaker lines left empty', () => {
-    const parsed = parseDialogue('just some words\nA: fine\nB:\n')
+  it('reports text that continues no speaker line, and speaker lines left empty', () => {
+    const parsed = parseDialogue('just some words\nA: fine\nB:\n## Next\nafter a heading')
 
     expect(parsed.lines).toEqual([{ speaker: 'A', text: 'fine' }])
     expect(parsed.problems).toEqual([
       { line: 1, kind: 'orphan_text' },
       { line: 3, kind: 'empty_line' },
+      { line: 4, kind: 'empty_chapter' },
+      { line: 5, kind: 'orphan_text' },
     ])
   })
 
   it('does not take URLs, times or long prose before a colon for speakers', () => {
     const long = 'x'.repeat(MAX_NAME_CHARS + 1)
-    const parsed = parseDialogue(`A: see\nhttps://example.org/page\n10: 30 minutes\n${long}: text`)
+    const parsed = parseDialogue(
+      `A: see\nhttps://example.org/page\nmeet at 10:30\n${long}: text\nthis is a whole sentence: really`,
+    )
 
     expect(parsed.lines).toEqual([
-      { speaker: 'A', text: `see https://example.org/page 10: 30 minutes ${long}: text` },
+      {
+        speaker: 'A',
+        text: `see https://example.org/page meet at 10:30 ${long}: text this is a whole sentence: really`,
+      },
+    ])
+  })
+
+  it('drops markdown bold around names', () => {
+    expect(parseDialogue('**Alice:** Hi\n**Bob**: Hello').lines).toEqual([
+      { speaker: 'Alice', text: 'Hi' },
+      { speaker: 'Bob', text: 'Hello' },
+    ])
+  })
+
+  it('takes one to six # as a heading, and reports chapters without lines', () => {
+    const parsed = parseDialogue('# One\n### Two\nA: hi\n#hashtag is text\n## Empty')
+
+    expect(parsed.lines).toEqual([{ speaker: 'A', text: 'hi #hashtag is text', chapter: 'Two' }])
+    expect(parsed.problems).toEqual([
+      { line: 1, kind: 'empty_chapter' },
+      { line: 5, kind: 'empty_chapter' },
     ])
   })
 
@@ -71,11 +95,11 @@ describe('parseDialogue', () => {
   })
 })
 
-/** Names as people write them: no colons, no line breaks, not starting with #, trimmed. */
+/** Names as people write them: a letter at least, up to four words, no colons or line breaks. */
 const name = fc
   .string({ minLength: 1, maxLength: 12, unit: fc.constantFrom(...'AbcZ 小明李-_é'.split('')) })
-  .map((s) => s.trim())
-  .filter((s) => s !== '' && !/^\d+$/.test(s))
+  .map((s) => s.trim().replace(/\s+/g, ' '))
+  .filter((s) => /\p{L}/u.test(s) && s.split(' ').length <= MAX_NAME_WORDS)
 
 /** Spoken text on one line, trimmed and not empty; it may contain colons. */
 const said = fc

@@ -1,17 +1,20 @@
-// The pasted-dialogue format, for the live preview (the server parses it again on its side):
-//   ## Chapter title          starts a chapter (applies to the next spoken line)
-//   Name: what they say       a line; the full-width colon `：` works too
-//   more words                a continuation, appended to the line above
+// The pasted-dialogue format, for the live preview; the server parses it again by the same
+// rules (src/podcast/script.rs):
+//   ## Chapter title          starts a chapter (1 to 6 `#`, then a space)
+//   Name: what they say       a line; the full-width colon `：` works too, `**Name:**` as well
+//   more words                a continuation of the speaker line right above
 
 import type { ScriptLine } from '../api.ts'
 
-/** Longest speaker name taken as a name; longer prefixes before a colon are just text. */
+/** Longest text before a colon that is still taken as a speaker name; longer ones are prose. */
 export const MAX_NAME_CHARS = 40
+/** Most words in a speaker name ("Dr. Mary Ann Smith"); more reads as a sentence. */
+export const MAX_NAME_WORDS = 4
 
 export interface DialogueProblem {
   /** 1-based line number in the pasted text. */
   line: number
-  kind: 'orphan_text' | 'empty_line'
+  kind: 'orphan_text' | 'empty_line' | 'empty_chapter'
 }
 
 export interface ParsedDialogue {
@@ -21,50 +24,67 @@ export interface ParsedDialogue {
   problems: DialogueProblem[]
 }
 
-const SPEAKER_LINE = /^([^:：#\n][^:：\n]*?)\s*[:：]\s*(.*)$/u
-const CHAPTER_LINE = /^##\s*(.*)$/u
+/** `## Title` → the title; null when the line is not a heading. */
+function heading(line: string): string | null {
+  const match = /^(#{1,6})(?:\s+(.*))?$/u.exec(line)
+  return match === null ? null : (match[2] ?? '').trim()
+}
 
-function speakerLine(text: string): { name: string; said: string } | null {
-  const match = SPEAKER_LINE.exec(text)
-  if (match === null) return null
-  const name = (match[1] ?? '').trim()
-  // "http://…", "Note 3: …" as long prose, or a time "10:30" are not speakers.
-  if (name === '' || [...name].length > MAX_NAME_CHARS || /^\d+$/u.test(name)) return null
-  const said = match[2] ?? ''
-  if (said.startsWith('//')) return null
-  return { name, said: said.trim() }
+/** `Name: text` → name and text, when the part before the first colon looks like a name. */
+function speakerLine(line: string): { name: string; said: string } | null {
+  const at = line.search(/[:：]/u)
+  if (at === -1) return null
+  const rawName = line.slice(0, at).trim()
+  const name = rawName.replace(/^\*+|\*+$/gu, '').trim()
+  let rest = line.slice(at + 1)
+  // "https://…" and "at 10:30" are prose, not speaker lines.
+  const clock = /\d$/u.test(rawName) && /^\d/u.test(rest)
+  if (rest.startsWith('//') || clock || !/\p{L}/u.test(name)) return null
+  if ([...name].length > MAX_NAME_CHARS || name.split(/\s+/u).length > MAX_NAME_WORDS || name.startsWith('#')) {
+    return null
+  }
+  if (rawName.startsWith('**') && rest.startsWith('**')) rest = rest.slice(2)
+  return { name, said: rest.trim() }
 }
 
 export function parseDialogue(text: string): ParsedDialogue {
   const lines: (ScriptLine & { at: number })[] = []
   const problems: DialogueProblem[] = []
-  let chapter: string | null = null
+  /** A heading read and not yet followed by a line: its title goes on the next line. */
+  let chapter: { title: string; at: number } | null = null
+  /** The last line read was a speaker line, which a continuation may extend. */
+  let open = false
 
   text.split(/\r\n|\r|\n/u).forEach((raw, index) => {
     const at = index + 1
     const trimmed = raw.trim()
     if (trimmed === '') return
-    const heading = CHAPTER_LINE.exec(trimmed)
-    if (heading !== null) {
-      const title = (heading[1] ?? '').trim()
-      chapter = title === '' ? null : title
+    const title = heading(trimmed)
+    if (title !== null) {
+      if (chapter !== null) problems.push({ line: chapter.at, kind: 'empty_chapter' })
+      chapter = { title, at }
+      open = false
       return
     }
     const spoken = speakerLine(trimmed)
     if (spoken !== null) {
       const line: ScriptLine & { at: number } = { speaker: spoken.name, text: spoken.said, at }
-      if (chapter !== null) line.chapter = chapter
+      if (chapter !== null && chapter.title !== '') line.chapter = chapter.title
       chapter = null
       lines.push(line)
+      open = true
       return
     }
     const previous = lines.at(-1)
-    if (previous === undefined) {
+    if (!open || previous === undefined) {
       problems.push({ line: at, kind: 'orphan_text' })
       return
     }
     previous.text = previous.text === '' ? trimmed : `${previous.text} ${trimmed}`
   })
+  // TypeScript cannot see the assignments inside the callback above.
+  const pending = chapter as { title: string; at: number } | null
+  if (pending !== null) problems.push({ line: pending.at, kind: 'empty_chapter' })
 
   const kept: ScriptLine[] = []
   for (const { at, ...line } of lines) {

@@ -13,6 +13,7 @@ import { speakerVoice } from '../lib/voices.ts'
 import { useI18n } from '../i18n.ts'
 import type { MessageKey } from '../i18n.ts'
 import { parseDialogue } from '../lib/dialogue.ts'
+import type { DialogueProblem } from '../lib/dialogue.ts'
 import { keyed, unkeyed } from '../lib/lines.ts'
 import type { EditableLine } from '../lib/lines.ts'
 import { useLoad } from '../lib/useLoad.ts'
@@ -28,6 +29,12 @@ const STEPS: readonly { step: Step; label: MessageKey }[] = [
   { step: 'edit', label: 'wizard.step.edit' },
   { step: 'render', label: 'wizard.step.render' },
 ]
+
+const PROBLEMS: Record<DialogueProblem['kind'], MessageKey> = {
+  orphan_text: 'wizard.problem.orphan',
+  empty_line: 'wizard.problem.empty',
+  empty_chapter: 'wizard.problem.emptyChapter',
+}
 
 /** Default length asked of the script writer, in minutes. */
 const DEFAULT_MINUTES = 5
@@ -181,9 +188,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
                 </p>
                 {parsed.problems.map((problem) => (
                   <p key={`${problem.line}-${problem.kind}`} className="error-inline">
-                    {t(problem.kind === 'orphan_text' ? 'wizard.problem.orphan' : 'wizard.problem.empty', {
-                      line: problem.line,
-                    })}
+                    {t(PROBLEMS[problem.kind], { line: problem.line })}
                   </p>
                 ))}
               </div>
