@@ -168,6 +168,7 @@ const journeys = [
       await page.getByLabel('Language', { exact: true }).selectOption('zh-CN')
       await page.getByRole('heading', { name: '工作室' }).waitFor()
       await page.reload()
+      await page.getByRole('heading', { name: '工作室' }).waitFor()
       await page.getByRole('link', { name: '音频库' }).waitFor()
       check((await page.locator('html').getAttribute('lang')) === 'zh-CN', '<html lang> is not zh-CN')
       await screenshot(page, 'studio-zh-CN')

@@ -307,32 +307,34 @@ function Backups() {
       {error !== null && <ErrorMessage error={error} />}
       {backups.state.kind === 'failed' && <ErrorMessage error={backups.state.error} />}
       {backups.data !== null && backups.data.length === 0 && <p className="muted">{t('admin.noBackups')}</p>}
-      <div className="table-wrap">
-        <table className="table">
-          <thead>
-            <tr>
-              <th scope="col">{t('admin.backupName')}</th>
-              <th scope="col">{t('admin.backupDate')}</th>
-              <th scope="col" className="num">
-                {t('admin.backupSize')}
-              </th>
-              <th scope="col">{t('library.status')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(backups.data ?? []).map((backup) => (
-              <tr key={backup.name}>
-                <td className="mono" title={backup.sha256 === null ? undefined : `sha256 ${backup.sha256}`}>
-                  {backup.name}
-                </td>
-                <td>{formatDate(backup.created_at, language)}</td>
-                <td className="num">{formatBytes(backup.size_bytes, language)}</td>
-                <td title={backup.error ?? undefined}>{backup.status ?? '–'}</td>
+      {(backups.data ?? []).length > 0 && (
+        <div className="table-wrap">
+          <table className="table">
+            <thead>
+              <tr>
+                <th scope="col">{t('admin.backupName')}</th>
+                <th scope="col">{t('admin.backupDate')}</th>
+                <th scope="col" className="num">
+                  {t('admin.backupSize')}
+                </th>
+                <th scope="col">{t('library.status')}</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+            </thead>
+            <tbody>
+              {(backups.data ?? []).map((backup) => (
+                <tr key={backup.name}>
+                  <td className="mono" title={backup.sha256 === null ? undefined : `sha256 ${backup.sha256}`}>
+                    {backup.name}
+                  </td>
+                  <td>{formatDate(backup.created_at, language)}</td>
+                  <td className="num">{formatBytes(backup.size_bytes, language)}</td>
+                  <td title={backup.error ?? undefined}>{backup.status ?? '–'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
     </section>
   )
 }
