@@ -186,6 +186,8 @@ const journeys = [
         check(overflow <= 0, `${path} is ${overflow} px wider than the screen`)
       }
       await page.goto('/studio')
+      await page.getByRole('heading', { name: 'Studio' }).waitFor()
+      await page.getByRole('combobox', { name: 'Voice', exact: true }).locator('option').first().waitFor({ state: 'attached' })
       await screenshot(page, 'studio-360px')
       // The header's controls stay reachable from the keyboard.
       await page.keyboard.press('Tab')

@@ -72,6 +72,10 @@ describe('voices', () => {
     expect(defaultVoice(VOICES, PROVIDERS, 'zh-CN')).toBe('local:cmn')
     expect(defaultVoice(VOICES, PROVIDERS, 'en')).toBe('local:en-us')
     expect(defaultVoice([], PROVIDERS, 'en')).toBe('')
+    const cantonese = { id: 'local:yue', provider: 'local', name: 'Cantonese', language: 'zh-HK', gender: null }
+    expect(defaultVoice([cantonese, ...VOICES], PROVIDERS, 'zh-CN')).toBe('local:cmn')
+    const british = { id: 'local:en-gb', provider: 'local', name: 'British', language: 'en-GB', gender: null }
+    expect(defaultVoice([british, ...VOICES], PROVIDERS, 'en')).toBe('local:en-us')
   })
 
   it('gives speakers different voices of the same provider and language when it can', () => {

@@ -36,13 +36,26 @@ export function groupVoices(
     )
 }
 
-/** The first voice of an available provider, preferring the UI's language. */
+/** The variant of a bare language people most likely mean. */
+const USUAL_REGION: Record<string, string> = { en: 'en-us', zh: 'zh-cn' }
+
+/**
+ * The first voice of an available provider in the UI's language: the exact tag first
+ * (`zh-CN`), then the usual variant of the language (`en` → `en-US`), then any variant.
+ */
 export function defaultVoice(voices: readonly Voice[], providers: readonly Provider[], language: string): string {
   const usable = groupVoices(voices, providers)
     .filter((g) => g.available)
     .flatMap((g) => g.voices)
-  const prefix = language.slice(0, 2).toLowerCase()
-  return (usable.find((v) => v.language.toLowerCase().startsWith(prefix)) ?? usable[0])?.id ?? ''
+  const tag = language.toLowerCase()
+  const prefix = tag.slice(0, 2)
+  const usual = USUAL_REGION[prefix]
+  const pick =
+    usable.find((v) => v.language.toLowerCase() === tag) ??
+    usable.find((v) => v.language.toLowerCase() === usual) ??
+    usable.find((v) => v.language.toLowerCase().startsWith(prefix)) ??
+    usable[0]
+  return pick?.id ?? ''
 }
 
 /**
