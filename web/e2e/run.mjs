@@ -44,7 +44,7 @@ async function screenshot(page, name) {
 
 /** Loads the player's audio and returns its duration in seconds as the browser decoded it. */
 async function decodedDuration(page, label) {
-  const audio = page.getByLabel(label)
+  const audio = page.getByLabel(label, { exact: true })
   await audio.waitFor()
   return audio.evaluate(
     (element) =>
@@ -63,8 +63,8 @@ async function decodedDuration(page, label) {
 
 async function signIn(page, { email, password }) {
   await page.goto('/login')
-  await page.getByLabel('Email').fill(email)
-  await page.getByLabel('Password').fill(password)
+  await page.getByLabel('Email', { exact: true }).fill(email)
+  await page.getByLabel('Password', { exact: true }).fill(password)
   await page.getByRole('button', { name: 'Sign in' }).click()
   await page.getByRole('heading', { name: 'Studio' }).waitFor()
 }
@@ -75,18 +75,18 @@ const journeys = [
     async run({ page, server }) {
       check(server.setupUrl !== null, 'the server logged no setup link')
       await page.goto(server.setupUrl)
-      check((await page.getByLabel('Setup token').inputValue()) !== '', 'the setup token was not filled in')
-      await page.getByLabel('Email').fill(ADMIN.email)
-      await page.getByLabel('Password').fill(ADMIN.password)
+      check((await page.getByLabel('Setup token', { exact: true }).inputValue()) !== '', 'the setup token was not filled in')
+      await page.getByLabel('Email', { exact: true }).fill(ADMIN.email)
+      await page.getByLabel('Password', { exact: true }).fill(ADMIN.password)
       await page.getByRole('button', { name: 'Create administrator' }).click()
       await page.getByRole('heading', { name: 'Studio' }).waitFor()
 
-      await page.getByLabel('Text to speak').fill('Hello from the end to end test. This is the local voice.')
+      await page.getByLabel('Text to speak', { exact: true }).fill('Hello from the end to end test. This is the local voice.')
       await page.getByLabel('Voice', { exact: true }).selectOption({ value: await localVoice(page, 'en') })
-      await page.getByLabel('Title (optional)').fill('E2E hello')
+      await page.getByLabel('Title (optional)', { exact: true }).fill('E2E hello')
       await screenshot(page, 'studio')
       await page.getByRole('button', { name: 'Generate' }).click()
-      await page.getByRole('progressbar', { name: 'Generation progress' }).or(page.getByLabel('Player: E2E hello')).first().waitFor()
+      await page.getByRole('progressbar', { name: 'Generation progress' }).or(page.getByLabel('Player: E2E hello', { exact: true })).first().waitFor()
       const seconds = await decodedDuration(page, 'Player: E2E hello')
       check(seconds > 0, `the audio has no duration (${seconds})`)
 
@@ -117,23 +117,23 @@ const journeys = [
       await signIn(page, ADMIN)
       await page.getByRole('link', { name: 'Podcasts' }).click()
       await page.getByRole('button', { name: 'New show' }).click()
-      await page.getByLabel('Show title').fill('E2E show')
+      await page.getByLabel('Show title', { exact: true }).fill('E2E show')
       await page.getByRole('button', { name: 'Create show' }).click()
       await page.getByRole('heading', { name: 'E2E show', level: 1 }).waitFor()
       await page.getByRole('link', { name: 'New episode' }).first().click()
 
-      await page.getByLabel('A pasted dialogue').check()
+      await page.getByLabel('A pasted dialogue', { exact: true }).check()
       await page
-        .getByLabel('Dialogue')
+        .getByLabel('Dialogue', { exact: true })
         .fill('## Opening\nAlice: Welcome to the show.\nBob: Thanks for having me.\n## Close\nAlice: Goodbye.')
       await page.getByText('3 lines, 2 speakers').waitFor()
       await page.getByRole('button', { name: 'Next' }).click()
       const voices = await localVoices(page)
       check(voices.length >= 2, `needs two local voices, found ${voices.length}`)
-      await page.getByLabel('Voice for Alice').selectOption(voices[0])
-      await page.getByLabel('Voice for Bob').selectOption(voices[1])
+      await page.getByLabel('Voice for Alice', { exact: true }).selectOption(voices[0])
+      await page.getByLabel('Voice for Bob', { exact: true }).selectOption(voices[1])
       await page.getByRole('button', { name: 'Next' }).click()
-      await page.getByLabel('Episode title').fill('E2E episode')
+      await page.getByLabel('Episode title', { exact: true }).fill('E2E episode')
       await screenshot(page, 'episode-editor')
       await page.getByRole('button', { name: 'Render episode' }).click()
 
@@ -154,8 +154,8 @@ const journeys = [
     name: 'a wrong password gets a clear message',
     async run({ page }) {
       await page.goto('/login')
-      await page.getByLabel('Email').fill(ADMIN.email)
-      await page.getByLabel('Password').fill('not the password')
+      await page.getByLabel('Email', { exact: true }).fill(ADMIN.email)
+      await page.getByLabel('Password', { exact: true }).fill('not the password')
       await page.getByRole('button', { name: 'Sign in' }).click()
       await page.getByRole('alert').filter({ hasText: 'Wrong email or password.' }).waitFor()
       await screenshot(page, 'login-failed')
@@ -205,7 +205,7 @@ const journeys = [
       await page.getByRole('row', { name: /Total/ }).waitFor()
       await screenshot(page, 'usage')
       await page.goto('/settings')
-      await page.getByLabel('Token name').fill('e2e')
+      await page.getByLabel('Token name', { exact: true }).fill('e2e')
       await page.getByRole('button', { name: 'Create token' }).click()
       const token = await page.getByLabel('Token', { exact: true }).inputValue()
       check(token.startsWith('amk_'), `unexpected token ${token.slice(0, 4)}…`)
