@@ -527,7 +527,7 @@ export interface AudioEvent {
  */
 export function watchAudio(id: string, onEvent: (event: AudioEvent) => void): () => void {
   let closed = false
-  const source = new EventSource(`/api/audios/${seg(id)}/events`, { withCredentials: true })
+  const source = new EventSource(`/api/audios/${seg(id)}/events`)
   const stop = () => {
     closed = true
     source.close()
