@@ -4,10 +4,10 @@
 import { Suspense, lazy, useEffect, useRef } from 'react'
 import type { ComponentType, LazyExoticComponent } from 'react'
 import { ErrorMessage } from './components/ErrorMessage.tsx'
+import { Link } from './components/Link.tsx'
 import { OfflineBanner } from './components/OfflineBanner.tsx'
 import { LANGUAGES, useI18n } from './i18n.ts'
 import type { MessageKey } from './i18n.ts'
-import { Link } from './components/Link.tsx'
 import { loginPathFor, matchPath, navigate, useLocation } from './router.ts'
 import { useSession } from './session.ts'
 

@@ -2,11 +2,11 @@
 // never jumps.
 
 import { useEffect, useRef, useState } from 'react'
+import { Waveform } from './Waveform.tsx'
 import { getPeaks } from '../api.ts'
 import type { Audio, Chapter } from '../api.ts'
 import { useI18n } from '../i18n.ts'
 import { formatDuration } from '../lib/format.ts'
-import { Waveform } from './Waveform.tsx'
 
 export interface Track {
   src: string

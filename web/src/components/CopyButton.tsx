@@ -1,9 +1,9 @@
 // Copies a text (or one fetched on click, like a fresh share link) and says so.
 
 import { useState } from 'react'
-import { useI18n } from '../i18n.ts'
-import { errorText } from '../errors.ts'
 import { Field } from './Field.tsx'
+import { errorText } from '../errors.ts'
+import { useI18n } from '../i18n.ts'
 
 async function writeClipboard(text: string): Promise<boolean> {
   try {

@@ -2,14 +2,14 @@
 // the MP3/VTT/SRT downloads.
 
 import { useEffect, useState } from 'react'
+import { AudioPlayer } from './AudioPlayer.tsx'
+import { ProgressBar } from './ProgressBar.tsx'
 import { audioFileUrl, getChapters, subtitlesUrl } from '../api.ts'
 import type { Chapter, Episode } from '../api.ts'
 import { useI18n } from '../i18n.ts'
 import { formatDuration } from '../lib/format.ts'
 import { STATUS_LABELS } from '../lib/labels.ts'
 import { useAudioJob } from '../lib/useAudioJob.ts'
-import { AudioPlayer } from './AudioPlayer.tsx'
-import { ProgressBar } from './ProgressBar.tsx'
 
 export function EpisodeView({
   podcastId,

@@ -1,10 +1,10 @@
 // Edits a script: change speaker and text, start chapters, add, delete and reorder lines.
 
+import { Field } from './Field.tsx'
 import type { ScriptLine } from '../api.ts'
 import { useI18n } from '../i18n.ts'
 import { keyed } from '../lib/lines.ts'
 import type { EditableLine } from '../lib/lines.ts'
-import { Field } from './Field.tsx'
 
 export function LineEditor({
   lines,

@@ -1,7 +1,7 @@
 // The fields of a show (title, description, language, author, public), for create and edit.
 
-import { useI18n } from '../i18n.ts'
 import { Field } from './Field.tsx'
+import { useI18n } from '../i18n.ts'
 
 export function ShowFields({
   initial,

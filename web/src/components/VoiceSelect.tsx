@@ -1,12 +1,12 @@
 // Voices grouped by provider, with a language filter and a preview button.
 
 import { useEffect, useRef, useState } from 'react'
+import { Field } from './Field.tsx'
 import { previewVoice } from '../api.ts'
 import type { Provider, Voice } from '../api.ts'
 import { errorText } from '../errors.ts'
 import { useI18n } from '../i18n.ts'
 import { groupVoices, providerName } from '../lib/voices.ts'
-import { Field } from './Field.tsx'
 
 export function VoiceSelect({
   id,

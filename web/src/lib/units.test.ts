@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { matchPath, safeNext } from '../router.ts'
 import { countChars, estimateCostMicros, providerOf } from './cost.ts'
 import { formatDuration, formatMoney } from './format.ts'
 import { bucketPeaks, normalizePeaks } from './peaks.ts'
-import { defaultVoice, groupVoices, languagesOf, speakerVoice } from './voices.ts'
+import { matchPath, safeNext } from '../router.ts'
 import { PROVIDERS, VOICES } from '../test/fixtures.ts'
+import { defaultVoice, groupVoices, languagesOf, speakerVoice } from './voices.ts'
 
 describe('cost estimate', () => {
   it('prices a million characters at the default rates and tencent as unknown', () => {

@@ -18,6 +18,7 @@ import { AudioPlayer } from '../components/AudioPlayer.tsx'
 import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { CopyButton } from '../components/CopyButton.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
+import { Field } from '../components/Field.tsx'
 import { LoadMore } from '../components/LoadMore.tsx'
 import { ProgressBar } from '../components/ProgressBar.tsx'
 import { useI18n } from '../i18n.ts'
@@ -25,7 +26,6 @@ import { formatBytes, formatDate, formatDuration } from '../lib/format.ts'
 import { KIND_LABELS, STATUS_LABELS } from '../lib/labels.ts'
 import { useAudioJob } from '../lib/useAudioJob.ts'
 import { usePaged } from '../lib/usePaged.ts'
-import { Field } from '../components/Field.tsx'
 
 /** Typing pauses this long before the search runs. */
 const SEARCH_DELAY_MS = 300

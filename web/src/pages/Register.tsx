@@ -4,12 +4,12 @@ import { useState } from 'react'
 import type { FormEvent } from 'react'
 import { ApiError, getSetup, register } from '../api.ts'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
+import { Field } from '../components/Field.tsx'
+import { Link } from '../components/Link.tsx'
 import { useI18n } from '../i18n.ts'
 import { useLoad } from '../lib/useLoad.ts'
-import { Link } from '../components/Link.tsx'
 import { navigate, useLocation } from '../router.ts'
 import { useSession } from '../session.ts'
-import { Field } from '../components/Field.tsx'
 
 export default function RegisterPage() {
   const { t } = useI18n()

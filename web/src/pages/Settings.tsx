@@ -7,11 +7,11 @@ import type { CreatedToken } from '../api.ts'
 import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { CopyButton } from '../components/CopyButton.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
+import { Field } from '../components/Field.tsx'
 import { useI18n } from '../i18n.ts'
 import { formatDate } from '../lib/format.ts'
 import { useLoad } from '../lib/useLoad.ts'
 import { useSession } from '../session.ts'
-import { Field } from '../components/Field.tsx'
 
 export default function SettingsPage() {
   const { t } = useI18n()

@@ -17,6 +17,8 @@ import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { CopyButton } from '../components/CopyButton.tsx'
 import { EpisodeView } from '../components/EpisodeView.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
+import { Field } from '../components/Field.tsx'
+import { Link } from '../components/Link.tsx'
 import { LoadMore } from '../components/LoadMore.tsx'
 import { ShowFields } from '../components/ShowFields.tsx'
 import { useI18n } from '../i18n.ts'
@@ -24,9 +26,7 @@ import { formatDate } from '../lib/format.ts'
 import { showInput } from '../lib/show.ts'
 import { useLoad } from '../lib/useLoad.ts'
 import { usePaged } from '../lib/usePaged.ts'
-import { Link } from '../components/Link.tsx'
 import { navigate } from '../router.ts'
-import { Field } from '../components/Field.tsx'
 
 export default function ShowPage({ params }: { params: Record<string, string> }) {
   const { t } = useI18n()

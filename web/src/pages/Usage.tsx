@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'react'
 import { getUsage } from '../api.ts'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
+import { Field } from '../components/Field.tsx'
 import { ProgressBar } from '../components/ProgressBar.tsx'
 import { UsageChart } from '../components/UsageChart.tsx'
 import { useI18n } from '../i18n.ts'
@@ -11,7 +12,6 @@ import { serviceColor, usageSeries } from '../lib/usage.ts'
 import type { Metric } from '../lib/usage.ts'
 import { useLoad } from '../lib/useLoad.ts'
 import { useSession } from '../session.ts'
-import { Field } from '../components/Field.tsx'
 
 const PRESETS = [7, 30, 90] as const
 
