@@ -1,60 +1,189 @@
-// The status page: server version, readiness checks, refresh and language switch.
+// The app shell: header with navigation and language, the route table (each page its own
+// lazily loaded chunk), and the access rules (signed in, admin) in front of the pages.
 
-import { useEffect, useState } from 'react'
-import { ApiError, getHealth, getReadiness } from './api.ts'
-import type { Health, Readiness } from './api.ts'
+import { Suspense, lazy, useEffect, useRef } from 'react'
+import type { ComponentType, LazyExoticComponent } from 'react'
+import { ErrorMessage } from './components/ErrorMessage.tsx'
+import { Link } from './components/Link.tsx'
+import { OfflineBanner } from './components/OfflineBanner.tsx'
 import { LANGUAGES, useI18n } from './i18n.ts'
-import type { I18n, Language } from './i18n.ts'
+import type { MessageKey } from './i18n.ts'
+import { loginPathFor, matchPath, navigate, useLocation } from './router.ts'
+import { useSession } from './session.ts'
 
-type Outcome =
-  | { kind: 'loaded'; health: Health; readiness: Readiness; checkedAt: Date }
-  | { kind: 'failed'; error: unknown }
+type Access = 'public' | 'user' | 'admin'
+type Page = LazyExoticComponent<ComponentType<{ params: Record<string, string> }>>
 
-async function loadStatus(signal: AbortSignal): Promise<Outcome> {
-  const [health, readiness] = await Promise.all([getHealth({ signal }), getReadiness({ signal })])
-  return { kind: 'loaded', health, readiness, checkedAt: new Date() }
+interface Route {
+  pattern: string
+  page: Page
+  access: Access
 }
 
-/** Server messages are shown as sent; failures with no server behind them are translated. */
-function errorText(error: unknown, t: I18n['t']): string {
-  if (error instanceof ApiError) {
-    return error.code === 'network_error' ? t('error.network') : error.message
-  }
-  return t('error.unexpected')
+const Setup = lazy(() => import('./pages/Setup.tsx'))
+const Login = lazy(() => import('./pages/Login.tsx'))
+const Register = lazy(() => import('./pages/Register.tsx'))
+const Status = lazy(() => import('./pages/Status.tsx'))
+const Studio = lazy(() => import('./pages/Studio.tsx'))
+const Library = lazy(() => import('./pages/Library.tsx'))
+const Podcasts = lazy(() => import('./pages/Podcasts.tsx'))
+const Show = lazy(() => import('./pages/Show.tsx'))
+const EpisodeWizard = lazy(() => import('./pages/EpisodeWizard.tsx'))
+const Usage = lazy(() => import('./pages/Usage.tsx'))
+const Settings = lazy(() => import('./pages/Settings.tsx'))
+const Admin = lazy(() => import('./pages/Admin.tsx'))
+
+const ROUTES: readonly Route[] = [
+  { pattern: '/setup', page: Setup, access: 'public' },
+  { pattern: '/login', page: Login, access: 'public' },
+  { pattern: '/register', page: Register, access: 'public' },
+  { pattern: '/status', page: Status, access: 'public' },
+  { pattern: '/studio', page: Studio, access: 'user' },
+  { pattern: '/library', page: Library, access: 'user' },
+  { pattern: '/podcasts', page: Podcasts, access: 'user' },
+  { pattern: '/podcasts/:id', page: Show, access: 'user' },
+  { pattern: '/podcasts/:id/new', page: EpisodeWizard, access: 'user' },
+  { pattern: '/usage', page: Usage, access: 'user' },
+  { pattern: '/settings', page: Settings, access: 'user' },
+  { pattern: '/admin', page: Admin, access: 'admin' },
+]
+
+const NAV: readonly { to: string; label: MessageKey; admin?: boolean }[] = [
+  { to: '/studio', label: 'nav.studio' },
+  { to: '/library', label: 'nav.library' },
+  { to: '/podcasts', label: 'nav.podcasts' },
+  { to: '/usage', label: 'nav.usage' },
+  { to: '/settings', label: 'nav.settings' },
+  { to: '/admin', label: 'nav.admin', admin: true },
+]
+
+function Redirect({ to }: { to: string }) {
+  useEffect(() => navigate(to, { replace: true }), [to])
+  return null
 }
 
 export default function App() {
-  const { t, language, setLanguage } = useI18n()
-  const [outcome, setOutcome] = useState<Outcome | null>(null)
-  const [loading, setLoading] = useState(true)
-  const [attempt, setAttempt] = useState(0)
+  const { t } = useI18n()
+  const location = useLocation()
+  const session = useSession()
 
+  const found = ROUTES.map((route) => ({ route, params: matchPath(route.pattern, location.path) })).find(
+    (m) => m.params !== null,
+  )
+
+  const pattern = found?.route.pattern
+  const mainRef = useRef<HTMLElement>(null)
+  const firstPath = useRef(location.path)
+
+  // After an in-app navigation, keyboard and screen reader users start at the new page.
   useEffect(() => {
-    const controller = new AbortController()
-    loadStatus(controller.signal)
-      .catch((error: unknown): Outcome => ({ kind: 'failed', error }))
-      .then((next) => {
-        if (controller.signal.aborted) return
-        setOutcome(next)
-        setLoading(false)
-      })
-    return () => controller.abort()
-  }, [attempt])
+    if (location.path !== firstPath.current) {
+      firstPath.current = ''
+      mainRef.current?.focus({ preventScroll: true })
+    }
+  }, [location.path])
+  useEffect(() => {
+    const key = pattern === undefined ? 'page.notFound' : (TITLES[pattern] ?? 'app.tagline')
+    document.title = `${t(key)} · ${t('app.name')}`
+  }, [pattern, t])
 
-  const refresh = () => {
-    setLoading(true)
-    setAttempt((n) => n + 1)
+  let content
+  if (location.path === '/') {
+    content = <Redirect to={session.user !== null ? '/studio' : '/login'} />
+  } else if (found === undefined) {
+    content = (
+      <section className="card">
+        <h1>{t('page.notFound')}</h1>
+        <Link to="/studio">{t('nav.studio')}</Link>
+      </section>
+    )
+  } else {
+    const { route, params } = found
+    const Page = route.page
+    if (route.access !== 'public' && session.state.kind === 'loading') {
+      content = <p className="muted">{t('common.loading')}</p>
+    } else if (route.access !== 'public' && session.state.kind === 'failed') {
+      content = (
+        <section className="card">
+          <ErrorMessage error={session.state.error} />
+          <button type="button" className="button" onClick={() => void session.refresh()}>
+            {t('action.retry')}
+          </button>
+        </section>
+      )
+    } else if (route.access !== 'public' && session.state.kind === 'signed-out') {
+      content = <Redirect to={loginPathFor(location.href, false)} />
+    } else if (route.access === 'admin' && session.user?.role !== 'admin') {
+      content = (
+        <section className="card">
+          <p role="alert">{t('error.forbidden')}</p>
+        </section>
+      )
+    } else {
+      content = <Page params={params ?? {}} />
+    }
   }
 
   return (
-    <div className="page">
-      <header className="masthead">
-        <div>
-          <h1 className="brand">{t('app.name')}</h1>
-          <p className="tagline">{t('app.tagline')}</p>
-        </div>
+    <div className="app">
+      <a className="skip" href="#main">
+        {t('nav.skip')}
+      </a>
+      <Header />
+      <OfflineBanner />
+      <main id="main" ref={mainRef} tabIndex={-1} className="main">
+        <Suspense fallback={<p className="muted">{t('common.loading')}</p>}>{content}</Suspense>
+      </main>
+    </div>
+  )
+}
+
+/** The browser tab's title per route. */
+const TITLES: Partial<Record<string, MessageKey>> = {
+  '/setup': 'setup.title',
+  '/login': 'login.title',
+  '/register': 'register.title',
+  '/status': 'status.heading',
+  '/studio': 'nav.studio',
+  '/library': 'nav.library',
+  '/podcasts': 'nav.podcasts',
+  '/podcasts/:id': 'nav.podcasts',
+  '/podcasts/:id/new': 'wizard.title',
+  '/usage': 'nav.usage',
+  '/settings': 'nav.settings',
+  '/admin': 'nav.admin',
+}
+
+function Header() {
+  const { t, language, setLanguage } = useI18n()
+  const { path } = useLocation()
+  const session = useSession()
+  const user = session.user
+
+  return (
+    <header className="masthead">
+      <Link to={user === null ? '/login' : '/studio'} className="brand">
+        {t('app.name')}
+      </Link>
+      {user !== null && (
+        <nav aria-label={t('nav.label')} className="nav">
+          {NAV.filter((item) => item.admin !== true || user.role === 'admin').map((item) => (
+            <Link
+              key={item.to}
+              to={item.to}
+              className="nav-link"
+              aria-current={path === item.to || path.startsWith(`${item.to}/`) ? 'page' : undefined}
+            >
+              {t(item.label)}
+            </Link>
+          ))}
+        </nav>
+      )}
+      <div className="masthead-end">
         <div className="language">
-          <label htmlFor="language-select">{t('language.label')}</label>
+          <label htmlFor="language-select" className="visually-hidden">
+            {t('language.label')}
+          </label>
           <select
             id="language-select"
             value={language}
@@ -70,86 +199,12 @@ export default function App() {
             ))}
           </select>
         </div>
-      </header>
-
-      <main>
-        <section className="card" aria-labelledby="status-heading" aria-busy={loading}>
-          <div className="card-head">
-            <h2 id="status-heading">{t('status.heading')}</h2>
-            <button type="button" className="button" onClick={refresh} disabled={loading}>
-              {loading ? t('action.refreshing') : t('action.refresh')}
-            </button>
-          </div>
-
-          <p role="status" aria-live="polite" className="overall">
-            <OverallBadge outcome={outcome} loading={loading} t={t} />
-          </p>
-
-          {outcome?.kind === 'failed' && (
-            <div role="alert" className="error">
-              <p className="error-title">{t('error.title')}</p>
-              <p>{errorText(outcome.error, t)}</p>
-              {outcome.error instanceof ApiError && outcome.error.requestId !== null && (
-                <p className="muted">{t('error.requestId', { id: outcome.error.requestId })}</p>
-              )}
-            </div>
-          )}
-
-          {outcome?.kind === 'loaded' && (
-            <>
-              <dl className="rows">
-                <div className="row">
-                  <dt>{t('status.version')}</dt>
-                  <dd className="mono">{outcome.health.version}</dd>
-                </div>
-                <CheckRow label={t('check.database')} ok={outcome.readiness.checks.database} t={t} />
-                <CheckRow label={t('check.storage')} ok={outcome.readiness.checks.storage} t={t} />
-              </dl>
-              <p className="muted">
-                {t('status.checkedAt', { time: formatTime(outcome.checkedAt, language) })}
-              </p>
-            </>
-          )}
-        </section>
-      </main>
-    </div>
+        {user !== null && (
+          <button type="button" className="button button-quiet" onClick={() => void session.signOut()}>
+            {t('action.signOut')}
+          </button>
+        )}
+      </div>
+    </header>
   )
-}
-
-function OverallBadge({
-  outcome,
-  loading,
-  t,
-}: {
-  outcome: Outcome | null
-  loading: boolean
-  t: I18n['t']
-}) {
-  if (loading && outcome === null) {
-    return <span className="badge badge-pending">{t('status.checking')}</span>
-  }
-  if (outcome === null || outcome.kind === 'failed') {
-    return <span className="badge badge-bad">{t('status.unavailable')}</span>
-  }
-  return outcome.readiness.status === 'ok' ? (
-    <span className="badge badge-ok">{t('status.ok')}</span>
-  ) : (
-    <span className="badge badge-warn">{t('status.degraded')}</span>
-  )
-}
-
-function CheckRow({ label, ok, t }: { label: string; ok: boolean; t: I18n['t'] }) {
-  return (
-    <div className="row">
-      <dt>{label}</dt>
-      <dd className={ok ? 'check check-ok' : 'check check-bad'}>
-        <span className="dot" aria-hidden="true" />
-        {ok ? t('check.ok') : t('check.failing')}
-      </dd>
-    </div>
-  )
-}
-
-function formatTime(date: Date, language: Language): string {
-  return new Intl.DateTimeFormat(language, { timeStyle: 'medium' }).format(date)
 }

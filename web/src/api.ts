@@ -39,6 +39,8 @@ export class ApiError extends Error {
   readonly details: unknown
   /** The server's `x-request-id`, to quote when reporting a 5xx. */
   readonly requestId: string | null
+  /** Seconds from `Retry-After` (429, 503), when the server sent it. */
+  readonly retryAfter: number | null
 
   constructor(
     status: number,
@@ -46,6 +48,7 @@ export class ApiError extends Error {
     message: string,
     details: unknown = null,
     requestId: string | null = null,
+    retryAfter: number | null = null,
   ) {
     super(message)
     this.name = 'ApiError'
@@ -53,6 +56,7 @@ export class ApiError extends Error {
     this.code = code
     this.details = details
     this.requestId = requestId
+    this.retryAfter = retryAfter
   }
 }
 
@@ -64,29 +68,26 @@ export interface RequestOptions extends Omit<RequestInit, 'body'> {
    * reports "degraded" with a 503.
    */
   acceptError?: (status: number, body: unknown) => boolean
+  /**
+   * A 401 here is an answer rather than an expired session (login, setup, the first
+   * `/api/me`), so the session-expired handler is not told.
+   */
+  expect401?: boolean
+}
+
+let onUnauthenticated: (() => void) | null = null
+
+/**
+ * Registers what happens when a signed-in call answers 401 `unauthenticated` (the session
+ * expired or was revoked): the app sends the user to the login page and back afterwards.
+ */
+export function setUnauthenticatedHandler(handler: (() => void) | null): void {
+  onUnauthenticated = handler
 }
 
 /** Calls the API at `path` (same origin) and returns the parsed JSON body; 204 gives `undefined`. */
 export async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
-  const { json, acceptError, headers, ...init } = options
-  const sendHeaders = new Headers(headers)
-  sendHeaders.set('Accept', 'application/json')
-  if (json !== undefined) sendHeaders.set('Content-Type', 'application/json')
-
-  let response: Response
-  try {
-    response = await fetch(path, {
-      ...init,
-      headers: sendHeaders,
-      credentials: 'same-origin',
-      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
-    })
-  } catch (cause) {
-    // Let callers that abort (unmount, refresh) tell that apart from a dead server.
-    if (cause instanceof DOMException && cause.name === 'AbortError') throw cause
-    throw new ApiError(0, 'network_error', 'Could not reach the server')
-  }
-
+  const response = await send(path, options, 'application/json')
   const requestId = response.headers.get('x-request-id')
   if (response.status === 204) return undefined as T
 
@@ -99,7 +100,7 @@ export async function request<T>(path: string, options: RequestOptions = {}): Pr
     parsed = false
   }
 
-  if (response.ok || (parsed && acceptError?.(response.status, body) === true)) {
+  if (response.ok || (parsed && options.acceptError?.(response.status, body) === true)) {
     if (!parsed) {
       throw new ApiError(
         response.status,
@@ -111,17 +112,60 @@ export async function request<T>(path: string, options: RequestOptions = {}): Pr
     }
     return body as T
   }
+  throw failure(response, parsed ? body : undefined, options)
+}
 
-  if (parsed && isErrorBody(body)) {
-    const { code, message, details } = body.error
-    throw new ApiError(response.status, code, message, details ?? null, requestId)
+/** Like `request`, for endpoints that answer with bytes (voice previews). */
+export async function requestBlob(path: string, options: RequestOptions = {}): Promise<Blob> {
+  const response = await send(path, options, '*/*')
+  if (response.ok) return response.blob()
+  let body: unknown
+  try {
+    body = JSON.parse(await response.text())
+  } catch {
+    body = undefined
   }
-  throw new ApiError(
+  throw failure(response, body, options)
+}
+
+async function send(path: string, options: RequestOptions, accept: string): Promise<Response> {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const { json, acceptError, expect401, headers, ...init } = options
+  const sendHeaders = new Headers(headers)
+  sendHeaders.set('Accept', accept)
+  if (json !== undefined) sendHeaders.set('Content-Type', 'application/json')
+  try {
+    return await fetch(path, {
+      ...init,
+      headers: sendHeaders,
+      credentials: 'same-origin',
+      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+    })
+  } catch (cause) {
+    // Let callers that abort (unmount, refresh) tell that apart from a dead server.
+    if (cause instanceof DOMException && cause.name === 'AbortError') throw cause
+    throw new ApiError(0, 'network_error', 'Could not reach the server')
+  }
+}
+
+function failure(response: Response, body: unknown, options: RequestOptions): ApiError {
+  const requestId = response.headers.get('x-request-id')
+  const retryAfterHeader = Number.parseInt(response.headers.get('retry-after') ?? '', 10)
+  const retryAfter = Number.isFinite(retryAfterHeader) ? retryAfterHeader : null
+  if (isErrorBody(body)) {
+    const { code, message, details } = body.error
+    if (response.status === 401 && code === 'unauthenticated' && options.expect401 !== true) {
+      onUnauthenticated?.()
+    }
+    return new ApiError(response.status, code, message, details ?? null, requestId, retryAfter)
+  }
+  return new ApiError(
     response.status,
     'internal',
     `The server answered HTTP ${response.status} without an error description`,
     null,
     requestId,
+    retryAfter,
   )
 }
 
@@ -184,4 +228,583 @@ function isReadiness(value: unknown): value is Readiness {
     'storage' in checks &&
     typeof checks.storage === 'boolean'
   )
+}
+
+// ---- Shared shapes -------------------------------------------------------------------
+
+/** A cursor page: newest first, `next_cursor` is null on the last page. */
+export interface Page<T> {
+  items: T[]
+  next_cursor: string | null
+}
+
+export interface PageQuery {
+  limit?: number
+  cursor?: string | null
+}
+
+/** Builds `path?a=..&b=..`, leaving out empty values so the server's defaults apply. */
+function withQuery(path: string, query: Record<string, string | number | null | undefined>): string {
+  const params = new URLSearchParams()
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== '') params.set(key, String(value))
+  }
+  const text = params.toString()
+  return text === '' ? path : `${path}?${text}`
+}
+
+/** Accepts a bare array or a page, for list endpoints whose shape API.md leaves open. */
+function itemsOf<T>(body: T[] | Page<T>): T[] {
+  return Array.isArray(body) ? body : body.items
+}
+
+const seg = encodeURIComponent
+
+// ---- Accounts -------------------------------------------------------------------------
+
+export type Role = 'user' | 'admin'
+export type RegistrationPolicy = 'open' | 'invite' | 'closed'
+
+export interface Quota {
+  /** null means unlimited. */
+  chars_per_month: number | null
+  chars_used_this_month: number
+}
+
+export interface User {
+  id: string
+  email: string
+  display_name: string | null
+  role: Role
+  created_at: string
+  quota: Quota
+}
+
+export interface SetupState {
+  needed: boolean
+  /** Sent by servers that tell the registration policy up front; else the form adapts to errors. */
+  registration?: RegistrationPolicy
+}
+
+export function getSetup(options: CallOptions = {}): Promise<SetupState> {
+  return request<SetupState>('/api/setup', options)
+}
+
+export interface SetupInput {
+  setup_token: string
+  email: string
+  password: string
+  display_name?: string
+}
+
+export function completeSetup(input: SetupInput): Promise<User> {
+  return request<User>('/api/setup', { method: 'POST', json: input, expect401: true })
+}
+
+export interface RegisterInput {
+  email: string
+  password: string
+  display_name?: string
+  invite_code?: string
+}
+
+export function register(input: RegisterInput): Promise<User> {
+  return request<User>('/api/auth/register', { method: 'POST', json: input, expect401: true })
+}
+
+export function login(email: string, password: string): Promise<User> {
+  return request<User>('/api/auth/login', {
+    method: 'POST',
+    json: { email, password },
+    expect401: true,
+  })
+}
+
+export function logout(): Promise<void> {
+  return request<void>('/api/auth/logout', { method: 'POST', expect401: true })
+}
+
+/** The signed-in user; a 401 here just means nobody is signed in. */
+export function getMe(options: CallOptions = {}): Promise<User> {
+  return request<User>('/api/me', { ...options, expect401: true })
+}
+
+/** `PATCH /api/me {display_name}`. */
+export function updateProfile(input: { display_name: string }): Promise<User> {
+  return request<User>('/api/me', { method: 'PATCH', json: input })
+}
+
+/** `PUT /api/me/password`; other sessions are signed out, this one stays. */
+export function changePassword(input: {
+  current_password: string
+  new_password: string
+}): Promise<void> {
+  return request<void>('/api/me/password', { method: 'PUT', json: input })
+}
+
+export interface ApiToken {
+  id: string
+  name: string
+  created_at: string
+  last_used_at?: string | null
+}
+
+export interface CreatedToken {
+  id: string
+  name: string
+  /** Shown once; the server keeps only its hash. */
+  token: string
+}
+
+export async function listTokens(options: CallOptions = {}): Promise<ApiToken[]> {
+  return itemsOf(await request<ApiToken[] | Page<ApiToken>>('/api/tokens', options))
+}
+
+export function createToken(name: string): Promise<CreatedToken> {
+  return request<CreatedToken>('/api/tokens', { method: 'POST', json: { name } })
+}
+
+export function revokeToken(id: string): Promise<void> {
+  return request<void>(`/api/tokens/${seg(id)}`, { method: 'DELETE' })
+}
+
+// ---- Voices ---------------------------------------------------------------------------
+
+export type ProviderId = 'local' | 'openai' | 'elevenlabs' | 'tencent' | (string & {})
+
+export interface Provider {
+  id: ProviderId
+  kind: string
+  available: boolean
+  detail: string
+}
+
+export interface Voice {
+  /** `provider:voice` */
+  id: string
+  provider: ProviderId
+  name: string
+  language: string
+  gender: string | null
+}
+
+export function getProviders(options: CallOptions = {}): Promise<Provider[]> {
+  return request<Provider[]>('/api/providers', options)
+}
+
+export function getVoices(
+  filter: { provider?: string; language?: string } = {},
+  options: CallOptions = {},
+): Promise<Voice[]> {
+  return request<Voice[]>(withQuery('/api/voices', filter), options)
+}
+
+/** A short sample of the voice, as audio bytes. */
+export function previewVoice(id: string): Promise<Blob> {
+  return requestBlob(`/api/voices/${seg(id)}/preview`, { method: 'POST' })
+}
+
+// ---- Audios ---------------------------------------------------------------------------
+
+export type AudioKind = 'tts' | 'podcast' | 'upload'
+export type AudioStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled'
+export type AudioFormat = 'mp3' | 'wav'
+
+export interface Audio {
+  id: string
+  title: string
+  kind: AudioKind
+  status: AudioStatus
+  progress: number
+  voice: string | null
+  format: AudioFormat
+  speed: number
+  chars: number
+  duration_ms: number | null
+  size_bytes: number | null
+  error: { code: string; message: string } | null
+  file_url: string | null
+  peaks_url: string | null
+  created_at: string
+  updated_at: string
+}
+
+/** States after which an audio never changes again by itself. */
+export function isFinal(status: AudioStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'canceled'
+}
+
+export interface CreateAudioInput {
+  text: string
+  voice: string
+  title?: string
+  format?: AudioFormat
+  speed?: number
+}
+
+export function createAudio(input: CreateAudioInput): Promise<Audio> {
+  return request<Audio>('/api/audios', { method: 'POST', json: input })
+}
+
+export interface AudioQuery extends PageQuery {
+  kind?: AudioKind | ''
+  status?: AudioStatus | ''
+  q?: string
+}
+
+export function listAudios(query: AudioQuery = {}, options: CallOptions = {}): Promise<Page<Audio>> {
+  return request<Page<Audio>>(withQuery('/api/audios', { ...query }), options)
+}
+
+export function getAudio(id: string, options: CallOptions = {}): Promise<Audio> {
+  return request<Audio>(`/api/audios/${seg(id)}`, options)
+}
+
+export function renameAudio(id: string, title: string): Promise<Audio> {
+  return request<Audio>(`/api/audios/${seg(id)}`, { method: 'PATCH', json: { title } })
+}
+
+export function deleteAudio(id: string): Promise<void> {
+  return request<void>(`/api/audios/${seg(id)}`, { method: 'DELETE' })
+}
+
+export function retryAudio(id: string): Promise<Audio> {
+  return request<Audio>(`/api/audios/${seg(id)}/retry`, { method: 'POST' })
+}
+
+export interface ShareLink {
+  /** Path (or absolute URL) of the signed public link. */
+  url: string
+  expires_at: string
+}
+
+export function shareAudio(id: string, expiresInS?: number): Promise<ShareLink> {
+  return request<ShareLink>(`/api/audios/${seg(id)}/share`, {
+    method: 'POST',
+    json: expiresInS === undefined ? {} : { expires_in_s: expiresInS },
+  })
+}
+
+export interface Peaks {
+  sample_rate: number
+  duration_ms: number
+  peaks: number[]
+}
+
+/** The audio's waveform; an audio without peaks (`peaks_url` null) has an empty one. */
+export async function getPeaks(audio: Audio, options: CallOptions = {}): Promise<Peaks> {
+  if (audio.peaks_url === null) return { sample_rate: 0, duration_ms: audio.duration_ms ?? 0, peaks: [] }
+  return request<Peaks>(audio.peaks_url, options)
+}
+
+/** Where the finished bytes are; `download` asks for an attachment. */
+export function audioFileUrl(audio: Audio, download = false): string {
+  const base = audio.file_url ?? `/api/audios/${seg(audio.id)}/file`
+  if (!download) return base
+  return `${base}${base.includes('?') ? '&' : '?'}download=1`
+}
+
+/** Progressive MP3 of a running job: plays the first parts while the rest is made. */
+export function audioStreamUrl(id: string): string {
+  return `/api/audios/${seg(id)}/stream`
+}
+
+/** Makes a server path absolute, for links people copy elsewhere. */
+export function absoluteUrl(path: string): string {
+  return new URL(path, window.location.origin).toString()
+}
+
+export interface AudioEvent {
+  status: AudioStatus
+  progress: number
+  error: { code: string; message: string } | null
+}
+
+/**
+ * Follows `GET /api/audios/{id}/events` until a final state and returns a function that stops.
+ * When the stream breaks for good (old proxy, server restart) it asks `GET /api/audios/{id}`
+ * once, so a finished job is never missed.
+ */
+export function watchAudio(id: string, onEvent: (event: AudioEvent) => void): () => void {
+  let closed = false
+  const source = new EventSource(`/api/audios/${seg(id)}/events`)
+  const stop = () => {
+    closed = true
+    source.close()
+  }
+  const deliver = (event: AudioEvent) => {
+    if (closed) return
+    onEvent(event)
+    if (isFinal(event.status)) stop()
+  }
+  const onStatus = (message: Event) => {
+    try {
+      deliver(JSON.parse((message as MessageEvent<string>).data) as AudioEvent)
+    } catch {
+      // A malformed event is skipped; the next one or the final check carries the state.
+    }
+  }
+  source.addEventListener('status', onStatus)
+  // Unnamed events carry the same body on servers that leave out `event: status`.
+  source.addEventListener('message', onStatus)
+  source.addEventListener('error', () => {
+    if (closed || source.readyState !== EventSource.CLOSED) return
+    getAudio(id)
+      .then((audio) => deliver({ status: audio.status, progress: audio.progress, error: audio.error }))
+      .catch(() => undefined)
+  })
+  return stop
+}
+
+// ---- Podcasts -------------------------------------------------------------------------
+
+export interface Podcast {
+  id: string
+  title: string
+  description: string | null
+  language: string | null
+  author: string | null
+  public: boolean
+  /** Present when the server includes it; private shows get theirs from `rotateFeedToken`. */
+  feed_url?: string | null
+  cover_url?: string | null
+  created_at: string
+  updated_at?: string
+}
+
+export interface PodcastInput {
+  title: string
+  description?: string
+  language?: string
+  author?: string
+  public?: boolean
+}
+
+export interface Speaker {
+  name: string
+  voice: string
+}
+
+/** A script line; `chapter` on a line starts a new chapter with that title. */
+export interface ScriptLine {
+  speaker: string
+  text: string
+  chapter?: string
+}
+
+export interface Episode {
+  id: string
+  title: string
+  audio: Audio
+  lines: ScriptLine[]
+  speakers?: Speaker[]
+  created_at?: string
+}
+
+export interface ScriptRequest {
+  source: { topic: string } | { text: string }
+  speakers: Speaker[]
+  minutes?: number
+  language?: string
+  style?: string
+}
+
+export interface Chapter {
+  startTime: number
+  title: string
+}
+
+export function listPodcasts(query: PageQuery = {}, options: CallOptions = {}): Promise<Page<Podcast>> {
+  return request<Page<Podcast>>(withQuery('/api/podcasts', { ...query }), options)
+}
+
+export function createPodcast(input: PodcastInput): Promise<Podcast> {
+  return request<Podcast>('/api/podcasts', { method: 'POST', json: input })
+}
+
+export function getPodcast(id: string, options: CallOptions = {}): Promise<Podcast> {
+  return request<Podcast>(`/api/podcasts/${seg(id)}`, options)
+}
+
+export function updatePodcast(id: string, input: Partial<PodcastInput>): Promise<Podcast> {
+  return request<Podcast>(`/api/podcasts/${seg(id)}`, { method: 'PATCH', json: input })
+}
+
+export function deletePodcast(id: string): Promise<void> {
+  return request<void>(`/api/podcasts/${seg(id)}`, { method: 'DELETE' })
+}
+
+export function rotateFeedToken(id: string): Promise<{ feed_url: string }> {
+  return request<{ feed_url: string }>(`/api/podcasts/${seg(id)}/feed-token`, { method: 'POST' })
+}
+
+/** The public feed address; private shows need the tokened URL from `rotateFeedToken`. */
+export function publicFeedUrl(podcast: Podcast): string {
+  return podcast.feed_url ?? `/feeds/${seg(podcast.id)}.xml`
+}
+
+/**
+ * Asks the configured LLM for a dialogue. The answer is `{lines}`, or chapters with lines
+ * (the podcast issue's wording); both come back as flat lines with chapter marks.
+ */
+export async function generateScript(podcastId: string, input: ScriptRequest): Promise<ScriptLine[]> {
+  const body = await request<
+    { lines: ScriptLine[] } | { chapters: { title: string; lines: ScriptLine[] }[] }
+  >(`/api/podcasts/${seg(podcastId)}/scripts`, { method: 'POST', json: input })
+  if ('lines' in body) return body.lines
+  return body.chapters.flatMap((chapter) =>
+    chapter.lines.map((line, index) => (index === 0 ? { ...line, chapter: chapter.title } : line)),
+  )
+}
+
+export interface EpisodeInput {
+  title: string
+  lines: ScriptLine[]
+  speakers: Speaker[]
+  pause_ms?: number
+}
+
+export function createEpisode(podcastId: string, input: EpisodeInput): Promise<Episode> {
+  return request<Episode>(`/api/podcasts/${seg(podcastId)}/episodes`, {
+    method: 'POST',
+    json: input,
+  })
+}
+
+export function listEpisodes(
+  podcastId: string,
+  query: PageQuery = {},
+  options: CallOptions = {},
+): Promise<Page<Episode>> {
+  return request<Page<Episode>>(withQuery(`/api/podcasts/${seg(podcastId)}/episodes`, { ...query }), options)
+}
+
+export function getEpisode(podcastId: string, episodeId: string, options: CallOptions = {}): Promise<Episode> {
+  return request<Episode>(`/api/podcasts/${seg(podcastId)}/episodes/${seg(episodeId)}`, options)
+}
+
+export function deleteEpisode(podcastId: string, episodeId: string): Promise<void> {
+  return request<void>(`/api/podcasts/${seg(podcastId)}/episodes/${seg(episodeId)}`, {
+    method: 'DELETE',
+  })
+}
+
+export type SubtitleFormat = 'vtt' | 'srt'
+
+export function subtitlesUrl(podcastId: string, episodeId: string, format: SubtitleFormat): string {
+  return `/api/podcasts/${seg(podcastId)}/episodes/${seg(episodeId)}/subtitles.${format}`
+}
+
+/** Podcasting 2.0 chapters: `{version, chapters: [{startTime, title}]}`. */
+export async function getChapters(
+  podcastId: string,
+  episodeId: string,
+  options: CallOptions = {},
+): Promise<Chapter[]> {
+  const body = await request<{ chapters?: Chapter[] }>(
+    `/api/podcasts/${seg(podcastId)}/episodes/${seg(episodeId)}/chapters.json`,
+    options,
+  )
+  return body.chapters ?? []
+}
+
+// ---- Usage and administration ---------------------------------------------------------
+
+export interface UsageRow {
+  /** `YYYY-MM-DD` */
+  day: string
+  /** e.g. `tts:openai:tts-1` */
+  service: string
+  units: number
+  cost_micros: number
+}
+
+/** `from` and `to` are `YYYY-MM-DD` days, both included. */
+export function getUsage(from: string, to: string, options: CallOptions = {}): Promise<UsageRow[]> {
+  return request<UsageRow[]>(withQuery('/api/usage', { from, to }), options)
+}
+
+/** A user as admins see them. */
+export interface UserSummary {
+  id: string
+  email: string
+  display_name: string | null
+  role: Role
+  disabled: boolean
+  /** Null: the configured default applies. */
+  quota_chars_per_month: number | null
+  created_at: string
+  updated_at: string
+}
+
+export interface UserPatch {
+  role?: Role
+  disabled?: boolean
+  /** Null resets to the configured default. */
+  quota_chars_per_month?: number | null
+}
+
+export function listUsers(
+  query: PageQuery & { q?: string } = {},
+  options: CallOptions = {},
+): Promise<Page<UserSummary>> {
+  return request<Page<UserSummary>>(withQuery('/api/admin/users', { ...query }), options)
+}
+
+export function updateUser(id: string, patch: UserPatch): Promise<UserSummary> {
+  return request<UserSummary>(`/api/admin/users/${seg(id)}`, { method: 'PATCH', json: patch })
+}
+
+export interface Invite {
+  code: string
+  status?: 'active' | 'used' | 'expired'
+  created_at: string
+  expires_at: string | null
+  used_at?: string | null
+  used_by?: string | null
+}
+
+export async function listInvites(options: CallOptions = {}): Promise<Invite[]> {
+  return itemsOf(await request<Invite[] | Page<Invite>>('/api/admin/invites', options))
+}
+
+export function createInvite(expiresInS?: number): Promise<Invite> {
+  return request<Invite>('/api/admin/invites', {
+    method: 'POST',
+    json: expiresInS === undefined ? {} : { expires_in_s: expiresInS },
+  })
+}
+
+export function deleteInvite(code: string): Promise<void> {
+  return request<void>(`/api/admin/invites/${seg(code)}`, { method: 'DELETE' })
+}
+
+export interface SystemInfo {
+  version: string
+  uptime_s: number
+  db_bytes: number
+  jobs: { queued: number; running: number; failed_24h: number }
+  storage: { kind: string; objects?: number | null }
+}
+
+export function getSystem(options: CallOptions = {}): Promise<SystemInfo> {
+  return request<SystemInfo>('/api/admin/system', options)
+}
+
+export interface Backup {
+  name: string
+  size_bytes: number
+  sha256: string | null
+  created_at: string
+  /** Present on servers that list running and failed backups too. */
+  status?: string
+  error?: string | null
+}
+
+export async function listBackups(options: CallOptions = {}): Promise<Backup[]> {
+  return itemsOf(await request<Backup[] | Page<Backup>>('/api/admin/backups', options))
+}
+
+export function startBackup(): Promise<unknown> {
+  return request<unknown>('/api/admin/backups', { method: 'POST' })
 }

@@ -3,54 +3,10 @@
 
 import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useState } from 'react'
 import type { ReactNode } from 'react'
-
-const en = {
-  'app.name': 'aimake',
-  'app.tagline': 'Self-hosted AI audio studio',
-  'language.label': 'Language',
-  'status.heading': 'Server status',
-  'status.checking': 'Checking…',
-  'status.ok': 'All systems operational',
-  'status.degraded': 'Degraded',
-  'status.unavailable': 'Unavailable',
-  'status.version': 'Version',
-  'status.checkedAt': 'Last checked at {time}',
-  'check.database': 'Database',
-  'check.storage': 'Storage',
-  'check.ok': 'OK',
-  'check.failing': 'Failing',
-  'action.refresh': 'Refresh',
-  'action.refreshing': 'Refreshing…',
-  'error.title': 'Could not load the server status',
-  'error.network': 'Could not reach the server. Check that it is running, then refresh.',
-  'error.unexpected': 'Something unexpected went wrong.',
-  'error.requestId': 'Request ID: {id}',
-} as const
+import { en } from './locales/en.ts'
+import { zhCN } from './locales/zh-CN.ts'
 
 export type MessageKey = keyof typeof en
-
-const zhCN: Record<MessageKey, string> = {
-  'app.name': 'aimake',
-  'app.tagline': '自托管 AI 音频工作室',
-  'language.label': '语言',
-  'status.heading': '服务器状态',
-  'status.checking': '正在检查…',
-  'status.ok': '所有服务运行正常',
-  'status.degraded': '部分服务异常',
-  'status.unavailable': '无法使用',
-  'status.version': '版本',
-  'status.checkedAt': '上次检查：{time}',
-  'check.database': '数据库',
-  'check.storage': '存储',
-  'check.ok': '正常',
-  'check.failing': '故障',
-  'action.refresh': '刷新',
-  'action.refreshing': '正在刷新…',
-  'error.title': '无法加载服务器状态',
-  'error.network': '无法连接到服务器。请确认服务器正在运行，然后刷新。',
-  'error.unexpected': '发生了意外错误。',
-  'error.requestId': '请求 ID：{id}',
-}
 
 export const dictionaries: Record<Language, Record<MessageKey, string>> = {
   en,

@@ -2,6 +2,7 @@ import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import App from './App.tsx'
 import { I18nProvider } from './i18n.ts'
+import { SessionProvider } from './session.ts'
 import './index.css'
 
 const root = document.getElementById('root')
@@ -10,7 +11,9 @@ if (root === null) throw new Error('index.html has no #root element')
 createRoot(root).render(
   <StrictMode>
     <I18nProvider>
-      <App />
+      <SessionProvider>
+        <App />
+      </SessionProvider>
     </I18nProvider>
   </StrictMode>,
 )

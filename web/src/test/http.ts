@@ -9,16 +9,30 @@ export function jsonResponse(status: number, body: unknown, headers: Record<stri
   })
 }
 
-type Handler = (init: RequestInit | undefined) => Response | Promise<Response>
+/** The server's error shape with its status. */
+export function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+  return jsonResponse(status, { error: { code, message, details: null } }, headers)
+}
 
-/** Routes each fetch by its path; an unknown path fails the test loudly. */
+type Handler = (init: RequestInit | undefined, url: URL) => Response | Promise<Response>
+
+/**
+ * Routes each fetch by its path (the query is left to the handler, which gets the URL);
+ * an unknown path fails the test loudly.
+ */
 export function stubFetch(routes: Record<string, Handler>) {
   const fetchMock = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-    const path = typeof input === 'string' ? input : input instanceof URL ? input.pathname : input.url
-    const handler = routes[path]
-    if (handler === undefined) throw new Error(`unexpected fetch to ${path}`)
-    return handler(init)
+    const raw = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
+    const url = new URL(raw, 'http://localhost')
+    const handler = routes[url.pathname]
+    if (handler === undefined) throw new Error(`unexpected fetch to ${url.pathname}`)
+    return handler(init, url)
   })
   vi.stubGlobal('fetch', fetchMock)
   return fetchMock
+}
+
+/** The parsed JSON body a call sent. */
+export function sentJson(init: RequestInit | undefined): unknown {
+  return typeof init?.body === 'string' ? JSON.parse(init.body) : undefined
 }

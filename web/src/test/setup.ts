@@ -1,8 +1,16 @@
-// Adds the DOM matchers (toBeInTheDocument, ...) and unmounts rendered trees between tests.
+// Adds the DOM matchers (toBeInTheDocument, ...), quiets the browser APIs jsdom lacks, and
+// unmounts rendered trees between tests.
 
 import '@testing-library/jest-dom/vitest'
 import { cleanup } from '@testing-library/react'
-import { afterEach } from 'vitest'
+import { afterEach, beforeEach, vi } from 'vitest'
+
+beforeEach(() => {
+  // jsdom has no media playback or canvas; the app treats both as optional.
+  vi.spyOn(HTMLMediaElement.prototype, 'play').mockResolvedValue(undefined)
+  vi.spyOn(HTMLMediaElement.prototype, 'pause').mockReturnValue(undefined)
+  vi.spyOn(HTMLCanvasElement.prototype, 'getContext').mockReturnValue(null)
+})
 
 afterEach(() => {
   cleanup()

@@ -1,16 +1,18 @@
-import { render, screen, within } from '@testing-library/react'
+import { screen, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { describe, expect, it } from 'vitest'
-import App from './App.tsx'
-import { I18nProvider, LANGUAGE_STORAGE_KEY } from './i18n.ts'
-import { jsonResponse, stubFetch } from './test/http.ts'
+import { LANGUAGE_STORAGE_KEY } from '../i18n.ts'
+import { errorResponse, jsonResponse, stubFetch } from '../test/http.ts'
+import { renderAt } from '../test/render.tsx'
 
+/** The status page is public: nobody is signed in. */
 function renderApp() {
-  return render(
-    <I18nProvider>
-      <App />
-    </I18nProvider>,
-  )
+  const language = window.localStorage.getItem(LANGUAGE_STORAGE_KEY) === 'zh-CN' ? 'zh-CN' : 'en'
+  return renderAt('/status', language)
+}
+
+function stubServer(routes: Parameters<typeof stubFetch>[0]) {
+  return stubFetch({ '/api/me': () => errorResponse(401, 'unauthenticated', 'Sign in'), ...routes })
 }
 
 /** The value cell of the status row labelled `label`. */
@@ -21,10 +23,10 @@ function rowValue(label: string) {
   return within(row).getByRole('definition')
 }
 
-describe('App', () => {
+describe('status page', () => {
   it('shows the version and each readiness check', async () => {
     window.localStorage.setItem(LANGUAGE_STORAGE_KEY, 'en')
-    stubFetch({
+    stubServer({
       '/health': () => jsonResponse(200, { status: 'ok', version: '1.4.2' }),
       '/health/ready': () =>
         jsonResponse(503, { status: 'degraded', checks: { database: true, storage: false } }),
@@ -42,7 +44,7 @@ describe('App', () => {
 
   it('shows operational when every check passes', async () => {
     window.localStorage.setItem(LANGUAGE_STORAGE_KEY, 'en')
-    stubFetch({
+    stubServer({
       '/health': () => jsonResponse(200, { status: 'ok', version: '2.0.0' }),
       '/health/ready': () =>
         jsonResponse(200, { status: 'ok', checks: { database: true, storage: true } }),
@@ -57,7 +59,7 @@ describe('App', () => {
 
   it('shows the server error message when /health fails', async () => {
     window.localStorage.setItem(LANGUAGE_STORAGE_KEY, 'en')
-    stubFetch({
+    stubServer({
       '/health': () =>
         jsonResponse(
           500,
@@ -79,7 +81,7 @@ describe('App', () => {
 
   it('explains in the chosen language when the server cannot be reached', async () => {
     window.localStorage.setItem(LANGUAGE_STORAGE_KEY, 'zh-CN')
-    stubFetch({
+    stubServer({
       '/health': () => Promise.reject(new TypeError('Failed to fetch')),
       '/health/ready': () => Promise.reject(new TypeError('Failed to fetch')),
     })
@@ -92,7 +94,7 @@ describe('App', () => {
   it('fetches again on refresh and shows the new answer', async () => {
     window.localStorage.setItem(LANGUAGE_STORAGE_KEY, 'en')
     let version = '1.0.0'
-    const fetchMock = stubFetch({
+    const fetchMock = stubServer({
       '/health': () => jsonResponse(200, { status: 'ok', version }),
       '/health/ready': () =>
         jsonResponse(200, { status: 'ok', checks: { database: true, storage: true } }),
@@ -112,7 +114,7 @@ describe('App', () => {
 
   it('switches language, updates <html lang> and remembers the choice', async () => {
     window.localStorage.setItem(LANGUAGE_STORAGE_KEY, 'en')
-    stubFetch({
+    stubServer({
       '/health': () => jsonResponse(200, { status: 'ok', version: '1.0.0' }),
       '/health/ready': () =>
         jsonResponse(200, { status: 'ok', checks: { database: true, storage: false } }),

@@ -1,0 +1,18 @@
+// Dictionary keys for values the server sends as codes.
+
+import type { AudioKind, AudioStatus } from '../api.ts'
+import type { MessageKey } from '../i18n.ts'
+
+export const STATUS_LABELS: Record<AudioStatus, MessageKey> = {
+  queued: 'audio.status.queued',
+  running: 'audio.status.running',
+  succeeded: 'audio.status.succeeded',
+  failed: 'audio.status.failed',
+  canceled: 'audio.status.canceled',
+}
+
+export const KIND_LABELS: Record<AudioKind, MessageKey> = {
+  tts: 'audio.kind.tts',
+  podcast: 'audio.kind.podcast',
+  upload: 'audio.kind.upload',
+}
