@@ -6,7 +6,7 @@ BIN := target/release/aimake
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts \
 	web/package.json web/tsconfig.json web/tsconfig.app.json web/tsconfig.node.json
 
-.PHONY: run build web test test-rust test-web lint fmt espeak bench docker clean
+.PHONY: run build web test test-rust test-web test-e2e lint fmt espeak bench docker clean
 
 ## run: build the web app and the release binary, install the local voice if possible, serve
 run: build espeak
@@ -25,14 +25,18 @@ web/node_modules/.package-lock.json: web/package-lock.json
 web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
 	cd web && $(NPM) run build
 
-## test: every linter and every test (Rust unit + integration, web unit)
-test: lint test-web test-rust
+## test: every linter and every test (Rust unit + integration, web unit, browser end to end)
+test: lint test-web test-rust test-e2e
 
 test-rust: web
 	$(CARGO) test --locked --all-targets
 
 test-web: web/node_modules/.package-lock.json
 	cd web && $(NPM) test
+
+## test-e2e: the browser journeys in headless Chromium against the release binary
+test-e2e: build
+	cd web && AIMAKE_BIN=../$(BIN) $(NPM) run e2e
 
 ## lint: rustfmt, clippy (warnings are errors), the web app's type check and lint
 lint: web

@@ -90,7 +90,7 @@ const journeys = [
       const seconds = await decodedDuration(page, 'Player: E2E hello')
       check(seconds > 0, `the audio has no duration (${seconds})`)
 
-      await page.getByRole('link', { name: 'Library' }).click()
+      await page.getByRole('link', { name: 'Library', exact: true }).click()
       const item = page.getByRole('listitem').filter({ hasText: 'E2E hello' })
       await item.waitFor()
       await item.getByRole('button', { name: /^Play/ }).click()
