@@ -184,6 +184,8 @@ pub struct Storage {
     /// Objects written through this handle, so callers (and tests) can tell how much work a
     /// backup really did.
     writes: Arc<AtomicU64>,
+    /// The directory of a local store: big reads go to the file directly (see `stream`).
+    local_root: Option<Arc<std::path::Path>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -210,6 +212,11 @@ impl Storage {
             store: Arc::new(store),
             kind: StorageKind::Local,
             writes: Arc::default(),
+            local_root: Some(
+                dir.canonicalize()
+                    .unwrap_or_else(|_| dir.to_path_buf())
+                    .into(),
+            ),
         })
     }
 
@@ -247,6 +254,7 @@ impl Storage {
             store: Arc::new(store),
             kind: StorageKind::S3,
             writes: Arc::default(),
+            local_root: None,
         })
     }
 
@@ -341,12 +349,61 @@ impl Storage {
         key: &Key,
         range: Option<Range<u64>>,
     ) -> StorageResult<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
+        if let Some(root) = &self.local_root {
+            return self.stream_file(root, key, range).await;
+        }
         let options = object_store::GetOptions::new().with_range(range);
         Ok(self
             .store
             .get_opts(&key.path(), options)
             .await?
             .into_stream())
+    }
+
+    /// Local objects are plain files under the root: reading them with large buffers on
+    /// tokio's file API is several times faster than the object store's small chunks.
+    async fn stream_file(
+        &self,
+        root: &std::path::Path,
+        key: &Key,
+        range: Option<Range<u64>>,
+    ) -> StorageResult<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
+        use futures::StreamExt;
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        /// Big enough to keep syscalls rare, small enough for hundreds of listeners.
+        const BUFFER: usize = 256 * 1024;
+        // Keys are server-made (ULIDs and fixed names), so joining them cannot leave the root.
+        let path = root.join(key.as_str());
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(key.to_string()));
+            }
+            Err(e) => return Err(StorageError::Other(anyhow::Error::new(e))),
+        };
+        let len = match &range {
+            Some(r) => {
+                file.seek(std::io::SeekFrom::Start(r.start))
+                    .await
+                    .map_err(|e| StorageError::Other(e.into()))?;
+                r.end - r.start
+            }
+            None => file
+                .metadata()
+                .await
+                .map_err(|e| StorageError::Other(e.into()))?
+                .len(),
+        };
+        let reader = tokio_util::io::ReaderStream::with_capacity(file.take(len), BUFFER);
+        let key = key.to_string();
+        Ok(reader
+            .map(move |r| {
+                r.map_err(|e| object_store::Error::Generic {
+                    store: "local",
+                    source: format!("reading {key}: {e}").into(),
+                })
+            })
+            .boxed())
     }
 
     pub async fn head(&self, key: &Key) -> StorageResult<ObjectInfo> {
