@@ -319,12 +319,7 @@ async fn progressive(
             let Ok(bytes) = state.storage.get(&obj.key).await else {
                 break;
             };
-            let format = match obj.key.as_str().rsplit('.').next() {
-                Some("wav") => crate::audio::Format::Wav,
-                Some("flac") => crate::audio::Format::Flac,
-                Some("ogg") => crate::audio::Format::Ogg,
-                _ => crate::audio::Format::Mp3,
-            };
+            let format = crate::speech::job::format_of(obj.key.as_str());
             let mut enc = encoder.take().expect("checked above");
             let encoded = tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();

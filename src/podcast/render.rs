@@ -22,8 +22,9 @@ use crate::db::usage::{self, NewUsage};
 use crate::db::{episodes, now_ms, podcasts};
 use crate::jobs::events::StatusEvent;
 use crate::jobs::{Handler, JobContext, JobError, queue};
-use crate::providers::{AudioFormat, OutputFormat, ProviderError, SynthesisRequest, Tts};
+use crate::providers::{AudioFormat, OutputFormat, SynthesisRequest, Tts};
 use crate::speech::job::{TtsJob, cache_key};
+use crate::speech::job::{format_of, provider_error, report};
 use crate::storage::{Key, keys};
 
 /// The format component of line cache keys: line objects are raw provider output (any
@@ -49,15 +50,6 @@ impl Handler for PodcastJob {
     }
 }
 
-fn provider_error(e: ProviderError) -> JobError {
-    JobError {
-        code: e.code().to_string(),
-        retryable: e.kind.is_retryable(),
-        retry_after: e.retry_after,
-        message: e.message,
-    }
-}
-
 /// One line to speak, with what identifies its result.
 struct Planned {
     provider: Arc<dyn Tts>,
@@ -73,15 +65,6 @@ fn line_entry(key: &str) -> Option<(usize, bool, String)> {
     let (stem, ext) = name.split_once('.')?;
     let (index, how) = stem.split_once('-')?;
     Some((index.parse().ok()?, how == "p", ext.to_string()))
-}
-
-fn format_of(ext: &str) -> Format {
-    match ext {
-        "wav" => Format::Wav,
-        "flac" => Format::Flac,
-        "ogg" => Format::Ogg,
-        _ => Format::Mp3,
-    }
 }
 
 async fn run(ctx: JobContext) -> Result<(), JobError> {
@@ -514,31 +497,6 @@ fn container(format: AudioFormat) -> Option<&'static str> {
         AudioFormat::Flac => Some("flac"),
         AudioFormat::Pcm { .. } => None,
     }
-}
-
-/// Saves and announces progress (0..1) of a running audio.
-async fn report(state: &AppState, audio: Ulid, progress: f64) -> Result<(), JobError> {
-    state
-        .db
-        .write(move |c| {
-            Ok(audios::set_progress(
-                c,
-                audio,
-                "running",
-                progress,
-                now_ms(),
-            )?)
-        })
-        .await?;
-    state.jobs.events.publish(
-        audio,
-        StatusEvent {
-            status: "running".into(),
-            progress,
-            error: None,
-        },
-    );
-    Ok(())
 }
 
 #[cfg(test)]

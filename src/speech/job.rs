@@ -82,7 +82,8 @@ impl Handler for TtsJob {
     }
 }
 
-fn provider_error(e: ProviderError) -> JobError {
+/// A provider's failure as a job error: its code, message and whether to try again.
+pub(crate) fn provider_error(e: ProviderError) -> JobError {
     JobError {
         code: e.code().to_string(),
         retryable: e.kind.is_retryable(),
@@ -349,7 +350,8 @@ fn chunk_index(key: &str) -> Option<usize> {
     name.strip_prefix("chunk-")?.split('.').next()?.parse().ok()
 }
 
-fn format_of(key: &str) -> Format {
+/// The container of a stored key (or a bare extension) by its extension.
+pub(crate) fn format_of(key: &str) -> Format {
     match key.rsplit('.').next() {
         Some("wav") => Format::Wav,
         Some("flac") => Format::Flac,
@@ -551,7 +553,7 @@ async fn commit(
 }
 
 /// Saves and announces progress (0..1) of a running audio.
-async fn report(state: &AppState, audio: Ulid, progress: f64) -> Result<(), JobError> {
+pub(crate) async fn report(state: &AppState, audio: Ulid, progress: f64) -> Result<(), JobError> {
     state
         .db
         .write(move |c| {
