@@ -15,6 +15,8 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY migrations migrations
+# Cargo.toml names the backup benchmark, so its file must be present to read the manifest.
+COPY benches benches
 COPY src src
 COPY --from=web /src/web/dist web/dist
 RUN cargo build --release --locked --bin aimake \
