@@ -1004,3 +1004,21 @@ pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Resul
     };
     Ok(feed::render(&rss, &items))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cover_types_come_from_the_declared_type_and_must_match_the_leading_bytes() {
+        assert_eq!(CoverType::from_mime("image/PNG; q=1"), Some(CoverType::Png));
+        assert_eq!(CoverType::from_mime("image/jpeg"), Some(CoverType::Jpeg));
+        assert_eq!(CoverType::from_mime("image/gif"), None);
+        assert!(CoverType::Png.matches(b"\x89PNG\r\n\x1a\n rest"));
+        assert!(!CoverType::Png.matches(b"\xFF\xD8\xFF\xE0"));
+        assert!(CoverType::Jpeg.matches(b"\xFF\xD8\xFF\xE0"));
+        assert!(!CoverType::Jpeg.matches(b"<svg"));
+        assert_eq!(CoverType::of_key("covers/01HX.jpg"), Some(CoverType::Jpeg));
+        assert_eq!(CoverType::of_key("covers/01HX"), None);
+    }
+}
