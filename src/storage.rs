@@ -105,6 +105,12 @@ pub mod keys {
         Key(format!("cache/lines/{cache_key}.{ext}"))
     }
 
+    /// A podcast's cover image, e.g. `covers/<podcast>.png`.
+    pub fn cover(podcast: Ulid, ext: &str) -> Key {
+        debug_assert!(ext.chars().all(|c| c.is_ascii_alphanumeric()));
+        Key(format!("covers/{podcast}.{ext}"))
+    }
+
     /// Written, read back and deleted by the readiness check.
     pub fn probe() -> Key {
         Key(format!("health/probe-{}", Ulid::generate()))

@@ -11,6 +11,9 @@ pub struct PodcastRow {
     pub description: String,
     pub language: Option<String>,
     pub author: Option<String>,
+    pub category: Option<String>,
+    /// Object key of the cover image, if one was uploaded.
+    pub cover_key: Option<String>,
     pub public: bool,
     /// Whether a feed token was ever issued (its digest is never read back out).
     pub has_feed_token: bool,
@@ -19,7 +22,7 @@ pub struct PodcastRow {
 }
 
 const COLUMNS: &str = "id, user_id, title, description, language, author, public, \
-     feed_token_hash IS NOT NULL, created_at, updated_at";
+     feed_token_hash IS NOT NULL, created_at, updated_at, category, cover_key";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<PodcastRow> {
     Ok(PodcastRow {
@@ -33,6 +36,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<PodcastRow> {
         has_feed_token: r.get(7)?,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
+        category: r.get(10)?,
+        cover_key: r.get(11)?,
     })
 }
 
@@ -44,6 +49,7 @@ pub struct Changes {
     /// `Some(None)` clears it.
     pub language: Option<Option<String>>,
     pub author: Option<Option<String>>,
+    pub category: Option<Option<String>>,
     pub public: Option<bool>,
 }
 
@@ -55,8 +61,8 @@ pub fn insert(
     now: i64,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO podcasts (id, user_id, title, description, language, author, public, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        "INSERT INTO podcasts (id, user_id, title, description, language, author, public, created_at, updated_at, category)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
         params![
             id.to_string(),
             user.to_string(),
@@ -65,7 +71,8 @@ pub fn insert(
             c.language.clone().flatten(),
             c.author.clone().flatten(),
             c.public.unwrap_or(false),
-            now
+            now,
+            c.category.clone().flatten()
         ],
     )?;
     Ok(())
@@ -121,7 +128,8 @@ pub fn update(
              language = CASE WHEN ?5 THEN ?6 ELSE language END,
              author = CASE WHEN ?7 THEN ?8 ELSE author END,
              public = COALESCE(?9, public),
-             updated_at = ?10
+             updated_at = ?10,
+             category = CASE WHEN ?11 THEN ?12 ELSE category END
          WHERE id = ?1 AND user_id = ?2",
         params![
             id.to_string(),
@@ -133,10 +141,37 @@ pub fn update(
             c.author.is_some(),
             c.author.clone().flatten(),
             c.public,
-            now
+            now,
+            c.category.is_some(),
+            c.category.clone().flatten()
         ],
     )?;
     Ok(n == 1)
+}
+
+/// Points the show at a new cover object (or none) and returns the key it replaced; None
+/// when the podcast is not the caller's.
+pub fn set_cover(
+    conn: &Connection,
+    user: Ulid,
+    id: Ulid,
+    key: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<Option<Option<String>>> {
+    let old: Option<Option<String>> = conn
+        .query_row(
+            "SELECT cover_key FROM podcasts WHERE id = ?1 AND user_id = ?2",
+            params![id.to_string(), user.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if old.is_some() {
+        conn.execute(
+            "UPDATE podcasts SET cover_key = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2",
+            params![id.to_string(), user.to_string(), key, now],
+        )?;
+    }
+    Ok(old)
 }
 
 /// Audio ids of the podcast's episodes, so they can be deleted with their objects.

@@ -1,7 +1,8 @@
 //! `/api/podcasts` (shows, scripts, episodes, subtitles, feed tokens) and the public `/feeds`.
 
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +16,8 @@ use crate::error::{AppError, AppJson, Result};
 use crate::http::extract::RateLimitedUser;
 use crate::pagination::{Page, PageQuery};
 use crate::podcast::service::{
-    self, EpisodeBody, EpisodeView, PodcastFields, PodcastView, ScriptBody, ScriptView, Sidecar,
+    self, CoverType, EpisodeBody, EpisodeView, PodcastFields, PodcastView, ScriptBody, ScriptView,
+    Sidecar,
 };
 
 /// Feed readers poll often; a few minutes of caching spares the server without delaying
@@ -26,6 +28,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/podcasts", post(create).get(list))
         .route("/api/podcasts/{id}", get(read).patch(update).delete(remove))
+        .route(
+            "/api/podcasts/{id}/cover",
+            get(cover)
+                .put(set_cover)
+                .delete(remove_cover)
+                // Room over the image limit, so an oversized cover gets the JSON 413 below.
+                .layer(DefaultBodyLimit::max(service::MAX_COVER_BYTES + 64 * 1024)),
+        )
         .route("/api/podcasts/{id}/scripts", post(script))
         .route("/api/podcasts/{id}/feed-token", post(feed_token))
         .route(
@@ -39,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/podcasts/{id}/episodes/{eid}/{file}", get(sidecar))
         .route("/feeds/{file}", get(feed))
         .route("/feeds/episodes/{eid}/{file}", get(signed_sidecar))
+        .route("/feeds/podcasts/{id}/{file}", get(signed_cover))
 }
 
 async fn create(
@@ -91,6 +102,73 @@ async fn remove(
         service::delete(&state, user.id, id).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_cover(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<PodcastView>> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    Ok(Json(
+        service::set_cover(&state, user.id, parse_id(&id)?, content_type, body)
+            .await?
+            .into(),
+    ))
+}
+
+async fn remove_cover(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    service::delete_cover(&state, user.id, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn image_response(kind: CoverType, bytes: Bytes, cache: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind.mime()),
+            (header::CACHE_CONTROL, cache),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn cover(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let (kind, bytes) = service::cover(&state, user.id, parse_id(&id)?).await?;
+    Ok(image_response(
+        kind,
+        bytes,
+        "private, max-age=0, must-revalidate",
+    ))
+}
+
+async fn signed_cover(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+    Query(q): Query<SignedQuery>,
+) -> Result<Response> {
+    let ext = file.strip_prefix("cover.").ok_or(AppError::NotFound)?;
+    let (kind, bytes) = service::signed_cover(
+        &state,
+        &id,
+        ext,
+        q.exp.unwrap_or(0),
+        q.sig.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    Ok(image_response(kind, bytes, FEED_CACHE))
 }
 
 async fn script(

@@ -16,10 +16,12 @@ use ulid::Ulid;
 use super::service::{EpisodeScript, Timings};
 use super::subtitles::{TimedChapter, TimedLine};
 use crate::app::AppState;
-use crate::audio::{self, Format, Id3Tags, MasterOptions, SourcePart};
+use crate::audio::{self, Cover, Format, Id3Tags, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
+use crate::db::podcasts::PodcastRow;
 use crate::db::usage::{self, NewUsage};
 use crate::db::{episodes, now_ms, podcasts};
+use crate::error::AppError;
 use crate::jobs::events::StatusEvent;
 use crate::jobs::{Handler, JobContext, JobError, queue};
 use crate::providers::{AudioFormat, OutputFormat, SynthesisRequest, Tts};
@@ -214,6 +216,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         title: Some(episode.title.clone()),
         artist: show.author.clone(),
         album: Some(show.title.clone()),
+        cover: episode_cover(&state, &show).await?,
         ..Id3Tags::default()
     };
     let options = MasterOptions {
@@ -399,6 +402,18 @@ struct CacheRow {
 }
 
 /// A line's audio from the result cache, when its object is still there.
+/// The show's cover for the APIC frame; a cover that vanished meanwhile is simply left out.
+async fn episode_cover(state: &AppState, show: &PodcastRow) -> Result<Option<Cover>, JobError> {
+    match crate::podcast::service::load_cover(state, show).await {
+        Ok((kind, data)) => Ok(Some(Cover {
+            mime: kind.mime().into(),
+            data: data.to_vec(),
+        })),
+        Err(AppError::NotFound) => Ok(None),
+        Err(e) => Err(JobError::retryable("storage", e.to_string())),
+    }
+}
+
 async fn cached_line(state: &AppState, key: String) -> Result<Option<(Bytes, String)>, JobError> {
     let hit: Option<String> = state
         .db

@@ -20,6 +20,7 @@ use crate::error::{AppError, Result};
 use crate::jobs::{NewJob, queue};
 use crate::pagination::{Page, PageRequest};
 use crate::speech::service::AudioView;
+use crate::storage::{Key, StorageError, keys};
 
 /// The job kind that renders an episode.
 pub const PODCAST_JOB: &str = "podcast";
@@ -33,6 +34,10 @@ const FEED_LINK_S: i64 = 10 * 365 * 86_400;
 /// Signature purposes of the public transcript and chapters links.
 pub const TRANSCRIPT_PURPOSE: &str = "transcript";
 pub const CHAPTERS_PURPOSE: &str = "chapters";
+pub const COVER_PURPOSE: &str = "cover";
+/// Podcast apps ask for square artwork of a few hundred KiB; 1 MiB leaves room.
+pub const MAX_COVER_BYTES: usize = 1024 * 1024;
+const MAX_CATEGORY_CHARS: usize = 100;
 
 fn field(name: &str, message: impl Into<String>) -> AppError {
     let message = message.into();
@@ -51,6 +56,9 @@ pub struct PodcastView {
     pub description: String,
     pub language: Option<String>,
     pub author: Option<String>,
+    pub category: Option<String>,
+    /// The owner's link to the cover image, when one was uploaded.
+    pub cover_url: Option<String>,
     pub public: bool,
     pub has_feed_token: bool,
     pub created_at: String,
@@ -59,12 +67,18 @@ pub struct PodcastView {
 
 impl From<PodcastRow> for PodcastView {
     fn from(r: PodcastRow) -> Self {
+        let cover_url = r
+            .cover_key
+            .is_some()
+            .then(|| format!("/api/podcasts/{}/cover", r.id));
         Self {
             id: r.id,
             title: r.title,
             description: r.description,
             language: r.language,
             author: r.author,
+            category: r.category,
+            cover_url,
             public: r.public,
             has_feed_token: r.has_feed_token,
             created_at: to_rfc3339(r.created_at),
@@ -83,6 +97,8 @@ pub struct PodcastFields {
     pub language: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub author: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub category: Option<Option<String>>,
     pub public: Option<bool>,
 }
 
@@ -115,8 +131,19 @@ fn changes(f: PodcastFields) -> Result<Changes> {
             other => Ok(other),
         }
     };
+    let category = match f.category {
+        Some(Some(c)) => {
+            let c = c.trim().to_string();
+            if c.is_empty() || c.chars().count() > MAX_CATEGORY_CHARS {
+                return Err(field("category", "A category has 1 to 100 characters"));
+            }
+            Some(Some(c))
+        }
+        other => other,
+    };
     Ok(Changes {
         title,
+        category,
         description: f.description.map(|d| d.trim().to_string()),
         language: short("language", f.language)?,
         author: short("author", f.author)?,
@@ -175,9 +202,9 @@ pub async fn update(
         .ok_or(AppError::NotFound)
 }
 
-/// Deletes the show, its episodes and their audios (objects included).
+/// Deletes the show, its cover, its episodes and their audios (objects included).
 pub async fn delete(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
-    let Some(_) = state
+    let Some(show) = state
         .db
         .read(move |c| Ok(podcasts::get(c, user, id)?))
         .await?
@@ -200,7 +227,197 @@ pub async fn delete(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
             Ok(())
         })
         .await?;
+    if let Some(key) = show.cover_key {
+        delete_object(state, &key).await;
+    }
     Ok(())
+}
+
+// ---- cover images ----
+
+/// The image types a cover may have, told apart by their leading bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoverType {
+    Jpeg,
+    Png,
+}
+
+impl CoverType {
+    pub fn from_mime(mime: &str) -> Option<Self> {
+        let essence = mime.split(';').next().unwrap_or_default().trim();
+        match essence.to_ascii_lowercase().as_str() {
+            "image/jpeg" | "image/jpg" => Some(Self::Jpeg),
+            "image/png" => Some(Self::Png),
+            _ => None,
+        }
+    }
+
+    pub fn from_ext(ext: &str) -> Option<Self> {
+        match ext {
+            "jpg" => Some(Self::Jpeg),
+            "png" => Some(Self::Png),
+            _ => None,
+        }
+    }
+
+    fn of_key(key: &str) -> Option<Self> {
+        Self::from_ext(key.rsplit_once('.')?.1)
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+        }
+    }
+
+    pub fn ext(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+        }
+    }
+
+    fn matches(self, bytes: &[u8]) -> bool {
+        match self {
+            Self::Jpeg => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+            Self::Png => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        }
+    }
+}
+
+/// Best effort: a leftover object only costs space, and the row no longer points at it.
+async fn delete_object(state: &AppState, key: &str) {
+    if let Err(e) = state.storage.delete(&Key::from_stored(key)).await {
+        tracing::warn!(key, error = %e, "could not delete a cover image");
+    }
+}
+
+/// Stores a JPEG or PNG cover (checked by its leading bytes, not only the declared type),
+/// replacing the previous one.
+pub async fn set_cover(
+    state: &AppState,
+    user: Ulid,
+    id: Ulid,
+    content_type: Option<&str>,
+    bytes: bytes::Bytes,
+) -> Result<PodcastRow> {
+    let kind = content_type
+        .and_then(CoverType::from_mime)
+        .ok_or_else(|| AppError::UnsupportedMediaType("A cover is a JPEG or PNG image".into()))?;
+    if bytes.len() > MAX_COVER_BYTES {
+        return Err(AppError::PayloadTooLarge);
+    }
+    if !kind.matches(&bytes) {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "The body is not a {} image",
+            kind.mime()
+        )));
+    }
+    get(state, user, id).await?;
+    let key = keys::cover(id, kind.ext());
+    state
+        .storage
+        .put(&key, bytes)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let stored = key.as_str().to_string();
+    let old = state
+        .db
+        .write(move |c| Ok(podcasts::set_cover(c, user, id, Some(&stored), now_ms())?))
+        .await?;
+    match old {
+        None => {
+            // Deleted while uploading.
+            delete_object(state, key.as_str()).await;
+            return Err(AppError::NotFound);
+        }
+        Some(Some(previous)) if previous != key.as_str() => delete_object(state, &previous).await,
+        Some(_) => {}
+    }
+    get(state, user, id).await
+}
+
+/// Removes the cover; removing a missing cover is not an error.
+pub async fn delete_cover(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
+    let old = state
+        .db
+        .write(move |c| Ok(podcasts::set_cover(c, user, id, None, now_ms())?))
+        .await?;
+    match old {
+        None => Err(AppError::NotFound),
+        Some(Some(previous)) => {
+            delete_object(state, &previous).await;
+            Ok(())
+        }
+        Some(None) => Ok(()),
+    }
+}
+
+/// The image and its type.
+pub(crate) async fn load_cover(
+    state: &AppState,
+    show: &PodcastRow,
+) -> Result<(CoverType, bytes::Bytes)> {
+    let key = show.cover_key.as_deref().ok_or(AppError::NotFound)?;
+    let kind = CoverType::of_key(key).ok_or(AppError::NotFound)?;
+    let bytes = state
+        .storage
+        .get(&Key::from_stored(key))
+        .await
+        .map_err(|e| match e {
+            StorageError::NotFound(_) => AppError::NotFound,
+            other => anyhow::Error::from(other).into(),
+        })?;
+    Ok((kind, bytes))
+}
+
+/// The caller's cover image.
+pub async fn cover(state: &AppState, user: Ulid, id: Ulid) -> Result<(CoverType, bytes::Bytes)> {
+    let show = get(state, user, id).await?;
+    load_cover(state, &show).await
+}
+
+/// The cover through a signed feed link; the link names the image type it was made for.
+pub async fn signed_cover(
+    state: &AppState,
+    id: &str,
+    ext: &str,
+    exp: i64,
+    sig: &str,
+) -> Result<(CoverType, bytes::Bytes)> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if !state.signer.verify(COVER_PURPOSE, id, exp, sig, now) {
+        return Err(AppError::Forbidden {
+            code: "forbidden",
+            message: "This link is invalid or has expired".into(),
+        });
+    }
+    let id: Ulid = id.parse().map_err(|_| AppError::NotFound)?;
+    let show = state
+        .db
+        .read(move |c| Ok(podcasts::get_any(c, id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let (kind, bytes) = load_cover(state, &show).await?;
+    if CoverType::from_ext(ext) != Some(kind) {
+        return Err(AppError::NotFound);
+    }
+    Ok((kind, bytes))
+}
+
+/// A long-lived signed link to the show's cover, for feeds; it changes when the show does,
+/// so podcast apps fetch a replaced image.
+fn cover_feed_url(state: &AppState, show: &PodcastRow) -> Option<String> {
+    let kind = CoverType::of_key(show.cover_key.as_deref()?)?;
+    let exp = show.updated_at / 1000 + FEED_LINK_S;
+    let sig = state.signer.sign(COVER_PURPOSE, &show.id, exp);
+    Some(format!(
+        "{}/feeds/podcasts/{}/cover.{}?exp={exp}&sig={sig}",
+        state.public_url,
+        show.id,
+        kind.ext()
+    ))
 }
 
 // ---- scripts ----
@@ -769,14 +986,15 @@ pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Resul
             }
         })
         .collect();
+    let image_url = cover_feed_url(state, &show);
     let rss = Show {
         title: show.title,
         link: format!("{base}/podcasts/{}", show.id),
         description: show.description,
         author: show.author,
         language: show.language,
-        image_url: None,
-        category: None,
+        image_url,
+        category: show.category,
         explicit: false,
         feed_url: Some(feed_url(
             state,
@@ -785,4 +1003,22 @@ pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Resul
         )),
     };
     Ok(feed::render(&rss, &items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cover_types_come_from_the_declared_type_and_must_match_the_leading_bytes() {
+        assert_eq!(CoverType::from_mime("image/PNG; q=1"), Some(CoverType::Png));
+        assert_eq!(CoverType::from_mime("image/jpeg"), Some(CoverType::Jpeg));
+        assert_eq!(CoverType::from_mime("image/gif"), None);
+        assert!(CoverType::Png.matches(b"\x89PNG\r\n\x1a\n rest"));
+        assert!(!CoverType::Png.matches(b"\xFF\xD8\xFF\xE0"));
+        assert!(CoverType::Jpeg.matches(b"\xFF\xD8\xFF\xE0"));
+        assert!(!CoverType::Jpeg.matches(b"<svg"));
+        assert_eq!(CoverType::of_key("covers/01HX.jpg"), Some(CoverType::Jpeg));
+        assert_eq!(CoverType::of_key("covers/01HX"), None);
+    }
 }

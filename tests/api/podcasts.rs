@@ -550,3 +550,190 @@ async fn episodes_with_unknown_voices_or_speakers_are_refused() {
     );
     app.stop().await;
 }
+
+/// A valid 1×1 RGBA PNG.
+const PNG: [u8; 70] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+async fn put_cover(
+    s: &Session,
+    show: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    s.request(reqwest::Method::PUT, &format!("/api/podcasts/{show}/cover"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_cover_is_checked_served_to_its_owner_only_and_shown_in_the_feed_with_the_category() {
+    let app = TestApp::spawn().await;
+    let a = app.signed_in("ada@example.com", Role::User).await;
+    let b = app.signed_in("bob@example.com", Role::User).await;
+    let resp = a
+        .post(
+            "/api/podcasts",
+            &json!({"title": "Covered", "public": true, "category": "Technology"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(created["category"], "Technology");
+    assert_eq!(created["cover_url"], Value::Null);
+    let show = created["id"].as_str().unwrap().to_string();
+
+    // Categories are validated on update; null clears one.
+    for bad in [json!(""), json!("x".repeat(101))] {
+        let resp = a
+            .patch(
+                &format!("/api/podcasts/{show}"),
+                &json!({ "category": bad }),
+            )
+            .await;
+        assert_eq!(resp.status(), 400);
+    }
+    let cleared: Value = a
+        .patch(&format!("/api/podcasts/{show}"), &json!({"category": null}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cleared["category"], Value::Null);
+    let updated: Value = a
+        .patch(
+            &format!("/api/podcasts/{show}"),
+            &json!({"category": "Society & Culture"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(updated["category"], "Society & Culture");
+
+    // Only JPEG and PNG, really of that type, and at most 1 MiB.
+    let resp = put_cover(&a, &show, "image/gif", b"GIF89a".to_vec()).await;
+    assert_eq!(resp.status(), 415);
+    assert_eq!(error_code(resp).await, "unsupported_media_type");
+    let resp = put_cover(&a, &show, "image/jpeg", PNG.to_vec()).await;
+    assert_eq!(resp.status(), 415);
+    let mut huge = PNG.to_vec();
+    huge.resize(1024 * 1024 + 1, 0);
+    let resp = put_cover(&a, &show, "image/png", huge).await;
+    assert_eq!(resp.status(), 413);
+    assert_eq!(error_code(resp).await, "payload_too_large");
+    assert_eq!(
+        a.get(&format!("/api/podcasts/{show}/cover")).await.status(),
+        404
+    );
+
+    let resp = put_cover(&a, &show, "image/png", PNG.to_vec()).await;
+    assert_eq!(resp.status(), 200);
+    let with_cover: Value = resp.json().await.unwrap();
+    let cover_url = with_cover["cover_url"].as_str().unwrap().to_string();
+    let resp = a.get(&cover_url).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), PNG);
+    assert_eq!(b.get(&cover_url).await.status(), 404);
+    assert_eq!(
+        put_cover(&b, &show, "image/png", PNG.to_vec())
+            .await
+            .status(),
+        404
+    );
+
+    // The feed shows the image through a signed link, and the category.
+    let xml = app
+        .get(&format!("/feeds/{show}.xml"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(xml.contains("<itunes:image href="), "{xml}");
+    assert!(
+        xml.contains(r#"<itunes:category text="Society &amp; Culture""#),
+        "{xml}"
+    );
+    let channel = rss::Channel::read_from(xml.as_bytes()).unwrap();
+    let image = channel.image().unwrap().url().to_string();
+    assert_eq!(channel.itunes_ext().unwrap().image(), Some(image.as_str()));
+    let got = app.client.get(&image).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.bytes().await.unwrap().to_vec(), PNG);
+    let forged = image.replace("sig=", "sig=0");
+    assert_eq!(app.client.get(&forged).send().await.unwrap().status(), 403);
+
+    // Removing the cover takes it out of the feed.
+    assert_eq!(a.delete(&cover_url).await.status(), 204);
+    assert_eq!(a.get(&cover_url).await.status(), 404);
+    let xml = app
+        .get(&format!("/feeds/{show}.xml"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!xml.contains("itunes:image"), "{xml}");
+
+    // Deleting the show deletes its cover object.
+    assert_eq!(
+        put_cover(&a, &show, "image/png", PNG.to_vec())
+            .await
+            .status(),
+        200
+    );
+    let key = aimake::storage::keys::cover(show.parse().unwrap(), "png");
+    assert!(app.state.storage.head(&key).await.is_ok());
+    assert_eq!(
+        a.delete(&format!("/api/podcasts/{show}")).await.status(),
+        204
+    );
+    assert!(app.state.storage.head(&key).await.is_err());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_episode_rendered_after_setting_a_cover_carries_it_in_its_id3_tag() {
+    let app = TestApp::spawn_with(fast).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let voices: Value = s
+        .get("/api/voices?provider=local")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let voice = voices[0]["id"].as_str().unwrap().to_string();
+    let show = new_show(&s, json!({"title": "Pictured"})).await;
+    assert_eq!(
+        put_cover(&s, &show, "image/png", PNG.to_vec())
+            .await
+            .status(),
+        200
+    );
+    let e = render(
+        &s,
+        &show,
+        json!({
+            "title": "With art",
+            "lines": [{"speaker": "Ann", "text": "Look at the cover."}],
+            "speakers": [{"name": "Ann", "voice": voice}],
+        }),
+    )
+    .await;
+    let mp3 = bytes(&s, e["audio"]["file_url"].as_str().unwrap()).await;
+    let tag = id3::Tag::read_from2(std::io::Cursor::new(&mp3)).unwrap();
+    let pictures: Vec<_> = tag.pictures().collect();
+    assert_eq!(pictures.len(), 1, "one APIC frame");
+    assert_eq!(pictures[0].mime_type, "image/png");
+    assert_eq!(pictures[0].data, PNG);
+    app.stop().await;
+}
