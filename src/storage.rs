@@ -121,6 +121,16 @@ pub mod keys {
         Key("audio/".into())
     }
 
+    /// Everything a backup must carry besides the database: audio, show covers, and the
+    /// per-line synthesis results the podcast cache points at.
+    pub fn media_prefixes() -> [Key; 3] {
+        [
+            audio_prefix(),
+            Key("covers/".into()),
+            Key("cache/lines/".into()),
+        ]
+    }
+
     /// The backup area of a backup target: one folder per backup set plus the shared media.
     pub fn backups_root() -> Key {
         Key("backups/".into())

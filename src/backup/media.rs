@@ -41,7 +41,7 @@ pub async fn copy(
     target: &Storage,
     known: &[MediaEntry],
 ) -> anyhow::Result<(Vec<MediaEntry>, CopyStats)> {
-    let objects = main.list(&keys::audio_prefix()).await?;
+    let objects = list_media(main).await?;
     let known: HashMap<&str, &MediaEntry> = known.iter().map(|m| (m.key.as_str(), m)).collect();
     let held = Arc::new(Mutex::new(blobs_in(target).await?));
     let stats = Arc::new(Mutex::new(CopyStats::default()));
@@ -108,13 +108,21 @@ pub async fn copy(
     Ok((entries, stats))
 }
 
+/// Every media object of the main store (see [`keys::media_prefixes`]).
+async fn list_media(main: &Storage) -> Result<Vec<crate::storage::ObjectInfo>, StorageError> {
+    let mut all = Vec::new();
+    for prefix in keys::media_prefixes() {
+        all.extend(main.list(&prefix).await?);
+    }
+    Ok(all)
+}
+
 /// The entries whose object the main store no longer has.
 pub async fn missing_from_main(
     main: &Storage,
     entries: &[MediaEntry],
 ) -> Result<Vec<MediaEntry>, StorageError> {
-    let present: HashSet<String> = main
-        .list(&keys::audio_prefix())
+    let present: HashSet<String> = list_media(main)
         .await?
         .into_iter()
         .map(|o| o.key.as_str().to_string())
