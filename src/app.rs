@@ -178,8 +178,15 @@ impl App {
         let jobs =
             scheduler::for_app(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let router = crate::http::router(self.state.clone());
+        // Without TCP_NODELAY, small responses (JSON, SSE events) wait on Nagle's algorithm
+        // and the client's delayed ACK: about 40 ms each.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned());
