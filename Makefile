@@ -6,7 +6,7 @@ BIN := target/release/aimake
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts \
 	web/package.json web/tsconfig.json web/tsconfig.app.json web/tsconfig.node.json
 
-.PHONY: run build web test test-rust test-web test-e2e lint fmt espeak bench docker clean
+.PHONY: run build web test test-rust test-web test-e2e chromium lint fmt espeak bench docker clean
 
 ## run: build the web app and the release binary, install the local voice if possible, serve
 run: build espeak
@@ -35,8 +35,19 @@ test-web: web/node_modules/.package-lock.json
 	cd web && $(NPM) test
 
 ## test-e2e: the browser journeys in headless Chromium against the release binary
-test-e2e: build
+test-e2e: build chromium
 	cd web && AIMAKE_BIN=../$(BIN) $(NPM) run e2e
+
+## chromium: the browser the end-to-end tests drive (Debian's package; nothing is downloaded)
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "the browser tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium" >&2; exit 1; \
+	fi
 
 ## lint: rustfmt, clippy (warnings are errors), the web app's type check and lint
 lint: web
