@@ -57,6 +57,16 @@ impl AppError {
         }
     }
 
+    /// A 400 about one input field; `details` names the field, as clients expect.
+    pub fn field(code: &'static str, name: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::BadRequest {
+            code,
+            details: Some(serde_json::json!({ name: message.clone() })),
+            message,
+        }
+    }
+
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,

@@ -644,7 +644,8 @@ impl Auth {
         user: &AuthUser,
         display_name: Option<String>,
     ) -> Result<Me> {
-        let name = clean_display_name(display_name).map_err(|m| field_error("display_name", m))?;
+        let name = clean_display_name(display_name)
+            .map_err(|m| AppError::field("invalid_request", "display_name", m))?;
         let id = user.id.to_string();
         self.db()
             .write(move |c| Ok(users::set_display_name(c, &id, name.as_deref(), now_ms())?))
@@ -659,7 +660,8 @@ impl Auth {
         current: String,
         new: String,
     ) -> Result<()> {
-        password::validate(&new).map_err(|m| field_error("new_password", m))?;
+        password::validate(&new)
+            .map_err(|m| AppError::field("invalid_request", "new_password", m))?;
         let id = user.id.to_string();
         let stored = {
             let id = id.clone();
@@ -670,9 +672,10 @@ impl Auth {
                 .password_hash
         };
         if !self.verify(current, Some(stored)).await? {
-            return Err(field_error(
+            return Err(AppError::field(
+                "invalid_request",
                 "current_password",
-                "The current password is not correct".into(),
+                "The current password is not correct",
             ));
         }
         let hash = self.hash(new).await?;
@@ -698,7 +701,8 @@ impl Auth {
     pub async fn create_token(&self, user: &AuthUser, name: &str) -> Result<CreatedToken> {
         let name = name.trim().to_string();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-            return Err(field_error(
+            return Err(AppError::field(
+                "invalid_request",
                 "name",
                 format!("A name of 1 to {MAX_NAME_CHARS} characters is required"),
             ));
@@ -793,9 +797,10 @@ impl Auth {
         if let Some(Some(q)) = patch.quota_chars_per_month
             && q < 0
         {
-            return Err(field_error(
+            return Err(AppError::field(
+                "invalid_request",
                 "quota_chars_per_month",
-                "Must be 0 or more, or null for the default".into(),
+                "Must be 0 or more, or null for the default",
             ));
         }
         let id = user_id.to_string();
@@ -838,7 +843,8 @@ impl Auth {
         if let Some(s) = expires_in_s
             && !(1..=MAX_INVITE_LIFETIME_S).contains(&s)
         {
-            return Err(field_error(
+            return Err(AppError::field(
+                "invalid_request",
                 "expires_in_s",
                 format!("Must be from 1 to {MAX_INVITE_LIFETIME_S} seconds"),
             ));
@@ -923,9 +929,10 @@ impl Auth {
 
     /// Sets a password without knowing the old one and signs the user out everywhere.
     pub async fn reset_password(&self, email: &str, new: String) -> Result<UserSummary> {
-        password::validate(&new).map_err(|m| field_error("password", m))?;
+        password::validate(&new).map_err(|m| AppError::field("invalid_request", "password", m))?;
         let hash = self.hash(new).await?;
-        let email = Email::parse(email).map_err(|m| field_error("email", m.into()))?;
+        let email =
+            Email::parse(email).map_err(|m| AppError::field("invalid_request", "email", m))?;
         self.db()
             .write(move |c| {
                 let tx = c.transaction()?;
@@ -944,7 +951,8 @@ impl Auth {
 
     /// Disables or re-enables an account by email: `aimake user disable|enable`.
     pub async fn set_disabled_by_email(&self, email: &str, disabled: bool) -> Result<UserSummary> {
-        let email = Email::parse(email).map_err(|m| field_error("email", m.into()))?;
+        let email =
+            Email::parse(email).map_err(|m| AppError::field("invalid_request", "email", m))?;
         let id = self
             .db()
             .read(move |c| Ok(users::by_email(c, email.as_str())?))
@@ -1057,14 +1065,6 @@ fn clean_display_name(name: Option<String>) -> std::result::Result<Option<String
         ));
     }
     Ok(Some(name))
-}
-
-fn field_error(field: &str, message: String) -> AppError {
-    AppError::BadRequest {
-        code: "invalid_request",
-        details: Some(json!({ field: message })),
-        message,
-    }
 }
 
 fn email_taken() -> AppError {

@@ -54,7 +54,7 @@ fn respond(file: &str, cache: &'static str, headers: &HeaderMap) -> Response {
         )
             .into_response();
     };
-    let etag = format!("\"{}\"", hex(&asset.metadata.sha256_hash()[..16]));
+    let etag = format!("\"{}\"", hex::encode(&asset.metadata.sha256_hash()[..16]));
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok());
@@ -135,10 +135,6 @@ fn content_type(file: &str) -> HeaderValue {
         mime.to_string()
     };
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// True when the web app was built into this binary; `aimake version` and tests report it.

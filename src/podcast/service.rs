@@ -39,15 +39,6 @@ pub const COVER_PURPOSE: &str = "cover";
 pub const MAX_COVER_BYTES: usize = 1024 * 1024;
 const MAX_CATEGORY_CHARS: usize = 100;
 
-fn field(name: &str, message: impl Into<String>) -> AppError {
-    let message = message.into();
-    AppError::BadRequest {
-        code: "invalid_request",
-        details: Some(json!({ name: message.clone() })),
-        message,
-    }
-}
-
 /// The podcast object of the API.
 #[derive(Debug, Clone, Serialize)]
 pub struct PodcastView {
@@ -110,7 +101,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 fn changes(f: PodcastFields) -> Result<Changes> {
     let title = match f.title.map(|t| t.trim().to_string()) {
         Some(t) if t.is_empty() || t.chars().count() > MAX_TITLE_CHARS => {
-            return Err(field("title", "A title has 1 to 200 characters"));
+            return Err(AppError::field(
+                "invalid_request",
+                "title",
+                "A title has 1 to 200 characters",
+            ));
         }
         other => other,
     };
@@ -118,14 +113,19 @@ fn changes(f: PodcastFields) -> Result<Changes> {
         .as_ref()
         .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
     {
-        return Err(field(
+        return Err(AppError::field(
+            "invalid_request",
             "description",
             "Descriptions are at most 4000 characters",
         ));
     }
     let short = |name: &str, v: Option<Option<String>>| -> Result<Option<Option<String>>> {
         match v {
-            Some(Some(s)) if s.chars().count() > 100 => Err(field(name, "At most 100 characters")),
+            Some(Some(s)) if s.chars().count() > 100 => Err(AppError::field(
+                "invalid_request",
+                name,
+                "At most 100 characters",
+            )),
             Some(Some(s)) if s.trim().is_empty() => Ok(Some(None)),
             Some(Some(s)) => Ok(Some(Some(s.trim().to_string()))),
             other => Ok(other),
@@ -135,7 +135,11 @@ fn changes(f: PodcastFields) -> Result<Changes> {
         Some(Some(c)) => {
             let c = c.trim().to_string();
             if c.is_empty() || c.chars().count() > MAX_CATEGORY_CHARS {
-                return Err(field("category", "A category has 1 to 100 characters"));
+                return Err(AppError::field(
+                    "invalid_request",
+                    "category",
+                    "A category has 1 to 100 characters",
+                ));
             }
             Some(Some(c))
         }
@@ -153,7 +157,11 @@ fn changes(f: PodcastFields) -> Result<Changes> {
 
 pub async fn create(state: &AppState, user: Ulid, f: PodcastFields) -> Result<PodcastRow> {
     if f.title.is_none() {
-        return Err(field("title", "A podcast needs a title"));
+        return Err(AppError::field(
+            "invalid_request",
+            "title",
+            "A podcast needs a title",
+        ));
     }
     let c = changes(f)?;
     let id = Ulid::generate();
@@ -625,11 +633,19 @@ pub async fn create_episode(
     get(state, user, podcast).await?;
     let title = body.title.trim().to_string();
     if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
-        return Err(field("title", "A title has 1 to 200 characters"));
+        return Err(AppError::field(
+            "invalid_request",
+            "title",
+            "A title has 1 to 200 characters",
+        ));
     }
     let pause_ms = body.pause_ms.unwrap_or(DEFAULT_PAUSE_MS);
     if pause_ms > MAX_PAUSE_MS {
-        return Err(field("pause_ms", format!("At most {MAX_PAUSE_MS} ms")));
+        return Err(AppError::field(
+            "invalid_request",
+            "pause_ms",
+            format!("At most {MAX_PAUSE_MS} ms"),
+        ));
     }
     let names: Vec<String> = body
         .speakers

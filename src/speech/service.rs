@@ -95,26 +95,21 @@ impl AudioView {
     }
 }
 
-fn field(code: &'static str, name: &str, message: impl Into<String>) -> AppError {
-    let message = message.into();
-    AppError::BadRequest {
-        code,
-        details: Some(json!({ name: message.clone() })),
-        message,
-    }
-}
-
 /// Validates a request, checks the voice and the monthly quota, and stores the audio with
 /// its job in one transaction. The audio comes back `queued`.
 pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<AudioRow> {
     let text = req.text.trim().to_string();
     if text.is_empty() {
-        return Err(field("invalid_request", "text", "Enter some text to speak"));
+        return Err(AppError::field(
+            "invalid_request",
+            "text",
+            "Enter some text to speak",
+        ));
     }
     let chars = text.chars().count();
     let max = state.config.tts.max_chars;
     if chars > max {
-        return Err(field(
+        return Err(AppError::field(
             "text_too_long",
             "text",
             format!("The text has {chars} characters; the limit is {max}"),
@@ -122,7 +117,7 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
     }
     let speed = req.speed.unwrap_or(1.0);
     if !(MIN_SPEED..=MAX_SPEED).contains(&speed) || !speed.is_finite() {
-        return Err(field(
+        return Err(AppError::field(
             "invalid_request",
             "speed",
             format!("Speed must be between {MIN_SPEED} and {MAX_SPEED}"),
@@ -130,7 +125,7 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
     }
     let format = req.format.as_deref().unwrap_or("mp3").to_ascii_lowercase();
     if !matches!(format.as_str(), "mp3" | "wav") {
-        return Err(field(
+        return Err(AppError::field(
             "invalid_request",
             "format",
             "Format must be mp3 or wav",
@@ -138,7 +133,7 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
     }
     let title = match req.title.as_deref().map(str::trim) {
         Some(t) if t.chars().count() > 200 => {
-            return Err(field(
+            return Err(AppError::field(
                 "invalid_request",
                 "title",
                 "Titles are at most 200 characters",
@@ -258,7 +253,7 @@ pub async fn get_any_status(state: &AppState, id: Ulid) -> Option<String> {
 pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
     let title = title.trim().to_string();
     if title.is_empty() || title.chars().count() > 200 {
-        return Err(field(
+        return Err(AppError::field(
             "invalid_request",
             "title",
             "A title has 1 to 200 characters",
