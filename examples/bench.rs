@@ -26,6 +26,12 @@ fn main() -> anyhow::Result<()> {
             "{tool} is not installed (apt-get install wrk nginx)"
         );
     }
+    // `BENCH_ONLY=library_page,job_overhead` runs just those cases and prints their rows
+    // instead of rewriting the committed results.
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|c| c.trim().to_string()).collect());
+    let wanted = |case: &str| only.as_ref().is_none_or(|o| o.iter().any(|c| c == case));
     let tmp = tempfile::tempdir()?;
     let mut report = Report::default();
 
@@ -45,77 +51,100 @@ fn main() -> anyhow::Result<()> {
     let ours = format!("http://{}", server.addr);
     let theirs = format!("http://127.0.0.1:{}", nginx.port);
 
-    report.case(
-        "liveness",
-        "GET /health, 64 connections, vs nginx returning a fixed body",
-        compare(
-            &format!("{ours}/health"),
-            &format!("{theirs}/health"),
-            64,
-            &[],
-        ),
-        Target::RatioAtLeast(0.8),
-    );
-    report.case(
-        "spa_asset",
-        "hashed JS asset with Accept-Encoding: br, gzip, vs nginx serving the same file (gzip_static)",
-        compare(
-            &format!("{ours}/assets/{asset}"),
-            &format!("{theirs}/assets/{asset}"),
-            64,
-            &["Accept-Encoding: br, gzip"],
-        ),
-        Target::RatioAtLeast(1.0),
-    );
+    if wanted("liveness") {
+        report.case(
+            "liveness",
+            "GET /health, 64 connections, vs nginx returning a fixed body",
+            compare(
+                &format!("{ours}/health"),
+                &format!("{theirs}/health"),
+                64,
+                &[],
+            ),
+            Target::RatioAtLeast(0.8),
+        );
+    }
+    if wanted("spa_asset") {
+        report.case(
+            "spa_asset",
+            "hashed JS asset with Accept-Encoding: br, gzip, vs nginx serving the same file (gzip_static)",
+            compare(
+                &format!("{ours}/assets/{asset}"),
+                &format!("{theirs}/assets/{asset}"),
+                64,
+                &["Accept-Encoding: br, gzip"],
+            ),
+            Target::RatioAtLeast(1.0),
+        );
+    }
 
     let ours_url = ours.clone();
     let token = runtime.block_on(api_token(&ours_url))?;
     let auth = format!("Authorization: Bearer {token}");
     let media = format!("{ours}/api/audios/{}/file", seeded.media_id);
-    report.case(
-        "media_download",
-        "5 MB audio via /api/audios/{id}/file (bearer token), 16 connections, vs nginx serving the same file",
-        compare(&media, &format!("{theirs}/files/media.mp3"), 16, &[&auth]),
-        Target::BytesRatioAtLeast(0.7),
-    );
-    let share = runtime.block_on(share_link(&ours_url, &token, &seeded.media_id))?;
-    report.case(
-        "media_share_link",
-        "the same file via a signed /media link, 16 connections, vs nginx",
-        compare(&share, &format!("{theirs}/files/media.mp3"), 16, &[]),
-        Target::BytesRatioAtLeast(0.7),
-    );
-    report.case(
-        "range_reads",
-        "1 MB Range slices of the same file, 64 connections, vs nginx",
-        compare(
-            &media,
-            &format!("{theirs}/files/media.mp3"),
-            64,
-            &[&auth, "Range: bytes=1048576-2097151"],
-        ),
-        Target::BytesRatioAtLeast(0.7),
-    );
-    report.absolute(
-        "library_page",
-        "GET /api/audios?limit=20 (bearer token) on 100k audios over 1k users, 64 connections",
-        median(
-            &(0..ROUNDS)
-                .map(|_| wrk(&format!("{ours}/api/audios?limit=20"), 64, &[&auth]))
-                .collect::<Vec<_>>(),
-        ),
-        20_000.0,
-        10.0,
-    );
-    let jobs = runtime.block_on(job_overhead(&ours_url, &token, &fake))?;
-    report.jobs(jobs);
-    let ttfa = runtime.block_on(time_to_first_audio(&ours_url, &token, &fake))?;
-    report.ttfa(ttfa);
-    report.mastering(mastering()?);
+    if wanted("media_download") {
+        report.case(
+            "media_download",
+            "5 MB audio via /api/audios/{id}/file (bearer token), 16 connections, vs nginx serving the same file",
+            compare(&media, &format!("{theirs}/files/media.mp3"), 16, &[&auth]),
+            Target::BytesRatioAtLeast(0.7),
+        );
+    }
+    if wanted("media_share_link") {
+        let share = runtime.block_on(share_link(&ours_url, &token, &seeded.media_id))?;
+        report.case(
+            "media_share_link",
+            "the same file via a signed /media link, 16 connections, vs nginx",
+            compare(&share, &format!("{theirs}/files/media.mp3"), 16, &[]),
+            Target::BytesRatioAtLeast(0.7),
+        );
+    }
+    if wanted("range_reads") {
+        report.case(
+            "range_reads",
+            "1 MB Range slices of the same file, 64 connections, vs nginx",
+            compare(
+                &media,
+                &format!("{theirs}/files/media.mp3"),
+                64,
+                &[&auth, "Range: bytes=1048576-2097151"],
+            ),
+            Target::BytesRatioAtLeast(0.7),
+        );
+    }
+    if wanted("library_page") {
+        report.absolute(
+            "library_page",
+            "GET /api/audios?limit=20 (bearer token) on 100k audios over 1k users, 64 connections",
+            median(
+                &(0..ROUNDS)
+                    .map(|_| wrk(&format!("{ours}/api/audios?limit=20"), 64, &[&auth]))
+                    .collect::<Vec<_>>(),
+            ),
+            20_000.0,
+            10.0,
+        );
+    }
+    if wanted("job_overhead") {
+        let jobs = runtime.block_on(job_overhead(&ours_url, &token, &fake))?;
+        report.jobs(jobs);
+    }
+    if wanted("time_to_first_audio") {
+        let ttfa = runtime.block_on(time_to_first_audio(&ours_url, &token, &fake))?;
+        report.ttfa(ttfa);
+    }
+    if wanted("mastering") {
+        report.mastering(mastering()?);
+    }
     if let Ok(text) = std::fs::read_to_string(root.join("bench/backup.txt")) {
         report.backup(&text);
     }
 
+    if !wanted("footprint") {
+        server.stop();
+        report.print();
+        return Ok(());
+    }
     let pid = server.child.id();
     let sampler = std::thread::spawn(move || {
         let mut peak = 0.0f64;
@@ -133,7 +162,11 @@ fn main() -> anyhow::Result<()> {
 
     server.stop();
     drop(nginx);
-    report.write(&root)?;
+    if only.is_some() {
+        report.print();
+    } else {
+        report.write(&root)?;
+    }
     Ok(())
 }
 
@@ -396,6 +429,13 @@ impl Report {
             "case": "footprint", "idle_rss_mb": idle, "busy_rss_mb": busy,
             "start_to_ready_ms": ready_ms, "binary_mb": binary_mb
         }));
+    }
+
+    /// The rows alone, for a partial run.
+    fn print(&self) {
+        for row in &self.rows {
+            println!("{row}");
+        }
     }
 
     fn write(&self, root: &Path) -> anyhow::Result<()> {

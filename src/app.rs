@@ -25,9 +25,20 @@ use crate::storage::Storage;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Everything a handler, job or test needs; cheap to clone.
+/// Everything a handler, job or test needs. One `Arc`, so the per-request clones axum makes
+/// (every stateful middleware and handler takes its own) cost one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+pub struct AppParts {
     pub config: Arc<Config>,
     pub db: Db,
     pub storage: Storage,
@@ -105,7 +116,7 @@ impl App {
                 max_chars: config.tts.max_chars,
             },
         )?);
-        let state = AppState {
+        let state = AppState(Arc::new(AppParts {
             limits: Arc::new(Limits::new(&config.limits)),
             config: Arc::new(config),
             db,
@@ -118,7 +129,7 @@ impl App {
             auth,
             signer,
             llm,
-        };
+        }));
         Ok(Self {
             listener,
             state,

@@ -1,15 +1,12 @@
 //! Rate limits and load shedding, in memory: governor limiters keyed by client IP or user
 //! (stale keys evicted, so memory stays bounded) and a cap on requests handled at once.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
@@ -19,7 +16,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use super::perimeter::ClientIp;
 use crate::config::LimitsConfig;
 use crate::error::AppError;
 
@@ -159,45 +155,17 @@ fn rate_key(ip: IpAddr) -> IpAddr {
 }
 
 /// Paths under the per-IP budget; health checks, the web app and its assets are not.
-fn is_limited(path: &str) -> bool {
+pub(super) fn is_limited(path: &str) -> bool {
     path == "/api"
         || path.starts_with("/api/")
         || path.starts_with("/media/")
         || path.starts_with("/feeds/")
 }
 
-/// Middleware: the global per-IP rate limit.
-pub async fn rate_limit(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
-    if is_limited(req.uri().path()) {
-        let ip = req
-            .extensions()
-            .get::<ClientIp>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
-        if let Err(e) = limits.check_ip(ip) {
-            return e.into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// Middleware: past `max_in_flight` requests at once, answer 503 at once instead of queueing
-/// everyone into timeouts. Health checks always get through.
-pub async fn shed_load(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/health") {
-        return next.run(req).await;
-    }
-    let Some(_permit) = limits.try_enter() else {
-        return AppError::Unavailable {
-            code: "overloaded",
-            message: "The server is busy: try again in a moment".into(),
-        }
-        .into_response();
-    };
-    next.run(req).await
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     fn limits(per_minute: u32) -> Limits {

@@ -1,62 +1,151 @@
-//! Cross-cutting request handling: request ids, one log line per request, panics as JSON 500s.
-//! The log line names the route pattern, never the concrete URL, and no header: ids in paths,
-//! cookies and tokens stay out of the log.
+//! What every request goes through, as two small services instead of a stack of a dozen
+//! layers (each `from_fn` layer clones and boxes everything beneath it on every request; on
+//! `/health` that stack cost more than half the server's throughput).
+//!
+//! [`Edge`], outermost: the request id (the client's if it is sane, else a ULID), the client
+//! address, one log line with the route pattern (never the concrete URL, and no header: ids in
+//! paths, cookies and tokens stay out of the log), load shedding, the request timeout and the
+//! headers every answer carries, and a panic catcher. [`Guard`], innermost (behind CORS, so its
+//! refusals carry CORS headers a cross-origin page can read): the per-IP rate limit and the
+//! CSRF check. Neither allocates when a request passes through untouched, apart from the
+//! edge's one boxed future.
 
 use std::any::Any;
-use std::time::Instant;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, Response, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use tower_http::request_id::{MakeRequestId, RequestId};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Either, Ready, ready};
+use ipnet::IpNet;
+use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
 use super::REQUEST_ID;
+use super::limits::Limits;
+use super::perimeter::{self, ClientIp, TrustedOrigins};
+use crate::error::AppError;
 
-/// Request ids are ULIDs like every other id, so they sort by time in the logs.
-#[derive(Clone, Copy)]
-pub struct MakeUlidRequestId;
+/// The web app's pages: only same-origin scripts, styles and media; nothing may frame them.
+pub const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
+     base-uri 'self'; frame-ancestors 'none'; form-action 'self'";
 
-impl MakeRequestId for MakeUlidRequestId {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&ulid::Ulid::generate().to_string())
-            .ok()
-            .map(RequestId::new)
+pub const PAGE_REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
+
+/// Anything that is not a page may load nothing and be framed by nobody.
+const NOT_A_PAGE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Browsers that once reached the app over https refuse plain http for a year.
+const HSTS: &str = "max-age=31536000";
+
+/// A client's request id is kept (so its traces join ours) when it is short and plain.
+const MAX_CLIENT_REQUEST_ID: usize = 64;
+
+/// What the edge needs to know, built once from the config.
+pub struct EdgeConfig {
+    pub trusted_proxies: Arc<[IpNet]>,
+    pub limits: Arc<Limits>,
+    pub timeout: Duration,
+    /// Over https, answers also carry HSTS.
+    pub https: bool,
+}
+
+#[derive(Clone)]
+pub struct EdgeLayer(Arc<EdgeConfig>);
+
+impl EdgeLayer {
+    pub fn new(config: EdgeConfig) -> Self {
+        Self(Arc::new(config))
     }
 }
 
-/// Runs the request inside a span (method, matched route, request id) and logs it once at the end.
-pub async fn log_request(req: Request, next: Next) -> axum::response::Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    // The route pattern, not the concrete path: ids and tokens stay out of the log.
-    let route = req.extensions().get::<MatchedPath>().map_or_else(
-        || fallback_label(req.uri().path()),
-        |p| p.as_str().to_string(),
-    );
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let client_ip = req
-        .extensions()
-        .get::<super::perimeter::ClientIp>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
-    // `user_id` is filled in by the authentication extractors.
-    let span = tracing::info_span!(
-        "request",
-        %method,
-        route,
-        request_id,
-        client_ip,
-        user_id = tracing::field::Empty
-    );
-    let response = next.run(req).instrument(span.clone()).await;
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            config: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    config: Arc<EdgeConfig>,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<
+        Ready<Result<Response<Body>, Infallible>>,
+        BoxFuture<'static, Result<Response<Body>, Infallible>>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The inner service is made ready in the future, on the clone that serves the call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let start = Instant::now();
+        let request_id = request_id(req.headers());
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let ip = perimeter::resolve_client_ip(peer, req.headers(), &self.config.trusted_proxies);
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            route = route_label(&req),
+            request_id = request_id.to_str().unwrap_or_default(),
+            client_ip = %ip,
+            // Filled in by the authentication extractors.
+            user_id = tracing::field::Empty
+        );
+        let https = self.config.https;
+        // Liveness is answered here, from memory: no slot, no timer, no handler.
+        if req.method() == Method::GET && req.uri().path() == "/health" {
+            let response = super::health::liveness();
+            return Either::Left(ready(Ok(finish(response, request_id, https, &span, start))));
+        }
+        req.headers_mut().insert(REQUEST_ID, request_id.clone());
+        req.extensions_mut().insert(ClientIp(ip));
+        let inner = self.inner.clone();
+        let config = self.config.clone();
+        Either::Right(Box::pin(async move {
+            let response = handle(inner, &config, req).instrument(span.clone()).await;
+            Ok(finish(response, request_id, https, &span, start))
+        }))
+    }
+}
+
+/// The headers every answer carries, and its log line.
+fn finish(
+    mut response: Response<Body>,
+    request_id: HeaderValue,
+    https: bool,
+    span: &tracing::Span,
+    start: Instant,
+) -> Response<Body> {
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, request_id);
+    set_default_headers(headers, https);
     let status = response.status().as_u16();
     let duration_ms = start.elapsed().as_micros() as f64 / 1000.0;
     span.in_scope(|| {
@@ -69,16 +158,175 @@ pub async fn log_request(req: Request, next: Next) -> axum::response::Response {
     response
 }
 
-/// Unmatched paths are the SPA's: log them as such rather than echo arbitrary URLs.
-fn fallback_label(path: &str) -> String {
-    if path.starts_with("/assets/") {
-        "/assets/*".into()
+/// Load shedding, the timeout and a panic catcher around the rest of the stack (a panicking
+/// handler becomes a JSON 500 and the connection lives on). Past `max_in_flight` requests at
+/// once the server answers 503 at once instead of queueing everyone into timeouts; health
+/// checks always get through. The timeout covers the time to the response head: streaming
+/// bodies (downloads, events) are not cut.
+async fn handle<S>(inner: S, config: &EdgeConfig, req: Request) -> Response<Body>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible>,
+{
+    let _permit = if req.uri().path().starts_with("/health") {
+        None
     } else {
-        "spa".into()
+        match config.limits.try_enter() {
+            Some(permit) => Some(permit),
+            None => {
+                return AppError::Unavailable {
+                    code: "overloaded",
+                    message: "The server is busy: try again in a moment".into(),
+                }
+                .into_response();
+            }
+        }
+    };
+    let served = AssertUnwindSafe(inner.oneshot(req)).catch_unwind();
+    match tokio::time::timeout(config.timeout, served).await {
+        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Err(never))) => match never {},
+        Ok(Err(panic)) => panic_response(panic),
+        Err(_) => AppError::Unavailable {
+            code: "timeout",
+            message: "The server took too long to answer".into(),
+        }
+        .into_response(),
     }
 }
 
-pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Body> {
+/// The client's `X-Request-Id` when it is short and plain (so it cannot forge log lines),
+/// else a new ULID: ids sort by time in the logs like every other id.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= MAX_CLIENT_REQUEST_ID
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            let mut buf = [0; ulid::ULID_LEN];
+            let id = ulid::Ulid::generate().array_to_str(&mut buf);
+            HeaderValue::from_str(id).expect("a ULID is a valid header value")
+        })
+}
+
+/// The route pattern, not the concrete path: ids and tokens stay out of the log. Unmatched
+/// paths are the web app's: logged as such rather than echoing arbitrary URLs.
+fn route_label(req: &Request) -> &str {
+    match req.extensions().get::<MatchedPath>() {
+        Some(p) => p.as_str(),
+        None if req.uri().path().starts_with("/assets/") => "/assets/*",
+        None => "spa",
+    }
+}
+
+/// Security headers on every answer, unless a route chose its own. Pages get the app's content
+/// policy and a referrer policy; everything else (JSON, audio, scripts) is never a page, so a
+/// policy that forbids everything, framing included, is both stricter and shorter. API answers
+/// are per user, so no shared cache may keep them; routes that serve cacheable bytes set
+/// `Cache-Control`.
+fn set_default_headers(headers: &mut HeaderMap, https: bool) {
+    const ALWAYS: [(HeaderName, &str); 3] = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    let page = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    headers.reserve(ALWAYS.len() + 3);
+    for (name, value) in ALWAYS {
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
+    }
+    let policy = if page { PAGE_POLICY } else { NOT_A_PAGE_POLICY };
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert_with(|| HeaderValue::from_static(policy));
+    if page {
+        headers
+            .entry(header::REFERRER_POLICY)
+            .or_insert_with(|| HeaderValue::from_static(PAGE_REFERRER_POLICY));
+    }
+    if https {
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert_with(|| HeaderValue::from_static(HSTS));
+    }
+}
+
+/// What the guard checks, built once from the config.
+pub struct GuardConfig {
+    pub limits: Arc<Limits>,
+    pub origins: TrustedOrigins,
+}
+
+#[derive(Clone)]
+pub struct GuardLayer(Arc<GuardConfig>);
+
+impl GuardLayer {
+    pub fn new(config: GuardConfig) -> Self {
+        Self(Arc::new(config))
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
+            inner,
+            config: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Guard<S> {
+    inner: S,
+    config: Arc<GuardConfig>,
+}
+
+impl<S> Service<Request> for Guard<S>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response<Body>, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match self.check(&req) {
+            Ok(()) => Either::Right(self.inner.call(req)),
+            Err(refusal) => Either::Left(ready(Ok(refusal.into_response()))),
+        }
+    }
+}
+
+impl<S> Guard<S> {
+    /// The per-IP budget first (it also counts refused forgeries), then CSRF.
+    fn check(&self, req: &Request) -> Result<(), AppError> {
+        if super::limits::is_limited(req.uri().path()) {
+            let ip = req
+                .extensions()
+                .get::<ClientIp>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+            self.config.limits.check_ip(ip)?;
+        }
+        perimeter::check_csrf(&self.config.origins, req.method(), req.headers())
+    }
+}
+
+fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Body> {
     let detail = err
         .downcast_ref::<String>()
         .map(String::as_str)
@@ -93,4 +341,54 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Body> {
         )),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_client_request_id_is_kept_and_anything_else_replaced() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(REQUEST_ID, HeaderValue::from_str(v).unwrap());
+            request_id(&h)
+        };
+        assert_eq!(with("trace-123.a_b:c"), "trace-123.a_b:c");
+        let long = "a".repeat(MAX_CLIENT_REQUEST_ID + 1);
+        for bad in ["", "two words", "x\"y", long.as_str()] {
+            let id = with(bad);
+            assert_ne!(id, bad);
+            assert!(ulid::Ulid::from_string(id.to_str().unwrap()).is_ok());
+        }
+        let fresh = request_id(&HeaderMap::new());
+        assert!(ulid::Ulid::from_string(fresh.to_str().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn default_headers_do_not_override_a_route_s_own() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
+        set_default_headers(&mut h, false);
+        assert_eq!(h[header::CACHE_CONTROL], "public");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], NOT_A_PAGE_POLICY);
+        assert!(!h.contains_key(header::REFERRER_POLICY));
+        assert!(!h.contains_key(header::STRICT_TRANSPORT_SECURITY));
+        set_default_headers(&mut h, true);
+        assert_eq!(h[header::STRICT_TRANSPORT_SECURITY], HSTS);
+
+        let mut page = HeaderMap::new();
+        page.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        set_default_headers(&mut page, false);
+        assert_eq!(page[header::CONTENT_SECURITY_POLICY], PAGE_POLICY);
+        assert_eq!(
+            page[header::REFERRER_POLICY],
+            "strict-origin-when-cross-origin"
+        );
+        assert_eq!(page[header::CACHE_CONTROL], "no-store");
+    }
 }

@@ -20,26 +20,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, StatusCode};
 use axum::routing::any;
 use ipnet::IpNet;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
 use crate::error::AppError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Only same-origin scripts, styles and media; nothing may frame the app.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
-     base-uri 'self'; frame-ancestors 'none'; form-action 'self'";
-
-/// Browsers that once reached the app over https refuse plain http for a year.
-const HSTS: &str = "max-age=31536000";
 
 pub fn router(state: AppState) -> Router {
     let config = &state.config;
@@ -50,71 +39,23 @@ pub fn router(state: AppState) -> Router {
         .trusted_proxies()
         .expect("validated with the config")
         .into();
-    let origins = Arc::new(perimeter::TrustedOrigins::new(
-        &state.public_url,
-        &config.server.cors_origins,
-    ));
+    let origins = perimeter::TrustedOrigins::new(&state.public_url, &config.server.cors_origins);
 
-    // Outermost first: ids and the client address before the log line; headers on every
-    // answer, shed and rate-limited ones included; CORS before the checks whose refusals a
-    // cross-origin page should be able to read.
+    // Outermost first. The edge sees every answer (shed, timed out and panicked ones
+    // included); CORS sits before the guard so its refusals carry CORS headers a cross-origin
+    // page can read.
     let middleware = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID,
-            middleware::MakeUlidRequestId,
-        ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(axum::middleware::from_fn_with_state(
+        .layer(middleware::EdgeLayer::new(middleware::EdgeConfig {
             trusted_proxies,
-            perimeter::client_ip,
-        ))
-        .layer(axum::middleware::from_fn(middleware::log_request))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        // API answers are per user: no shared cache may keep them. Routes that serve
-        // cacheable bytes set their own Cache-Control.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .option_layer(https.then(|| {
-            SetResponseHeaderLayer::if_not_present(
-                header::STRICT_TRANSPORT_SECURITY,
-                HeaderValue::from_static(HSTS),
-            )
-        }))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(axum::middleware::from_fn_with_state(
-            state.limits.clone(),
-            limits::shed_load,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
+            limits: state.limits.clone(),
             timeout,
-            perimeter::timeout,
-        ))
+            https,
+        }))
         .option_layer(perimeter::cors(&config.server.cors_origins))
-        .layer(axum::middleware::from_fn_with_state(
-            state.limits.clone(),
-            limits::rate_limit,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
+        .layer(middleware::GuardLayer::new(middleware::GuardConfig {
+            limits: state.limits.clone(),
             origins,
-            perimeter::csrf,
-        ));
+        }));
 
     Router::new()
         .merge(health::router())

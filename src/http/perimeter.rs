@@ -1,16 +1,12 @@
-//! The edge of the server: who the client is (IP behind trusted proxies), CSRF and CORS,
-//! the request timeout, and the response headers every answer carries.
+//! The edge of the server: who the client is (IP behind trusted proxies), CSRF and CORS.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -36,21 +32,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .copied()
             .unwrap_or(ClientIp(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
     }
-}
-
-/// Middleware: works out the [`ClientIp`] once, for the rate limits, sessions and logs.
-pub async fn client_ip(
-    State(trusted): State<Arc<[IpNet]>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let ip = resolve_client_ip(peer, req.headers(), &trusted);
-    req.extensions_mut().insert(ClientIp(ip));
-    next.run(req).await
 }
 
 /// Forwarding headers are believed only from a trusted peer, since anyone can send them.
@@ -137,25 +118,24 @@ fn is_bearer(headers: &HeaderMap) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "))
 }
 
-/// Middleware: a cookie-authenticated write must come from one of our origins.
+/// A cookie-authenticated write must come from one of our origins.
 ///
 /// A browser attaches the session cookie to cross-site form posts, but always says where the
 /// request came from (`Origin`, else `Referer`). Bearer tokens are never sent by a browser on
 /// its own, so those requests are exempt; so are writes without any cookie or origin
 /// (scripts signing in), which carry no ambient credential to abuse.
-pub async fn csrf(
-    State(origins): State<Arc<TrustedOrigins>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub fn check_csrf(
+    origins: &TrustedOrigins,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(), AppError> {
     let safe = matches!(
-        *req.method(),
+        *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     );
-    if safe || is_bearer(req.headers()) {
-        return next.run(req).await;
+    if safe || is_bearer(headers) {
+        return Ok(());
     }
-    let headers = req.headers();
     let claimed = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get(header::REFERER))
@@ -164,14 +144,14 @@ pub async fn csrf(
         Some(origin) => origins.allows(origin),
         None => super::extract::session_cookie(headers).is_none(),
     };
-    if !allowed {
-        return AppError::Forbidden {
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden {
             code: "csrf_rejected",
             message: "This request did not come from this site".into(),
-        }
-        .into_response();
+        })
     }
-    next.run(req).await
 }
 
 /// Browsers on the listed origins may call the API with credentials; nobody else gets CORS
@@ -211,20 +191,6 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
             ])
             .max_age(Duration::from_secs(600)),
     )
-}
-
-/// Middleware: a request that takes longer than `server.request_timeout_s` gets a 503 in the
-/// usual JSON shape. Streaming bodies (downloads, events) are not cut: the limit covers the
-/// time to the response head.
-pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => AppError::Unavailable {
-            code: "timeout",
-            message: "The server took too long to answer".into(),
-        }
-        .into_response(),
-    }
 }
 
 #[cfg(test)]

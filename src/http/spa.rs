@@ -2,9 +2,12 @@
 //! for every other path so client-side routes survive a reload.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
@@ -20,7 +23,66 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Unhashed files (favicon, robots.txt) may change with an upgrade.
 const SHORT: &str = "public, max-age=3600";
 
-pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+/// One embedded file as served: its headers worked out once, at the first request, and its
+/// bytes borrowed from the binary.
+struct Entry {
+    content_type: HeaderValue,
+    /// HTML: answers carry the page policies.
+    page: bool,
+    cache: HeaderValue,
+    /// The compressed siblings the build made (`br` first, then `gzip`), then the file itself.
+    variants: Vec<Variant>,
+}
+
+struct Variant {
+    /// The `Content-Encoding` token, `None` for the file as is.
+    encoding: Option<&'static str>,
+    etag: HeaderValue,
+    bytes: Bytes,
+}
+
+/// Every servable file by path (without the leading slash); compressed siblings are variants
+/// of their file, not files of their own.
+static FILES: LazyLock<HashMap<String, Entry>> = LazyLock::new(|| {
+    Assets::iter()
+        .filter(|path| !path.ends_with(".br") && !path.ends_with(".gz"))
+        .map(|path| {
+            let cache = if path.starts_with("assets/") {
+                IMMUTABLE
+            } else if path == INDEX {
+                "no-cache"
+            } else {
+                SHORT
+            };
+            let variants = [("br", ".br"), ("gzip", ".gz"), ("", "")]
+                .into_iter()
+                .filter_map(|(token, ext)| {
+                    let file = Assets::get(&format!("{path}{ext}"))?;
+                    let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
+                    Some(Variant {
+                        encoding: (!token.is_empty()).then_some(token),
+                        etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
+                        bytes: match file.data {
+                            Cow::Borrowed(b) => Bytes::from_static(b),
+                            Cow::Owned(v) => Bytes::from(v),
+                        },
+                    })
+                })
+                .collect();
+            let content_type = content_type(&path);
+            let entry = Entry {
+                page: content_type.as_bytes().starts_with(b"text/html"),
+                content_type,
+                cache: HeaderValue::from_static(cache),
+                variants,
+            };
+            (path.into_owned(), entry)
+        })
+        .collect()
+});
+
+pub async fn serve(req: Request) -> Response {
+    let (method, uri, headers) = (req.method(), req.uri(), req.headers());
     if method != Method::GET && method != Method::HEAD {
         return super::method_not_allowed().await.into_response();
     }
@@ -32,74 +94,75 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         return crate::error::AppError::NotFound.into_response();
     }
     let path = uri.path().trim_start_matches('/');
-    let hashed = path.starts_with("assets/");
-    let (file, cache) = if !path.is_empty() && !path.ends_with('/') && Assets::get(path).is_some() {
-        (path, if hashed { IMMUTABLE } else { SHORT })
-    } else if hashed {
+    let entry = match FILES.get(path) {
+        Some(entry) => entry,
         // A stale page asking for an asset of an older build: a 404, not HTML posing as JS.
-        return (StatusCode::NOT_FOUND, "asset not found").into_response();
-    } else {
-        (INDEX, "no-cache")
+        None if path.starts_with("assets/") => {
+            return (StatusCode::NOT_FOUND, "asset not found").into_response();
+        }
+        None => match FILES.get(INDEX) {
+            Some(index) => index,
+            // Only reachable when the binary was built without the web app.
+            None => {
+                return (
+                    StatusCode::NOT_FOUND,
+                    "the web app is not built into this binary",
+                )
+                    .into_response();
+            }
+        },
     };
-    respond(file, cache, &headers)
+    respond(entry, headers)
 }
 
-fn respond(file: &str, cache: &'static str, headers: &HeaderMap) -> Response {
-    let (served, encoding) = pick_variant(file, headers);
-    let Some(asset) = Assets::get(&served) else {
-        // Only reachable when the binary was built without the web app.
-        return (
-            StatusCode::NOT_FOUND,
-            "the web app is not built into this binary",
-        )
-            .into_response();
-    };
-    let etag = format!("\"{}\"", hex::encode(&asset.metadata.sha256_hash()[..16]));
-    let if_none_match = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok());
-    let not_modified =
-        if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-
-    let mut builder = Response::builder()
-        .header(header::CACHE_CONTROL, cache)
-        .header(header::ETAG, &etag)
-        .header(header::VARY, "accept-encoding");
-    if not_modified {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty())
-            .expect("valid response");
-    }
-    builder = builder.header(header::CONTENT_TYPE, content_type(file));
-    if let Some(enc) = encoding {
-        builder = builder.header(header::CONTENT_ENCODING, enc);
-    }
-    let body = match asset.data {
-        Cow::Borrowed(b) => Body::from(b),
-        Cow::Owned(v) => Body::from(v),
-    };
-    builder
-        .status(StatusCode::OK)
-        .body(body)
-        .expect("valid response")
-}
-
-/// The precompressed sibling (`.br`, then `.gz`) the client accepts, if the build made one.
-fn pick_variant(file: &str, headers: &HeaderMap) -> (String, Option<&'static str>) {
+/// The variant the client accepts, or 304 when it already holds that variant's ETag.
+fn respond(entry: &Entry, headers: &HeaderMap) -> Response {
     let accepted = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    for (token, ext) in [("br", "br"), ("gzip", "gz")] {
-        if accepts(accepted, token) {
-            let candidate = format!("{file}.{ext}");
-            if Assets::get(&candidate).is_some() {
-                return (candidate, Some(token));
-            }
+    let Some(variant) = entry
+        .variants
+        .iter()
+        .find(|v| v.encoding.is_none_or(|token| accepts(accepted, token)))
+    else {
+        return (StatusCode::NOT_FOUND, "asset not found").into_response();
+    };
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.as_bytes() == variant.etag.as_bytes())
+        });
+    let mut response = if not_modified {
+        (StatusCode::NOT_MODIFIED, Body::empty()).into_response()
+    } else {
+        let mut response = Body::from(variant.bytes.clone()).into_response();
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, entry.content_type.clone());
+        if let Some(token) = variant.encoding {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(token));
         }
+        response
+    };
+    let h = response.headers_mut();
+    if entry.page {
+        // Said on 304s too: a browser refreshes its cached copy's headers from them.
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(super::middleware::PAGE_POLICY),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static(super::middleware::PAGE_REFERRER_POLICY),
+        );
     }
-    (file.to_string(), None)
+    h.insert(header::CACHE_CONTROL, entry.cache.clone());
+    h.insert(header::ETAG, variant.etag.clone());
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    response
 }
 
 /// Whether an `Accept-Encoding` value allows `coding` (present, or via `*`, and not `q=0`).

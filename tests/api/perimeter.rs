@@ -342,17 +342,24 @@ async fn an_oversize_json_body_gets_413() {
 async fn security_headers_are_on_every_response_and_hsts_only_over_https() {
     let app = TestApp::spawn_with(|c| c.limits.requests_per_minute = 1).await;
     app.get("/api/setup").await;
-    for path in ["/", "/health", "/api/nope", "/api/setup"] {
+    for path in ["/", "/library", "/health", "/api/nope", "/api/setup"] {
         let resp = app.get(path).await;
         let h = resp.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
-        assert_eq!(
-            h["referrer-policy"], "strict-origin-when-cross-origin",
-            "{path}"
-        );
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
         let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        let page = h["content-type"].to_str().unwrap().starts_with("text/html");
+        assert_eq!(page, !path.starts_with("/api") && path != "/health");
+        if page {
+            assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+            assert_eq!(
+                h["referrer-policy"], "strict-origin-when-cross-origin",
+                "{path}"
+            );
+        } else {
+            assert!(csp.starts_with("default-src 'none'"), "{path}: {csp}");
+        }
         assert!(
             !h.contains_key("strict-transport-security"),
             "{path}: plain http"

@@ -37,6 +37,31 @@ async fn the_root_and_deep_links_serve_index_html_without_caching() {
 }
 
 #[tokio::test]
+async fn a_revalidated_page_keeps_the_page_policy() {
+    // A browser replaces its cached copy's headers with a 304's: a 304 with a stricter policy
+    // than the page's would leave the app unable to run its own scripts.
+    let app = TestApp::spawn().await;
+    let first = app.get("/studio").await;
+    let policy = first.headers()["content-security-policy"].clone();
+    assert!(policy.to_str().unwrap().contains("script-src 'self'"));
+    let etag = first.headers()["etag"].clone();
+    let again = app
+        .client
+        .get(app.url("/studio"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["content-security-policy"], policy);
+    assert_eq!(
+        again.headers()["referrer-policy"],
+        "strict-origin-when-cross-origin"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn hashed_assets_are_immutable_and_precompressed() {
     let app = TestApp::spawn().await;
     let script = main_script(&app).await;
