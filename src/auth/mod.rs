@@ -535,7 +535,7 @@ impl Auth {
         let idle_since = now - self.inner.idle_ms;
         let found = self
             .db()
-            .read(move |c| Ok(sessions::find_live(c, &hash, now, idle_since)?))
+            .lookup(move |c| Ok(sessions::find_live(c, &hash, now, idle_since)?))
             .await?;
         let Some(s) = found.filter(|s| !s.disabled) else {
             return Ok(None);
@@ -565,7 +565,7 @@ impl Auth {
         let hash = secret::digest(token);
         let found = self
             .db()
-            .read(move |c| Ok(api_tokens::find_live(c, &hash)?))
+            .lookup(move |c| Ok(api_tokens::find_live(c, &hash)?))
             .await?;
         let Some(t) = found.filter(|t| !t.disabled) else {
             return Ok(None);

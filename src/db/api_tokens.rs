@@ -48,22 +48,21 @@ pub struct TokenUser {
 }
 
 pub fn find_live(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<Option<TokenUser>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT t.id, t.last_used_at, u.id, u.email, u.role, u.disabled
          FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
-        [token_hash],
-        |r| {
-            Ok(TokenUser {
-                token_id: r.get(0)?,
-                last_used_at: r.get(1)?,
-                user_id: r.get(2)?,
-                email: r.get(3)?,
-                role: r.get(4)?,
-                disabled: r.get(5)?,
-            })
-        },
-    )
+    )?
+    .query_row([token_hash], |r| {
+        Ok(TokenUser {
+            token_id: r.get(0)?,
+            last_used_at: r.get(1)?,
+            user_id: r.get(2)?,
+            email: r.get(3)?,
+            role: r.get(4)?,
+            disabled: r.get(5)?,
+        })
+    })
     .optional()
 }
 
@@ -92,11 +91,10 @@ pub fn list_for_user(
 }
 
 pub fn count_live_for_user(conn: &Connection, user_id: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT count(*) FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL",
-        [user_id],
-        |r| r.get(0),
-    )
+    )?
+    .query_row([user_id], |r| r.get(0))
 }
 
 /// Revokes the owner's token; `false` when the owner has no such token (another user's id

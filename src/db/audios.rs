@@ -99,33 +99,26 @@ pub fn insert(tx: &Transaction<'_>, a: &NewAudio<'_>, now: i64) -> rusqlite::Res
 
 /// The caller's audio, or None (also when it belongs to someone else).
 pub fn get(conn: &Connection, user: Ulid, id: Ulid) -> rusqlite::Result<Option<AudioRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM audios WHERE id = ?1 AND user_id = ?2"),
-        params![id.to_string(), user.to_string()],
-        from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audios WHERE id = ?1 AND user_id = ?2"
+    ))?
+    .query_row(params![id.to_string(), user.to_string()], from_row)
     .optional()
 }
 
 /// Any audio by id: for jobs and signed links, which are authorized another way.
 pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<AudioRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM audios WHERE id = ?1"),
-        [id.to_string()],
-        from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audios WHERE id = ?1"))?
+        .query_row([id.to_string()], from_row)
+        .optional()
 }
 
 /// The text to synthesize (kept out of [`AudioRow`] so lists stay light).
 pub fn text(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
-        "SELECT text FROM audios WHERE id = ?1",
-        [id.to_string()],
-        |r| r.get(0),
-    )
-    .optional()
-    .map(Option::flatten)
+    conn.prepare_cached("SELECT text FROM audios WHERE id = ?1")?
+        .query_row([id.to_string()], |r| r.get(0))
+        .optional()
+        .map(Option::flatten)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -187,9 +180,7 @@ pub fn list(
         args.push(Box::new(c.created_at));
         args.push(Box::new(c.id.clone()));
         let (a, b) = (args.len() - 1, args.len());
-        sql.push_str(&format!(
-            " AND (created_at < ?{a} OR (created_at = ?{a} AND id < ?{b}))"
-        ));
+        sql.push_str(&format!(" AND (created_at, id) < (?{a}, ?{b})"));
     }
     sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {fetch}"));
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -290,11 +281,10 @@ pub fn delete(tx: &Transaction<'_>, user: Ulid, id: Ulid) -> rusqlite::Result<Op
 
 /// Whether another audio still points at an object (results are shared by the cache).
 pub fn object_in_use(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM audios WHERE object_key = ?1 OR peaks_key = ?1)",
-        [key],
-        |r| r.get(0),
-    )
+    )?
+    .query_row([key], |r| r.get(0))
 }
 
 #[cfg(test)]

@@ -66,10 +66,10 @@ pub fn get(
     podcast: Ulid,
     id: Ulid,
 ) -> rusqlite::Result<Option<EpisodeRow>> {
-    conn.query_row(
-        &format!(
-            "SELECT {COLUMNS} FROM episodes WHERE id = ?1 AND podcast_id = ?2 AND user_id = ?3"
-        ),
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM episodes WHERE id = ?1 AND podcast_id = ?2 AND user_id = ?3"
+    ))?
+    .query_row(
         params![id.to_string(), podcast.to_string(), user.to_string()],
         from_row,
     )
@@ -78,20 +78,16 @@ pub fn get(
 
 /// Any episode by id: for signed links and the render job.
 pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<EpisodeRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM episodes WHERE id = ?1"),
-        [id.to_string()],
-        from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM episodes WHERE id = ?1"))?
+        .query_row([id.to_string()], from_row)
+        .optional()
 }
 
 pub fn by_audio(conn: &Connection, audio: Ulid) -> rusqlite::Result<Option<EpisodeRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM episodes WHERE audio_id = ?1"),
-        [audio.to_string()],
-        from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM episodes WHERE audio_id = ?1"
+    ))?
+    .query_row([audio.to_string()], from_row)
     .optional()
 }
 

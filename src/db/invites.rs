@@ -41,12 +41,9 @@ pub fn insert(conn: &Connection, invite: &InviteRow) -> rusqlite::Result<()> {
 }
 
 pub fn get(conn: &Connection, code: &str) -> rusqlite::Result<Option<InviteRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM invites WHERE code = ?1"),
-        [code],
-        from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM invites WHERE code = ?1"))?
+        .query_row([code], from_row)
+        .optional()
 }
 
 /// Marks an unused, unexpired invite as used; `false` when it cannot be used.

@@ -101,23 +101,34 @@ mod tests {
     fn the_library_query_uses_the_user_created_index() {
         let mut conn = Connection::open_in_memory().unwrap();
         apply(&mut conn).unwrap();
-        let plan: Vec<String> = conn
-            .prepare(
-                "EXPLAIN QUERY PLAN SELECT id FROM audios WHERE user_id = ?1 ORDER BY created_at DESC LIMIT 20",
-            )
-            .unwrap()
-            .query_map(["u"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            plan.iter().any(|p| p.contains("audios_user_created")),
-            "{plan:?}"
-        );
-        assert!(
-            !plan.iter().any(|p| p.contains("TEMP B-TREE")),
-            "sorted by the index: {plan:?}"
-        );
+        // The first page and a later one, as `audios::list` asks for them.
+        for (sql, args) in [
+            (
+                "SELECT id FROM audios WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 21",
+                vec!["u"],
+            ),
+            (
+                "SELECT id FROM audios WHERE user_id = ?1 AND (created_at, id) < (?2, ?3) \
+                 ORDER BY created_at DESC, id DESC LIMIT 21",
+                vec!["u", "1", "x"],
+            ),
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().any(|p| p.contains("audios_user_created")),
+                "{plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+                "sorted by the index: {plan:?}"
+            );
+        }
     }
 
     #[test]

@@ -15,11 +15,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 /// Readers beyond the core count only queue on the CPU; two spare cover slow disk reads.
 const READERS: usize = 4;
+
+/// Statements kept prepared per connection: every query the app runs fits, so none is parsed
+/// twice.
+const STATEMENT_CACHE: usize = 128;
 
 /// How long a statement waits on another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,6 +116,31 @@ impl Db {
         .context("database reader task failed")?
     }
 
+    /// Runs `f` on the calling thread when a reader is free, else like [`Db::read`]. For
+    /// indexed lookups that touch a handful of rows (a credential, a row by id, one page of a
+    /// list): such a query takes microseconds, less than the two thread switches a trip
+    /// through the blocking pool costs. Anything that may scan belongs in [`Db::read`].
+    pub async fn lookup<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let Ok(_slot) = self.inner.reader_slots.try_acquire() else {
+            return self.read(f).await;
+        };
+        let conn = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let pooled = Pooled {
+            conn,
+            pool: &self.inner.readers,
+        };
+        f(pooled.conn.as_ref().context("reader pool is empty")?)
+    }
+
     /// Runs `f` on the single writer connection in the blocking pool; writers queue in order.
     pub async fn write<T, F>(&self, f: F) -> anyhow::Result<T>
     where
@@ -158,6 +188,12 @@ fn open_connection(path: &Path, read_only: bool) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .with_context(|| format!("cannot open database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // This SQLite is built with STAT4, which recompiles a statement whenever a value bound
+    // against an indexed column changes, in case the new value deserves another plan. We
+    // never gather those statistics, so every recompile (a parse on every library page and
+    // sign-in) would buy nothing: keep each statement's plan.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     if !read_only {
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         anyhow::ensure!(
@@ -205,6 +241,27 @@ pub fn to_rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn prepared_statements_are_not_recompiled_for_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let reprepared = db
+            .read(|c| {
+                let sql = "SELECT id FROM audios WHERE user_id = ?1 \
+                           ORDER BY created_at DESC, id DESC LIMIT 21";
+                for user in ["a", "b", "c"] {
+                    c.prepare_cached(sql)?
+                        .query_map([user], |r| r.get::<_, String>(0))?
+                        .for_each(drop);
+                }
+                Ok(c.prepare_cached(sql)?
+                    .get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .await
+            .unwrap();
+        assert_eq!(reprepared, 0);
+    }
 
     #[tokio::test]
     async fn writes_are_visible_to_readers_and_the_file_uses_wal() {

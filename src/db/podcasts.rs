@@ -80,22 +80,18 @@ pub fn insert(
 
 /// The caller's podcast, or None (also when it belongs to someone else).
 pub fn get(conn: &Connection, user: Ulid, id: Ulid) -> rusqlite::Result<Option<PodcastRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM podcasts WHERE id = ?1 AND user_id = ?2"),
-        params![id.to_string(), user.to_string()],
-        from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM podcasts WHERE id = ?1 AND user_id = ?2"
+    ))?
+    .query_row(params![id.to_string(), user.to_string()], from_row)
     .optional()
 }
 
 /// Any podcast by id: for feeds, which are authorized by publicity or token.
 pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<PodcastRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM podcasts WHERE id = ?1"),
-        [id.to_string()],
-        from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM podcasts WHERE id = ?1"))?
+        .query_row([id.to_string()], from_row)
+        .optional()
 }
 
 /// Up to `fetch` of the caller's podcasts older than the cursor (an id), newest first.

@@ -40,23 +40,22 @@ pub fn find_live(
     now: i64,
     idle_since: i64,
 ) -> rusqlite::Result<Option<SessionUser>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT s.id, s.last_seen_at, u.id, u.email, u.role, u.disabled
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = ?1 AND s.revoked_at IS NULL
            AND s.expires_at > ?2 AND s.last_seen_at > ?3",
-        params![token_hash, now, idle_since],
-        |r| {
-            Ok(SessionUser {
-                session_id: r.get(0)?,
-                last_seen_at: r.get(1)?,
-                user_id: r.get(2)?,
-                email: r.get(3)?,
-                role: r.get(4)?,
-                disabled: r.get(5)?,
-            })
-        },
-    )
+    )?
+    .query_row(params![token_hash, now, idle_since], |r| {
+        Ok(SessionUser {
+            session_id: r.get(0)?,
+            last_seen_at: r.get(1)?,
+            user_id: r.get(2)?,
+            email: r.get(3)?,
+            role: r.get(4)?,
+            disabled: r.get(5)?,
+        })
+    })
     .optional()
 }
 

@@ -87,12 +87,11 @@ pub fn per_day(
 /// Speech characters a user has used this month (cached results count: they are still speech
 /// the user asked for, and counting them keeps the quota predictable).
 pub fn tts_chars_this_month(conn: &Connection, user: Ulid, now: i64) -> rusqlite::Result<i64> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT coalesce(sum(units), 0) FROM usage_logs
           WHERE user_id = ?1 AND day >= ?2 AND service LIKE 'tts:%'",
-        params![user.to_string(), month_start(now)],
-        |r| r.get(0),
-    )
+    )?
+    .query_row(params![user.to_string(), month_start(now)], |r| r.get(0))
 }
 
 #[cfg(test)]

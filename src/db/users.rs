@@ -54,39 +54,27 @@ pub fn insert(conn: &Connection, user: &UserRow) -> rusqlite::Result<()> {
 }
 
 pub fn by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
-        [id],
-        from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()
 }
 
 /// Case-insensitive (the column is `COLLATE NOCASE`).
 pub fn by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<UserRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM users WHERE email = ?1"),
-        [email],
-        from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE email = ?1"))?
+        .query_row([email], from_row)
+        .optional()
 }
 
 pub fn email_taken(conn: &Connection, email: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)",
-        [email],
-        |r| r.get(0),
-    )
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)")?
+        .query_row([email], |r| r.get(0))
 }
 
 /// Admins that can still sign in.
 pub fn count_active_admins(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0",
-        [],
-        |r| r.get(0),
-    )
+    conn.prepare_cached("SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0")?
+        .query_row([], |r| r.get(0))
 }
 
 /// Newest first, `limit` rows with ids below `before` (ULIDs sort by creation time).

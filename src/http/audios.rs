@@ -104,10 +104,17 @@ async fn list(
     };
     let fetch = req.fetch();
     let user_id = user.id;
-    let rows = state
-        .db
-        .read(move |c| Ok(audios::list(c, user_id, &filter, cursor.as_ref(), fetch)?))
-        .await?;
+    // An unfiltered page walks the index and stops after `fetch` rows; filters and search
+    // may scan all of the user's audios, so they go through the blocking pool.
+    let unfiltered = filter.kind.is_none() && filter.status.is_none() && filter.q.is_none();
+    let query = move |c: &rusqlite::Connection| {
+        Ok(audios::list(c, user_id, &filter, cursor.as_ref(), fetch)?)
+    };
+    let rows = if unfiltered {
+        state.db.lookup(query).await?
+    } else {
+        state.db.read(query).await?
+    };
     let page = Page::from_rows(rows, &req, |r: &audios::AudioRow| {
         Cursor {
             created_at: r.created_at,
@@ -485,7 +492,7 @@ async fn media(
     let id = parse_id(&id)?;
     let audio = state
         .db
-        .read(move |c| Ok(audios::get_any(c, id)?))
+        .lookup(move |c| Ok(audios::get_any(c, id)?))
         .await?
         .ok_or(AppError::NotFound)?;
     super::files::serve(&state, &audio, &headers, false, "public, max-age=3600").await

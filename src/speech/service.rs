@@ -234,7 +234,7 @@ pub(crate) fn seconds_until_next_month() -> u64 {
 pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
     state
         .db
-        .read(move |c| Ok(audios::get(c, user, id)?))
+        .lookup(move |c| Ok(audios::get(c, user, id)?))
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -243,7 +243,7 @@ pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
 pub async fn get_any_status(state: &AppState, id: Ulid) -> Option<String> {
     state
         .db
-        .read(move |c| Ok(audios::get_any(c, id)?))
+        .lookup(move |c| Ok(audios::get_any(c, id)?))
         .await
         .ok()
         .flatten()
