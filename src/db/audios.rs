@@ -202,6 +202,15 @@ pub fn rename(
     Ok(n == 1)
 }
 
+/// Marks a queued audio running when a worker claims its job, in the claim's transaction.
+pub fn start(conn: &Connection, id: Ulid, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE audios SET status = 'running', updated_at = ?1 WHERE id = ?2 AND status = 'queued'",
+        params![now, id.to_string()],
+    )?;
+    Ok(())
+}
+
 pub fn set_progress(
     conn: &Connection,
     id: Ulid,

@@ -327,18 +327,10 @@ async fn progressive(
                 break;
             };
             let format = crate::speech::job::format_of(obj.key.as_str());
-            let mut enc = encoder.take().expect("checked above");
-            let encoded = tokio::task::spawn_blocking(move || {
-                let mut out = Vec::new();
-                let pcm = crate::audio::decode(&bytes, format)
-                    .and_then(|p| crate::audio::conform(p, STREAM_RATE, 1));
-                if let Ok(pcm) = pcm {
-                    let _ = enc.encode(&pcm.samples, &mut out);
-                }
-                (enc, out)
-            })
-            .await;
-            let Ok((enc, out)) = encoded else { break };
+            let enc = encoder.take().expect("checked above");
+            let Ok((enc, out)) = reencode(enc, bytes, format).await else {
+                break;
+            };
             encoder = Some(enc);
             if tx.send(Ok(bytes::Bytes::from(out))).await.is_err() {
                 break;
@@ -360,6 +352,44 @@ async fn progressive(
             () = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
+    // A one-chunk text keeps no chunks (see `speech::job`): when it finished before anything
+    // was streamed, its file is the whole stream.
+    if next == 0
+        && let Some(enc) = encoder.take()
+    {
+        let row = state
+            .db
+            .read(move |c| Ok(audios::get_any(c, audio)?))
+            .await
+            .ok()
+            .flatten();
+        let file = match row {
+            Some(row) if row.status == "succeeded" => row.object_key,
+            _ => None,
+        };
+        let bytes = match &file {
+            Some(key) => state
+                .storage
+                .get(&crate::storage::Key::from_stored(key.clone()))
+                .await
+                .ok(),
+            None => None,
+        };
+        encoder = match (file, bytes) {
+            (Some(key), Some(bytes)) => {
+                let format = crate::speech::job::format_of(&key);
+                match reencode(enc, bytes, format).await {
+                    Ok((enc, out)) => tx
+                        .send(Ok(bytes::Bytes::from(out)))
+                        .await
+                        .is_ok()
+                        .then_some(enc),
+                    Err(_) => None,
+                }
+            }
+            _ => Some(enc),
+        };
+    }
     if let Some(enc) = encoder {
         let mut out = Vec::new();
         if enc.finish(&mut out).is_ok() && !out.is_empty() {
@@ -373,6 +403,25 @@ async fn progressive(
             let _ = state.storage.delete_prefix(&keys::job_prefix(job)).await;
         }
     }
+}
+
+/// One part of the progressive stream: decoded, brought to the stream's rate and encoded
+/// with the stream's encoder (handed back, since it carries the stream's state).
+async fn reencode(
+    mut enc: crate::audio::Mp3Encoder,
+    bytes: bytes::Bytes,
+    format: crate::audio::Format,
+) -> std::result::Result<(crate::audio::Mp3Encoder, Vec<u8>), tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let pcm = crate::audio::decode(&bytes, format)
+            .and_then(|p| crate::audio::conform(p, STREAM_RATE, 1));
+        if let Ok(pcm) = pcm {
+            let _ = enc.encode(&pcm.samples, &mut out);
+        }
+        (enc, out)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]

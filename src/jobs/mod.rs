@@ -16,7 +16,7 @@ use ulid::Ulid;
 pub use queue::{Job, NewJob};
 
 use crate::app::AppState;
-use crate::db::now_ms;
+use crate::db::{audios, now_ms};
 
 /// Long enough that a busy worker renews it comfortably, short enough that a crashed
 /// process's jobs resume within a minute of restart.
@@ -156,9 +156,20 @@ impl Jobs {
     ) -> anyhow::Result<Outcome> {
         let worker = self.worker.clone();
         let lease = LEASE.as_millis() as i64;
+        // The job's audio shows as running from the moment it is claimed: one transaction
+        // instead of a separate write from the handler.
         let claimed = state
             .db
-            .write(move |c| Ok(queue::claim(c, &worker, now_ms(), lease)?))
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let now = now_ms();
+                let job = queue::claim(&tx, &worker, now, lease)?;
+                if let Some(audio) = job.as_ref().and_then(|j| j.audio_id) {
+                    audios::start(&tx, audio, now)?;
+                }
+                tx.commit()?;
+                Ok(job)
+            })
             .await?;
         let Some(job) = claimed else {
             return Ok(Outcome::Empty);

@@ -25,8 +25,8 @@ use crate::error::AppError;
 use crate::jobs::events::StatusEvent;
 use crate::jobs::{Handler, JobContext, JobError, queue};
 use crate::providers::{AudioFormat, OutputFormat, SynthesisRequest, Tts};
+use crate::speech::job::{Progress, format_of, provider_error};
 use crate::speech::job::{TtsJob, cache_key};
-use crate::speech::job::{format_of, provider_error, report};
 use crate::storage::{Key, keys};
 
 /// The format component of line cache keys: line objects are raw provider output (any
@@ -129,7 +129,8 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             text: line.text.clone(),
         });
     }
-    report(&state, audio_id, 0.01).await?;
+    let progress = Arc::new(Progress::new(&state, audio_id));
+    progress.report(0.01).await?;
 
     // Lines kept by an earlier attempt are neither looked up nor paid again.
     let kept: HashMap<usize, (bool, String)> = state
@@ -152,12 +153,13 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         .max(1);
     futures::stream::iter(0..total)
         .map(|i| {
-            let (state, kept, done, cancel, plan) = (
+            let (state, kept, done, cancel, plan, progress) = (
                 state.clone(),
                 kept.clone(),
                 done.clone(),
                 ctx.cancel.clone(),
                 plan.clone(),
+                progress.clone(),
             );
             async move {
                 let p = &plan[i];
@@ -180,7 +182,9 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
                     .await
                     .map_err(anyhow::Error::from)?;
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                report(&state, audio_id, 0.05 + 0.8 * n as f64 / total as f64).await?;
+                progress
+                    .report(0.05 + 0.8 * n as f64 / total as f64)
+                    .await?;
                 Ok(())
             }
         })

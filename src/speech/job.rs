@@ -149,7 +149,8 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
     };
     let chars = text.chars().count() as i64;
     let service = format!("tts:{}:{}", provider.id(), provider.model());
-    report(&state, audio_id, 0.01).await?;
+    let progress = Progress::new(&state, audio_id);
+    progress.report(0.01).await?;
 
     let key = cache_key(
         provider.id(),
@@ -180,7 +181,6 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         return Ok(());
     }
 
-    // Chunks already stored by an earlier attempt of this job are reused, not paid again.
     let limit = provider.limits(&voice.voice);
     let chunks: Vec<String> = crate::speech::chunk::split_for(&text, &limit)
         .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?
@@ -188,14 +188,22 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         .map(str::to_string)
         .collect();
     let total = chunks.len();
-    state
-        .storage
-        .put(
-            &keys::job_parts(job),
-            Bytes::from(serde_json::json!({ "total": total }).to_string()),
-        )
-        .await
-        .map_err(anyhow::Error::from)?;
+    // A text of one chunk keeps nothing between attempts: its only chunk becomes the audio
+    // right after it arrives, so storing it first would cost three object writes and
+    // deletes per job to guard a window of a few milliseconds. Longer texts keep every
+    // chunk, so a resumed job never pays twice and `/stream` can play them as they come.
+    let keep_chunks = total > 1;
+    if keep_chunks {
+        state
+            .storage
+            .put(
+                &keys::job_parts(job),
+                Bytes::from(serde_json::json!({ "total": total }).to_string()),
+            )
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+    // Chunks already stored by an earlier attempt of this job are reused, not paid again.
     let stored: HashMap<usize, Key> = state
         .storage
         .list(&keys::job_prefix(job))
@@ -204,75 +212,65 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         .into_iter()
         .filter_map(|o| chunk_index(o.key.as_str()).map(|i| (i, o.key)))
         .collect();
+    let left_objects = keep_chunks || !stored.is_empty();
     let done = Arc::new(AtomicUsize::new(stored.len().min(total)));
     let stored = Arc::new(stored);
     let concurrency = provider.max_concurrency().max(1);
     let speed = audio.speed as f32;
+    let progress = Arc::new(progress);
 
-    futures::stream::iter(chunks.into_iter().enumerate())
-        .map(|(i, chunk)| {
-            let (state, provider, voice, stored, done) = (
-                state.clone(),
-                provider.clone(),
-                voice.voice.clone(),
-                stored.clone(),
-                done.clone(),
-            );
-            let cancel = ctx.cancel.clone();
-            async move {
-                if stored.contains_key(&i) {
-                    return Ok::<_, JobError>(());
+    // Each chunk comes back with its bytes (read from storage when an earlier attempt kept
+    // it), so assembling needs no second listing or reading of what was just written.
+    let mut sources: Vec<(usize, Bytes, Format)> =
+        futures::stream::iter(chunks.into_iter().enumerate())
+            .map(|(i, chunk)| {
+                let (state, provider, voice, stored, done, progress) = (
+                    state.clone(),
+                    provider.clone(),
+                    voice.voice.clone(),
+                    stored.clone(),
+                    done.clone(),
+                    progress.clone(),
+                );
+                let cancel = ctx.cancel.clone();
+                async move {
+                    if let Some(key) = stored.get(&i) {
+                        let bytes = state.storage.get(key).await.map_err(anyhow::Error::from)?;
+                        return Ok::<_, JobError>((i, bytes, format_of(key.as_str())));
+                    }
+                    if cancel.is_cancelled() {
+                        return Err(JobError::fatal("canceled", "The job was canceled"));
+                    }
+                    let request = SynthesisRequest {
+                        text: chunk,
+                        voice,
+                        speed,
+                        format_hint: format,
+                    };
+                    let out = provider
+                        .synthesize(&request)
+                        .await
+                        .map_err(provider_error)?;
+                    let (bytes, ext) = storable(out.bytes, out.format).await?;
+                    if keep_chunks {
+                        state
+                            .storage
+                            .put(&keys::job_chunk(job, i, ext), bytes.clone())
+                            .await
+                            .map_err(anyhow::Error::from)?;
+                    }
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    progress
+                        .report(0.05 + 0.85 * n as f64 / total as f64)
+                        .await?;
+                    Ok((i, bytes, format_of(ext)))
                 }
-                if cancel.is_cancelled() {
-                    return Err(JobError::fatal("canceled", "The job was canceled"));
-                }
-                let request = SynthesisRequest {
-                    text: chunk,
-                    voice,
-                    speed,
-                    format_hint: format,
-                };
-                let out = provider
-                    .synthesize(&request)
-                    .await
-                    .map_err(provider_error)?;
-                let (bytes, ext) = storable(out.bytes, out.format).await?;
-                state
-                    .storage
-                    .put(&keys::job_chunk(job, i, ext), bytes)
-                    .await
-                    .map_err(anyhow::Error::from)?;
-                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                report(&state, audio_id, 0.05 + 0.85 * n as f64 / total as f64).await?;
-                Ok(())
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect::<()>()
-        .await?;
-
-    // Assemble in order.
-    let listed = state
-        .storage
-        .list(&keys::job_prefix(job))
-        .await
-        .map_err(anyhow::Error::from)?;
-    let mut parts: Vec<(usize, Key)> = listed
-        .into_iter()
-        .filter_map(|o| chunk_index(o.key.as_str()).map(|i| (i, o.key)))
-        .collect();
-    parts.sort_by_key(|(i, _)| *i);
-    if parts.len() != total {
-        return Err(JobError::retryable(
-            "internal",
-            "Some synthesized parts went missing; retrying",
-        ));
-    }
-    let mut sources: Vec<(Bytes, Format)> = Vec::with_capacity(total);
-    for (_, key) in &parts {
-        let bytes = state.storage.get(key).await.map_err(anyhow::Error::from)?;
-        sources.push((bytes, format_of(key.as_str())));
-    }
+            })
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await?;
+    sources.sort_by_key(|(i, _, _)| *i);
+    let sources: Vec<(Bytes, Format)> = sources.into_iter().map(|(_, b, f)| (b, f)).collect();
     let wanted = if format == OutputFormat::Wav {
         Format::Wav
     } else {
@@ -334,7 +332,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             .map_err(anyhow::Error::from)?;
     }
     // A progressive listener may still be reading the chunks: the last one cleans up.
-    if !state.jobs.streams.is_streamed(job) {
+    if left_objects && !state.jobs.streams.is_streamed(job) {
         state
             .storage
             .delete_prefix(&keys::job_prefix(job))
@@ -552,29 +550,62 @@ async fn commit(
     Ok(committed)
 }
 
-/// Saves and announces progress (0..1) of a running audio.
-pub(crate) async fn report(state: &AppState, audio: Ulid, progress: f64) -> Result<(), JobError> {
-    state
-        .db
-        .write(move |c| {
-            Ok(audios::set_progress(
-                c,
-                audio,
-                "running",
+/// Announces a running audio's progress (0..1) to listeners at every step, but saves it at
+/// most every [`SAVE_PROGRESS_EVERY`]: the single writer would otherwise take one
+/// transaction per chunk, while pages that poll the row do not need finer steps.
+pub(crate) struct Progress {
+    state: AppState,
+    audio: Ulid,
+    /// When the row last changed; the claim that started the job marked it running.
+    saved: std::sync::Mutex<std::time::Instant>,
+}
+
+/// Listeners of the events see every step; a page polling the row sees at least this often.
+const SAVE_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Progress {
+    pub(crate) fn new(state: &AppState, audio: Ulid) -> Self {
+        Self {
+            state: state.clone(),
+            audio,
+            saved: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    pub(crate) async fn report(&self, progress: f64) -> Result<(), JobError> {
+        let due = {
+            let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+            let due = saved.elapsed() >= SAVE_PROGRESS_EVERY;
+            if due {
+                *saved = std::time::Instant::now();
+            }
+            due
+        };
+        if due {
+            let audio = self.audio;
+            self.state
+                .db
+                .write(move |c| {
+                    Ok(audios::set_progress(
+                        c,
+                        audio,
+                        "running",
+                        progress,
+                        now_ms(),
+                    )?)
+                })
+                .await?;
+        }
+        self.state.jobs.events.publish(
+            self.audio,
+            StatusEvent {
+                status: "running".into(),
                 progress,
-                now_ms(),
-            )?)
-        })
-        .await?;
-    state.jobs.events.publish(
-        audio,
-        StatusEvent {
-            status: "running".into(),
-            progress,
-            error: None,
-        },
-    );
-    Ok(())
+                error: None,
+            },
+        );
+        Ok(())
+    }
 }
 
 fn publish_done(state: &AppState, audio: Ulid) {

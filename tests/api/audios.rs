@@ -773,6 +773,63 @@ async fn the_stream_delivers_the_first_chunk_before_the_job_ends() {
 }
 
 #[tokio::test]
+async fn a_one_chunk_text_keeps_no_chunks_yet_runs_visibly_and_streams_whole() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_delay(Duration::from_millis(400));
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let audio: Value = create(
+        &s,
+        json!({"text": "Just one sentence.", "voice": "openai:alloy"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = audio["id"].as_str().unwrap();
+    let resp = s.get(&format!("/api/audios/{id}/stream")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "audio/mpeg");
+    while speech_texts(&fake).is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let running: Value = s
+        .get(&format!("/api/audios/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        running["status"], "running",
+        "claiming the job marks the audio running"
+    );
+    let scratch = app
+        .state
+        .storage
+        .list(&aimake::storage::Key::from_stored("jobs/"))
+        .await
+        .unwrap();
+    assert!(scratch.is_empty(), "nothing is kept: {scratch:?}");
+    // The job ends before any chunk could be streamed: the finished file is the stream.
+    let body = tokio::time::timeout(Duration::from_secs(20), resp.bytes())
+        .await
+        .unwrap()
+        .unwrap();
+    let pcm =
+        aimake::audio::decode(&body, aimake::audio::Format::Mp3).expect("the stream is valid MP3");
+    let done = finished(&s, id).await;
+    assert_eq!(done["status"], "succeeded");
+    let stored_ms = done["duration_ms"].as_u64().unwrap();
+    assert!(
+        pcm.duration_ms() + 100 >= stored_ms,
+        "the stream carries the whole audio: {} of {stored_ms} ms",
+        pcm.duration_ms()
+    );
+    assert_eq!(speech_texts(&fake).len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_voice_preview_is_synthesized_once_then_served_from_storage() {
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| fake.configure(c)).await;
