@@ -189,19 +189,7 @@ impl App {
         let jobs =
             scheduler::for_app(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let router = crate::http::router(self.state.clone());
-        // Without TCP_NODELAY, small responses (JSON, SSE events) wait on Nagle's algorithm
-        // and the client's delayed ACK: about 40 ms each.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
-
+        let server = serve(self.listener, router, stop.clone());
         let drained = async {
             stop.cancelled().await;
             tracing::info!(
@@ -211,7 +199,7 @@ impl App {
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = server => result.context("server failed")?,
+            () = server => {}
             () = drained => tracing::warn!("in-flight requests did not finish in time; closing them"),
         }
         // Running jobs saw the stop too: wait for them to reach a safe point.
@@ -224,6 +212,60 @@ impl App {
         tracing::info!("aimake stopped");
         Ok(())
     }
+}
+
+/// A client that sends its request head slower than this is cut off, so idle sockets cannot
+/// pin the server's connections (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections and serves HTTP/1.1 on each until `stop`, then stops accepting (the
+/// port is free at once) and returns when every open connection has finished its response.
+///
+/// HTTP/1.1 only: browsers speak HTTP/2 only over TLS, which the reverse proxy in front ends.
+/// Serving it directly (rather than through a server that first sniffs each connection for
+/// an HTTP/2 preface and supports upgrades) is measurably cheaper per request.
+async fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Without TCP_NODELAY, small responses (JSON, SSE events) wait on Nagle's algorithm
+        // and the client's delayed ACK: about 40 ms each.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(req)
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (docker stop, systemd). The handlers are installed
