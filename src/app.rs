@@ -82,7 +82,7 @@ impl App {
         let db = tokio::task::spawn_blocking(move || Db::open(&db_path)).await??;
         let storage = Storage::from_config(&config)?;
         let providers = Providers::from_config(&config)?;
-        let backups = Backups::from_config(&config, storage.clone())?;
+        let backups = Backups::from_config(&config, storage.clone(), Some(db.clone()))?;
         let addr = config.bind_addr()?;
         let listener = TcpListener::bind(addr)
             .await

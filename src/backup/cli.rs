@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::storage::Storage;
 
 fn service(config: &Config) -> anyhow::Result<Backups> {
-    Backups::from_config(config, Storage::from_config(config)?)
+    Backups::from_config(config, Storage::from_config(config)?, None)
 }
 
 /// `aimake backup`: prints the new backup's name on stdout, details on stderr.

@@ -8,6 +8,7 @@
 pub mod cli;
 mod manifest;
 mod media;
+pub mod online;
 pub mod restore;
 mod snapshot;
 pub mod target;
@@ -30,6 +31,7 @@ pub use restore::{RestoreOptions, RestorePlan, RestoreReport, restore};
 pub use target::Target;
 
 use crate::config::Config;
+use crate::db::Db;
 use crate::error::AppError;
 use crate::lockfile::{BACKUP_LOCK, LockFile};
 use crate::ops::scheduler::{Clock, SystemClock};
@@ -241,6 +243,8 @@ pub struct Backups {
 struct Inner {
     data_dir: PathBuf,
     db_path: PathBuf,
+    /// The server's database: snapshots are then taken on its writer connection.
+    writer: Option<Db>,
     main: Storage,
     target: Target,
     include_media: bool,
@@ -257,14 +261,17 @@ pub struct RunGuard {
 
 impl Backups {
     /// The service for `config`, backing up the database in `data.dir` and the media of `main`.
-    pub fn from_config(config: &Config, main: Storage) -> anyhow::Result<Self> {
-        Self::with_clock(config, main, Arc::new(SystemClock))
+    /// `writer` is the database when this process has it open (the server): snapshots then
+    /// run on its writer connection and stall writes least (see `snapshot.rs`).
+    pub fn from_config(config: &Config, main: Storage, writer: Option<Db>) -> anyhow::Result<Self> {
+        Self::with_clock(config, main, writer, Arc::new(SystemClock))
     }
 
     /// Same, with a clock of the caller's choosing (tests drive time by hand).
     pub fn with_clock(
         config: &Config,
         main: Storage,
+        writer: Option<Db>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let target = Target::from_config(config, &main)?;
@@ -272,6 +279,7 @@ impl Backups {
             inner: Arc::new(Inner {
                 data_dir: config.data.dir.clone(),
                 db_path: config.data.dir.join("aimake.db"),
+                writer,
                 main,
                 target,
                 include_media: config.backup.include_media,
@@ -420,13 +428,17 @@ impl Backups {
     ) -> Result<BackupReport, BackupError> {
         let inner = &self.inner;
         let target = &inner.target.storage;
-        let (db, data_dir) = (inner.db_path.clone(), inner.data_dir.clone());
+        let (db, writer, data_dir) = (
+            inner.db_path.clone(),
+            inner.writer.clone(),
+            inner.data_dir.clone(),
+        );
         let span = tracing::Span::current();
         let (_tmp, snap) = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             remove_stale_temp_dirs(&data_dir, BACKUP_TEMP_PREFIX);
             let tmp = temp_dir(&data_dir, BACKUP_TEMP_PREFIX)?;
-            let snap = snapshot::take(&db, tmp.path())?;
+            let snap = snapshot::take(&db, writer.as_ref(), tmp.path())?;
             anyhow::Ok((tmp, snap))
         })
         .await

@@ -59,7 +59,7 @@ pub async fn restore(
         .context("lock task failed")??
         .map_err(|held| BackupError::ServerRunning(held.to_string()))?;
     let main = Storage::from_config(config)?;
-    let backups = Backups::from_config(config, main)?;
+    let backups = Backups::from_config(config, main, None)?;
     restore_with(&backups, which, opts, confirm).await
 }
 

@@ -1,12 +1,17 @@
 //! The database half of a backup: a consistent online snapshot, compressed and checksummed,
 //! and the reverse (decompress, check, open) for verify and restore. Everything here blocks.
 //!
-//! The snapshot is `VACUUM INTO` on a connection of its own. In WAL mode that is one read
-//! transaction: writers keep committing while it runs and it sees none of their changes.
-//! Measured on 1 GB (`benches/backup.rs`, docs/backups.md): 2 s, writer's worst wait 16 ms.
-//! The stepped online-backup API restarts from the first page on every commit by another
-//! connection, so under a steady writer it never finished; in one step it stalled the
-//! writer up to 451 ms.
+//! In the server the snapshot is SQLite's online backup API stepped on the app's own writer
+//! connection (`online.rs`): a step holds the writer for about a millisecond, the writer's
+//! commits never restart it, and each step's read transaction ends with the step. One long
+//! read transaction (`VACUUM INTO`, a backup in one step) keeps checkpoints from resetting
+//! the WAL while it runs; the WAL grows with every commit, and the first checkpoint after
+//! the snapshot, run inside some write, syncs all of it: that was the writer's worst wait
+//! (60–150 ms on 1 GB, `benches/backup.rs`, docs/backups.md).
+//!
+//! Without the app's writer (the `aimake backup` command, another process) it is `VACUUM
+//! INTO` on a connection of its own: one read transaction in WAL mode, so a server's writes
+//! can neither restart nor corrupt it.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -16,6 +21,9 @@ use std::time::Duration;
 use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
+
+use super::online::{self, CopyError};
+use crate::db::Db;
 
 /// Fast enough to keep up with a disk, still about 4× smaller for a typical database.
 const ZSTD_LEVEL: i32 = 3;
@@ -34,22 +42,30 @@ pub struct Snapshot {
     pub schema_version: u32,
 }
 
-/// Snapshots the database at `db` into `dir` (which must be on a disk with room for it).
-pub fn take(db: &Path, dir: &Path) -> anyhow::Result<Snapshot> {
+/// Snapshots the database at `db` into `dir` (which must be on a disk with room for it),
+/// through `writer` when the caller has the app's database open.
+pub fn take(db: &Path, writer: Option<&Db>, dir: &Path) -> anyhow::Result<Snapshot> {
     anyhow::ensure!(db.exists(), "no database at {}", db.display());
     let raw = dir.join("snapshot.db");
-    {
-        // Read-write flags only so the WAL index can be created when no server has the file
-        // open; the connection runs nothing but the VACUUM INTO.
-        let conn = Connection::open_with_flags(
-            db,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("cannot open {}", db.display()))?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let target = raw.to_str().context("temp path is not UTF-8")?;
-        conn.execute("VACUUM INTO ?1", [target])
-            .context("database snapshot (VACUUM INTO) failed")?;
+    match writer {
+        Some(writer) => match online::copy(writer, &raw, online::PAGES_PER_STEP) {
+            Ok(stats) => tracing::debug!(
+                pages = stats.pages,
+                steps = stats.steps,
+                longest_step_ms = stats.longest_step.as_secs_f64() * 1e3,
+                "database copied"
+            ),
+            Err(CopyError::Restarted(n)) => {
+                tracing::warn!(
+                    restarts = n,
+                    "another process keeps writing the database: snapshotting with VACUUM INTO"
+                );
+                std::fs::remove_file(&raw).context("cannot remove the partial copy")?;
+                vacuum_into(db, &raw)?;
+            }
+            Err(CopyError::Failed(e)) => return Err(e.context("database snapshot failed")),
+        },
+        None => vacuum_into(db, &raw)?,
     }
     let schema_version = read_user_version(&raw)?;
     let compressed = dir.join("snapshot.db.zst");
@@ -63,6 +79,25 @@ pub fn take(db: &Path, dir: &Path) -> anyhow::Result<Snapshot> {
         stored_sha256,
         schema_version,
     })
+}
+
+/// A snapshot in one read transaction on a connection of its own.
+pub fn vacuum_into(db: &Path, out: &Path) -> anyhow::Result<()> {
+    // Read-write flags only so the WAL index can be created when no server has the file
+    // open; the connection runs nothing but the VACUUM INTO.
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {}", db.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // VACUUM INTO writes with the source connection's `synchronous`; the output is a
+    // scratch file, compressed then deleted, so fsyncing it is wasted work (~15% of the time).
+    conn.execute_batch("PRAGMA synchronous = OFF")?;
+    let target = out.to_str().context("temp path is not UTF-8")?;
+    conn.execute("VACUUM INTO ?1", [target])
+        .context("database snapshot (VACUUM INTO) failed")?;
+    Ok(())
 }
 
 /// `(raw size, raw sha256, compressed size, compressed sha256)`.
@@ -292,7 +327,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("live.db");
         sample_db(&db, 500);
-        let snap = take(&db, dir.path()).unwrap();
+        let snap = take(&db, None, dir.path()).unwrap();
         assert_eq!(snap.schema_version, 7);
         assert!(snap.stored_bytes < snap.size_bytes, "compressed: {snap:?}");
         let out = dir.path().join("restored.db");
@@ -312,7 +347,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("live.db");
         sample_db(&db, 50);
-        let snap = take(&db, dir.path()).unwrap();
+        let snap = take(&db, None, dir.path()).unwrap();
         let mut bytes = std::fs::read(&snap.compressed).unwrap();
         let out = dir.path().join("out.db");
 

@@ -157,6 +157,13 @@ impl Db {
         .context("database writer task failed")?
     }
 
+    /// Runs `f` on the single writer connection on the calling thread, in turn with `write`.
+    /// For code already on a blocking thread (it blocks; it panics on an async worker).
+    pub fn write_blocking<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        let mut guard = self.inner.writer.blocking_lock();
+        f(&mut guard)
+    }
+
     /// The readiness check: a real query through the reader pool.
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.read(|c| {

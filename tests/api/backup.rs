@@ -52,7 +52,7 @@ impl Fixture {
         };
         let main = Storage::from_config(&config).unwrap();
         let clock = ManualClock::new(datetime!(2026-11-01 03:00:00 UTC));
-        let backups = Backups::with_clock(&config, main.clone(), clock.clone()).unwrap();
+        let backups = Backups::with_clock(&config, main.clone(), None, clock.clone()).unwrap();
         Self {
             dir,
             config,
@@ -210,15 +210,18 @@ async fn a_backup_taken_while_a_writer_inserts_restores_exactly_the_rows_committ
     while committed.load(Ordering::SeqCst) < 20 {
         tokio::task::yield_now().await;
     }
+    // As the server takes it: on the writer connection the inserts go through.
+    let backups =
+        Backups::with_clock(&f.config, f.main.clone(), Some(db.clone()), f.clock.clone()).unwrap();
     let before = committed.load(Ordering::SeqCst);
-    let report = f.backups.run(Trigger::Manual).await.unwrap();
+    let report = backups.run(Trigger::Manual).await.unwrap();
     let after = committed.load(Ordering::SeqCst);
     while committed.load(Ordering::SeqCst) < after + 20 {
         tokio::task::yield_now().await;
     }
     stop.store(true, Ordering::Relaxed);
     let (max_stall, total) = writer.await.unwrap();
-    drop(db);
+    drop((db, backups));
 
     assert!(
         after > before,
@@ -815,7 +818,8 @@ async fn the_backup_command_says_already_running_while_the_server_backs_up() {
     let offsite = tempfile::tempdir().unwrap();
     let mut config = test_config(&dir.path().join("data"));
     config.backup.target = format!("dir:{}", offsite.path().display());
-    let backups = Backups::from_config(&config, Storage::from_config(&config).unwrap()).unwrap();
+    let backups =
+        Backups::from_config(&config, Storage::from_config(&config).unwrap(), None).unwrap();
     // What a running server holds while its backup runs.
     let _running = backups.lock().await.unwrap();
     let out = aimake(dir.path(), offsite.path())
