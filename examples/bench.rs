@@ -63,6 +63,18 @@ fn main() -> anyhow::Result<()> {
             ),
             Target::RatioAtLeast(0.8),
         );
+        let floor = runtime.block_on(floor_server())?;
+        report.case(
+            "liveness_floor",
+            "the same body from aimake's HTTP stack with nothing on top (one route, no middleware), vs nginx",
+            compare(
+                &format!("http://127.0.0.1:{floor}/health"),
+                &format!("{theirs}/health"),
+                64,
+                &[],
+            ),
+            Target::Reference,
+        );
     }
     if wanted("spa_asset") {
         report.case(
@@ -313,6 +325,8 @@ fn median(results: &[WrkResult]) -> WrkResult {
 enum Target {
     RatioAtLeast(f64),
     BytesRatioAtLeast(f64),
+    /// No target: a reference point measured beside nginx.
+    Reference,
 }
 
 #[derive(Default)]
@@ -337,6 +351,16 @@ impl Report {
                 format!("{:.0} MB/s", pair.aimake.bytes_per_s / 1e6),
                 format!("{:.0} MB/s", pair.nginx.bytes_per_s / 1e6),
             ),
+            Target::Reference => {
+                self.rows.push(format!(
+                    "| {name} | {:.0} req/s | {:.0} req/s | {:.2}× | reference | |",
+                    pair.aimake.requests_per_s, pair.nginx.requests_per_s, pair.ratio_requests
+                ));
+                self.cases
+                    .push(json!({ "case": name, "how": how, "result": pair }));
+                println!("{}", self.rows.last().unwrap());
+                return;
+            }
         };
         let met = ratio >= min;
         self.rows.push(format!(
@@ -578,6 +602,29 @@ impl Server {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// The ceiling for liveness on this machine: aimake's own accept loop and HTTP/1.1 stack
+/// serving one route with the same bytes, and nothing else (no request id, log span,
+/// security headers, limits or state). aimake's `/health` cannot be cheaper than this.
+async fn floor_server() -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"status":"ok","version":"0.1.0"}"#,
+            )
+        }),
+    );
+    tokio::spawn(aimake::app::serve(
+        listener,
+        app,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    Ok(port)
 }
 
 fn free_port() -> u16 {

@@ -224,7 +224,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// HTTP/1.1 only: browsers speak HTTP/2 only over TLS, which the reverse proxy in front ends.
 /// Serving it directly (rather than through a server that first sniffs each connection for
 /// an HTTP/2 preface and supports upgrades) is measurably cheaper per request.
-async fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
+pub async fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
 

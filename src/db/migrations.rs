@@ -132,6 +132,21 @@ mod tests {
     }
 
     #[test]
+    fn the_monthly_quota_sum_reads_the_index_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT coalesce(sum(units), 0) FROM usage_logs \
+                 WHERE user_id = ?1 AND day >= ?2 AND service LIKE 'tts:%'",
+                ["u", "2026-11-01"],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("COVERING INDEX usage_user_day"), "{plan}");
+    }
+
+    #[test]
     fn a_database_from_a_newer_aimake_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", latest_version() + 1)

@@ -22,16 +22,21 @@ pub fn router() -> Router<AppState> {
         .route("/health/ready", get(ready))
 }
 
-/// The liveness answer: the same bytes every time, serialized once. The edge middleware
-/// answers `GET /health` with it before any handler runs; the route is here for the rest.
-pub fn liveness() -> Response {
+/// The liveness body: the same bytes every time, serialized once.
+pub fn liveness_body() -> Bytes {
     static BODY: LazyLock<Bytes> =
         LazyLock::new(|| Bytes::from(json!({ "status": "ok", "version": VERSION }).to_string()));
-    ([(header::CONTENT_TYPE, "application/json")], BODY.clone()).into_response()
+    BODY.clone()
 }
 
+/// The edge middleware answers `GET /health` itself, before any handler runs; the route is
+/// here for the other methods (405) and for routers used without the edge.
 async fn live() -> Response {
-    liveness()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        liveness_body(),
+    )
+        .into_response()
 }
 
 /// Checks the database with a query and the object store with a probe object, concurrently.

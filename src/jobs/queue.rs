@@ -87,7 +87,7 @@ pub fn claim(
     now: i64,
     lease_ms: i64,
 ) -> rusqlite::Result<Option<Job>> {
-    conn.query_row(
+    conn.prepare_cached(
         "UPDATE jobs
             SET status = 'running', attempts = attempts + 1, lease_until = ?1 + ?2,
                 worker = ?3, updated_at = ?1
@@ -97,19 +97,18 @@ pub fn claim(
                        ORDER BY run_after, id
                        LIMIT 1)
       RETURNING id, kind, user_id, audio_id, payload, attempts, max_attempts",
-        params![now, lease_ms, worker],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, u32>(5)?,
-                r.get::<_, u32>(6)?,
-            ))
-        },
-    )
+    )?
+    .query_row(params![now, lease_ms, worker], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, u32>(5)?,
+            r.get::<_, u32>(6)?,
+        ))
+    })
     .optional()
     .map(|row| {
         row.map(
@@ -202,25 +201,23 @@ pub fn cancel_for_audio(tx: &Transaction<'_>, audio: Ulid, now: i64) -> rusqlite
 }
 
 pub fn status_of(conn: &Connection, job: Ulid) -> rusqlite::Result<Option<Status>> {
-    conn.query_row(
-        "SELECT status FROM jobs WHERE id = ?1",
-        [job.to_string()],
-        |r| r.get::<_, String>(0),
-    )
-    .optional()
-    .map(|s| s.and_then(|s| Status::parse(&s)))
+    conn.prepare_cached("SELECT status FROM jobs WHERE id = ?1")?
+        .query_row([job.to_string()], |r| r.get::<_, String>(0))
+        .optional()
+        .map(|s| s.and_then(|s| Status::parse(&s)))
 }
 
 /// Counts for `GET /api/admin/system`: queued, running, failed in the last 24 hours.
 pub fn counts(conn: &Connection, now: i64) -> rusqlite::Result<(i64, i64, i64)> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT
             (SELECT count(*) FROM jobs WHERE status = 'queued'),
             (SELECT count(*) FROM jobs WHERE status = 'running'),
             (SELECT count(*) FROM jobs WHERE status = 'failed' AND updated_at >= ?1)",
-        [now - 24 * 3600 * 1000],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
+    )?
+    .query_row([now - 24 * 3600 * 1000], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
 }
 
 #[cfg(test)]

@@ -443,9 +443,11 @@ fn assemble(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audi
 async fn cached(state: &AppState, key: String) -> Result<Option<CacheHit>, JobError> {
     let hit = state
         .db
-        .read(move |c| {
-            Ok(c.query_row(
+        .lookup(move |c| {
+            Ok(c.prepare_cached(
                 "SELECT object_key, peaks_key, duration_ms, size_bytes, sha256 FROM tts_cache WHERE key = ?1",
+            )?
+            .query_row(
                 [key],
                 |r| {
                     Ok(CacheHit {
@@ -509,11 +511,9 @@ async fn commit(
             let tx = c.transaction()?;
             let now = now_ms();
             if cached {
-                let still_there: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM tts_cache WHERE object_key = ?1)",
-                    [&object_key],
-                    |r| r.get(0),
-                )?;
+                let still_there: bool = tx
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM tts_cache WHERE object_key = ?1)")?
+                    .query_row([&object_key], |r| r.get(0))?;
                 if !still_there {
                     return Ok(false);
                 }
