@@ -6,11 +6,6 @@ use std::process::ExitCode;
 use aimake::config::{Config, LogFormat};
 use clap::{Parser, Subcommand};
 
-/// Small, short-lived allocations dominate request handling; mimalloc serves them from
-/// per-thread pages instead of glibc's shared arenas.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "aimake",

@@ -263,11 +263,17 @@ mod tests {
             tokio::spawn(async move {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    db.write(move |c| Ok(c.execute("INSERT INTO writes (n) VALUES (?1)", [n])?))
-                        .await
-                        .unwrap();
+                    let committed = committed.clone();
+                    // Counted on the writer, before it is released: the copy's steps need the
+                    // writer too, so the count is never behind what a step can see.
+                    db.write(move |c| {
+                        c.execute("INSERT INTO writes (n) VALUES (?1)", [n])?;
+                        committed.store(n + 1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
+                    .unwrap();
                     n += 1;
-                    committed.store(n, Ordering::SeqCst);
                 }
             })
         };
@@ -276,12 +282,26 @@ mod tests {
         }
         let before = committed.load(Ordering::SeqCst);
         let out = dir.path().join("copy.db");
-        let (source, dest) = (db.clone(), out.clone());
-        // Few pages per step: hundreds of steps, so commits land between them.
-        let stats = tokio::task::spawn_blocking(move || copy(&source, &dest, 4))
-            .await
-            .unwrap()
-            .unwrap();
+        let (source, dest, seen) = (db.clone(), out.clone(), committed.clone());
+        // Few pages per step: hundreds of steps. After each of the first few, wait for the
+        // writer to commit once more, so commits surely land between steps however busy the
+        // machine is.
+        let mut steps = 0;
+        let stats = tokio::task::spawn_blocking(move || {
+            copy_with(&source, &dest, 4, move || {
+                steps += 1;
+                if steps <= 5 {
+                    let at = seen.load(Ordering::SeqCst);
+                    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while seen.load(Ordering::SeqCst) == at && std::time::Instant::now() < give_up {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
         let after = committed.load(Ordering::SeqCst);
         stop.store(true, Ordering::Relaxed);
         writer.await.unwrap();

@@ -47,6 +47,23 @@ struct Pooled<'a> {
     pool: &'a Mutex<Vec<Connection>>,
 }
 
+impl Inner {
+    /// A reader off the pool; the caller holds a `reader_slots` permit, so one is there.
+    fn take_reader(&self) -> Pooled<'_> {
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        Pooled {
+            conn,
+            pool: &self.readers,
+        }
+    }
+}
+
+impl Pooled<'_> {
+    fn conn(&self) -> anyhow::Result<&Connection> {
+        self.conn.as_ref().context("reader pool is empty")
+    }
+}
+
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
@@ -100,17 +117,7 @@ impl Db {
         let inner2 = inner.clone();
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
-            let conn = inner2
-                .readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop();
-            let pooled = Pooled {
-                conn,
-                pool: &inner2.readers,
-            };
-            let conn = pooled.conn.as_ref().context("reader pool is empty")?;
-            f(conn)
+            f(inner2.take_reader().conn()?)
         })
         .await
         .context("database reader task failed")?
@@ -128,17 +135,7 @@ impl Db {
         let Ok(_slot) = self.inner.reader_slots.try_acquire() else {
             return self.read(f).await;
         };
-        let conn = self
-            .inner
-            .readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        let pooled = Pooled {
-            conn,
-            pool: &self.inner.readers,
-        };
-        f(pooled.conn.as_ref().context("reader pool is empty")?)
+        f(self.inner.take_reader().conn()?)
     }
 
     /// Runs `f` on the single writer connection in the blocking pool; writers queue in order.
