@@ -357,13 +357,7 @@ async fn progressive(
     if next == 0
         && let Some(enc) = encoder.take()
     {
-        let row = state
-            .db
-            .read(move |c| Ok(audios::get_any(c, audio)?))
-            .await
-            .ok()
-            .flatten();
-        let file = match row {
+        let file = match service::get_any(&state, audio).await {
             Some(row) if row.status == "succeeded" => row.object_key,
             _ => None,
         };

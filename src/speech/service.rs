@@ -239,15 +239,19 @@ pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
         .ok_or(AppError::NotFound)
 }
 
-/// The status of any audio (for streams and jobs, which are authorized already); None when gone.
-pub async fn get_any_status(state: &AppState, id: Ulid) -> Option<String> {
+/// Any audio (for streams and jobs, which are authorized already); None when gone.
+pub async fn get_any(state: &AppState, id: Ulid) -> Option<AudioRow> {
     state
         .db
         .lookup(move |c| Ok(audios::get_any(c, id)?))
         .await
         .ok()
         .flatten()
-        .map(|a| a.status)
+}
+
+/// The status of any audio; None when gone.
+pub async fn get_any_status(state: &AppState, id: Ulid) -> Option<String> {
+    get_any(state, id).await.map(|a| a.status)
 }
 
 pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
