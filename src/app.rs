@@ -188,8 +188,8 @@ impl App {
         tokio::spawn(self.state.limits.clone().housekeeping(stop.clone()));
         let jobs =
             scheduler::for_app(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
-        let router = crate::http::router(self.state.clone());
-        let server = serve(self.listener, router, stop.clone());
+        let app = crate::http::router(self.state.clone());
+        let server = serve(self.listener, app, stop.clone());
         let drained = async {
             stop.cancelled().await;
             tracing::info!(
@@ -224,7 +224,17 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// HTTP/1.1 only: browsers speak HTTP/2 only over TLS, which the reverse proxy in front ends.
 /// Serving it directly (rather than through a server that first sniffs each connection for
 /// an HTTP/2 preface and supports upgrades) is measurably cheaper per request.
-pub async fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
+pub async fn serve<S>(listener: TcpListener, app: S, stop: CancellationToken)
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
 
@@ -250,12 +260,12 @@ pub async fn serve(listener: TcpListener, router: axum::Router, stop: Cancellati
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let router = router.clone();
+        let app = app.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
             let mut req = req.map(axum::body::Body::new);
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
-            router.clone().oneshot(req)
+            app.clone().oneshot(req)
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
         tokio::spawn(async move {

@@ -109,21 +109,31 @@ where
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         let ip = perimeter::resolve_client_ip(peer, req.headers(), &self.config.trusted_proxies);
+        // The route's pattern is known only once the router has matched it: `RouteLabel`
+        // fills it in.
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
-            route = route_label(&req),
+            route = tracing::field::Empty,
             request_id = request_id.to_str().unwrap_or_default(),
             client_ip = %ip,
             // Filled in by the authentication extractors.
             user_id = tracing::field::Empty
         );
         let https = self.config.https;
-        // Liveness is answered here, from memory: no slot, no timer, no handler.
+        // Liveness is answered here, from memory: no routing, slot, timer or handler.
         if req.method() == Method::GET && req.uri().path() == "/health" {
+            span.record("route", "/health");
             let mut response = Response::new(Body::from(super::health::liveness_body()));
-            *response.headers_mut() = LIVENESS_HEADERS.clone();
-            return Either::Left(ready(Ok(finish(response, request_id, https, &span, start))));
+            let headers = response.headers_mut();
+            *headers = if https {
+                LIVENESS_HEADERS_HTTPS.clone()
+            } else {
+                LIVENESS_HEADERS.clone()
+            };
+            headers.insert(REQUEST_ID, request_id);
+            log_line(&span, 200, start);
+            return Either::Left(ready(Ok(response)));
         }
         req.headers_mut().insert(REQUEST_ID, request_id.clone());
         req.extensions_mut().insert(ClientIp(ip));
@@ -136,9 +146,46 @@ where
     }
 }
 
+/// Puts the matched route's pattern into the request's log span. Sits behind the router
+/// (as a layer of it), the only place that knows which route matched.
+#[derive(Clone, Copy)]
+pub struct RouteLabelLayer;
+
+impl<S> Layer<S> for RouteLabelLayer {
+    type Service = RouteLabel<S>;
+
+    fn layer(&self, inner: S) -> RouteLabel<S> {
+        RouteLabel(inner)
+    }
+}
+
+#[derive(Clone)]
+pub struct RouteLabel<S>(S);
+
+impl<S> Service<Request> for RouteLabel<S>
+where
+    S: Service<Request>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        tracing::Span::current().record("route", route_label(&req));
+        self.0.call(req)
+    }
+}
+
 /// Liveness answers' headers, built once: copying a finished map is cheaper than inserting
 /// each header into a new one, and at tens of thousands of probes a second it shows.
-static LIVENESS_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
+static LIVENESS_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| liveness_headers(false));
+static LIVENESS_HEADERS_HTTPS: LazyLock<HeaderMap> = LazyLock::new(|| liveness_headers(true));
+
+fn liveness_headers(https: bool) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(8);
     headers.insert(
         header::CONTENT_TYPE,
@@ -146,9 +193,9 @@ static LIVENESS_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
     );
     // A placeholder, so setting the real id replaces rather than grows the map.
     headers.insert(REQUEST_ID, HeaderValue::from_static("-"));
-    set_default_headers(&mut headers, false);
+    set_default_headers(&mut headers, https);
     headers
-});
+}
 
 /// The headers every answer carries, and its log line.
 fn finish(
@@ -161,7 +208,11 @@ fn finish(
     let headers = response.headers_mut();
     headers.insert(REQUEST_ID, request_id);
     set_default_headers(headers, https);
-    let status = response.status().as_u16();
+    log_line(span, response.status().as_u16(), start);
+    response
+}
+
+fn log_line(span: &tracing::Span, status: u16, start: Instant) {
     let duration_ms = start.elapsed().as_micros() as f64 / 1000.0;
     span.in_scope(|| {
         if status >= 500 {
@@ -170,7 +221,6 @@ fn finish(
             tracing::info!(status, duration_ms, "request");
         }
     });
-    response
 }
 
 /// Load shedding, the timeout and a panic catcher around the rest of the stack (a panicking
@@ -393,6 +443,66 @@ mod tests {
         }
         let fresh = request_id(&HeaderMap::new());
         assert!(ulid::Ulid::from_string(fresh.to_str().unwrap()).is_ok());
+    }
+
+    /// Log lines collected in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn each_request_is_logged_once_with_its_route_pattern_and_never_its_path() {
+        use axum::routing::get;
+
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let router = axum::Router::new()
+            .route("/api/things/{id}", get(|| async { "thing" }))
+            .fallback(|| async { "page" })
+            .layer(RouteLabelLayer);
+        let app = EdgeLayer::new(EdgeConfig {
+            trusted_proxies: Arc::from([]),
+            limits: Arc::new(Limits::new(&crate::config::LimitsConfig::default())),
+            timeout: Duration::from_secs(5),
+            https: false,
+        })
+        .layer(router);
+        for (path, status) in [
+            ("/api/things/secret-123", 200),
+            ("/health", 200),
+            ("/library/secret-456", 200),
+        ] {
+            let response = app
+                .clone()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{path}");
+            assert!(response.headers().contains_key(REQUEST_ID));
+        }
+
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = logs.lines().collect();
+        assert_eq!(lines.len(), 3, "{logs}");
+        assert!(lines[0].contains(r#"route="/api/things/{id}""#), "{logs}");
+        assert!(lines[1].contains(r#"route="/health""#), "{logs}");
+        assert!(lines[2].contains(r#"route="spa""#), "{logs}");
+        assert!(!logs.contains("secret"), "{logs}");
     }
 
     #[test]

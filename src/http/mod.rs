@@ -23,14 +23,18 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::any;
 use ipnet::IpNet;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 
 use crate::app::AppState;
 use crate::error::AppError;
 
+/// What [`router`] builds.
+pub type App = middleware::Edge<Router>;
+
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP application, as one service for [`crate::app::serve`].
+pub fn router(state: AppState) -> App {
     let config = &state.config;
     let timeout = Duration::from_secs(config.server.request_timeout_s);
     let body_limit = config.server.max_body_bytes;
@@ -41,23 +45,21 @@ pub fn router(state: AppState) -> Router {
         .into();
     let origins = perimeter::TrustedOrigins::new(&state.public_url, &config.server.cors_origins);
 
-    // Outermost first. The edge sees every answer (shed, timed out and panicked ones
-    // included); CORS sits before the guard so its refusals carry CORS headers a cross-origin
-    // page can read.
-    let middleware = ServiceBuilder::new()
-        .layer(middleware::EdgeLayer::new(middleware::EdgeConfig {
-            trusted_proxies,
-            limits: state.limits.clone(),
-            timeout,
-            https,
-        }))
+    // The edge wraps the whole router, so liveness probes are answered before any routing
+    // and everything (shed, timed out and panicked requests included) gets its headers and
+    // log line. Behind the router, outermost first: the route's label for the log, CORS
+    // before the guard so its refusals carry CORS headers a cross-origin page can read, then
+    // the guard.
+    let routed = ServiceBuilder::new()
+        .layer(middleware::RouteLabelLayer)
         .option_layer(perimeter::cors(&config.server.cors_origins))
         .layer(middleware::GuardLayer::new(middleware::GuardConfig {
             limits: state.limits.clone(),
             origins,
         }));
+    let limits = state.limits.clone();
 
-    Router::new()
+    let router = Router::new()
         .merge(health::router())
         .merge(accounts::router())
         .merge(admin::router())
@@ -70,8 +72,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(spa::serve)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware)
-        .with_state(state)
+        .layer(routed)
+        .with_state(state);
+    middleware::EdgeLayer::new(middleware::EdgeConfig {
+        trusted_proxies,
+        limits,
+        timeout,
+        https,
+    })
+    .layer(router)
 }
 
 async fn not_found() -> AppError {
