@@ -6,8 +6,8 @@
 //! commits never restart it, and each step's read transaction ends with the step. One long
 //! read transaction (`VACUUM INTO`, a backup in one step) keeps checkpoints from resetting
 //! the WAL while it runs; the WAL grows with every commit, and the first checkpoint after
-//! the snapshot, run inside some write, syncs all of it: that was the writer's worst wait
-//! (60–150 ms on 1 GB, `benches/backup.rs`, docs/backups.md).
+//! the snapshot syncs all of it (`benches/backup.rs`, docs/backups.md). Checkpoints run on a
+//! thread of their own (`db/checkpoint.rs`), so that sync no longer holds up a write.
 //!
 //! Without the app's writer (the `aimake backup` command, another process) it is `VACUUM
 //! INTO` on a connection of its own: one read transaction in WAL mode, so a server's writes

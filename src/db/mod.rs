@@ -2,6 +2,7 @@
 
 pub mod api_tokens;
 pub mod audios;
+mod checkpoint;
 pub mod episodes;
 pub mod invites;
 pub mod migrations;
@@ -35,6 +36,8 @@ pub struct Db {
 }
 
 struct Inner {
+    /// First, so it stops before the connections close.
+    checkpointer: checkpoint::Checkpointer,
     path: PathBuf,
     writer: Arc<AsyncMutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
@@ -84,11 +87,13 @@ impl Db {
         }
         let mut writer = open_connection(path, false)?;
         migrations::apply(&mut writer)?;
+        let checkpointer = checkpoint::Checkpointer::start(path, &mut writer)?;
         let readers = (0..READERS)
             .map(|_| open_connection(path, true))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             inner: Arc::new(Inner {
+                checkpointer,
                 path: path.to_path_buf(),
                 writer: Arc::new(AsyncMutex::new(writer)),
                 readers: Mutex::new(readers),
@@ -99,6 +104,11 @@ impl Db {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How many checkpoints the background checkpointer has run.
+    pub fn checkpoints(&self) -> u64 {
+        self.inner.checkpointer.checkpoints()
     }
 
     /// Runs `f` on a reader connection in the blocking pool.
@@ -265,6 +275,66 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(reprepared, 0);
+    }
+
+    #[tokio::test]
+    async fn a_long_wal_is_checkpointed_off_the_writer_and_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let db = Db::open(&path).unwrap();
+        let wal = path.with_extension("db-wal");
+        let before = db.checkpoints();
+        // Twice the threshold in one commit.
+        db.write(|c| {
+            c.execute_batch(
+                "CREATE TABLE big (b BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+                 INSERT INTO big SELECT randomblob(4000) FROM n;",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let page = 4096 + 24;
+        let len = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            len > 2 * checkpoint::WAL_PAGES as u64 * page,
+            "WAL of {len} bytes"
+        );
+        let sequence = wal_sequence(&wal);
+        let waited = std::time::Instant::now();
+        while db.checkpoints() == before {
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "no checkpoint ran"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Everything is in the database now: the next commit writes the WAL from the start
+        // (which bumps the sequence number in its header).
+        db.write(|c| {
+            c.execute("INSERT INTO big VALUES (x'00')", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            wal_sequence(&wal),
+            sequence + 1,
+            "the WAL did not start over"
+        );
+        let rows = db
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM big", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .unwrap();
+        assert_eq!(rows, 2001);
+    }
+
+    /// The checkpoint sequence number in a WAL file's header (big-endian, bytes 12..16), which
+    /// goes up each time the WAL starts over.
+    fn wal_sequence(wal: &Path) -> u32 {
+        let header = std::fs::read(wal).unwrap();
+        u32::from_be_bytes(header[12..16].try_into().unwrap())
     }
 
     #[tokio::test]
