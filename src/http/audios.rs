@@ -72,7 +72,7 @@ async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Page<AudioView>>> {
+) -> Result<Page<AudioView>> {
     let req = query.page.request()?;
     let cursor = match &req.cursor {
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| AppError::invalid("cursor is not valid"))?),
@@ -122,7 +122,7 @@ async fn list(
         }
         .encode()
     });
-    Ok(Json(page.map(AudioView::from)))
+    Ok(page.map(AudioView::from))
 }
 
 async fn read(

@@ -65,9 +65,9 @@ async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     Query(q): Query<PageQuery>,
-) -> Result<Json<Page<PodcastView>>> {
+) -> Result<Page<PodcastView>> {
     let page = service::list(&state, user.id, &q.request()?).await?;
-    Ok(Json(page.map(PodcastView::from)))
+    Ok(page.map(PodcastView::from))
 }
 
 async fn read(
@@ -206,10 +206,8 @@ async fn list_episodes(
     user: AuthUser,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Json<Page<EpisodeView>>> {
-    Ok(Json(
-        service::list_episodes(&state, user.id, parse_id(&id)?, &q.request()?).await?,
-    ))
+) -> Result<Page<EpisodeView>> {
+    service::list_episodes(&state, user.id, parse_id(&id)?, &q.request()?).await
 }
 
 async fn read_episode(
