@@ -332,6 +332,8 @@ pub async fn delete(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
                         "DELETE FROM tts_cache WHERE object_key = ?1 OR peaks_key = ?1",
                         [&key],
                     )?;
+                    audios::delete_peaks(&tx, &key)?;
+                    // Peaks kept in the store by older versions go with the audio too.
                     orphans.push(key);
                 }
             }
