@@ -150,8 +150,7 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
         err
     })?;
 
-    let quota = state.auth.quota(user).await?;
-    if let Some(remaining) = quota.remaining()
+    if let Some(remaining) = state.auth.remaining_quota(user).await?
         && chars as u64 > remaining
     {
         return Err(AppError::TooMany {

@@ -749,6 +749,34 @@ async fn the_monthly_quota_is_enforced_and_failed_audios_can_be_retried() {
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
     assert_eq!(error_code(resp).await, "quota_exceeded");
+
+    // A user's own limit overrides the default, both ways.
+    let b = app.signed_in("bob@example.com", Role::User).await;
+    let bob = b.id.clone();
+    app.state
+        .db
+        .write(move |c| {
+            c.execute(
+                "UPDATE users SET quota_chars_per_month = 45 WHERE id = ?1",
+                [bob],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let body = json!({"text": "Another twenty chars", "voice": "openai:alloy"});
+    let first: Value = create(&b, body.clone()).await.json().await.unwrap();
+    assert_eq!(
+        finished(&b, first["id"].as_str().unwrap()).await["status"],
+        "succeeded"
+    );
+    let second: Value = create(&b, body.clone()).await.json().await.unwrap();
+    assert_eq!(
+        finished(&b, second["id"].as_str().unwrap()).await["status"],
+        "succeeded",
+        "40 of 45"
+    );
+    assert_eq!(create(&b, body).await.status(), 429, "60 of 45");
     app.stop().await;
 }
 
