@@ -839,9 +839,43 @@ async fn job_overhead(base: &str, token: &str, fake: &FakeTts) -> anyhow::Result
     let c = client();
     let count = 1000usize;
     let start = Instant::now();
-    let ids: Vec<String> = futures::stream::iter(0..count)
+    // While jobs are being posted, a single waiter follows the posted ids in turn and reads
+    // each audio until it is seen succeeded; most are done by the time their turn comes, so
+    // waiting costs about one small request per job instead of paging through the library.
+    let (posted, mut pending) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let waiter = {
+        let (c, base, token) = (c.clone(), base.to_string(), token.to_string());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(id) = pending.recv().await {
+                loop {
+                    let v: Value = c
+                        .get(format!("{base}/api/audios/{id}"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
+                    match v["status"].as_str() {
+                        Some("succeeded") => break,
+                        Some("queued" | "running") => {}
+                        _ => anyhow::bail!("job for {id} did not succeed: {v}"),
+                    }
+                    anyhow::ensure!(
+                        start.elapsed() < Duration::from_secs(300),
+                        "jobs did not finish: {}/{count}",
+                        seen.len()
+                    );
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                seen.push(id);
+            }
+            anyhow::Ok(seen)
+        })
+    };
+    futures::stream::iter(0..count)
         .map(|i| {
-            let c = c.clone();
+            let (c, posted) = (c.clone(), posted.clone());
             async move {
                 let v: Value = c
                     .post(format!("{base}/api/audios"))
@@ -851,25 +885,25 @@ async fn job_overhead(base: &str, token: &str, fake: &FakeTts) -> anyhow::Result
                     .await?
                     .json()
                     .await?;
-                anyhow::Ok(v["id"].as_str().unwrap_or_default().to_string())
+                let id = v["id"].as_str().unwrap_or_default().to_string();
+                anyhow::ensure!(!id.is_empty(), "job not accepted: {v}");
+                let _ = posted.send(id);
+                anyhow::Ok(())
             }
         })
         .buffer_unordered(32)
-        .try_collect()
+        .try_collect::<()>()
         .await?;
-    // Wait for the last one to finish: list succeeded audios until all are there.
-    loop {
-        let done = count_succeeded(base, token, &ids).await?;
-        if done >= count {
-            break;
-        }
-        anyhow::ensure!(
-            start.elapsed() < Duration::from_secs(300),
-            "jobs did not finish: {done}/{count}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    drop(posted);
+    let ids = waiter.await??;
+    // Timing stops when the waiter has seen every job succeeded.
     let jobs_per_s = count as f64 / start.elapsed().as_secs_f64();
+    let done = count_succeeded(base, token, &ids).await?;
+    anyhow::ensure!(
+        ids.len() == count && done == count,
+        "succeeded: {done} listed, {} seen, of {count}",
+        ids.len()
+    );
 
     let mut latencies = Vec::new();
     for i in 0..50 {

@@ -20,6 +20,27 @@ impl Peaks {
             peaks: peaks(pcm, buckets),
         }
     }
+
+    /// The levels as stored: two bytes (little-endian) per bucket, in thousandths. Peaks
+    /// are rounded to thousandths, so this is exact and a third of the JSON's size.
+    pub fn levels(&self) -> Vec<u8> {
+        self.peaks
+            .iter()
+            .flat_map(|p| ((p * 1000.0).round() as u16).to_le_bytes())
+            .collect()
+    }
+
+    /// The inverse of [`Peaks::levels`]; gives back exactly the peaks that were stored.
+    pub fn from_levels(sample_rate: u32, duration_ms: u64, levels: &[u8]) -> Self {
+        Self {
+            sample_rate,
+            duration_ms,
+            peaks: levels
+                .chunks_exact(2)
+                .map(|b| f32::from(u16::from_le_bytes([b[0], b[1]])) / 1000.0)
+                .collect(),
+        }
+    }
 }
 
 /// Splits the audio into `buckets` equal stretches of frames (fewer when there are fewer
@@ -44,7 +65,7 @@ pub fn peaks(pcm: &Pcm, buckets: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::testing::sine;
+    use crate::audio::testing::{sine, speech};
 
     #[test]
     fn peaks_have_the_requested_length_and_stay_in_range() {
@@ -75,6 +96,22 @@ mod tests {
         let pcm = Pcm::new(8000, 1, vec![0.1, -0.2, 0.3]).unwrap();
         assert_eq!(peaks(&pcm, 100), vec![0.1, 0.2, 0.3]);
         assert!(peaks(&Pcm::new(8000, 1, vec![]).unwrap(), 100).is_empty());
+    }
+
+    #[test]
+    fn stored_levels_give_back_the_same_body() {
+        let mut pcm = speech(24_000, 3000, 0.7, 5);
+        pcm.samples[3] = -1.3;
+        let original = Peaks::of(&pcm, 1000);
+        let levels = original.levels();
+        assert_eq!(levels.len(), 2 * original.peaks.len());
+        let back = Peaks::from_levels(original.sample_rate, original.duration_ms, &levels);
+        assert_eq!(back, original);
+        assert_eq!(
+            serde_json::to_vec(&back).unwrap(),
+            serde_json::to_vec(&original).unwrap(),
+            "the player gets the same bytes"
+        );
     }
 
     #[test]

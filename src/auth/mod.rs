@@ -140,6 +140,14 @@ impl Quota {
     }
 }
 
+/// A user's own monthly limit, else the configured default (0: unlimited).
+fn monthly_limit(row: &users::UserRow, default_quota: u64) -> Option<u64> {
+    match row.quota_chars_per_month {
+        Some(q) => Some(q.max(0) as u64),
+        None => (default_quota > 0).then_some(default_quota),
+    }
+}
+
 /// A user as admins (and `aimake user list`) see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserSummary {
@@ -609,15 +617,24 @@ impl Auth {
         })
     }
 
-    /// The user's monthly allowance and what they used of it: what synthesis checks first.
-    pub async fn quota(&self, user_id: Ulid) -> Result<Quota> {
-        let id = user_id.to_string();
-        let row = self
-            .db()
-            .read(move |c| Ok(users::by_id(c, &id)?))
+    /// Characters the user may still synthesize this month, `None` when unlimited: what
+    /// synthesis checks first. One trip to a reader, and this month's usage is summed only
+    /// when a limit applies.
+    pub async fn remaining_quota(&self, user_id: Ulid) -> Result<Option<u64>> {
+        let default_quota = self.inner.default_quota;
+        self.db()
+            .read(move |c| {
+                let Some(row) = users::by_id(c, &user_id.to_string())? else {
+                    return Ok(None);
+                };
+                let Some(limit) = monthly_limit(&row, default_quota) else {
+                    return Ok(Some(None));
+                };
+                let used = crate::db::usage::tts_chars_this_month(c, user_id, now_ms())?;
+                Ok(Some(Some(limit.saturating_sub(used.max(0) as u64))))
+            })
             .await?
-            .or_not_found()?;
-        self.quota_of(&row).await
+            .or_not_found()
     }
 
     async fn quota_of(&self, row: &users::UserRow) -> Result<Quota> {
@@ -629,10 +646,7 @@ impl Auth {
             .db()
             .read(move |c| Ok(crate::db::usage::tts_chars_this_month(c, user, now_ms())?))
             .await?;
-        let chars_per_month = match row.quota_chars_per_month {
-            Some(q) => Some(q.max(0) as u64),
-            None => (self.inner.default_quota > 0).then_some(self.inner.default_quota),
-        };
+        let chars_per_month = monthly_limit(row, self.inner.default_quota);
         Ok(Quota {
             chars_per_month,
             chars_used_this_month: used.max(0) as u64,

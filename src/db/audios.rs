@@ -4,6 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 use ulid::Ulid;
 
+use crate::audio::Peaks;
+
 /// One library item as the API returns it (minus URLs, which the HTTP layer adds).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AudioRow {
@@ -296,6 +298,37 @@ pub fn object_in_use(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
     .query_row([key], |r| r.get(0))
 }
 
+/// Stores an audio's waveform under its peaks key, in the transaction that finishes it.
+pub fn put_peaks(conn: &Connection, key: &str, peaks: &Peaks) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO peaks (key, sample_rate, duration_ms, levels) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![key, peaks.sample_rate, peaks.duration_ms as i64, peaks.levels()])?;
+    Ok(())
+}
+
+/// The waveform stored under a peaks key; None for audios finished before peaks moved into
+/// the database, whose peaks are an object in the store under that key.
+pub fn peaks(conn: &Connection, key: &str) -> rusqlite::Result<Option<Peaks>> {
+    conn.prepare_cached("SELECT sample_rate, duration_ms, levels FROM peaks WHERE key = ?1")?
+        .query_row([key], |r| {
+            let levels: Vec<u8> = r.get(2)?;
+            Ok(Peaks::from_levels(
+                r.get(0)?,
+                r.get::<_, i64>(1)?.max(0) as u64,
+                &levels,
+            ))
+        })
+        .optional()
+}
+
+/// Removes a waveform no audio points at any more.
+pub fn delete_peaks(conn: &Connection, key: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM peaks WHERE key = ?1")?
+        .execute([key])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +400,22 @@ mod tests {
             cursor = Some(Cursor::decode(&c.encode()).unwrap());
         }
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn peaks_are_kept_by_key_until_deleted() {
+        let (conn, _, _) = setup();
+        let stored = Peaks {
+            sample_rate: 24_000,
+            duration_ms: 1500,
+            peaks: vec![0.0, 0.125, 1.0, 0.333],
+        };
+        assert_eq!(peaks(&conn, "audio/u/a.peaks.json").unwrap(), None);
+        put_peaks(&conn, "audio/u/a.peaks.json", &stored).unwrap();
+        assert_eq!(peaks(&conn, "audio/u/a.peaks.json").unwrap(), Some(stored));
+        assert_eq!(peaks(&conn, "audio/u/b.peaks.json").unwrap(), None);
+        delete_peaks(&conn, "audio/u/a.peaks.json").unwrap();
+        assert_eq!(peaks(&conn, "audio/u/a.peaks.json").unwrap(), None);
     }
 
     #[test]

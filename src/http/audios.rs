@@ -452,10 +452,23 @@ async fn peaks(
 ) -> Result<Response> {
     let audio = service::get(&state, user.id, parse_id(&id)?).await?;
     let key = audio.peaks_key.ok_or(AppError::NotFound)?;
-    let bytes = state
-        .storage
-        .get(&crate::storage::Key::from_stored(key))
+    let lookup = key.clone();
+    let stored = state
+        .db
+        .lookup(move |c| Ok(crate::db::audios::peaks(c, &lookup)?))
         .await?;
+    let bytes = match stored {
+        Some(peaks) => {
+            axum::body::Bytes::from(serde_json::to_vec(&peaks).map_err(anyhow::Error::from)?)
+        }
+        // Finished before peaks moved into the database: they are an object in the store.
+        None => {
+            state
+                .storage
+                .get(&crate::storage::Key::from_stored(key))
+                .await?
+        }
+    };
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, "application/json"),

@@ -311,15 +311,10 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
     let peaks_key = keys::peaks(user, audio_id);
     let sha = hex::encode(Sha256::digest(&mastered.bytes));
     let size = mastered.bytes.len() as i64;
-    let peaks = Bytes::from(serde_json::to_vec(&mastered.peaks).unwrap_or_default());
+    let peaks = mastered.peaks;
     state
         .storage
         .put(&object_key, Bytes::from(mastered.bytes))
-        .await
-        .map_err(anyhow::Error::from)?;
-    state
-        .storage
-        .put(&peaks_key, peaks)
         .await
         .map_err(anyhow::Error::from)?;
     let duration_ms = mastered.duration_ms as i64;
@@ -345,6 +340,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             if !audios::finish(&tx, audio_id, &finished, now)? {
                 return Ok(false);
             }
+            audios::put_peaks(&tx, &pk, &peaks)?;
             episodes::set_timings(&tx, audio_id, &timings_json, now)?;
             for ((service, cached), (units, cost)) in &ledger {
                 usage::insert(
@@ -381,13 +377,11 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             },
         );
     } else {
-        for key in [&object_key, &peaks_key] {
-            state
-                .storage
-                .delete(key)
-                .await
-                .map_err(anyhow::Error::from)?;
-        }
+        state
+            .storage
+            .delete(&object_key)
+            .await
+            .map_err(anyhow::Error::from)?;
     }
     state
         .storage

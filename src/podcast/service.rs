@@ -677,8 +677,7 @@ pub async fn create_episode(
         });
     }
     let chars = script.char_count();
-    let quota = state.auth.quota(user).await?;
-    if let Some(remaining) = quota.remaining()
+    if let Some(remaining) = state.auth.remaining_quota(user).await?
         && chars as u64 > remaining
     {
         return Err(AppError::TooMany {

@@ -150,8 +150,7 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
         err
     })?;
 
-    let quota = state.auth.quota(user).await?;
-    if let Some(remaining) = quota.remaining()
+    if let Some(remaining) = state.auth.remaining_quota(user).await?
         && chars as u64 > remaining
     {
         return Err(AppError::TooMany {
@@ -332,6 +331,8 @@ pub async fn delete(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
                         "DELETE FROM tts_cache WHERE object_key = ?1 OR peaks_key = ?1",
                         [&key],
                     )?;
+                    audios::delete_peaks(&tx, &key)?;
+                    // Peaks kept in the store by older versions go with the audio too.
                     orphans.push(key);
                 }
             }

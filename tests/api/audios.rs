@@ -271,7 +271,23 @@ async fn an_identical_request_is_served_from_the_cache_and_billed_nothing() {
     assert_eq!(usage[0]["cost_micros"], 0);
     assert_eq!(usage[0]["cached_units"], 13);
 
-    // Deleting the first owner's audio leaves the second one playable.
+    let first_peaks = a
+        .get(&format!(
+            "/api/audios/{}/peaks",
+            first["id"].as_str().unwrap()
+        ))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let second_peaks = format!("/api/audios/{}/peaks", second["id"].as_str().unwrap());
+    assert_eq!(second["peaks_url"], second_peaks.as_str());
+    assert_eq!(
+        b.get(&second_peaks).await.bytes().await.unwrap(),
+        first_peaks
+    );
+
+    // Deleting the first owner's audio leaves the second one playable, waveform included.
     assert_eq!(
         a.delete(&format!("/api/audios/{}", first["id"].as_str().unwrap()))
             .await
@@ -286,6 +302,24 @@ async fn an_identical_request_is_served_from_the_cache_and_billed_nothing() {
         .await;
     assert_eq!(file.status(), 200);
     assert!(!file.bytes().await.unwrap().is_empty());
+    let peaks = b.get(&second_peaks).await;
+    assert_eq!(peaks.status(), 200);
+    assert_eq!(peaks.bytes().await.unwrap(), first_peaks);
+
+    // Deleting the last audio of the result removes its waveform with it.
+    assert_eq!(
+        b.delete(&format!("/api/audios/{}", second["id"].as_str().unwrap()))
+            .await
+            .status(),
+        204
+    );
+    let left: i64 = app
+        .state
+        .db
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM peaks", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
     app.stop().await;
 }
 
@@ -472,6 +506,72 @@ async fn files_support_ranges_etags_and_downloads() {
 }
 
 #[tokio::test]
+async fn peaks_are_kept_without_an_object_and_older_peaks_objects_are_still_served() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let audio: Value = create(&s, json!({"text": "Draw me.", "voice": "openai:alloy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = audio["id"].as_str().unwrap().to_string();
+    let audio = finished(&s, &id).await;
+    assert_eq!(audio["peaks_url"], format!("/api/audios/{id}/peaks"));
+    let resp = s.get(&format!("/api/audios/{id}/peaks")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body = resp.bytes().await.unwrap();
+    let peaks: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(peaks["duration_ms"], audio["duration_ms"]);
+    assert!(peaks["sample_rate"].as_u64().unwrap() > 0, "{peaks}");
+    assert!(!peaks["peaks"].as_array().unwrap().is_empty(), "{peaks}");
+    let objects = app
+        .state
+        .storage
+        .list(&aimake::storage::Key::from_stored("audio/"))
+        .await
+        .unwrap();
+    assert_eq!(objects.len(), 1, "only the audio file: {objects:?}");
+
+    // An audio finished by an older version has its peaks as an object under the same key.
+    let row = app
+        .state
+        .db
+        .write(move |c| {
+            let key: String =
+                c.query_row("SELECT peaks_key FROM audios WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })?;
+            c.execute("DELETE FROM peaks WHERE key = ?1", [&key])?;
+            Ok((id, key))
+        })
+        .await
+        .unwrap();
+    let (id, key) = row;
+    app.state
+        .storage
+        .put(
+            &aimake::storage::Key::from_stored(key.clone()),
+            body.clone(),
+        )
+        .await
+        .unwrap();
+    let old = s.get(&format!("/api/audios/{id}/peaks")).await;
+    assert_eq!(old.status(), 200);
+    assert_eq!(old.bytes().await.unwrap(), body);
+    assert_eq!(s.delete(&format!("/api/audios/{id}")).await.status(), 204);
+    let objects = app
+        .state
+        .storage
+        .list(&aimake::storage::Key::from_stored("audio/"))
+        .await
+        .unwrap();
+    assert!(objects.is_empty(), "{objects:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn share_links_work_until_they_expire_and_refuse_tampering() {
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| fake.configure(c)).await;
@@ -649,6 +749,34 @@ async fn the_monthly_quota_is_enforced_and_failed_audios_can_be_retried() {
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
     assert_eq!(error_code(resp).await, "quota_exceeded");
+
+    // A user's own limit overrides the default, both ways.
+    let b = app.signed_in("bob@example.com", Role::User).await;
+    let bob = b.id.clone();
+    app.state
+        .db
+        .write(move |c| {
+            c.execute(
+                "UPDATE users SET quota_chars_per_month = 45 WHERE id = ?1",
+                [bob],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let body = json!({"text": "Another twenty chars", "voice": "openai:alloy"});
+    let first: Value = create(&b, body.clone()).await.json().await.unwrap();
+    assert_eq!(
+        finished(&b, first["id"].as_str().unwrap()).await["status"],
+        "succeeded"
+    );
+    let second: Value = create(&b, body.clone()).await.json().await.unwrap();
+    assert_eq!(
+        finished(&b, second["id"].as_str().unwrap()).await["status"],
+        "succeeded",
+        "40 of 45"
+    );
+    assert_eq!(create(&b, body).await.status(), 429, "60 of 45");
     app.stop().await;
 }
 
