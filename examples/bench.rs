@@ -49,6 +49,9 @@ fn main() -> anyhow::Result<()> {
 
     let idle_rss = rss_mb(server.child.id());
     let ours = format!("http://{}", server.addr);
+    // `make bench` runs the backup bench first, which ends by deleting gigabytes; seeding
+    // wrote more. Measure once the disk has caught up, not while it is still busy with that.
+    settle_disk();
     let theirs = format!("http://127.0.0.1:{}", nginx.port);
 
     if wanted("liveness") {
@@ -138,6 +141,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     if wanted("job_overhead") {
+        settle_disk();
         let jobs = runtime.block_on(job_overhead(&ours_url, &token, &fake))?;
         report.jobs(jobs);
     }
@@ -625,6 +629,35 @@ async fn floor_server() -> anyhow::Result<u16> {
         tokio_util::sync::CancellationToken::new(),
     ));
     Ok(port)
+}
+
+/// Flushes dirty pages, then waits (up to a minute) until the disks have done no I/O for
+/// three seconds running.
+fn settle_disk() {
+    let _ = Command::new("sync").status();
+    let io = || {
+        std::fs::read_to_string("/proc/diskstats")
+            .map(|s| {
+                s.lines()
+                    .filter_map(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        // reads completed, writes completed, discards completed
+                        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+                        Some(n(3)? + n(7)? + n(14).unwrap_or(0))
+                    })
+                    .sum::<u64>()
+            })
+            .unwrap_or(0)
+    };
+    let end = Instant::now() + Duration::from_secs(60);
+    let (mut last, mut quiet_since) = (io(), Instant::now());
+    while Instant::now() < end && quiet_since.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = io();
+        if now != last {
+            (last, quiet_since) = (now, Instant::now());
+        }
+    }
 }
 
 fn free_port() -> u16 {
