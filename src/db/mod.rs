@@ -333,7 +333,12 @@ mod tests {
     /// The checkpoint sequence number in a WAL file's header (big-endian, bytes 12..16), which
     /// goes up each time the WAL starts over.
     fn wal_sequence(wal: &Path) -> u32 {
-        let header = std::fs::read(wal).unwrap();
+        use std::io::Read;
+        let mut header = [0; 16];
+        std::fs::File::open(wal)
+            .unwrap()
+            .read_exact(&mut header)
+            .unwrap();
         u32::from_be_bytes(header[12..16].try_into().unwrap())
     }
 

@@ -14,7 +14,7 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -58,12 +58,24 @@ pub struct EdgeConfig {
     pub https: bool,
 }
 
+/// The config with what is derived from it once.
+struct EdgeShared {
+    config: EdgeConfig,
+    /// Liveness answers' headers: copying a finished map is cheaper than inserting each
+    /// header into a new one, and at tens of thousands of probes a second it shows.
+    liveness_headers: HeaderMap,
+}
+
 #[derive(Clone)]
-pub struct EdgeLayer(Arc<EdgeConfig>);
+pub struct EdgeLayer(Arc<EdgeShared>);
 
 impl EdgeLayer {
     pub fn new(config: EdgeConfig) -> Self {
-        Self(Arc::new(config))
+        let liveness_headers = liveness_headers(config.https);
+        Self(Arc::new(EdgeShared {
+            config,
+            liveness_headers,
+        }))
     }
 }
 
@@ -73,7 +85,7 @@ impl<S> Layer<S> for EdgeLayer {
     fn layer(&self, inner: S) -> Edge<S> {
         Edge {
             inner,
-            config: self.0.clone(),
+            shared: self.0.clone(),
         }
     }
 }
@@ -81,7 +93,7 @@ impl<S> Layer<S> for EdgeLayer {
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,
-    config: Arc<EdgeConfig>,
+    shared: Arc<EdgeShared>,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -108,7 +120,8 @@ where
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        let ip = perimeter::resolve_client_ip(peer, req.headers(), &self.config.trusted_proxies);
+        let ip =
+            perimeter::resolve_client_ip(peer, req.headers(), &self.shared.config.trusted_proxies);
         // The route's pattern is known only once the router has matched it: `RouteLabel`
         // fills it in.
         let span = tracing::info_span!(
@@ -120,17 +133,13 @@ where
             // Filled in by the authentication extractors.
             user_id = tracing::field::Empty
         );
-        let https = self.config.https;
+        let https = self.shared.config.https;
         // Liveness is answered here, from memory: no routing, slot, timer or handler.
         if req.method() == Method::GET && req.uri().path() == "/health" {
             span.record("route", "/health");
             let mut response = Response::new(Body::from(super::health::liveness_body()));
             let headers = response.headers_mut();
-            *headers = if https {
-                LIVENESS_HEADERS_HTTPS.clone()
-            } else {
-                LIVENESS_HEADERS.clone()
-            };
+            *headers = self.shared.liveness_headers.clone();
             headers.insert(REQUEST_ID, request_id);
             log_line(&span, 200, start);
             return Either::Left(ready(Ok(response)));
@@ -138,9 +147,11 @@ where
         req.headers_mut().insert(REQUEST_ID, request_id.clone());
         req.extensions_mut().insert(ClientIp(ip));
         let inner = self.inner.clone();
-        let config = self.config.clone();
+        let shared = self.shared.clone();
         Either::Right(Box::pin(async move {
-            let response = handle(inner, &config, req).instrument(span.clone()).await;
+            let response = handle(inner, &shared.config, req)
+                .instrument(span.clone())
+                .await;
             Ok(finish(response, request_id, https, &span, start))
         }))
     }
@@ -180,11 +191,7 @@ where
     }
 }
 
-/// Liveness answers' headers, built once: copying a finished map is cheaper than inserting
-/// each header into a new one, and at tens of thousands of probes a second it shows.
-static LIVENESS_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| liveness_headers(false));
-static LIVENESS_HEADERS_HTTPS: LazyLock<HeaderMap> = LazyLock::new(|| liveness_headers(true));
-
+/// Liveness answers' headers, with a placeholder request id.
 fn liveness_headers(https: bool) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(8);
     headers.insert(

@@ -21,6 +21,21 @@ async fn create(s: &Session, body: Value) -> reqwest::Response {
     s.post("/api/audios", &body).await
 }
 
+/// Every object under `audio/` in the app's store.
+async fn audio_objects(app: &TestApp) -> Vec<aimake::storage::ObjectInfo> {
+    app.state
+        .storage
+        .list(&aimake::storage::Key::from_stored("audio/"))
+        .await
+        .unwrap()
+}
+
+/// Creates an audio and returns it once it reached a final state.
+async fn create_finished(s: &Session, body: Value) -> Value {
+    let audio: Value = create(s, body).await.json().await.unwrap();
+    finished(s, audio["id"].as_str().unwrap()).await
+}
+
 /// Waits until the audio reaches a final state and returns it.
 async fn finished(s: &Session, id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -510,13 +525,8 @@ async fn peaks_are_kept_without_an_object_and_older_peaks_objects_are_still_serv
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| fake.configure(c)).await;
     let s = app.signed_in("ada@example.com", Role::User).await;
-    let audio: Value = create(&s, json!({"text": "Draw me.", "voice": "openai:alloy"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let audio = create_finished(&s, json!({"text": "Draw me.", "voice": "openai:alloy"})).await;
     let id = audio["id"].as_str().unwrap().to_string();
-    let audio = finished(&s, &id).await;
     assert_eq!(audio["peaks_url"], format!("/api/audios/{id}/peaks"));
     let resp = s.get(&format!("/api/audios/{id}/peaks")).await;
     assert_eq!(resp.status(), 200);
@@ -526,12 +536,7 @@ async fn peaks_are_kept_without_an_object_and_older_peaks_objects_are_still_serv
     assert_eq!(peaks["duration_ms"], audio["duration_ms"]);
     assert!(peaks["sample_rate"].as_u64().unwrap() > 0, "{peaks}");
     assert!(!peaks["peaks"].as_array().unwrap().is_empty(), "{peaks}");
-    let objects = app
-        .state
-        .storage
-        .list(&aimake::storage::Key::from_stored("audio/"))
-        .await
-        .unwrap();
+    let objects = audio_objects(&app).await;
     assert_eq!(objects.len(), 1, "only the audio file: {objects:?}");
 
     // An audio finished by an older version has its peaks as an object under the same key.
@@ -561,12 +566,7 @@ async fn peaks_are_kept_without_an_object_and_older_peaks_objects_are_still_serv
     assert_eq!(old.status(), 200);
     assert_eq!(old.bytes().await.unwrap(), body);
     assert_eq!(s.delete(&format!("/api/audios/{id}")).await.status(), 204);
-    let objects = app
-        .state
-        .storage
-        .list(&aimake::storage::Key::from_stored("audio/"))
-        .await
-        .unwrap();
+    let objects = audio_objects(&app).await;
     assert!(objects.is_empty(), "{objects:?}");
     app.stop().await;
 }
@@ -576,12 +576,7 @@ async fn share_links_work_until_they_expire_and_refuse_tampering() {
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| fake.configure(c)).await;
     let s = app.signed_in("ada@example.com", Role::User).await;
-    let audio: Value = create(&s, json!({"text": "Share me.", "voice": "openai:alloy"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = finished(&s, audio["id"].as_str().unwrap()).await["id"]
+    let id = create_finished(&s, json!({"text": "Share me.", "voice": "openai:alloy"})).await["id"]
         .as_str()
         .unwrap()
         .to_string();
