@@ -201,8 +201,21 @@ pub struct Storage {
     /// backup really did.
     writes: Arc<AtomicU64>,
     /// The directory of a local store: big reads go to the file directly (see `stream`).
-    local_root: Option<Arc<std::path::Path>>,
+    local: Option<Arc<LocalFiles>>,
 }
+
+/// A local store's directory, and the turns for opening its files on the blocking pool.
+struct LocalFiles {
+    root: std::path::PathBuf,
+    /// Mapping a cached file takes microseconds, so a few blocking threads keep up with any
+    /// number of listeners. Without a bound, a burst of downloads grows the pool by a thread
+    /// per connection, and the spare threads then take turns at every later blocking task
+    /// (database writes, audio work) with cold caches until they idle out.
+    opening: tokio::sync::Semaphore,
+}
+
+/// How many files a local store opens at once (see [`LocalFiles::opening`]).
+const OPENING_AT_ONCE: usize = 4;
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,11 +241,10 @@ impl Storage {
             store: Arc::new(store),
             kind: StorageKind::Local,
             writes: Arc::default(),
-            local_root: Some(
-                dir.canonicalize()
-                    .unwrap_or_else(|_| dir.to_path_buf())
-                    .into(),
-            ),
+            local: Some(Arc::new(LocalFiles {
+                root: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
+                opening: tokio::sync::Semaphore::new(OPENING_AT_ONCE),
+            })),
         })
     }
 
@@ -270,7 +282,7 @@ impl Storage {
             store: Arc::new(store),
             kind: StorageKind::S3,
             writes: Arc::default(),
-            local_root: None,
+            local: None,
         })
     }
 
@@ -365,8 +377,8 @@ impl Storage {
         key: &Key,
         range: Option<Range<u64>>,
     ) -> StorageResult<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
-        if let Some(root) = &self.local_root {
-            return self.stream_file(root, key, range).await;
+        if let Some(local) = &self.local {
+            return self.stream_file(local, key, range).await;
         }
         let options = object_store::GetOptions::new().with_range(range);
         Ok(self
@@ -381,7 +393,7 @@ impl Storage {
     /// a buffer first, and a range costs one trip to the blocking pool however long it is.
     async fn stream_file(
         &self,
-        root: &std::path::Path,
+        local: &LocalFiles,
         key: &Key,
         range: Option<Range<u64>>,
     ) -> StorageResult<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
@@ -389,8 +401,13 @@ impl Storage {
         /// Slices handed to the connection one by one, so a slow listener holds it back.
         const SLICE: usize = 256 * 1024;
         // Keys are server-made (ULIDs and fixed names), so joining them cannot leave the root.
-        let path = root.join(key.as_str());
+        let path = local.root.join(key.as_str());
         let name = key.to_string();
+        let _turn = local
+            .opening
+            .acquire()
+            .await
+            .map_err(|e| StorageError::Other(e.into()))?;
         let mapped = tokio::task::spawn_blocking(move || map_file(&path, range))
             .await
             .map_err(|e| StorageError::Other(e.into()))?;

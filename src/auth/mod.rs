@@ -723,7 +723,7 @@ impl Auth {
         }
         let token = format!("{}{}", secret::TOKEN_PREFIX, secret::random_256());
         let hash = secret::digest(&token);
-        let id = Ulid::generate().to_string();
+        let id = crate::db::new_id().to_string();
         let user_id = user.id.to_string();
         let now = now_ms();
         let (id2, name2) = (id.clone(), name.clone());
@@ -999,7 +999,7 @@ fn insert_user(
 ) -> rusqlite::Result<users::UserRow> {
     let now = now_ms();
     let row = users::UserRow {
-        id: Ulid::generate().to_string(),
+        id: crate::db::new_id().to_string(),
         email: email.as_str().to_string(),
         password_hash: hash.to_string(),
         display_name,
@@ -1028,7 +1028,7 @@ fn issue_session(
     sessions::insert(
         conn,
         &sessions::NewSession {
-            id: &Ulid::generate().to_string(),
+            id: &crate::db::new_id().to_string(),
             user_id,
             token_hash: &secret::digest(&token),
             now,

@@ -29,9 +29,7 @@ pub fn insert(
     token_hash: &[u8],
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, user_id, name, token_hash, now],
+    conn.prepare_cached("INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![id, user_id, name, token_hash, now],
     )?;
     Ok(())
 }
@@ -67,10 +65,8 @@ pub fn find_live(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<Optio
 }
 
 pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
-        params![id, now],
-    )?;
+    conn.prepare_cached("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
     Ok(())
 }
 
@@ -110,9 +106,7 @@ pub fn revoke(conn: &Connection, user_id: &str, id: &str, now: i64) -> rusqlite:
     if found.is_none() {
         return Ok(false);
     }
-    conn.execute(
-        "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
-        params![id, user_id, now],
+    conn.prepare_cached("UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL")?.execute(params![id, user_id, now],
     )?;
     Ok(true)
 }

@@ -79,11 +79,9 @@ pub struct NewAudio<'a> {
 }
 
 pub fn insert(tx: &Transaction<'_>, a: &NewAudio<'_>, now: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, speed, text, chars,
+    tx.prepare_cached("INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, speed, text, chars,
                              created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?10)")?.execute(params![
             a.id.to_string(),
             a.user_id.to_string(),
             a.kind,
@@ -197,19 +195,20 @@ pub fn rename(
     title: &str,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    let n = conn.execute(
-        "UPDATE audios SET title = ?1, updated_at = ?2 WHERE id = ?3 AND user_id = ?4",
-        params![title, now, id.to_string(), user.to_string()],
-    )?;
+    let n = conn
+        .prepare_cached(
+            "UPDATE audios SET title = ?1, updated_at = ?2 WHERE id = ?3 AND user_id = ?4",
+        )?
+        .execute(params![title, now, id.to_string(), user.to_string()])?;
     Ok(n == 1)
 }
 
 /// Marks a queued audio running when a worker claims its job, in the claim's transaction.
 pub fn start(conn: &Connection, id: Ulid, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE audios SET status = 'running', updated_at = ?1 WHERE id = ?2 AND status = 'queued'",
-        params![now, id.to_string()],
-    )?;
+    )?
+    .execute(params![now, id.to_string()])?;
     Ok(())
 }
 
@@ -220,11 +219,11 @@ pub fn set_progress(
     progress: f64,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE audios SET status = ?1, progress = ?2, updated_at = ?3
           WHERE id = ?4 AND status IN ('queued', 'running')",
-        params![status, progress, now, id.to_string()],
-    )?;
+    )?
+    .execute(params![status, progress, now, id.to_string()])?;
     Ok(())
 }
 
@@ -243,12 +242,10 @@ pub fn finish(
     f: &Finished<'_>,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    let n = tx.execute(
-        "UPDATE audios SET status = 'succeeded', progress = 1, object_key = ?1, peaks_key = ?2,
+    let n = tx.prepare_cached("UPDATE audios SET status = 'succeeded', progress = 1, object_key = ?1, peaks_key = ?2,
                 duration_ms = ?3, size_bytes = ?4, sha256 = ?5, error_code = NULL, error_message = NULL,
                 updated_at = ?6
-          WHERE id = ?7 AND status IN ('queued', 'running')",
-        params![f.object_key, f.peaks_key, f.duration_ms, f.size_bytes, f.sha256, now, id.to_string()],
+          WHERE id = ?7 AND status IN ('queued', 'running')")?.execute(params![f.object_key, f.peaks_key, f.duration_ms, f.size_bytes, f.sha256, now, id.to_string()],
     )?;
     Ok(n == 1)
 }
@@ -260,20 +257,18 @@ pub fn fail(
     message: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE audios SET status = 'failed', error_code = ?1, error_message = ?2, updated_at = ?3
           WHERE id = ?4 AND status IN ('queued', 'running')",
-        params![code, message, now, id.to_string()],
-    )?;
+    )?
+    .execute(params![code, message, now, id.to_string()])?;
     Ok(())
 }
 
 /// Back to `queued` for a retry; only failed (or canceled) audios qualify.
 pub fn requeue(tx: &Transaction<'_>, user: Ulid, id: Ulid, now: i64) -> rusqlite::Result<bool> {
-    let n = tx.execute(
-        "UPDATE audios SET status = 'queued', progress = 0, error_code = NULL, error_message = NULL, updated_at = ?1
-          WHERE id = ?2 AND user_id = ?3 AND status IN ('failed', 'canceled')",
-        params![now, id.to_string(), user.to_string()],
+    let n = tx.prepare_cached("UPDATE audios SET status = 'queued', progress = 0, error_code = NULL, error_message = NULL, updated_at = ?1
+          WHERE id = ?2 AND user_id = ?3 AND status IN ('failed', 'canceled')")?.execute(params![now, id.to_string(), user.to_string()],
     )?;
     Ok(n == 1)
 }
@@ -282,10 +277,8 @@ pub fn requeue(tx: &Transaction<'_>, user: Ulid, id: Ulid, now: i64) -> rusqlite
 pub fn delete(tx: &Transaction<'_>, user: Ulid, id: Ulid) -> rusqlite::Result<Option<AudioRow>> {
     let row = get(tx, user, id)?;
     if row.is_some() {
-        tx.execute(
-            "DELETE FROM audios WHERE id = ?1 AND user_id = ?2",
-            params![id.to_string(), user.to_string()],
-        )?;
+        tx.prepare_cached("DELETE FROM audios WHERE id = ?1 AND user_id = ?2")?
+            .execute(params![id.to_string(), user.to_string()])?;
     }
     Ok(row)
 }

@@ -43,10 +43,8 @@ pub struct NewEpisode<'a> {
 }
 
 pub fn insert(tx: &Transaction<'_>, e: &NewEpisode<'_>, now: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO episodes (id, podcast_id, user_id, audio_id, title, script_json, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        params![
+    tx.prepare_cached("INSERT INTO episodes (id, podcast_id, user_id, audio_id, title, script_json, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")?.execute(params![
             e.id.to_string(),
             e.podcast_id.to_string(),
             e.user_id.to_string(),
@@ -113,9 +111,10 @@ pub fn set_timings(
     timings_json: &str,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    let n = tx.execute(
-        "UPDATE episodes SET timings_json = ?2, updated_at = ?3 WHERE audio_id = ?1",
-        params![audio.to_string(), timings_json, now],
-    )?;
+    let n = tx
+        .prepare_cached(
+            "UPDATE episodes SET timings_json = ?2, updated_at = ?3 WHERE audio_id = ?1",
+        )?
+        .execute(params![audio.to_string(), timings_json, now])?;
     Ok(n == 1)
 }

@@ -48,11 +48,13 @@ pub fn get(conn: &Connection, code: &str) -> rusqlite::Result<Option<InviteRow>>
 
 /// Marks an unused, unexpired invite as used; `false` when it cannot be used.
 pub fn redeem(conn: &Connection, code: &str, user_id: &str, now: i64) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
-        "UPDATE invites SET used_by = ?2, used_at = ?3
+    Ok(conn
+        .prepare_cached(
+            "UPDATE invites SET used_by = ?2, used_at = ?3
          WHERE code = ?1 AND used_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)",
-        params![code, user_id, now],
-    )? == 1)
+        )?
+        .execute(params![code, user_id, now])?
+        == 1)
 }
 
 /// Newest first; the cursor is the `(created_at, code)` of the last row of the previous page.
@@ -75,5 +77,8 @@ pub fn list(
 }
 
 pub fn delete(conn: &Connection, code: &str) -> rusqlite::Result<bool> {
-    Ok(conn.execute("DELETE FROM invites WHERE code = ?1", [code])? == 1)
+    Ok(conn
+        .prepare_cached("DELETE FROM invites WHERE code = ?1")?
+        .execute([code])?
+        == 1)
 }

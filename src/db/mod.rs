@@ -1,4 +1,5 @@
-//! SQLite access: one writer connection and a small pool of readers, all used off the executor.
+//! SQLite access: one writer connection on a thread of its own and a small pool of readers,
+//! all used off the executor.
 
 pub mod api_tokens;
 pub mod audios;
@@ -10,6 +11,7 @@ pub mod podcasts;
 pub mod sessions;
 pub mod usage;
 pub mod users;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{Mutex as AsyncMutex, Semaphore};
+use tokio::sync::Semaphore;
 
 /// Readers beyond the core count only queue on the CPU; two spare cover slow disk reads.
 const READERS: usize = 4;
@@ -39,7 +41,7 @@ struct Inner {
     /// First, so it stops before the connections close.
     checkpointer: checkpoint::Checkpointer,
     path: PathBuf,
-    writer: Arc<AsyncMutex<Connection>>,
+    writer: writer::Writer,
     readers: Mutex<Vec<Connection>>,
     reader_slots: Semaphore,
 }
@@ -95,7 +97,7 @@ impl Db {
             inner: Arc::new(Inner {
                 checkpointer,
                 path: path.to_path_buf(),
-                writer: Arc::new(AsyncMutex::new(writer)),
+                writer: writer::Writer::start(writer)?,
                 readers: Mutex::new(readers),
                 reader_slots: Semaphore::new(READERS),
             }),
@@ -148,27 +150,20 @@ impl Db {
         f(self.inner.take_reader().conn()?)
     }
 
-    /// Runs `f` on the single writer connection in the blocking pool; writers queue in order.
+    /// Runs `f` on the single writer connection, on its own thread; writes run one at a
+    /// time, in the order they were asked for.
     pub async fn write<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        let mut guard = self.inner.writer.clone().lock_owned().await;
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _enter = span.enter();
-            f(&mut guard)
-        })
-        .await
-        .context("database writer task failed")?
+        self.inner.writer.run(f).await
     }
 
     /// Runs `f` on the single writer connection on the calling thread, in turn with `write`.
-    /// For code already on a blocking thread (it blocks; it panics on an async worker).
+    /// For code already on a blocking thread (it blocks; never call it on an async worker).
     pub fn write_blocking<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        let mut guard = self.inner.writer.blocking_lock();
-        f(&mut guard)
+        self.inner.writer.blocking(f)
     }
 
     /// The readiness check: a real query through the reader pool.
@@ -233,6 +228,16 @@ pub fn escape_like(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// A new row id. Lists are newest first by id (or by time, then id), so ids made in the same
+/// millisecond must still sort in the order they were made: within a millisecond each id is
+/// the one before plus one, where `Ulid::generate` would pick its low bits at random.
+pub fn new_id() -> ulid::Ulid {
+    static IDS: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+    let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+    // Overflow takes 2^80 ids in one millisecond; a random one is then the best there is.
+    ids.generate().unwrap_or_else(|_| ulid::Ulid::generate())
 }
 
 /// Current time as Unix milliseconds, the unit every `*_at` column uses.
@@ -406,5 +411,68 @@ mod tests {
             assert!(r.is_err());
         }
         db.ping().await.expect("all readers still usable");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_an_error_and_rolls_back_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        db.write(|c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER)")?))
+            .await
+            .unwrap();
+        let r: anyhow::Result<()> = db
+            .write(|c| {
+                let tx = c.transaction()?;
+                tx.execute("INSERT INTO t VALUES (1)", [])?;
+                panic!("boom")
+            })
+            .await;
+        assert!(r.unwrap_err().to_string().contains("panicked"));
+        let n: i64 = db
+            .write(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "the panicked transaction was rolled back");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_run_one_at_a_time_in_the_order_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        db.write(|c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER)")?))
+            .await
+            .unwrap();
+        // Queued back to back without waiting: each starts only when the one before ended.
+        let pending: Vec<_> = (0..200)
+            .map(|n| {
+                db.write(move |c| {
+                    let before: i64 = c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+                    c.execute("INSERT INTO t VALUES (?1)", [n])?;
+                    Ok(before)
+                })
+            })
+            .collect();
+        let seen = futures::future::try_join_all(pending).await.unwrap();
+        assert_eq!(seen, (0..200).collect::<Vec<i64>>());
+        // A blocking caller takes its turn between queued writes.
+        let db2 = db.clone();
+        let n = tokio::task::spawn_blocking(move || {
+            db2.write_blocking(|c| c.query_row("SELECT max(n) FROM t", [], |r| r.get::<_, i64>(0)))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(n, 199);
+    }
+
+    #[test]
+    fn ids_made_in_the_same_millisecond_sort_in_the_order_made() {
+        let ids: Vec<ulid::Ulid> = (0..10_000).map(|_| new_id()).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "every id sorts after the one before"
+        );
+        let strings: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert!(strings.windows(2).all(|w| w[0] < w[1]), "as text too");
     }
 }

@@ -60,10 +60,8 @@ pub fn insert(
     c: &Changes,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO podcasts (id, user_id, title, description, language, author, public, created_at, updated_at, category)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
-        params![
+    conn.prepare_cached("INSERT INTO podcasts (id, user_id, title, description, language, author, public, created_at, updated_at, category)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)")?.execute(params![
             id.to_string(),
             user.to_string(),
             c.title.as_deref().unwrap_or_default(),
@@ -117,8 +115,9 @@ pub fn update(
     c: &Changes,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    let n = conn.execute(
-        "UPDATE podcasts SET
+    let n = conn
+        .prepare_cached(
+            "UPDATE podcasts SET
              title = COALESCE(?3, title),
              description = COALESCE(?4, description),
              language = CASE WHEN ?5 THEN ?6 ELSE language END,
@@ -127,7 +126,8 @@ pub fn update(
              updated_at = ?10,
              category = CASE WHEN ?11 THEN ?12 ELSE category END
          WHERE id = ?1 AND user_id = ?2",
-        params![
+        )?
+        .execute(params![
             id.to_string(),
             user.to_string(),
             c.title,
@@ -140,8 +140,7 @@ pub fn update(
             now,
             c.category.is_some(),
             c.category.clone().flatten()
-        ],
-    )?;
+        ])?;
     Ok(n == 1)
 }
 
@@ -162,10 +161,10 @@ pub fn set_cover(
         )
         .optional()?;
     if old.is_some() {
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE podcasts SET cover_key = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2",
-            params![id.to_string(), user.to_string(), key, now],
-        )?;
+        )?
+        .execute(params![id.to_string(), user.to_string(), key, now])?;
     }
     Ok(old)
 }
@@ -178,10 +177,9 @@ pub fn episode_audios(conn: &Connection, id: Ulid) -> rusqlite::Result<Vec<Strin
 }
 
 pub fn delete(tx: &Transaction<'_>, user: Ulid, id: Ulid) -> rusqlite::Result<bool> {
-    let n = tx.execute(
-        "DELETE FROM podcasts WHERE id = ?1 AND user_id = ?2",
-        params![id.to_string(), user.to_string()],
-    )?;
+    let n = tx
+        .prepare_cached("DELETE FROM podcasts WHERE id = ?1 AND user_id = ?2")?
+        .execute(params![id.to_string(), user.to_string()])?;
     Ok(n == 1)
 }
 
@@ -193,9 +191,7 @@ pub fn set_feed_token(
     digest: &[u8],
     now: i64,
 ) -> rusqlite::Result<bool> {
-    let n = conn.execute(
-        "UPDATE podcasts SET feed_token_hash = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2",
-        params![id.to_string(), user.to_string(), digest, now],
+    let n = conn.prepare_cached("UPDATE podcasts SET feed_token_hash = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2")?.execute(params![id.to_string(), user.to_string(), digest, now],
     )?;
     Ok(n == 1)
 }

@@ -13,10 +13,8 @@ pub struct NewSession<'a> {
 }
 
 pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)",
-        params![s.id, s.user_id, s.token_hash, s.now, s.expires_at, s.ip, s.user_agent],
+    conn.prepare_cached("INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)")?.execute(params![s.id, s.user_id, s.token_hash, s.now, s.expires_at, s.ip, s.user_agent],
     )?;
     Ok(())
 }
@@ -60,18 +58,16 @@ pub fn find_live(
 }
 
 pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1",
-        params![id, now],
-    )?;
+    conn.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
     Ok(())
 }
 
 pub fn revoke(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        params![id, now],
-    )?;
+    )?
+    .execute(params![id, now])?;
     Ok(())
 }
 
@@ -82,11 +78,11 @@ pub fn revoke_all_for_user(
     except: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<usize> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE sessions SET revoked_at = ?3
          WHERE user_id = ?1 AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2)",
-        params![user_id, except, now],
-    )
+    )?
+    .execute(params![user_id, except, now])
 }
 
 /// Drops a user's sessions that can never be used again, so the table does not grow forever.
@@ -96,9 +92,9 @@ pub fn delete_dead_for_user(
     now: i64,
     idle_since: i64,
 ) -> rusqlite::Result<usize> {
-    conn.execute(
+    conn.prepare_cached(
         "DELETE FROM sessions
          WHERE user_id = ?1 AND (revoked_at IS NOT NULL OR expires_at <= ?2 OR last_seen_at <= ?3)",
-        params![user_id, now, idle_since],
-    )
+    )?
+    .execute(params![user_id, now, idle_since])
 }

@@ -17,21 +17,20 @@ pub struct NewUsage<'a> {
 }
 
 pub fn insert(tx: &Transaction<'_>, u: &NewUsage<'_>, now: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO usage_logs (id, user_id, audio_id, service, units, cost_micros, day, created_at, cached)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            Ulid::generate().to_string(),
-            u.user_id.to_string(),
-            u.audio_id.map(|a| a.to_string()),
-            u.service,
-            u.units,
-            u.cost_micros,
-            day_of(now),
-            now,
-            u.cached
-        ],
-    )?;
+    let sql = "INSERT INTO usage_logs
+                   (id, user_id, audio_id, service, units, cost_micros, day, created_at, cached)
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    tx.prepare_cached(sql)?.execute(params![
+        crate::db::new_id().to_string(),
+        u.user_id.to_string(),
+        u.audio_id.map(|a| a.to_string()),
+        u.service,
+        u.units,
+        u.cost_micros,
+        day_of(now),
+        now,
+        u.cached
+    ])?;
     Ok(())
 }
 

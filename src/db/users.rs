@@ -34,22 +34,22 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
 }
 
 pub fn insert(conn: &Connection, user: &UserRow) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO users (id, email, password_hash, display_name, role, disabled,
                             quota_chars_per_month, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            user.id,
-            user.email,
-            user.password_hash,
-            user.display_name,
-            user.role,
-            user.disabled,
-            user.quota_chars_per_month,
-            user.created_at,
-            user.updated_at
-        ],
-    )?;
+    )?
+    .execute(params![
+        user.id,
+        user.email,
+        user.password_hash,
+        user.display_name,
+        user.role,
+        user.disabled,
+        user.quota_chars_per_month,
+        user.created_at,
+        user.updated_at
+    ])?;
     Ok(())
 }
 
@@ -108,10 +108,10 @@ pub fn set_password(
     password_hash: &str,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
-        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, password_hash, now],
-    )? == 1)
+    Ok(conn
+        .prepare_cached("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, password_hash, now])?
+        == 1)
 }
 
 pub fn set_disabled(
@@ -120,17 +120,17 @@ pub fn set_disabled(
     disabled: bool,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
-        "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, disabled, now],
-    )? == 1)
+    Ok(conn
+        .prepare_cached("UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, disabled, now])?
+        == 1)
 }
 
 pub fn set_role(conn: &Connection, id: &str, role: &str, now: i64) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
-        "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, role, now],
-    )? == 1)
+    Ok(conn
+        .prepare_cached("UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, role, now])?
+        == 1)
 }
 
 pub fn set_quota(
@@ -139,10 +139,12 @@ pub fn set_quota(
     quota: Option<i64>,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
-        "UPDATE users SET quota_chars_per_month = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, quota, now],
-    )? == 1)
+    Ok(conn
+        .prepare_cached(
+            "UPDATE users SET quota_chars_per_month = ?2, updated_at = ?3 WHERE id = ?1",
+        )?
+        .execute(params![id, quota, now])?
+        == 1)
 }
 
 pub fn set_display_name(
@@ -151,8 +153,8 @@ pub fn set_display_name(
     display_name: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
-        "UPDATE users SET display_name = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, display_name, now],
-    )? == 1)
+    Ok(conn
+        .prepare_cached("UPDATE users SET display_name = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, display_name, now])?
+        == 1)
 }

@@ -61,23 +61,40 @@ impl Status {
 }
 
 pub fn enqueue(tx: &Transaction<'_>, job: &NewJob<'_>, now: i64) -> rusqlite::Result<Ulid> {
-    let id = Ulid::generate();
-    tx.execute(
+    let id = crate::db::new_id();
+    tx.prepare_cached(
         "INSERT INTO jobs (id, kind, user_id, audio_id, payload, status, attempts, max_attempts,
                            run_after, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, ?7, ?7)",
-        params![
-            id.to_string(),
-            job.kind,
-            job.user_id.map(|u| u.to_string()),
-            job.audio_id.map(|u| u.to_string()),
-            job.payload.to_string(),
-            job.max_attempts,
-            now
-        ],
-    )?;
+    )?
+    .execute(params![
+        id.to_string(),
+        job.kind,
+        job.user_id.map(|u| u.to_string()),
+        job.audio_id.map(|u| u.to_string()),
+        job.payload.to_string(),
+        job.max_attempts,
+        now
+    ])?;
     Ok(id)
 }
+
+/// The claim: each kind of runnable job is looked up on its own, so the queued one is a
+/// single seek in `jobs_claim` however many jobs wait, and only the two candidates are
+/// compared.
+const CLAIM: &str = "UPDATE jobs
+        SET status = 'running', attempts = attempts + 1, lease_until = ?1 + ?2,
+            worker = ?3, updated_at = ?1
+      WHERE id = (SELECT id FROM (
+                    SELECT * FROM (SELECT id, run_after FROM jobs
+                                    WHERE status = 'queued' AND run_after <= ?1
+                                    ORDER BY run_after, id LIMIT 1)
+                    UNION ALL
+                    SELECT * FROM (SELECT id, run_after FROM jobs
+                                    WHERE status = 'running' AND lease_until < ?1
+                                    ORDER BY run_after, id LIMIT 1))
+                  ORDER BY run_after, id LIMIT 1)
+  RETURNING id, kind, user_id, audio_id, payload, attempts, max_attempts";
 
 /// Claims the oldest runnable job: queued and due, or running with an expired lease
 /// (its worker died). One statement, so two workers never claim the same job.
@@ -87,42 +104,32 @@ pub fn claim(
     now: i64,
     lease_ms: i64,
 ) -> rusqlite::Result<Option<Job>> {
-    conn.prepare_cached(
-        "UPDATE jobs
-            SET status = 'running', attempts = attempts + 1, lease_until = ?1 + ?2,
-                worker = ?3, updated_at = ?1
-          WHERE id = (SELECT id FROM jobs
-                       WHERE (status = 'queued' AND run_after <= ?1)
-                          OR (status = 'running' AND lease_until < ?1)
-                       ORDER BY run_after, id
-                       LIMIT 1)
-      RETURNING id, kind, user_id, audio_id, payload, attempts, max_attempts",
-    )?
-    .query_row(params![now, lease_ms, worker], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, u32>(5)?,
-            r.get::<_, u32>(6)?,
-        ))
-    })
-    .optional()
-    .map(|row| {
-        row.map(
-            |(id, kind, user, audio, payload, attempt, max_attempts)| Job {
-                id: id.parse().unwrap_or_default(),
-                kind,
-                user_id: user.and_then(|u| u.parse().ok()),
-                audio_id: audio.and_then(|a| a.parse().ok()),
-                payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
-                attempt,
-                max_attempts,
-            },
-        )
-    })
+    conn.prepare_cached(CLAIM)?
+        .query_row(params![now, lease_ms, worker], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, u32>(5)?,
+                r.get::<_, u32>(6)?,
+            ))
+        })
+        .optional()
+        .map(|row| {
+            row.map(
+                |(id, kind, user, audio, payload, attempt, max_attempts)| Job {
+                    id: id.parse().unwrap_or_default(),
+                    kind,
+                    user_id: user.and_then(|u| u.parse().ok()),
+                    audio_id: audio.and_then(|a| a.parse().ok()),
+                    payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+                    attempt,
+                    max_attempts,
+                },
+            )
+        })
 }
 
 /// Extends the lease of a job this worker still holds. False when the job was canceled or
@@ -134,21 +141,20 @@ pub fn heartbeat(
     now: i64,
     lease_ms: i64,
 ) -> rusqlite::Result<bool> {
-    let n = conn.execute(
-        "UPDATE jobs SET lease_until = ?1 + ?2, updated_at = ?1
+    let n = conn
+        .prepare_cached(
+            "UPDATE jobs SET lease_until = ?1 + ?2, updated_at = ?1
           WHERE id = ?3 AND worker = ?4 AND status = 'running'",
-        params![now, lease_ms, job.to_string(), worker],
-    )?;
+        )?
+        .execute(params![now, lease_ms, job.to_string(), worker])?;
     Ok(n == 1)
 }
 
 /// Marks a running job done; call it in the same transaction as the job's results and roll
 /// back when it returns false (the job was canceled meanwhile).
 pub fn succeed(tx: &Transaction<'_>, job: Ulid, now: i64) -> rusqlite::Result<bool> {
-    let n = tx.execute(
-        "UPDATE jobs SET status = 'succeeded', lease_until = NULL, last_error = NULL, updated_at = ?1
-          WHERE id = ?2 AND status = 'running'",
-        params![now, job.to_string()],
+    let n = tx.prepare_cached("UPDATE jobs SET status = 'succeeded', lease_until = NULL, last_error = NULL, updated_at = ?1
+          WHERE id = ?2 AND status = 'running'")?.execute(params![now, job.to_string()],
     )?;
     Ok(n == 1)
 }
@@ -161,43 +167,41 @@ pub fn requeue(
     error: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE jobs SET status = 'queued', lease_until = NULL, worker = NULL, run_after = ?1,
                          last_error = ?2, updated_at = ?3
           WHERE id = ?4 AND status = 'running'",
-        params![run_after, error, now, job.to_string()],
-    )?;
+    )?
+    .execute(params![run_after, error, now, job.to_string()])?;
     Ok(())
 }
 
 /// Hands back a job interrupted by shutdown: queued again at once, the attempt not counted.
 pub fn release(tx: &Transaction<'_>, job: Ulid, now: i64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE jobs SET status = 'queued', lease_until = NULL, worker = NULL, run_after = ?1,
                          attempts = max(attempts - 1, 0), updated_at = ?1
           WHERE id = ?2 AND status = 'running'",
-        params![now, job.to_string()],
-    )?;
+    )?
+    .execute(params![now, job.to_string()])?;
     Ok(())
 }
 
 /// Marks a running job failed for good; false when it was canceled meanwhile.
 pub fn fail(tx: &Transaction<'_>, job: Ulid, error: &str, now: i64) -> rusqlite::Result<bool> {
-    let n = tx.execute(
-        "UPDATE jobs SET status = 'failed', lease_until = NULL, last_error = ?1, updated_at = ?2
-          WHERE id = ?3 AND status = 'running'",
-        params![error, now, job.to_string()],
+    let n = tx.prepare_cached("UPDATE jobs SET status = 'failed', lease_until = NULL, last_error = ?1, updated_at = ?2
+          WHERE id = ?3 AND status = 'running'")?.execute(params![error, now, job.to_string()],
     )?;
     Ok(n == 1)
 }
 
 /// Cancels every unfinished job of an audio; returns how many were stopped.
 pub fn cancel_for_audio(tx: &Transaction<'_>, audio: Ulid, now: i64) -> rusqlite::Result<usize> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE jobs SET status = 'canceled', lease_until = NULL, updated_at = ?1
           WHERE audio_id = ?2 AND status IN ('queued', 'running')",
-        params![now, audio.to_string()],
-    )
+    )?
+    .execute(params![now, audio.to_string()])
 }
 
 pub fn status_of(conn: &Connection, job: Ulid) -> rusqlite::Result<Option<Status>> {
@@ -265,6 +269,40 @@ mod tests {
             claim(&conn, "w3", 200, 1000).unwrap().is_none(),
             "both are leased"
         );
+    }
+
+    #[test]
+    fn claiming_seeks_the_index_instead_of_sorting_the_queue() {
+        let conn = db();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {CLAIM}"))
+            .unwrap()
+            .query_map(params![0, 0, "w"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("COVERING INDEX jobs_claim (status=? AND run_after<?)")),
+            "{plan:#?}"
+        );
+        // Only the outer pick between the two candidates may sort.
+        assert_eq!(
+            plan.iter().filter(|p| p.contains("TEMP B-TREE")).count(),
+            1,
+            "{plan:#?}"
+        );
+    }
+
+    #[test]
+    fn an_expired_lease_older_than_the_queue_is_claimed_first() {
+        let mut conn = db();
+        let stale = add(&mut conn, "a", 0);
+        claim(&conn, "dead", 1, 1000).unwrap().unwrap();
+        let fresh = add(&mut conn, "b", 50);
+        let next = claim(&conn, "w", 2000, 1000).unwrap().unwrap();
+        assert_eq!((next.id, next.attempt), (stale, 2));
+        assert_eq!(claim(&conn, "w", 2000, 1000).unwrap().unwrap().id, fresh);
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub async fn create(state: &AppState, user: Ulid, f: PodcastFields) -> Result<Po
         ));
     }
     let c = changes(f)?;
-    let id = Ulid::generate();
+    let id = crate::db::new_id();
     state
         .db
         .write(move |conn| {
@@ -695,7 +695,7 @@ pub async fn create_episode(
     };
     let script_json = serde_json::to_string(&stored).map_err(anyhow::Error::from)?;
     let text = script.to_dialogue_text();
-    let (audio_id, episode_id) = (Ulid::generate(), Ulid::generate());
+    let (audio_id, episode_id) = (crate::db::new_id(), crate::db::new_id());
     let (episode, audio) = state
         .db
         .write(move |c| {

@@ -162,7 +162,7 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
         });
     }
 
-    let id = Ulid::generate();
+    let id = crate::db::new_id();
     let voice_id = voice.id.clone();
     let row = state
         .db
