@@ -142,8 +142,10 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("job_overhead") {
         settle_disk();
-        let jobs = runtime.block_on(job_overhead(&ours_url, &token, &fake))?;
-        report.jobs(jobs);
+        let rounds = (0..ROUNDS)
+            .map(|_| runtime.block_on(job_overhead(&ours_url, &token, &fake)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        report.jobs(JobFigures::median(rounds));
     }
     if wanted("time_to_first_audio") {
         let ttfa = runtime.block_on(time_to_first_audio(&ours_url, &token, &fake))?;
@@ -394,9 +396,14 @@ impl Report {
     fn jobs(&mut self, j: JobFigures) {
         let met = j.jobs_per_s >= 1000.0 && j.added_latency_ms < 5.0;
         let row = format!(
-            "| job_overhead | {:.0} jobs/s end to end ({} jobs), {:.2} ms added per job | | | ≥ 1000 jobs/s, < 5 ms | {} |",
+            "| job_overhead | {:.0} jobs/s end to end ({} jobs; median of rounds at {}), {:.2} ms added per job | | | ≥ 1000 jobs/s, < 5 ms | {} |",
             j.jobs_per_s,
             j.count,
+            j.rounds
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             j.added_latency_ms,
             if met { "met" } else { "missed" }
         );
@@ -863,6 +870,25 @@ struct JobFigures {
     count: usize,
     jobs_per_s: f64,
     added_latency_ms: f64,
+    /// Jobs per second in each round, in the order run.
+    rounds: Vec<f64>,
+}
+
+impl JobFigures {
+    /// The median of each figure over rounds of the case.
+    fn median(rounds: Vec<JobFigures>) -> JobFigures {
+        let pick = |f: fn(&JobFigures) -> f64| {
+            let mut v: Vec<f64> = rounds.iter().map(f).collect();
+            v.sort_by(|x, y| x.total_cmp(y));
+            v[v.len() / 2]
+        };
+        JobFigures {
+            count: rounds.first().map_or(0, |r| r.count),
+            jobs_per_s: pick(|r| r.jobs_per_s),
+            added_latency_ms: pick(|r| r.added_latency_ms),
+            rounds: rounds.iter().map(|r| r.jobs_per_s).collect(),
+        }
+    }
 }
 
 /// 1,000 jobs against an instant provider: throughput end to end, and the latency one job
@@ -965,6 +991,7 @@ async fn job_overhead(base: &str, token: &str, fake: &FakeTts) -> anyhow::Result
         count,
         jobs_per_s,
         added_latency_ms: latencies[latencies.len() / 2],
+        rounds: Vec::new(),
     })
 }
 

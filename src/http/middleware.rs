@@ -144,6 +144,11 @@ where
             log_line(&span, 200, start);
             return Either::Left(ready(Ok(response)));
         }
+        // So are the web app's hashed files.
+        if let Some(response) = super::spa::asset(req.method(), req.uri().path(), req.headers()) {
+            span.record("route", "/assets/*");
+            return Either::Left(ready(Ok(finish(response, request_id, https, &span, start))));
+        }
         req.headers_mut().insert(REQUEST_ID, request_id.clone());
         req.extensions_mut().insert(ClientIp(ip));
         let inner = self.inner.clone();
@@ -316,7 +321,7 @@ fn route_label(req: &Request) -> &str {
 /// policy that forbids everything, framing included, is both stricter and shorter. API answers
 /// are per user, so no shared cache may keep them; routes that serve cacheable bytes set
 /// `Cache-Control`.
-fn set_default_headers(headers: &mut HeaderMap, https: bool) {
+pub(super) fn set_default_headers(headers: &mut HeaderMap, https: bool) {
     const ALWAYS: [(HeaderName, &str); 3] = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),

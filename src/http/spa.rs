@@ -39,6 +39,9 @@ struct Variant {
     encoding: Option<&'static str>,
     etag: HeaderValue,
     bytes: Bytes,
+    /// A full answer's headers, the defaults every answer carries included: copying a
+    /// finished map costs less than building one per request.
+    headers: HeaderMap,
 }
 
 /// Every servable file by path (without the leading slash); compressed siblings are variants
@@ -54,14 +57,24 @@ static FILES: LazyLock<HashMap<String, Entry>> = LazyLock::new(|| {
             } else {
                 SHORT
             };
-            let variants = [("br", ".br"), ("gzip", ".gz"), ("", "")]
+            let content_type = content_type(&path);
+            let mut entry = Entry {
+                page: content_type.as_bytes().starts_with(b"text/html"),
+                content_type,
+                cache: HeaderValue::from_static(cache),
+                variants: Vec::new(),
+            };
+            entry.variants = [("br", ".br"), ("gzip", ".gz"), ("", "")]
                 .into_iter()
                 .filter_map(|(token, ext)| {
                     let file = Assets::get(&format!("{path}{ext}"))?;
                     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
+                    let encoding = (!token.is_empty()).then_some(token);
+                    let etag = HeaderValue::from_str(&etag).expect("hex is a valid header value");
                     Some(Variant {
-                        encoding: (!token.is_empty()).then_some(token),
-                        etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
+                        headers: headers(&entry, encoding, &etag),
+                        encoding,
+                        etag,
                         bytes: match file.data {
                             Cow::Borrowed(b) => Bytes::from_static(b),
                             Cow::Owned(v) => Bytes::from(v),
@@ -69,17 +82,31 @@ static FILES: LazyLock<HashMap<String, Entry>> = LazyLock::new(|| {
                     })
                 })
                 .collect();
-            let content_type = content_type(&path);
-            let entry = Entry {
-                page: content_type.as_bytes().starts_with(b"text/html"),
-                content_type,
-                cache: HeaderValue::from_static(cache),
-                variants,
-            };
             (path.into_owned(), entry)
         })
         .collect()
 });
+
+/// A hashed asset answered straight from memory, before any routing: `None` for anything
+/// else, which takes the normal way. Requests from another origin go the normal way too, so
+/// they get their CORS headers.
+pub fn asset(method: &Method, path: &str, headers: &HeaderMap) -> Option<Response> {
+    if !path.starts_with("/assets/")
+        || (method != Method::GET && method != Method::HEAD)
+        || headers.contains_key(header::ORIGIN)
+    {
+        return None;
+    }
+    Some(match FILES.get(&path[1..]) {
+        Some(entry) => respond(entry, headers),
+        None => missing_asset(),
+    })
+}
+
+/// A stale page asking for an asset of an older build: a 404, not HTML posing as JS.
+fn missing_asset() -> Response {
+    (StatusCode::NOT_FOUND, "asset not found").into_response()
+}
 
 pub async fn serve(req: Request) -> Response {
     let (method, uri, headers) = (req.method(), req.uri(), req.headers());
@@ -96,10 +123,7 @@ pub async fn serve(req: Request) -> Response {
     let path = uri.path().trim_start_matches('/');
     let entry = match FILES.get(path) {
         Some(entry) => entry,
-        // A stale page asking for an asset of an older build: a 404, not HTML posing as JS.
-        None if path.starts_with("assets/") => {
-            return (StatusCode::NOT_FOUND, "asset not found").into_response();
-        }
+        None if path.starts_with("assets/") => return missing_asset(),
         None => match FILES.get(INDEX) {
             Some(index) => index,
             // Only reachable when the binary was built without the web app.
@@ -126,7 +150,7 @@ fn respond(entry: &Entry, headers: &HeaderMap) -> Response {
         .iter()
         .find(|v| v.encoding.is_none_or(|token| accepts(accepted, token)))
     else {
-        return (StatusCode::NOT_FOUND, "asset not found").into_response();
+        return missing_asset();
     };
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
@@ -136,18 +160,35 @@ fn respond(entry: &Entry, headers: &HeaderMap) -> Response {
                 .map(str::trim)
                 .any(|t| t == "*" || t.as_bytes() == variant.etag.as_bytes())
         });
-    let mut response = if not_modified {
-        (StatusCode::NOT_MODIFIED, Body::empty()).into_response()
-    } else {
+    if !not_modified {
         let mut response = Body::from(variant.bytes.clone()).into_response();
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, entry.content_type.clone());
-        if let Some(token) = variant.encoding {
-            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(token));
-        }
-        response
-    };
+        *response.headers_mut() = variant.headers.clone();
+        return response;
+    }
+    // A 304 repeats the validators and caching headers of the answer it stands for.
+    let mut response = (StatusCode::NOT_MODIFIED, Body::empty()).into_response();
     let h = response.headers_mut();
+    for name in [
+        header::CACHE_CONTROL,
+        header::ETAG,
+        header::VARY,
+        header::CONTENT_SECURITY_POLICY,
+        header::REFERRER_POLICY,
+    ] {
+        if let Some(value) = variant.headers.get(&name) {
+            h.insert(name, value.clone());
+        }
+    }
+    response
+}
+
+/// The headers of a full answer with one variant of `entry`.
+fn headers(entry: &Entry, encoding: Option<&'static str>, etag: &HeaderValue) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(16);
+    h.insert(header::CONTENT_TYPE, entry.content_type.clone());
+    if let Some(token) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(token));
+    }
     if entry.page {
         // Said on 304s too: a browser refreshes its cached copy's headers from them.
         h.insert(
@@ -160,9 +201,10 @@ fn respond(entry: &Entry, headers: &HeaderMap) -> Response {
         );
     }
     h.insert(header::CACHE_CONTROL, entry.cache.clone());
-    h.insert(header::ETAG, variant.etag.clone());
+    h.insert(header::ETAG, etag.clone());
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    response
+    super::middleware::set_default_headers(&mut h, false);
+    h
 }
 
 /// Whether an `Accept-Encoding` value allows `coding` (present, or via `*`, and not `q=0`).

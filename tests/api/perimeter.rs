@@ -342,7 +342,14 @@ async fn an_oversize_json_body_gets_413() {
 async fn security_headers_are_on_every_response_and_hsts_only_over_https() {
     let app = TestApp::spawn_with(|c| c.limits.requests_per_minute = 1).await;
     app.get("/api/setup").await;
-    for path in ["/", "/library", "/health", "/api/nope", "/api/setup"] {
+    for path in [
+        "/",
+        "/library",
+        "/health",
+        "/api/nope",
+        "/api/setup",
+        "/assets/gone-0000.js",
+    ] {
         let resp = app.get(path).await;
         let h = resp.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
@@ -350,7 +357,10 @@ async fn security_headers_are_on_every_response_and_hsts_only_over_https() {
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         let page = h["content-type"].to_str().unwrap().starts_with("text/html");
-        assert_eq!(page, !path.starts_with("/api") && path != "/health");
+        assert_eq!(
+            page,
+            !path.starts_with("/api") && !path.starts_with("/assets") && path != "/health"
+        );
         if page {
             assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
             assert_eq!(
@@ -377,13 +387,16 @@ async fn security_headers_are_on_every_response_and_hsts_only_over_https() {
 
     let app =
         TestApp::spawn_with(|c| c.server.public_url = "https://audio.example.test".into()).await;
-    let resp = app.get("/health").await;
-    assert!(
-        resp.headers()["strict-transport-security"]
-            .to_str()
-            .unwrap()
-            .starts_with("max-age=")
-    );
+    for path in ["/health", "/assets/gone-0000.js", "/"] {
+        let resp = app.get(path).await;
+        assert!(
+            resp.headers()["strict-transport-security"]
+                .to_str()
+                .unwrap()
+                .starts_with("max-age="),
+            "{path}"
+        );
+    }
     app.create_user("ada@example.com", PASSWORD, Role::User)
         .await;
     let resp = app

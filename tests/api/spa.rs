@@ -136,3 +136,56 @@ async fn a_missing_asset_is_a_404_not_the_spa() {
     assert!(!resp.text().await.unwrap().contains("<div id=\"root\">"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn assets_carry_the_same_headers_with_or_without_an_origin() {
+    // Assets are answered before routing unless the request names an origin (then the CORS
+    // layer has its say): both ways give the same answer.
+    let app = TestApp::spawn_with(|c| {
+        c.server.cors_origins = vec!["http://localhost:5173".into()];
+    })
+    .await;
+    let script = main_script(&app).await;
+    let get = |origin: Option<&'static str>| {
+        let mut req = app
+            .client
+            .get(app.url(&script))
+            .header("accept-encoding", "br, gzip");
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send()
+    };
+    let direct = get(None).await.unwrap();
+    let cross = get(Some("http://localhost:5173")).await.unwrap();
+    assert_eq!(
+        cross.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    assert!(!direct.headers().contains_key("access-control-allow-origin"));
+    for name in [
+        "content-type",
+        "content-encoding",
+        "cache-control",
+        "etag",
+        "vary",
+        "x-content-type-options",
+        "x-frame-options",
+        "content-security-policy",
+    ] {
+        assert_eq!(
+            direct.headers().get(name),
+            cross.headers().get(name),
+            "{name}"
+        );
+        assert!(direct.headers().contains_key(name), "{name}");
+    }
+    for resp in [&direct, &cross] {
+        let id = resp.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(id.len(), 26, "a fresh request id: {id}");
+    }
+    assert_eq!(direct.headers()["x-frame-options"], "DENY");
+    let (a, b) = (direct.bytes().await.unwrap(), cross.bytes().await.unwrap());
+    assert_eq!(a, b);
+    app.stop().await;
+}
