@@ -13,7 +13,10 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-const ROUNDS: usize = 3;
+/// Five, not three: nginx on two cores shared with wrk has single rounds far off its usual
+/// figure (168k and 336k req/s around a usual 220k on `/health`), and a median of three
+/// moves when two of them land on the same side.
+const ROUNDS: usize = 5;
 const DURATION: &str = "5s";
 
 fn main() -> anyhow::Result<()> {
@@ -295,18 +298,31 @@ struct Pair {
     nginx: WrkResult,
     ratio_requests: f64,
     ratio_bytes: f64,
+    /// Requests per second of each round, aimake and nginx in the order run.
+    rounds: Vec<(f64, f64)>,
 }
 
 /// Alternates the two servers `ROUNDS` times and keeps the median of each figure.
 fn compare(ours: &str, theirs: &str, connections: u32, headers: &[&str]) -> Pair {
     let mut a = Vec::new();
     let mut b = Vec::new();
-    for _ in 0..ROUNDS {
+    for round in 1..=ROUNDS {
         a.push(wrk(ours, connections, headers));
         b.push(wrk(theirs, connections, headers));
+        eprintln!(
+            "  round {round}: {ours} {:.0} req/s, {theirs} {:.0} req/s",
+            a[round - 1].requests_per_s,
+            b[round - 1].requests_per_s
+        );
     }
+    let rounds = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x.requests_per_s, y.requests_per_s))
+        .collect();
     let (a, b) = (median(&a), median(&b));
     Pair {
+        rounds,
         aimake: a,
         nginx: b,
         ratio_requests: a.requests_per_s / b.requests_per_s.max(f64::MIN_POSITIVE),
