@@ -8,11 +8,12 @@
 //! last one ends, on a thread whose caches already hold the connection.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
+use parking_lot::FairMutex;
 use rusqlite::Connection;
 
 type Work = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -21,13 +22,15 @@ type Work = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct Writer {
     queue: Option<Sender<Work>>,
     /// Shared with the thread, for callers already on a blocking thread (see [`Writer::blocking`]).
-    conn: Arc<Mutex<Connection>>,
+    /// Fair: unlocking hands it to the longest waiter, so neither side can take it back at
+    /// once and starve the other.
+    conn: Arc<FairMutex<Connection>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
     pub fn start(conn: Connection) -> anyhow::Result<Self> {
-        let conn = Arc::new(Mutex::new(conn));
+        let conn = Arc::new(FairMutex::new(conn));
         let (queue, works) = channel::<Work>();
         let thread = {
             let conn = conn.clone();
@@ -72,15 +75,22 @@ impl Writer {
     /// Runs `f` on the calling thread, between two queued writes. For code already on a
     /// blocking thread that holds the connection across several steps (online backup).
     pub fn blocking<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conn = self.conn.lock();
         f(&mut conn)
     }
 }
 
-fn serve(conn: &Mutex<Connection>, works: &Receiver<Work>) {
+/// Writes run in turns: one turn is every write queued when it starts (at most `TURN`).
+/// Between turns a blocking caller waiting for the connection gets it: an online backup
+/// steps between turns, and a queued write waits at most a turn and a step.
+fn serve(conn: &FairMutex<Connection>, works: &Receiver<Work>) {
+    const TURN: usize = 64;
     while let Ok(work) = works.recv() {
-        let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conn = conn.lock();
         work(&mut conn);
+        for work in works.try_iter().take(TURN - 1) {
+            work(&mut conn);
+        }
     }
 }
 
@@ -108,7 +118,7 @@ mod tests {
         let writer = Arc::new(Writer::start(Connection::open_in_memory().unwrap()).unwrap());
         // Hold the connection so the write below stays queued while the other handle goes.
         let conn = writer.conn.clone();
-        let held = conn.lock().unwrap();
+        let held = conn.lock();
         let (ran, ended) = std::sync::mpsc::channel();
         let inside = writer.clone();
         let queued = writer
@@ -125,5 +135,40 @@ mod tests {
         ended
             .recv_timeout(Duration::from_secs(10))
             .expect("the write ran and its thread dropped the writer without joining itself");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_write_goes_before_the_next_step_of_a_blocking_caller() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let writer = Arc::new(Writer::start(Connection::open_in_memory().unwrap()).unwrap());
+        let steps = Arc::new(AtomicUsize::new(0));
+        let (holding, held) = std::sync::mpsc::channel();
+        // An online backup's shape: take the connection, work, let go, take it again at once.
+        let stepper = {
+            let (writer, steps) = (writer.clone(), steps.clone());
+            std::thread::spawn(move || {
+                for step in 0..3 {
+                    writer.blocking(|_| {
+                        if step == 0 {
+                            holding.send(()).unwrap();
+                            // Time for the write below to queue and wait for the connection.
+                            std::thread::sleep(Duration::from_millis(300));
+                        }
+                    });
+                    steps.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        held.recv().unwrap();
+        let seen = steps.clone();
+        let steps_before_write = writer
+            .run(move |_| Ok(seen.load(Ordering::SeqCst)))
+            .await
+            .unwrap();
+        stepper.join().unwrap();
+        assert_eq!(
+            steps_before_write, 1,
+            "the write that waited ran right after the step it waited for"
+        );
     }
 }
