@@ -104,6 +104,8 @@ describe('studio', () => {
     await within(await screen.findByLabelText('Voice')).findByRole('option', { name: 'English (US) · en-US' })
     await user.type(screen.getByLabelText('Text to speak'), 'Hi')
     await user.click(screen.getByRole('button', { name: 'Generate' }))
+    // The stream opens once the accepted audio is on screen.
+    expect(await screen.findByText('Queued')).toBeInTheDocument()
     act(() => streamFor('/api/audios/A2/events').status({ status: 'failed', progress: 0.1, error: failed.error }))
 
     expect(await screen.findByText('espeak-ng crashed')).toBeInTheDocument()
