@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use aimake::config::{Config, LogFormat};
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "aimake",

@@ -4,6 +4,7 @@
 mod email;
 pub mod password;
 pub(crate) mod secret;
+mod verified;
 
 pub use email::Email;
 
@@ -289,6 +290,7 @@ struct Inner {
     /// argon2 costs ~20 MiB and tens of ms of CPU per call: only this many run at once, so a
     /// burst of logins queues instead of starving everything else.
     hashing: Semaphore,
+    verified: verified::Verified,
 }
 
 impl Auth {
@@ -303,12 +305,20 @@ impl Auth {
                 default_quota: config.limits.quota_chars_per_month,
                 setup_token: Mutex::new(None),
                 hashing: Semaphore::new(cores),
+                verified: verified::Verified::new(),
             }),
         }
     }
 
     fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Forgets every credential verified in the last seconds, so the next request of each
+    /// client is checked against the database. `Auth` does this itself after its own changes;
+    /// code that edits credential rows directly (tests that age a session) calls it.
+    pub fn forget_verified(&self) {
+        self.inner.verified.forget_all();
     }
 
     pub fn registration(&self) -> Registration {
@@ -529,6 +539,7 @@ impl Auth {
             self.db()
                 .write(move |c| Ok(sessions::revoke(c, &id.to_string(), now_ms())?))
                 .await?;
+            self.forget_verified();
         }
         Ok(())
     }
@@ -540,6 +551,10 @@ impl Auth {
         }
         let hash = secret::digest(cookie);
         let now = now_ms();
+        if let Some(user) = self.inner.verified.get(&hash, now) {
+            return Ok(Some(user));
+        }
+        let ticket = self.inner.verified.ticket();
         let idle_since = now - self.inner.idle_ms;
         let found = self
             .db()
@@ -554,12 +569,16 @@ impl Auth {
                 .write(move |c| Ok(sessions::touch(c, &id, now)?))
                 .await?;
         }
-        Ok(Some(AuthUser {
+        let user = AuthUser {
             id: parse_id(&s.user_id)?,
             email: s.email,
             role: Role::from_db(&s.role),
             credential: Credential::Session(parse_id(&s.session_id)?),
-        }))
+        };
+        self.inner
+            .verified
+            .remember(ticket, hash, &user, Some(s.expires_at));
+        Ok(Some(user))
     }
 
     /// The user behind an `amk_…` API token, if it is unrevoked and the user enabled.
@@ -571,6 +590,11 @@ impl Auth {
             return Ok(None);
         }
         let hash = secret::digest(token);
+        let now = now_ms();
+        if let Some(user) = self.inner.verified.get(&hash, now) {
+            return Ok(Some(user));
+        }
+        let ticket = self.inner.verified.ticket();
         let found = self
             .db()
             .lookup(move |c| Ok(api_tokens::find_live(c, &hash)?))
@@ -578,19 +602,20 @@ impl Auth {
         let Some(t) = found.filter(|t| !t.disabled) else {
             return Ok(None);
         };
-        let now = now_ms();
         if t.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY_MS) {
             let id = t.token_id.clone();
             self.db()
                 .write(move |c| Ok(api_tokens::touch(c, &id, now)?))
                 .await?;
         }
-        Ok(Some(AuthUser {
+        let user = AuthUser {
             id: parse_id(&t.user_id)?,
             email: t.email,
             role: Role::from_db(&t.role),
             credential: Credential::Token(parse_id(&t.token_id)?),
-        }))
+        };
+        self.inner.verified.remember(ticket, hash, &user, None);
+        Ok(Some(user))
     }
 
     // ---- the signed-in user ----
@@ -707,6 +732,7 @@ impl Auth {
                 Ok(())
             })
             .await?;
+        self.forget_verified();
         Ok(())
     }
 
@@ -782,6 +808,7 @@ impl Auth {
             .write(move |c| Ok(api_tokens::revoke(c, &user_id, &token_id, now_ms())?))
             .await?;
         if found {
+            self.forget_verified();
             Ok(())
         } else {
             Err(AppError::NotFound)
@@ -818,7 +845,8 @@ impl Auth {
             ));
         }
         let id = user_id.to_string();
-        self.db()
+        let updated = self
+            .db()
             .write(move |c| {
                 let tx = c.transaction()?;
                 let now = now_ms();
@@ -846,7 +874,9 @@ impl Auth {
                 tx.commit()?;
                 Ok(Ok(UserSummary::from(row)))
             })
-            .await?
+            .await?;
+        self.forget_verified();
+        updated
     }
 
     pub async fn create_invite(
@@ -947,7 +977,8 @@ impl Auth {
         let hash = self.hash(new).await?;
         let email =
             Email::parse(email).map_err(|m| AppError::field("invalid_request", "email", m))?;
-        self.db()
+        let reset = self
+            .db()
             .write(move |c| {
                 let tx = c.transaction()?;
                 let Some(user) = users::by_email(&tx, email.as_str())? else {
@@ -960,7 +991,9 @@ impl Auth {
                 tx.commit()?;
                 Ok(Ok(UserSummary::from(user)))
             })
-            .await?
+            .await?;
+        self.forget_verified();
+        reset
     }
 
     /// Disables or re-enables an account by email: `aimake user disable|enable`.

@@ -24,6 +24,7 @@ pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
 pub struct SessionUser {
     pub session_id: String,
     pub last_seen_at: i64,
+    pub expires_at: i64,
     pub user_id: String,
     pub email: String,
     pub role: String,
@@ -39,7 +40,7 @@ pub fn find_live(
     idle_since: i64,
 ) -> rusqlite::Result<Option<SessionUser>> {
     conn.prepare_cached(
-        "SELECT s.id, s.last_seen_at, u.id, u.email, u.role, u.disabled
+        "SELECT s.id, s.last_seen_at, s.expires_at, u.id, u.email, u.role, u.disabled
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = ?1 AND s.revoked_at IS NULL
            AND s.expires_at > ?2 AND s.last_seen_at > ?3",
@@ -48,10 +49,11 @@ pub fn find_live(
         Ok(SessionUser {
             session_id: r.get(0)?,
             last_seen_at: r.get(1)?,
-            user_id: r.get(2)?,
-            email: r.get(3)?,
-            role: r.get(4)?,
-            disabled: r.get(5)?,
+            expires_at: r.get(2)?,
+            user_id: r.get(3)?,
+            email: r.get(4)?,
+            role: r.get(5)?,
+            disabled: r.get(6)?,
         })
     })
     .optional()

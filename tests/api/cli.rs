@@ -284,6 +284,8 @@ async fn user_commands_manage_accounts_beside_the_running_server() {
             .send()
     };
 
+    assert_eq!(me().await.unwrap().status(), 200);
+
     let (ok, out, _) = user_cmd(&data, &["list"], "");
     assert!(ok);
     let row = out
@@ -298,11 +300,16 @@ async fn user_commands_manage_accounts_beside_the_running_server() {
         "second password here\n",
     );
     assert!(ok, "{err}");
-    assert_eq!(
-        me().await.unwrap().status(),
-        401,
-        "passwd signs the user out"
-    );
+    // The server remembers the session it verified a moment ago for a few seconds (README);
+    // a change from another process reaches it when that memory expires.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while me().await.unwrap().status() != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "passwd signs the user out within seconds"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert_eq!(login("first password here").await.status(), 401);
     let resp = login("second password here").await;
     assert_eq!(resp.status(), 200);
