@@ -448,10 +448,11 @@ impl Report {
     fn mastering(&mut self, m: MasteringFigures) {
         let met = m.realtime_factor >= 200.0;
         let row = format!(
-            "| mastering | {:.0}× realtime ({:.0} s episode in {:.2} s: decode, loudness, MP3) | | | ≥ 200× | {} |",
+            "| mastering | {:.0}× realtime ({:.0} s episode in {:.2} s, median of {}: decode, loudness, MP3) | | | ≥ 200× | {} |",
             m.realtime_factor,
             m.audio_s,
             m.elapsed_s,
+            m.rounds_s.len(),
             if met { "met" } else { "missed" }
         );
         println!("{row}");
@@ -1100,8 +1101,11 @@ async fn time_to_first_audio(
 #[derive(Debug, Serialize)]
 struct MasteringFigures {
     audio_s: f64,
+    /// The median of the rounds.
     elapsed_s: f64,
     realtime_factor: f64,
+    /// Seconds each round took, in the order run.
+    rounds_s: Vec<f64>,
 }
 
 /// A 30-minute two-voice episode (synthetic speech-like signal, 24 kHz WAV lines as a
@@ -1136,14 +1140,27 @@ fn mastering() -> anyhow::Result<MasteringFigures> {
             chapter: (i % 60 == 0).then_some("Chapter"),
         })
         .collect();
-    let start = Instant::now();
-    let mastered =
-        aimake::audio::master_episode(&parts, &aimake::audio::MasterOptions::default(), None)?;
-    let elapsed_s = start.elapsed().as_secs_f64();
-    let audio_s = mastered.duration_ms as f64 / 1000.0;
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    let mut audio_s = 0.0;
+    for round in 1..=ROUNDS {
+        let start = Instant::now();
+        let mastered =
+            aimake::audio::master_episode(&parts, &aimake::audio::MasterOptions::default(), None)?;
+        let elapsed_s = start.elapsed().as_secs_f64();
+        audio_s = mastered.duration_ms as f64 / 1000.0;
+        eprintln!(
+            "  round {round}: {:.0}x realtime ({elapsed_s:.2} s)",
+            audio_s / elapsed_s
+        );
+        rounds.push(elapsed_s);
+    }
+    let mut sorted = rounds.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let elapsed_s = sorted[sorted.len() / 2];
     Ok(MasteringFigures {
         audio_s,
         elapsed_s,
         realtime_factor: audio_s / elapsed_s,
+        rounds_s: rounds,
     })
 }

@@ -6,7 +6,8 @@
 //!    absolute gate (-70 LUFS) is left alone, and the gain is capped at +30 dB, so quiet input
 //!    is never blown up into amplified noise.
 //! 2. If the sample peak plus the gain stays 0.3 dB under the true-peak ceiling, apply the
-//!    gain and measure the true peak: under the ceiling, done (exact).
+//!    gain; the true peak, measured before it alongside the loudness, moves by the gain: under
+//!    the ceiling, done (exact).
 //! 3. Otherwise apply the gain through a look-ahead limiter (5 ms look-ahead, 80 ms release,
 //!    channels linked) that holds samples and the waveform between them (4x interpolation,
 //!    like the true-peak meter) 0.3 dB under the ceiling. Limiting lowers the loudness a
@@ -71,6 +72,9 @@ const MAX_GAIN_DB: f64 = 30.0;
 const TRUE_PEAK_MARGIN_DB: f64 = 0.3;
 const LOOKAHEAD_MS: u32 = 5;
 const RELEASE_MS: f32 = 80.0;
+/// How far under the ceiling a peak predicted from the unscaled audio must be to be trusted
+/// without measuring the scaled audio again.
+const SCALED_PEAK_SLACK_DB: f64 = 0.001;
 /// Gain corrections stop once the limited loudness is this close to the target.
 const LOUDNESS_TOLERANCE_LU: f64 = 0.1;
 const MAX_LIMITER_PASSES: usize = 3;
@@ -92,8 +96,20 @@ pub fn normalize(pcm: &mut Pcm, target: LoudnessTarget) -> Result<Normalized> {
     {
         return Err(AudioError::Invalid(format!("loudness target {target:?}")));
     }
-    let mut level = meter(pcm, Mode::I | Mode::SAMPLE_PEAK | Mode::HISTOGRAM)?;
-    level.add_frames_f32(&pcm.samples).map_err(meter_error)?;
+    // The true peak is measured on a second core while the loudness is: a gain moves it by
+    // exactly as many dB, so the usual gain-only case needs no second pass over the audio.
+    let (level, peak_before_dbtp) = std::thread::scope(|scope| {
+        let peak = scope.spawn(|| true_peak_of(pcm));
+        let level = meter(pcm, Mode::I | Mode::SAMPLE_PEAK | Mode::HISTOGRAM).and_then(|mut m| {
+            m.add_frames_f32(&pcm.samples).map_err(meter_error)?;
+            Ok(m)
+        });
+        let peak = peak
+            .join()
+            .unwrap_or_else(|_| Err(AudioError::Invalid("true-peak meter panicked".into())));
+        (level, peak)
+    });
+    let (level, peak_before_dbtp) = (level?, peak_before_dbtp?);
     let lufs = level.loudness_global().map_err(meter_error)?;
     if !lufs.is_finite() {
         return Ok(Normalized {
@@ -115,8 +131,9 @@ pub fn normalize(pcm: &mut Pcm, target: LoudnessTarget) -> Result<Normalized> {
     let mut applied_db = 0.0;
     if 20.0 * sample_peak.log10() + wanted_db <= limit_db {
         scale(&mut pcm.samples, db_to_gain(wanted_db));
-        let true_peak_dbtp = true_peak_of(pcm)?;
-        if true_peak_dbtp <= ceiling_db {
+        let true_peak_dbtp = peak_before_dbtp + wanted_db;
+        // Rounding in the scaled samples moves the peak by far less than this.
+        if true_peak_dbtp <= ceiling_db - SCALED_PEAK_SLACK_DB {
             return Ok(Normalized {
                 before_lufs: Some(lufs),
                 after: Loudness {
@@ -566,6 +583,11 @@ mod tests {
         assert!(after.true_peak_dbtp <= -1.0, "{after:?}");
         assert!(
             (after.integrated_lufs.unwrap() - result.after.integrated_lufs.unwrap()).abs() < 0.05
+        );
+        assert!(
+            (after.true_peak_dbtp - result.after.true_peak_dbtp).abs() < 0.001,
+            "the reported true peak is the file's: {after:?} vs {:?}",
+            result.after
         );
     }
 
