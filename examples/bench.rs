@@ -133,7 +133,7 @@ fn main() -> anyhow::Result<()> {
     if wanted("library_page") {
         report.absolute(
             "library_page",
-            "GET /api/audios?limit=20 (bearer token) on 100k audios over 1k users, 64 connections",
+            "GET /api/audios?limit=20 (bearer token) on 100k audios over 1k users (texts of 200 to 8,000 characters), 64 connections",
             median(
                 &(0..ROUNDS)
                     .map(|_| wrk(&format!("{ours}/api/audios?limit=20"), 64, &[&auth]))
@@ -711,7 +711,8 @@ struct Seeded {
 const BENCH_EMAIL: &str = "bench@example.com";
 const BENCH_PASSWORD: &str = "bench password 123";
 
-/// 1k users with 100 audios each, plus a 5 MB audio file owned by the bench user.
+/// 1k users with 100 audios each (texts of 200 to 8,000 characters), plus a 5 MB audio file
+/// owned by the bench user.
 async fn seed(data: &Path) -> anyhow::Result<Seeded> {
     use aimake::auth::{Auth, NewAccount, Role};
     let mut config = aimake::config::Config::default();
@@ -749,22 +750,34 @@ async fn seed(data: &Path) -> anyhow::Result<Seeded> {
                 "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?2, 'x', ?3, ?3)",
             )?;
             let mut add_audio = tx.prepare(
-                "INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, text, chars,
+                "INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, chars,
                                      duration_ms, size_bytes, created_at, updated_at)
-                 VALUES (?1, ?2, 'tts', ?3, 'succeeded', 1, 'local:en-us', 'mp3', ?3, 20, 1000, 1000, ?4, ?4)",
+                 VALUES (?1, ?2, 'tts', ?3, 'succeeded', 1, 'local:en-us', 'mp3', ?4, 1000, 1000, ?5, ?5)",
             )?;
+            let mut add_text =
+                tx.prepare("INSERT INTO audio_texts (audio_id, text) VALUES (?1, ?2)")?;
+            // Texts of the lengths people send, from a sentence to a long article.
+            let sentence = "A sentence of the kind people turn into speech, with a comma. ";
+            let texts: Vec<String> = [200, 1000, 3000, 8000]
+                .iter()
+                .map(|&n| sentence.repeat(n / sentence.len() + 1)[..n].to_string())
+                .collect();
             for u in 0..1000 {
                 let id = if u == 0 { owner.clone() } else { ulid::Ulid::generate().to_string() };
                 if u > 0 {
                     add_user.execute(rusqlite::params![id, format!("user{u}@example.com"), now])?;
                 }
                 for a in 0..100 {
+                    let audio = ulid::Ulid::generate().to_string();
+                    let text = &texts[a % texts.len()];
                     add_audio.execute(rusqlite::params![
-                        ulid::Ulid::generate().to_string(),
+                        audio,
                         id,
                         format!("Audio {a} of user {u}"),
+                        text.len() as i64,
                         now - (a as i64) * 1000
                     ])?;
+                    add_text.execute(rusqlite::params![audio, text])?;
                 }
             }
         }

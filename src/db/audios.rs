@@ -79,21 +79,25 @@ pub struct NewAudio<'a> {
 }
 
 pub fn insert(tx: &Transaction<'_>, a: &NewAudio<'_>, now: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached("INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, speed, text, chars,
+    let id = a.id.to_string();
+    tx.prepare_cached("INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, speed, chars,
                              created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?10)")?.execute(params![
-            a.id.to_string(),
+         VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?7, ?8, ?9, ?9)")?.execute(params![
+            id,
             a.user_id.to_string(),
             a.kind,
             a.title,
             a.voice,
             a.format,
             a.speed,
-            a.text,
             a.chars,
             now
         ],
     )?;
+    if let Some(text) = a.text {
+        tx.prepare_cached("INSERT INTO audio_texts (audio_id, text) VALUES (?1, ?2)")?
+            .execute(params![id, text])?;
+    }
     Ok(())
 }
 
@@ -113,12 +117,12 @@ pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<AudioRow>
         .optional()
 }
 
-/// The text to synthesize (kept out of [`AudioRow`] so lists stay light).
+/// The text to synthesize, kept in a table of its own so library rows stay short whatever
+/// the text's length.
 pub fn text(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT text FROM audios WHERE id = ?1")?
+    conn.prepare_cached("SELECT text FROM audio_texts WHERE audio_id = ?1")?
         .query_row([id.to_string()], |r| r.get(0))
         .optional()
-        .map(Option::flatten)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -173,7 +177,8 @@ pub fn list(
         args.push(Box::new(format!("%{}%", super::escape_like(q))));
         let n = args.len();
         sql.push_str(&format!(
-            " AND (title LIKE ?{n} ESCAPE '\\' OR text LIKE ?{n} ESCAPE '\\')"
+            " AND (title LIKE ?{n} ESCAPE '\\' OR EXISTS (SELECT 1 FROM audio_texts t \
+               WHERE t.audio_id = audios.id AND t.text LIKE ?{n} ESCAPE '\\'))"
         ));
     }
     if let Some(c) = cursor {

@@ -147,6 +147,46 @@ mod tests {
     }
 
     #[test]
+    fn upgrading_moves_every_audio_text_out_of_the_library_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 7) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at)
+                 VALUES ('u', 'u@example.com', 'x', 1, 1);
+             INSERT INTO audios (id, user_id, kind, title, text, chars, created_at, updated_at)
+                 VALUES ('a1', 'u', 'tts', 'Long', 'Hello there, world.', 19, 1, 1),
+                        ('a2', 'u', 'podcast', 'Show', NULL, 0, 2, 2);",
+        )
+        .unwrap();
+        assert_eq!(apply(&mut conn).unwrap().first(), Some(&8));
+        let texts: Vec<(String, String)> = conn
+            .prepare("SELECT audio_id, text FROM audio_texts")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            texts,
+            [("a1".to_string(), "Hello there, world.".to_string())]
+        );
+        assert!(
+            conn.prepare("SELECT text FROM audios").is_err(),
+            "the library rows no longer carry the text"
+        );
+        conn.execute("DELETE FROM audios WHERE id = 'a1'", [])
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM audio_texts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "a deleted audio takes its text with it");
+    }
+
+    #[test]
     fn a_database_from_a_newer_aimake_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", latest_version() + 1)
