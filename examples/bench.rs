@@ -359,17 +359,19 @@ fn compare(ours: &str, theirs: &str, connections: u32, headers: &[&str]) -> Pair
 }
 
 fn median(results: &[WrkResult]) -> WrkResult {
-    let pick = |f: fn(&WrkResult) -> f64| {
-        let mut v: Vec<f64> = results.iter().map(f).collect();
-        v.sort_by(|x, y| x.total_cmp(y));
-        v[v.len() / 2]
-    };
+    let pick = |f: fn(&WrkResult) -> f64| middle(results.iter().map(f).collect());
     WrkResult {
         requests_per_s: pick(|r| r.requests_per_s),
         bytes_per_s: pick(|r| r.bytes_per_s),
         p50_ms: pick(|r| r.p50_ms),
         p99_ms: pick(|r| r.p99_ms),
     }
+}
+
+/// The median of some figures (the upper middle one of an even count).
+fn middle(mut figures: Vec<f64>) -> f64 {
+    figures.sort_by(|x, y| x.total_cmp(y));
+    figures[figures.len() / 2]
 }
 
 enum Target {
@@ -947,11 +949,7 @@ struct JobFigures {
 impl JobFigures {
     /// The median of each figure over rounds of the case.
     fn median(rounds: Vec<JobFigures>) -> JobFigures {
-        let pick = |f: fn(&JobFigures) -> f64| {
-            let mut v: Vec<f64> = rounds.iter().map(f).collect();
-            v.sort_by(|x, y| x.total_cmp(y));
-            v[v.len() / 2]
-        };
+        let pick = |f: fn(&JobFigures) -> f64| middle(rounds.iter().map(f).collect());
         JobFigures {
             count: rounds.first().map_or(0, |r| r.count),
             jobs_per_s: pick(|r| r.jobs_per_s),
@@ -1207,9 +1205,7 @@ fn mastering() -> anyhow::Result<MasteringFigures> {
         );
         rounds.push(elapsed_s);
     }
-    let mut sorted = rounds.clone();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let elapsed_s = sorted[sorted.len() / 2];
+    let elapsed_s = middle(rounds.clone());
     Ok(MasteringFigures {
         audio_s,
         elapsed_s,
