@@ -1,4 +1,4 @@
-//! `AppError`: every failure a handler can return, mapped to the JSON error shape in API.md.
+//! `AppError`: every failure a handler can return, mapped to the JSON error shape in docs/api.md.
 
 use axum::Json;
 use axum::extract::FromRequest;

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod lockfile;
 pub mod ops;
 pub mod pagination;
+pub mod patch;
 pub mod podcast;
 pub mod providers;
 pub mod signing;

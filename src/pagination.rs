@@ -1,4 +1,4 @@
-//! Cursor pagination as API.md describes it: `?limit=1..100` (default 20) and `?cursor=`,
+//! Cursor pagination as docs/api.md describes it: `?limit=1..100` (default 20) and `?cursor=`,
 //! answered with `{"items": [...], "next_cursor": "..." | null}`, newest first.
 
 use serde::{Deserialize, Serialize};

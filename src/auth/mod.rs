@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use rusqlite::Connection;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
@@ -24,7 +24,7 @@ use crate::db::{self, Db, api_tokens, invites, now_ms, sessions, users};
 use crate::error::{AppError, OrNotFound, Result};
 use crate::pagination::{Page, PageRequest};
 
-/// The browser's session cookie (API.md).
+/// The browser's session cookie (docs/api.md).
 pub const SESSION_COOKIE: &str = "aimake_session";
 
 /// `last_seen_at` / `last_used_at` are written at most this often per credential: a busy
@@ -262,15 +262,8 @@ pub struct UserPatch {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
     /// `null` resets to the configured default.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::patch::present")]
     pub quota_chars_per_month: Option<Option<i64>>,
-}
-
-/// Tells a field set to `null` (`Some(None)`) from a missing one (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// The accounts service; cheap to clone.

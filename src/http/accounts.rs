@@ -138,7 +138,9 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<AppJson<Me>
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProfileBody {
-    display_name: Option<String>,
+    /// Missing: unchanged; `null` or blank: cleared.
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    display_name: Option<Option<String>>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -147,9 +149,10 @@ async fn update_me(
     user: AuthUser,
     AppJson(body): AppJson<ProfileBody>,
 ) -> Result<AppJson<Me>> {
-    Ok(AppJson(
-        state.auth.update_profile(&user, body.display_name).await?,
-    ))
+    Ok(AppJson(match body.display_name {
+        Some(name) => state.auth.update_profile(&user, name).await?,
+        None => state.auth.me(&user).await?,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -84,19 +84,15 @@ impl From<PodcastRow> for PodcastView {
 pub struct PodcastFields {
     pub title: Option<String>,
     pub description: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::patch::present")]
     pub language: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::patch::present")]
     pub author: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::patch::present")]
     pub category: Option<Option<String>>,
     pub public: Option<bool>,
 }
 
-/// Tells an explicit `null` (clear) from an absent field (keep).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
 
 fn changes(f: PodcastFields) -> Result<Changes> {
     let title = match f.title.map(|t| t.trim().to_string()) {

@@ -32,7 +32,7 @@ pub struct CreateAudio {
     pub speed: Option<f64>,
 }
 
-/// The audio object of API.md.
+/// The audio object of docs/api.md.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AudioView {
     pub id: String,

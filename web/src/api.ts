@@ -1,7 +1,7 @@
-// The one client for the aimake HTTP API (shared API.md): paths, types and error codes
+// The one client for the aimake HTTP API (docs/api.md): paths, types and error codes
 // live here so components never build URLs or parse responses by hand.
 
-/** Error codes from API.md, plus `network_error`, which only the client produces. */
+/** Error codes from docs/api.md, plus `network_error`, which only the client produces. */
 export type ErrorCode =
   | 'invalid_request'
   | 'text_too_long'
@@ -253,7 +253,7 @@ function withQuery(path: string, query: Record<string, string | number | null | 
   return text === '' ? path : `${path}?${text}`
 }
 
-/** Accepts a bare array or a page, for list endpoints whose shape API.md leaves open. */
+/** Accepts a bare array or a page, for list endpoints whose shape docs/api.md leaves open. */
 function itemsOf<T>(body: T[] | Page<T>): T[] {
   return Array.isArray(body) ? body : body.items
 }

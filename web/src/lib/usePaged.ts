@@ -1,4 +1,4 @@
-// A cursor-paginated list (API.md "List endpoints"): first page on load and whenever the
+// A cursor-paginated list (docs/api.md, pagination): first page on load and whenever the
 // filters change, more pages on request, and in-place edits after the user's own changes.
 
 import { useCallback, useEffect, useRef, useState } from 'react'

@@ -1,4 +1,4 @@
-// Server objects as API.md describes them, for tests to start from.
+// Server objects as docs/api.md describes them, for tests to start from.
 
 import type { Audio, Provider, Voice } from '../api.ts'
 
