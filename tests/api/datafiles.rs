@@ -487,7 +487,7 @@ async fn a_large_database_is_checked_while_serving_and_ready_only_if_it_passes()
         .unwrap()
         .execute_batch(
             "CREATE TABLE filler (n INTEGER NOT NULL, t TEXT NOT NULL) STRICT;
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200000)
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000)
              INSERT INTO filler SELECT i, printf('%d', i) FROM n;
              CREATE INDEX filler_t ON filler (t);
              PRAGMA wal_checkpoint(TRUNCATE);",
