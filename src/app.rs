@@ -13,6 +13,7 @@ use crate::auth::Auth;
 use crate::backup::Backups;
 use crate::config::Config;
 use crate::db::Db;
+use crate::db::integrity::{Integrity, IntegrityCheck};
 use crate::http::limits::Limits;
 use crate::jobs::Jobs;
 use crate::lockfile::{LockFile, SERVER_LOCK};
@@ -24,6 +25,11 @@ use crate::signing::Signer;
 use crate::storage::Storage;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How long start-up waits for the database's integrity check. A database of some tens of MB
+/// is checked within it, and a damaged one stops the start; a larger one goes on being checked
+/// while the server runs, and `/health/ready` answers 503 until the check passes.
+const INTEGRITY_WAIT: Duration = Duration::from_millis(50);
 
 /// Everything a handler, job or test needs. One `Arc`, so the per-request clones axum makes
 /// (every stateful middleware and handler takes its own) cost one reference count.
@@ -55,6 +61,8 @@ pub struct AppParts {
     pub signer: Signer,
     /// The podcast script writer (answers `NotConfigured` when no model is set).
     pub llm: Arc<LlmClient>,
+    /// The database's start-up integrity check, which readiness waits for.
+    pub integrity: IntegrityCheck,
 }
 
 pub struct App {
@@ -69,6 +77,8 @@ impl App {
     /// Opens the database (applying migrations), the object store and the listener.
     /// `server.bind` may use port 0; `port()` tells which one was taken.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Before anything else is opened: the database's -wal and -shm take the file's mode.
+        crate::filemodes::tighten_data_dir(&config.data.dir)?;
         let lock_path = config.data.dir.join(SERVER_LOCK);
         let data_lock = tokio::task::spawn_blocking(move || LockFile::try_acquire(&lock_path))
             .await??
@@ -80,6 +90,14 @@ impl App {
             })?;
         let db_path = config.data.dir.join("aimake.db");
         let db = tokio::task::spawn_blocking(move || Db::open(&db_path)).await??;
+        let integrity = IntegrityCheck::start(db.path())?;
+        match integrity.settled(INTEGRITY_WAIT).await {
+            Integrity::Damaged(message) => anyhow::bail!("{message}"),
+            Integrity::Checking => tracing::info!(
+                "checking the database's integrity in the background; /health/ready answers 503 until it passes"
+            ),
+            Integrity::Ok => {}
+        }
         let storage = Storage::from_config(&config)?;
         let providers = Providers::from_config(&config)?;
         let backups = Backups::from_config(&config, storage.clone(), Some(db.clone()))?;
@@ -129,6 +147,7 @@ impl App {
             auth,
             signer,
             llm,
+            integrity,
         }));
         Ok(Self {
             listener,
@@ -186,6 +205,17 @@ impl App {
             );
         }
         tokio::spawn(self.state.limits.clone().housekeeping(stop.clone()));
+        // Build only waited a moment for the check; it may have finished since.
+        if self.state.integrity.status() != Integrity::Ok {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                match state.integrity.finished().await {
+                    Integrity::Ok => tracing::info!("the database passed its integrity check"),
+                    Integrity::Damaged(message) => tracing::error!("{message}"),
+                    Integrity::Checking => {}
+                }
+            });
+        }
         let jobs =
             scheduler::for_app(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let app = crate::http::router(self.state.clone());
@@ -209,6 +239,16 @@ impl App {
         // The scheduler watches the same token, so it is stopping already.
         stop.cancel();
         let _ = jobs.await;
+        // Its read transaction would keep the WAL from being emptied.
+        self.state.integrity.stop();
+        match self.state.db.checkpoint_truncate().await {
+            Ok(true) => tracing::info!("database checkpointed: aimake.db holds every write"),
+            Ok(false) => tracing::warn!(
+                "another process kept reading the database: its last writes stay in aimake.db-wal \
+                 (keep that file with aimake.db)"
+            ),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot checkpoint the database"),
+        }
         tracing::info!("aimake stopped");
         Ok(())
     }

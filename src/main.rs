@@ -133,6 +133,8 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    // Before any command creates a file: the data dir and all in it are owner-only.
+    aimake::filemodes::restrict_umask();
     let cli = Cli::parse();
     if let Command::Version = cli.command {
         println!("{}", aimake::commands::version());

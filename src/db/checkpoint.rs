@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
@@ -21,6 +22,10 @@ use rusqlite::wal::CheckpointMode;
 
 /// The WAL length, in pages, that asks for a checkpoint (SQLite's own default).
 pub const WAL_PAGES: i32 = 1000;
+
+/// How long a clean stop waits for other connections (a backup from another process, say) to
+/// stop reading from the WAL so it can be emptied.
+const TRUNCATE_PATIENCE: Duration = Duration::from_secs(3);
 
 enum Signal {
     Checkpoint,
@@ -78,6 +83,28 @@ fn run(conn: &Connection, signals: &Receiver<Signal>, done: &AtomicU64) {
         }
         done.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Copies the whole WAL into the database, syncs it and empties the WAL file
+/// (`wal_checkpoint(TRUNCATE)`), trying again while other connections still read from the WAL,
+/// for up to [`TRUNCATE_PATIENCE`]. Returns whether the WAL is empty. Run on the writer
+/// connection, so no write can slip in between.
+pub fn truncate(conn: &Connection) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + TRUNCATE_PATIENCE;
+    conn.busy_timeout(Duration::from_millis(100))?;
+    let emptied = loop {
+        // SQLite reports a checkpoint that readers held back as `busy = 1`, not as an error.
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    Ok(emptied)
 }
 
 impl Drop for Checkpointer {

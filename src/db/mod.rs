@@ -5,6 +5,7 @@ pub mod api_tokens;
 pub mod audios;
 mod checkpoint;
 pub mod episodes;
+pub mod integrity;
 pub mod invites;
 pub mod migrations;
 pub mod podcasts;
@@ -32,6 +33,12 @@ const STATEMENT_CACHE: usize = 128;
 /// How long a statement waits on another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The WAL file is cut back to this size when it starts over. The usual cycle (a checkpoint at
+/// 1,000 pages, about 4 MB) stays below it, so the file is not shrunk and regrown each time;
+/// a WAL that grew past it while a long read held checkpoints back (`aimake backup` from a
+/// shell) is cut back at the first commit after it starts over.
+pub const JOURNAL_SIZE_LIMIT: i64 = 8 << 20;
+
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Inner>,
@@ -41,9 +48,11 @@ struct Inner {
     /// First, so it stops before the connections close.
     checkpointer: checkpoint::Checkpointer,
     path: PathBuf,
-    writer: writer::Writer,
+    /// Before `writer`, so the writer's connection closes last: the last connection to close
+    /// copies the WAL into the database and removes it, which a read-only one cannot do.
     readers: Mutex<Vec<Connection>>,
     reader_slots: Semaphore,
+    writer: writer::Writer,
 }
 
 /// A reader taken from the pool; goes back on drop, even if the closure panicked.
@@ -81,8 +90,13 @@ impl Drop for Pooled<'_> {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the database at `path` and applies pending migrations. A
+    /// damaged file's error names the restore command.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_inner(path).map_err(|e| integrity::explain(path, e))
+    }
+
+    fn open_inner(path: &Path) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -97,9 +111,9 @@ impl Db {
             inner: Arc::new(Inner {
                 checkpointer,
                 path: path.to_path_buf(),
-                writer: writer::Writer::start(writer)?,
                 readers: Mutex::new(readers),
                 reader_slots: Semaphore::new(READERS),
+                writer: writer::Writer::start(writer)?,
             }),
         })
     }
@@ -111,6 +125,14 @@ impl Db {
     /// How many checkpoints the background checkpointer has run.
     pub fn checkpoints(&self) -> u64 {
         self.inner.checkpointer.checkpoints()
+    }
+
+    /// Copies every committed write into the database file and empties the WAL, after the
+    /// writes queued before it: at a clean stop, so `aimake.db` alone holds everything (the
+    /// copy an upgrade or a file-level backup takes). Returns whether the WAL is empty; it is
+    /// not when another process kept reading from it for seconds.
+    pub async fn checkpoint_truncate(&self) -> anyhow::Result<bool> {
+        self.write(|c| checkpoint::truncate(c)).await
     }
 
     /// Runs `f` on a reader connection in the blocking pool.
@@ -209,6 +231,11 @@ fn open_connection(path: &Path, read_only: bool) -> anyhow::Result<Connection> {
             mode.eq_ignore_ascii_case("wal"),
             "database refused WAL mode (got {mode})"
         );
+        conn.query_row(
+            &format!("PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}"),
+            [],
+            |_| Ok(()),
+        )?;
     }
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
@@ -333,6 +360,128 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, 2001);
+    }
+
+    #[tokio::test]
+    async fn a_wal_grown_past_the_limit_is_cut_back_when_it_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let db = Db::open(&path).unwrap();
+        let wal = path.with_extension("db-wal");
+        let before = db.checkpoints();
+        // About twice the limit in one commit.
+        db.write(|c| {
+            c.execute_batch(
+                "CREATE TABLE big (b BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+                 INSERT INTO big SELECT randomblob(4000) FROM n;",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            grown > 2 * JOURNAL_SIZE_LIMIT as u64 - (1 << 20),
+            "WAL of {grown} bytes"
+        );
+        let waited = std::time::Instant::now();
+        while db.checkpoints() == before {
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "no checkpoint ran"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        db.write(|c| {
+            c.execute("INSERT INTO big VALUES (x'00')", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let len = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            len <= JOURNAL_SIZE_LIMIT as u64,
+            "WAL of {len} bytes after it started over"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_full_checkpoint_the_database_file_alone_holds_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let db = Db::open(&path).unwrap();
+        db.write(|c| {
+            c.execute_batch(
+                "CREATE TABLE t (n INTEGER);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+                 INSERT INTO t SELECT i FROM n;",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        // A reader in the middle of a read does not keep the WAL from being emptied for long.
+        let reading = db.read(|c| {
+            let mut stmt = c.prepare("SELECT n FROM t")?;
+            let mut rows = stmt.query([])?;
+            rows.next()?;
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        });
+        let (emptied, read) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                db.checkpoint_truncate().await
+            },
+            reading
+        );
+        read.unwrap();
+        assert!(emptied.unwrap(), "the WAL was emptied");
+        assert_eq!(
+            std::fs::metadata(path.with_extension("db-wal"))
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(copied_row_count(&path), 1000);
+    }
+
+    #[tokio::test]
+    async fn closing_the_database_leaves_every_row_in_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let db = Db::open(&path).unwrap();
+        db.write(|c| {
+            c.execute_batch(
+                "CREATE TABLE t (n INTEGER);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+                 INSERT INTO t SELECT i FROM n;",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        // Every reader has been used, as on a server that ran for a while.
+        let reads = (0..READERS).map(|_| {
+            db.read(|c| {
+                std::thread::sleep(Duration::from_millis(20));
+                Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?)
+            })
+        });
+        futures::future::try_join_all(reads).await.unwrap();
+        drop(db);
+        assert_eq!(copied_row_count(&path), 1000);
+    }
+
+    /// Copies only the database file (no `-wal`, no `-shm`) and counts the rows of `t` in it.
+    fn copied_row_count(path: &Path) -> i64 {
+        let elsewhere = tempfile::tempdir().unwrap();
+        let copy = elsewhere.path().join("copy.db");
+        std::fs::copy(path, &copy).unwrap();
+        let conn = Connection::open(&copy).unwrap();
+        conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap_or(0)
     }
 
     /// The checkpoint sequence number in a WAL file's header (big-endian, bytes 12..16), which

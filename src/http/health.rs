@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::app::{AppState, VERSION};
+use crate::db::integrity::Integrity;
 
 /// A healthy database answers in microseconds; seconds mean it is stuck behind a lock or disk.
 const DB_TIMEOUT: Duration = Duration::from_secs(3);
@@ -39,7 +40,8 @@ async fn live() -> Response {
         .into_response()
 }
 
-/// Checks the database with a query and the object store with a probe object, concurrently.
+/// Checks the database with a query and the object store with a probe object, concurrently;
+/// the database is not ready before its start-up integrity check has passed.
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let db_check = async {
         tokio::time::timeout(DB_TIMEOUT, state.db.ping())
@@ -53,15 +55,24 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if let Err(e) = &storage {
         tracing::warn!(error = format!("{e:#}"), "readiness: storage check failed");
     }
-    let ok = db.is_ok() && storage.is_ok();
+    let integrity = state.integrity.status();
+    let database = db.is_ok() && integrity == Integrity::Ok;
+    let ok = database && storage.is_ok();
     let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
+    let mut body = json!({
         "status": if ok { "ok" } else { "degraded" },
-        "checks": { "database": db.is_ok(), "storage": storage.is_ok() },
+        "checks": { "database": database, "storage": storage.is_ok() },
     });
+    match integrity {
+        Integrity::Ok => {}
+        Integrity::Checking => {
+            body["message"] = "checking the database's integrity (ready when it passes)".into();
+        }
+        Integrity::Damaged(message) => body["message"] = (*message).into(),
+    }
     (status, Json(body))
 }

@@ -4,6 +4,8 @@ mod accounts;
 mod audios;
 mod backup;
 mod cli;
+#[cfg(unix)]
+mod datafiles;
 mod fakes;
 mod fakes_llm;
 mod health;
