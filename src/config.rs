@@ -671,6 +671,9 @@ impl Config {
         if self.limits.creations_per_minute == 0 {
             bail!("limits.creations_per_minute: must be at least 1");
         }
+        if self.limits.sign_in_failures_before_delay == 0 {
+            bail!("limits.sign_in_failures_before_delay: must be at least 1");
+        }
         if self.limits.sign_in_attempts_per_account_per_hour == 0 {
             bail!("limits.sign_in_attempts_per_account_per_hour: must be at least 1");
         }
@@ -1036,6 +1039,14 @@ mod tests {
             (
                 "[limits]\nrequests_per_minute = 0\n",
                 "limits.requests_per_minute",
+            ),
+            (
+                "[limits]\nsign_in_failures_before_delay = 0\n",
+                "limits.sign_in_failures_before_delay",
+            ),
+            (
+                "[limits]\nsign_in_attempts_per_account_per_hour = 0\n",
+                "limits.sign_in_attempts_per_account_per_hour",
             ),
             (
                 "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
