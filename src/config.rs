@@ -231,6 +231,15 @@ pub struct LimitsConfig {
     /// Characters a user may synthesize per calendar month (UTC); 0 means no limit.
     /// An admin can set a different quota per user.
     pub quota_chars_per_month: u64,
+    /// Failed sign-ins to one account from one address before that address has to wait
+    /// before its next try, twice as long after each further failure (1 s, 2 s, 4 s …).
+    pub sign_in_failures_before_delay: u32,
+    /// The longest such wait.
+    pub sign_in_max_delay_s: u64,
+    /// Sign-in attempts per hour to one account from all the addresses it has not signed in
+    /// from in the last 90 days, together; beyond it those addresses wait, while the
+    /// account's known addresses are let through.
+    pub sign_in_attempts_per_account_per_hour: u32,
 }
 
 impl Default for LimitsConfig {
@@ -242,6 +251,12 @@ impl Default for LimitsConfig {
             creations_per_minute: 20,
             max_in_flight: 250,
             quota_chars_per_month: 0,
+            // A person mistyping gets five tries at full speed; a guesser from one address
+            // gets about a hundred a day.
+            sign_in_failures_before_delay: 5,
+            sign_in_max_delay_s: 900,
+            // Guessers with many addresses share about one try every two minutes.
+            sign_in_attempts_per_account_per_hour: 30,
         }
     }
 }
@@ -656,6 +671,15 @@ impl Config {
         if self.limits.creations_per_minute == 0 {
             bail!("limits.creations_per_minute: must be at least 1");
         }
+        if self.limits.sign_in_failures_before_delay == 0 {
+            bail!("limits.sign_in_failures_before_delay: must be at least 1");
+        }
+        if self.limits.sign_in_attempts_per_account_per_hour == 0 {
+            bail!("limits.sign_in_attempts_per_account_per_hour: must be at least 1");
+        }
+        if self.limits.sign_in_max_delay_s == 0 {
+            bail!("limits.sign_in_max_delay_s: must be at least 1");
+        }
         if self.auth.session_idle_days == 0 || self.auth.session_max_days == 0 {
             bail!("auth.session_idle_days and auth.session_max_days: must be at least 1");
         }
@@ -1015,6 +1039,14 @@ mod tests {
             (
                 "[limits]\nrequests_per_minute = 0\n",
                 "limits.requests_per_minute",
+            ),
+            (
+                "[limits]\nsign_in_failures_before_delay = 0\n",
+                "limits.sign_in_failures_before_delay",
+            ),
+            (
+                "[limits]\nsign_in_attempts_per_account_per_hour = 0\n",
+                "limits.sign_in_attempts_per_account_per_hour",
             ),
             (
                 "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",

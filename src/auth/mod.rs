@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use ulid::Ulid;
 
 use crate::config::{Config, Registration};
-use crate::db::{self, Db, api_tokens, invites, now_ms, sessions, users};
+use crate::db::{self, Db, api_tokens, invites, now_ms, sessions, sign_in_addresses, users};
 use crate::error::{AppError, OrNotFound, Result};
 use crate::pagination::{Page, PageRequest};
 
@@ -98,7 +98,13 @@ impl AuthUser {
 pub struct ClientInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The client's address as sign-in throttling counts it (an IPv4 address or an IPv6 /64):
+    /// remembered as one of the account's known addresses.
+    pub address: Option<String>,
 }
+
+/// How long an address the account signed in from stays known to sign-in throttling.
+const KNOWN_ADDRESS_MS: i64 = 90 * DAY_MS;
 
 /// A freshly issued session. The cookie value exists only here and in the user's browser.
 pub struct IssuedSession {
@@ -524,6 +530,24 @@ impl Auth {
             })
             .await?;
         Ok((self.me_from_row(user).await?, session))
+    }
+
+    /// Whether the account with this email signed in from `address` (as [`ClientInfo::address`]
+    /// counts it) in the last 90 days; false when no account has the email.
+    pub async fn signed_in_from(&self, email: &Email, address: String) -> Result<bool> {
+        let email = email.clone();
+        let since = now_ms() - KNOWN_ADDRESS_MS;
+        Ok(self
+            .db()
+            .lookup(move |c| {
+                Ok(sign_in_addresses::is_known(
+                    c,
+                    email.as_str(),
+                    &address,
+                    since,
+                )?)
+            })
+            .await?)
     }
 
     /// Revokes the session the request came with (a no-op for API tokens).
@@ -1063,6 +1087,9 @@ fn issue_session(
             user_agent: user_agent.as_deref(),
         },
     )?;
+    if let Some(address) = client.address.as_deref() {
+        sign_in_addresses::record(conn, user_id, address, now, now - KNOWN_ADDRESS_MS)?;
+    }
     Ok(IssuedSession {
         token,
         max_age_s: max_ms / 1000,

@@ -10,6 +10,7 @@ pub mod invites;
 pub mod migrations;
 pub mod podcasts;
 pub mod sessions;
+pub mod sign_in_addresses;
 pub mod usage;
 pub mod users;
 mod writer;

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
 fn client_info(ip: ClientIp, headers: &HeaderMap) -> ClientInfo {
     ClientInfo {
         ip: Some(ip.0.to_string()),
+        address: Some(super::limits::rate_key(ip.0).to_string()),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -113,10 +114,9 @@ async fn login(
     headers: HeaderMap,
     AppJson(body): AppJson<LoginBody>,
 ) -> Result<Response> {
-    let (me, session) = state
-        .auth
-        .login(&body.email, body.password, client_info(ip, &headers))
-        .await?;
+    let client = client_info(ip, &headers);
+    let (me, session) =
+        super::sign_in::login(&state, &body.email, body.password, ip.0, client).await?;
     Ok(signed_in(&state, StatusCode::OK, me, &session))
 }
 

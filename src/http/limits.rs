@@ -43,6 +43,8 @@ impl Clock for LimitClock {
 
 pub struct Limits {
     clock: LimitClock,
+    /// Sign-in throttling per account (`http::sign_in`), on the same clock.
+    pub sign_in: super::sign_in::SignInThrottle,
     per_ip: Keyed<IpAddr>,
     auth: Keyed<IpAddr>,
     per_user: Keyed<Ulid>,
@@ -60,6 +62,7 @@ impl Limits {
             auth: keyed(config.auth_requests_per_minute, &clock),
             per_user: keyed(config.creations_per_minute, &clock),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            sign_in: super::sign_in::SignInThrottle::new(config, &clock),
             clock,
         }
     }
@@ -141,7 +144,7 @@ fn keyed<K: std::hash::Hash + Eq + Clone>(per_minute: u32, clock: &LimitClock) -
 
 /// One budget per IPv4 address and per IPv6 /64 (what one subscriber usually gets), so
 /// cycling through a prefix's addresses gains nothing and cannot flood the table.
-fn rate_key(ip: IpAddr) -> IpAddr {
+pub(super) fn rate_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

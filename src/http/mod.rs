@@ -10,6 +10,7 @@ pub mod limits;
 mod middleware;
 pub mod perimeter;
 mod podcasts;
+pub mod sign_in;
 mod spa;
 
 pub use audios::{MEDIA_PURPOSE, media_url};

@@ -56,9 +56,17 @@ impl Handler for PodcastJob {
 struct Planned {
     provider: Arc<dyn Tts>,
     voice: String,
-    text: String,
+    /// The line cut to the provider's request limit: what it is sent, and billed for.
+    chunks: Vec<String>,
     key: String,
     service: String,
+}
+
+impl Planned {
+    /// Characters the provider is sent for this line (blank stretches are not sent).
+    fn sent_chars(&self) -> usize {
+        self.chunks.iter().map(|c| c.chars().count()).sum()
+    }
 }
 
 /// `jobs/<id>/line-00007-p.wav` → (7, paid, ext).
@@ -114,6 +122,11 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             JobError::fatal("invalid_request", format!("No voice for {}", line.speaker))
         })?;
         let (provider, voice) = state.providers.resolve(voice_id).map_err(provider_error)?;
+        let chunks = crate::speech::chunk::split_for(&line.text, &provider.limits(&voice.voice))
+            .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         plan.push(Planned {
             key: cache_key(
                 provider.id(),
@@ -126,7 +139,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             service: format!("tts:{}:{}", provider.id(), provider.model()),
             provider,
             voice: voice.voice,
-            text: line.text.clone(),
+            chunks,
         });
     }
     let progress = Arc::new(Progress::new(&state, audio_id));
@@ -299,7 +312,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
     let mut ledger: BTreeMap<(String, bool), (i64, i64)> = BTreeMap::new();
     for (i, (paid, _, _)) in &lines {
         let p = &plan[*i];
-        let chars = p.text.chars().count();
+        let chars = p.sent_chars();
         let entry = ledger.entry((p.service.clone(), !paid)).or_default();
         entry.0 += chars as i64;
         if *paid {
@@ -434,17 +447,14 @@ async fn cached_line(state: &AppState, key: String) -> Result<Option<(Bytes, Str
     }
 }
 
-/// Speaks one line: a line over the provider's limit is split, and its chunks joined.
+/// Speaks one line: a line over the provider's limit was split, and its chunks are joined.
 async fn synthesize_line(p: &Planned) -> Result<(Bytes, String), JobError> {
-    let limit = p.provider.limits(&p.voice);
-    let chunks = crate::speech::chunk::split_for(&p.text, &limit)
-        .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?;
-    let mut outs = Vec::with_capacity(chunks.len());
-    for chunk in chunks {
+    let mut outs = Vec::with_capacity(p.chunks.len());
+    for chunk in &p.chunks {
         let out = p
             .provider
             .synthesize(&SynthesisRequest {
-                text: chunk.to_string(),
+                text: chunk.clone(),
                 voice: p.voice.clone(),
                 speed: 1.0,
                 format_hint: OutputFormat::Mp3,

@@ -6,6 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::speech::text::spoken;
+
 /// A dialogue in chapters. The first chapter may have an empty title (lines before any heading).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Script {
@@ -198,8 +200,10 @@ impl Script {
         FlatScript { lines }
     }
 
-    /// Trims speakers, texts and titles, and spells each speaker as in `known` when it matches
-    /// ignoring case, so "alice " from a model or a paste becomes "Alice".
+    /// Trims speakers and titles, spells each speaker as in `known` when it matches ignoring
+    /// case (so "alice " from a model or a paste becomes "Alice"), and puts each text in the
+    /// form it is spoken in ([`crate::speech::text::spoken`]); a text that breaks that rule is
+    /// left as it came for [`Script::validate`] to report.
     pub fn normalize<S: AsRef<str>>(&mut self, known: &[S]) {
         for chapter in &mut self.chapters {
             chapter.title = chapter.title.trim().to_string();
@@ -208,7 +212,9 @@ impl Script {
                     Some(k) => k.to_string(),
                     None => line.speaker.trim().to_string(),
                 };
-                line.text = line.text.trim().to_string();
+                if let Ok(text) = spoken(&line.text) {
+                    line.text = text;
+                }
             }
         }
     }
@@ -258,8 +264,8 @@ impl Script {
                         format!("unknown speaker \"{}\"", line.speaker),
                     );
                 }
-                if line.text.trim().is_empty() {
-                    problems.push(format!("lines[{index}].text"), "must not be empty");
+                if let Err(problem) = spoken(&line.text) {
+                    problems.push(format!("lines[{index}].text"), problem.to_string());
                 }
                 index += 1;
             }

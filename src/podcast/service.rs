@@ -484,6 +484,8 @@ pub async fn write_script(
         .collect();
     let source = match body.source {
         ScriptSource::Dialogue(text) => {
+            let text = crate::speech::text::spoken(&text)
+                .map_err(|p| p.for_field("source.dialogue", "The dialogue"))?;
             let mut script = parse_dialogue(&text, &names)?;
             let known: Vec<String> = if names.is_empty() {
                 script.speakers().into_iter().map(str::to_string).collect()

@@ -148,7 +148,6 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
     } else {
         OutputFormat::Mp3
     };
-    let chars = text.chars().count() as i64;
     let service = format!("tts:{}:{}", provider.id(), provider.model());
     let progress = Progress::new(&state, audio_id);
     progress.report(0.01).await?;
@@ -172,7 +171,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         let usage = Usage {
             user,
             service: &service,
-            units: chars,
+            units: text.chars().count() as i64,
             cost: 0,
             cached: true,
         };
@@ -188,6 +187,8 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         .into_iter()
         .map(str::to_string)
         .collect();
+    // Billed: exactly the characters the provider is sent (blank stretches are not sent).
+    let chars = chunks.iter().map(|c| c.chars().count()).sum::<usize>() as i64;
     let total = chunks.len();
     // A text of one chunk keeps nothing between attempts: its only chunk becomes the audio
     // right after it arrives, so storing it first would cost three object writes and

@@ -1,5 +1,7 @@
-//! The speech engine: library operations, the synthesis job, and long-text chunking.
+//! The speech engine: the rule for text to speak, library operations, the synthesis job, and
+//! long-text chunking.
 
 pub mod chunk;
 pub mod job;
 pub mod service;
+pub mod text;

@@ -98,14 +98,8 @@ impl AudioView {
 /// Validates a request, checks the voice and the monthly quota, and stores the audio with
 /// its job in one transaction. The audio comes back `queued`.
 pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<AudioRow> {
-    let text = req.text.trim().to_string();
-    if text.is_empty() {
-        return Err(AppError::field(
-            "invalid_request",
-            "text",
-            "Enter some text to speak",
-        ));
-    }
+    let text =
+        crate::speech::text::spoken(&req.text).map_err(|p| p.for_field("text", "The text"))?;
     let chars = text.chars().count();
     let max = state.config.tts.max_chars;
     if chars > max {

@@ -977,3 +977,103 @@ async fn a_voice_preview_is_synthesized_once_then_served_from_storage() {
     assert_eq!(error_code(unknown).await, "unknown_voice");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn control_characters_in_text_are_refused_naming_the_field_and_nothing_reaches_the_provider()
+{
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    for (text, named) in [
+        ("Hello\0 world, this is the rest.", "U+0000"),
+        ("Ring the bell\x07 now.", "U+0007"),
+        ("Escape \x1b[2J sequences.", "U+001B"),
+        ("Delete\x7f this.", "U+007F"),
+        ("Next\u{85}line.", "U+0085"),
+        ("C1 \u{9b} control.", "U+009B"),
+    ] {
+        let resp = create(&s, json!({"text": text, "voice": "openai:nova"})).await;
+        assert_eq!(resp.status(), 400, "{text:?}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "invalid_request", "{err}");
+        let detail = err["error"]["details"]["text"].as_str().unwrap_or_default();
+        assert!(detail.contains(named), "{text:?}: {err}");
+    }
+    let list: Value = s.get("/api/audios").await.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "nothing stored");
+    assert!(speech_texts(&fake).is_empty(), "nothing sent");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn text_of_only_invisible_characters_is_refused_as_empty() {
+    let app = TestApp::spawn().await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    for text in [
+        "\u{200B}\u{200B}\u{200B}",
+        " \u{200C}\u{200D}\u{2060}\u{FEFF} ",
+        "\u{200E}\u{200F}\n\u{FE0F}",
+        "\t\r\n \u{3000}",
+    ] {
+        let resp = create(&s, json!({"text": text, "voice": "local:en-us"})).await;
+        assert_eq!(resp.status(), 400, "{text:?}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "invalid_request", "{err}");
+        let detail = err["error"]["details"]["text"].as_str().unwrap_or_default();
+        assert!(detail.contains("must not be empty"), "{text:?}: {err}");
+    }
+    let list: Value = s.get("/api/audios").await.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn emoji_and_right_to_left_text_is_spoken_and_billed_for_exactly_the_characters_sent() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let text = "Hello 👋 مرحبا שלום 👨\u{200D}👩\u{200D}👧";
+    let done = create_finished(
+        &s,
+        json!({"text": format!("  {text}\r\n"), "voice": "openai:nova"}),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(speech_texts(&fake), [text], "sent as written, trimmed");
+    let sent: usize = speech_texts(&fake).iter().map(|t| t.chars().count()).sum();
+    assert_eq!(done["chars"].as_u64(), Some(sent as u64));
+    let usage: Value = s.get("/api/usage").await.json().await.unwrap();
+    assert_eq!(usage[0]["units"].as_u64(), Some(sent as u64), "{usage}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn decomposed_text_is_sent_and_billed_in_nfc() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let done = create_finished(&s, json!({"text": "Cafe\u{301}", "voice": "openai:nova"})).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(speech_texts(&fake), ["Caf\u{e9}"]);
+    assert_eq!(done["chars"], 4);
+    let usage: Value = s.get("/api/usage").await.json().await.unwrap();
+    assert_eq!(usage[0]["units"], 4, "{usage}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn blank_stretches_that_are_never_sent_are_not_billed() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    // A run of spaces twice the provider's 4096-character limit leaves a chunk of nothing but
+    // spaces, which is skipped rather than sent.
+    let text = format!("Start.{}End.", " ".repeat(9000));
+    let done = create_finished(&s, json!({"text": text, "voice": "openai:nova"})).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let sent: usize = speech_texts(&fake).iter().map(|t| t.chars().count()).sum();
+    assert!(sent < text.chars().count(), "a blank chunk was skipped");
+    let usage: Value = s.get("/api/usage").await.json().await.unwrap();
+    assert_eq!(usage[0]["units"].as_u64(), Some(sent as u64), "{usage}");
+    app.stop().await;
+}

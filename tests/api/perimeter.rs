@@ -566,3 +566,112 @@ async fn a_log_capture_contains_no_secret() {
         );
     }
 }
+
+/// Signs in to `email` from the loopback address `127.0.0.<host>` and returns the status and,
+/// for a 429, the `Retry-After` seconds and the error code.
+async fn sign_in_from(app: &TestApp, host: u8, email: &str, password: &str) -> (u16, Option<u64>) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+        .build()
+        .unwrap();
+    let resp = client
+        .post(app.url("/api/auth/login"))
+        .header("origin", app.origin())
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    if status == 429 {
+        assert!(retry.is_some(), "a 429 carries Retry-After");
+        assert_eq!(error_code(resp).await, "rate_limited");
+    }
+    (status, retry)
+}
+
+#[tokio::test]
+async fn guessing_a_password_from_many_addresses_is_throttled_while_the_owner_still_signs_in() {
+    let app = TestApp::spawn_with(|c| c.limits.sign_in_attempts_per_account_per_hour = 6).await;
+    app.create_user("ada@example.com", PASSWORD, Role::User)
+        .await;
+    // The owner signed in from home before the attack; the address was new then, so that
+    // took one of the six attempts strangers get per hour.
+    assert_eq!(
+        sign_in_from(&app, 2, "ada@example.com", PASSWORD).await.0,
+        200
+    );
+
+    // Four attacking addresses, three guesses each: five get an answer.
+    let mut answers = Vec::new();
+    for host in 10..14 {
+        for guess in 0..3 {
+            let (status, retry) =
+                sign_in_from(&app, host, "ada@example.com", &format!("guess {guess}")).await;
+            answers.push(status);
+            if status == 429 {
+                assert!(retry.unwrap() > 60, "strangers wait minutes, not seconds");
+            }
+        }
+    }
+    assert_eq!(answers[..5], [401; 5], "{answers:?}");
+    assert_eq!(answers[5..], [429; 7], "{answers:?}");
+    assert_eq!(
+        sign_in_from(&app, 14, "ada@example.com", PASSWORD).await.0,
+        429,
+        "even the right password from a new address waits, so the limit is no oracle"
+    );
+
+    // From the owner's known address, the right password still gets in.
+    assert_eq!(
+        sign_in_from(&app, 2, "ada@example.com", PASSWORD).await.0,
+        200
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_guessing_waits_longer_after_each_failure() {
+    // Room in the per-IP budget, so only the per-account limit answers here.
+    let app = TestApp::spawn_with(|c| c.limits.auth_requests_per_minute = 100).await;
+    app.create_user("ada@example.com", PASSWORD, Role::User)
+        .await;
+    let ada = "ada@example.com";
+    let free = app.state.config.limits.sign_in_failures_before_delay;
+    for _ in 0..free {
+        assert_eq!(sign_in_from(&app, 20, ada, "guess").await.0, 401);
+    }
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        let (status, retry) = sign_in_from(&app, 20, ada, PASSWORD).await;
+        assert_eq!(
+            status, 429,
+            "not even the right password gets in while waiting"
+        );
+        waits.push(retry.unwrap());
+        app.state
+            .limits
+            .advance_clock(Duration::from_secs(retry.unwrap()));
+        assert_eq!(sign_in_from(&app, 20, ada, "guess").await.0, 401);
+    }
+    assert_eq!(waits, [1, 2, 4, 8], "the wait doubles after each failure");
+    assert_eq!(
+        sign_in_from(&app, 21, ada, PASSWORD).await.0,
+        200,
+        "another address is not slowed"
+    );
+
+    // Once the wait has passed, the right password gets in and the address starts afresh.
+    let (status, retry) = sign_in_from(&app, 20, ada, PASSWORD).await;
+    assert_eq!((status, retry), (429, Some(16)));
+    app.state.limits.advance_clock(Duration::from_secs(16));
+    assert_eq!(sign_in_from(&app, 20, ada, PASSWORD).await.0, 200);
+    for _ in 0..free {
+        assert_eq!(sign_in_from(&app, 20, ada, "guess").await.0, 401);
+    }
+    app.stop().await;
+}

@@ -737,3 +737,83 @@ async fn an_episode_rendered_after_setting_a_cover_carries_it_in_its_id3_tag() {
     assert_eq!(pictures[0].data, PNG);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn podcast_lines_follow_the_same_text_rule_as_the_speech_api() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        fake.configure(c);
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let show = new_show(&s, json!({"title": "Show"})).await;
+    let speakers =
+        json!([{"name": "Ann", "voice": "openai:alloy"}, {"name": "Ben", "voice": "openai:echo"}]);
+    let episode = |second: &str| {
+        json!({"title": "T", "speakers": speakers, "lines": [
+            {"speaker": "Ann", "text": "Hello."},
+            {"speaker": "Ben", "text": second},
+        ]})
+    };
+    for (text, expected) in [
+        ("Cut\0 short", "U+0000"),
+        ("Bell\x07", "U+0007"),
+        ("Next\u{85}line", "U+0085"),
+        ("Delete\x7f", "U+007F"),
+        ("\u{200B}\u{200D}\u{FEFF}", "must not be empty"),
+    ] {
+        let resp = s
+            .post(&format!("/api/podcasts/{show}/episodes"), &episode(text))
+            .await;
+        assert_eq!(resp.status(), 400, "{text:?}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "invalid_request", "{err}");
+        let detail = err["error"]["details"]["lines[1].text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(detail.contains(expected), "{text:?}: {err}");
+    }
+    // A pasted dialogue is checked as a whole, before it is read.
+    let resp = s
+        .post(
+            &format!("/api/podcasts/{show}/scripts"),
+            &json!({"source": {"dialogue": "Ann: Hi\0 there.\nBen: Hello."}, "speakers": speakers}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid_request", "{err}");
+    assert!(
+        err["error"]["details"]["source.dialogue"]
+            .as_str()
+            .is_some_and(|d| d.contains("U+0000")),
+        "{err}"
+    );
+    let list: Value = s
+        .get(&format!("/api/podcasts/{show}/episodes"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    assert!(speech_texts(&fake).is_empty(), "nothing was sent");
+
+    // Emoji and right-to-left lines pass; lines are sent in NFC and billed as sent.
+    let e = render(&s, &show, episode("Hello 👋 مرحبا שלום, cafe\u{301}")).await;
+    assert_eq!(e["lines"][1]["text"], "Hello 👋 مرحبا שלום, caf\u{e9}");
+    let mut sent = speech_texts(&fake);
+    sent.sort();
+    assert_eq!(sent, ["Hello 👋 مرحبا שלום, caf\u{e9}", "Hello."]);
+    let sent_chars: i64 = sent.iter().map(|t| t.chars().count() as i64).sum();
+    let usage: Value = s.get("/api/usage").await.json().await.unwrap();
+    let billed: i64 = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["units"].as_i64().unwrap())
+        .sum();
+    assert_eq!(billed, sent_chars, "{usage}");
+    assert_eq!(e["audio"]["chars"], sent_chars, "{e}");
+    app.stop().await;
+}
