@@ -13,5 +13,6 @@ mod perimeter;
 mod podcast_scripts;
 mod podcasts;
 mod providers;
+mod scrubbing;
 mod spa;
 mod storage;
