@@ -721,36 +721,29 @@ impl Backups {
         covers_media: bool,
         tolerate_absent: bool,
     ) -> (Result<Checked, BackupError>, Option<Verification>) {
-        let unusable = |reason: String| BackupError::Unusable {
-            name: m.name.clone(),
-            reason,
-        };
         let total = m.media.len();
-        let (result, reason, hashed) = match checked {
-            Ok(c) => match c.blobs.problem(total) {
-                Some(reason) if !c.blobs.corrupt.is_empty() || !tolerate_absent => {
-                    let hashed = c.blobs.hashed;
-                    (Err(unusable(reason.clone())), Some(reason), hashed)
-                }
-                Some(reason) => {
-                    let hashed = c.blobs.hashed;
-                    (Ok(c), Some(reason), hashed)
-                }
-                None if covers_media => {
-                    let hashed = c.blobs.hashed;
-                    (Ok(c), None, hashed)
-                }
-                None => return (Ok(c), None),
-            },
-            Err(BackupError::Unusable { name, reason }) => (
+        let (reason, hashed) = match &checked {
+            Ok(c) => (c.blobs.problem(total), c.blobs.hashed),
+            Err(BackupError::Unusable { reason, .. }) => (Some(reason.clone()), 0),
+            Err(_) => return (checked, None),
+        };
+        let Ok(name) = BackupName::parse(&m.name) else {
+            return (checked, None);
+        };
+        if reason.is_none() && !covers_media {
+            return (checked, None);
+        }
+        let result = match checked {
+            Ok(c)
+                if !c.blobs.corrupt.is_empty()
+                    || (!tolerate_absent && !c.blobs.absent.is_empty()) =>
+            {
                 Err(BackupError::Unusable {
-                    name,
-                    reason: reason.clone(),
-                }),
-                Some(reason),
-                0,
-            ),
-            Err(e) => return (Err(e), None),
+                    name: m.name.clone(),
+                    reason: reason.clone().unwrap_or_default(),
+                })
+            }
+            other => other,
         };
         let now = self.now();
         let verification = Verification {
@@ -766,25 +759,20 @@ impl Backups {
             media_hashed: hashed,
             media_total: total as u64,
         };
-        let recorded = match BackupName::parse(&m.name) {
-            Ok(name) => {
-                let body = serde_json::to_vec_pretty(&verification).unwrap_or_default();
-                self.inner
-                    .target
-                    .storage
-                    .put(
-                        &keys::backup_file(name.as_str(), VERIFICATION_FILE),
-                        body.into(),
-                    )
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
-            Err(e) => Err(anyhow::anyhow!("{e}")),
-        };
+        let body = serde_json::to_vec_pretty(&verification).unwrap_or_default();
+        let recorded = self
+            .inner
+            .target
+            .storage
+            .put(
+                &keys::backup_file(name.as_str(), VERIFICATION_FILE),
+                body.into(),
+            )
+            .await;
         match recorded {
             Ok(()) => (result, Some(verification)),
             Err(e) => {
-                tracing::warn!(name = %m.name, error = format!("{e:#}"), "cannot record the verification in the target");
+                tracing::warn!(name = %m.name, error = format!("{:#}", anyhow::Error::from(e)), "cannot record the verification in the target");
                 (result, None)
             }
         }
