@@ -129,7 +129,7 @@ impl BlobCheck {
     pub fn problem(&self, total: usize) -> Option<String> {
         if let Some((entry, found)) = self.corrupt.first() {
             return Some(format!(
-                "media blob {} (of {}) is corrupted: {found}{}",
+                "media blob {} (holding {}) is corrupted: {found}{}",
                 keys::backup_media(&entry.sha256),
                 entry.key,
                 others(self.corrupt.len() + self.absent.len(), total)
@@ -137,7 +137,7 @@ impl BlobCheck {
         }
         self.absent.first().map(|entry| {
             format!(
-                "media blob {} (of {}) is missing from the target{}",
+                "media blob {} (holding {}) is missing from the target{}",
                 keys::backup_media(&entry.sha256),
                 entry.key,
                 others(self.absent.len(), total)
