@@ -128,12 +128,15 @@ impl App {
             crate::podcast::service::PODCAST_JOB,
             Arc::new(crate::podcast::render::PodcastJob),
         );
-        let llm = Arc::new(LlmClient::new(
-            &config.llm,
-            ScriptLimits {
-                max_chars: config.tts.max_chars,
-            },
-        )?);
+        let llm = Arc::new(
+            LlmClient::new(
+                &config.llm,
+                ScriptLimits {
+                    max_chars: config.tts.max_chars,
+                },
+            )?
+            .with_scrubber(crate::providers::Scrubber::from_config(&config)),
+        );
         let state = AppState(Arc::new(AppParts {
             limits: Arc::new(Limits::new(&config.limits)),
             config: Arc::new(config),

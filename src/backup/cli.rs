@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use super::{BackupError, Backups, RestoreOptions, RestorePlan, Status, Trigger};
+use super::{BackupError, Backups, RestoreOptions, RestorePlan, Status, Trigger, VerifyResult};
 use crate::config::Config;
 use crate::storage::Storage;
 
@@ -13,7 +13,7 @@ fn service(config: &Config) -> anyhow::Result<Backups> {
 /// `aimake backup`: prints the new backup's name on stdout, details on stderr.
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     let backups = service(config)?;
-    let report = backups.run(Trigger::Manual).await?;
+    let report = backups.run_checked(Trigger::Manual).await?;
     eprintln!(
         "backed up {} ({} compressed) and {} media objects ({} new, {}) to {}",
         human_bytes(report.info.db_size_bytes),
@@ -23,6 +23,9 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         human_bytes(report.media.bytes_copied),
         backups.target_label()
     );
+    if report.info.verification.is_some() {
+        eprintln!("read back and verified what was written");
+    }
     println!("{}", report.info.name);
     Ok(())
 }
@@ -35,19 +38,29 @@ pub async fn list(config: &Config) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<28} {:<20} {:<9} {:>9} {:>6}  STATUS",
-        "NAME", "CREATED (UTC)", "TRIGGER", "SIZE", "MEDIA"
+        "{:<28} {:<20} {:<9} {:>9} {:>6}  {:<20} STATUS",
+        "NAME", "CREATED (UTC)", "TRIGGER", "SIZE", "MEDIA", "VERIFIED (UTC)"
     );
+    let utc = |rfc3339: &str| rfc3339.trim_end_matches('Z').replace('T', " ");
     for b in items {
-        let status = match (b.status, &b.error) {
-            (Status::Ok, _) => "ok".to_string(),
-            (Status::Failed, Some(e)) => format!("failed: {e}"),
-            (Status::Failed, None) => "failed".to_string(),
+        let verified = match (&b.status, &b.verification) {
+            (Status::Failed, _) => "-".to_string(),
+            (Status::Ok, None) => "never".to_string(),
+            (Status::Ok, Some(v)) => utc(&v.verified_at),
+        };
+        let status = match (b.status, &b.error, &b.verification) {
+            (Status::Failed, Some(e), _) => format!("failed: {e}"),
+            (Status::Failed, None, _) => "failed".to_string(),
+            (Status::Ok, _, Some(v)) if v.result == VerifyResult::Corrupt => format!(
+                "corrupt: {}",
+                v.reason.as_deref().unwrap_or("unknown reason")
+            ),
+            (Status::Ok, _, _) => "ok".to_string(),
         };
         println!(
-            "{:<28} {:<20} {:<9} {:>9} {:>6}  {status}",
+            "{:<28} {:<20} {:<9} {:>9} {:>6}  {verified:<20} {status}",
             b.name,
-            b.created_at.trim_end_matches('Z').replace('T', " "),
+            utc(&b.created_at),
             b.trigger.to_string(),
             human_bytes(b.size_bytes),
             b.media_count,
@@ -59,7 +72,7 @@ pub async fn list(config: &Config) -> anyhow::Result<()> {
 pub async fn verify(config: &Config, name: &str) -> anyhow::Result<()> {
     let r = service(config)?.verify(name).await?;
     println!(
-        "{}: ok (checksums match, integrity check passed, schema version {}, {} database, {} media objects present)",
+        "{}: ok (checksums match, integrity check passed, schema version {}, {} database, {} media blobs read back and hashed)",
         r.name,
         r.schema_version,
         human_bytes(r.db_size_bytes),

@@ -1,4 +1,5 @@
-//! What a backup set records about itself: the manifest (written last) and the failure record.
+//! What a backup set records about itself: the manifest (written last), the failure record,
+//! and the outcome of its latest verification.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +12,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SNAPSHOT_FILE: &str = "db.sqlite.zst";
 /// Left in place of a manifest when a backup failed, so the failure shows in the list.
 pub const FAILURE_FILE: &str = "failure.json";
+/// The latest verification of a good set, replaced by each one. Kept in the target beside
+/// the set, so the CLI and the server see the same result for any kind of target.
+pub const VERIFICATION_FILE: &str = "verification.json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,4 +81,28 @@ pub struct FailureRecord {
     pub created_at_ms: i64,
     pub trigger: Trigger,
     pub error: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyResult {
+    Ok,
+    Corrupt,
+}
+
+/// The outcome of the latest verification of a set: by `aimake backup verify`, a restore
+/// (dry run or not), or the backup run itself right after writing the set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verification {
+    pub format: u32,
+    /// RFC 3339, UTC.
+    pub verified_at: String,
+    pub verified_at_ms: i64,
+    pub result: VerifyResult,
+    /// Why the set is corrupt, naming the snapshot or the first bad media blob.
+    pub reason: Option<String>,
+    /// Media blobs read back and hashed. The check after a backup hashes the blobs that run
+    /// wrote and lists the rest; `backup verify` and restore hash every blob.
+    pub media_hashed: u64,
+    pub media_total: u64,
 }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
 
 use super::manifest::MediaEntry;
 use super::snapshot::sha256_hex;
@@ -35,15 +36,16 @@ pub async fn blobs_in(target: &Storage) -> Result<HashSet<String>, StorageError>
 
 /// Copies the main store's media into the target, skipping bytes it already holds.
 /// `known` is the previous good manifest's media, whose checksums are trusted for objects
-/// that kept their key, size and modification time.
+/// that kept their key, size and modification time. Also returns the blobs this copy wrote.
 pub async fn copy(
     main: &Storage,
     target: &Storage,
     known: &[MediaEntry],
-) -> anyhow::Result<(Vec<MediaEntry>, CopyStats)> {
+) -> anyhow::Result<(Vec<MediaEntry>, CopyStats, HashSet<String>)> {
     let objects = list_media(main).await?;
     let known: HashMap<&str, &MediaEntry> = known.iter().map(|m| (m.key.as_str(), m)).collect();
-    let held = Arc::new(Mutex::new(blobs_in(target).await?));
+    let held_before = blobs_in(target).await?;
+    let held = Arc::new(Mutex::new(held_before.clone()));
     let stats = Arc::new(Mutex::new(CopyStats::default()));
 
     let entries: Vec<Option<MediaEntry>> = futures::stream::iter(objects)
@@ -105,7 +107,111 @@ pub async fn copy(
     let mut entries: Vec<MediaEntry> = entries.into_iter().flatten().collect();
     entries.sort_by(|a, b| a.key.cmp(&b.key));
     let stats = *stats.lock().unwrap_or_else(|e| e.into_inner());
-    Ok((entries, stats))
+    let held = held.lock().unwrap_or_else(|e| e.into_inner());
+    let written = held.difference(&held_before).cloned().collect();
+    Ok((entries, stats, written))
+}
+
+/// What reading a set's blobs back from the target found.
+#[derive(Debug, Default)]
+pub struct BlobCheck {
+    /// Distinct blobs read back and hashed.
+    pub hashed: u64,
+    /// Entries whose blob the target does not hold.
+    pub absent: Vec<MediaEntry>,
+    /// Entries whose blob's bytes do not match its name (the sha256) and size, with what
+    /// was found instead.
+    pub corrupt: Vec<(MediaEntry, String)>,
+}
+
+impl BlobCheck {
+    /// What is wrong, naming the first bad blob; None when every blob checked out.
+    pub fn problem(&self, total: usize) -> Option<String> {
+        if let Some((entry, found)) = self.corrupt.first() {
+            return Some(format!(
+                "media blob {} (holding {}) is corrupted: {found}{}",
+                keys::backup_media(&entry.sha256),
+                entry.key,
+                others(self.corrupt.len() + self.absent.len(), total)
+            ));
+        }
+        self.absent.first().map(|entry| {
+            format!(
+                "media blob {} (holding {}) is missing from the target{}",
+                keys::backup_media(&entry.sha256),
+                entry.key,
+                others(self.absent.len(), total)
+            )
+        })
+    }
+}
+
+fn others(bad: usize, total: usize) -> String {
+    if bad > 1 {
+        format!(" ({bad} of {total} media objects are bad)")
+    } else {
+        String::new()
+    }
+}
+
+/// Reads back from the target the blob of each entry `wanted` keeps, hashing it as it
+/// streams, and compares it with its name and recorded size. Each distinct blob is read once.
+pub async fn check_blobs(
+    target: &Storage,
+    entries: &[MediaEntry],
+    wanted: impl Fn(&MediaEntry) -> bool,
+) -> Result<BlobCheck, StorageError> {
+    let mut distinct: HashMap<&str, &MediaEntry> = HashMap::new();
+    for entry in entries.iter().filter(|e| wanted(e)) {
+        distinct.entry(entry.sha256.as_str()).or_insert(entry);
+    }
+    let distinct: Vec<MediaEntry> = distinct.into_values().cloned().collect();
+    let found: Vec<(MediaEntry, Option<(u64, String)>)> = futures::stream::iter(distinct)
+        .map(|entry| async move {
+            let mut stream = match target
+                .stream(&keys::backup_media(&entry.sha256), None)
+                .await
+            {
+                Ok(s) => s,
+                Err(StorageError::NotFound(_)) => return Ok((entry, None)),
+                Err(e) => return Err(e),
+            };
+            let mut hasher = Sha256::new();
+            let mut len = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                len += chunk.len() as u64;
+                hasher.update(&chunk);
+            }
+            Ok((entry, Some((len, hex::encode(hasher.finalize())))))
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut check = BlobCheck::default();
+    for (entry, found) in found {
+        match found {
+            None => check.absent.push(entry),
+            Some((len, sha)) => {
+                check.hashed += 1;
+                if sha != entry.sha256 {
+                    check
+                        .corrupt
+                        .push((entry, format!("its bytes hash to {sha}")));
+                } else if len != entry.size_bytes {
+                    let size = entry.size_bytes;
+                    check.corrupt.push((
+                        entry,
+                        format!("it holds {len} bytes, the manifest says {size}"),
+                    ));
+                }
+            }
+        }
+    }
+    // Reported in key order, so the blob named first is the same on every run.
+    check.absent.sort_by(|a, b| a.key.cmp(&b.key));
+    check.corrupt.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    Ok(check)
 }
 
 /// Every media object of the main store (see [`keys::media_prefixes`]).

@@ -2,8 +2,8 @@
 //! the list, verify, prune, delete and restore operations on them. Knows nothing of HTTP.
 //!
 //! Layout in the target (the main store, a local directory or a separate bucket):
-//! `backups/aimake-<UTC yyyymmddThhmmssZ>/{db.sqlite.zst, manifest.json | failure.json}` and
-//! `backups/media/<aa>/<sha256>` shared by every set.
+//! `backups/aimake-<UTC yyyymmddThhmmssZ>/{db.sqlite.zst, manifest.json | failure.json,
+//! verification.json}` and `backups/media/<aa>/<sha256>` shared by every set.
 
 pub mod cli;
 mod manifest;
@@ -25,7 +25,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-pub use manifest::{FailureRecord, Manifest, MediaEntry, Trigger};
+pub use manifest::{FailureRecord, Manifest, MediaEntry, Trigger, Verification, VerifyResult};
 pub use media::CopyStats;
 pub use restore::{RestoreOptions, RestorePlan, RestoreReport, restore};
 pub use target::Target;
@@ -36,7 +36,7 @@ use crate::error::AppError;
 use crate::lockfile::{BACKUP_LOCK, LockFile};
 use crate::ops::scheduler::{Clock, SystemClock};
 use crate::storage::{Storage, StorageError, keys};
-use manifest::{FAILURE_FILE, FORMAT_VERSION, MANIFEST_FILE, SNAPSHOT_FILE};
+use manifest::{FAILURE_FILE, FORMAT_VERSION, MANIFEST_FILE, SNAPSHOT_FILE, VERIFICATION_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -163,6 +163,8 @@ pub struct BackupInfo {
     pub app_version: String,
     pub media_count: u64,
     pub media_bytes: u64,
+    /// The latest verification; None when the set was never verified (or failed).
+    pub verification: Option<Verification>,
 }
 
 impl BackupInfo {
@@ -181,6 +183,7 @@ impl BackupInfo {
             app_version: m.app_version.clone(),
             media_count: m.media.len() as u64,
             media_bytes: m.media.iter().map(|e| e.size_bytes).sum(),
+            verification: None,
         }
     }
 
@@ -199,6 +202,7 @@ impl BackupInfo {
             app_version: f.app_version.clone(),
             media_count: 0,
             media_bytes: 0,
+            verification: None,
         }
     }
 }
@@ -216,6 +220,26 @@ pub struct VerifyReport {
     pub schema_version: u32,
     pub db_size_bytes: u64,
     pub media_checked: u64,
+}
+
+/// Which media blobs a check reads back and hashes.
+#[derive(Clone, Copy)]
+enum MediaScope<'a> {
+    /// None: the media is left out (`restore --no-media`).
+    Skip,
+    /// Every blob of the set (`backup verify`, restore).
+    All,
+    /// The blobs a backup run just wrote; the others are checked against a listing
+    /// (present, right size), which costs no download.
+    Written(&'a HashSet<String>),
+}
+
+/// A set whose snapshot checked out, and what its media check found.
+struct Checked {
+    /// Holds `aimake.db`, decompressed and checked.
+    tmp: tempfile::TempDir,
+    schema_version: u32,
+    blobs: media::BlobCheck,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -317,11 +341,20 @@ impl Backups {
         }
     }
 
-    /// Backs up now and waits for it to finish.
+    /// Backs up now and waits for it to finish, without reading the set back (the backup
+    /// benchmark measures this).
     pub async fn run(&self, trigger: Trigger) -> Result<BackupReport, BackupError> {
         let _guard = self.lock().await?;
         let name = self.next_name().await?;
-        self.run_locked(name, trigger).await
+        self.run_locked(name, trigger, false).await
+    }
+
+    /// Backs up now, then checks what it wrote (see `run_locked`) and records the outcome:
+    /// what `aimake backup` does. A set that does not read back is `Unusable`.
+    pub async fn run_checked(&self, trigger: Trigger) -> Result<BackupReport, BackupError> {
+        let _guard = self.lock().await?;
+        let name = self.next_name().await?;
+        self.run_locked(name, trigger, true).await
     }
 
     /// Starts a backup in the background and returns its name at once (`POST
@@ -335,7 +368,7 @@ impl Backups {
         tokio::spawn(async move {
             let _guard = guard;
             // Failures are logged and recorded by run_locked.
-            let _ = this.run_locked(bg_name, trigger).await;
+            let _ = this.run_locked(bg_name, trigger, true).await;
         });
         Ok(name)
     }
@@ -358,7 +391,7 @@ impl Backups {
         };
         // Failures are logged and recorded by run_locked; retention runs either way, and it
         // never removes the newest good backup.
-        let _ = self.run_locked(name, Trigger::Scheduled).await;
+        let _ = self.run_locked(name, Trigger::Scheduled, true).await;
         match self.prune_locked(slot).await {
             Ok(r) => tracing::info!(
                 deleted = r.deleted.len(),
@@ -371,10 +404,14 @@ impl Backups {
         drop(guard);
     }
 
+    /// Writes a set; with `check`, then reads back what it wrote (the snapshot end to end,
+    /// every blob this run uploaded, the presence of the others) and records the outcome
+    /// beside the set, as `backup list` shows it.
     async fn run_locked(
         &self,
         name: BackupName,
         trigger: Trigger,
+        check: bool,
     ) -> Result<BackupReport, BackupError> {
         let started = self.inner.clock.now();
         let span = tracing::info_span!("backup", name = %name, %trigger);
@@ -383,13 +420,28 @@ impl Backups {
             .instrument(span)
             .await
         {
-            Ok(report) => {
+            Ok((mut report, manifest, written)) => {
+                let checked = if check {
+                    let checked = self.check(&manifest, MediaScope::Written(&written)).await;
+                    let (checked, verification) =
+                        self.settle(&manifest, checked, true, false).await;
+                    report.info.verification = verification;
+                    checked.map(drop)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = checked {
+                    tracing::error!(name = %name, %trigger, error = %e, target = self.target_label(), "the backup just written does not verify");
+                    self.inner.finished.send_replace(Some(report.info.clone()));
+                    return Err(e);
+                }
                 tracing::info!(
                     name = %name,
                     %trigger,
                     size_bytes = report.info.size_bytes,
                     media = report.info.media_count,
                     media_copied = report.media.copied,
+                    verified = report.info.verification.is_some(),
                     target = self.target_label(),
                     "backup finished"
                 );
@@ -419,13 +471,14 @@ impl Backups {
         }
     }
 
-    /// Snapshot, upload, media, then the manifest last.
+    /// Snapshot, upload, media, then the manifest last. Also returns the manifest and the
+    /// blobs this run wrote, for the check that follows.
     async fn write_set(
         &self,
         name: &BackupName,
         trigger: Trigger,
         started: OffsetDateTime,
-    ) -> Result<BackupReport, BackupError> {
+    ) -> Result<(BackupReport, Manifest, HashSet<String>), BackupError> {
         let inner = &self.inner;
         let target = &inner.target.storage;
         let (db, writer, data_dir) = (
@@ -450,12 +503,12 @@ impl Backups {
                     &snap.compressed,
                 )
                 .await?;
-            let (media, stats) = if inner.include_media {
+            let (media, stats, written) = if inner.include_media {
                 let previous = self.newest_good().await?;
                 let known = previous.map(|m| m.media).unwrap_or_default();
                 media::copy(&inner.main, target, &known).await?
             } else {
-                (Vec::new(), CopyStats::default())
+                (Vec::new(), CopyStats::default(), HashSet::new())
             };
             let manifest = Manifest {
                 format: FORMAT_VERSION,
@@ -482,10 +535,11 @@ impl Backups {
                     Bytes::from(body),
                 )
                 .await?;
-            Ok::<_, BackupError>(BackupReport {
+            let report = BackupReport {
                 info: BackupInfo::from_manifest(&manifest),
                 media: stats,
-            })
+            };
+            Ok::<_, BackupError>((report, manifest, written))
         }
         .await;
         if result.is_err() {
@@ -606,8 +660,122 @@ impl Backups {
                 SetState::Incomplete => None,
             })
             .collect();
+        for item in items.iter_mut().filter(|i| i.status == Status::Ok) {
+            item.verification = self.verification(&item.name).await?;
+        }
         items.sort_by(|a, b| (b.created_at_ms, &b.name).cmp(&(a.created_at_ms, &a.name)));
         Ok(items)
+    }
+
+    /// The latest verification recorded for a set; None when there is none (or it does not
+    /// parse: it is rewritten by the next verification).
+    async fn verification(&self, name: &str) -> Result<Option<Verification>, BackupError> {
+        let name = BackupName::parse(name)?;
+        match self
+            .inner
+            .target
+            .storage
+            .get(&keys::backup_file(name.as_str(), VERIFICATION_FILE))
+            .await
+        {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(StorageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks the snapshot end to end (see `fetch_checked`) and reads back the media blobs
+    /// in `scope`. `Unusable` when the snapshot is bad; bad blobs are in `Checked::blobs`.
+    async fn check(&self, m: &Manifest, scope: MediaScope<'_>) -> Result<Checked, BackupError> {
+        let (tmp, schema_version) = self.fetch_checked(m).await?;
+        let target = &self.inner.target.storage;
+        let blobs = match scope {
+            MediaScope::Skip => media::BlobCheck::default(),
+            MediaScope::All => media::check_blobs(target, &m.media, |_| true).await?,
+            MediaScope::Written(written) => {
+                let mut blobs =
+                    media::check_blobs(target, &m.media, |e| written.contains(&e.sha256)).await?;
+                let listed = self.missing_blobs(m).await?;
+                blobs
+                    .absent
+                    .extend(listed.into_iter().filter(|e| !written.contains(&e.sha256)));
+                blobs
+            }
+        };
+        Ok(Checked {
+            tmp,
+            schema_version,
+            blobs,
+        })
+    }
+
+    /// Records the outcome of a check beside the set and turns bad blobs into `Unusable`.
+    /// `ok` is only recorded when `covers_media` (the check looked at the media too);
+    /// with `tolerate_absent`, missing blobs are recorded but left to the caller (a restore
+    /// does not need the blobs of objects the main store still holds). Errors that say
+    /// nothing about the set (an unreachable target) record nothing.
+    async fn settle(
+        &self,
+        m: &Manifest,
+        checked: Result<Checked, BackupError>,
+        covers_media: bool,
+        tolerate_absent: bool,
+    ) -> (Result<Checked, BackupError>, Option<Verification>) {
+        let total = m.media.len();
+        let (reason, hashed) = match &checked {
+            Ok(c) => (c.blobs.problem(total), c.blobs.hashed),
+            Err(BackupError::Unusable { reason, .. }) => (Some(reason.clone()), 0),
+            Err(_) => return (checked, None),
+        };
+        let Ok(name) = BackupName::parse(&m.name) else {
+            return (checked, None);
+        };
+        if reason.is_none() && !covers_media {
+            return (checked, None);
+        }
+        let result = match checked {
+            Ok(c)
+                if !c.blobs.corrupt.is_empty()
+                    || (!tolerate_absent && !c.blobs.absent.is_empty()) =>
+            {
+                Err(BackupError::Unusable {
+                    name: m.name.clone(),
+                    reason: reason.clone().unwrap_or_default(),
+                })
+            }
+            other => other,
+        };
+        let now = self.now();
+        let verification = Verification {
+            format: FORMAT_VERSION,
+            verified_at: rfc3339(now),
+            verified_at_ms: unix_ms(now),
+            result: if reason.is_some() {
+                VerifyResult::Corrupt
+            } else {
+                VerifyResult::Ok
+            },
+            reason,
+            media_hashed: hashed,
+            media_total: total as u64,
+        };
+        let body = serde_json::to_vec_pretty(&verification).unwrap_or_default();
+        let recorded = self
+            .inner
+            .target
+            .storage
+            .put(
+                &keys::backup_file(name.as_str(), VERIFICATION_FILE),
+                body.into(),
+            )
+            .await;
+        match recorded {
+            Ok(()) => (result, Some(verification)),
+            Err(e) => {
+                tracing::warn!(name = %m.name, error = format!("{:#}", anyhow::Error::from(e)), "cannot record the verification in the target");
+                (result, None)
+            }
+        }
     }
 
     /// `NAME` or `latest` (the newest good backup).
@@ -667,7 +835,10 @@ impl Backups {
             Err(StorageError::NotFound(_)) => {
                 return Err(BackupError::Unusable {
                     name: m.name.clone(),
-                    reason: "its database snapshot is missing from the target".into(),
+                    reason: format!(
+                        "its database snapshot {} is missing from the target",
+                        keys::backup_file(name.as_str(), SNAPSHOT_FILE)
+                    ),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -696,7 +867,10 @@ impl Backups {
             Ok(v) => Ok((tmp, v)),
             Err(snapshot::Unusable::Bad(reason)) => Err(BackupError::Unusable {
                 name: m.name.clone(),
-                reason,
+                reason: format!(
+                    "snapshot {}: {reason}",
+                    keys::backup_file(name.as_str(), SNAPSHOT_FILE)
+                ),
             }),
             Err(snapshot::Unusable::Io(e)) => Err(e.into()),
         }
@@ -725,27 +899,17 @@ impl Backups {
     }
 
     /// Checksums of the snapshot, `PRAGMA integrity_check` on a temp copy, the schema
-    /// version, and the presence of every media blob.
+    /// version, and every media blob read back and hashed. The outcome is recorded beside
+    /// the set (`backup list` shows it); `Unusable` names the snapshot or the first bad blob.
     pub async fn verify(&self, which: &str) -> Result<VerifyReport, BackupError> {
         let m = self.resolve(which).await?;
-        let (_tmp, schema_version) = self.fetch_checked(&m).await?;
-        let missing = self.missing_blobs(&m).await?;
-        if !missing.is_empty() {
-            return Err(BackupError::Unusable {
-                name: m.name.clone(),
-                reason: format!(
-                    "{} of its {} media objects are missing from the target (first: {})",
-                    missing.len(),
-                    m.media.len(),
-                    missing[0].key
-                ),
-            });
-        }
+        let checked = self.check(&m, MediaScope::All).await;
+        let checked = self.settle(&m, checked, true, false).await.0?;
         Ok(VerifyReport {
             name: m.name,
-            schema_version,
+            schema_version: checked.schema_version,
             db_size_bytes: m.db.size_bytes,
-            media_checked: m.media.len() as u64,
+            media_checked: checked.blobs.hashed,
         })
     }
 

@@ -82,13 +82,25 @@ pub async fn restore_with(
             ),
         });
     }
-    let (tmp, schema_version) = backups.fetch_checked(&m).await?;
+    // The whole set is checked, media blobs read back and hashed, dry run or not; the
+    // outcome is recorded like a `backup verify`.
+    let scope = if opts.skip_media {
+        super::MediaScope::Skip
+    } else {
+        super::MediaScope::All
+    };
+    let checked = backups.check(&m, scope).await;
+    let checked = backups
+        .settle(&m, checked, !opts.skip_media, true)
+        .await
+        .0?;
+    let (tmp, schema_version) = (checked.tmp, checked.schema_version);
 
     let missing = if opts.skip_media {
         Vec::new()
     } else {
         let missing = media::missing_from_main(backups.main(), &m.media).await?;
-        let absent = backups.missing_blobs(&m).await?;
+        let absent = &checked.blobs.absent;
         if let Some(lost) = missing
             .iter()
             .find(|e| absent.iter().any(|a| a.sha256 == e.sha256))

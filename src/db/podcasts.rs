@@ -17,12 +17,14 @@ pub struct PodcastRow {
     pub public: bool,
     /// Whether a feed token was ever issued (its digest is never read back out).
     pub has_feed_token: bool,
+    /// Signed into every feed link; bumped by a new feed token and by going private.
+    pub feed_generation: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, user_id, title, description, language, author, public, \
-     feed_token_hash IS NOT NULL, created_at, updated_at, category, cover_key";
+     feed_token_hash IS NOT NULL, created_at, updated_at, category, cover_key, feed_generation";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<PodcastRow> {
     Ok(PodcastRow {
@@ -38,6 +40,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<PodcastRow> {
         updated_at: r.get(9)?,
         category: r.get(10)?,
         cover_key: r.get(11)?,
+        feed_generation: r.get(12)?,
     })
 }
 
@@ -107,7 +110,8 @@ pub fn list(
     rows.collect()
 }
 
-/// Applies the changes; false when the podcast is not the caller's.
+/// Applies the changes; false when the podcast is not the caller's. Making a public show
+/// private bumps its feed generation, which revokes the links its public feed handed out.
 pub fn update(
     conn: &Connection,
     user: Ulid,
@@ -122,6 +126,7 @@ pub fn update(
              description = COALESCE(?4, description),
              language = CASE WHEN ?5 THEN ?6 ELSE language END,
              author = CASE WHEN ?7 THEN ?8 ELSE author END,
+             feed_generation = feed_generation + (public = 1 AND ?9 IS 0),
              public = COALESCE(?9, public),
              updated_at = ?10,
              category = CASE WHEN ?11 THEN ?12 ELSE category END
@@ -183,7 +188,8 @@ pub fn delete(tx: &Transaction<'_>, user: Ulid, id: Ulid) -> rusqlite::Result<bo
     Ok(n == 1)
 }
 
-/// Replaces the feed token's digest; the old token stops working at once.
+/// Replaces the feed token's digest and bumps the feed generation: the old token and every
+/// link its feeds carried stop working at once.
 pub fn set_feed_token(
     conn: &Connection,
     user: Ulid,
@@ -191,7 +197,7 @@ pub fn set_feed_token(
     digest: &[u8],
     now: i64,
 ) -> rusqlite::Result<bool> {
-    let n = conn.prepare_cached("UPDATE podcasts SET feed_token_hash = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2")?.execute(params![id.to_string(), user.to_string(), digest, now],
+    let n = conn.prepare_cached("UPDATE podcasts SET feed_token_hash = ?3, feed_generation = feed_generation + 1, updated_at = ?4 WHERE id = ?1 AND user_id = ?2")?.execute(params![id.to_string(), user.to_string(), digest, now],
     )?;
     Ok(n == 1)
 }
@@ -205,4 +211,11 @@ pub fn feed_token_digest(conn: &Connection, id: Ulid) -> rusqlite::Result<Option
         )
         .optional()?
         .flatten())
+}
+
+/// The feed generation of a show, for checking a signed feed link; None when it is gone.
+pub fn feed_generation(conn: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT feed_generation FROM podcasts WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()
 }

@@ -48,7 +48,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/podcasts/{id}/episodes/{eid}/{file}", get(sidecar))
         .route("/feeds/{file}", get(feed))
-        .route("/feeds/episodes/{eid}/{file}", get(signed_sidecar))
+        .route("/feeds/episodes/{eid}/{file}", get(signed_episode_file))
         .route("/feeds/podcasts/{id}/{file}", get(signed_cover))
 }
 
@@ -271,24 +271,27 @@ struct SignedQuery {
     sig: Option<String>,
 }
 
-async fn signed_sidecar(
+/// An episode's audio (the feed's enclosure), transcript or chapters through a signed feed link.
+async fn signed_episode_file(
     State(state): State<AppState>,
     Path((eid, file)): Path<(String, String)>,
     Query(q): Query<SignedQuery>,
+    headers: HeaderMap,
 ) -> Result<Response> {
+    let (exp, sig) = (q.exp.unwrap_or(0), q.sig.as_deref().unwrap_or_default());
     let kind = match file.as_str() {
         "transcript.vtt" => Sidecar::Vtt,
         "chapters.json" => Sidecar::Chapters,
+        "audio.mp3" | "audio.wav" => {
+            let audio = service::signed_episode_audio(&state, &eid, exp, sig).await?;
+            if file.strip_prefix("audio.") != Some(audio.format.as_str()) {
+                return Err(AppError::NotFound);
+            }
+            return super::files::serve(&state, &audio, &headers, false, FEED_CACHE).await;
+        }
         _ => return Err(AppError::NotFound),
     };
-    let body = service::signed_sidecar(
-        &state,
-        &eid,
-        q.exp.unwrap_or(0),
-        q.sig.as_deref().unwrap_or_default(),
-        kind,
-    )
-    .await?;
+    let body = service::signed_sidecar(&state, &eid, exp, sig, kind).await?;
     Ok(text_response(kind, body, FEED_CACHE))
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::script::{FlatScript, Problem, Script, ScriptError, ScriptLimits};
 use crate::config::{LlmConfig, Secret};
 use crate::error::AppError;
+use crate::providers::Scrubber;
 
 /// Spoken English runs at about 150 words a minute.
 const WORDS_PER_MINUTE: u32 = 150;
@@ -20,8 +21,6 @@ const MAX_MINUTES: u32 = 60;
 const MAX_SPEAKERS: usize = 8;
 const MAX_NAME_CHARS: usize = 40;
 const MAX_STYLE_CHARS: usize = 500;
-/// Provider error text kept for logs; bodies can be whole HTML pages.
-const MAX_ERROR_CHARS: usize = 300;
 
 /// What the script is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +247,8 @@ pub struct LlmClient {
     limits: ScriptLimits,
     /// Set once a server rejects `json_schema`, so later scripts skip the doomed first try.
     schema_unsupported: AtomicBool,
+    /// Every message made from the server's answers passes through it.
+    scrub: Scrubber,
 }
 
 impl LlmClient {
@@ -277,7 +278,15 @@ impl LlmClient {
             price_output_per_1m_micros: config.price_output_per_1m_micros,
             limits,
             schema_unsupported: AtomicBool::new(false),
+            scrub: Scrubber::new(config.api_key.iter()),
         })
+    }
+
+    /// Masks these secrets too (the app passes every secret of its config), not only this
+    /// client's own key.
+    pub fn with_scrubber(mut self, scrub: Scrubber) -> Self {
+        self.scrub = scrub;
+        self
     }
 
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
@@ -452,7 +461,7 @@ impl LlmClient {
             message: if e.is_timeout() {
                 "timed out".to_string()
             } else {
-                format!("{e}")
+                self.scrub.message(&e.to_string())
             },
         };
         let response = request.send().await.map_err(transport)?;
@@ -463,7 +472,9 @@ impl LlmClient {
             let parsed: ChatResponse = serde_json::from_slice(&bytes).map_err(|e| {
                 Failure::Fatal(LlmError::Unavailable {
                     status: Some(status.as_u16()),
-                    message: format!("not a chat completion response: {e}"),
+                    message: self
+                        .scrub
+                        .message(&format!("not a chat completion response: {e}")),
                 })
             })?;
             let usage = parsed.usage.unwrap_or(WireUsage {
@@ -484,7 +495,7 @@ impl LlmClient {
                 completion_tokens: usage.completion_tokens,
             });
         }
-        let message = error_message(&bytes);
+        let message = self.scrub.message(&error_message(&bytes));
         let lower = message.to_lowercase();
         if matches!(
             status,
@@ -745,10 +756,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// The readable part of an error body: OpenAI's `{"error": {"message"}}`, other servers'
-/// `{"error": "…"}` or `{"detail": …}`, else the start of the text.
+/// `{"error": "…"}` or `{"detail": …}`, else the text; scrubbed and cut by the caller.
 fn error_message(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let message = match serde_json::from_slice::<Value>(bytes) {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(v) => match (&v["error"], &v["detail"], &v["message"]) {
             (Value::Object(e), _, _) => {
                 let mut m = e
@@ -768,8 +779,7 @@ fn error_message(bytes: &[u8]) -> String {
             _ => text.to_string(),
         },
         Err(_) => text.to_string(),
-    };
-    message.chars().take(MAX_ERROR_CHARS).collect()
+    }
 }
 
 /// Drops `<think>…</think>` blocks (reasoning models) and Markdown code fences around JSON.

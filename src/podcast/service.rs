@@ -31,7 +31,8 @@ const DEFAULT_PAUSE_MS: u32 = 350;
 const MAX_PAUSE_MS: u32 = 5000;
 /// Feed links must keep working in podcast apps for as long as anyone listens.
 const FEED_LINK_S: i64 = 10 * 365 * 86_400;
-/// Signature purposes of the public transcript and chapters links.
+/// Signature purposes of the feed's links: episode audio, transcript, chapters and cover.
+pub const EPISODE_AUDIO_PURPOSE: &str = "episode-audio";
 pub const TRANSCRIPT_PURPOSE: &str = "transcript";
 pub const CHAPTERS_PURPOSE: &str = "chapters";
 pub const COVER_PURPOSE: &str = "cover";
@@ -390,19 +391,20 @@ pub async fn signed_cover(
     exp: i64,
     sig: &str,
 ) -> Result<(CoverType, bytes::Bytes)> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if !state.signer.verify(COVER_PURPOSE, id, exp, sig, now) {
-        return Err(AppError::Forbidden {
-            code: "forbidden",
-            message: "This link is invalid or has expired".into(),
-        });
-    }
-    let id: Ulid = id.parse().map_err(|_| AppError::NotFound)?;
+    let id: Ulid = id.parse().map_err(|_| link_refused())?;
     let show = state
         .db
         .read(move |c| Ok(podcasts::get_any(c, id)?))
         .await?
         .ok_or(AppError::NotFound)?;
+    check_feed_link(
+        state,
+        COVER_PURPOSE,
+        &show.id,
+        show.feed_generation,
+        exp,
+        sig,
+    )?;
     let (kind, bytes) = load_cover(state, &show).await?;
     if CoverType::from_ext(ext) != Some(kind) {
         return Err(AppError::NotFound);
@@ -415,13 +417,96 @@ pub async fn signed_cover(
 fn cover_feed_url(state: &AppState, show: &PodcastRow) -> Option<String> {
     let kind = CoverType::of_key(show.cover_key.as_deref()?)?;
     let exp = show.updated_at / 1000 + FEED_LINK_S;
-    let sig = state.signer.sign(COVER_PURPOSE, &show.id, exp);
     Some(format!(
-        "{}/feeds/podcasts/{}/cover.{}?exp={exp}&sig={sig}",
+        "{}/feeds/podcasts/{}/cover.{}?{}",
         state.public_url,
         show.id,
-        kind.ext()
+        kind.ext(),
+        feed_link_query(state, COVER_PURPOSE, &show.id, show.feed_generation, exp)
     ))
+}
+
+/// What a feed link signs: the object, and the show's feed generation as of the feed that
+/// carried the link. A new feed token or going private bumps the generation, so the links
+/// of every earlier feed stop verifying, while the links of one generation stay the same
+/// URL on every fetch (podcast apps key episodes on them).
+fn feed_subject(id: &str, generation: i64) -> String {
+    format!("{id}/{generation}")
+}
+
+/// `exp=…&sig=…` of a feed link.
+fn feed_link_query(state: &AppState, purpose: &str, id: &str, generation: i64, exp: i64) -> String {
+    let sig = state
+        .signer
+        .sign(purpose, &feed_subject(id, generation), exp);
+    format!("exp={exp}&sig={sig}")
+}
+
+/// Checks a feed link against the show's current generation.
+fn check_feed_link(
+    state: &AppState,
+    purpose: &str,
+    id: &str,
+    generation: i64,
+    exp: i64,
+    sig: &str,
+) -> Result<()> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if state
+        .signer
+        .verify(purpose, &feed_subject(id, generation), exp, sig, now)
+    {
+        Ok(())
+    } else {
+        Err(link_refused())
+    }
+}
+
+fn link_refused() -> AppError {
+    AppError::Forbidden {
+        code: "forbidden",
+        message: "This link is invalid or has expired".into(),
+    }
+}
+
+/// An episode reached through a signed feed link, once the link checks out against its
+/// show's current feed generation.
+async fn signed_episode(
+    state: &AppState,
+    purpose: &'static str,
+    id: &str,
+    exp: i64,
+    sig: &str,
+) -> Result<EpisodeRow> {
+    let id: Ulid = id.parse().map_err(|_| link_refused())?;
+    let (episode, generation) = state
+        .db
+        .read(move |c| {
+            let Some(e) = episodes::get_any(c, id)? else {
+                return Ok(None);
+            };
+            Ok(podcasts::feed_generation(c, &e.podcast_id)?.map(|g| (e, g)))
+        })
+        .await?
+        .ok_or(AppError::NotFound)?;
+    check_feed_link(state, purpose, &episode.id, generation, exp, sig)?;
+    Ok(episode)
+}
+
+/// The finished audio of an episode through its signed feed (enclosure) link.
+pub async fn signed_episode_audio(
+    state: &AppState,
+    id: &str,
+    exp: i64,
+    sig: &str,
+) -> Result<AudioRow> {
+    let episode = signed_episode(state, EPISODE_AUDIO_PURPOSE, id, exp, sig).await?;
+    let audio: Ulid = episode.audio_id.parse().map_err(|_| AppError::NotFound)?;
+    state
+        .db
+        .lookup(move |c| Ok(audios::get_any(c, audio)?))
+        .await?
+        .ok_or(AppError::NotFound)
 }
 
 // ---- scripts ----
@@ -885,19 +970,7 @@ pub async fn signed_sidecar(
     } else {
         TRANSCRIPT_PURPOSE
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if !state.signer.verify(purpose, id, exp, sig, now) {
-        return Err(AppError::Forbidden {
-            code: "forbidden",
-            message: "This link is invalid or has expired".into(),
-        });
-    }
-    let id: Ulid = id.parse().map_err(|_| AppError::NotFound)?;
-    let e = state
-        .db
-        .read(move |c| Ok(episodes::get_any(c, id)?))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let e = signed_episode(state, purpose, id, exp, sig).await?;
     render_sidecar(&e, kind)
 }
 
@@ -967,10 +1040,12 @@ pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Resul
         return Err(AppError::NotFound);
     }
     let base = &state.public_url;
+    let generation = show.feed_generation;
     let items: Vec<Item> = items
         .into_iter()
         .map(|(e, a)| {
             let exp = e.created_at / 1000 + FEED_LINK_S;
+            let link = |purpose| feed_link_query(state, purpose, &e.id, generation, exp);
             let rendered = e.timings_json.is_some();
             Item {
                 guid: e.id.clone(),
@@ -978,22 +1053,32 @@ pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Resul
                 description: None,
                 link: None,
                 published_ms: e.created_at,
-                audio_url: crate::http::media_url(state, &a.id, exp),
+                audio_url: format!(
+                    "{base}/feeds/episodes/{}/audio.{}?{}",
+                    e.id,
+                    a.format,
+                    link(EPISODE_AUDIO_PURPOSE)
+                ),
                 audio_bytes: a.size_bytes.unwrap_or(0) as u64,
-                audio_type: "audio/mpeg".into(),
+                audio_type: if a.format == "wav" {
+                    "audio/wav"
+                } else {
+                    "audio/mpeg"
+                }
+                .into(),
                 duration_ms: a.duration_ms.unwrap_or(0) as u64,
                 transcript_url: rendered.then(|| {
-                    let sig = state.signer.sign(TRANSCRIPT_PURPOSE, &e.id, exp);
                     format!(
-                        "{base}/feeds/episodes/{}/transcript.vtt?exp={exp}&sig={sig}",
-                        e.id
+                        "{base}/feeds/episodes/{}/transcript.vtt?{}",
+                        e.id,
+                        link(TRANSCRIPT_PURPOSE)
                     )
                 }),
                 chapters_url: rendered.then(|| {
-                    let sig = state.signer.sign(CHAPTERS_PURPOSE, &e.id, exp);
                     format!(
-                        "{base}/feeds/episodes/{}/chapters.json?exp={exp}&sig={sig}",
-                        e.id
+                        "{base}/feeds/episodes/{}/chapters.json?{}",
+                        e.id,
+                        link(CHAPTERS_PURPOSE)
                     )
                 }),
             }

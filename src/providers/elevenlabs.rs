@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{HttpBase, Reply, excerpt};
+use super::http::{HttpBase, Reply};
+use super::scrub::Scrubber;
 use super::{
     AudioFormat, ErrorKind, Gender, ProviderError, ProviderStatus, RetryPolicy, SynthesisRequest,
     Synthesized, TextLimit, Tts, Voice,
@@ -90,7 +91,11 @@ struct VoiceEntry {
 }
 
 impl ElevenLabs {
-    pub fn new(config: &ElevenLabsConfig, retry: RetryPolicy) -> anyhow::Result<Self> {
+    pub fn new(
+        config: &ElevenLabsConfig,
+        retry: RetryPolicy,
+        scrub: Scrubber,
+    ) -> anyhow::Result<Self> {
         let api_key = config
             .api_key
             .clone()
@@ -102,6 +107,7 @@ impl ElevenLabs {
                 retry,
                 config.timeout_ms,
                 config.max_concurrency,
+                scrub,
             )?,
             base: url::Url::parse(&config.base_url)?,
             api_key,
@@ -146,7 +152,7 @@ impl ElevenLabs {
             });
         let said = message
             .as_deref()
-            .map(|m| format!(": {}", excerpt(m)))
+            .map(|m| format!(": {}", self.http.excerpt(m)))
             .unwrap_or_default();
         let retry_after = reply.retry_after();
         match status {

@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::sync::Semaphore;
 
 use super::retry::{RetryPolicy, Target};
+use super::scrub::Scrubber;
 use super::{ErrorKind, ProviderError};
 
 /// Connecting should never take long; a slow answer is the attempt timeout's business.
@@ -25,6 +26,8 @@ pub(crate) struct HttpBase {
     pub timeout: Duration,
     pub gate: Semaphore,
     pub max_concurrency: usize,
+    /// Every message of this provider's errors passes through it.
+    pub scrub: Scrubber,
 }
 
 /// A finished HTTP exchange: status, headers and the whole body.
@@ -51,6 +54,7 @@ impl HttpBase {
         retry: RetryPolicy,
         timeout_ms: u64,
         max_concurrency: usize,
+        scrub: Scrubber,
     ) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(timeout_ms.max(1));
         let client = reqwest::Client::builder()
@@ -66,11 +70,20 @@ impl HttpBase {
             timeout,
             gate: Semaphore::new(max_concurrency.max(1)),
             max_concurrency: max_concurrency.max(1),
+            scrub,
         })
     }
 
+    /// The one way this provider's errors are made: the message is scrubbed of secrets and
+    /// credential-shaped text and cut to length, so it is safe for users and logs.
     pub fn error(&self, kind: ErrorKind, message: impl Into<String>) -> ProviderError {
-        ProviderError::new(self.id, kind, message)
+        ProviderError::new(self.id, kind, self.scrub.message(&message.into()))
+    }
+
+    /// A provider's own words inside a message: scrubbed first, then cut, so a cut never
+    /// leaves part of a key behind.
+    pub fn excerpt(&self, upstream: &str) -> String {
+        excerpt(&self.scrub.clean(upstream))
     }
 
     /// Runs `attempt` under the shared retry policy, the timeout and the concurrency gate.
@@ -102,7 +115,11 @@ impl HttpBase {
     }
 
     fn transport(&self, e: reqwest::Error) -> ProviderError {
-        tracing::debug!(provider = self.id, error = ?e.source(), "transport error");
+        tracing::debug!(
+            provider = self.id,
+            error = %self.scrub.message(&format!("{:?}", e.source())),
+            "transport error"
+        );
         if e.is_timeout() {
             return self.error(
                 ErrorKind::Timeout,
@@ -132,7 +149,7 @@ impl HttpBase {
     /// more specific reading of.
     pub fn status_error(&self, reply: &Reply, upstream: Option<&str>) -> ProviderError {
         let said = upstream
-            .map(|m| format!(": {}", excerpt(m)))
+            .map(|m| format!(": {}", self.excerpt(m)))
             .unwrap_or_default();
         let status = reply.status;
         match status.as_u16() {

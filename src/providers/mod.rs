@@ -5,6 +5,7 @@ mod http;
 pub mod local;
 pub mod openai;
 pub mod retry;
+pub mod scrub;
 pub mod tc3;
 pub mod tencent;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::error::AppError;
 pub use retry::RetryPolicy;
+pub use scrub::Scrubber;
 
 /// The ids of every provider aimake knows, in the order they are listed to users.
 pub const PROVIDER_IDS: [&str; 4] = ["local", "openai", "elevenlabs", "tencent"];
@@ -450,10 +452,15 @@ impl Providers {
     /// As `from_config`, with a retry policy of the caller's (tests make backoff instant).
     pub fn from_config_with(config: &Config, retry: RetryPolicy) -> anyhow::Result<Self> {
         let p = &config.providers;
+        let scrub = Scrubber::from_config(config);
         let mut enabled: Vec<Arc<dyn Tts>> = vec![Arc::new(local::Local::new(&p.local))];
         let mut disabled = Vec::new();
         if openai::OpenAi::is_configured(&p.openai) {
-            enabled.push(Arc::new(openai::OpenAi::new(&p.openai, retry.clone())?));
+            enabled.push(Arc::new(openai::OpenAi::new(
+                &p.openai,
+                retry.clone(),
+                scrub.clone(),
+            )?));
         } else {
             disabled.push((
                 "openai",
@@ -466,6 +473,7 @@ impl Providers {
             enabled.push(Arc::new(elevenlabs::ElevenLabs::new(
                 &p.elevenlabs,
                 retry.clone(),
+                scrub.clone(),
             )?));
         } else {
             disabled.push((
@@ -475,7 +483,7 @@ impl Providers {
             ));
         }
         if p.tencent.secret_id.is_some() && p.tencent.secret_key.is_some() {
-            enabled.push(Arc::new(tencent::Tencent::new(&p.tencent, retry)?));
+            enabled.push(Arc::new(tencent::Tencent::new(&p.tencent, retry, scrub)?));
         } else {
             disabled.push((
                 "tencent",

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::http::{HttpBase, Reply, excerpt};
+use super::http::{HttpBase, Reply};
+use super::scrub::Scrubber;
 use super::{
     AudioFormat, ErrorKind, OutputFormat, ProviderError, ProviderStatus, RetryPolicy,
     SynthesisRequest, Synthesized, TextLimit, Tts, Voice,
@@ -39,7 +40,7 @@ impl OpenAi {
         config.api_key.is_some() || config.base_url.trim_end_matches('/') != DEFAULT_BASE_URL
     }
 
-    pub fn new(config: &OpenAiConfig, retry: RetryPolicy) -> anyhow::Result<Self> {
+    pub fn new(config: &OpenAiConfig, retry: RetryPolicy, scrub: Scrubber) -> anyhow::Result<Self> {
         let base = url::Url::parse(&config.base_url)?;
         let display = match base.host_str() {
             Some("api.openai.com") => "OpenAI".to_string(),
@@ -66,6 +67,7 @@ impl OpenAi {
                 retry,
                 config.timeout_ms,
                 config.max_concurrency,
+                scrub,
             )?,
             speech_url: format!("{}/audio/speech", config.base_url.trim_end_matches('/')),
             api_key: config.api_key.clone(),
@@ -95,7 +97,7 @@ impl OpenAi {
                 ErrorKind::UnknownVoice,
                 format!(
                     "{display} does not know this voice: {}",
-                    excerpt(message.unwrap_or("unknown voice"))
+                    self.http.excerpt(message.unwrap_or("unknown voice"))
                 ),
             ),
             _ => self.http.status_error(reply, message),

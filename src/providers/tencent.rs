@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::json;
 
-use super::http::{HttpBase, Reply, excerpt};
+use super::http::{HttpBase, Reply};
+use super::scrub::Scrubber;
 use super::tc3::{JSON_CONTENT_TYPE, Tc3Request};
 use super::{
     AudioFormat, Counting, ErrorKind, Gender, OutputFormat, ProviderError, ProviderStatus,
@@ -127,7 +128,11 @@ pub struct Tencent {
 }
 
 impl Tencent {
-    pub fn new(config: &TencentConfig, retry: RetryPolicy) -> anyhow::Result<Self> {
+    pub fn new(
+        config: &TencentConfig,
+        retry: RetryPolicy,
+        scrub: Scrubber,
+    ) -> anyhow::Result<Self> {
         let endpoint = url::Url::parse(&config.endpoint)?;
         if endpoint.path() != "/" || endpoint.query().is_some() {
             anyhow::bail!(
@@ -151,6 +156,7 @@ impl Tencent {
                 retry,
                 config.timeout_ms,
                 config.max_concurrency,
+                scrub,
             )?,
             endpoint,
             host,
@@ -164,7 +170,7 @@ impl Tencent {
 
     /// Business errors arrive in a 200 body as `Response.Error {Code, Message}`.
     fn classify_business(&self, code: &str, message: &str) -> ProviderError {
-        let said = excerpt(message);
+        let said = self.http.excerpt(message);
         if code.starts_with("AuthFailure") {
             let hint = if code == "AuthFailure.SignatureExpire" {
                 " (the server clock is more than 5 minutes off)"

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aimake::backup::{BackupError, BackupInfo, Backups, RestoreOptions, Status, Trigger, restore};
+use aimake::backup::{
+    BackupError, BackupInfo, Backups, RestoreOptions, Status, Trigger, VerifyResult, restore,
+};
 use aimake::config::Config;
 use aimake::db::Db;
 use aimake::error::AppError;
-use aimake::ops::scheduler::ManualClock;
+use aimake::ops::scheduler::{Clock, ManualClock};
 use aimake::storage::{Key, Storage, keys};
 use bytes::Bytes;
 use rusqlite::Connection;
@@ -167,6 +169,7 @@ on_both_targets!(
     restore_puts_back_media_missing_from_the_store,
     a_failed_backup_is_recorded_and_listed_with_its_error,
     only_one_backup_runs_at_a_time,
+    a_flipped_byte_in_a_media_blob_or_the_snapshot_fails_verify_and_dry_run_naming_it,
 );
 
 async fn a_backup_taken_while_a_writer_inserts_restores_exactly_the_rows_committed_before_it(
@@ -829,4 +832,220 @@ async fn the_backup_command_says_already_running_while_the_server_backs_up() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("already running"), "{stderr}");
+}
+
+/// Every media object of the main store with the sha256 of its bytes.
+async fn store_state(main: &Storage) -> Vec<(String, String)> {
+    let mut state = Vec::new();
+    for prefix in keys::media_prefixes() {
+        for o in main.list(&prefix).await.unwrap() {
+            let bytes = main.get(&o.key).await.unwrap();
+            state.push((
+                o.key.as_str().to_string(),
+                hex::encode(Sha256::digest(&bytes)),
+            ));
+        }
+    }
+    state.sort();
+    state
+}
+
+/// Flips one byte in the middle of an object of the target.
+async fn flip_byte(target: &Storage, key: &Key) -> Bytes {
+    let good = target.get(key).await.unwrap();
+    let mut bad = good.to_vec();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x01;
+    target.put(key, bad.into()).await.unwrap();
+    good
+}
+
+async fn a_flipped_byte_in_a_media_blob_or_the_snapshot_fails_verify_and_dry_run_naming_it(
+    kind: Kind,
+) {
+    let f = Fixture::new(kind).await;
+    let db = f.open_db().await;
+    insert_notes(&db, 0, 50).await;
+    drop(db);
+    for i in 0..3u8 {
+        f.put_audio(&[i; 4000]).await;
+    }
+    let name = f.backups.run(Trigger::Manual).await.unwrap().info.name;
+    let listed = |items: Vec<BackupInfo>| {
+        items
+            .into_iter()
+            .find(|b| b.name == name)
+            .unwrap()
+            .verification
+    };
+    assert!(
+        listed(f.backups.list().await.unwrap()).is_none(),
+        "never verified yet"
+    );
+    let report = f.backups.verify(&name).await.unwrap();
+    assert_eq!(report.media_checked, 3, "every blob read back and hashed");
+    let v = listed(f.backups.list().await.unwrap()).expect("the verification is recorded");
+    assert_eq!(v.result, VerifyResult::Ok);
+    assert_eq!(v.verified_at, "2026-11-01T03:00:00Z");
+    assert_eq!((v.media_hashed, v.media_total), (3, 3));
+
+    let live_db = std::fs::read(f.db_path()).unwrap();
+    let store = store_state(&f.main).await;
+    let dry_run = RestoreOptions {
+        dry_run: true,
+        skip_media: false,
+    };
+    let manifest = f.backups.resolve(&name).await.unwrap();
+    let blob = keys::backup_media(&manifest.media[1].sha256);
+    let snapshot = Key::from_stored(format!("backups/{name}/db.sqlite.zst"));
+    for (damaged, named) in [(&blob, blob.as_str()), (&snapshot, "db.sqlite.zst")] {
+        f.clock.advance(time::Duration::minutes(1));
+        let good = flip_byte(f.backups.target(), damaged).await;
+        let err = f.backups.verify(&name).await.unwrap_err();
+        assert!(
+            matches!(err, BackupError::Unusable { .. }) && err.to_string().contains(named),
+            "verify said {err}"
+        );
+        let v = listed(f.backups.list().await.unwrap()).unwrap();
+        assert_eq!(v.result, VerifyResult::Corrupt);
+        assert!(v.reason.as_deref().unwrap().contains(named), "{v:?}");
+        assert_eq!(v.verified_at, rfc3339(f.clock.now()));
+
+        let err = restore(&f.config, &name, dry_run, Fixture::yes())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(named), "dry run said {err}");
+        let err = restore(&f.config, &name, RestoreOptions::default(), Fixture::yes())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(named), "restore said {err}");
+        assert_eq!(
+            std::fs::read(f.db_path()).unwrap(),
+            live_db,
+            "the live database is untouched"
+        );
+        assert_eq!(store_state(&f.main).await, store, "the store is untouched");
+
+        // Repaired, it verifies again, and the list says so.
+        f.backups.target().put(damaged, good).await.unwrap();
+        f.clock.advance(time::Duration::minutes(1));
+        f.backups.verify(&name).await.unwrap();
+        let v = listed(f.backups.list().await.unwrap()).unwrap();
+        assert_eq!((v.result, v.reason), (VerifyResult::Ok, None));
+        assert_eq!(v.verified_at, rfc3339(f.clock.now()));
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn back_up_now_and_the_schedule_read_back_and_record_what_they_wrote() {
+    let app = TestApp::spawn_with(|c| c.backup.schedule = "* * * * * *".into()).await;
+    let audio = keys::audio(Ulid::generate(), Ulid::generate(), "mp3");
+    app.state
+        .storage
+        .put(&audio, Bytes::from_static(b"an audio's bytes"))
+        .await
+        .unwrap();
+    let mut finished = app.state.backups.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), finished.changed())
+        .await
+        .expect("a scheduled backup within the next seconds")
+        .unwrap();
+    let done = finished.borrow_and_update().clone().unwrap();
+    assert_eq!(done.trigger, Trigger::Scheduled);
+    let v = done
+        .verification
+        .expect("the scheduled run verified its set");
+    assert_eq!(v.result, VerifyResult::Ok, "{v:?}");
+    assert_eq!((v.media_hashed, v.media_total), (1, 1), "{v:?}");
+    app.stop().await;
+
+    let app = TestApp::spawn().await;
+    let admin = app
+        .signed_in("root@example.com", aimake::auth::Role::Admin)
+        .await;
+    let mut finished = app.state.backups.subscribe();
+    let resp = admin
+        .post("/api/admin/backups", &serde_json::json!({}))
+        .await;
+    assert_eq!(resp.status(), 202);
+    tokio::time::timeout(Duration::from_secs(20), finished.changed())
+        .await
+        .expect("the backup finishes")
+        .unwrap();
+    let listed: serde_json::Value = admin.get("/api/admin/backups").await.json().await.unwrap();
+    let v = &listed["items"][0]["verification"];
+    assert_eq!(v["result"], "ok", "{listed}");
+    assert!(v["verified_at"].is_string(), "{listed}");
+    app.stop().await;
+}
+
+#[test]
+fn the_backup_commands_report_a_flipped_byte_by_name_and_list_shows_when_and_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let offsite = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        aimake(dir.path(), offsite.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    ok(run(&["migrate"]));
+    let media = dir.path().join("data/media/audio/u1");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(media.join("a1.mp3"), vec![7u8; 3000]).unwrap();
+
+    let name = ok(run(&["backup"])).trim().to_string();
+    let row = |list: &str| {
+        list.lines()
+            .find(|l| l.starts_with(&name))
+            .unwrap_or_else(|| panic!("{list}"))
+            .to_string()
+    };
+    let line = row(&ok(run(&["backup", "list"])));
+    assert!(
+        line.trim_end().ends_with(" ok"),
+        "verified when written: {line}"
+    );
+    assert!(!line.contains("never"), "{line}");
+    assert_eq!(
+        line.matches(&format!("{}-", &name[7..11])).count(),
+        2,
+        "created and verified dates: {line}"
+    );
+
+    let sha = hex::encode(Sha256::digest(vec![7u8; 3000]));
+    let blob = offsite
+        .path()
+        .join(format!("backups/media/{}/{sha}", &sha[..2]));
+    let snapshot = offsite.path().join(format!("backups/{name}/db.sqlite.zst"));
+    for (file, named) in [(blob, sha.as_str()), (snapshot, "db.sqlite.zst")] {
+        let good = std::fs::read(&file).unwrap();
+        let mut bad = good.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x80;
+        std::fs::write(&file, &bad).unwrap();
+
+        for args in [
+            &["backup", "verify", name.as_str()][..],
+            &["restore", name.as_str(), "--dry-run"][..],
+        ] {
+            let out = run(args);
+            assert!(!out.status.success(), "{args:?} must fail");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(named), "{args:?}: {stderr}");
+        }
+        let line = row(&ok(run(&["backup", "list"])));
+        assert!(line.contains("corrupt: "), "{line}");
+        assert!(line.contains(named), "{line}");
+
+        std::fs::write(&file, &good).unwrap();
+        assert!(ok(run(&["backup", "verify", &name])).contains("ok"));
+        let line = row(&ok(run(&["backup", "list"])));
+        assert!(line.trim_end().ends_with(" ok"), "{line}");
+    }
 }

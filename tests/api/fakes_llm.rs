@@ -65,6 +65,15 @@ impl Reply {
         }
     }
 
+    /// A 400 whose message quotes the request's `Authorization` header and the key, as
+    /// misconfigured gateways do.
+    pub fn echo_credentials() -> Self {
+        Self {
+            status: 400,
+            ..Self::rate_limited("x-unused", "")
+        }
+    }
+
     /// Answers only after `delay`, so a client timeout fires first.
     pub fn slow(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
@@ -342,6 +351,16 @@ async fn chat(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) -> R
             None,
             Some("rate_limit_exceeded"),
         ),
+        (400, _) => {
+            let auth = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            invalid(
+                &format!("Bad request for key {API_KEY}. Received Authorization: {auth}"),
+                None,
+            )
+        }
         (status, _) => error(
             StatusCode::from_u16(status).unwrap(),
             "The server had an error while processing your request.",

@@ -15,5 +15,6 @@ mod perimeter;
 mod podcast_scripts;
 mod podcasts;
 mod providers;
+mod scrubbing;
 mod spa;
 mod storage;

@@ -817,3 +817,187 @@ async fn podcast_lines_follow_the_same_text_rule_as_the_speech_api() {
     assert_eq!(e["audio"]["chars"], sent_chars, "{e}");
     app.stop().await;
 }
+
+/// Every signed link of a feed: each episode's enclosure, transcript and chapters, and the
+/// cover. Links are decoded from the XML as a podcast app reads them.
+fn feed_links(xml: &[u8]) -> Vec<String> {
+    let channel = rss::Channel::read_from(xml).unwrap();
+    let mut links: Vec<String> = channel
+        .image()
+        .map(|i| i.url().to_string())
+        .into_iter()
+        .collect();
+    for item in channel.items() {
+        links.push(item.enclosure().expect("an enclosure").url().to_string());
+        for ext in ["transcript", "chapters"] {
+            let url = item
+                .extensions()
+                .get("podcast")
+                .and_then(|p| p.get(ext))
+                .and_then(|t| t[0].attrs().get("url").cloned())
+                .unwrap_or_else(|| panic!("a podcast:{ext} link"));
+            links.push(url);
+        }
+    }
+    links
+}
+
+async fn feed_xml(app: &TestApp, url: &str) -> Vec<u8> {
+    let resp = app.client.get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{url}");
+    resp.bytes().await.unwrap().to_vec()
+}
+
+/// Each link answers 200, or each is refused in the API's JSON error shape.
+async fn assert_links(app: &TestApp, links: &[String], work: bool) {
+    for link in links {
+        let resp = app.client.get(link).send().await.unwrap();
+        let status = resp.status().as_u16();
+        if work {
+            assert_eq!(status, 200, "{link}");
+            continue;
+        }
+        assert!(matches!(status, 401 | 403 | 404), "{status} for {link}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{link}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"]["code"].is_string(), "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+}
+
+/// A show with a cover and one rendered episode (enclosure, transcript and chapters).
+async fn show_with_episode(s: &Session, public: bool) -> String {
+    let show = new_show(s, json!({"title": "Linked", "public": public})).await;
+    assert_eq!(
+        put_cover(s, &show, "image/png", PNG.to_vec())
+            .await
+            .status(),
+        200
+    );
+    render(
+        s,
+        &show,
+        json!({
+            "title": "Linked episode",
+            "lines": [{"speaker": "Ann", "text": "Hello, listeners."}],
+            "speakers": [{"name": "Ann", "voice": "openai:nova"}],
+        }),
+    )
+    .await;
+    show
+}
+
+#[tokio::test]
+async fn rotating_the_feed_token_revokes_every_link_of_the_old_feed_at_once() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        fake.configure(c);
+    })
+    .await;
+    let a = app.signed_in("ada@example.com", Role::User).await;
+    let show = show_with_episode(&a, false).await;
+    let rotate = || async {
+        let resp: Value = a
+            .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        resp["feed_url"].as_str().unwrap().to_string()
+    };
+
+    let first = rotate().await;
+    let xml = feed_xml(&app, &first).await;
+    assert_eq!(
+        feed_xml(&app, &first).await,
+        xml,
+        "the same feed, byte for byte, on every fetch of one generation"
+    );
+    let old_links = feed_links(&xml);
+    assert_eq!(old_links.len(), 4, "{old_links:?}");
+    assert_links(&app, &old_links, true).await;
+    let enclosure = app.client.get(&old_links[1]).send().await.unwrap();
+    assert_eq!(enclosure.headers()["content-type"], "audio/mpeg");
+    assert!(enclosure.bytes().await.unwrap().len() > 1000);
+
+    let second = rotate().await;
+    assert_links(&app, &old_links, false).await;
+    let new_links = feed_links(&feed_xml(&app, &second).await);
+    for (old, new) in old_links.iter().zip(&new_links) {
+        assert_ne!(old, new, "a new generation, new links");
+    }
+    assert_links(&app, &new_links, true).await;
+
+    // A long-lived media link as feeds carried before links were bound to their feed.
+    let episodes: Value = a
+        .get(&format!("/api/podcasts/{show}/episodes"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let audio = episodes["items"][0]["audio"]["id"].as_str().unwrap();
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 9 * 365 * 86_400;
+    let sig = app
+        .state
+        .signer
+        .sign(aimake::http::MEDIA_PURPOSE, audio, exp);
+    let legacy = app.url(&format!("/media/{audio}?exp={exp}&sig={sig}"));
+    assert_links(&app, &[legacy], false).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn making_a_public_show_private_revokes_its_feed_links_and_other_edits_keep_them() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        fake.configure(c);
+    })
+    .await;
+    let a = app.signed_in("ada@example.com", Role::User).await;
+    let show = show_with_episode(&a, true).await;
+    let public_feed = app.url(&format!("/feeds/{show}.xml"));
+    let links = feed_links(&feed_xml(&app, &public_feed).await);
+    assert_links(&app, &links, true).await;
+
+    // Editing the show (not its visibility) keeps the episodes' links as they were.
+    let patch = |body: Value| {
+        let a = &a;
+        let show = &show;
+        async move {
+            let resp = a.patch(&format!("/api/podcasts/{show}"), &body).await;
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    patch(json!({"description": "Now with notes", "public": true})).await;
+    let after_edit = feed_links(&feed_xml(&app, &public_feed).await);
+    assert_eq!(after_edit[1..], links[1..], "episode links are stable");
+    assert_links(&app, &after_edit, true).await;
+
+    patch(json!({"public": false})).await;
+    assert_eq!(
+        app.client.get(&public_feed).send().await.unwrap().status(),
+        404
+    );
+    assert_links(&app, &after_edit, false).await;
+
+    // The private feed's own links work; making the show public again keeps them.
+    let private: Value = a
+        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let private_links = feed_links(&feed_xml(&app, private["feed_url"].as_str().unwrap()).await);
+    assert_links(&app, &private_links, true).await;
+    patch(json!({"public": true})).await;
+    assert_links(&app, &private_links[1..], true).await;
+    app.stop().await;
+}

@@ -199,6 +199,17 @@ async fn speech(
         Some(Failure::GarbageAudio) => {
             return ([(header::CONTENT_TYPE, "audio/mpeg")], GARBAGE).into_response();
         }
+        Some(Failure::EchoCredentials) => {
+            let key = headers
+                .get("xi-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            return detail(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("Malformed request from {key}; headers: {{\"xi-api-key\": \"{key}\"}}"),
+            );
+        }
         Some(Failure::QuotaExceeded) => {
             return detail(
                 StatusCode::UNAUTHORIZED,

@@ -39,6 +39,9 @@ pub enum Failure {
     /// The account is out of credit: OpenAI 429 `insufficient_quota`, ElevenLabs 401
     /// `quota_exceeded`, Tencent `UnsupportedOperation.PkgExhausted`.
     QuotaExceeded,
+    /// A 400 (Tencent: `InvalidParameter`) whose message quotes the request's credentials,
+    /// as misconfigured gateways and proxies do.
+    EchoCredentials,
 }
 
 /// One request as the fake received it.

@@ -125,6 +125,18 @@ async fn speech(
         );
     }
     let mut response = match control.next_failure() {
+        Some(Failure::EchoCredentials) => {
+            let auth = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            return invalid(
+                &format!(
+                    "The gateway refused the request (key {KEY}). Received headers: authorization: {auth}"
+                ),
+                "headers",
+            );
+        }
         Some(failure) => return fail(&control, failure).await,
         None => synthesize(&control, &body).await,
     };
@@ -179,6 +191,7 @@ async fn fail(control: &Control, failure: Failure) -> Response {
             unreachable!()
         }
         Failure::GarbageAudio => ([(header::CONTENT_TYPE, "audio/mpeg")], GARBAGE).into_response(),
+        Failure::EchoCredentials => unreachable!("answered with the request's headers"),
     }
 }
 

@@ -148,6 +148,15 @@ async fn handle(
         Some(Failure::Hang) => {
             std::future::pending::<()>().await;
         }
+        Some(Failure::EchoCredentials) => {
+            let auth = header("authorization").unwrap_or_default();
+            return error(
+                "InvalidParameter",
+                &format!(
+                    "The request could not be parsed. Authorization: {auth}; SecretId {SECRET_ID}, key {SECRET_KEY}"
+                ),
+            );
+        }
         Some(Failure::GarbageAudio) => {
             return text_to_voice_reply(&control, &json!({}), GARBAGE.to_vec());
         }
