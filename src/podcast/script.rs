@@ -239,6 +239,11 @@ impl Script {
                     format!("speakers[{i}].name"),
                     "must not contain a colon or a line break",
                 );
+            } else if name.chars().any(char::is_control) {
+                problems.push(
+                    format!("speakers[{i}].name"),
+                    "must not contain control characters",
+                );
             } else if speakers[..i]
                 .iter()
                 .any(|o| o.as_ref().trim().to_lowercase() == name.trim().to_lowercase())
@@ -256,6 +261,13 @@ impl Script {
         for (ci, chapter) in self.chapters.iter().enumerate() {
             if chapter.lines.is_empty() {
                 problems.push(format!("chapters[{ci}].lines"), "a chapter needs lines");
+            }
+            // Titles are not spoken, but they reach the feed, the subtitles and the MP3's tags.
+            if chapter.title.chars().any(char::is_control) {
+                problems.push(
+                    format!("lines[{index}].chapter"),
+                    "must not contain control characters",
+                );
             }
             for line in &chapter.lines {
                 if !speakers.iter().any(|s| s.as_ref() == line.speaker) {
@@ -588,6 +600,31 @@ mod tests {
         assert_eq!(details["lines[1].speaker"], "unknown speaker \"Mallory\"");
         assert_eq!(details["lines[2].text"], "must not be empty");
         assert_eq!(err.problems.len(), 2);
+
+        let bad = Script {
+            chapters: vec![
+                Chapter {
+                    title: String::new(),
+                    lines: vec![line("Alice", "hi")],
+                },
+                Chapter {
+                    title: "Two\u{0}".into(),
+                    lines: vec![line("Bob", "hello")],
+                },
+            ],
+        };
+        let err = bad
+            .validate(&["Alice", "Bob\u{7}"], &ScriptLimits::default())
+            .unwrap_err();
+        let details = err.details();
+        assert_eq!(
+            details["lines[1].chapter"],
+            "must not contain control characters"
+        );
+        assert_eq!(
+            details["speakers[1].name"],
+            "must not contain control characters"
+        );
 
         let err = script
             .validate::<&str>(&[], &ScriptLimits::default())

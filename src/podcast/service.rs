@@ -25,7 +25,6 @@ use crate::storage::{Key, StorageError, keys};
 /// The job kind that renders an episode.
 pub const PODCAST_JOB: &str = "podcast";
 const MAX_ATTEMPTS: u32 = 3;
-const MAX_TITLE_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 4000;
 const DEFAULT_PAUSE_MS: u32 = 350;
 const MAX_PAUSE_MS: u32 = 5000;
@@ -94,18 +93,12 @@ pub struct PodcastFields {
     pub public: Option<bool>,
 }
 
-
 fn changes(f: PodcastFields) -> Result<Changes> {
-    let title = match f.title.map(|t| t.trim().to_string()) {
-        Some(t) if t.is_empty() || t.chars().count() > MAX_TITLE_CHARS => {
-            return Err(AppError::field(
-                "invalid_request",
-                "title",
-                "A title has 1 to 200 characters",
-            ));
-        }
-        other => other,
-    };
+    let title = f
+        .title
+        .as_deref()
+        .map(crate::speech::text::title)
+        .transpose()?;
     if f.description
         .as_ref()
         .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
@@ -714,14 +707,7 @@ pub async fn create_episode(
     body: EpisodeBody,
 ) -> Result<EpisodeView> {
     get(state, user, podcast).await?;
-    let title = body.title.trim().to_string();
-    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
-        return Err(AppError::field(
-            "invalid_request",
-            "title",
-            "A title has 1 to 200 characters",
-        ));
-    }
+    let title = crate::speech::text::title(&body.title)?;
     let pause_ms = body.pause_ms.unwrap_or(DEFAULT_PAUSE_MS);
     if pause_ms > MAX_PAUSE_MS {
         return Err(AppError::field(

@@ -126,14 +126,7 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
         ));
     }
     let title = match req.title.as_deref().map(str::trim) {
-        Some(t) if t.chars().count() > 200 => {
-            return Err(AppError::field(
-                "invalid_request",
-                "title",
-                "Titles are at most 200 characters",
-            ));
-        }
-        Some(t) if !t.is_empty() => t.to_string(),
+        Some(t) if !t.is_empty() => super::text::title(t)?,
         _ => default_title(&text),
     };
     let (_, voice) = state.providers.voice(&req.voice).await.map_err(|e| {
@@ -248,14 +241,7 @@ pub async fn get_any_status(state: &AppState, id: Ulid) -> Option<String> {
 }
 
 pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
-    let title = title.trim().to_string();
-    if title.is_empty() || title.chars().count() > 200 {
-        return Err(AppError::field(
-            "invalid_request",
-            "title",
-            "A title has 1 to 200 characters",
-        ));
-    }
+    let title = super::text::title(title)?;
     state
         .db
         .write(move |c| {

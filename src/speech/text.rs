@@ -112,6 +112,27 @@ fn speakable(c: char) -> bool {
     }
 }
 
+/// A title someone chose (an audio's, a show's, an episode's): trimmed, 1 to 200 characters,
+/// no control characters (titles are not spoken, but they reach file names, tags and feeds).
+pub fn title(title: &str) -> crate::error::Result<String> {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(crate::error::AppError::field(
+            "invalid_request",
+            "title",
+            "A title has 1 to 200 characters",
+        ));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(crate::error::AppError::field(
+            "invalid_request",
+            "title",
+            "A title must not contain control characters",
+        ));
+    }
+    Ok(title.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +238,20 @@ mod tests {
                 prop_assert_eq!(spoken(&text), Ok(text.clone()), "applying the rule twice changes nothing");
             }
         }
+    }
+
+    #[test]
+    fn chosen_titles_are_trimmed_and_refuse_control_characters_and_excess_length() {
+        assert_eq!(title("  My take  ").unwrap(), "My take");
+        assert_eq!(title("שלום 👋").unwrap(), "שלום 👋");
+        for bad in ["", "   ", "a\u{0}b", "tab\there", "c1\u{85}x"] {
+            let err = title(bad).unwrap_err();
+            assert!(
+                matches!(err, crate::error::AppError::BadRequest { .. }),
+                "{bad:?}: {err:?}"
+            );
+        }
+        assert!(title(&"x".repeat(200)).is_ok());
+        assert!(title(&"x".repeat(201)).is_err());
     }
 }

@@ -661,7 +661,12 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others() {
     let me: Value = resp.json().await.unwrap();
     assert_eq!(me["display_name"], "Ada L.");
     // A field left out stays as it is; `null` clears it.
-    let me: Value = here.patch("/api/me", &json!({})).await.json().await.unwrap();
+    let me: Value = here
+        .patch("/api/me", &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["display_name"], "Ada L.");
     let me: Value = here
         .patch("/api/me", &json!({ "display_name": null }))
