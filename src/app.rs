@@ -14,6 +14,7 @@ use crate::backup::Backups;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::limits::Limits;
+use crate::http::refusals::Refusals;
 use crate::jobs::Jobs;
 use crate::lockfile::{LockFile, SERVER_LOCK};
 use crate::ops::scheduler::{self, SystemClock};
@@ -51,6 +52,8 @@ pub struct AppParts {
     pub auth: Auth,
     /// Rate limiters and the in-flight cap, shared by the middleware and the extractors.
     pub limits: Arc<Limits>,
+    /// Refused requests, counted per client for the log.
+    pub refusals: Arc<Refusals>,
     /// Signs share links and feed enclosures.
     pub signer: Signer,
     /// The podcast script writer (answers `NotConfigured` when no model is set).
@@ -118,6 +121,7 @@ impl App {
         )?);
         let state = AppState(Arc::new(AppParts {
             limits: Arc::new(Limits::new(&config.limits)),
+            refusals: Arc::default(),
             config: Arc::new(config),
             db,
             storage,
@@ -186,6 +190,7 @@ impl App {
             );
         }
         tokio::spawn(self.state.limits.clone().housekeeping(stop.clone()));
+        tokio::spawn(self.state.refusals.clone().summarise_until(stop.clone()));
         let jobs =
             scheduler::for_app(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let app = crate::http::router(self.state.clone());
