@@ -272,7 +272,8 @@ where
                 .insert(axum::extract::ConnectInfo(peer));
             app.clone().oneshot(req)
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let io = TokioIo::new(crate::http::conn::JsonParserErrors::new(tcp));
+        let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");

@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod audios;
+pub(crate) mod conn;
 pub mod extract;
 mod files;
 mod health;

@@ -4,6 +4,7 @@ mod accounts;
 mod audios;
 mod backup;
 mod cli;
+mod edge;
 mod fakes;
 mod fakes_llm;
 mod health;
