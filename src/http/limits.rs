@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use governor::clock::Clock;
@@ -336,7 +336,10 @@ mod tests {
         assert!(l.enter_user(&requests[0], user).is_ok(), "once per request");
         assert!(l.enter_user(&requests[1], user).is_ok());
         assert!(l.enter_user(&requests[2], user).is_err());
-        assert!(l.enter_user(&requests[2], Ulid::generate()).is_ok(), "per user");
+        assert!(
+            l.enter_user(&requests[2], Ulid::generate()).is_ok(),
+            "per user"
+        );
         drop((b, requests));
         assert_eq!(l.clients_in_flight(), 0, "finished clients leave no keys");
     }

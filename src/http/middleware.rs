@@ -25,8 +25,8 @@ use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use futures::FutureExt;
-use http_body::Body as _;
 use futures::future::{BoxFuture, Either, Ready, ready};
+use http_body::Body as _;
 use ipnet::IpNet;
 use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
@@ -170,12 +170,7 @@ where
         // So are the web app's hashed files.
         if let Some(response) = super::spa::asset(req.method(), req.uri().path(), req.headers()) {
             line.span.record("route", "/assets/*");
-            return Either::Left(ready(Ok(finish(
-                response,
-                request_id,
-                &self.shared,
-                &line,
-            ))));
+            return Either::Left(ready(Ok(finish(response, request_id, &self.shared, &line))));
         }
         req.headers_mut().insert(REQUEST_ID, request_id.clone());
         req.extensions_mut().insert(ClientIp(ip));
@@ -634,7 +629,11 @@ mod tests {
 
         let logs = logs.text();
         let lines: Vec<&str> = logs.lines().collect();
-        assert_eq!(lines.len(), 2, "health probes are not logged at info: {logs}");
+        assert_eq!(
+            lines.len(),
+            2,
+            "health probes are not logged at info: {logs}"
+        );
         assert!(lines[0].contains(r#"route="/api/things/{id}""#), "{logs}");
         assert!(lines[0].contains("status=200"), "{logs}");
         assert!(lines[0].contains("duration_ms="), "{logs}");
@@ -676,7 +675,10 @@ mod tests {
         let lines: Vec<&str> = logs.lines().collect();
         assert_eq!(lines.len(), 2, "{logs}");
         assert!(lines[0].contains("reason=\"unauthenticated\""), "{logs}");
-        assert!(lines[0].contains("request_id="), "the first in full: {logs}");
+        assert!(
+            lines[0].contains("request_id="),
+            "the first in full: {logs}"
+        );
         assert!(lines[1].contains("count=999"), "{logs}");
         assert!(logs.len() < 1024, "{} bytes", logs.len());
     }

@@ -103,10 +103,16 @@ mod tests {
         assert!(r.record(a, "unauthenticated"), "another reason");
         assert!(r.record(b, "rate_limited"), "another client");
         r.summarise();
-        assert!(!r.record(a, "rate_limited"), "still counted after a summary");
+        assert!(
+            !r.record(a, "rate_limited"),
+            "still counted after a summary"
+        );
         r.summarise();
         r.summarise();
-        assert!(r.record(a, "rate_limited"), "a quiet interval forgets the client");
+        assert!(
+            r.record(a, "rate_limited"),
+            "a quiet interval forgets the client"
+        );
     }
 
     #[test]

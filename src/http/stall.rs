@@ -104,7 +104,10 @@ mod tests {
             tokio::time::sleep(idle / 3).await;
             tx.send(Ok(Bytes::from_static(b"x"))).await.unwrap();
         }
-        assert!(!stalled.happened(), "slow but steady progress, longer than idle in all");
+        assert!(
+            !stalled.happened(),
+            "slow but steady progress, longer than idle in all"
+        );
         tokio::time::sleep(idle * 2).await;
         assert!(reader.await.unwrap().is_err());
         assert!(stalled.happened());

@@ -17,7 +17,10 @@ use crate::helpers::{TestApp, error_code};
 async fn connect_from(last: u8, to: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket
-        .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 0))
+        .bind(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)),
+            0,
+        ))
         .unwrap();
     socket.connect(to).await.unwrap()
 }
@@ -153,7 +156,10 @@ async fn every_error_has_the_json_shape_and_every_answer_the_security_headers() 
     let file = format!("/api/audios/{audio_id}/file");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while s.get(&file).await.status() != 200 {
-        assert!(std::time::Instant::now() < deadline, "the audio never finished");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audio never finished"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let show: Value = s
@@ -228,7 +234,8 @@ async fn every_error_has_the_json_shape_and_every_answer_the_security_headers() 
         ),
         (
             "a wrong method",
-            c.delete(app.url("/api/me")).header("authorization", &bearer),
+            c.delete(app.url("/api/me"))
+                .header("authorization", &bearer),
             405,
             Some("method_not_allowed"),
         ),
@@ -270,7 +277,11 @@ async fn every_error_has_the_json_shape_and_every_answer_the_security_headers() 
             ("x-frame-options", "DENY"),
             ("referrer-policy", "no-referrer"),
         ] {
-            assert_eq!(headers.get(name).map(|v| v.to_str().unwrap()), Some(value), "{what}: {name}");
+            assert_eq!(
+                headers.get(name).map(|v| v.to_str().unwrap()),
+                Some(value),
+                "{what}: {name}"
+            );
         }
         assert!(
             headers.contains_key("content-security-policy"),
@@ -307,7 +318,13 @@ async fn every_error_has_the_json_shape_and_every_answer_the_security_headers() 
 
     // Pages keep their own referrer policy.
     let page = app.get("/").await;
-    assert_eq!(page.headers()["referrer-policy"], "strict-origin-when-cross-origin");
-    assert_eq!(error_code(app.get("/api/me").await).await, "unauthenticated");
+    assert_eq!(
+        page.headers()["referrer-policy"],
+        "strict-origin-when-cross-origin"
+    );
+    assert_eq!(
+        error_code(app.get("/api/me").await).await,
+        "unauthenticated"
+    );
     app.stop().await;
 }
