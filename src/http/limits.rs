@@ -238,7 +238,7 @@ fn keyed<K: std::hash::Hash + Eq + Clone>(per_minute: u32, clock: &LimitClock) -
 
 /// One budget per IPv4 address and per IPv6 /64 (what one subscriber usually gets), so
 /// cycling through a prefix's addresses gains nothing and cannot flood the table.
-fn rate_key(ip: IpAddr) -> IpAddr {
+pub(super) fn rate_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -258,7 +258,12 @@ fn finish(
     let duration_ms = elapsed_ms(line.start);
     let _in_span = line.span.enter();
     if let Some(Refusal(reason)) = response.extensions().get::<Refusal>().copied() {
-        if shared.config.refusals.record(line.ip, reason) {
+        // Per IPv4 address and IPv6 /64, as the rate limits count clients.
+        if shared
+            .config
+            .refusals
+            .record(super::limits::rate_key(line.ip), reason)
+        {
             tracing::info!(
                 status,
                 duration_ms,

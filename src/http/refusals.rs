@@ -31,7 +31,7 @@ struct State {
 }
 
 impl Refusals {
-    /// Counts one refusal. True when it is the client's first for this reason since the
+    /// Counts one refusal (`client` is an IPv4 address or an IPv6 /64). True when it is the client's first for this reason since the
     /// last quiet interval: that one is logged in full by the caller.
     pub fn record(&self, client: IpAddr, reason: &'static str) -> bool {
         let mut state = self.state.lock();
