@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 /// moves when two of them land on the same side.
 const ROUNDS: usize = 5;
 const DURATION_S: u32 = 5;
+/// How long the flood of refused requests lasts in the log-volume case.
+const FLOOD_S: u32 = 15;
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -82,6 +84,36 @@ fn main() -> anyhow::Result<()> {
             ),
             Target::Reference,
         );
+    }
+    if wanted("liveness_logged") || wanted("log_flood") {
+        let data = tmp.path().join("data-defaults");
+        let log = tmp.path().join("aimake-defaults.log");
+        let mut defaults = Server::start_default(&bin, &data, &log)?;
+        let ours = format!("http://{}", defaults.addr);
+        if wanted("liveness_logged") {
+            report.case(
+                "liveness_logged",
+                "GET /health, 64 connections, both servers logging as they ship: aimake at its default \
+                 level (info; probes are not logged per request), nginx with its access log on \
+                 (combined format, to a file)",
+                compare(
+                    &format!("{ours}/health"),
+                    &format!("http://127.0.0.1:{}/health", nginx.logged_port),
+                    64,
+                    &[],
+                ),
+                Target::RatioAtLeast(0.8),
+            );
+        }
+        if wanted("log_flood") {
+            let before = std::fs::metadata(&log).map_or(0, |m| m.len());
+            let flood = wrk_for(&format!("{ours}/api/audios"), 300, &[], FLOOD_S);
+            // The summaries of the flood's last interval come after it.
+            std::thread::sleep(Duration::from_secs(11));
+            let bytes = std::fs::metadata(&log).map_or(0, |m| m.len()) - before;
+            report.log_flood(bytes, flood.requests_per_s * f64::from(FLOOD_S));
+        }
+        defaults.stop();
     }
     if wanted("spa_asset") {
         report.case(
@@ -269,11 +301,15 @@ struct WrkResult {
 }
 
 fn wrk(url: &str, connections: u32, headers: &[&str]) -> WrkResult {
+    wrk_for(url, connections, headers, DURATION_S)
+}
+
+fn wrk_for(url: &str, connections: u32, headers: &[&str], seconds: u32) -> WrkResult {
     let mut cmd = Command::new("wrk");
     cmd.args([
         "-t2",
         &format!("-c{connections}"),
-        &format!("-d{DURATION_S}s"),
+        &format!("-d{seconds}s"),
         "--latency",
     ]);
     for h in headers {
@@ -448,6 +484,22 @@ impl Report {
         }));
     }
 
+    fn log_flood(&mut self, bytes: u64, requests: f64) {
+        let met = bytes < 1_000_000;
+        let row = format!(
+            "| log_flood | {:.1} KB of log for {:.0} refused requests (no credentials, 300 connections, {FLOOD_S} s; aimake at its default level, info, JSON to stderr) | | | < 1 MB | {} |",
+            bytes as f64 / 1000.0,
+            requests,
+            if met { "met" } else { "missed" }
+        );
+        println!("{row}");
+        self.rows.push(row);
+        self.cases.push(json!({
+            "case": "log_flood", "log_bytes": bytes, "requests": requests,
+            "seconds": FLOOD_S, "connections": 300, "met": met
+        }));
+    }
+
     fn jobs(&mut self, j: JobFigures) {
         let met = j.jobs_per_s >= 1000.0 && j.added_latency_ms < 5.0;
         let row = format!(
@@ -575,6 +627,8 @@ fn machine() -> String {
 
 struct Nginx {
     port: u16,
+    /// The same server with its access log on (Debian's default), to a file.
+    logged_port: u16,
     dir: PathBuf,
     child: Child,
 }
@@ -582,6 +636,7 @@ struct Nginx {
 impl Nginx {
     fn start(tmp: &Path, dist: &Path) -> anyhow::Result<Self> {
         let port = free_port();
+        let logged_port = free_port();
         let dir = tmp.join("nginx");
         std::fs::create_dir_all(dir.join("logs"))?;
         let conf = format!(
@@ -594,6 +649,9 @@ impl Nginx {
                  location = /health {{ default_type application/json; return 200 '{{\"status\":\"ok\",\"version\":\"0.0.0\"}}'; }}\n\
                  location /assets/ {{ root {dist}; gzip_static on; add_header Cache-Control \"public, max-age=31536000, immutable\"; }}\n\
                  location /files/ {{ alias {dir}/files/; }}\n\
+               }}\n\
+               server {{\n    listen 127.0.0.1:{logged_port};\n    access_log {dir}/logs/access.log;\n\
+                 location = /health {{ default_type application/json; return 200 '{{\"status\":\"ok\",\"version\":\"0.0.0\"}}'; }}\n\
                }}\n}}\n",
             dir = dir.display(),
             dist = dist.display(),
@@ -611,7 +669,13 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()?;
         wait_port(port)?;
-        Ok(Self { port, dir, child })
+        wait_port(logged_port)?;
+        Ok(Self {
+            port,
+            logged_port,
+            dir,
+            child,
+        })
     }
 }
 
@@ -660,6 +724,41 @@ impl Server {
         };
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        Ok(Self { addr, child })
+    }
+
+    /// aimake at its production defaults (log level `info`, JSON lines on stderr, the default
+    /// limits), with an empty data dir and its log written to `log`.
+    fn start_default(bin: &Path, data: &Path, log: &Path) -> anyhow::Result<Self> {
+        let mut child = Command::new(bin)
+            .args(["serve", "--log-format", "json"])
+            .env("AIMAKE_DATA__DIR", data)
+            .env("AIMAKE_SERVER__BIND", "127.0.0.1:0")
+            .env("AIMAKE_BACKUP__SCHEDULE", "")
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("aimake exited before it was ready"))??;
+            if line.contains("aimake is ready") {
+                let v: Value = serde_json::from_str(&line)?;
+                break v["addr"].as_str().unwrap_or_default().to_string();
+            }
+        };
+        // Everything after start-up goes to the file, as a log shipper would take it.
+        let mut file = std::io::BufWriter::new(std::fs::File::create(log)?);
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+                let _ = file.flush();
+            }
+        });
         Ok(Self { addr, child })
     }
 

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::db::integrity::{Integrity, IntegrityCheck};
 use crate::http::limits::Limits;
+use crate::http::refusals::Refusals;
 use crate::jobs::Jobs;
 use crate::lockfile::{LockFile, SERVER_LOCK};
 use crate::ops::scheduler::{self, SystemClock};
@@ -57,6 +58,8 @@ pub struct AppParts {
     pub auth: Auth,
     /// Rate limiters and the in-flight cap, shared by the middleware and the extractors.
     pub limits: Arc<Limits>,
+    /// Refused requests, counted per client for the log.
+    pub refusals: Arc<Refusals>,
     /// Signs share links and feed enclosures.
     pub signer: Signer,
     /// The podcast script writer (answers `NotConfigured` when no model is set).
@@ -139,6 +142,7 @@ impl App {
         );
         let state = AppState(Arc::new(AppParts {
             limits: Arc::new(Limits::new(&config.limits)),
+            refusals: Arc::default(),
             config: Arc::new(config),
             db,
             storage,
@@ -219,6 +223,7 @@ impl App {
                 }
             });
         }
+        tokio::spawn(self.state.refusals.clone().summarise_until(stop.clone()));
         let jobs =
             scheduler::for_app(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let app = crate::http::router(self.state.clone());
@@ -310,7 +315,8 @@ where
                 .insert(axum::extract::ConnectInfo(peer));
             app.clone().oneshot(req)
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let io = TokioIo::new(crate::http::conn::JsonParserErrors::new(tcp));
+        let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");

@@ -86,6 +86,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     pub cors_origins: Vec<String>,
     pub request_timeout_s: u64,
+    /// A request body that sends nothing for this long is answered 408 and its slot freed.
+    pub body_idle_timeout_s: u64,
     /// How long shutdown waits for in-flight requests before giving up on them.
     pub shutdown_grace_s: u64,
     pub max_body_bytes: usize,
@@ -99,6 +101,9 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             request_timeout_s: 30,
+            // Ample for a phone on a poor link; short enough that stalled uploads cannot
+            // pile up.
+            body_idle_timeout_s: 10,
             shutdown_grace_s: 30,
             // A 100k-character text is at most ~400 KB of UTF-8: 1 MiB leaves room for the rest
             // of the JSON and sheds abuse. Upload routes raise it for themselves.
@@ -228,6 +233,9 @@ pub struct LimitsConfig {
     /// Per user, for endpoints that start expensive work (synthesis, tokens, invites).
     pub creations_per_minute: u32,
     pub max_in_flight: usize,
+    /// Requests one client (one IP, and one signed-in user) may have in flight at once, so
+    /// no single client can take every slot.
+    pub max_in_flight_per_client: usize,
     /// Characters a user may synthesize per calendar month (UTC); 0 means no limit.
     /// An admin can set a different quota per user.
     pub quota_chars_per_month: u64,
@@ -250,6 +258,8 @@ impl Default for LimitsConfig {
             auth_requests_per_minute: 10,
             creations_per_minute: 20,
             max_in_flight: 250,
+            // A browser opens 6 connections per host; a script has no reason for more.
+            max_in_flight_per_client: 32,
             quota_chars_per_month: 0,
             // A person mistyping gets five tries at full speed; a guesser from one address
             // gets about a hundred a day.
@@ -686,6 +696,12 @@ impl Config {
         self.trusted_proxies()?;
         if self.limits.max_in_flight == 0 {
             bail!("limits.max_in_flight: must be at least 1");
+        }
+        if self.limits.max_in_flight_per_client == 0 {
+            bail!("limits.max_in_flight_per_client: must be at least 1");
+        }
+        if self.server.body_idle_timeout_s == 0 {
+            bail!("server.body_idle_timeout_s: must be at least 1");
         }
         if self.jobs.workers == 0 {
             bail!("jobs.workers: must be at least 1");

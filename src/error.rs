@@ -43,6 +43,9 @@ pub enum AppError {
     },
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// The request body stopped arriving (`server.body_idle_timeout_s`).
+    #[error("The request body stopped arriving")]
+    BodyTimeout,
     /// Infrastructure failures: logged with the request id, answered with an opaque 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -78,6 +81,7 @@ impl AppError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,8 +98,29 @@ impl AppError {
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::BodyTimeout => "body_timeout",
             Self::Internal(_) => "internal",
         }
+    }
+
+    /// Refusals a hostile client can make by the thousand (no credentials, over a limit, a
+    /// forged origin, a stalled body): the log summarises them per client instead of
+    /// writing a line for each.
+    fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Unauthenticated(_)
+                | Self::TooMany { .. }
+                | Self::BodyTimeout
+                | Self::Unavailable {
+                    code: "overloaded",
+                    ..
+                }
+                | Self::Forbidden {
+                    code: "csrf_rejected",
+                    ..
+                }
+        )
     }
 
     fn public_message(&self) -> String {
@@ -154,9 +179,17 @@ impl IntoResponse for AppError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
         }
+        if self.is_refusal() {
+            response.extensions_mut().insert(Refusal(self.code()));
+        }
         response
     }
 }
+
+/// Marks an answer as a refusal (see [`AppError::is_refusal`]) with its error code, for the
+/// log line at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal(pub &'static str);
 
 /// The owner-scoped lookup rule in one place: a query that includes the owner
 /// (`WHERE id = ? AND user_id = ?`) finds nothing for another user's id, and that answers 404,
@@ -203,6 +236,29 @@ impl From<JsonRejection> for AppError {
 /// `{"error": …}` for a status and code, for places that build responses without an `AppError`.
 pub fn error_body(code: &str, message: &str) -> Value {
     json!({ "error": { "code": code, "message": message } })
+}
+
+/// The error code for an HTTP status, for errors raised below the handlers (extractor
+/// rejections, body limits, the HTTP parser), which know only their status.
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "body_timeout",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    }
 }
 
 #[cfg(test)]

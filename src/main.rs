@@ -164,7 +164,8 @@ fn main() -> ExitCode {
         LogFormatArg::Pretty => LogFormat::Pretty,
         LogFormatArg::Json => LogFormat::Json,
     });
-    aimake::telemetry::init(format.or(config.log.format), &config.log.level);
+    // Held to the end of main: dropping it writes out the buffered lines.
+    let _log = aimake::telemetry::init(format.or(config.log.format), &config.log.level);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

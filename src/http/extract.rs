@@ -2,11 +2,13 @@
 //! [`RateLimitedUser`] or [`AuthAttempt`] as a handler argument and the check is done.
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use super::limits::InFlight;
 use super::perimeter::ClientIp;
 use crate::app::AppState;
 use crate::auth::{AuthUser, IssuedSession, SESSION_COOKIE};
@@ -66,6 +68,10 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<Auth
         },
     };
     if let Some(user) = &user {
+        // The user's share of the in-flight slots, whichever addresses they come from.
+        if let Some(in_flight) = parts.extensions.get::<Arc<InFlight>>() {
+            state.limits.enter_user(in_flight, user.id)?;
+        }
         // Later extractors of the same request (and the log) reuse it.
         parts.extensions.insert(user.clone());
         tracing::Span::current().record("user_id", tracing::field::display(user.id));

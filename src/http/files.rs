@@ -90,8 +90,11 @@ pub async fn serve(
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .filter(|_| if_range_ok);
+    // A Range that does not parse is ignored (RFC 9110 §14.2): the whole file. One that
+    // parses but lies outside the file is answered 416.
     let (status, range) = match range
-        .map(|r| http_range_header::parse_range_header(r).and_then(|p| p.validate(size)))
+        .and_then(|r| http_range_header::parse_range_header(r).ok())
+        .map(|r| r.validate(size))
     {
         None => (StatusCode::OK, None),
         Some(Ok(ranges)) if ranges.len() == 1 => {

@@ -1,10 +1,13 @@
 //! Rate limits and load shedding, in memory: governor limiters keyed by client IP or user
-//! (stale keys evicted, so memory stays bounded) and a cap on requests handled at once.
+//! (stale keys evicted, so memory stays bounded), a cap on requests handled at once, and
+//! each client's share of it.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use governor::clock::Clock;
@@ -49,6 +52,11 @@ pub struct Limits {
     auth: Keyed<IpAddr>,
     per_user: Keyed<Ulid>,
     in_flight: Arc<Semaphore>,
+    /// Requests in flight per client IP and per signed-in user; a key leaves its map when its
+    /// last request ends, so the maps hold only clients with requests in flight.
+    ip_shares: parking_lot::Mutex<HashMap<IpAddr, usize>>,
+    user_shares: parking_lot::Mutex<HashMap<Ulid, usize>>,
+    per_client: usize,
 }
 
 impl Limits {
@@ -63,6 +71,9 @@ impl Limits {
             per_user: keyed(config.creations_per_minute, &clock),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             sign_in: super::sign_in::SignInThrottle::new(config, &clock),
+            ip_shares: Default::default(),
+            user_shares: Default::default(),
+            per_client: config.max_in_flight_per_client,
             clock,
         }
     }
@@ -102,6 +113,34 @@ impl Limits {
         self.in_flight.clone().try_acquire_owned().ok()
     }
 
+    /// A place among the client IP's `max_in_flight_per_client`; `None` when the client has
+    /// that many requests in flight already.
+    pub fn try_enter_ip(self: &Arc<Self>, ip: IpAddr) -> Option<ClientShare> {
+        let key = ShareKey::Ip(rate_key(ip));
+        take_share(&self.ip_shares, rate_key(ip), self.per_client)
+            .then(|| ClientShare(self.clone(), key))
+    }
+
+    /// The same for a signed-in user, whatever addresses their requests come from. Held in
+    /// the request's [`InFlight`], so it lasts until the answer leaves the edge.
+    pub fn enter_user(self: &Arc<Self>, in_flight: &InFlight, user: Ulid) -> Result<(), AppError> {
+        if in_flight.user.get().is_some() {
+            return Ok(());
+        }
+        if !take_share(&self.user_shares, user, self.per_client) {
+            return Err(too_many_in_flight());
+        }
+        let _ = in_flight
+            .user
+            .set(ClientShare(self.clone(), ShareKey::User(user)));
+        Ok(())
+    }
+
+    /// Clients with requests in flight.
+    pub fn clients_in_flight(&self) -> usize {
+        self.ip_shares.lock().len() + self.user_shares.lock().len()
+    }
+
     /// Drops keys whose limits have fully recovered: they hold nothing a fresh key would not.
     pub fn retain_recent(&self) {
         self.per_ip.retain_recent();
@@ -134,6 +173,64 @@ impl Limits {
             }
         }
     }
+}
+
+/// The answer to a client over its share of the in-flight slots.
+pub fn too_many_in_flight() -> AppError {
+    AppError::Unavailable {
+        code: "overloaded",
+        message: "Too many of your requests are in progress: try again in a moment".into(),
+    }
+}
+
+fn take_share<K: Hash + Eq>(
+    shares: &parking_lot::Mutex<HashMap<K, usize>>,
+    key: K,
+    max: usize,
+) -> bool {
+    let mut shares = shares.lock();
+    let held = shares.entry(key).or_insert(0);
+    if *held >= max {
+        return false;
+    }
+    *held += 1;
+    true
+}
+
+fn give_back<K: Hash + Eq>(shares: &parking_lot::Mutex<HashMap<K, usize>>, key: &K) {
+    let mut shares = shares.lock();
+    if let Some(held) = shares.get_mut(key) {
+        *held -= 1;
+        if *held == 0 {
+            shares.remove(key);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ShareKey {
+    Ip(IpAddr),
+    User(Ulid),
+}
+
+/// One request's place in its client's share; given back on drop.
+pub struct ClientShare(Arc<Limits>, ShareKey);
+
+impl Drop for ClientShare {
+    fn drop(&mut self) {
+        match &self.1 {
+            ShareKey::Ip(ip) => give_back(&self.0.ip_shares, ip),
+            ShareKey::User(user) => give_back(&self.0.user_shares, user),
+        }
+    }
+}
+
+/// A request's hold on the server while it is handled, shared by the edge (which keeps it
+/// until the answer is ready) and the request's extensions (where authentication adds the
+/// user's share once the user is known).
+#[derive(Default)]
+pub struct InFlight {
+    user: OnceLock<ClientShare>,
 }
 
 /// `per_minute` at once, then one more every `60 / per_minute` seconds.
@@ -220,6 +317,34 @@ mod tests {
         l.advance_clock(Duration::from_secs(61));
         l.retain_recent();
         assert_eq!(l.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn a_client_s_share_of_the_slots_is_bounded_and_given_back() {
+        let l = Arc::new(Limits::new(&LimitsConfig {
+            max_in_flight_per_client: 2,
+            ..LimitsConfig::default()
+        }));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = l.try_enter_ip(ip).unwrap();
+        let b = l.try_enter_ip(ip).unwrap();
+        assert!(l.try_enter_ip(ip).is_none());
+        assert!(l.try_enter_ip("192.0.2.2".parse().unwrap()).is_some());
+        drop(a);
+        assert!(l.try_enter_ip(ip).is_some());
+
+        let user = Ulid::generate();
+        let requests: Vec<InFlight> = (0..3).map(|_| InFlight::default()).collect();
+        assert!(l.enter_user(&requests[0], user).is_ok());
+        assert!(l.enter_user(&requests[0], user).is_ok(), "once per request");
+        assert!(l.enter_user(&requests[1], user).is_ok());
+        assert!(l.enter_user(&requests[2], user).is_err());
+        assert!(
+            l.enter_user(&requests[2], Ulid::generate()).is_ok(),
+            "per user"
+        );
+        drop((b, requests));
+        assert_eq!(l.clients_in_flight(), 0, "finished clients leave no keys");
     }
 
     #[test]

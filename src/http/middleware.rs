@@ -4,7 +4,9 @@
 //!
 //! [`Edge`], outermost: the request id (the client's if it is sane, else a ULID), the client
 //! address, one log line with the route pattern (never the concrete URL, and no header: ids in
-//! paths, cookies and tokens stay out of the log), load shedding, the request timeout and the
+//! paths, cookies and tokens stay out of the log; health probes only at debug; refusals
+//! summarised per client by [`Refusals`]), load shedding and each client's share of the
+//! slots, the request timeout and the body idle timeout, the JSON shape of every error, the
 //! headers every answer carries, and a panic catcher. [`Guard`], innermost (behind CORS, so its
 //! refusals carry CORS headers a cross-origin page can read): the per-IP rate limit and the
 //! CSRF check. Neither allocates when a request passes through untouched, apart from the
@@ -24,14 +26,17 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCod
 use axum::response::IntoResponse;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Either, Ready, ready};
+use http_body::Body as _;
 use ipnet::IpNet;
 use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
 use super::REQUEST_ID;
-use super::limits::Limits;
+use super::limits::{InFlight, Limits};
 use super::perimeter::{self, ClientIp, TrustedOrigins};
-use crate::error::AppError;
+use super::refusals::Refusals;
+use super::stall::IdleTimeout;
+use crate::error::{AppError, Refusal};
 
 /// The web app's pages: only same-origin scripts, styles and media; nothing may frame them.
 pub const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -39,6 +44,9 @@ pub const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 
      base-uri 'self'; frame-ancestors 'none'; form-action 'self'";
 
 pub const PAGE_REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
+
+/// Nothing that is not a page links anywhere a browser would follow.
+const NOT_A_PAGE_REFERRER_POLICY: &str = "no-referrer";
 
 /// Anything that is not a page may load nothing and be framed by nobody.
 const NOT_A_PAGE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -54,6 +62,9 @@ pub struct EdgeConfig {
     pub trusted_proxies: Arc<[IpNet]>,
     pub limits: Arc<Limits>,
     pub timeout: Duration,
+    /// A request body idle this long is cut off and answered 408.
+    pub body_idle_timeout: Duration,
+    pub refusals: Arc<Refusals>,
     /// Over https, answers also carry HSTS.
     pub https: bool,
 }
@@ -116,6 +127,23 @@ where
     fn call(&mut self, mut req: Request) -> Self::Future {
         let start = Instant::now();
         let request_id = request_id(req.headers());
+        // Liveness is answered here, from memory: no routing, slot, timer, handler or log
+        // span (probes are logged at debug only).
+        if req.method() == Method::GET && req.uri().path() == "/health" {
+            tracing::debug!(
+                method = "GET",
+                route = "/health",
+                request_id = request_id.to_str().unwrap_or_default(),
+                status = 200,
+                duration_ms = elapsed_ms(start),
+                "request"
+            );
+            let mut response = Response::new(Body::from(super::health::liveness_body()));
+            let headers = response.headers_mut();
+            *headers = self.shared.liveness_headers.clone();
+            headers.insert(REQUEST_ID, request_id);
+            return Either::Left(ready(Ok(response)));
+        }
         let peer = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -133,31 +161,27 @@ where
             // Filled in by the authentication extractors.
             user_id = tracing::field::Empty
         );
-        let https = self.shared.config.https;
-        // Liveness is answered here, from memory: no routing, slot, timer or handler.
-        if req.method() == Method::GET && req.uri().path() == "/health" {
-            span.record("route", "/health");
-            let mut response = Response::new(Body::from(super::health::liveness_body()));
-            let headers = response.headers_mut();
-            *headers = self.shared.liveness_headers.clone();
-            headers.insert(REQUEST_ID, request_id);
-            log_line(&span, 200, start);
-            return Either::Left(ready(Ok(response)));
-        }
+        let line = LogLine {
+            span,
+            start,
+            ip,
+            probe: req.uri().path().starts_with("/health"),
+        };
         // So are the web app's hashed files.
         if let Some(response) = super::spa::asset(req.method(), req.uri().path(), req.headers()) {
-            span.record("route", "/assets/*");
-            return Either::Left(ready(Ok(finish(response, request_id, https, &span, start))));
+            line.span.record("route", "/assets/*");
+            return Either::Left(ready(Ok(finish(response, request_id, &self.shared, &line))));
         }
         req.headers_mut().insert(REQUEST_ID, request_id.clone());
         req.extensions_mut().insert(ClientIp(ip));
         let inner = self.inner.clone();
         let shared = self.shared.clone();
         Either::Right(Box::pin(async move {
-            let response = handle(inner, &shared.config, req)
-                .instrument(span.clone())
+            let response = handle(inner, &shared.config, ip, req)
+                .instrument(line.span.clone())
                 .await;
-            Ok(finish(response, request_id, https, &span, start))
+            let response = json_error(response).await;
+            Ok(finish(response, request_id, &shared, &line))
         }))
     }
 }
@@ -209,38 +233,98 @@ fn liveness_headers(https: bool) -> HeaderMap {
     headers
 }
 
-/// The headers every answer carries, and its log line.
+/// What a request's log line needs.
+struct LogLine {
+    span: tracing::Span,
+    start: Instant,
+    ip: IpAddr,
+    /// Health and readiness probes: logged at debug only.
+    probe: bool,
+}
+
+/// The headers every answer carries, and its log line: one per served request; a refusal's
+/// only when it is the client's first for that reason in a while (the rest are counted and
+/// summarised).
 fn finish(
     mut response: Response<Body>,
     request_id: HeaderValue,
-    https: bool,
-    span: &tracing::Span,
-    start: Instant,
+    shared: &EdgeShared,
+    line: &LogLine,
 ) -> Response<Body> {
     let headers = response.headers_mut();
     headers.insert(REQUEST_ID, request_id);
-    set_default_headers(headers, https);
-    log_line(span, response.status().as_u16(), start);
+    set_default_headers(headers, shared.config.https);
+    let status = response.status().as_u16();
+    let duration_ms = elapsed_ms(line.start);
+    let _in_span = line.span.enter();
+    if let Some(Refusal(reason)) = response.extensions().get::<Refusal>().copied() {
+        // Per IPv4 address and IPv6 /64, as the rate limits count clients.
+        if shared
+            .config
+            .refusals
+            .record(super::limits::rate_key(line.ip), reason)
+        {
+            tracing::info!(
+                status,
+                duration_ms,
+                reason,
+                "request refused (more from this client are counted)"
+            );
+        }
+    } else if status >= 500 {
+        tracing::warn!(status, duration_ms, "request");
+    } else if line.probe {
+        tracing::debug!(status, duration_ms, "request");
+    } else {
+        tracing::info!(status, duration_ms, "request");
+    }
     response
 }
 
-fn log_line(span: &tracing::Span, status: u16, start: Instant) {
-    let duration_ms = start.elapsed().as_micros() as f64 / 1000.0;
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::warn!(status, duration_ms, "request");
-        } else {
-            tracing::info!(status, duration_ms, "request");
-        }
-    });
+fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_micros() as f64 / 1000.0
 }
 
-/// Load shedding, the timeout and a panic catcher around the rest of the stack (a panicking
+/// Errors raised below the handlers (extractor rejections, body limits) come as plain text;
+/// they get the API's JSON shape like every other error, with the text as the message.
+async fn json_error(response: Response<Body>) -> Response<Body> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT).await.ok();
+    let message = text
+        .as_deref()
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .or(status.canonical_reason())
+        .unwrap_or("Error");
+    let body = crate::error::error_body(crate::error::code_for_status(status), message);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
+}
+
+/// Longest plain-text error kept as a JSON error's message; longer ones get the status's name.
+const MAX_ERROR_TEXT: usize = 1024;
+
+/// Load shedding, the timeouts and a panic catcher around the rest of the stack (a panicking
 /// handler becomes a JSON 500 and the connection lives on). Past `max_in_flight` requests at
-/// once the server answers 503 at once instead of queueing everyone into timeouts; health
-/// checks always get through. The timeout covers the time to the response head: streaming
-/// bodies (downloads, events) are not cut.
-async fn handle<S>(inner: S, config: &EdgeConfig, req: Request) -> Response<Body>
+/// once the server answers 503 at once instead of queueing everyone into timeouts, and so it
+/// does to a client (an IP, or a signed-in user once authenticated) past its
+/// `max_in_flight_per_client`, so one client cannot take every slot; health checks always get
+/// through. The timeout covers the time to the response head: streaming bodies (downloads,
+/// events) are not cut. A request body that stalls is cut off, and the request answered 408.
+async fn handle<S>(inner: S, config: &EdgeConfig, ip: IpAddr, mut req: Request) -> Response<Body>
 where
     S: Service<Request, Response = Response<Body>, Error = Infallible>,
 {
@@ -250,28 +334,44 @@ where
         return run(inner, req).await;
     }
     // Health checks always get through, even when the server is full.
-    let _permit = if path.starts_with("/health") {
+    let _permits = if path.starts_with("/health") {
         None
     } else {
-        match config.limits.try_enter() {
-            Some(permit) => Some(permit),
-            None => {
-                return AppError::Unavailable {
-                    code: "overloaded",
-                    message: "The server is busy: try again in a moment".into(),
-                }
-                .into_response();
+        let Some(share) = config.limits.try_enter_ip(ip) else {
+            return super::limits::too_many_in_flight().into_response();
+        };
+        let Some(permit) = config.limits.try_enter() else {
+            return AppError::Unavailable {
+                code: "overloaded",
+                message: "The server is busy: try again in a moment".into(),
             }
-        }
+            .into_response();
+        };
+        let in_flight = Arc::new(InFlight::default());
+        req.extensions_mut().insert(in_flight.clone());
+        Some((share, permit, in_flight))
     };
-    match tokio::time::timeout(config.timeout, run(inner, req)).await {
+    let stalled = if req.body().is_end_stream() {
+        None
+    } else {
+        let (parts, body) = req.into_parts();
+        let (body, stalled) = IdleTimeout::wrap(body, config.body_idle_timeout);
+        req = Request::from_parts(parts, body);
+        Some(stalled)
+    };
+    let response = match tokio::time::timeout(config.timeout, run(inner, req)).await {
         Ok(response) => response,
         Err(_) => AppError::Unavailable {
             code: "timeout",
             message: "The server took too long to answer".into(),
         }
         .into_response(),
+    };
+    // Whatever the reader made of the cut-off body, the client hears why.
+    if stalled.is_some_and(|s| s.happened()) {
+        return AppError::BodyTimeout.into_response();
     }
+    response
 }
 
 /// The rest of the stack, with a panic turned into a JSON 500.
@@ -317,8 +417,9 @@ fn route_label(req: &Request) -> &str {
 }
 
 /// Security headers on every answer, unless a route chose its own. Pages get the app's content
-/// policy and a referrer policy; everything else (JSON, audio, scripts) is never a page, so a
-/// policy that forbids everything, framing included, is both stricter and shorter. API answers
+/// and referrer policies; everything else (JSON, audio, scripts) is never a page, so a policy
+/// that forbids everything, framing included, is both stricter and shorter, and it sends no
+/// referrer. API answers
 /// are per user, so no shared cache may keep them; routes that serve cacheable bytes set
 /// `Cache-Control`.
 pub(super) fn set_default_headers(headers: &mut HeaderMap, https: bool) {
@@ -336,15 +437,17 @@ pub(super) fn set_default_headers(headers: &mut HeaderMap, https: bool) {
             .entry(name)
             .or_insert_with(|| HeaderValue::from_static(value));
     }
-    let policy = if page { PAGE_POLICY } else { NOT_A_PAGE_POLICY };
+    let (policy, referrer) = if page {
+        (PAGE_POLICY, PAGE_REFERRER_POLICY)
+    } else {
+        (NOT_A_PAGE_POLICY, NOT_A_PAGE_REFERRER_POLICY)
+    };
     headers
         .entry(header::CONTENT_SECURITY_POLICY)
         .or_insert_with(|| HeaderValue::from_static(policy));
-    if page {
-        headers
-            .entry(header::REFERRER_POLICY)
-            .or_insert_with(|| HeaderValue::from_static(PAGE_REFERRER_POLICY));
-    }
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert_with(|| HeaderValue::from_static(referrer));
     if https {
         headers
             .entry(header::STRICT_TRANSPORT_SECURITY)
@@ -471,50 +574,118 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn each_request_is_logged_once_with_its_route_pattern_and_never_its_path() {
-        use axum::routing::get;
+    fn edge(router: axum::Router, refusals: Arc<Refusals>) -> Edge<axum::Router> {
+        EdgeLayer::new(EdgeConfig {
+            trusted_proxies: Arc::from([]),
+            limits: Arc::new(Limits::new(&crate::config::LimitsConfig::default())),
+            timeout: Duration::from_secs(5),
+            body_idle_timeout: Duration::from_secs(5),
+            refusals,
+            https: false,
+        })
+        .layer(router.layer(RouteLabelLayer))
+    }
 
+    /// Collects what is logged at `level` and above while the returned guard lives.
+    fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
         let logs = Captured::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
+            .with_max_level(level)
             .with_ansi(false)
             .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
 
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    async fn get(app: &Edge<axum::Router>, path: &str) -> Response<Body> {
+        app.clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_served_request_is_logged_once_with_its_route_pattern_and_never_its_path() {
+        use axum::routing::get as route_get;
+
+        let (logs, _guard) = capture(tracing::Level::INFO);
         let router = axum::Router::new()
-            .route("/api/things/{id}", get(|| async { "thing" }))
-            .fallback(|| async { "page" })
-            .layer(RouteLabelLayer);
-        let app = EdgeLayer::new(EdgeConfig {
-            trusted_proxies: Arc::from([]),
-            limits: Arc::new(Limits::new(&crate::config::LimitsConfig::default())),
-            timeout: Duration::from_secs(5),
-            https: false,
-        })
-        .layer(router);
-        for (path, status) in [
-            ("/api/things/secret-123", 200),
-            ("/health", 200),
-            ("/library/secret-456", 200),
+            .route("/api/things/{id}", route_get(|| async { "thing" }))
+            .route("/health/ready", route_get(|| async { "ready" }))
+            .fallback(|| async { "page" });
+        let app = edge(router, Arc::default());
+        for path in [
+            "/api/things/secret-123",
+            "/health",
+            "/health/ready",
+            "/library/secret-456",
         ] {
-            let response = app
-                .clone()
-                .oneshot(Request::get(path).body(Body::empty()).unwrap())
-                .await
-                .unwrap();
-            assert_eq!(response.status(), status, "{path}");
+            let response = get(&app, path).await;
+            assert_eq!(response.status(), 200, "{path}");
             assert!(response.headers().contains_key(REQUEST_ID));
         }
 
-        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let logs = logs.text();
         let lines: Vec<&str> = logs.lines().collect();
-        assert_eq!(lines.len(), 3, "{logs}");
+        assert_eq!(
+            lines.len(),
+            2,
+            "health probes are not logged at info: {logs}"
+        );
         assert!(lines[0].contains(r#"route="/api/things/{id}""#), "{logs}");
-        assert!(lines[1].contains(r#"route="/health""#), "{logs}");
-        assert!(lines[2].contains(r#"route="spa""#), "{logs}");
+        assert!(lines[0].contains("status=200"), "{logs}");
+        assert!(lines[0].contains("duration_ms="), "{logs}");
+        assert!(lines[0].contains("request_id="), "{logs}");
+        assert!(lines[1].contains(r#"route="spa""#), "{logs}");
         assert!(!logs.contains("secret"), "{logs}");
+    }
+
+    #[tokio::test]
+    async fn health_probes_are_logged_at_debug() {
+        use axum::routing::get as route_get;
+
+        let (logs, _guard) = capture(tracing::Level::DEBUG);
+        let router = axum::Router::new().route("/health/ready", route_get(|| async { "ready" }));
+        let app = edge(router, Arc::default());
+        get(&app, "/health").await;
+        get(&app, "/health/ready").await;
+        let logs = logs.text();
+        assert!(logs.contains(r#"route="/health""#), "{logs}");
+        assert!(logs.contains(r#"route="/health/ready""#), "{logs}");
+    }
+
+    #[tokio::test]
+    async fn a_thousand_refused_requests_from_one_client_log_two_lines_with_the_count() {
+        use axum::routing::get as route_get;
+
+        let (logs, _guard) = capture(tracing::Level::INFO);
+        let router = axum::Router::new().route(
+            "/api/audios",
+            route_get(|| async { AppError::Unauthenticated("Sign in to continue".into()) }),
+        );
+        let refusals = Arc::new(Refusals::default());
+        let app = edge(router, refusals.clone());
+        for _ in 0..1000 {
+            assert_eq!(get(&app, "/api/audios").await.status(), 401);
+        }
+        refusals.summarise();
+        let logs = logs.text();
+        let lines: Vec<&str> = logs.lines().collect();
+        assert_eq!(lines.len(), 2, "{logs}");
+        assert!(lines[0].contains("reason=\"unauthenticated\""), "{logs}");
+        assert!(
+            lines[0].contains("request_id="),
+            "the first in full: {logs}"
+        );
+        assert!(lines[1].contains("count=999"), "{logs}");
+        assert!(logs.len() < 1024, "{} bytes", logs.len());
     }
 
     #[test]
@@ -525,7 +696,7 @@ mod tests {
         assert_eq!(h[header::CACHE_CONTROL], "public");
         assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
         assert_eq!(h[header::CONTENT_SECURITY_POLICY], NOT_A_PAGE_POLICY);
-        assert!(!h.contains_key(header::REFERRER_POLICY));
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
         assert!(!h.contains_key(header::STRICT_TRANSPORT_SECURITY));
         set_default_headers(&mut h, true);
         assert_eq!(h[header::STRICT_TRANSPORT_SECURITY], HSTS);

@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod audios;
+pub(crate) mod conn;
 pub mod extract;
 mod files;
 mod health;
@@ -11,7 +12,9 @@ mod middleware;
 pub mod perimeter;
 mod podcasts;
 pub mod sign_in;
+pub mod refusals;
 mod spa;
+mod stall;
 
 pub use audios::{MEDIA_PURPOSE, media_url};
 pub use spa::web_app_embedded;
@@ -38,6 +41,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> App {
     let config = &state.config;
     let timeout = Duration::from_secs(config.server.request_timeout_s);
+    let body_idle_timeout = Duration::from_secs(config.server.body_idle_timeout_s);
     let body_limit = config.server.max_body_bytes;
     let https = state.public_url.starts_with("https://");
     let trusted_proxies: Arc<[IpNet]> = config
@@ -59,6 +63,7 @@ pub fn router(state: AppState) -> App {
             origins,
         }));
     let limits = state.limits.clone();
+    let refusals = state.refusals.clone();
 
     let router = Router::new()
         .merge(health::router())
@@ -79,6 +84,8 @@ pub fn router(state: AppState) -> App {
         trusted_proxies,
         limits,
         timeout,
+        body_idle_timeout,
+        refusals,
         https,
     })
     .layer(router)

@@ -105,7 +105,7 @@ pub fn asset(method: &Method, path: &str, headers: &HeaderMap) -> Option<Respons
 
 /// A stale page asking for an asset of an older build: a 404, not HTML posing as JS.
 fn missing_asset() -> Response {
-    (StatusCode::NOT_FOUND, "asset not found").into_response()
+    crate::error::AppError::NotFound.into_response()
 }
 
 pub async fn serve(req: Request) -> Response {

@@ -6,6 +6,7 @@ mod backup;
 mod cli;
 #[cfg(unix)]
 mod datafiles;
+mod edge;
 mod fakes;
 mod fakes_llm;
 mod health;
