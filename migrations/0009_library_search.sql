@@ -10,8 +10,12 @@ CREATE INDEX usage_day ON usage_logs (day, service, units, cost_micros, cached);
 -- Library search: a full-text index of titles and texts (trigrams, so any substring of three
 -- characters or more is found, in any script). It holds no copy of the texts, only the index.
 --
--- Each user owns a slice of its row ids, [search_key << 32, (search_key + 1) << 32): a search
--- names its user's slice, and the index reads only that slice, whatever everyone else stored.
+-- Each user owns a slice of its row ids, [search_key << 32, (search_key + 1) << 32), and
+-- every document carries its owner's tag: three private-use characters spelling search_key
+-- in base 6400, which the trigram tokenizer indexes as one token found in that user's
+-- documents alone. A search asks for the tag AND the phrase within the slice, so the index
+-- starts at the user's first document and stops after the last; without the tag, a phrase
+-- whose trigrams everyone's texts contain would be tested against every later document.
 -- An audio's title is the document at `audios.search_rowid` (even) and its text the one
 -- right after it. Both keys are stored, never derived from implicit row ids, which VACUUM
 -- may renumber.
@@ -30,14 +34,25 @@ UPDATE audios SET search_rowid = n.search_rowid
 CREATE UNIQUE INDEX audios_search ON audios (search_rowid);
 
 CREATE VIRTUAL TABLE audio_search USING fts5 (
+    owner,
     body,
     content = '',
     contentless_delete = 1,
     tokenize = 'trigram'
 );
-INSERT INTO audio_search (rowid, body) SELECT search_rowid, title FROM audios;
-INSERT INTO audio_search (rowid, body)
-     SELECT a.search_rowid + 1, t.text FROM audio_texts t JOIN audios a ON a.id = t.audio_id;
+-- Each user's slice (its first row id) and tag.
+CREATE VIEW search_owners (user_id, first_rowid, tag) AS
+     SELECT id, search_key * 4294967296,
+            char(57344 + search_key / 40960000 % 6400,
+                 57344 + search_key / 6400 % 6400,
+                 57344 + search_key % 6400)
+       FROM users;
+INSERT INTO audio_search (rowid, owner, body)
+     SELECT a.search_rowid, o.tag, a.title
+       FROM audios a JOIN search_owners o ON o.user_id = a.user_id;
+INSERT INTO audio_search (rowid, owner, body)
+     SELECT a.search_rowid + 1, o.tag, t.text
+       FROM audio_texts t JOIN audios a ON a.id = t.audio_id JOIN search_owners o ON o.user_id = a.user_id;
 
 -- Kept in step by the database itself, in the transaction of every write.
 CREATE TRIGGER users_search_key AFTER INSERT ON users WHEN NEW.search_key IS NULL BEGIN
@@ -49,17 +64,20 @@ CREATE TRIGGER audios_search_insert AFTER INSERT ON audios BEGIN
     UPDATE audios SET search_rowid = (
         SELECT coalesce(
                    (SELECT max(search_rowid) FROM audios
-                     WHERE search_rowid BETWEEN s.lo AND s.lo + 4294967295) + 2,
-                   s.lo + 2)
-          FROM (SELECT search_key * 4294967296 AS lo FROM users WHERE id = NEW.user_id) AS s)
+                     WHERE search_rowid BETWEEN o.first_rowid AND o.first_rowid + 4294967295) + 2,
+                   o.first_rowid + 2)
+          FROM search_owners o WHERE o.user_id = NEW.user_id)
      WHERE rowid = NEW.rowid;
-    INSERT INTO audio_search (rowid, body)
-         SELECT search_rowid, NEW.title FROM audios WHERE rowid = NEW.rowid;
+    INSERT INTO audio_search (rowid, owner, body)
+         SELECT a.search_rowid, o.tag, NEW.title
+           FROM audios a JOIN search_owners o ON o.user_id = a.user_id WHERE a.rowid = NEW.rowid;
 END;
 
 CREATE TRIGGER audios_search_title AFTER UPDATE OF title ON audios BEGIN
     DELETE FROM audio_search WHERE rowid = OLD.search_rowid;
-    INSERT INTO audio_search (rowid, body) VALUES (NEW.search_rowid, NEW.title);
+    INSERT INTO audio_search (rowid, owner, body)
+         SELECT a.search_rowid, o.tag, NEW.title
+           FROM audios a JOIN search_owners o ON o.user_id = a.user_id WHERE a.rowid = NEW.rowid;
 END;
 
 CREATE TRIGGER audios_search_delete AFTER DELETE ON audios BEGIN
@@ -68,15 +86,17 @@ CREATE TRIGGER audios_search_delete AFTER DELETE ON audios BEGIN
 END;
 
 CREATE TRIGGER audio_texts_search_insert AFTER INSERT ON audio_texts BEGIN
-    INSERT INTO audio_search (rowid, body)
-         SELECT search_rowid + 1, NEW.text FROM audios WHERE id = NEW.audio_id;
+    INSERT INTO audio_search (rowid, owner, body)
+         SELECT a.search_rowid + 1, o.tag, NEW.text
+           FROM audios a JOIN search_owners o ON o.user_id = a.user_id WHERE a.id = NEW.audio_id;
 END;
 
 CREATE TRIGGER audio_texts_search_update AFTER UPDATE OF text ON audio_texts BEGIN
     DELETE FROM audio_search
      WHERE rowid = (SELECT search_rowid + 1 FROM audios WHERE id = OLD.audio_id);
-    INSERT INTO audio_search (rowid, body)
-         SELECT search_rowid + 1, NEW.text FROM audios WHERE id = NEW.audio_id;
+    INSERT INTO audio_search (rowid, owner, body)
+         SELECT a.search_rowid + 1, o.tag, NEW.text
+           FROM audios a JOIN search_owners o ON o.user_id = a.user_id WHERE a.id = NEW.audio_id;
 END;
 
 CREATE TRIGGER audio_texts_search_delete AFTER DELETE ON audio_texts BEGIN

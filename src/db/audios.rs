@@ -200,12 +200,15 @@ pub(crate) fn list_query(
         if q.chars().count() >= MIN_INDEXED_SEARCH {
             args.push(Box::new(format!("\"{}\"", q.replace('"', "\"\""))));
             let n = args.len();
+            // The owner's tag AND the phrase, within the owner's slice (see the migration).
             // Titles are the even documents, texts the odd ones after them.
             sql.push_str(&format!(
                 " AND search_rowid IN (SELECT (rowid / 2) * 2 FROM audio_search \
-                   WHERE audio_search MATCH ?{n} \
-                     AND rowid >= (SELECT search_key FROM users WHERE id = ?1) * {SLICE} \
-                     AND rowid < (SELECT search_key + 1 FROM users WHERE id = ?1) * {SLICE})"
+                   WHERE audio_search MATCH \
+                         ('owner : \"' || (SELECT tag FROM search_owners WHERE user_id = ?1) \
+                          || '\" AND body : ' || ?{n}) \
+                     AND rowid >= (SELECT first_rowid FROM search_owners WHERE user_id = ?1) \
+                     AND rowid < (SELECT first_rowid FROM search_owners WHERE user_id = ?1) + {SLICE})"
             ));
         } else {
             args.push(Box::new(format!("%{}%", super::escape_like(q))));
@@ -580,7 +583,11 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(indexed(&conn), vec![kept], "only the other user's title is left");
+        assert_eq!(
+            indexed(&conn),
+            vec![kept],
+            "only the other user's title is left"
+        );
         // Deleting the user takes every audio, and its index entries, with it.
         conn.execute("DELETE FROM users WHERE id = ?1", [b.to_string()])
             .unwrap();
@@ -591,7 +598,13 @@ mod tests {
     fn a_search_finds_only_the_callers_audios() {
         let (mut conn, a, b) = setup();
         for i in 0..5 {
-            add(&mut conn, b, &format!("Shared words {i}"), "shared words", i);
+            add(
+                &mut conn,
+                b,
+                &format!("Shared words {i}"),
+                "shared words",
+                i,
+            );
         }
         add(&mut conn, a, "Mine", "only mine", 10);
         assert!(titles(&conn, a, "shared").is_empty());
@@ -604,7 +617,13 @@ mod tests {
     fn search_results_are_paged_newest_first_like_the_library() {
         let (mut conn, a, _) = setup();
         for i in 0..7 {
-            add(&mut conn, a, &format!("Episode {i}"), "a chapter of the story", i);
+            add(
+                &mut conn,
+                a,
+                &format!("Episode {i}"),
+                "a chapter of the story",
+                i,
+            );
         }
         let f = ListFilter {
             q: Some("chapter".into()),

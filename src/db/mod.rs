@@ -492,7 +492,11 @@ mod tests {
         )
         .unwrap();
         let found: i64 = conn
-            .query_row("SELECT rowid FROM t WHERE t MATCH '\"天气很\"'", [], |r| r.get(0))
+            .query_row(
+                "SELECT rowid FROM t WHERE t MATCH '\"天气很\"'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(found, 1);
     }
@@ -574,7 +578,8 @@ mod tests {
             }
             if name.starts_with("usage") || name.starts_with("quota") {
                 assert!(
-                    plan.iter().any(|s| s.contains("COVERING INDEX usage_user_day")),
+                    plan.iter()
+                        .any(|s| s.contains("COVERING INDEX usage_user_day")),
                     "{name} reads the index alone: {plan:#?}"
                 );
             }
@@ -586,7 +591,8 @@ mod tests {
         // The admin report reads every user's rows, from an index holding all it sums.
         let all = plan(&conn, usage::PER_DAY_ALL, &[&"2026-11-01", &"2026-11-30"]);
         assert!(
-            all.iter().any(|s| s.contains("COVERING INDEX usage_day (day>? AND day<?)")),
+            all.iter()
+                .any(|s| s.contains("COVERING INDEX usage_day (day>? AND day<?)")),
             "{all:#?}"
         );
         assert!(!all.iter().any(|s| s.contains("TEMP B-TREE")), "{all:#?}");

@@ -111,7 +111,7 @@ pub(crate) const TTS_CHARS_THIS_MONTH: &str = "SELECT coalesce(sum(units), 0) FR
 /// the user asked for, and counting them keeps the quota predictable).
 pub fn tts_chars_this_month(conn: &Connection, user: Ulid, now: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(TTS_CHARS_THIS_MONTH)?
-    .query_row(params![user.to_string(), month_start(now)], |r| r.get(0))
+        .query_row(params![user.to_string(), month_start(now)], |r| r.get(0))
 }
 
 #[cfg(test)]
