@@ -528,7 +528,8 @@ mod tests {
             ("search, cursor page", search("weather"), Some(&cursor)),
             ("short search", search("天气"), Some(&cursor)),
         ];
-        let mut queries: Vec<(&str, String, Vec<Box<dyn rusqlite::ToSql>>)> = library
+        type Args = Vec<Box<dyn rusqlite::ToSql>>;
+        let mut queries: Vec<(&str, String, Args)> = library
             .iter()
             .map(|(name, filter, cursor)| {
                 let (sql, args) = audios::list_query(user, filter, *cursor, 21);
