@@ -614,6 +614,62 @@ mod tests {
     }
 
     #[test]
+    fn a_search_costs_the_same_however_many_documents_other_users_add_after_the_callers() {
+        let (mut conn, a, b) = setup();
+        for i in 0..5 {
+            add(
+                &mut conn,
+                a,
+                &format!("Mine {i}"),
+                "the kind people turn into speech",
+                i,
+            );
+        }
+        // Every trigram of the search in every document, the search itself in none.
+        let q = ListFilter {
+            q: Some("kind people kind people".into()),
+            ..Default::default()
+        };
+        let fastest = |conn: &Connection| {
+            (0..5)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    assert!(list(conn, a, &q, None, 21).unwrap().is_empty());
+                    t.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let alone = fastest(&conn);
+        let tx = conn.transaction().unwrap();
+        for i in 0..20_000 {
+            insert(
+                &tx,
+                &NewAudio {
+                    id: crate::db::new_id(),
+                    user_id: b,
+                    kind: "tts",
+                    title: "people",
+                    voice: None,
+                    format: "mp3",
+                    speed: 1.0,
+                    text: Some("the kind people turn into speech"),
+                    chars: 32,
+                },
+                i,
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        let among_others = fastest(&conn);
+        // Testing each of the others' documents took about 40 times as long.
+        assert!(
+            among_others < alone * 5,
+            "alone {alone:?}, among 20,000 others {among_others:?}"
+        );
+    }
+
+    #[test]
     fn search_results_are_paged_newest_first_like_the_library() {
         let (mut conn, a, _) = setup();
         for i in 0..7 {
