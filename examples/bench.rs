@@ -20,6 +20,12 @@ const ROUNDS: usize = 5;
 const DURATION_S: u32 = 5;
 /// How long the flood of refused requests lasts in the log-volume case.
 const FLOOD_S: u32 = 15;
+/// Rounds per library size in the scale case: four figures at two sizes, so fewer than
+/// `ROUNDS` keeps it to two minutes.
+const SCALE_ROUNDS: usize = 3;
+/// A search no audio matches, made of words every seeded text has, so a full-text index that
+/// looked beyond the user's own audios would have every other text to check.
+const NO_MATCH: &str = "kind people kind people";
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -45,7 +51,14 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let fake = runtime.block_on(FakeTts::start())?;
     let data = tmp.path().join("data");
-    let seeded = runtime.block_on(seed(&data))?;
+    let seeded = runtime.block_on(seed(&data, 1000))?;
+    // The 1M library starts as a copy of this one (its long texts are most of the seed's
+    // work), taken before a server writes to it.
+    let big_data = tmp.path().join("data-1m");
+    if wanted("library_scale") {
+        std::fs::create_dir_all(&big_data)?;
+        std::fs::copy(data.join("aimake.db"), big_data.join("aimake.db"))?;
+    }
     std::fs::write(nginx.dir.join("files/media.mp3"), &seeded.media_bytes)?;
 
     // `make bench` runs the backup bench first, which ends by deleting gigabytes; seeding
@@ -166,27 +179,80 @@ fn main() -> anyhow::Result<()> {
     if wanted("library_page") {
         // The server's own CPU per request tells what an absolute req/s cannot: whether the
         // server got cheaper or the machine faster (wrk shares the two cores with it).
-        let cpu_before = cpu_seconds(server.child.id());
-        let rounds: Vec<WrkResult> = (0..ROUNDS)
+        let rounds: Vec<(WrkResult, f64)> = (0..ROUNDS)
             .map(|_| {
-                let r = wrk(&format!("{ours}/api/audios?limit=20"), 64, &[&auth]);
-                eprintln!("  round: {:.0} req/s", r.requests_per_s);
+                let r = cpu_round(
+                    server.child.id(),
+                    &format!("{ours}/api/audios?limit=20"),
+                    &[&auth],
+                );
+                eprintln!("  round: {:.0} req/s", r.0.requests_per_s);
                 r
             })
             .collect();
-        let requests: f64 = rounds
-            .iter()
-            .map(|r| r.requests_per_s * f64::from(DURATION_S))
-            .sum();
-        let cpu_us = (cpu_seconds(server.child.id()) - cpu_before) * 1e6 / requests.max(1.0);
         report.absolute(
             "library_page",
             "GET /api/audios?limit=20 (bearer token) on 100k audios over 1k users (texts of 200 to 8,000 characters), 64 connections",
-            median(&rounds),
-            cpu_us,
+            median(&rounds.iter().map(|r| r.0).collect::<Vec<_>>()),
+            middle(rounds.iter().map(|r| r.1).collect()),
             20_000.0,
             10.0,
         );
+    }
+    if wanted("library_scale") {
+        // The same user's requests on 100k and on 1M audios: only everyone else's share of
+        // the library and the usage ledger grows, so the server's CPU per request must not.
+        let seeding = Instant::now();
+        runtime.block_on(grow(&big_data, 1000..10_000))?;
+        let seed_s = seeding.elapsed().as_secs_f64();
+        eprintln!("  grew the library to 1M audios in {seed_s:.0} s");
+        settle_disk();
+        let mut big = Server::start(&bin, &big_data, &fake.base_url)?;
+        let big_url = format!("http://{}", big.addr);
+        let big_token = runtime.block_on(api_token(&big_url))?;
+        let big_auth = format!("Authorization: Bearer {big_token}");
+        let servers = [
+            (server.child.id(), ours.clone(), auth.clone()),
+            (big.child.id(), big_url, big_auth),
+        ];
+        let mut paths = Vec::new();
+        for (_, base, auth) in &servers {
+            let token = auth.trim_start_matches("Authorization: Bearer ");
+            let cursor = runtime.block_on(second_page_cursor(base, token))?;
+            paths.push([
+                "/api/audios?limit=20".to_string(),
+                format!("/api/audios?limit=20&cursor={cursor}"),
+                format!("/api/audios?limit=20&q={}", NO_MATCH.replace(' ', "%20")),
+                "/api/usage".to_string(),
+            ]);
+        }
+        for (i, (name, what)) in [
+            ("library_scale_first_page", "the first library page"),
+            ("library_scale_cursor_page", "the second library page, by cursor"),
+            ("library_scale_search", "a library search that matches nothing (words every text has, in an order none has)"),
+            ("library_scale_usage", "GET /api/usage (the last 30 days: 100 rows of the user's own)"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut figures = [Vec::new(), Vec::new()];
+            for round in 1..=SCALE_ROUNDS {
+                for (s, (pid, base, auth)) in servers.iter().enumerate() {
+                    let (r, cpu) = cpu_round(*pid, &format!("{base}{}", paths[s][i]), &[auth]);
+                    eprintln!("  {name} round {round}, server {s}: {:.0} req/s, {cpu:.0} µs", r.requests_per_s);
+                    figures[s].push(cpu);
+                }
+            }
+            let [small, large] = figures.map(middle);
+            report.scale(
+                name,
+                &format!("{what}; bearer token, 64 connections; one user with 100 audios among 100k audios over 1k users and among 1M over 10k users (the 100k database copied and grown by 9k users with 200-character texts, in {seed_s:.0} s), one usage row per audio; rounds alternate the two servers"),
+                small,
+                large,
+                1.2,
+            );
+        }
+        big.stop();
     }
     if wanted("job_overhead") {
         settle_disk();
@@ -273,6 +339,15 @@ fn cpu_seconds(pid: u32) -> f64 {
         })
         // Clock ticks: 100 a second on Linux.
         .map_or(0.0, |ticks| ticks / 100.0)
+}
+
+/// One wrk round with 64 connections, and the server's CPU time (process `pid`) per request
+/// served in it, in µs.
+fn cpu_round(pid: u32, url: &str, headers: &[&str]) -> (WrkResult, f64) {
+    let before = cpu_seconds(pid);
+    let r = wrk(url, 64, headers);
+    let requests = r.requests_per_s * f64::from(DURATION_S);
+    (r, (cpu_seconds(pid) - before) * 1e6 / requests.max(1.0))
 }
 
 /// A process's resident memory in MB, from /proc.
@@ -497,6 +572,22 @@ impl Report {
         self.cases.push(json!({
             "case": "log_flood", "log_bytes": bytes, "requests": requests,
             "seconds": FLOOD_S, "connections": 300, "met": met
+        }));
+    }
+
+    /// A figure measured at two library sizes, the larger within `max_ratio` of the smaller.
+    fn scale(&mut self, name: &str, how: &str, small_us: f64, large_us: f64, max_ratio: f64) {
+        let ratio = large_us / small_us.max(f64::MIN_POSITIVE);
+        let met = ratio <= max_ratio;
+        let row = format!(
+            "| {name} | server CPU per request {large_us:.0} µs at 1M audios, {small_us:.0} µs at 100k | | {ratio:.2}× | ≤ {max_ratio}× | {} |",
+            if met { "met" } else { "missed" }
+        );
+        println!("{row}");
+        self.rows.push(row);
+        self.cases.push(json!({
+            "case": name, "how": how, "server_cpu_us_per_request_100k": small_us,
+            "server_cpu_us_per_request_1m": large_us, "ratio": ratio, "target_ratio": max_ratio, "met": met
         }));
     }
 
@@ -849,9 +940,19 @@ struct Seeded {
 const BENCH_EMAIL: &str = "bench@example.com";
 const BENCH_PASSWORD: &str = "bench password 123";
 
-/// 1k users with 100 audios each (texts of 200 to 8,000 characters), plus a 5 MB audio file
-/// owned by the bench user.
-async fn seed(data: &Path) -> anyhow::Result<Seeded> {
+/// Audios per seeded user, and usage rows per audio: the bench user's own library and
+/// usage are the same whatever the total, so only everyone else's share grows.
+const AUDIOS_PER_USER: usize = 100;
+/// Users whose texts run from 200 to 8,000 characters; users beyond them have 200-character
+/// texts, which keeps growing the library to a million audios to about two minutes.
+const LONG_TEXT_USERS: usize = 1000;
+/// Users seeded in one transaction.
+const USERS_PER_COMMIT: usize = 100;
+
+/// The bench user and `users - 1` others, with `AUDIOS_PER_USER` audios each (texts of 200 to 8,000 characters for
+/// the first `LONG_TEXT_USERS`, 200 after them) and one usage row per audio over the last 30
+/// days, plus a 5 MB audio file owned by the bench user.
+async fn seed(data: &Path, users: usize) -> anyhow::Result<Seeded> {
     use aimake::auth::{Auth, NewAccount, Role};
     let mut config = aimake::config::Config::default();
     config.data.dir = data.to_path_buf();
@@ -881,52 +982,15 @@ async fn seed(data: &Path) -> anyhow::Result<Seeded> {
     let media = media_id.to_string();
     let owner = bench_user.to_string();
     db.write(move |c| {
-        let tx = c.transaction()?;
+        seed_users(c, &owner, 0..users)?;
         let now = aimake::db::now_ms();
-        {
-            let mut add_user = tx.prepare(
-                "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?2, 'x', ?3, ?3)",
-            )?;
-            let mut add_audio = tx.prepare(
-                "INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, chars,
-                                     duration_ms, size_bytes, created_at, updated_at)
-                 VALUES (?1, ?2, 'tts', ?3, 'succeeded', 1, 'local:en-us', 'mp3', ?4, 1000, 1000, ?5, ?5)",
-            )?;
-            let mut add_text =
-                tx.prepare("INSERT INTO audio_texts (audio_id, text) VALUES (?1, ?2)")?;
-            // Texts of the lengths people send, from a sentence to a long article.
-            let sentence = "A sentence of the kind people turn into speech, with a comma. ";
-            let texts: Vec<String> = [200, 1000, 3000, 8000]
-                .iter()
-                .map(|&n| sentence.repeat(n / sentence.len() + 1)[..n].to_string())
-                .collect();
-            for u in 0..1000 {
-                let id = if u == 0 { owner.clone() } else { ulid::Ulid::generate().to_string() };
-                if u > 0 {
-                    add_user.execute(rusqlite::params![id, format!("user{u}@example.com"), now])?;
-                }
-                for a in 0..100 {
-                    let audio = ulid::Ulid::generate().to_string();
-                    let text = &texts[a % texts.len()];
-                    add_audio.execute(rusqlite::params![
-                        audio,
-                        id,
-                        format!("Audio {a} of user {u}"),
-                        text.len() as i64,
-                        now - (a as i64) * 1000
-                    ])?;
-                    add_text.execute(rusqlite::params![audio, text])?;
-                }
-            }
-        }
-        tx.execute(
+        c.execute(
             "INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, chars,
                                  duration_ms, size_bytes, object_key, sha256, created_at, updated_at)
              VALUES (?1, ?2, 'tts', 'Bench file', 'succeeded', 1, 'local:en-us', 'mp3', 10, 600000, ?3, ?4,
                      'benchbenchbenchbenchbenchbench00', ?5, ?5)",
             rusqlite::params![media, owner, size, key_text, now],
         )?;
-        tx.commit()?;
         // Leave the database as a stopped server does, its WAL copied back: otherwise the
         // server's start waits on the last connection here checkpointing hundreds of MB.
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
@@ -937,6 +1001,96 @@ async fn seed(data: &Path) -> anyhow::Result<Seeded> {
         media_id: media_id.to_string(),
         media_bytes,
     })
+}
+
+/// Users numbered `users` (user 0 is `owner`, who exists already) with their audios, texts
+/// and usage rows, `USERS_PER_COMMIT` to a transaction.
+fn seed_users(
+    c: &mut rusqlite::Connection,
+    owner: &str,
+    users: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    // Index inserts land all over a million-row database: keep its hot index pages in
+    // memory (this connection only, closed after the seed).
+    c.execute_batch("PRAGMA cache_size = -262144")?;
+    let now = aimake::db::now_ms();
+    // Texts of the lengths people send, from a sentence to a long article.
+    let sentence = "A sentence of the kind people turn into speech, with a comma. ";
+    let texts: Vec<String> = [200, 1000, 3000, 8000]
+        .iter()
+        .map(|&n| sentence.repeat(n / sentence.len() + 1)[..n].to_string())
+        .collect();
+    let days: Vec<String> = (0..30)
+        .map(|d| aimake::db::usage::day_of(now - d * 86_400_000))
+        .collect();
+    for first in users.clone().step_by(USERS_PER_COMMIT) {
+        let tx = c.transaction()?;
+        {
+            let mut add_user = tx.prepare_cached(
+                    "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?2, 'x', ?3, ?3)",
+                )?;
+            let mut add_audio = tx.prepare_cached(
+                    "INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, chars,
+                                         duration_ms, size_bytes, created_at, updated_at)
+                     VALUES (?1, ?2, 'tts', ?3, 'succeeded', 1, 'local:en-us', 'mp3', ?4, 1000, 1000, ?5, ?5)",
+                )?;
+            let mut add_text =
+                tx.prepare_cached("INSERT INTO audio_texts (audio_id, text) VALUES (?1, ?2)")?;
+            let mut add_usage = tx.prepare_cached(
+                    "INSERT INTO usage_logs (id, user_id, audio_id, service, units, cost_micros, day, created_at)
+                     VALUES (?1, ?2, ?3, 'tts:openai:tts-1', ?4, ?5, ?6, ?7)",
+                )?;
+            for u in first..(first + USERS_PER_COMMIT).min(users.end) {
+                let id = if u == 0 {
+                    owner.to_string()
+                } else {
+                    ulid::Ulid::generate().to_string()
+                };
+                if u > 0 {
+                    add_user.execute(rusqlite::params![id, format!("user{u}@example.com"), now])?;
+                }
+                for a in 0..AUDIOS_PER_USER {
+                    let audio = ulid::Ulid::generate().to_string();
+                    let text = if u < LONG_TEXT_USERS {
+                        &texts[a % texts.len()]
+                    } else {
+                        &texts[0]
+                    };
+                    let at = now - (a as i64) * 1000;
+                    add_audio.execute(rusqlite::params![
+                        audio,
+                        id,
+                        format!("Audio {a} of user {u}"),
+                        text.len() as i64,
+                        at
+                    ])?;
+                    add_text.execute(rusqlite::params![audio, text])?;
+                    add_usage.execute(rusqlite::params![
+                        ulid::Ulid::generate().to_string(),
+                        id,
+                        audio,
+                        text.len() as i64,
+                        text.len() as i64 * 15,
+                        days[a % days.len()],
+                        at
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Adds users `from..to` to a copy of the seeded database, as `seed` lays them out.
+async fn grow(data: &Path, users: std::ops::Range<usize>) -> anyhow::Result<()> {
+    let db = aimake::db::Db::open(&data.join("aimake.db"))?;
+    db.write(move |c| {
+        seed_users(c, "", users)?;
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+        Ok(())
+    })
+    .await
 }
 
 fn client() -> reqwest::Client {
@@ -980,6 +1134,21 @@ async fn api_token(base: &str) -> anyhow::Result<String> {
     Ok(token["token"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("no token: {token}"))?
+        .to_string())
+}
+
+/// The cursor of the library's second page.
+async fn second_page_cursor(base: &str, token: &str) -> anyhow::Result<String> {
+    let page: Value = client()
+        .get(format!("{base}/api/audios?limit=20"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(page["next_cursor"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no next page: {page}"))?
         .to_string())
 }
 

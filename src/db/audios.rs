@@ -155,6 +155,13 @@ impl Cursor {
     }
 }
 
+/// Searches shorter than this (in characters) cannot use the trigram index, which knows
+/// only runs of three: they fall back to reading the user's own titles and texts.
+pub const MIN_INDEXED_SEARCH: usize = 3;
+
+/// Row ids of the search index per user: each user's slice starts at `search_key * SLICE`.
+const SLICE: i64 = 1 << 32;
+
 /// Up to `fetch` of the caller's audios after `cursor`, newest first.
 pub fn list(
     conn: &Connection,
@@ -163,6 +170,22 @@ pub fn list(
     cursor: Option<&Cursor>,
     fetch: usize,
 ) -> rusqlite::Result<Vec<AudioRow>> {
+    let (sql, args) = list_query(user, filter, cursor, fetch);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), from_row)?;
+    rows.collect()
+}
+
+/// The statement [`list`] runs and its arguments. A search of three characters or more asks
+/// the full-text index, within the caller's slice of it (see `0009_library_search.sql`), so
+/// its cost follows the caller's own audios, never everyone's. The search text is always one
+/// quoted phrase: FTS query syntax in it matches itself.
+pub(crate) fn list_query(
+    user: Ulid,
+    filter: &ListFilter,
+    cursor: Option<&Cursor>,
+    fetch: usize,
+) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
     let mut sql = format!("SELECT {COLUMNS} FROM audios WHERE user_id = ?1");
     let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(user.to_string())];
     if let Some(kind) = &filter.kind {
@@ -174,12 +197,27 @@ pub fn list(
         sql.push_str(&format!(" AND status = ?{}", args.len()));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        args.push(Box::new(format!("%{}%", super::escape_like(q))));
-        let n = args.len();
-        sql.push_str(&format!(
-            " AND (title LIKE ?{n} ESCAPE '\\' OR EXISTS (SELECT 1 FROM audio_texts t \
-               WHERE t.audio_id = audios.id AND t.text LIKE ?{n} ESCAPE '\\'))"
-        ));
+        if q.chars().count() >= MIN_INDEXED_SEARCH {
+            args.push(Box::new(format!("\"{}\"", q.replace('"', "\"\""))));
+            let n = args.len();
+            // The owner's tag AND the phrase, within the owner's slice (see the migration).
+            // Titles are the even documents, texts the odd ones after them.
+            sql.push_str(&format!(
+                " AND search_rowid IN (SELECT (rowid / 2) * 2 FROM audio_search \
+                   WHERE audio_search MATCH \
+                         ('owner : \"' || (SELECT tag FROM search_owners WHERE user_id = ?1) \
+                          || '\" AND body : ' || ?{n}) \
+                     AND rowid >= (SELECT first_rowid FROM search_owners WHERE user_id = ?1) \
+                     AND rowid < (SELECT first_rowid FROM search_owners WHERE user_id = ?1) + {SLICE})"
+            ));
+        } else {
+            args.push(Box::new(format!("%{}%", super::escape_like(q))));
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (title LIKE ?{n} ESCAPE '\\' OR EXISTS (SELECT 1 FROM audio_texts t \
+                   WHERE t.audio_id = audios.id AND t.text LIKE ?{n} ESCAPE '\\'))"
+            ));
+        }
     }
     if let Some(c) = cursor {
         args.push(Box::new(c.created_at));
@@ -188,9 +226,7 @@ pub fn list(
         sql.push_str(&format!(" AND (created_at, id) < (?{a}, ?{b})"));
     }
     sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {fetch}"));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), from_row)?;
-    rows.collect()
+    (sql, args)
 }
 
 pub fn rename(
@@ -455,6 +491,210 @@ mod tests {
         assert_eq!(find("UPON"), vec!["Story"]);
         assert_eq!(find("%"), vec!["100% done"]);
         assert_eq!(find("_"), Vec::<String>::new());
+    }
+
+    fn titles(conn: &Connection, user: Ulid, q: &str) -> Vec<String> {
+        let f = ListFilter {
+            q: Some(q.into()),
+            ..Default::default()
+        };
+        list(conn, user, &f, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.title)
+            .collect()
+    }
+
+    #[test]
+    fn chinese_text_is_found_by_any_part_of_it_short_or_long() {
+        let (mut conn, a, _) = setup();
+        add(&mut conn, a, "早间新闻", "今天天气很好，适合出门散步。", 1);
+        add(&mut conn, a, "故事", "从前有一座山，山上有一座庙。", 2);
+        assert_eq!(titles(&conn, a, "天气很好"), vec!["早间新闻"]);
+        assert_eq!(titles(&conn, a, "一座山"), vec!["故事"]);
+        // Shorter than a trigram: read from the user's own rows instead.
+        assert_eq!(titles(&conn, a, "天气"), vec!["早间新闻"]);
+        assert_eq!(titles(&conn, a, "庙"), vec!["故事"]);
+        assert_eq!(titles(&conn, a, "新闻"), vec!["早间新闻"]);
+        assert!(titles(&conn, a, "晚间新闻").is_empty());
+    }
+
+    #[test]
+    fn search_text_is_matched_literally_never_as_query_syntax() {
+        let (mut conn, a, _) = setup();
+        add(&mut conn, a, "She said \"hi\" twice", "x", 1);
+        add(&mut conn, a, "cats OR dogs", "x", 2);
+        add(&mut conn, a, "cats", "and dogs", 3);
+        add(&mut conn, a, "title:none", "NEAR(a b) -c *", 4);
+        for (q, expected) in [
+            ("\"hi\"", vec!["She said \"hi\" twice"]),
+            ("\"hi", vec!["She said \"hi\" twice"]),
+            ("cats OR dogs", vec!["cats OR dogs"]),
+            ("title:none", vec!["title:none"]),
+            ("NEAR(a b)", vec!["title:none"]),
+            ("-c *", vec!["title:none"]),
+            ("dogs AND", vec![]),
+            ("\"\"\"", vec![]),
+            ("^ca", vec![]),
+        ] {
+            assert_eq!(titles(&conn, a, q), expected, "searching {q}");
+        }
+    }
+
+    #[test]
+    fn the_search_index_follows_every_change_to_titles_texts_and_audios() {
+        let (mut conn, a, b) = setup();
+        let id = add(&mut conn, a, "Morning news", "weather today", 1);
+        assert!(rename(&conn, a, id, "Evening report", 2).unwrap());
+        assert!(titles(&conn, a, "Morning").is_empty());
+        assert_eq!(titles(&conn, a, "evening"), vec!["Evening report"]);
+        assert_eq!(titles(&conn, a, "weather"), vec!["Evening report"]);
+        conn.execute(
+            "UPDATE audio_texts SET text = 'rain tomorrow' WHERE audio_id = ?1",
+            [id.to_string()],
+        )
+        .unwrap();
+        assert!(titles(&conn, a, "weather").is_empty());
+        assert_eq!(titles(&conn, a, "tomorrow"), vec!["Evening report"]);
+        conn.execute(
+            "DELETE FROM audio_texts WHERE audio_id = ?1",
+            [id.to_string()],
+        )
+        .unwrap();
+        assert!(titles(&conn, a, "tomorrow").is_empty());
+        assert_eq!(titles(&conn, a, "report"), vec!["Evening report"]);
+        let other = add(&mut conn, b, "Evening report", "rain tomorrow", 3);
+        let tx = conn.transaction().unwrap();
+        delete(&tx, a, id).unwrap().unwrap();
+        tx.commit().unwrap();
+        assert!(titles(&conn, a, "report").is_empty());
+        let indexed = |conn: &Connection| -> Vec<i64> {
+            conn.prepare("SELECT rowid FROM audio_search WHERE audio_search MATCH '\"evening\"'")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let kept: i64 = conn
+            .query_row(
+                "SELECT search_rowid FROM audios WHERE id = ?1",
+                [other.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            indexed(&conn),
+            vec![kept],
+            "only the other user's title is left"
+        );
+        // Deleting the user takes every audio, and its index entries, with it.
+        conn.execute("DELETE FROM users WHERE id = ?1", [b.to_string()])
+            .unwrap();
+        assert!(indexed(&conn).is_empty());
+    }
+
+    #[test]
+    fn a_search_finds_only_the_callers_audios() {
+        let (mut conn, a, b) = setup();
+        for i in 0..5 {
+            add(
+                &mut conn,
+                b,
+                &format!("Shared words {i}"),
+                "shared words",
+                i,
+            );
+        }
+        add(&mut conn, a, "Mine", "only mine", 10);
+        assert!(titles(&conn, a, "shared").is_empty());
+        assert!(titles(&conn, a, "sh").is_empty());
+        assert_eq!(titles(&conn, b, "shared").len(), 5);
+        assert_eq!(titles(&conn, a, "mine"), vec!["Mine"]);
+    }
+
+    #[test]
+    fn a_search_costs_the_same_however_many_documents_other_users_add_after_the_callers() {
+        let (mut conn, a, b) = setup();
+        for i in 0..5 {
+            add(
+                &mut conn,
+                a,
+                &format!("Mine {i}"),
+                "the kind people turn into speech",
+                i,
+            );
+        }
+        // Every trigram of the search in every document, the search itself in none.
+        let q = ListFilter {
+            q: Some("kind people kind people".into()),
+            ..Default::default()
+        };
+        let fastest = |conn: &Connection| {
+            (0..5)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    assert!(list(conn, a, &q, None, 21).unwrap().is_empty());
+                    t.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let alone = fastest(&conn);
+        let tx = conn.transaction().unwrap();
+        for i in 0..20_000 {
+            insert(
+                &tx,
+                &NewAudio {
+                    id: crate::db::new_id(),
+                    user_id: b,
+                    kind: "tts",
+                    title: "people",
+                    voice: None,
+                    format: "mp3",
+                    speed: 1.0,
+                    text: Some("the kind people turn into speech"),
+                    chars: 32,
+                },
+                i,
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        let among_others = fastest(&conn);
+        // Testing each of the others' documents took about 40 times as long.
+        assert!(
+            among_others < alone * 5,
+            "alone {alone:?}, among 20,000 others {among_others:?}"
+        );
+    }
+
+    #[test]
+    fn search_results_are_paged_newest_first_like_the_library() {
+        let (mut conn, a, _) = setup();
+        for i in 0..7 {
+            add(
+                &mut conn,
+                a,
+                &format!("Episode {i}"),
+                "a chapter of the story",
+                i,
+            );
+        }
+        let f = ListFilter {
+            q: Some("chapter".into()),
+            ..Default::default()
+        };
+        let first = list(&conn, a, &f, None, 4).unwrap();
+        let last = first.last().unwrap();
+        let cursor = Cursor {
+            created_at: last.created_at,
+            id: last.id.clone(),
+        };
+        let rest = list(&conn, a, &f, Some(&cursor), 4).unwrap();
+        let seen: Vec<String> = first.iter().chain(&rest).map(|r| r.title.clone()).collect();
+        let expected: Vec<String> = (0..7).rev().map(|i| format!("Episode {i}")).collect();
+        assert_eq!(seen, expected);
     }
 
     #[test]

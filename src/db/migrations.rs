@@ -187,6 +187,62 @@ mod tests {
     }
 
     #[test]
+    fn upgrading_indexes_every_title_and_text_for_search_in_each_users_slice() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 8) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        let (a, b) = (ulid::Ulid::generate(), ulid::Ulid::generate());
+        conn.execute_batch(&format!(
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at)
+                 VALUES ('{a}', 'a@example.com', 'x', 1, 1), ('{b}', 'b@example.com', 'x', 1, 1);
+             INSERT INTO audios (id, user_id, kind, title, chars, created_at, updated_at)
+                 VALUES ('{}', '{a}', 'tts', 'Weather report', 19, 1, 1),
+                        ('{}', '{a}', 'podcast', '每周节目', 0, 2, 2),
+                        ('{}', '{b}', 'tts', 'Weather too', 5, 3, 3);
+             INSERT INTO audio_texts (audio_id, text)
+                 SELECT id, 'Rain in the north, 今天天气很好.' FROM audios WHERE kind = 'tts';",
+            ulid::Ulid::generate(),
+            ulid::Ulid::generate(),
+            ulid::Ulid::generate(),
+        ))
+        .unwrap();
+        assert_eq!(apply(&mut conn).unwrap().first(), Some(&9));
+        let find = |user: ulid::Ulid, q: &str| -> Vec<String> {
+            let filter = crate::db::audios::ListFilter {
+                q: Some(q.into()),
+                ..Default::default()
+            };
+            crate::db::audios::list(&conn, user, &filter, None, 10)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.title)
+                .collect()
+        };
+        assert_eq!(find(a, "weather"), vec!["Weather report"]);
+        assert_eq!(find(a, "NORTH"), vec!["Weather report"]);
+        assert_eq!(find(a, "天气很"), vec!["Weather report"]);
+        assert_eq!(find(a, "每周节"), vec!["每周节目"]);
+        assert_eq!(find(b, "weather"), vec!["Weather too"]);
+        let slices: Vec<(i64, i64)> = conn
+            .prepare(
+                "SELECT u.search_key, a.search_rowid FROM audios a JOIN users u ON u.id = a.user_id
+                  ORDER BY a.created_at",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (key, rowid) in &slices {
+            assert_eq!(rowid >> 32, *key, "{slices:?}");
+            assert_eq!(rowid % 2, 0, "titles are even: {slices:?}");
+        }
+        assert_ne!(slices[0].0, slices[2].0, "one slice per user");
+    }
+
+    #[test]
     fn a_database_from_a_newer_aimake_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", latest_version() + 1)

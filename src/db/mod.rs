@@ -615,6 +615,140 @@ mod tests {
         assert_eq!(n, 199);
     }
 
+    /// `EXPLAIN QUERY PLAN` of a statement, one line per step.
+    fn plan(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(args, |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_bundled_sqlite_has_full_text_search_with_trigrams() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(options.iter().any(|o| o == "ENABLE_FTS5"), "{options:?}");
+        conn.execute_batch(
+            "CREATE VIRTUAL TABLE t USING fts5 (b, content = '', contentless_delete = 1, tokenize = 'trigram');
+             INSERT INTO t (rowid, b) VALUES (1, '今天天气很好');",
+        )
+        .unwrap();
+        let found: i64 = conn
+            .query_row(
+                "SELECT rowid FROM t WHERE t MATCH '\"天气很\"'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(found, 1);
+    }
+
+    #[test]
+    fn per_user_queries_seek_the_users_own_rows_and_never_scan_a_shared_table() {
+        use audios::{Cursor, ListFilter};
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::apply(&mut conn).unwrap();
+        let user = ulid::Ulid::generate();
+        let cursor = Cursor {
+            created_at: 1,
+            id: ulid::Ulid::generate().to_string(),
+        };
+        let search = |q: &str| ListFilter {
+            q: Some(q.into()),
+            ..Default::default()
+        };
+        let filtered = ListFilter {
+            kind: Some("tts".into()),
+            status: Some("succeeded".into()),
+            q: None,
+        };
+        let library = [
+            ("first page", ListFilter::default(), None),
+            ("cursor page", ListFilter::default(), Some(&cursor)),
+            ("filtered page", filtered, Some(&cursor)),
+            ("search", search("weather"), None),
+            ("search, cursor page", search("weather"), Some(&cursor)),
+            ("short search", search("天气"), Some(&cursor)),
+        ];
+        type Args = Vec<Box<dyn rusqlite::ToSql>>;
+        let mut queries: Vec<(&str, String, Args)> = library
+            .iter()
+            .map(|(name, filter, cursor)| {
+                let (sql, args) = audios::list_query(user, filter, *cursor, 21);
+                (*name, sql, args)
+            })
+            .collect();
+        queries.push((
+            "usage per day",
+            usage::PER_DAY_USER.into(),
+            vec![
+                Box::new(user.to_string()),
+                Box::new("2026-11-01"),
+                Box::new("2026-11-30"),
+            ],
+        ));
+        queries.push((
+            "quota sum",
+            usage::TTS_CHARS_THIS_MONTH.into(),
+            vec![Box::new(user.to_string()), Box::new("2026-11-01")],
+        ));
+        for (name, sql, args) in &queries {
+            let args: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+            let plan = plan(&conn, sql, &args);
+            let seeks_user = |step: &String| {
+                step.starts_with("SEARCH")
+                    && ["audios_user_created", "usage_user_day"]
+                        .iter()
+                        .any(|index| step.contains(&format!("INDEX {index} (user_id=?")))
+            };
+            assert!(plan.iter().any(seeks_user), "{name}: {plan:#?}");
+            for step in &plan {
+                // A scan is allowed only of the search index, and only within a slice.
+                if step.starts_with("SCAN") {
+                    let fts = step.strip_prefix("SCAN audio_search VIRTUAL TABLE INDEX ");
+                    // FTS5's plan: M for a match, < and > for both row id bounds.
+                    assert!(
+                        fts.is_some_and(|p| ['M', '<', '>'].iter().all(|c| p.contains(*c))),
+                        "{name} scans: {plan:#?}"
+                    );
+                }
+            }
+            if name.starts_with("search") {
+                assert!(
+                    plan.iter().any(|s| s.starts_with("SCAN audio_search")),
+                    "{name} uses the full-text index: {plan:#?}"
+                );
+            }
+            if name.starts_with("usage") || name.starts_with("quota") {
+                assert!(
+                    plan.iter()
+                        .any(|s| s.contains("COVERING INDEX usage_user_day")),
+                    "{name} reads the index alone: {plan:#?}"
+                );
+            }
+            assert!(
+                !plan.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{name} needs no sort: {plan:#?}"
+            );
+        }
+        // The admin report reads every user's rows, from an index holding all it sums.
+        let all = plan(&conn, usage::PER_DAY_ALL, &[&"2026-11-01", &"2026-11-30"]);
+        assert!(
+            all.iter()
+                .any(|s| s.contains("COVERING INDEX usage_day (day>? AND day<?)")),
+            "{all:#?}"
+        );
+        assert!(!all.iter().any(|s| s.contains("TEMP B-TREE")), "{all:#?}");
+    }
+
     #[test]
     fn ids_made_in_the_same_millisecond_sort_in_the_order_made() {
         let ids: Vec<ulid::Ulid> = (0..10_000).map(|_| new_id()).collect();

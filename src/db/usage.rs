@@ -57,21 +57,33 @@ pub struct DayUsage {
     pub cached_units: i64,
 }
 
-/// Usage per day and service between two days (inclusive), for one user or everyone.
+/// One user's usage per day and service: a range of that user's entries in `usage_user_day`,
+/// which holds every column summed, so other users' rows are never read.
+pub(crate) const PER_DAY_USER: &str =
+    "SELECT day, service, sum(units), sum(cost_micros), sum(CASE WHEN cached = 1 THEN units ELSE 0 END)
+       FROM usage_logs
+      WHERE user_id = ?1 AND day >= ?2 AND day <= ?3
+      GROUP BY day, service
+      ORDER BY day, service";
+
+/// Everyone's usage per day and service, for admins: a range of the covering `usage_day`.
+pub(crate) const PER_DAY_ALL: &str =
+    "SELECT day, service, sum(units), sum(cost_micros), sum(CASE WHEN cached = 1 THEN units ELSE 0 END)
+       FROM usage_logs
+      WHERE day >= ?1 AND day <= ?2
+      GROUP BY day, service
+      ORDER BY day, service";
+
+/// Usage per day and service between two days (inclusive), for one user or everyone. Two
+/// statements, not one with an optional user: no index serves `?1 IS NULL OR user_id = ?1`,
+/// so that form read every user's rows in the window for each user's report.
 pub fn per_day(
     conn: &Connection,
     user: Option<Ulid>,
     from: &str,
     to: &str,
 ) -> rusqlite::Result<Vec<DayUsage>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT day, service, sum(units), sum(cost_micros), sum(CASE WHEN cached = 1 THEN units ELSE 0 END)
-           FROM usage_logs
-          WHERE (?1 IS NULL OR user_id = ?1) AND day >= ?2 AND day <= ?3
-          GROUP BY day, service
-          ORDER BY day, service",
-    )?;
-    let rows = stmt.query_map(params![user.map(|u| u.to_string()), from, to], |r| {
+    let map = |r: &rusqlite::Row<'_>| {
         Ok(DayUsage {
             day: r.get(0)?,
             service: r.get(1)?,
@@ -79,18 +91,27 @@ pub fn per_day(
             cost_micros: r.get(3)?,
             cached_units: r.get(4)?,
         })
-    })?;
-    rows.collect()
+    };
+    match user {
+        Some(user) => conn
+            .prepare_cached(PER_DAY_USER)?
+            .query_map(params![user.to_string(), from, to], map)?
+            .collect(),
+        None => conn
+            .prepare_cached(PER_DAY_ALL)?
+            .query_map(params![from, to], map)?
+            .collect(),
+    }
 }
+
+pub(crate) const TTS_CHARS_THIS_MONTH: &str = "SELECT coalesce(sum(units), 0) FROM usage_logs
+      WHERE user_id = ?1 AND day >= ?2 AND service LIKE 'tts:%'";
 
 /// Speech characters a user has used this month (cached results count: they are still speech
 /// the user asked for, and counting them keeps the quota predictable).
 pub fn tts_chars_this_month(conn: &Connection, user: Ulid, now: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "SELECT coalesce(sum(units), 0) FROM usage_logs
-          WHERE user_id = ?1 AND day >= ?2 AND service LIKE 'tts:%'",
-    )?
-    .query_row(params![user.to_string(), month_start(now)], |r| r.get(0))
+    conn.prepare_cached(TTS_CHARS_THIS_MONTH)?
+        .query_row(params![user.to_string(), month_start(now)], |r| r.get(0))
 }
 
 #[cfg(test)]

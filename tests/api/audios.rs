@@ -1077,3 +1077,64 @@ async fn blank_stretches_that_are_never_sent_are_not_billed() {
     assert_eq!(usage[0]["units"].as_u64(), Some(sent as u64), "{usage}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn library_search_finds_any_part_of_a_text_in_any_script_and_only_the_callers_audios() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let ada = app.signed_in("ada@example.com", Role::User).await;
+    let bob = app.signed_in("bob@example.com", Role::User).await;
+    let mut ids = Vec::new();
+    for (s, text) in [
+        (&ada, "今天天气很好，我们去公园散步。"),
+        (&ada, "Ten tips for \"quiet\" mornings: tea OR coffee?"),
+        (&bob, "今天天气很好，我们在家读书。"),
+    ] {
+        let audio: Value = create(s, json!({"text": text, "voice": "openai:alloy"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(audio["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(found(&ada, "公园散步").await, [ids[0].clone()]);
+    assert_eq!(found(&ada, "天气很好").await, [ids[0].clone()]);
+    assert_eq!(found(&bob, "天气很好").await, [ids[2].clone()]);
+    assert_eq!(
+        found(&ada, "公园").await,
+        [ids[0].clone()],
+        "two characters"
+    );
+    assert_eq!(found(&ada, "QUIET").await, [ids[1].clone()]);
+    assert_eq!(found(&ada, "\"quiet\" mornings").await, [ids[1].clone()]);
+    assert_eq!(found(&ada, "tea OR coffee").await, [ids[1].clone()]);
+    assert!(found(&ada, "tea OR juice").await.is_empty());
+    assert!(found(&ada, "读书").await.is_empty(), "bob's text");
+    assert!(found(&ada, "在家读书").await.is_empty(), "bob's text");
+    app.stop().await;
+}
+
+/// The ids of the caller's audios that a library search finds.
+async fn found(s: &Session, q: &str) -> Vec<String> {
+    let resp = s.get(&format!("/api/audios?q={}", urlencode(q))).await;
+    assert_eq!(resp.status(), 200, "searching {q}");
+    let page: Value = resp.json().await.unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Percent-encodes a query value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
