@@ -68,6 +68,9 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut server = Server::start(&bin, &data, &fake.base_url)?;
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // The database's integrity check may still be running in the background on a large
+    // seed: measure once it is done, as a server would be long after its start.
+    wait_ready(&server.addr)?;
 
     let idle_rss = rss_mb(server.child.id());
     let ours = format!("http://{}", server.addr);
@@ -208,6 +211,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("  grew the library to 1M audios in {seed_s:.0} s");
         settle_disk();
         let mut big = Server::start(&bin, &big_data, &fake.base_url)?;
+        wait_ready(&big.addr)?;
         let big_url = format!("http://{}", big.addr);
         let big_token = runtime.block_on(api_token(&big_url))?;
         let big_auth = format!("Authorization: Bearer {big_token}");
@@ -373,10 +377,19 @@ struct WrkResult {
     bytes_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Answers that were not 2xx or 3xx: a figure made of refusals would measure nothing.
+    non_2xx: u64,
 }
 
 fn wrk(url: &str, connections: u32, headers: &[&str]) -> WrkResult {
-    wrk_for(url, connections, headers, DURATION_S)
+    let r = wrk_for(url, connections, headers, DURATION_S);
+    if r.non_2xx > 0 {
+        eprintln!(
+            "warning: {} answers from {url} were not 2xx or 3xx: this figure is not a measure of serving it",
+            r.non_2xx
+        );
+    }
+    r
 }
 
 fn wrk_for(url: &str, connections: u32, headers: &[&str], seconds: u32) -> WrkResult {
@@ -403,6 +416,13 @@ fn parse_wrk(text: &str) -> WrkResult {
             (Some("Transfer/sec:"), Some(v)) => r.bytes_per_s = parse_size(v),
             (Some("50%"), Some(v)) => r.p50_ms = parse_ms(v),
             (Some("99%"), Some(v)) => r.p99_ms = parse_ms(v),
+            (Some("Non-2xx"), _) => {
+                r.non_2xx = line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            }
             _ => {}
         }
     }
@@ -476,6 +496,8 @@ fn median(results: &[WrkResult]) -> WrkResult {
         bytes_per_s: pick(|r| r.bytes_per_s),
         p50_ms: pick(|r| r.p50_ms),
         p99_ms: pick(|r| r.p99_ms),
+        // Any refusal in any round shows.
+        non_2xx: results.iter().map(|r| r.non_2xx).sum(),
     }
 }
 
@@ -799,6 +821,8 @@ impl Server {
             .env("AIMAKE_LOG__LEVEL", "warn,aimake::app=info")
             .env("AIMAKE_LIMITS__REQUESTS_PER_MINUTE", "100000000")
             .env("AIMAKE_LIMITS__MAX_IN_FLIGHT", "100000")
+            // wrk is one client on one address: its connections are everyone's load here.
+            .env("AIMAKE_LIMITS__MAX_IN_FLIGHT_PER_CLIENT", "100000")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()?;
@@ -929,6 +953,26 @@ fn wait_port(port: u16) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     anyhow::bail!("nothing listens on port {port}")
+}
+
+/// Waits until `/health/ready` answers 200 (the start-up integrity check has passed).
+fn wait_ready(addr: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let end = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < end {
+        let mut answer = String::new();
+        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+            let _ = stream.write_all(
+                b"GET /health/ready HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n",
+            );
+            let _ = stream.read_to_string(&mut answer);
+        }
+        if answer.starts_with("HTTP/1.1 200") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    anyhow::bail!("{addr} did not become ready")
 }
 
 /// What `seed` put in the database before the server started.

@@ -11,8 +11,8 @@ pub mod limits;
 mod middleware;
 pub mod perimeter;
 mod podcasts;
-pub mod sign_in;
 pub mod refusals;
+pub mod sign_in;
 mod spa;
 mod stall;
 
