@@ -79,7 +79,7 @@ fn main() -> anyhow::Result<()> {
     if wanted("liveness") {
         report.case(
             "liveness",
-            "GET /health, 64 connections, vs nginx returning a fixed body",
+            "GET /health, 64 connections, vs nginx returning a fixed body (neither logging per request)",
             compare(
                 &format!("{ours}/health"),
                 &format!("{theirs}/health"),
@@ -706,7 +706,13 @@ impl Report {
         let mut md = format!(
             "# Benchmarks\n\nMeasured by `make bench` on {date}, {machine}. Each case ran {ROUNDS} times for {DURATION_S} s \
              against aimake and nginx alternately on 127.0.0.1; the figures are medians, and the ratio compares \
-             the two servers measured in the same run.\n\n| case | aimake | nginx | ratio | target | |\n|---|---|---|---|---|---|\n"
+             the two servers measured in the same run.\n\nBoth servers run with their shipped process defaults on the same cores: \
+             nginx as Debian ships it (`worker_processes auto`, one worker per core, `sendfile on`), aimake with its \
+             default runtime (one worker thread per core). Logging: `liveness_logged` and `log_flood` run both as they \
+             ship (aimake at `info`, JSON lines to stderr, captured to a file; nginx with its access log on, combined \
+             format, to a file). Every other case runs both without a line per request (aimake at `warn`, nginx with \
+             `access_log off`), and with aimake's per-client limits lifted, since wrk is a single client.\n\n\
+             | case | aimake | nginx | ratio | target | |\n|---|---|---|---|---|---|\n"
         );
         for row in &self.rows {
             md.push_str(row);
