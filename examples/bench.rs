@@ -832,17 +832,7 @@ impl Server {
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()?;
-        let stderr = child.stderr.take().expect("piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("aimake exited before it was ready"))??;
-            if line.contains("aimake is ready") {
-                let v: Value = serde_json::from_str(&line)?;
-                break v["addr"].as_str().unwrap_or_default().to_string();
-            }
-        };
+        let (addr, lines) = ready_address(&mut child)?;
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Ok(Self { addr, child })
@@ -860,17 +850,7 @@ impl Server {
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()?;
-        let stderr = child.stderr.take().expect("piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("aimake exited before it was ready"))??;
-            if line.contains("aimake is ready") {
-                let v: Value = serde_json::from_str(&line)?;
-                break v["addr"].as_str().unwrap_or_default().to_string();
-            }
-        };
+        let (addr, lines) = ready_address(&mut child)?;
         // Everything after start-up goes to the file, as a log shipper would take it.
         let mut file = std::io::BufWriter::new(std::fs::File::create(log)?);
         std::thread::spawn(move || {
@@ -959,6 +939,24 @@ fn wait_port(port: u16) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     anyhow::bail!("nothing listens on port {port}")
+}
+
+/// Reads a starting server's JSON log up to its "aimake is ready" line: the address it
+/// listens on, and the rest of its log.
+fn ready_address(
+    child: &mut Child,
+) -> anyhow::Result<(String, std::io::Lines<BufReader<std::process::ChildStderr>>)> {
+    let stderr = child.stderr.take().expect("piped");
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("aimake exited before it was ready"))??;
+        if line.contains("aimake is ready") {
+            let v: Value = serde_json::from_str(&line)?;
+            return Ok((v["addr"].as_str().unwrap_or_default().to_string(), lines));
+        }
+    }
 }
 
 /// Waits until `/health/ready` answers 200 (the start-up integrity check has passed).

@@ -310,24 +310,31 @@ mod tests {
         assert_eq!(reprepared, 0);
     }
 
-    #[tokio::test]
-    async fn a_long_wal_is_checkpointed_off_the_writer_and_starts_over() {
+    /// A new database and one commit of `rows` 4 KB rows into a table `big`; returns the
+    /// database, its WAL's path and the checkpoint count before the commit.
+    async fn one_big_commit(rows: u32) -> (tempfile::TempDir, Db, std::path::PathBuf, u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
         let db = Db::open(&path).unwrap();
         let wal = path.with_extension("db-wal");
         let before = db.checkpoints();
-        // Twice the threshold in one commit.
-        db.write(|c| {
-            c.execute_batch(
+        db.write(move |c| {
+            c.execute_batch(&format!(
                 "CREATE TABLE big (b BLOB);
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
-                 INSERT INTO big SELECT randomblob(4000) FROM n;",
-            )?;
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+                 INSERT INTO big SELECT randomblob(4000) FROM n;"
+            ))?;
             Ok(())
         })
         .await
         .unwrap();
+        (dir, db, wal, before)
+    }
+
+    #[tokio::test]
+    async fn a_long_wal_is_checkpointed_off_the_writer_and_starts_over() {
+        // Twice the threshold in one commit.
+        let (_dir, db, wal, before) = one_big_commit(2000).await;
         let page = 4096 + 24;
         let len = std::fs::metadata(&wal).unwrap().len();
         assert!(
@@ -365,22 +372,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_wal_grown_past_the_limit_is_cut_back_when_it_starts_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.db");
-        let db = Db::open(&path).unwrap();
-        let wal = path.with_extension("db-wal");
-        let before = db.checkpoints();
         // About twice the limit in one commit.
-        db.write(|c| {
-            c.execute_batch(
-                "CREATE TABLE big (b BLOB);
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
-                 INSERT INTO big SELECT randomblob(4000) FROM n;",
-            )?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+        let (_dir, db, wal, before) = one_big_commit(4000).await;
         let grown = std::fs::metadata(&wal).unwrap().len();
         assert!(
             grown > 2 * JOURNAL_SIZE_LIMIT as u64 - (1 << 20),
@@ -407,11 +400,10 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn after_a_full_checkpoint_the_database_file_alone_holds_every_row() {
+    /// A new database `a.db` with a table `t` of 1,000 committed rows.
+    async fn thousand_rows() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.db");
-        let db = Db::open(&path).unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
         db.write(|c| {
             c.execute_batch(
                 "CREATE TABLE t (n INTEGER);
@@ -422,6 +414,13 @@ mod tests {
         })
         .await
         .unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn after_a_full_checkpoint_the_database_file_alone_holds_every_row() {
+        let (dir, db) = thousand_rows().await;
+        let path = dir.path().join("a.db");
         // A reader in the middle of a read does not keep the WAL from being emptied for long.
         let reading = db.read(|c| {
             let mut stmt = c.prepare("SELECT n FROM t")?;
@@ -450,19 +449,8 @@ mod tests {
 
     #[tokio::test]
     async fn closing_the_database_leaves_every_row_in_the_database_file() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, db) = thousand_rows().await;
         let path = dir.path().join("a.db");
-        let db = Db::open(&path).unwrap();
-        db.write(|c| {
-            c.execute_batch(
-                "CREATE TABLE t (n INTEGER);
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
-                 INSERT INTO t SELECT i FROM n;",
-            )?;
-            Ok(())
-        })
-        .await
-        .unwrap();
         // Every reader has been used, as on a server that ran for a while.
         let reads = (0..READERS).map(|_| {
             db.read(|c| {

@@ -38,26 +38,7 @@ async fn create_finished(s: &Session, body: Value) -> Value {
 
 /// Waits until the audio reaches a final state and returns it.
 async fn finished(s: &Session, id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let audio: Value = s
-            .get(&format!("/api/audios/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if matches!(
-            audio["status"].as_str(),
-            Some("succeeded" | "failed" | "canceled")
-        ) {
-            return audio;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "audio {id} never finished: {audio}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    s.finished_audio(id).await
 }
 
 fn speech_texts(fake: &FakeOpenAi) -> Vec<String> {

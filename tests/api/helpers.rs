@@ -202,6 +202,39 @@ impl Session {
             .unwrap()
     }
 
+    /// Waits until the audio reaches a final state and returns it.
+    pub async fn finished_audio(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let audio: Value = self
+                .get(&format!("/api/audios/{id}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if matches!(
+                audio["status"].as_str(),
+                Some("succeeded" | "failed" | "canceled")
+            ) {
+                return audio;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "audio {id} never finished: {audio}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Creates an audio (`POST /api/audios`) and returns it once it reached a final state.
+    pub async fn create_finished(&self, body: &Value) -> Value {
+        let created: Value = self.post("/api/audios", body).await.json().await.unwrap();
+        let id = created["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not created: {created}"));
+        self.finished_audio(id).await
+    }
+
     /// Creates an API token and returns `(id, secret)`.
     pub async fn create_token(&self, name: &str) -> (String, String) {
         let resp = self

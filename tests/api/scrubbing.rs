@@ -7,36 +7,11 @@ use serde_json::{Value, json};
 
 use crate::fakes::{Failure, FakeElevenLabs, FakeOpenAi, FakeTencent};
 use crate::fakes_llm::{API_KEY, FakeLlm, Reply};
-use crate::helpers::{CapturedLogs, Session, TestApp};
+use crate::helpers::{CapturedLogs, TestApp};
 
 fn fast(c: &mut Config) {
     c.providers.retry.base_delay_ms = 1;
     c.providers.retry.max_delay_ms = 5;
-}
-
-/// Creates an audio and returns it once it reached a final state.
-async fn finished_audio(s: &Session, body: Value) -> Value {
-    let created: Value = s.post("/api/audios", &body).await.json().await.unwrap();
-    let id = created["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{created}"));
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let audio: Value = s
-            .get(&format!("/api/audios/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if matches!(
-            audio["status"].as_str(),
-            Some("succeeded" | "failed" | "canceled")
-        ) {
-            return audio;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{audio}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }
 
 /// Synthesizes with `voice` against a provider told to echo its credentials, and checks the
@@ -54,7 +29,9 @@ async fn an_echoing_provider_leaks_nothing(
     })
     .await;
     let s = app.signed_in("ada@example.com", Role::User).await;
-    let audio = finished_audio(&s, json!({"text": "Hello there.", "voice": voice})).await;
+    let audio = s
+        .create_finished(&json!({"text": "Hello there.", "voice": voice}))
+        .await;
     app.stop().await;
 
     assert_eq!(audio["status"], "failed", "{audio}");
