@@ -116,9 +116,9 @@ impl Limits {
     /// A place among the client IP's `max_in_flight_per_client`; `None` when the client has
     /// that many requests in flight already.
     pub fn try_enter_ip(self: &Arc<Self>, ip: IpAddr) -> Option<ClientShare> {
-        let key = ShareKey::Ip(rate_key(ip));
-        take_share(&self.ip_shares, rate_key(ip), self.per_client)
-            .then(|| ClientShare(self.clone(), key))
+        let ip = rate_key(ip);
+        take_share(&self.ip_shares, ip, self.per_client)
+            .then(|| ClientShare(self.clone(), ShareKey::Ip(ip)))
     }
 
     /// The same for a signed-in user, whatever addresses their requests come from. Held in
