@@ -74,6 +74,7 @@ pub struct Config {
     pub tts: TtsConfig,
     pub jobs: JobsConfig,
     pub backup: BackupConfig,
+    pub models: ModelsConfig,
     pub sentry: SentryConfig,
 }
 
@@ -500,6 +501,47 @@ impl Default for BackupConfig {
             target: String::new(),
             s3: S3Config::default(),
         }
+    }
+}
+
+/// The neural voice models on this machine (docs/neural.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Where model files and the ONNX Runtime library live; default `<data.dir>/models`.
+    pub dir: Option<PathBuf>,
+    /// A base URL that replaces every file's official origin: `<mirror>/<official file name>`.
+    pub mirror: Option<String>,
+    /// At `serve`, fetch ONNX Runtime and the default Kokoro model in the background when missing.
+    pub auto_pull: bool,
+    /// An ONNX Runtime library to load instead of the one `aimake models pull runtime` installs.
+    pub onnxruntime: Option<PathBuf>,
+    /// A loaded model is dropped after this many seconds without use; 0 keeps it loaded.
+    pub idle_unload_s: u64,
+    /// Threads one inference may use; 0 means every core.
+    pub threads: usize,
+    /// Seconds one download may take before it is abandoned (and retried).
+    pub download_timeout_s: u64,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            mirror: None,
+            auto_pull: true,
+            onnxruntime: None,
+            idle_unload_s: 300,
+            threads: 0,
+            download_timeout_s: 1800,
+        }
+    }
+}
+
+impl ModelsConfig {
+    /// `models.dir`, else `<data.dir>/models`.
+    pub fn dir(&self, data: &DataConfig) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data.dir.join("models"))
     }
 }
 

@@ -12,6 +12,8 @@ pub mod filemodes;
 pub mod http;
 pub mod jobs;
 pub mod lockfile;
+pub mod models;
+pub mod neural;
 pub mod ops;
 pub mod pagination;
 pub mod patch;
