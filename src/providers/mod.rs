@@ -23,7 +23,15 @@ pub use retry::RetryPolicy;
 pub use scrub::Scrubber;
 
 /// The ids of every provider aimake knows, in the order they are listed to users.
-pub const PROVIDER_IDS: [&str; 4] = ["local", "openai", "elevenlabs", "tencent"];
+/// Neural voices on this machine come first: they are free, private and sound natural.
+pub const PROVIDER_IDS: [&str; 6] = [
+    "kokoro",
+    "piper",
+    "local",
+    "openai",
+    "elevenlabs",
+    "tencent",
+];
 
 /// One text-to-speech engine. Used as `Arc<dyn Tts>`; implementations are cheap to share.
 #[async_trait]
@@ -36,6 +44,18 @@ pub trait Tts: Send + Sync + 'static {
 
     /// Whether synthesis can work right now, with a sentence for the operator.
     async fn status(&self) -> ProviderStatus;
+
+    /// A cheap guess at `status().available` (no process, no network): whether this provider's
+    /// voices can be a default.
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// A smaller first chunk for long texts, so progressive playback starts early (local engines
+    /// that synthesize one chunk at a time). Later chunks grow towards `limits`.
+    fn first_chunk_units(&self, _voice: &str) -> Option<usize> {
+        None
+    }
 
     async fn voices(&self) -> Result<Vec<Voice>, ProviderError>;
 
@@ -82,6 +102,25 @@ pub struct Voice {
     /// BCP-47 (`en-US`, `zh-CN`); `mul` for voices that speak whatever language they are given.
     pub language: String,
     pub gender: Option<Gender>,
+    pub quality: Quality,
+    /// The voice's own licence, where it has one (neural models on this machine).
+    pub license: Option<String>,
+    /// False for voices whose licence forbids commercial use.
+    pub commercial_use: bool,
+    /// The server's pick for this voice's language (one per language, set by the registry).
+    pub default: bool,
+}
+
+/// How natural a voice sounds, for ordering and labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    /// Natural speech: Kokoro, Piper high, the cloud providers.
+    High,
+    /// Clear, a little flat: Piper medium and low.
+    Good,
+    /// Robotic: espeak-ng.
+    Basic,
 }
 
 impl Voice {
@@ -98,7 +137,26 @@ impl Voice {
             name: name.into(),
             language: language.into(),
             gender,
+            quality: if provider == "local" {
+                Quality::Basic
+            } else {
+                Quality::High
+            },
+            license: None,
+            commercial_use: true,
+            default: false,
         }
+    }
+
+    pub fn with_quality(mut self, quality: Quality) -> Self {
+        self.quality = quality;
+        self
+    }
+
+    pub fn with_license(mut self, license: &str, commercial_use: bool) -> Self {
+        self.license = Some(license.to_string());
+        self.commercial_use = commercial_use;
+        self
     }
 
     /// `en` matches `en-US` and `en-GB`; a multilingual voice matches every language.
@@ -453,7 +511,8 @@ impl Providers {
     pub fn from_config_with(config: &Config, retry: RetryPolicy) -> anyhow::Result<Self> {
         let p = &config.providers;
         let scrub = Scrubber::from_config(config);
-        let mut enabled: Vec<Arc<dyn Tts>> = vec![Arc::new(local::Local::new(&p.local))];
+        let mut enabled: Vec<Arc<dyn Tts>> = crate::neural::providers(config);
+        enabled.push(Arc::new(local::Local::new(&p.local)));
         let mut disabled = Vec::new();
         if openai::OpenAi::is_configured(&p.openai) {
             enabled.push(Arc::new(openai::OpenAi::new(
@@ -602,11 +661,53 @@ impl Providers {
             }
         }))
         .await;
-        lists
-            .into_iter()
-            .flatten()
+        let mut all: Vec<Voice> = lists.into_iter().flatten().collect();
+        self.mark_defaults(&mut all);
+        all.into_iter()
             .filter(|v| language.is_none_or(|l| l.trim().is_empty() || v.speaks(l)))
             .collect()
+    }
+
+    /// Sets `default` on one voice per primary language (`en`, `zh`, …): the first voice of the
+    /// first ready provider in `PROVIDER_IDS` order, preferring that provider's own pick.
+    fn mark_defaults(&self, voices: &mut [Voice]) {
+        let ready: Vec<&str> = self
+            .enabled
+            .iter()
+            .filter(|p| p.ready())
+            .map(|p| p.id())
+            .collect();
+        let rank = |v: &Voice| {
+            let provider = PROVIDER_IDS
+                .iter()
+                .position(|p| *p == v.provider)
+                .unwrap_or(usize::MAX);
+            let preferred = crate::neural::kokoro::DEFAULT_VOICES
+                .iter()
+                .any(|(_, name)| v.id == format!("kokoro:{name}"));
+            (provider, !preferred)
+        };
+        let mut best: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (i, v) in voices.iter().enumerate() {
+            if !ready.contains(&v.provider.as_str()) || v.language == "mul" {
+                continue;
+            }
+            let primary = v
+                .language
+                .split('-')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            match best.get(&primary) {
+                Some(&j) if rank(&voices[j]) <= rank(v) => {}
+                _ => {
+                    best.insert(primary, i);
+                }
+            }
+        }
+        for i in best.into_values() {
+            voices[i].default = true;
+        }
     }
 }
 
@@ -619,6 +720,8 @@ pub(crate) fn round2(x: f32) -> f64 {
 pub fn display_name(provider: &str) -> &'static str {
     match provider {
         "local" => "The local voice",
+        "kokoro" => "Kokoro",
+        "piper" => "Piper",
         "openai" => "OpenAI",
         "elevenlabs" => "ElevenLabs",
         "tencent" => "Tencent Cloud",

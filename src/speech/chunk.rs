@@ -89,6 +89,38 @@ pub fn split_for<'a>(
         .collect())
 }
 
+/// As [`split_for`], with a first chunk of at most `first` units and each later one twice the
+/// one before, up to the limit: a provider that synthesizes chunks one after another then has
+/// the first audio ready quickly, and every next chunk ready before the audio before it has
+/// played (as long as it synthesizes faster than real time).
+pub fn split_ramped<'a>(
+    text: &'a str,
+    limit: &crate::providers::TextLimit,
+    first: usize,
+) -> Result<Vec<&'a str>, LimitTooSmall> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    let mut cap = first.max(1);
+    while !rest.is_empty() {
+        if cap >= limit.max_units {
+            out.extend(split_for(rest, limit)?);
+            break;
+        }
+        let step = crate::providers::TextLimit {
+            max_units: cap,
+            ..*limit
+        };
+        let pieces = split_for(rest, &step)?;
+        let Some(piece) = pieces.first() else { break };
+        out.push(*piece);
+        // Pieces are slices of `rest`: continue right after this one.
+        let end = piece.as_ptr() as usize - rest.as_ptr() as usize + piece.len();
+        rest = &rest[end..];
+        cap = cap.saturating_mul(2);
+    }
+    Ok(out)
+}
+
 /// Splits `text` into consecutive slices, each at most `limit` by `counter`, that concatenate
 /// back to `text`. Empty text gives no chunks.
 pub fn split(text: &str, limit: usize, counter: Counter) -> Result<Vec<&str>, LimitTooSmall> {
@@ -357,6 +389,43 @@ fn hard_split(
     }
     if let Some(done) = open {
         out.push(done);
+    }
+}
+
+#[cfg(test)]
+mod ramp_tests {
+    use super::*;
+    use crate::providers::TextLimit;
+
+    #[test]
+    fn ramped_chunks_start_small_double_and_keep_all_the_text() {
+        let sentence = "This is a sentence of some length, with a clause. ";
+        let text = sentence.repeat(40);
+        let chunks = split_ramped(&text, &TextLimit::chars(400), 60).unwrap();
+        assert!(chunks[0].chars().count() <= 60, "{:?}", chunks[0]);
+        assert!(chunks[1].chars().count() <= 120);
+        assert!(chunks[2].chars().count() <= 240);
+        assert!(chunks.iter().all(|c| c.chars().count() <= 400));
+        assert!(chunks[3..].iter().any(|c| c.chars().count() > 240));
+        let joined: String = chunks.concat();
+        assert_eq!(
+            joined.split_whitespace().collect::<Vec<_>>(),
+            text.split_whitespace().collect::<Vec<_>>()
+        );
+        // The same text always splits the same way (resumed jobs reuse stored chunks).
+        assert_eq!(
+            chunks,
+            split_ramped(&text, &TextLimit::chars(400), 60).unwrap()
+        );
+        assert!(
+            split_ramped("", &TextLimit::chars(400), 60)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            split_ramped("Hi.", &TextLimit::chars(400), 60).unwrap(),
+            ["Hi."]
+        );
     }
 }
 

@@ -182,7 +182,11 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
     }
 
     let limit = provider.limits(&voice.voice);
-    let chunks: Vec<String> = crate::speech::chunk::split_for(&text, &limit)
+    let split = match provider.first_chunk_units(&voice.voice) {
+        Some(first) => crate::speech::chunk::split_ramped(&text, &limit, first),
+        None => crate::speech::chunk::split_for(&text, &limit),
+    };
+    let chunks: Vec<String> = split
         .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?
         .into_iter()
         .map(str::to_string)

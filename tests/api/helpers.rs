@@ -419,3 +419,104 @@ impl CapturedLogs {
         String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
     }
 }
+
+/// The real `aimake serve` binary in its own process (for what one process can only do once,
+/// like loading ONNX Runtime, and for kill -9). JSON logs are read until it is ready.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl ServerProcess {
+    /// Starts `aimake serve` on `data` with extra `AIMAKE_*` variables.
+    pub fn start(data: &Path, env: &[(&str, String)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(["serve", "--log-format", "json"])
+            .env_remove("AIMAKE_CONFIG")
+            .env_remove("RUST_LOG")
+            .env("AIMAKE_DATA__DIR", data)
+            .env("AIMAKE_SERVER__BIND", "127.0.0.1:0")
+            .env("AIMAKE_MODELS__AUTO_PULL", "false")
+            .env("AIMAKE_LIMITS__REQUESTS_PER_MINUTE", "100000")
+            .env("AIMAKE_BACKUP__SCHEDULE", "")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the server starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.contains("aimake is ready"))
+            .expect("the server logs when it is ready");
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let event: Value = serde_json::from_str(&ready).expect("JSON log lines");
+        Self {
+            child,
+            base: format!("http://{}", event["addr"].as_str().unwrap()),
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    /// Adds an account with the offline CLI (it works beside the running server).
+    pub fn add_user(data: &Path, email: &str) {
+        use std::io::Write;
+        let mut child = std::process::Command::new(bin())
+            .args(["user", "add", email, "--password-stdin"])
+            .env_remove("AIMAKE_CONFIG")
+            .env("AIMAKE_DATA__DIR", data)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(PASSWORD.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub async fn session(&self, email: &str) -> Session {
+        let resp = self
+            .client
+            .post(format!("{}/api/auth/login", self.base))
+            .header("origin", &self.base)
+            .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "login of {email}");
+        Session {
+            id: String::new(),
+            cookie: session_cookie(&resp).expect("login sets the session cookie"),
+            origin: self.base.clone(),
+            base: self.base.clone(),
+            client: self.client.clone(),
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -1,0 +1,185 @@
+//! One loaded model: loaded on first use, shared by every request, run one inference at a time
+//! on a blocking thread (never on the async executor), and dropped after `models.idle_unload_s`
+//! without use so an idle server gives its memory back.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use crate::providers::{ErrorKind, ProviderError};
+
+struct Slot<E> {
+    engine: Option<E>,
+    last_used: Instant,
+}
+
+pub struct Holder<E> {
+    name: String,
+    slot: Arc<Mutex<Slot<E>>>,
+    /// One inference at a time: each uses every thread it is given, so two would only compete.
+    gate: Semaphore,
+    idle: Option<Duration>,
+    reaper: std::sync::Once,
+}
+
+impl<E: Send + 'static> Holder<E> {
+    /// `idle_unload_s = 0` keeps the model loaded once it is.
+    pub fn new(name: impl Into<String>, idle_unload_s: u64) -> Self {
+        Self {
+            name: name.into(),
+            slot: Arc::new(Mutex::new(Slot {
+                engine: None,
+                last_used: Instant::now(),
+            })),
+            gate: Semaphore::new(1),
+            idle: (idle_unload_s > 0).then(|| Duration::from_secs(idle_unload_s)),
+            reaper: std::sync::Once::new(),
+        }
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.slot.lock().engine.is_some()
+    }
+
+    /// Runs `work` on the loaded engine, loading it with `load` first when needed.
+    pub async fn run<R, L, W>(&self, load: L, work: W) -> Result<R, ProviderError>
+    where
+        R: Send + 'static,
+        L: FnOnce() -> Result<E, ProviderError> + Send + 'static,
+        W: FnOnce(&mut E) -> Result<R, ProviderError> + Send + 'static,
+    {
+        let _permit = self.gate.acquire().await.expect("the gate is never closed");
+        self.start_reaper();
+        let slot = self.slot.clone();
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut slot = slot.lock();
+            if slot.engine.is_none() {
+                let started = Instant::now();
+                slot.engine = Some(load()?);
+                tracing::info!(
+                    model = %name,
+                    ms = started.elapsed().as_millis() as u64,
+                    "neural model loaded"
+                );
+            }
+            let result = work(slot.engine.as_mut().expect("loaded above"));
+            slot.last_used = Instant::now();
+            result
+        })
+        .await
+        .map_err(|e| {
+            ProviderError::new(
+                "neural",
+                ErrorKind::Failed,
+                format!("The {} model stopped unexpectedly: {e}", self.name),
+            )
+        })?
+    }
+
+    /// Drops the model now if it has not been used for `models.idle_unload_s`.
+    fn start_reaper(&self) {
+        let Some(idle) = self.idle else { return };
+        self.reaper.call_once(|| {
+            let slot: Weak<Mutex<Slot<E>>> = Arc::downgrade(&self.slot);
+            let name = self.name.clone();
+            let tick = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(tick).await;
+                    let Some(slot) = slot.upgrade() else { return };
+                    let name = name.clone();
+                    // Dropping a session frees hundreds of megabytes: not on the executor.
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let dropped = {
+                            let mut s = slot.lock();
+                            if s.engine.is_some() && s.last_used.elapsed() >= idle {
+                                s.engine.take()
+                            } else {
+                                None
+                            }
+                        };
+                        if let Some(engine) = dropped {
+                            drop(engine);
+                            release_freed_memory();
+                            tracing::info!(model = %name, "neural model unloaded after idling");
+                        }
+                    })
+                    .await;
+                }
+            });
+        });
+    }
+}
+
+/// ONNX Runtime allocates through the C allocator, which keeps freed pages for reuse; after
+/// a model is dropped, hand them back to the system.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the system; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn loads_once_runs_in_turn_and_unloads_after_idling() {
+        let loads = Arc::new(AtomicUsize::new(0));
+        let holder = Arc::new(Holder::<Vec<u8>>::new("test", 1));
+        let load = |loads: Arc<AtomicUsize>| {
+            move || {
+                loads.fetch_add(1, Ordering::SeqCst);
+                Ok(vec![1, 2, 3])
+            }
+        };
+        for _ in 0..3 {
+            let n = holder
+                .run(load(loads.clone()), |e: &mut Vec<u8>| Ok(e.len()))
+                .await
+                .unwrap();
+            assert_eq!(n, 3);
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert!(holder.is_loaded());
+        // Idle for longer than idle_unload_s (1 s): the reaper drops it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while holder.is_loaded() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!holder.is_loaded());
+        holder
+            .run(load(loads.clone()), |e: &mut Vec<u8>| Ok(e.len()))
+            .await
+            .unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_reported_and_retried_next_time() {
+        let holder = Holder::<u8>::new("broken", 0);
+        let e = holder
+            .run(
+                || {
+                    Err(ProviderError::new(
+                        "kokoro",
+                        ErrorKind::Failed,
+                        "not an ONNX model",
+                    ))
+                },
+                |_| Ok(()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.message, "not an ONNX model");
+        assert!(!holder.is_loaded());
+        holder.run(|| Ok(7), |e| Ok(*e)).await.unwrap();
+        assert!(holder.is_loaded());
+    }
+}

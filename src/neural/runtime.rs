@@ -1,0 +1,183 @@
+//! ONNX Runtime, loaded from a library file at run time (never linked, never fetched at build
+//! time). Where from, in order: `models.onnxruntime`, the library `aimake models pull runtime`
+//! installed under `models.dir`, then the system's `libonnxruntime.so`.
+//!
+//! A process can load one ONNX Runtime library: the first that loads stays. A failed attempt
+//! (missing file, not a library, too old) leaves nothing behind, so a later attempt — after
+//! `aimake models pull runtime`, say — can still succeed without a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::models::Layout;
+
+/// What the operator runs to get a runtime.
+pub const PULL_RUNTIME: &str = "aimake models pull runtime";
+
+/// The library the system's loader finds by name when nothing else is configured or installed.
+const SYSTEM_LIBRARY: &str = "libonnxruntime.so";
+
+/// Why neural voices cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "ONNX Runtime is not installed: run `{PULL_RUNTIME}` (or set models.onnxruntime to a libonnxruntime.so) to enable neural voices"
+    )]
+    Missing,
+    #[error(
+        "ONNX Runtime at {path} cannot be used: {reason}. Run `{PULL_RUNTIME}` for a known-good version, or point models.onnxruntime at another library"
+    )]
+    Unusable { path: String, reason: String },
+}
+
+/// The loaded environment, shared by every model; `None` until a load succeeds.
+static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+
+#[derive(Clone)]
+struct Loaded {
+    env: ort::environment::Environment,
+    path: PathBuf,
+    version: String,
+}
+
+/// Finds and loads ONNX Runtime for the neural providers.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    configured: Option<PathBuf>,
+    layout: Layout,
+}
+
+impl Runtime {
+    pub fn new(configured: Option<PathBuf>, layout: Layout) -> Self {
+        Self { configured, layout }
+    }
+
+    /// The library this process would load now (or has loaded), and whether it exists.
+    fn candidate(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.configured {
+            return Some(p.clone());
+        }
+        if let Some(p) = self.layout.runtime_library() {
+            return Some(p);
+        }
+        system_library()
+    }
+
+    /// The loaded environment, loading the library first if needed. Blocking (dlopen): call it
+    /// from a blocking thread.
+    pub fn environment(&self) -> Result<ort::environment::Environment, RuntimeError> {
+        let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = loaded.as_ref() {
+            return Ok(l.env.clone());
+        }
+        let path = self.candidate().ok_or(RuntimeError::Missing)?;
+        if !path.exists() && path.is_absolute() {
+            return Err(if self.configured.is_some() {
+                RuntimeError::Unusable {
+                    path: path.display().to_string(),
+                    reason: "the file does not exist".into(),
+                }
+            } else {
+                RuntimeError::Missing
+            });
+        }
+        let unusable = |reason: String| RuntimeError::Unusable {
+            path: path.display().to_string(),
+            reason,
+        };
+        let builder = ort::init_from(&path).map_err(|e| unusable(load_reason(&e)))?;
+        let env = builder
+            .with_name("aimake")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| unusable(e.to_string()))?;
+        let version = ort::info()
+            .split(',')
+            .find_map(|part| part.trim().strip_prefix("git-branch=rel-"))
+            .unwrap_or("unknown")
+            .to_string();
+        tracing::info!(path = %path.display(), %version, "ONNX Runtime loaded");
+        *loaded = Some(Loaded {
+            env: env.clone(),
+            path,
+            version,
+        });
+        Ok(env)
+    }
+
+    /// Whether neural voices can run, without loading anything: for status pages, which must
+    /// stay cheap. A library that exists but fails to load shows up at first use.
+    pub fn status(&self) -> Result<String, RuntimeError> {
+        if let Some(l) = LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return Ok(format!("ONNX Runtime {} ({})", l.version, l.path.display()));
+        }
+        match self.candidate() {
+            Some(p) if p.exists() => {
+                Ok(format!("ONNX Runtime at {} (not loaded yet)", p.display()))
+            }
+            Some(p) if self.configured.is_some() => Err(RuntimeError::Unusable {
+                path: p.display().to_string(),
+                reason: "the file does not exist".into(),
+            }),
+            _ => Err(RuntimeError::Missing),
+        }
+    }
+}
+
+/// ort's load errors, in the words an operator needs.
+fn load_reason(e: &ort::LoadDynamicError) -> String {
+    match e {
+        ort::LoadDynamicError::Dlopen { error, .. } => {
+            format!("it is not a loadable shared library ({error})")
+        }
+        ort::LoadDynamicError::MissingApi { .. } => {
+            "it is not an ONNX Runtime library (no OrtGetApiBase)".into()
+        }
+        ort::LoadDynamicError::InvalidVersionString => "it reports no readable version".into(),
+        ort::LoadDynamicError::BadVersion { version_str, .. } => format!(
+            "it is version {version_str}, and aimake needs 1.{} or newer",
+            ort::MINOR_VERSION
+        ),
+    }
+}
+
+/// The system's library, when the loader's usual directories have one.
+fn system_library() -> Option<PathBuf> {
+    const DIRS: &[&str] = &[
+        "/usr/local/lib",
+        "/usr/lib",
+        "/usr/lib64",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+    ];
+    DIRS.iter()
+        .map(|d| Path::new(d).join(SYSTEM_LIBRARY))
+        .find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_installed_means_missing_with_the_command_that_fixes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime::new(None, Layout::new(dir.path()));
+        if system_library().is_none() && LOADED.lock().unwrap().is_none() {
+            let e = rt.status().unwrap_err();
+            assert_eq!(e, RuntimeError::Missing);
+            assert!(e.to_string().contains("aimake models pull runtime"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_configured_library_that_does_not_exist_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime::new(Some(dir.path().join("nope.so")), Layout::new(dir.path()));
+        if LOADED.lock().unwrap().is_none() {
+            let e = rt.status().unwrap_err();
+            assert!(e.to_string().contains("nope.so"), "{e}");
+            assert!(e.to_string().contains("does not exist"), "{e}");
+        }
+    }
+}
