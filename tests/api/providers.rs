@@ -640,8 +640,8 @@ async fn a_missing_local_engine_is_unavailable_with_the_install_hint() {
         status.detail
     );
     let listed = providers.list().await;
-    assert_eq!(listed[0].id, "local");
-    assert!(!listed[0].available);
+    let local = listed.iter().find(|p| p.id == "local").unwrap();
+    assert!(!local.available);
 
     let e = tts
         .synthesize(&request("Hello.", "en-us"))
@@ -666,9 +666,24 @@ async fn with_no_keys_only_the_local_voice_is_enabled_and_the_rest_say_why() {
     let providers = Providers::from_config(&config).unwrap();
     let listed = providers.list().await;
     let ids: Vec<&str> = listed.iter().map(|p| p.id).collect();
-    assert_eq!(ids, ["local", "openai", "elevenlabs", "tencent"]);
-    assert!(listed[0].available);
-    for p in &listed[1..] {
+    assert_eq!(
+        ids,
+        [
+            "kokoro",
+            "piper",
+            "local",
+            "openai",
+            "elevenlabs",
+            "tencent"
+        ]
+    );
+    // Neural voices need models (and a runtime) first; the message says how to get them.
+    for p in &listed[..2] {
+        assert!(!p.available);
+        assert!(p.detail.contains("aimake models pull"), "{}", p.detail);
+    }
+    assert!(listed[2].available);
+    for p in &listed[3..] {
         assert!(!p.available);
         assert!(p.detail.starts_with("not configured"), "{}", p.detail);
         assert_eq!(p.kind, "tts");
@@ -692,7 +707,14 @@ async fn the_registry_resolves_voice_ids_and_merges_voice_lists() {
     let (policy, _) = instant_retries(&config);
     let providers = Providers::from_config_with(&config, policy).unwrap();
 
-    assert!(providers.list().await.iter().all(|p| p.available));
+    assert!(
+        providers
+            .list()
+            .await
+            .iter()
+            .filter(|p| !["kokoro", "piper"].contains(&p.id))
+            .all(|p| p.available)
+    );
     let (tts, voice) = providers.voice("tencent:101001").await.unwrap();
     assert_eq!(tts.id(), "tencent");
     assert_eq!(voice.language, "zh-CN");
