@@ -233,3 +233,158 @@ async fn a_kokoro_audio_is_made_stored_and_billed_at_zero() {
     tokio::time::sleep(Duration::from_millis(1)).await;
     app.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Intelligibility, judged by an independent recogniser
+
+/// Sentences in everyday words that pocketsphinx's general English model knows.
+const SENTENCES: &[&str] = &[
+    "The weather is nice today and we are going to the park.",
+    "Please call me back when you have a moment.",
+    "She bought a new car last week.",
+    "I would like a cup of coffee with milk.",
+    "The children are playing in the garden.",
+    "We will meet at the station tomorrow morning.",
+];
+
+/// What Debian's pocketsphinx (en-us) hears in 16 kHz mono audio.
+fn recognise(pcm: aimake::audio::Pcm) -> String {
+    let pcm = aimake::audio::resample(pcm.into_mono(), 16_000).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("speech.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for s in &pcm.samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+    let out = std::process::Command::new("pocketsphinx_continuous")
+        .arg("-infile")
+        .arg(&path)
+        .output()
+        .expect("pocketsphinx_continuous is installed (apt-get install pocketsphinx pocketsphinx-en-us)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word error rate: word-level edit distance over the reference's length.
+fn wer(reference: &str, heard: &str) -> f64 {
+    let (r, h) = (words(reference), words(heard));
+    let mut row: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, hw) in h.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(rw != hw)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[h.len()] as f64 / r.len().max(1) as f64
+}
+
+/// The word error rate of `voice` over every sentence, decoding whatever the provider returns.
+async fn voice_wer(app: &TestApp, voice: &str) -> f64 {
+    let (provider, id) = app.state.providers.resolve(voice).unwrap();
+    let (mut errors, mut total) = (0.0, 0usize);
+    for sentence in SENTENCES {
+        let out = provider
+            .synthesize(&SynthesisRequest {
+                text: (*sentence).into(),
+                voice: id.voice.clone(),
+                speed: 1.0,
+                format_hint: Default::default(),
+            })
+            .await
+            .unwrap();
+        let format = match out.format {
+            aimake::providers::AudioFormat::Pcm {
+                sample_rate,
+                channels,
+            } => aimake::audio::Format::PcmS16Le {
+                sample_rate,
+                channels,
+            },
+            aimake::providers::AudioFormat::Wav => aimake::audio::Format::Wav,
+            other => panic!("unexpected {other:?}"),
+        };
+        let pcm = aimake::audio::decode(&out.bytes, format).unwrap();
+        let heard = tokio::task::spawn_blocking(move || recognise(pcm))
+            .await
+            .unwrap();
+        let n = words(sentence).len();
+        errors += wer(sentence, &heard) * n as f64;
+        total += n;
+        eprintln!("{voice}: {sentence:?} heard as {:?}", heard.trim());
+    }
+    errors / total as f64
+}
+
+#[test]
+fn word_error_rate_counts_substitutions_insertions_and_deletions() {
+    assert_eq!(wer("the cat sat", "the cat sat"), 0.0);
+    assert_eq!(wer("the cat sat", "the bat sat"), 1.0 / 3.0);
+    assert_eq!(wer("the cat sat", "the cat"), 1.0 / 3.0);
+    assert_eq!(wer("the cat sat", "a the cat sat down"), 2.0 / 3.0);
+    assert_eq!(wer("the cat sat", ""), 1.0);
+}
+
+#[tokio::test]
+async fn an_independent_recogniser_understands_the_neural_voices() {
+    let app = neural_app(|_| {}).await;
+    let mut report = Vec::new();
+    for voice in [
+        "kokoro:af_heart",
+        "kokoro:am_michael",
+        "piper:en_US-joe-medium",
+        "local:en-us",
+    ] {
+        let rate = voice_wer(&app, voice).await;
+        report.push((voice, rate));
+    }
+    eprintln!(
+        "word error rate (pocketsphinx en-us, {} sentences):",
+        SENTENCES.len()
+    );
+    for (voice, rate) in &report {
+        eprintln!("  {voice:<26} {rate:.2}");
+    }
+    for (voice, rate) in &report {
+        if !voice.starts_with("local:") {
+            assert!(*rate <= 0.5, "{voice} is hard to understand: WER {rate:.2}");
+        }
+    }
+    let espeak = report
+        .iter()
+        .find(|(v, _)| v.starts_with("local:"))
+        .unwrap()
+        .1;
+    let best = report.iter().map(|(_, r)| *r).fold(f64::MAX, f64::min);
+    assert!(
+        best < espeak,
+        "neural voices are understood better than espeak-ng"
+    );
+    app.stop().await;
+}
