@@ -33,6 +33,9 @@ pub enum RuntimeError {
 /// The loaded environment, shared by every model; `None` until a load succeeds.
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
 
+/// The last library that failed to load and why, so status pages can say it without retrying.
+static FAILED: Mutex<Option<(PathBuf, RuntimeError)>> = Mutex::new(None);
+
 #[derive(Clone)]
 struct Loaded {
     env: ort::environment::Environment,
@@ -85,12 +88,18 @@ impl Runtime {
             path: path.display().to_string(),
             reason,
         };
-        let builder = ort::init_from(&path).map_err(|e| unusable(load_reason(&e)))?;
+        let remember = |e: RuntimeError| {
+            tracing::warn!(path = %path.display(), error = %e, "ONNX Runtime cannot be loaded");
+            *FAILED.lock().unwrap_or_else(|e| e.into_inner()) = Some((path.clone(), e.clone()));
+            e
+        };
+        let builder = ort::init_from(&path).map_err(|e| remember(unusable(load_reason(&e))))?;
         let env = builder
             .with_name("aimake")
             .with_telemetry(false)
             .build()
-            .map_err(|e| unusable(e.to_string()))?;
+            .map_err(|e| remember(unusable(e.to_string())))?;
+        *FAILED.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let version = ort::info()
             .split(',')
             .find_map(|part| part.trim().strip_prefix("git-branch=rel-"))
@@ -106,12 +115,18 @@ impl Runtime {
     }
 
     /// Whether neural voices can run, without loading anything: for status pages, which must
-    /// stay cheap. A library that exists but fails to load shows up at first use.
+    /// stay cheap. A library that exists but failed to load is reported from that attempt.
     pub fn status(&self) -> Result<String, RuntimeError> {
         if let Some(l) = LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(format!("ONNX Runtime {} ({})", l.version, l.path.display()));
         }
-        match self.candidate() {
+        let candidate = self.candidate();
+        if let Some((path, e)) = FAILED.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && candidate.as_ref() == Some(path)
+        {
+            return Err(e.clone());
+        }
+        match candidate {
             Some(p) if p.exists() => {
                 Ok(format!("ONNX Runtime at {} (not loaded yet)", p.display()))
             }

@@ -61,6 +61,34 @@ pub fn install_fixture_models(models: &Path) {
     link(f.join("mirror/en_US-joe-medium.onnx.json"), joe.config);
 }
 
+/// Waits for an audio to finish: inference on a shared 2-core machine is slower than fakes.
+async fn finished(s: &crate::helpers::Session, body: &Value) -> Value {
+    let created: Value = s.post("/api/audios", body).await.json().await.unwrap();
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not created: {created}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let a: Value = s
+            .get(&format!("/api/audios/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if matches!(
+            a["status"].as_str(),
+            Some("succeeded" | "failed" | "canceled")
+        ) {
+            return a;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never finished: {a}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn neural_app(customize: impl FnOnce(&mut Config)) -> TestApp {
     TestApp::spawn_with(|c| {
         let models = c.data.dir.join("models");
@@ -200,9 +228,11 @@ async fn without_a_runtime_neural_voices_say_how_to_enable_them_and_the_rest_wor
         default[0]["provider"], "local",
         "espeak-ng stays the default"
     );
-    let audio = s
-        .create_finished(&json!({"text": "Still speaking.", "voice": "local:en-us"}))
-        .await;
+    let audio = finished(
+        &s,
+        &json!({"text": "Still speaking.", "voice": "local:en-us"}),
+    )
+    .await;
     assert_eq!(audio["status"], "succeeded", "{audio}");
     let resp = s
         .post(
@@ -217,13 +247,15 @@ async fn without_a_runtime_neural_voices_say_how_to_enable_them_and_the_rest_wor
 async fn a_kokoro_audio_is_made_stored_and_billed_at_zero() {
     let app = neural_app(|_| {}).await;
     let s = app.signed_in("ada@example.com", Role::User).await;
-    let audio = s
-        .create_finished(&json!({
+    let audio = finished(
+        &s,
+        &json!({
             "text": "Welcome to the show. Today we talk about neural voices on a small server.",
             "voice": "kokoro:af_heart",
             "format": "wav"
-        }))
-        .await;
+        }),
+    )
+    .await;
     assert_eq!(audio["status"], "succeeded", "{audio}");
     let ms = audio["duration_ms"].as_i64().unwrap();
     assert!((2_500..12_000).contains(&ms), "{ms} ms");
@@ -387,4 +419,221 @@ async fn an_independent_recogniser_understands_the_neural_voices() {
         "neural voices are understood better than espeak-ng"
     );
     app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming, resuming, and bad input
+
+#[tokio::test]
+async fn a_long_kokoro_text_streams_its_first_audio_before_the_job_ends() {
+    let app = neural_app(|_| {}).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let text =
+        "Neural voices run on the server itself. They need no key and cost nothing per word. \
+                The first sentence is spoken first, so listening starts at once. "
+            .repeat(7);
+    assert!(text.chars().count() > 1_000);
+    let created: Value = s
+        .post(
+            "/api/audios",
+            &json!({"text": text, "voice": "kokoro:af_heart"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let mut resp = s.get(&format!("/api/audios/{id}/stream")).await;
+    assert_eq!(resp.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(60), resp.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!first.is_empty());
+    let status: Value = s
+        .get(&format!("/api/audios/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["status"], "running",
+        "the first audio arrived while the job was still running"
+    );
+    let mut all = first.to_vec();
+    while let Some(more) = tokio::time::timeout(Duration::from_secs(120), resp.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        all.extend_from_slice(&more);
+    }
+    let pcm = aimake::audio::decode(&all, aimake::audio::Format::Mp3).expect("valid MP3");
+    assert!(
+        pcm.duration_ms() > 40_000,
+        "{} ms streamed",
+        pcm.duration_ms()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_kokoro_job_cut_by_kill_9_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    install_fixture_models(&dir.path().join("models"));
+    ServerProcess::add_user(dir.path(), "ada@example.com");
+    let mut server = ServerProcess::start(dir.path(), &[]);
+    let s = server.session("ada@example.com").await;
+    let text = "This long text is cut in the middle by a hard stop of the server. \
+                After the restart the job picks up where it was and finishes. "
+        .repeat(8);
+    let created: Value = s
+        .post(
+            "/api/audios",
+            &json!({"text": text, "voice": "kokoro:af_heart"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    // Wait until some chunks are done, then kill the server without warning.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let a: Value = s
+            .get(&format!("/api/audios/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_ne!(
+            a["status"], "succeeded",
+            "the job must still be running: {a}"
+        );
+        if a["progress"].as_f64().unwrap_or(0.0) > 0.2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no progress: {a}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill9();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let s = server.session("ada@example.com").await;
+    // The dead worker's lease runs out (a minute at most) and the job is claimed again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    let audio = loop {
+        let a: Value = s
+            .get(&format!("/api/audios/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if matches!(a["status"].as_str(), Some("succeeded" | "failed")) {
+            break a;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never resumed: {a}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(audio["status"], "succeeded", "{audio}");
+    assert!(audio["duration_ms"].as_i64().unwrap() > 40_000, "{audio}");
+}
+
+#[tokio::test]
+async fn an_unknown_voice_and_a_broken_model_file_are_clear_errors_and_the_server_keeps_running() {
+    let app = neural_app(|c| {
+        // The Kokoro model file is replaced by something that is not ONNX.
+        let model = aimake::models::Layout::new(c.data.dir.join("models")).kokoro_model();
+        std::fs::remove_file(&model).unwrap();
+        std::fs::write(&model, b"this is not an ONNX model").unwrap();
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let resp = s
+        .post(
+            "/api/audios",
+            &json!({"text": "Hello.", "voice": "kokoro:xx_nobody"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(crate::helpers::error_code(resp).await, "unknown_voice");
+    let audio = finished(
+        &s,
+        &json!({"text": "Hello there.", "voice": "kokoro:af_heart"}),
+    )
+    .await;
+    assert_eq!(audio["status"], "failed", "{audio}");
+    let message = audio["error"].to_string();
+    assert!(message.contains("cannot be loaded"), "{message}");
+    assert!(message.contains("aimake models pull"), "{message}");
+    // Everything else goes on: Piper and the local voice still speak.
+    for voice in ["piper:en_US-joe-medium", "local:en-us"] {
+        let ok = finished(&s, &json!({"text": "Still here.", "voice": voice})).await;
+        assert_eq!(ok["status"], "succeeded", "{voice}: {ok}");
+    }
+    app.stop().await;
+}
+
+/// A shared library that answers ONNX Runtime's entry point with an old version.
+fn old_runtime(dir: &Path) -> PathBuf {
+    let src = dir.join("old.c");
+    std::fs::write(
+        &src,
+        r#"
+typedef struct { const void *(*GetApi)(unsigned); const char *(*GetVersionString)(void); } Base;
+static const void *get_api(unsigned v) { (void)v; return 0; }
+static const char *version(void) { return "1.10.0"; }
+static Base base = { get_api, version };
+const Base *OrtGetApiBase(void) { return &base; }
+"#,
+    )
+    .unwrap();
+    let lib = dir.join("libonnxruntime.so.1.10.0");
+    let out = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .output()
+        .expect("a C compiler (cc) is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lib
+}
+
+#[tokio::test]
+async fn a_runtime_of_the_wrong_version_or_no_library_at_all_is_named_and_the_server_keeps_running()
+{
+    let dir = tempfile::tempdir().unwrap();
+    install_fixture_models(&dir.path().join("models"));
+    ServerProcess::add_user(dir.path(), "ada@example.com");
+    let not_a_library = dir.path().join("libonnxruntime.so.txt");
+    std::fs::write(&not_a_library, "not a library").unwrap();
+    for (lib, expected) in [
+        (old_runtime(dir.path()), "version 1.10.0"),
+        (not_a_library, "not a loadable shared library"),
+    ] {
+        let server = ServerProcess::start(
+            dir.path(),
+            &[("AIMAKE_MODELS__ONNXRUNTIME", lib.display().to_string())],
+        );
+        let s = server.session("ada@example.com").await;
+        let audio = finished(
+            &s,
+            &json!({"text": "Hello there.", "voice": "kokoro:af_heart"}),
+        )
+        .await;
+        assert_eq!(audio["status"], "failed", "{audio}");
+        let message = audio["error"].to_string();
+        assert!(message.contains(expected), "{message}");
+        assert!(message.contains("aimake models pull runtime"), "{message}");
+        let providers: Vec<Value> = s.get("/api/providers").await.json().await.unwrap();
+        let k = providers.iter().find(|p| p["id"] == "kokoro").unwrap();
+        assert_eq!(k["available"], false, "{k}");
+        assert!(k["detail"].as_str().unwrap().contains(expected), "{k}");
+        let ok = finished(&s, &json!({"text": "Still here.", "voice": "local:en-us"})).await;
+        assert_eq!(ok["status"], "succeeded", "{ok}");
+    }
 }
