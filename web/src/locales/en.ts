@@ -331,6 +331,7 @@ export const en = {
   'models.diskUsed': 'Disk used',
   'models.name': 'Name',
   'models.kind': 'Kind',
+  'models.quality': 'Quality',
   'models.languages': 'Languages',
   'models.size': 'Size',
   'models.license': 'Licence',

@@ -332,6 +332,7 @@ export const zhCN: Record<MessageKey, string> = {
   'models.diskUsed': '已用空间',
   'models.name': '名称',
   'models.kind': '类型',
+  'models.quality': '音质',
   'models.languages': '语言',
   'models.size': '大小',
   'models.license': '许可',

@@ -64,6 +64,7 @@ export default function ModelsPage() {
                     <tr>
                       <th scope="col">{t('models.name')}</th>
                       <th scope="col">{t('models.kind')}</th>
+                      <th scope="col">{t('models.quality')}</th>
                       <th scope="col">{t('models.languages')}</th>
                       <th scope="col" className="num">
                         {t('models.size')}
@@ -129,23 +130,18 @@ function ModelRow({
 
   return (
     <tr>
-      <th scope="row">
-        <span className="mono">{model.name}</span>
-        {quality !== null && (
-          <>
-            <br />
-            <span className="muted">{quality}</span>
-          </>
-        )}
+      <th scope="row" className="mono">
+        {model.name}
       </th>
       <td>{model.kind === 'runtime' ? 'ONNX Runtime' : providerName(model.kind)}</td>
+      <td>{quality ?? '–'}</td>
       <td>{model.languages.length === 0 ? '–' : model.languages.join(', ')}</td>
       <td className="num">{formatBytes(model.size_bytes, language)}</td>
       <td>
         {model.license}
         {!model.commercial_use && (
           <>
-            <br />
+            {' '}
             <span className="badge badge-warn">{t('voice.nonCommercial')}</span>
           </>
         )}

@@ -179,7 +179,9 @@ describe('studio', () => {
     it('says the neural voices are downloading, follows the download and then switches the default', async () => {
       vi.useFakeTimers({ shouldAdvanceTime: true })
       let providers = downloading(90)
-      let voices = ESPEAK_VOICES
+      // Kokoro's voices may be listed before its model is there; they cannot be picked yet.
+      const waiting = VOICES.filter((v) => v.provider === 'kokoro').map((v) => ({ ...v, default: false }))
+      let voices = [...ESPEAK_VOICES, ...waiting]
       const fetchMock = stubStudio({
         '/api/voices': () => jsonResponse(200, voices),
         '/api/providers': () => jsonResponse(200, providers),
@@ -191,6 +193,8 @@ describe('studio', () => {
       ).toBeInTheDocument()
       const voice = screen.getByLabelText('Voice')
       expect(voice).toHaveValue('local:en-us')
+      expect(within(voice).getByRole('group', { name: 'Kokoro (downloading, 45%)' })).toBeInTheDocument()
+      expect(within(voice).getByRole('option', { name: 'Heart · en-US · High quality' })).toBeDisabled()
 
       providers = downloading(150)
       await act(() => vi.advanceTimersByTimeAsync(DOWNLOAD_POLL_MS))
