@@ -32,6 +32,7 @@ const EpisodeWizard = lazy(() => import('./pages/EpisodeWizard.tsx'))
 const Usage = lazy(() => import('./pages/Usage.tsx'))
 const Settings = lazy(() => import('./pages/Settings.tsx'))
 const Admin = lazy(() => import('./pages/Admin.tsx'))
+const Models = lazy(() => import('./pages/Models.tsx'))
 
 const ROUTES: readonly Route[] = [
   { pattern: '/setup', page: Setup, access: 'public' },
@@ -46,6 +47,7 @@ const ROUTES: readonly Route[] = [
   { pattern: '/usage', page: Usage, access: 'user' },
   { pattern: '/settings', page: Settings, access: 'user' },
   { pattern: '/admin', page: Admin, access: 'admin' },
+  { pattern: '/admin/models', page: Models, access: 'admin' },
 ]
 
 const NAV: readonly { to: string; label: MessageKey; admin?: boolean }[] = [
@@ -55,6 +57,7 @@ const NAV: readonly { to: string; label: MessageKey; admin?: boolean }[] = [
   { to: '/usage', label: 'nav.usage' },
   { to: '/settings', label: 'nav.settings' },
   { to: '/admin', label: 'nav.admin', admin: true },
+  { to: '/admin/models', label: 'nav.models', admin: true },
 ]
 
 function Redirect({ to }: { to: string }) {
@@ -152,6 +155,7 @@ const TITLES: Partial<Record<string, MessageKey>> = {
   '/usage': 'nav.usage',
   '/settings': 'nav.settings',
   '/admin': 'nav.admin',
+  '/admin/models': 'models.title',
 }
 
 function Header() {
@@ -159,6 +163,11 @@ function Header() {
   const { path } = useLocation()
   const session = useSession()
   const user = session.user
+  const shown = NAV.filter((item) => item.admin !== true || user?.role === 'admin')
+  // The most specific entry is the current one: the Models page is under /admin, but not Admin.
+  const current = shown
+    .filter((item) => path === item.to || path.startsWith(`${item.to}/`))
+    .sort((a, b) => b.to.length - a.to.length)[0]?.to
 
   return (
     <header className="masthead">
@@ -167,13 +176,8 @@ function Header() {
       </Link>
       {user !== null && (
         <nav aria-label={t('nav.label')} className="nav">
-          {NAV.filter((item) => item.admin !== true || user.role === 'admin').map((item) => (
-            <Link
-              key={item.to}
-              to={item.to}
-              className="nav-link"
-              aria-current={path === item.to || path.startsWith(`${item.to}/`) ? 'page' : undefined}
-            >
+          {shown.map((item) => (
+            <Link key={item.to} to={item.to} className="nav-link" aria-current={item.to === current ? 'page' : undefined}>
               {t(item.label)}
             </Link>
           ))}

@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'overloaded'
   | 'not_ready'
   | 'provider_unavailable'
+  | 'unknown_model'
   | 'internal'
   | 'network_error'
   // Newer servers may add codes; keep them usable without losing autocompletion.
@@ -370,14 +371,33 @@ export function revokeToken(id: string): Promise<void> {
 
 // ---- Voices ---------------------------------------------------------------------------
 
-export type ProviderId = 'local' | 'openai' | 'elevenlabs' | 'tencent' | (string & {})
+export type ProviderId =
+  | 'kokoro'
+  | 'piper'
+  | 'local'
+  | 'openai'
+  | 'elevenlabs'
+  | 'tencent'
+  | (string & {})
+
+/** Bytes fetched so far of a model the server is downloading. */
+export interface DownloadProgress {
+  done_bytes: number
+  total_bytes: number
+}
 
 export interface Provider {
   id: ProviderId
   kind: string
   available: boolean
+  /** What the provider runs on, or how to enable it when it is not available. */
   detail: string
+  /** Set while the server downloads this provider's model in the background (first run). */
+  progress?: DownloadProgress | null
 }
+
+/** `high`: neural (Kokoro, Piper high) and cloud voices; `good`: Piper medium/low; `basic`: espeak-ng. */
+export type VoiceQuality = 'high' | 'good' | 'basic'
 
 export interface Voice {
   /** `provider:voice` */
@@ -386,6 +406,13 @@ export interface Voice {
   name: string
   language: string
   gender: string | null
+  quality: VoiceQuality
+  /** SPDX id of the voice's licence; null for cloud and espeak-ng voices. */
+  license: string | null
+  /** False when the voice's licence forbids commercial use. */
+  commercial_use: boolean
+  /** True on the one voice the server picks by default for this voice's language. */
+  default: boolean
 }
 
 export function getProviders(options: CallOptions = {}): Promise<Provider[]> {
@@ -807,4 +834,51 @@ export async function listBackups(options: CallOptions = {}): Promise<Backup[]> 
 
 export function startBackup(): Promise<unknown> {
   return request<unknown>('/api/admin/backups', { method: 'POST' })
+}
+
+// ---- Models (admin) -------------------------------------------------------------------
+
+export type ModelKind = 'runtime' | 'kokoro' | 'piper'
+
+/** A model download the server runs in the background. */
+export interface ModelPull {
+  state: 'running' | 'failed' | 'done'
+  done_bytes: number
+  total_bytes: number
+  error: string | null
+}
+
+export interface Model {
+  /** `runtime`, `kokoro` or `piper:<voice>`. */
+  name: string
+  kind: ModelKind
+  languages: string[]
+  size_bytes: number
+  license: string
+  commercial_use: boolean
+  quality: string | null
+  installed: boolean
+  /** The latest download of this model, if any. */
+  pull: ModelPull | null
+}
+
+export interface ModelList {
+  /** Where the server keeps its models. */
+  dir: string
+  disk_used_bytes: number
+  models: Model[]
+}
+
+export function listModels(options: CallOptions = {}): Promise<ModelList> {
+  return request<ModelList>('/api/admin/models', options)
+}
+
+/** Starts downloading `name` in the background; 409 `conflict` while it already runs. */
+export function pullModel(name: string): Promise<Model> {
+  return request<Model>(`/api/admin/models/${seg(name)}/pull`, { method: 'POST' })
+}
+
+/** Deletes an installed model's files; 409 `conflict` while it downloads. */
+export function removeModel(name: string): Promise<void> {
+  return request<void>(`/api/admin/models/${seg(name)}`, { method: 'DELETE' })
 }

@@ -5,6 +5,8 @@ import type { ProviderId } from '../api.ts'
 
 /** US dollars per million characters; tencent is billed in another currency and plan. */
 export const PRICE_PER_MILLION_CHARS: Readonly<Record<string, number | null>> = {
+  kokoro: 0,
+  piper: 0,
   local: 0,
   openai: 15,
   elevenlabs: 300,

@@ -1,6 +1,6 @@
 // Dictionary keys for values the server sends as codes.
 
-import type { AudioKind, AudioStatus } from '../api.ts'
+import type { AudioKind, AudioStatus, VoiceQuality } from '../api.ts'
 import type { MessageKey } from '../i18n.ts'
 
 export const STATUS_LABELS: Record<AudioStatus, MessageKey> = {
@@ -15,4 +15,10 @@ export const KIND_LABELS: Record<AudioKind, MessageKey> = {
   tts: 'audio.kind.tts',
   podcast: 'audio.kind.podcast',
   upload: 'audio.kind.upload',
+}
+
+export const QUALITY_LABELS: Record<VoiceQuality, MessageKey> = {
+  high: 'voice.quality.high',
+  good: 'voice.quality.good',
+  basic: 'voice.quality.basic',
 }

@@ -3,8 +3,8 @@ import { countChars, estimateCostMicros, providerOf } from './cost.ts'
 import { formatDuration, formatMoney } from './format.ts'
 import { bucketPeaks, normalizePeaks } from './peaks.ts'
 import { matchPath, safeNext } from '../router.ts'
-import { PROVIDERS, VOICES } from '../test/fixtures.ts'
-import { defaultVoice, groupVoices, languagesOf, speakerVoice } from './voices.ts'
+import { PROVIDERS, VOICES, voice } from '../test/fixtures.ts'
+import { defaultVoice, downloadPercent, groupVoices, isNeural, languagesOf, neuralDownload, speakerVoice } from './voices.ts'
 
 describe('cost estimate', () => {
   it('prices a million characters at the default rates and tencent as unknown', () => {
@@ -55,36 +55,81 @@ describe('peaks', () => {
 })
 
 describe('voices', () => {
-  it('groups by provider with unavailable providers last', () => {
+  it('groups by provider: neural providers first, unavailable providers last, better voices first', () => {
     expect(groupVoices(VOICES, PROVIDERS).map((g) => [g.provider, g.available, g.voices.length])).toEqual([
+      ['kokoro', true, 4],
+      ['piper', true, 2],
       ['local', true, 2],
       ['openai', true, 1],
       ['tencent', true, 1],
       ['elevenlabs', false, 1],
     ])
+    // Piper's high-quality voice before its medium one, whatever their names.
+    expect(groupVoices(VOICES, PROVIDERS)[1]?.voices.map((v) => v.id)).toEqual([
+      'piper:en_GB-fen-high',
+      'piper:en_US-harbor-medium',
+    ])
+  })
+
+  it('lists neural providers first even when the server lists them later', () => {
+    const reordered = [...PROVIDERS.filter((p) => !isNeural(p.id)), ...PROVIDERS.filter((p) => isNeural(p.id))]
+    expect(groupVoices(VOICES, reordered).map((g) => g.provider).slice(0, 3)).toEqual(['kokoro', 'piper', 'local'])
   })
 
   it('lists each language once', () => {
-    expect(languagesOf(VOICES)).toEqual(['en-US', 'zh-CN'])
+    expect(languagesOf(VOICES)).toEqual(['en-GB', 'en-US', 'zh-CN'])
   })
 
-  it('defaults to an available voice in the UI language', () => {
-    expect(defaultVoice(VOICES, PROVIDERS, 'zh-CN')).toBe('local:cmn')
-    expect(defaultVoice(VOICES, PROVIDERS, 'en')).toBe('local:en-us')
+  it('defaults to the voice the server marks as the default for the UI language', () => {
+    expect(defaultVoice(VOICES, PROVIDERS, 'en')).toBe('kokoro:af_heart')
+    expect(defaultVoice(VOICES, PROVIDERS, 'en-GB')).toBe('kokoro:af_heart')
+    expect(defaultVoice(VOICES, PROVIDERS, 'zh-CN')).toBe('kokoro:zf_xiaoxiao')
+    // Which voice is the default is the server's call, not the list's order.
+    const michael = VOICES.map((v) =>
+      v.provider === 'kokoro' && v.language === 'en-US' ? { ...v, default: v.id === 'kokoro:am_michael' } : v,
+    )
+    expect(defaultVoice(michael, PROVIDERS, 'en')).toBe('kokoro:am_michael')
+  })
+
+  it('falls back to a voice in the UI language when the default cannot be used', () => {
+    const kokoroDown = PROVIDERS.map((p) => (p.id === 'kokoro' ? { ...p, available: false } : p))
+    expect(defaultVoice(VOICES, kokoroDown, 'en')).toBe('piper:en_US-harbor-medium')
+    expect(defaultVoice(VOICES, kokoroDown, 'zh-CN')).toBe('local:cmn')
     expect(defaultVoice([], PROVIDERS, 'en')).toBe('')
-    const cantonese = { id: 'local:yue', provider: 'local', name: 'Cantonese', language: 'zh-HK', gender: null }
-    expect(defaultVoice([cantonese, ...VOICES], PROVIDERS, 'zh-CN')).toBe('local:cmn')
-    const british = { id: 'local:en-gb', provider: 'local', name: 'British', language: 'en-GB', gender: null }
-    expect(defaultVoice([british, ...VOICES], PROVIDERS, 'en')).toBe('local:en-us')
+
+    const espeak = VOICES.filter((v) => v.provider === 'local')
+    expect(defaultVoice(espeak, PROVIDERS, 'zh-CN')).toBe('local:cmn')
+    expect(defaultVoice(espeak, PROVIDERS, 'en')).toBe('local:en-us')
+    const cantonese = voice({ id: 'local:yue', name: 'Cantonese', language: 'zh-HK', quality: 'basic' })
+    expect(defaultVoice([cantonese, ...espeak], PROVIDERS, 'zh-CN')).toBe('local:cmn')
+    const british = voice({ id: 'local:en-gb', name: 'British', language: 'en-GB', quality: 'basic' })
+    expect(defaultVoice([british, ...espeak], PROVIDERS, 'en')).toBe('local:en-us')
   })
 
-  it('gives speakers different voices of the same provider and language when it can', () => {
-    const british = { id: 'local:en-gb', provider: 'local', name: 'English (UK)', language: 'en-GB', gender: null }
-    const voices = [...VOICES, british]
-    const [a, b, c] = [0, 1, 2].map((i) => speakerVoice(voices, PROVIDERS, 'en', i))
-    expect(new Set([a, b])).toEqual(new Set(['local:en-us', 'local:en-gb']))
-    expect(c).toBe(a)
-    expect(speakerVoice(VOICES, PROVIDERS, 'en', 1)).toBe('local:en-us')
+  it('gives speakers different voices of the default voice’s provider, same language variant first', () => {
+    const [a, b, c, d] = [0, 1, 2, 3].map((i) => speakerVoice(VOICES, PROVIDERS, 'en', i))
+    expect([a, b, c]).toEqual(['kokoro:af_heart', 'kokoro:am_michael', 'kokoro:bf_emma'])
+    expect(d).toBe(a)
+    // Chinese speakers stay with Chinese voices, even when that is only one.
+    expect(speakerVoice(VOICES, PROVIDERS, 'zh-CN', 1)).toBe('kokoro:zf_xiaoxiao')
+
+    const espeak = VOICES.filter((v) => v.provider === 'local')
+    const british = voice({ id: 'local:en-gb', name: 'English (UK)', language: 'en-GB', quality: 'basic' })
+    const [e, f, g] = [0, 1, 2].map((i) => speakerVoice([...espeak, british], PROVIDERS, 'en', i))
+    expect([e, f]).toEqual(['local:en-us', 'local:en-gb'])
+    expect(g).toBe(e)
+    expect(speakerVoice(espeak, PROVIDERS, 'en', 1)).toBe('local:en-us')
+  })
+
+  it('reads a download as a percentage, when its size is known', () => {
+    expect(downloadPercent({ done_bytes: 45, total_bytes: 100 })).toBe(45)
+    expect(downloadPercent({ done_bytes: 999, total_bytes: 1000 })).toBe(99)
+    expect(downloadPercent({ done_bytes: 5, total_bytes: 0 })).toBeNull()
+    expect(neuralDownload(PROVIDERS)).toBeNull()
+    const downloading = PROVIDERS.map((p) =>
+      p.id === 'kokoro' ? { ...p, available: false, progress: { done_bytes: 1, total_bytes: 2 } } : p,
+    )
+    expect(neuralDownload(downloading)?.id).toBe('kokoro')
   })
 })
 

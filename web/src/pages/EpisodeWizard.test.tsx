@@ -59,9 +59,13 @@ describe('episode wizard', () => {
     await user.click(screen.getByRole('button', { name: 'Next' }))
 
     // Speakers come from the dialogue; each gets a voice.
-    await within(screen.getByLabelText('Voice for Alice')).findByRole('option', { name: 'English (US) · en-US' })
-    expect(screen.getByLabelText('Voice for Alice')).toHaveValue('local:en-us')
-    await user.selectOptions(screen.getByLabelText('Voice for Bob'), 'local:cmn')
+    await within(screen.getByLabelText('Voice for Alice')).findByRole('option', { name: 'Heart · en-US · High quality' })
+    expect(screen.getByLabelText('Voice for Alice')).toHaveValue('kokoro:af_heart')
+    expect(screen.getByLabelText('Voice for Bob')).toHaveValue('kokoro:am_michael')
+    await user.selectOptions(screen.getByLabelText('Voice for Bob'), 'piper:en_US-harbor-medium')
+    expect(screen.getByLabelText('Voice for Bob')).toHaveAccessibleDescription(
+      'Its licence (CC-BY-NC-4.0) does not allow commercial use.',
+    )
     await user.click(screen.getByRole('button', { name: 'Next' }))
 
     expect(lineTexts()).toEqual([
@@ -91,8 +95,8 @@ describe('episode wizard', () => {
         { speaker: 'Alice', text: 'See you next week.' },
       ],
       speakers: [
-        { name: 'Alice', voice: 'local:en-us' },
-        { name: 'Bob', voice: 'local:cmn' },
+        { name: 'Alice', voice: 'kokoro:af_heart' },
+        { name: 'Bob', voice: 'piper:en_US-harbor-medium' },
       ],
       pause_ms: 350,
     })
@@ -148,7 +152,7 @@ describe('episode wizard', () => {
     renderAt('/podcasts/P1/new')
     await user.type(await screen.findByLabelText('Topic'), 'Tea')
     await user.click(screen.getByRole('button', { name: 'Next' }))
-    await within(screen.getByLabelText('Voice for Host')).findByRole('option', { name: 'English (US) · en-US' })
+    await within(screen.getByLabelText('Voice for Host')).findByRole('option', { name: 'Heart · en-US · High quality' })
     const minutes = screen.getByLabelText('Length (minutes)')
     await user.clear(minutes)
     await user.type(minutes, '3')
@@ -158,8 +162,9 @@ describe('episode wizard', () => {
     expect(asked).toEqual({
       source: { topic: 'Tea' },
       speakers: [
-        { name: 'Host', voice: 'local:en-us' },
-        { name: 'Guest', voice: 'local:en-us' },
+        // Two voices of the default's provider and language, so the speakers sound different.
+        { name: 'Host', voice: 'kokoro:af_heart' },
+        { name: 'Guest', voice: 'kokoro:am_michael' },
       ],
       minutes: 3,
       language: 'en',

@@ -3,7 +3,7 @@
 
 import { useState } from 'react'
 import type { FormEvent } from 'react'
-import { ApiError, createEpisode, generateScript, getPodcast, getProviders, getVoices } from '../api.ts'
+import { ApiError, createEpisode, generateScript, getPodcast } from '../api.ts'
 import type { Episode, Speaker } from '../api.ts'
 import { EpisodeView } from '../components/EpisodeView.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
@@ -18,6 +18,7 @@ import type { DialogueProblem } from '../lib/dialogue.ts'
 import { keyed, unkeyed } from '../lib/lines.ts'
 import type { EditableLine } from '../lib/lines.ts'
 import { useLoad } from '../lib/useLoad.ts'
+import { useVoiceCatalog } from '../lib/useVoiceCatalog.ts'
 import { speakerVoice } from '../lib/voices.ts'
 
 type SourceKind = 'topic' | 'text' | 'dialogue'
@@ -51,13 +52,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
   const { t, language } = useI18n()
   const podcastId = params.id ?? ''
   const show = useLoad((signal) => getPodcast(podcastId, { signal }), podcastId)
-  const catalog = useLoad(
-    async (signal) => {
-      const [voices, providers] = await Promise.all([getVoices({}, { signal }), getProviders({ signal })])
-      return { voices, providers }
-    },
-    'catalog',
-  )
+  const catalog = useVoiceCatalog()
   const [step, setStep] = useState<Step>('source')
   const [kind, setKind] = useState<SourceKind>('topic')
   const [source, setSource] = useState('')
@@ -71,8 +66,7 @@ export default function EpisodeWizard({ params }: { params: Record<string, strin
   const [error, setError] = useState<unknown>(null)
   const [episode, setEpisode] = useState<Episode | null>(null)
 
-  const voices = catalog.data?.voices ?? []
-  const providers = catalog.data?.providers ?? []
+  const { voices, providers } = catalog
   const voiceLanguage = show.data?.language ?? language
   const parsed = kind === 'dialogue' ? parseDialogue(source) : null
 

@@ -2,20 +2,21 @@
 
 import { useEffect, useState } from 'react'
 import type { FormEvent } from 'react'
-import { audioFileUrl, audioStreamUrl, createAudio, getProviders, getVoices, retryAudio } from '../api.ts'
+import { audioFileUrl, audioStreamUrl, createAudio, retryAudio } from '../api.ts'
 import type { Audio, AudioFormat } from '../api.ts'
 import { AudioPlayer } from '../components/AudioPlayer.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
 import { Field } from '../components/Field.tsx'
 import { Link } from '../components/Link.tsx'
 import { ProgressBar } from '../components/ProgressBar.tsx'
+import { NeuralVoicesHint } from '../components/NeuralVoicesHint.tsx'
 import { PreviewButton, VoiceSelect } from '../components/VoiceSelect.tsx'
 import { useI18n } from '../i18n.ts'
 import { countChars, estimateCostMicros, providerOf } from '../lib/cost.ts'
 import { formatDuration, formatMoney, formatNumber } from '../lib/format.ts'
 import { STATUS_LABELS } from '../lib/labels.ts'
 import { useAudioJob } from '../lib/useAudioJob.ts'
-import { useLoad } from '../lib/useLoad.ts'
+import { useVoiceCatalog } from '../lib/useVoiceCatalog.ts'
 import { defaultVoice, languagesOf } from '../lib/voices.ts'
 import { useSession } from '../session.ts'
 
@@ -32,13 +33,7 @@ function storedVoice(): string {
 export default function StudioPage() {
   const { t, language } = useI18n()
   const { refresh: refreshSession } = useSession()
-  const catalog = useLoad(
-    async (signal) => {
-      const [voices, providers] = await Promise.all([getVoices({}, { signal }), getProviders({ signal })])
-      return { voices, providers }
-    },
-    'catalog',
-  )
+  const catalog = useVoiceCatalog()
   const [text, setText] = useState('')
   const [title, setTitle] = useState('')
   const [chosenVoice, setChosenVoice] = useState(storedVoice)
@@ -50,8 +45,7 @@ export default function StudioPage() {
   const [started, setStarted] = useState<Audio | null>(null)
   const job = useAudioJob(started)
 
-  const voices = catalog.data?.voices ?? []
-  const providers = catalog.data?.providers ?? []
+  const { voices, providers } = catalog
   const voice = voices.some((v) => v.id === chosenVoice) ? chosenVoice : defaultVoice(voices, providers, language)
   const chars = countChars(text)
   const cost = voice === '' ? null : estimateCostMicros(providerOf(voice), chars)
@@ -105,6 +99,7 @@ export default function StudioPage() {
   return (
     <div className="stack">
       <h1>{t('studio.title')}</h1>
+      <NeuralVoicesHint providers={providers} />
       <form className="card form" onSubmit={(event) => void submit(event)}>
         <Field label={t('studio.text')}>
           <textarea

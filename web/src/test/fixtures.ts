@@ -26,16 +26,55 @@ export function audio(overrides: Partial<Audio> = {}): Audio {
 }
 
 export const PROVIDERS: Provider[] = [
+  { id: 'kokoro', kind: 'tts', available: true, detail: 'Kokoro v1.0 (int8)', progress: null },
+  { id: 'piper', kind: 'tts', available: true, detail: '2 voices installed', progress: null },
   { id: 'local', kind: 'tts', available: true, detail: 'espeak-ng 1.51' },
   { id: 'openai', kind: 'tts', available: true, detail: 'tts-1' },
   { id: 'elevenlabs', kind: 'tts', available: false, detail: 'no API key' },
   { id: 'tencent', kind: 'tts', available: true, detail: 'ap-guangzhou' },
 ]
 
+/** A voice as `GET /api/voices` lists it; the provider comes from the id. */
+export function voice(overrides: Partial<Voice> & Pick<Voice, 'id'>): Voice {
+  return {
+    provider: overrides.id.slice(0, overrides.id.indexOf(':')),
+    name: overrides.id,
+    language: 'en-US',
+    gender: null,
+    quality: 'high',
+    license: null,
+    commercial_use: true,
+    default: false,
+    ...overrides,
+  }
+}
+
+const kokoro = { quality: 'high', license: 'Apache-2.0' } as const
+const espeak = { quality: 'basic', license: null } as const
+
 export const VOICES: Voice[] = [
-  { id: 'local:en-us', provider: 'local', name: 'English (US)', language: 'en-US', gender: null },
-  { id: 'local:cmn', provider: 'local', name: 'Mandarin', language: 'zh-CN', gender: null },
-  { id: 'openai:alloy', provider: 'openai', name: 'Alloy', language: 'en-US', gender: null },
-  { id: 'elevenlabs:rachel', provider: 'elevenlabs', name: 'Rachel', language: 'en-US', gender: 'female' },
-  { id: 'tencent:101001', provider: 'tencent', name: '智瑜', language: 'zh-CN', gender: 'female' },
+  voice({ id: 'local:en-us', name: 'English (US)', ...espeak }),
+  voice({ id: 'local:cmn', name: 'Mandarin', language: 'zh-CN', ...espeak }),
+  voice({ id: 'openai:alloy', name: 'Alloy' }),
+  voice({ id: 'elevenlabs:rachel', name: 'Rachel', gender: 'female' }),
+  voice({ id: 'tencent:101001', name: '智瑜', language: 'zh-CN', gender: 'female' }),
+  voice({ id: 'kokoro:af_heart', name: 'Heart', gender: 'female', ...kokoro, default: true }),
+  voice({ id: 'kokoro:am_michael', name: 'Michael', gender: 'male', ...kokoro }),
+  voice({ id: 'kokoro:bf_emma', name: 'Emma', language: 'en-GB', gender: 'female', ...kokoro }),
+  voice({ id: 'kokoro:zf_xiaoxiao', name: 'Xiaoxiao', language: 'zh-CN', gender: 'female', ...kokoro, default: true }),
+  voice({
+    id: 'piper:en_US-harbor-medium',
+    name: 'Harbor',
+    gender: 'male',
+    quality: 'good',
+    license: 'CC-BY-NC-4.0',
+    commercial_use: false,
+  }),
+  voice({ id: 'piper:en_GB-fen-high', name: 'Fen', language: 'en-GB', quality: 'high', license: 'CC0-1.0' }),
 ]
+
+/** The catalog of a server whose only voices are espeak-ng's, before any neural model is there. */
+export const ESPEAK_VOICES: Voice[] = VOICES.filter((v) => v.provider === 'local').map((v) => ({
+  ...v,
+  default: true,
+}))
