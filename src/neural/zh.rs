@@ -7,8 +7,9 @@
 //!    embedded English words through the English path; [`to_kokoro_phonemes`] itself speaks only
 //!    Han characters and punctuation and leaves out what it cannot say (Latin letters, digits,
 //!    emoji).
-//! 2. **Words.** Each run of Han characters is segmented with jieba (`jieba-rs`, default
-//!    dictionary, HMM on for unknown words).
+//! 2. **Words.** Each run of Han characters is converted to simplified characters (`fast2s`;
+//!    the readings do not change) and segmented with jieba (`jieba-rs`, default dictionary, HMM
+//!    on for unknown words).
 //! 3. **Pinyin.** A word of two or more characters takes its reading from the word-level pinyin
 //!    dictionary (phrase-pinyin-data, through the `pinyin-converter` crate), matched longest
 //!    first inside the word; so 银行 is `yin2 hang2` while 行走 is `xing2 zou3`. Single
@@ -24,8 +25,9 @@
 //!      the run, neutral between a repeated verb (看一看), `yi2` before a fourth or neutral tone
 //!      and `yi4` before the other tones.
 //!    - Third tone before third tone becomes second tone inside a word (你好 → `ni2 hao3`,
-//!      展览馆 → `zhan2 lan2 guan3`) and across the boundary between two words when one of them
-//!      is a single syllable (我 + 想 → `wo2 xiang3`), but not between digits read one by one
+//!      展览馆 → `zhan2 lan2 guan3`) and from a one-syllable word into the next word (我 + 想 →
+//!      `wo2 xiang3`, 很 + 可怕 → `hen2 ke3 pa4`; a longer word keeps its last third tone before
+//!      the next word: 老虎 + 很 → `lao2 hu3 hen2`), but not between digits read one by one
 //!      (一九九九 stays `yi1 jiu3 jiu3 jiu3`).
 //! 5. **Pinyin to phonemes.** Each syllable becomes Kokoro's Mandarin symbols. The mapping
 //!    follows the public Kokoro/misaki v1.0 Mandarin transcription (its pinyin-to-IPA table and
@@ -211,10 +213,12 @@ fn pieces(text: &str) -> Vec<Piece> {
     out
 }
 
-/// Segments one run of Han characters and reads it, with tone sandhi.
+/// Segments one run of Han characters and reads it, with tone sandhi. Traditional characters
+/// are read through their simplified forms, which the segmenter and the dictionary know.
 fn read_run(run: &str) -> Vec<Word> {
+    let simplified = fast2s::convert(run);
     let mut words: Vec<Word> = jieba()
-        .cut(run, true)
+        .cut(&simplified, true)
         .into_iter()
         .map(|t| Word {
             syllables: read_word(t.word),
@@ -375,7 +379,7 @@ fn third_tone_sandhi(words: &mut [Word]) {
         }
     }
     for w in 0..words.len().saturating_sub(1) {
-        let single = words[w].syllables.len() == 1 || words[w + 1].syllables.len() == 1;
+        let single = words[w].syllables.len() == 1;
         let next_first = words[w + 1].syllables[0].tone;
         if let Some(last) = words[w].syllables.last_mut()
             && single
@@ -590,7 +594,8 @@ fn punctuation(c: char) -> String {
         '…' | '⋯' => "…",
         '·' | '・' | '～' | '~' | '/' | '-' | '_' => " ",
         c if c.is_whitespace() => " ",
-        _ => "",
+        // Left out, but it still separates the words around it.
+        _ => " ",
     };
     s.to_string()
 }
@@ -665,6 +670,9 @@ mod tests {
             ("展览馆", "zhan2 lan2 guan3"),
             ("水果", "shui2 guo3"),
             ("我想", "wo2 xiang3"),
+            ("我很好", "wo2 hen2 hao3"),
+            ("老虎很可怕", "lao2 hu3 hen2 ke3 pa4"),
+            ("你想不想去", "ni2 xiang3 bu4 xiang3 qu4"),
             // Not two third tones: no change.
             ("好人", "hao3 ren2"),
             ("老师", "lao3 shi1"),
@@ -823,6 +831,7 @@ mod tests {
     #[test]
     fn what_has_no_reading_is_left_out() {
         assert_eq!(to_kokoro_phonemes("好 OK 好"), "xau↓ xau↓");
+        assert_eq!(to_kokoro_phonemes("喜欢Rust语言"), "ɕi↓xwan y↓jɛ↗n");
         assert_eq!(to_kokoro_phonemes("😀"), "");
         assert_eq!(to_kokoro_phonemes(""), "");
         assert_eq!(to_kokoro_phonemes("  好  "), "xau↓");
@@ -934,5 +943,24 @@ mod tests {
         // Every Han character of the sample was read.
         let han = sample.chars().filter(|&c| is_han(c)).count();
         assert_eq!(to_pinyin(sample).len(), han);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn random_text_uses_only_vocabulary_symbols(
+            text in "[一-龥，。！？、：；“”《》（）……—— a-zA-Z0-9😀]{1,30}"
+        ) {
+            let vocab = vocabulary();
+            let out = to_kokoro_phonemes(&text);
+            let missing: Vec<char> = out.chars().filter(|c| !vocab.contains(c)).collect();
+            proptest::prop_assert!(missing.is_empty(), "{:?} → {:?}: {:?}", text, out, missing);
+        }
+    }
+
+    #[test]
+    fn traditional_characters_are_read() {
+        assert_eq!(py("學習"), "xue2 xi2");
+        assert_eq!(py("銀行"), "yin2 hang2");
     }
 }
