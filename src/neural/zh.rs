@@ -188,8 +188,7 @@ fn is_han(c: char) -> bool {
 }
 
 fn is_latin_letter(c: char) -> bool {
-    c.is_ascii_alphabetic()
-        || (matches!(c as u32, 0xC0..=0x24F) && c.is_alphabetic() && c != '×' && c != '÷')
+    c.is_ascii_alphabetic() || (matches!(c as u32, 0xC0..=0x24F) && c.is_alphabetic())
 }
 
 /// Splits text into runs of Han words (with readings and sandhi) and single other characters.
@@ -246,9 +245,13 @@ fn read_word(word: &str) -> Vec<Syllable> {
                 out.extend(char_syllable(c));
             }
             pos = at + seg.len();
-            match phrase_syllables(&seg, &reading) {
-                Some(syls) if seg.len() >= 2 => out.extend(syls),
-                _ => seg.iter().for_each(|&c| out.extend(char_syllable(c))),
+            // Single characters take the per-character reading, not the dictionary's.
+            match (seg.len() >= 2)
+                .then(|| phrase_syllables(&seg, &reading))
+                .flatten()
+            {
+                Some(syls) => out.extend(syls),
+                None => seg.iter().for_each(|&c| out.extend(char_syllable(c))),
             }
         }
         for &c in &chars[pos..] {
