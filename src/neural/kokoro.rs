@@ -128,6 +128,7 @@ impl Kokoro {
         let mut all = String::new();
         for part in prepared {
             let phonemes = match part {
+                Prepared::Mandarin(han) => super::zh::to_kokoro_phonemes(&han),
                 Prepared::Espeak {
                     text,
                     latin_in_chinese,

@@ -7,15 +7,17 @@
 
 pub mod engine;
 pub mod kokoro;
+pub mod normalize;
 pub mod phonemes;
 pub mod piper;
 pub mod runtime;
+pub mod zh;
 
 use std::path::Path;
 
 use crate::providers::{ErrorKind, ProviderError};
 
-/// Text ready for a phonemizer: what espeak-ng reads.
+/// Text ready for a phonemizer: what espeak-ng reads, or Mandarin for the pinyin step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prepared {
     Espeak {
@@ -23,14 +25,34 @@ pub enum Prepared {
         /// Latin words inside Chinese text, read as English.
         latin_in_chinese: bool,
     },
+    Mandarin(String),
 }
 
-/// Splits text for the phonemizers of a voice speaking `language` (BCP-47).
-pub fn prepare_text(text: &str, _language: &str) -> Vec<Prepared> {
-    vec![Prepared::Espeak {
-        text: text.to_string(),
-        latin_in_chinese: false,
-    }]
+/// Numbers, dates, money and abbreviations as words (English and Chinese), then Chinese text
+/// split into Han runs for the Mandarin step and Latin runs read as English.
+pub fn prepare_text(text: &str, language: &str) -> Vec<Prepared> {
+    let lang = normalize::Lang::for_tag(language);
+    let text = match lang {
+        Some(l) => normalize::normalize(text, l),
+        None => text.to_string(),
+    };
+    if lang != Some(normalize::Lang::Chinese) {
+        return vec![Prepared::Espeak {
+            text,
+            latin_in_chinese: false,
+        }];
+    }
+    zh::split_scripts(&text)
+        .into_iter()
+        .filter(|(_, run)| run.chars().any(char::is_alphanumeric))
+        .map(|(script, run)| match script {
+            zh::Script::Han => Prepared::Mandarin(run),
+            zh::Script::Latin => Prepared::Espeak {
+                text: normalize::normalize(&run, normalize::Lang::English),
+                latin_in_chinese: true,
+            },
+        })
+        .collect()
 }
 
 /// An ONNX Runtime session for a model file, with `threads` intra-op threads (0: every core).

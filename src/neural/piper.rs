@@ -351,7 +351,8 @@ impl Tts for Piper {
         let language = config.bcp47(&installed.files.name);
         let mut text = String::new();
         for part in prepare_text(&request.text, &language) {
-            let Prepared::Espeak { text: t, .. } = part;
+            // Piper voices speak through espeak-ng alone, Chinese ones included.
+            let (Prepared::Espeak { text: t, .. } | Prepared::Mandarin(t)) = part;
             if !text.is_empty() {
                 text.push(' ');
             }

@@ -135,11 +135,17 @@ async fn check_voice(app: &TestApp, voice: &str, text: &str, rate: u32) {
     let (a, got_rate) = speak(app, voice, text).await;
     assert_eq!(got_rate, rate);
     let seconds = a.len() as f32 / rate as f32;
-    let words = text
-        .split_whitespace()
-        .count()
-        .max(text.chars().count() / 3) as f32;
-    // Natural speech runs at 2–4 words (or 4–8 Chinese syllables) per second.
+    // A Chinese syllable (one character) takes a little more than half an English word.
+    let han = text
+        .chars()
+        .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
+        .count();
+    let words = if han > 0 {
+        han as f32 * 0.6
+    } else {
+        text.split_whitespace().count() as f32
+    };
+    // Natural speech runs at 1.25 to about 6 words per second.
     assert!(
         seconds > words * 0.15 && seconds < words * 0.8,
         "{voice}: {seconds:.2} s for {words} words"
@@ -157,6 +163,26 @@ async fn kokoro_and_piper_speak_english_plausibly_and_deterministically() {
     check_voice(&app, "kokoro:af_heart", text, 24_000).await;
     check_voice(&app, "kokoro:bm_george", text, 24_000).await;
     check_voice(&app, "piper:en_US-joe-medium", text, 22_050).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn kokoro_speaks_mandarin_with_numbers_plausibly_and_deterministically() {
+    let app = neural_app(|_| {}).await;
+    check_voice(
+        &app,
+        "kokoro:zf_xiaoxiao",
+        "今天天气很好，我们一起去公园散步吧。门票是25元，下午3点开门。",
+        24_000,
+    )
+    .await;
+    check_voice(
+        &app,
+        "kokoro:zm_yunxi",
+        "银行的人说，这件事很重要。",
+        24_000,
+    )
+    .await;
     app.stop().await;
 }
 
