@@ -120,9 +120,7 @@ struct Lines {
 
 impl Lines {
     fn next(&mut self, p: &PullProgress) -> Option<String> {
-        let tenth = (p.done_bytes * 10)
-            .checked_div(p.total_bytes)
-            .unwrap_or(10);
+        let tenth = (p.done_bytes * 10).checked_div(p.total_bytes).unwrap_or(10);
         let due = self.last_tenth != Some(tenth)
             || self.last_at.is_none_or(|at| at.elapsed() >= LINE_EVERY);
         if !due {
@@ -130,7 +128,9 @@ impl Lines {
         }
         self.last_tenth = Some(tenth);
         self.last_at = Some(Instant::now());
-        let percent = (p.done_bytes * 100).checked_div(p.total_bytes).unwrap_or(100);
+        let percent = (p.done_bytes * 100)
+            .checked_div(p.total_bytes)
+            .unwrap_or(100);
         Some(format!(
             "{}: {} {percent}% ({} of {})",
             p.model,

@@ -355,7 +355,10 @@ impl Manager {
         let partial = self.layout.partial_dir();
         tokio::fs::create_dir_all(&partial)
             .await
-            .map_err(ModelError::io(format!("cannot create {}", partial.display())))?;
+            .map_err(ModelError::io(format!(
+                "cannot create {}",
+                partial.display()
+            )))?;
         let part = partial_path(&self.layout, model, &file.name);
         let url = file.source_url(self.mirror.as_deref());
         let result = self.download(&url, file, &part, tracker).await;
@@ -363,14 +366,9 @@ impl Manager {
             Ok(()) => match &file.extract {
                 None => install(&part, &file.destination.path(&self.layout)).await,
                 Some(_) => {
-                    let member_part = partial_path(&self.layout, model, &format!("{}.member", file.name));
-                    let r = extract_and_install(
-                        &self.layout,
-                        file,
-                        &part,
-                        &member_part,
-                    )
-                    .await;
+                    let member_part =
+                        partial_path(&self.layout, model, &format!("{}.member", file.name));
+                    let r = extract_and_install(&self.layout, file, &part, &member_part).await;
                     let _ = tokio::fs::remove_file(&member_part).await;
                     r
                 }
@@ -468,11 +466,16 @@ impl Manager {
         {
             return Err(size_mismatch(len));
         }
-        let mut out = tokio::fs::File::create(part)
-            .await
-            .map_err(|e| Failure::Fatal(ModelError::io(format!("cannot create {}", part.display()))(e)))?;
-        let write_error =
-            |e| Failure::Fatal(ModelError::io(format!("cannot write {}", part.display()))(e));
+        let mut out = tokio::fs::File::create(part).await.map_err(|e| {
+            Failure::Fatal(ModelError::io(format!("cannot create {}", part.display()))(
+                e,
+            ))
+        })?;
+        let write_error = |e| {
+            Failure::Fatal(ModelError::io(format!("cannot write {}", part.display()))(
+                e,
+            ))
+        };
         let mut hasher = Sha256::new();
         let mut received = 0u64;
         let mut body = resp.bytes_stream();
@@ -574,11 +577,17 @@ async fn install(part: &Path, dest: &Path) -> Result<(), ModelError> {
     if let Some(parent) = dest.parent() {
         tokio::fs::create_dir_all(parent)
             .await
-            .map_err(ModelError::io(format!("cannot create {}", parent.display())))?;
+            .map_err(ModelError::io(format!(
+                "cannot create {}",
+                parent.display()
+            )))?;
     }
     tokio::fs::rename(part, dest)
         .await
-        .map_err(ModelError::io(format!("cannot move a download to {}", dest.display())))
+        .map_err(ModelError::io(format!(
+            "cannot move a download to {}",
+            dest.display()
+        )))
 }
 
 /// Unpacks the file's archive member from `archive` into `member_part`, checks it and installs it.
@@ -588,7 +597,11 @@ async fn extract_and_install(
     archive: &Path,
     member_part: &Path,
 ) -> Result<(), ModelError> {
-    let (f, a, m) = (file.clone(), archive.to_path_buf(), member_part.to_path_buf());
+    let (f, a, m) = (
+        file.clone(),
+        archive.to_path_buf(),
+        member_part.to_path_buf(),
+    );
     tokio::task::spawn_blocking(move || extract_member(&f, &a, &m))
         .await
         .map_err(|e| ModelError::Io {
@@ -600,10 +613,7 @@ async fn extract_and_install(
 
 /// Writes the archive member named in `file.extract` to `out`, checking size and sha256.
 fn extract_member(file: &ModelFile, archive: &Path, out: &Path) -> Result<(), ModelError> {
-    let extract = file
-        .extract
-        .as_ref()
-        .expect("only archives are extracted");
+    let extract = file.extract.as_ref().expect("only archives are extracted");
     let archive_error = |reason: String| ModelError::Archive {
         file: file.name.clone(),
         reason,
@@ -707,8 +717,10 @@ impl Importer {
             });
         }
         let partial = self.layout.partial_dir();
-        std::fs::create_dir_all(&partial)
-            .map_err(ModelError::io(format!("cannot create {}", partial.display())))?;
+        std::fs::create_dir_all(&partial).map_err(ModelError::io(format!(
+            "cannot create {}",
+            partial.display()
+        )))?;
         let mut report = ImportReport::default();
         let mut paths: Vec<PathBuf> = Vec::new();
         for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
@@ -813,7 +825,8 @@ impl Importer {
             r?;
         } else {
             let part = partial_path(&self.layout, model, &known.file.name);
-            let r = copy_verified(path, &part, known.file).and_then(|()| install_blocking(&part, &dest));
+            let r = copy_verified(path, &part, known.file)
+                .and_then(|()| install_blocking(&part, &dest));
             let _ = std::fs::remove_file(&part);
             r?;
         }
@@ -824,10 +837,10 @@ impl Importer {
 /// Copies `from` to `part`, checking the copy against the file's installed size and sha256
 /// (the source could change between the first look and the copy).
 fn copy_verified(from: &Path, part: &Path, file: &ModelFile) -> Result<(), ModelError> {
-    let mut reader =
-        std::fs::File::open(from).map_err(ModelError::io(format!("cannot read {}", from.display())))?;
-    let mut writer =
-        std::fs::File::create(part).map_err(ModelError::io(format!("cannot create {}", part.display())))?;
+    let mut reader = std::fs::File::open(from)
+        .map_err(ModelError::io(format!("cannot read {}", from.display())))?;
+    let mut writer = std::fs::File::create(part)
+        .map_err(ModelError::io(format!("cannot create {}", part.display())))?;
     let (size, sha) = copy_hashing(&mut reader, &mut writer, file.installed_size())
         .map_err(ModelError::io(format!("cannot copy {}", from.display())))?;
     writer
@@ -846,11 +859,15 @@ fn copy_verified(from: &Path, part: &Path, file: &ModelFile) -> Result<(), Model
 
 fn install_blocking(part: &Path, dest: &Path) -> Result<(), ModelError> {
     if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(ModelError::io(format!("cannot create {}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(ModelError::io(format!(
+            "cannot create {}",
+            parent.display()
+        )))?;
     }
-    std::fs::rename(part, dest)
-        .map_err(ModelError::io(format!("cannot move a file to {}", dest.display())))
+    std::fs::rename(part, dest).map_err(ModelError::io(format!(
+        "cannot move a file to {}",
+        dest.display()
+    )))
 }
 
 fn relative(base: &Path, path: &Path) -> String {

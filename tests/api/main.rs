@@ -12,6 +12,7 @@ mod fakes_llm;
 mod health;
 mod helpers;
 mod jobs;
+mod models;
 mod perimeter;
 mod podcast_scripts;
 mod podcasts;
