@@ -73,7 +73,7 @@ async fn pull_model(
     _: AdminUser,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, axum::Json<serde_json::Value>)> {
-    state.models.start_pull(&name)?;
+    state.models.start_pull(&name).await?;
     let entry = state.models.manager().entry(&name)?;
     let status = state.models.manager().status(entry);
     Ok((StatusCode::ACCEPTED, axum::Json(state.models.row(&status))))

@@ -137,6 +137,19 @@ pub struct RemoveReport {
     pub bytes: u64,
 }
 
+/// A model's lock: while it is held, no other pull, import or removal of the model runs.
+#[derive(Debug)]
+pub struct ModelLock {
+    entry: &'static ModelEntry,
+    _file: LockFile,
+}
+
+impl ModelLock {
+    pub fn name(&self) -> &str {
+        &self.entry.name
+    }
+}
+
 pub struct Manager {
     layout: Layout,
     mirror: Option<String>,
@@ -233,8 +246,26 @@ impl Manager {
         name: &str,
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<PullReport, ModelError> {
+        let lock = self.lock(name).await?;
+        self.pull_locked(&lock, progress).await
+    }
+
+    /// Takes the model's lock without waiting: held by a pull, import or removal of it, in
+    /// this process or another. [`ModelError::Busy`] when someone has it.
+    pub async fn lock(&self, name: &str) -> Result<ModelLock, ModelError> {
         let entry = self.entry(name)?;
-        let _lock = self.lock(name).await?;
+        let file = lock_model(&self.layout, name).await?;
+        Ok(ModelLock { entry, _file: file })
+    }
+
+    /// [`Self::pull`] for a model whose lock the caller took.
+    pub async fn pull_locked(
+        &self,
+        lock: &ModelLock,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> Result<PullReport, ModelError> {
+        let entry = lock.entry;
+        let name = entry.name.as_str();
         self.clean_partials(name).await?;
         let mut report = PullReport {
             name: name.to_string(),
@@ -264,8 +295,8 @@ impl Manager {
 
     /// Deletes the model's installed files.
     pub async fn remove(&self, name: &str) -> Result<RemoveReport, ModelError> {
-        let entry = self.entry(name)?;
-        let _lock = self.lock(name).await?;
+        let lock = self.lock(name).await?;
+        let entry = lock.entry;
         let mut report = RemoveReport::default();
         for file in &entry.files {
             let path = file.destination.path(&self.layout);
@@ -306,10 +337,6 @@ impl Manager {
                 context: "the import stopped".into(),
                 error: std::io::Error::other(e.to_string()),
             })?
-    }
-
-    async fn lock(&self, name: &str) -> Result<LockFile, ModelError> {
-        lock_model(&self.layout, name).await
     }
 
     /// Removes what an earlier pull of this model left in `.partial/` (a killed process).

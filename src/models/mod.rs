@@ -8,7 +8,8 @@ pub mod service;
 
 pub use layout::{Layout, PiperFiles};
 pub use manager::{
-    ImportReport, Manager, ModelError, ModelStatus, PullProgress, PullReport, RemoveReport,
+    ImportReport, Manager, ModelError, ModelLock, ModelStatus, PullProgress, PullReport,
+    RemoveReport,
 };
 pub use manifest::{Manifest, ModelEntry, ModelFile, ModelKind};
 pub use service::{ModelsService, PullPhase, PullState};

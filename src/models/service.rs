@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::manager::{Manager, ModelError, ModelStatus, PullProgress, PullReport, RemoveReport};
+use super::manager::{
+    Manager, ModelError, ModelLock, ModelStatus, PullProgress, PullReport, RemoveReport,
+};
 use crate::config::ModelsConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,22 +56,21 @@ impl ModelsService {
             .is_some_and(|p| p.state == PullPhase::Running)
     }
 
-    /// Starts pulling `name` in the background. Refused when the name is unknown or a pull
-    /// of it is running already.
-    pub fn start_pull(self: &Arc<Self>, name: &str) -> Result<(), ModelError> {
-        self.begin(name)?;
+    /// Starts pulling `name` in the background. Refused when the name is unknown or the model
+    /// is being pulled (or imported, or removed) already, here or by another process.
+    pub async fn start_pull(self: &Arc<Self>, name: &str) -> Result<(), ModelError> {
+        let lock = self.begin(name).await?;
         let this = self.clone();
-        let name = name.to_string();
         tokio::spawn(async move {
-            let _ = this.run(&name, true).await;
+            let _ = this.run(lock, true).await;
         });
         Ok(())
     }
 
     /// Pulls `name` now, its progress visible in [`Self::progress`] while it runs.
     pub async fn pull(&self, name: &str) -> Result<PullReport, ModelError> {
-        self.begin(name)?;
-        self.run(name, true).await
+        let lock = self.begin(name).await?;
+        self.run(lock, true).await
     }
 
     /// Deletes the model's files; refused while it is being pulled.
@@ -92,32 +93,42 @@ impl ModelsService {
         row
     }
 
-    /// Marks a pull of `name` as running, unless one is.
-    fn begin(&self, name: &str) -> Result<(), ModelError> {
+    /// Takes the model's lock and marks its pull as running, unless one is.
+    async fn begin(&self, name: &str) -> Result<ModelLock, ModelError> {
         let entry = self.manager.entry(name)?;
-        let mut pulls = self.pulls.lock().unwrap();
-        if pulls
-            .get(name)
-            .is_some_and(|p| p.state == PullPhase::Running)
         {
-            return Err(ModelError::Busy {
-                name: name.to_string(),
-            });
+            let mut pulls = self.pulls.lock().unwrap();
+            if pulls
+                .get(name)
+                .is_some_and(|p| p.state == PullPhase::Running)
+            {
+                return Err(ModelError::Busy {
+                    name: name.to_string(),
+                });
+            }
+            pulls.insert(
+                name.to_string(),
+                PullState {
+                    state: PullPhase::Running,
+                    done_bytes: 0,
+                    total_bytes: entry.download_bytes(),
+                    error: None,
+                },
+            );
         }
-        pulls.insert(
-            name.to_string(),
-            PullState {
-                state: PullPhase::Running,
-                done_bytes: 0,
-                total_bytes: entry.download_bytes(),
-                error: None,
-            },
-        );
-        Ok(())
+        match self.manager.lock(name).await {
+            Ok(lock) => Ok(lock),
+            Err(e) => {
+                // Another process holds the model: this server's last pull state stands.
+                self.pulls.lock().unwrap().remove(name);
+                Err(e)
+            }
+        }
     }
 
     /// Runs a pull `begin` registered; `warn` logs a failure (the caller logs it otherwise).
-    async fn run(&self, name: &str, warn: bool) -> Result<PullReport, ModelError> {
+    async fn run(&self, lock: ModelLock, warn: bool) -> Result<PullReport, ModelError> {
+        let name = lock.name();
         let started = Instant::now();
         let progress = |p: PullProgress| {
             if let Some(state) = self.pulls.lock().unwrap().get_mut(&p.model) {
@@ -125,7 +136,7 @@ impl ModelsService {
                 state.total_bytes = p.total_bytes;
             }
         };
-        let result = self.manager.pull(name, &progress).await;
+        let result = self.manager.pull_locked(&lock, &progress).await;
         let mut pulls = self.pulls.lock().unwrap();
         let state = pulls.get_mut(name).expect("begin inserted it");
         match &result {
@@ -180,11 +191,11 @@ impl ModelsService {
                 "fetching model {name} ({}) in the background (models.auto_pull)",
                 indicatif::DecimalBytes(size)
             );
-            if self.begin(name).is_err() {
-                // An admin started the same pull a moment ago.
+            let Ok(lock) = self.begin(name).await else {
+                // An admin, or an `aimake models` command, is pulling it already.
                 continue;
-            }
-            match self.run(name, false).await {
+            };
+            match self.run(lock, false).await {
                 Ok(_) => {}
                 Err(ModelError::Busy { .. }) => {}
                 Err(e) => {

@@ -666,3 +666,65 @@ async fn the_first_run_pull_skips_a_configured_runtime_and_an_installed_kokoro()
     assert_eq!(service.progress("runtime"), None);
     assert_eq!(service.progress("kokoro"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_is_worked_on_by_one_pull_at_a_time() {
+    let fixtures = neural_fixtures();
+    let mirror = Mirror::start().await;
+    let gate = Arc::new(Semaphore::new(0));
+    mirror.fault(JOE_ONNX, Fault::Hold(gate.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_mirror(dir.path(), &mirror);
+    // Two managers on one models.dir, as a server and an `aimake models` process would be.
+    let first = Arc::new(Manager::new(&config).unwrap());
+    let second = Manager::new(&config).unwrap();
+    let pulling = {
+        let first = first.clone();
+        tokio::spawn(async move { first.pull(JOE, &|_| {}).await })
+    };
+    while mirror.requests(JOE_ONNX) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let err = second.pull(JOE, &|_| {}).await.unwrap_err();
+    assert!(matches!(err, ModelError::Busy { .. }), "{err}");
+    assert!(err.to_string().contains(JOE), "{err}");
+    let err = second.remove(JOE).await.unwrap_err();
+    assert!(matches!(err, ModelError::Busy { .. }), "{err}");
+    let import = dir.path().join("import");
+    std::fs::create_dir_all(&import).unwrap();
+    std::fs::copy(
+        fixtures.join("mirror").join(JOE_JSON),
+        import.join(JOE_JSON),
+    )
+    .unwrap();
+    let report = second.import(&import).await.unwrap();
+    assert!(report.installed.is_empty(), "{report:?}");
+    assert_eq!(report.skipped.len(), 1);
+    assert!(report.skipped[0].1.contains("being pulled"), "{report:?}");
+    // Other models are not held up.
+    assert!(second.remove("kokoro").await.is_ok());
+
+    // A server refuses too, with 409.
+    let url = mirror.url.clone();
+    let models_dir = first.layout().root().to_path_buf();
+    let app = TestApp::spawn_with(move |c| {
+        c.models.mirror = Some(url);
+        c.models.dir = Some(models_dir);
+    })
+    .await;
+    let admin = app.signed_in("admin@example.com", Role::Admin).await;
+    let resp = admin
+        .post(&format!("/api/admin/models/{JOE}/pull"), &json!({}))
+        .await;
+    assert_eq!(resp.status(), 409);
+    assert_eq!(row(&models_body(&admin).await, JOE)["pull"], Value::Null);
+
+    gate.add_permits(1);
+    let report = pulling.await.unwrap().unwrap();
+    assert_eq!(report.downloaded, [JOE_ONNX, JOE_JSON]);
+    assert_eq!(mirror.requests(JOE_ONNX), 1);
+    let resp = admin.delete(&format!("/api/admin/models/{JOE}")).await;
+    assert_eq!(resp.status(), 204);
+    app.stop().await;
+}
