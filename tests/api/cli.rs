@@ -35,6 +35,7 @@ fn help_lists_the_subcommands() {
         "user",
         "backup",
         "restore",
+        "models",
         "version",
     ] {
         assert!(text.contains(sub), "{sub} missing from --help: {text}");
