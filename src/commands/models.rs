@@ -74,7 +74,7 @@ pub async fn pull(config: &Config, name: &str) -> anyhow::Result<()> {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
         bar.set_style(
             ProgressStyle::with_template(
-                "{msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} {eta}",
+                "{msg} [{wide_bar}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
             )?
             .progress_chars("=> "),
         );

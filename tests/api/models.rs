@@ -728,3 +728,94 @@ async fn a_model_is_worked_on_by_one_pull_at_a_time() {
     assert_eq!(resp.status(), 204);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_fetches_the_runtime_and_kokoro_in_the_background_on_first_run() {
+    use std::io::BufRead;
+
+    let fixtures = neural_fixtures();
+    let mirror = Mirror::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--log-format", "json"])
+        .current_dir(dir.path())
+        .env_remove("AIMAKE_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("AIMAKE_DATA__DIR", &data)
+        .env("AIMAKE_SERVER__BIND", "127.0.0.1:0")
+        .env("AIMAKE_MODELS__MIRROR", &mirror.url)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (seen, rest) = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let last = line.contains("model kokoro installed") || is_model_warning(&line);
+            seen.push(line);
+            if last {
+                break;
+            }
+        }
+        (seen, lines)
+    })
+    .await
+    .unwrap();
+    let position = |needle: &str| {
+        seen.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} not logged: {seen:#?}"))
+    };
+    let ready = position("aimake is ready");
+    let runtime_start = position("fetching model runtime (27.77 MB) in the background");
+    let runtime_done = position("model runtime installed (27.77 MB fetched in");
+    let kokoro_start = position("fetching model kokoro (120.56 MB) in the background");
+    let kokoro_done = position("model kokoro installed (120.56 MB fetched in");
+    assert!(
+        ready < runtime_done && runtime_start < runtime_done,
+        "{seen:#?}"
+    );
+    assert!(
+        runtime_done < kokoro_start && kokoro_start < kokoro_done,
+        "{seen:#?}"
+    );
+    assert!(!seen.iter().any(|l| is_model_warning(l)), "{seen:#?}");
+
+    let models = data.join("models");
+    assert_eq!(
+        sha256_of(&models.join("runtime").join(LIBRARY)),
+        sha256_of(&fixtures.join("runtime").join(LIBRARY))
+    );
+    assert_eq!(
+        sha256_of(&models.join("kokoro/kokoro-v1.0.int8.onnx")),
+        "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+    );
+    assert_eq!(
+        std::fs::read_dir(models.join("kokoro/voices"))
+            .unwrap()
+            .count(),
+        54
+    );
+    assert_eq!(mirror.requests(JOE_ONNX), 0, "only the runtime and kokoro");
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        rest.for_each(drop);
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+fn is_model_warning(line: &str) -> bool {
+    line.contains("\"WARN\"") && line.contains("aimake::models")
+}
