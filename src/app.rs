@@ -18,6 +18,7 @@ use crate::http::limits::Limits;
 use crate::http::refusals::Refusals;
 use crate::jobs::Jobs;
 use crate::lockfile::{LockFile, SERVER_LOCK};
+use crate::models::{Manager, ModelsService};
 use crate::ops::scheduler::{self, SystemClock};
 use crate::podcast::llm::LlmClient;
 use crate::podcast::script::ScriptLimits;
@@ -66,6 +67,8 @@ pub struct AppParts {
     pub llm: Arc<LlmClient>,
     /// The database's start-up integrity check, which readiness waits for.
     pub integrity: IntegrityCheck,
+    /// The neural voice models: what is installed, and pulls in progress.
+    pub models: Arc<ModelsService>,
 }
 
 pub struct App {
@@ -104,6 +107,7 @@ impl App {
         let storage = Storage::from_config(&config)?;
         let providers = Providers::from_config(&config)?;
         let backups = Backups::from_config(&config, storage.clone(), Some(db.clone()))?;
+        let models = ModelsService::new(Manager::new(&config)?);
         let addr = config.bind_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -155,6 +159,7 @@ impl App {
             signer,
             llm,
             integrity,
+            models,
         }));
         Ok(Self {
             listener,

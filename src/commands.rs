@@ -1,5 +1,6 @@
 //! The subcommands' bodies, shared by `main` and tests.
 
+pub mod models;
 pub mod user;
 
 use std::process::ExitCode;
@@ -18,7 +19,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let shutdown = crate::app::shutdown_signal()?;
+    let auto_pull = config.models.auto_pull.then(|| config.models.clone());
     let app = App::build(config).await?;
+    // The listener is bound: the server answers while the models arrive.
+    if let Some(models_config) = auto_pull {
+        let models = app.state().models.clone();
+        tokio::spawn(async move { models.auto_pull(&models_config).await });
+    }
     app.run_until_stopped(shutdown).await
 }
 

@@ -69,8 +69,23 @@ enum Command {
         #[arg(long)]
         no_media: bool,
     },
+    /// Neural voice models: list, pull, remove, import (docs/neural.md)
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Print the version
     Version,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// List the models aimake can install and which are installed
+    List,
+    /// Download, verify and install a model: runtime, kokoro or piper:<voice>
+    Pull { name: String },
+    /// Delete a model's installed files
+    Remove { name: String },
+    /// Install model files copied from elsewhere (recognised by their sha256)
+    Import { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -224,6 +239,15 @@ fn main() -> ExitCode {
         } => runtime.block_on(aimake::backup::cli::restore(
             &config, &name, yes, dry_run, no_media,
         )),
+        Command::Models(cmd) => {
+            use aimake::commands::models;
+            match cmd {
+                ModelsCommand::List => models::list(&config),
+                ModelsCommand::Pull { name } => runtime.block_on(models::pull(&config, &name)),
+                ModelsCommand::Remove { name } => runtime.block_on(models::remove(&config, &name)),
+                ModelsCommand::Import { dir } => runtime.block_on(models::import(&config, &dir)),
+            }
+        }
         Command::Healthcheck { url } => {
             return runtime.block_on(aimake::commands::healthcheck(&config, url));
         }

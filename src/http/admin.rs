@@ -1,4 +1,5 @@
-//! `/api/admin/*`: accounts, invites, usage, backups and system status, for admins only.
+//! `/api/admin/*`: accounts, invites, usage, backups, system status and neural voice models,
+//! for admins only.
 //!
 //! Every handler takes [`AdminUser`]: that is what makes a route an admin route.
 
@@ -8,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch};
+use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 
 use super::extract::AdminUser;
@@ -26,6 +27,66 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/usage", get(usage))
         .route("/api/admin/backups", get(list_backups).post(start_backup))
         .route("/api/admin/system", get(system))
+        .route("/api/admin/models", get(list_models))
+        .route("/api/admin/models/{name}", delete(remove_model))
+        .route("/api/admin/models/{name}/pull", post(pull_model))
+}
+
+impl From<crate::models::ModelError> for AppError {
+    fn from(e: crate::models::ModelError) -> Self {
+        use crate::models::ModelError;
+        match e {
+            ModelError::UnknownModel { .. } => AppError::BadRequest {
+                code: "unknown_model",
+                message: e.to_string(),
+                details: None,
+            },
+            ModelError::Busy { .. } => AppError::Conflict(e.to_string()),
+            e => AppError::Internal(e.into()),
+        }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn list_models(
+    State(state): State<AppState>,
+    _: AdminUser,
+) -> Result<axum::Json<serde_json::Value>> {
+    let models = state.models.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let manager = models.manager();
+        let rows: Vec<serde_json::Value> = manager.list().iter().map(|s| models.row(s)).collect();
+        serde_json::json!({
+            "dir": manager.layout().root().display().to_string(),
+            "disk_used_bytes": manager.disk_used(),
+            "models": rows,
+        })
+    })
+    .await
+    .map_err(anyhow::Error::from)?;
+    Ok(axum::Json(body))
+}
+
+#[tracing::instrument(skip_all, fields(model = %name))]
+async fn pull_model(
+    State(state): State<AppState>,
+    _: AdminUser,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>)> {
+    state.models.start_pull(&name).await?;
+    let entry = state.models.manager().entry(&name)?;
+    let status = state.models.manager().status(entry);
+    Ok((StatusCode::ACCEPTED, axum::Json(state.models.row(&status))))
+}
+
+#[tracing::instrument(skip_all, fields(model = %name))]
+async fn remove_model(
+    State(state): State<AppState>,
+    _: AdminUser,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
+    state.models.remove(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn usage(

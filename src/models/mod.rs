@@ -2,5 +2,14 @@
 //! are fetched, verified, imported and removed.
 
 pub mod layout;
+pub mod manager;
+pub mod manifest;
+pub mod service;
 
 pub use layout::{Layout, PiperFiles};
+pub use manager::{
+    ImportReport, Manager, ModelError, ModelLock, ModelStatus, PullProgress, PullReport,
+    RemoveReport,
+};
+pub use manifest::{Manifest, ModelEntry, ModelFile, ModelKind};
+pub use service::{ModelsService, PullPhase, PullState};

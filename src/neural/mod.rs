@@ -118,7 +118,14 @@ pub fn providers(config: &crate::config::Config) -> Vec<std::sync::Arc<dyn crate
             espeak,
             m.threads,
             m.idle_unload_s,
-            std::sync::Arc::new(|_: &str| None),
+            std::sync::Arc::new(|name: &str| {
+                let entry = crate::models::Manifest::builtin().get(&format!("piper:{name}"))?;
+                Some(piper::Licence {
+                    license: entry.license.clone(),
+                    commercial_use: entry.commercial_use,
+                    gender: None,
+                })
+            }),
         )),
     ]
 }

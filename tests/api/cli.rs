@@ -15,7 +15,9 @@ fn aimake(dir: &std::path::Path) -> Command {
     cmd.current_dir(dir)
         .env_remove("AIMAKE_CONFIG")
         .env_remove("RUST_LOG")
-        .env("AIMAKE_DATA__DIR", dir.join("data"));
+        .env("AIMAKE_DATA__DIR", dir.join("data"))
+        // `serve` would fetch the neural voice models from the internet otherwise.
+        .env("AIMAKE_MODELS__AUTO_PULL", "false");
     cmd
 }
 
@@ -33,6 +35,7 @@ fn help_lists_the_subcommands() {
         "user",
         "backup",
         "restore",
+        "models",
         "version",
     ] {
         assert!(text.contains(sub), "{sub} missing from --help: {text}");

@@ -26,6 +26,7 @@ fn aimake(data: &Path, args: &[&str]) -> Command {
         .env_remove("AIMAKE_CONFIG")
         .env_remove("RUST_LOG")
         .env("AIMAKE_DATA__DIR", data)
+        .env("AIMAKE_MODELS__AUTO_PULL", "false")
         .current_dir(data.parent().unwrap());
     cmd
 }

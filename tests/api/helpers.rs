@@ -33,6 +33,8 @@ pub fn test_config(dir: &Path) -> Config {
     config.limits.requests_per_minute = 100_000;
     // Tests that want scheduled backups set a schedule of their own.
     config.backup.schedule = String::new();
+    // Model downloads happen only in the tests that ask for them, from a local mirror.
+    config.models.auto_pull = false;
     config
 }
 
@@ -519,4 +521,29 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+/// Where `tests/fixtures/neural/fetch` put the real neural-voice files: `$AIMAKE_FIXTURES`,
+/// else `~/.cache/aimake/fixtures`. Fails the test, saying how to get them, when they are missing.
+pub fn neural_fixtures() -> PathBuf {
+    let dir = std::env::var_os("AIMAKE_FIXTURES")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/aimake/fixtures")
+        });
+    for needed in [
+        "mirror/kokoro-v1.0.int8.onnx",
+        "mirror/voices/af_heart.bin",
+        "mirror/en_US-joe-medium.onnx",
+        "mirror/en_US-joe-medium.onnx.json",
+        "mirror/onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "runtime/libonnxruntime.so.1.32.0",
+    ] {
+        assert!(
+            dir.join(needed).is_file(),
+            "the neural-voice test fixtures are missing ({} not found): run tests/fixtures/neural/fetch",
+            dir.join(needed).display()
+        );
+    }
+    dir
 }

@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod jobs;
 mod neural;
+mod models;
 mod perimeter;
 mod podcast_scripts;
 mod podcasts;

@@ -9,29 +9,12 @@ use aimake::config::Config;
 use aimake::providers::SynthesisRequest;
 use serde_json::{Value, json};
 
-use crate::helpers::{ServerProcess, TestApp};
-
-/// Where `tests/fixtures/neural/fetch` put the real files.
-pub fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("AIMAKE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/aimake/fixtures")
-        });
-    assert!(
-        dir.join("mirror/kokoro-v1.0.int8.onnx").is_file()
-            && dir.join("runtime/libonnxruntime.so.1.32.0").is_file(),
-        "the neural-voice fixtures are missing from {}: run tests/fixtures/neural/fetch (make fixtures)",
-        dir.display()
-    );
-    dir
-}
+use crate::helpers::{ServerProcess, TestApp, neural_fixtures};
 
 /// Installs the fixture models into `models` (symlinks: the files are large) in the layout the
 /// manager writes.
 pub fn install_fixture_models(models: &Path) {
-    let f = fixtures();
+    let f = neural_fixtures();
     let layout = aimake::models::Layout::new(models);
     std::fs::create_dir_all(layout.kokoro_voices_dir()).unwrap();
     std::fs::create_dir_all(layout.piper_dir()).unwrap();
@@ -211,6 +194,8 @@ async fn neural_voices_are_listed_with_quality_licence_and_defaults() {
         .unwrap();
     assert_eq!(joe["language"], "en-US");
     assert_eq!(joe["quality"], "good");
+    assert_eq!(joe["license"], "CC0-1.0", "the manifest names each Piper voice's licence");
+    assert_eq!(joe["commercial_use"], true);
     let zh_default: Vec<&Value> = voices
         .iter()
         .filter(|v| v["default"] == true && v["language"].as_str().unwrap().starts_with("zh"))

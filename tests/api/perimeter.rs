@@ -423,6 +423,7 @@ fn spawn_logging_server(dir: &std::path::Path) -> (std::process::Child, mpsc::Re
         .env("AIMAKE_DATA__DIR", dir.join("data"))
         .env("AIMAKE_SERVER__BIND", "127.0.0.1:0")
         .env("AIMAKE_LOG__LEVEL", "debug")
+        .env("AIMAKE_MODELS__AUTO_PULL", "false")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

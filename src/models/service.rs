@@ -1,0 +1,212 @@
+//! The server's side of the model manager: pulls run in the background, one per model, and
+//! their progress is kept for the admin API. The first-run auto-pull goes through it too.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::manager::{
+    Manager, ModelError, ModelLock, ModelStatus, PullProgress, PullReport, RemoveReport,
+};
+use crate::config::ModelsConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPhase {
+    Running,
+    Failed,
+    Done,
+}
+
+/// The latest pull of one model, as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullState {
+    pub state: PullPhase,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+    pub error: Option<String>,
+}
+
+pub struct ModelsService {
+    manager: Manager,
+    pulls: Mutex<HashMap<String, PullState>>,
+}
+
+impl ModelsService {
+    pub fn new(manager: Manager) -> Arc<Self> {
+        Arc::new(Self {
+            manager,
+            pulls: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn manager(&self) -> &Manager {
+        &self.manager
+    }
+
+    /// The latest pull of `name` this server ran, running or finished.
+    pub fn progress(&self, name: &str) -> Option<PullState> {
+        self.pulls.lock().unwrap().get(name).cloned()
+    }
+
+    pub fn is_pulling(&self, name: &str) -> bool {
+        self.progress(name)
+            .is_some_and(|p| p.state == PullPhase::Running)
+    }
+
+    /// Starts pulling `name` in the background. Refused when the name is unknown or the model
+    /// is being pulled (or imported, or removed) already, here or by another process.
+    pub async fn start_pull(self: &Arc<Self>, name: &str) -> Result<(), ModelError> {
+        let lock = self.begin(name).await?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.run(lock, true).await;
+        });
+        Ok(())
+    }
+
+    /// Pulls `name` now, its progress visible in [`Self::progress`] while it runs.
+    pub async fn pull(&self, name: &str) -> Result<PullReport, ModelError> {
+        let lock = self.begin(name).await?;
+        self.run(lock, true).await
+    }
+
+    /// Deletes the model's files; refused while it is being pulled.
+    pub async fn remove(&self, name: &str) -> Result<RemoveReport, ModelError> {
+        self.manager.entry(name)?;
+        if self.is_pulling(name) {
+            return Err(ModelError::Busy {
+                name: name.to_string(),
+            });
+        }
+        let report = self.manager.remove(name).await?;
+        self.pulls.lock().unwrap().remove(name);
+        Ok(report)
+    }
+
+    /// The model's row for the admin API: its status and latest pull.
+    pub fn row(&self, status: &ModelStatus) -> serde_json::Value {
+        let mut row = serde_json::to_value(status).expect("a status serializes");
+        row["pull"] = serde_json::to_value(self.progress(&status.name)).expect("serializes");
+        row
+    }
+
+    /// Takes the model's lock and marks its pull as running, unless one is.
+    async fn begin(&self, name: &str) -> Result<ModelLock, ModelError> {
+        let entry = self.manager.entry(name)?;
+        {
+            let mut pulls = self.pulls.lock().unwrap();
+            if pulls
+                .get(name)
+                .is_some_and(|p| p.state == PullPhase::Running)
+            {
+                return Err(ModelError::Busy {
+                    name: name.to_string(),
+                });
+            }
+            pulls.insert(
+                name.to_string(),
+                PullState {
+                    state: PullPhase::Running,
+                    done_bytes: 0,
+                    total_bytes: entry.download_bytes(),
+                    error: None,
+                },
+            );
+        }
+        match self.manager.lock(name).await {
+            Ok(lock) => Ok(lock),
+            Err(e) => {
+                // Another process holds the model: this server's last pull state stands.
+                self.pulls.lock().unwrap().remove(name);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a pull `begin` registered; `warn` logs a failure (the caller logs it otherwise).
+    async fn run(&self, lock: ModelLock, warn: bool) -> Result<PullReport, ModelError> {
+        let name = lock.name();
+        let started = Instant::now();
+        let progress = |p: PullProgress| {
+            if let Some(state) = self.pulls.lock().unwrap().get_mut(&p.model) {
+                state.done_bytes = p.done_bytes;
+                state.total_bytes = p.total_bytes;
+            }
+        };
+        let result = self.manager.pull_locked(&lock, &progress).await;
+        let mut pulls = self.pulls.lock().unwrap();
+        let state = pulls.get_mut(name).expect("begin inserted it");
+        match &result {
+            Ok(report) => {
+                state.state = PullPhase::Done;
+                state.done_bytes = report.bytes;
+                state.total_bytes = report.bytes;
+                tracing::info!(
+                    model = name,
+                    bytes = report.bytes,
+                    files = report.downloaded.len(),
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "model {name} installed ({} fetched in {:.1} s)",
+                    indicatif::DecimalBytes(report.bytes),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Err(e) => {
+                state.state = PullPhase::Failed;
+                state.error = Some(e.to_string());
+                if warn {
+                    tracing::warn!(model = name, "cannot pull model {name}: {e}");
+                }
+            }
+        }
+        result
+    }
+
+    /// First run: fetches ONNX Runtime when none is found (`models.onnxruntime` or an installed
+    /// library), then Kokoro when it is missing. Never fails: a machine without network access
+    /// gets one warning saying how to install the models later.
+    pub async fn auto_pull(&self, config: &ModelsConfig) {
+        let layout = self.manager.layout();
+        let mut wanted = Vec::new();
+        if config.onnxruntime.is_none() && layout.runtime_library().is_none() {
+            wanted.push("runtime");
+        }
+        if let Ok(kokoro) = self.manager.entry("kokoro")
+            && !self.manager.is_installed(kokoro)
+        {
+            wanted.push("kokoro");
+        }
+        for name in wanted {
+            let size = self
+                .manager
+                .entry(name)
+                .map(|e| e.download_bytes())
+                .unwrap_or(0);
+            tracing::info!(
+                model = name,
+                bytes = size,
+                "fetching model {name} ({}) in the background (models.auto_pull)",
+                indicatif::DecimalBytes(size)
+            );
+            let Ok(lock) = self.begin(name).await else {
+                // An admin, or an `aimake models` command, is pulling it already.
+                continue;
+            };
+            match self.run(lock, false).await {
+                Ok(_) => {}
+                Err(ModelError::Busy { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        model = name,
+                        network = e.is_network(),
+                        "{e} Neural voices stay off until {name} is installed: `aimake models pull {name}` does it later, `aimake models import DIR` on a machine without internet access; set models.auto_pull = false to stop trying at start-up"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
