@@ -521,6 +521,8 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
 /// Where `tests/fixtures/neural/fetch` put the real neural-voice files: `$AIMAKE_FIXTURES`,
 /// else `~/.cache/aimake/fixtures`. Fails the test, saying how to get them, when they are missing.
 pub fn neural_fixtures() -> PathBuf {

@@ -194,7 +194,10 @@ async fn neural_voices_are_listed_with_quality_licence_and_defaults() {
         .unwrap();
     assert_eq!(joe["language"], "en-US");
     assert_eq!(joe["quality"], "good");
-    assert_eq!(joe["license"], "CC0-1.0", "the manifest names each Piper voice's licence");
+    assert_eq!(
+        joe["license"], "CC0-1.0",
+        "the manifest names each Piper voice's licence"
+    );
     assert_eq!(joe["commercial_use"], true);
     let zh_default: Vec<&Value> = voices
         .iter()
