@@ -1,4 +1,6 @@
-# aimake container image: one binary with the web app inside, plus the offline voice engine.
+# aimake container image: one binary with the web app inside, the offline voice engine, and
+# the neural voices ready to speak (ONNX Runtime and Kokoro v1.0, fetched and hash-checked by
+# `aimake models pull` while the image is built).
 #   docker build -t aimake .
 #   docker run -v aimake-data:/data -p 8000:8000 aimake
 
@@ -22,7 +24,17 @@ COPY --from=web /src/web/dist web/dist
 RUN cargo build --release --locked --bin aimake \
     && ./target/release/aimake version | grep -q "web app embedded"
 
-# 3. The runtime: CA roots for TLS to providers and S3, espeak-ng for the offline voice.
+# 3. The neural voice models, verified against the hashes compiled into the binary.
+FROM debian:bookworm-slim AS models
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/aimake /usr/local/bin/aimake
+ENV AIMAKE_MODELS__DIR=/opt/aimake/models
+RUN aimake models pull runtime && aimake models pull kokoro
+
+# 4. The runtime: CA roots for TLS to providers and S3, espeak-ng for the offline voice and the
+# neural voices' phonemes.
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates espeak-ng \
@@ -30,10 +42,12 @@ RUN apt-get update \
     && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home aimake \
     && mkdir -p /data && chown aimake:aimake /data
 COPY --from=build /src/target/release/aimake /usr/local/bin/aimake
+COPY --from=models --chown=aimake:aimake /opt/aimake/models /opt/aimake/models
 USER aimake
 WORKDIR /data
 ENV AIMAKE_SERVER__BIND=0.0.0.0:8000 \
     AIMAKE_DATA__DIR=/data \
+    AIMAKE_MODELS__DIR=/opt/aimake/models \
     AIMAKE_LOG__FORMAT=json
 VOLUME /data
 EXPOSE 8000
