@@ -668,6 +668,15 @@ impl Providers {
             .collect()
     }
 
+    /// The id of the default voice for `language` (`en`, `zh-CN`, …), if any voice speaks it.
+    pub async fn default_voice(&self, language: &str) -> Option<String> {
+        self.voices(None, Some(language))
+            .await
+            .into_iter()
+            .find(|v| v.default)
+            .map(|v| v.id)
+    }
+
     /// Sets `default` on one voice per primary language (`en`, `zh`, …): the first voice of the
     /// first ready provider in `PROVIDER_IDS` order, preferring that provider's own pick.
     fn mark_defaults(&self, voices: &mut [Voice]) {
@@ -685,7 +694,13 @@ impl Providers {
             let preferred = crate::neural::kokoro::DEFAULT_VOICES
                 .iter()
                 .any(|(_, name)| v.id == format!("kokoro:{name}"));
-            (provider, !preferred)
+            // Where a language has regional voices, its most widely used region first.
+            let usual = !v.language.contains('-')
+                || matches!(
+                    v.language.as_str(),
+                    "en-US" | "zh-CN" | "fr-FR" | "pt-BR" | "es-ES" | "de-DE"
+                );
+            (provider, !preferred, !usual)
         };
         let mut best: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, v) in voices.iter().enumerate() {

@@ -26,7 +26,9 @@ pub const MAX_SPEED: f64 = 2.0;
 #[serde(deny_unknown_fields)]
 pub struct CreateAudio {
     pub text: String,
-    pub voice: String,
+    /// Omitted: the server's default voice for the text's language (`/api/voices` `default`).
+    #[serde(default)]
+    pub voice: Option<String>,
     pub title: Option<String>,
     pub format: Option<String>,
     pub speed: Option<f64>,
@@ -129,7 +131,24 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
         Some(t) if !t.is_empty() => super::text::title(t)?,
         _ => default_title(&text),
     };
-    let (_, voice) = state.providers.voice(&req.voice).await.map_err(|e| {
+    let voice_id = match req.voice.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => v.to_string(),
+        _ => {
+            let language = if text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)) {
+                "zh"
+            } else {
+                "en"
+            };
+            state.providers.default_voice(language).await.ok_or_else(|| {
+                AppError::field(
+                    "unknown_voice",
+                    "voice",
+                    format!("No voice speaks `{language}` on this server; choose one from /api/voices"),
+                )
+            })?
+        }
+    };
+    let (_, voice) = state.providers.voice(&voice_id).await.map_err(|e| {
         let mut err = AppError::from(e);
         if let AppError::BadRequest { details, .. } = &mut err {
             *details = Some(json!({ "voice": details.take().unwrap_or(json!("unknown voice")) }));

@@ -213,6 +213,20 @@ async fn neural_voices_are_listed_with_quality_licence_and_defaults() {
     let providers: Vec<Value> = s.get("/api/providers").await.json().await.unwrap();
     let k = providers.iter().find(|p| p["id"] == "kokoro").unwrap();
     assert_eq!(k["available"], true, "{k}");
+    assert_eq!(k["progress"], Value::Null, "{k}");
+    // A request without a voice gets the default for its text's language.
+    for (text, voice) in [
+        ("Hello there.", "kokoro:af_heart"),
+        ("你好。", "kokoro:zf_xiaoxiao"),
+    ] {
+        let created: Value = s
+            .post("/api/audios", &json!({ "text": text }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(created["voice"], voice, "{created}");
+    }
     app.stop().await;
 }
 
@@ -242,6 +256,13 @@ async fn without_a_runtime_neural_voices_say_how_to_enable_them_and_the_rest_wor
         default[0]["provider"], "local",
         "espeak-ng stays the default"
     );
+    let created: Value = s
+        .post("/api/audios", &json!({ "text": "No voice given." }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["voice"], "local:en-us", "{created}");
     let audio = finished(
         &s,
         &json!({"text": "Still speaking.", "voice": "local:en-us"}),
