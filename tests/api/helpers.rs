@@ -206,7 +206,13 @@ impl Session {
 
     /// Waits until the audio reaches a final state and returns it.
     pub async fn finished_audio(&self, id: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        self.finished_audio_within(id, std::time::Duration::from_secs(30))
+            .await
+    }
+
+    /// As `finished_audio`, waiting up to `wait` (real inference on a shared machine is slow).
+    pub async fn finished_audio_within(&self, id: &str, wait: std::time::Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let audio: Value = self
                 .get(&format!("/api/audios/{id}"))

@@ -50,26 +50,7 @@ async fn finished(s: &crate::helpers::Session, body: &Value) -> Value {
     let id = created["id"]
         .as_str()
         .unwrap_or_else(|| panic!("not created: {created}"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        let a: Value = s
-            .get(&format!("/api/audios/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if matches!(
-            a["status"].as_str(),
-            Some("succeeded" | "failed" | "canceled")
-        ) {
-            return a;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never finished: {a}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    s.finished_audio_within(id, Duration::from_secs(300)).await
 }
 
 pub async fn neural_app(customize: impl FnOnce(&mut Config)) -> TestApp {
