@@ -48,9 +48,10 @@ fn main() -> anyhow::Result<()> {
 
     // The neural cases need neither nginx nor the seeded library: a run of them alone
     // starts neither.
-    let neural_only = only
-        .as_ref()
-        .is_some_and(|o| o.iter().all(|c| c == "neural" || NEURAL_CASES.contains(&c.as_str())));
+    let neural_only = only.as_ref().is_some_and(|o| {
+        o.iter()
+            .all(|c| c == "neural" || NEURAL_CASES.contains(&c.as_str()))
+    });
     if neural_only {
         neural(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
         report.print();
@@ -745,9 +746,8 @@ impl Report {
     }
 
     fn neural_memory(&mut self, m: NeuralMemory) {
-        let met = m.idle_mb < 40.0
-            && m.after_kokoro_mb <= 450.0
-            && m.after_unload_mb <= m.idle_mb + 50.0;
+        let met =
+            m.idle_mb < 40.0 && m.after_kokoro_mb <= 450.0 && m.after_unload_mb <= m.idle_mb + 50.0;
         let row = format!(
             "| neural_memory | release server RSS: idle {:.1} MB, no model loaded (< 40); {:.0} MB once Kokoro has spoken {} characters (≤ 450; peak while speaking {:.0}); {:.1} MB {} s later, the model unloaded after models.idle_unload_s = {} (≤ idle + 50; {:.1} MB anonymous, {:.1} MB file-backed, against {:.1} and {:.1} idle) | | | | {} |",
             m.idle_mb,
@@ -2145,11 +2145,7 @@ async fn first_audio(base: &str) -> anyhow::Result<FirstAudio> {
                 .bearer_auth(&token)
                 .send()
                 .await?;
-            anyhow::ensure!(
-                resp.status().is_success(),
-                "stream: {}",
-                resp.status()
-            );
+            anyhow::ensure!(resp.status().is_success(), "stream: {}", resp.status());
             let mut first = None;
             // Read to the end: the next round must not share the model with this one.
             while let Some(chunk) = resp.chunk().await? {
