@@ -801,9 +801,9 @@ impl Report {
              into `bench/.venv`) on the same machine and cores: the same model files (Kokoro v1.0 int8, Piper \
              `en_US-joe-medium`), the same voice and the same {text_chars}-character English text, \
              ONNX Runtime 1.32.0 on both sides (the library aimake loads, and the `onnxruntime` wheel), \
-             {threads} intra-op threads on both sides (the number of cores), one warm-up and then the \
-             median of {NEURAL_ROUNDS} syntheses each, text to samples (phonemes included). Each side's \
-             figure is audio seconds produced per wall second. `neural_first_audio` and `neural_memory` run \
+             {threads} intra-op threads on both sides (the number of cores), one warm-up and then \
+             {NEURAL_ROUNDS} syntheses each, alternating the two sides, text to samples (phonemes \
+             included). Each side's figure is the median of its audio seconds produced per wall second. `neural_first_audio` and `neural_memory` run \
              the release server with the same model files.\n\n\
              | case | aimake | nginx or Python package | ratio | target | |\n|---|---|---|---|---|---|\n"
         );
