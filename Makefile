@@ -76,14 +76,25 @@ espeak:
 		echo "      aimake runs without it, but the offline voice stays unavailable."; \
 	fi
 
-## bench: measure aimake against nginx on this machine (writes bench/results.json, BENCHMARKS.md)
-bench: build
+## bench: measure aimake against nginx, and its neural voices against their Python packages,
+## on this machine (writes bench/results.json, BENCHMARKS.md)
+bench: build fixtures bench/.venv/installed-requirements.txt
 	@command -v wrk >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx; }
 	mkdir -p bench
 	$(CARGO) bench --locked --bench backup | tee bench/backup.txt
 	$(CARGO) build --release --locked --example bench
 	./target/release/examples/bench
+
+# The Python packages the neural rows compare with, pinned, from PyPI (the stamp is a copy of
+# the requirements the venv holds; the bench itself does the same when run on its own).
+bench/.venv/installed-requirements.txt: bench/requirements.txt
+	@command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
+	test -x bench/.venv/bin/python || python3 -m venv bench/.venv
+	bench/.venv/bin/pip install --quiet --no-input --disable-pip-version-check \
+		--timeout 60 --retries 3 -r bench/requirements.txt
+	cp bench/requirements.txt $@
 
 ## docker: build the container image
 docker:

@@ -31,24 +31,41 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let bin = root.join("target/release/aimake");
     anyhow::ensure!(bin.exists(), "build the release binary first (make build)");
+    // `BENCH_ONLY=library_page,job_overhead` runs just those cases and prints their rows
+    // instead of rewriting the committed results; `neural` stands for every neural case.
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|c| c.trim().to_string()).collect());
+    let wanted = |case: &str| {
+        only.as_ref().is_none_or(|o| {
+            o.iter()
+                .any(|c| c == case || (c == "neural" && NEURAL_CASES.contains(&case)))
+        })
+    };
+    let tmp = tempfile::tempdir()?;
+    let mut report = Report::default();
+    let runtime = tokio::runtime::Runtime::new()?;
+
+    // The neural cases need neither nginx nor the seeded library: a run of them alone
+    // starts neither.
+    let neural_only = only.as_ref().is_some_and(|o| {
+        o.iter()
+            .all(|c| c == "neural" || NEURAL_CASES.contains(&c.as_str()))
+    });
+    if neural_only {
+        neural(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
+        report.print();
+        return Ok(());
+    }
     for tool in ["wrk", "nginx"] {
         anyhow::ensure!(
             which(tool),
             "{tool} is not installed (apt-get install wrk nginx)"
         );
     }
-    // `BENCH_ONLY=library_page,job_overhead` runs just those cases and prints their rows
-    // instead of rewriting the committed results.
-    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
-        .ok()
-        .map(|v| v.split(',').map(|c| c.trim().to_string()).collect());
-    let wanted = |case: &str| only.as_ref().is_none_or(|o| o.iter().any(|c| c == case));
-    let tmp = tempfile::tempdir()?;
-    let mut report = Report::default();
 
     let asset = find_asset(&root.join("web/dist/assets"))?;
     let nginx = Nginx::start(tmp.path(), &root.join("web/dist"))?;
-    let runtime = tokio::runtime::Runtime::new()?;
     let fake = runtime.block_on(FakeTts::start())?;
     let data = tmp.path().join("data");
     let seeded = runtime.block_on(seed(&data, 1000))?;
@@ -272,6 +289,7 @@ fn main() -> anyhow::Result<()> {
     if wanted("mastering") {
         report.mastering(mastering()?);
     }
+    neural(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
     if let Ok(text) = std::fs::read_to_string(root.join("bench/backup.txt")) {
         report.backup(&text);
     }
@@ -687,6 +705,70 @@ impl Report {
         }));
     }
 
+    /// aimake's provider against a Python package on the same model, text and threads.
+    fn neural_throughput(
+        &mut self,
+        name: &str,
+        engine: &str,
+        ours: Throughput,
+        theirs: Throughput,
+        min: f64,
+    ) {
+        let ratio = ours.audio_s_per_s / theirs.audio_s_per_s.max(f64::MIN_POSITIVE);
+        let met = ratio >= min;
+        let row = format!(
+            "| {name} | {} | {} | {ratio:.2}× | ≥ {min}× | {} |",
+            ours.cell(),
+            theirs.cell(),
+            if met { "met" } else { "missed" }
+        );
+        println!("{row}");
+        self.rows.push(row);
+        self.cases.push(json!({
+            "case": name, "engine": engine, "chars": THROUGHPUT_TEXT.chars().count(),
+            "aimake": ours, "python": theirs, "ratio": ratio, "target_ratio": min, "met": met
+        }));
+    }
+
+    fn neural_first_audio(&mut self, f: FirstAudio) {
+        let met = f.kokoro_ms <= 1500.0 && f.piper_ms <= 300.0;
+        let row = format!(
+            "| neural_first_audio | first byte {:.0} ms with kokoro:af_heart, {:.0} ms with piper:en_US-joe-medium (release server, POST of a {}-character text to the first byte of /stream, model loaded by an earlier request, fresh text each time, median of {FIRST_AUDIO_ROUNDS}; models.threads 0 = every core) | | | ≤ 1500 ms, ≤ 300 ms | {} |",
+            f.kokoro_ms,
+            f.piper_ms,
+            f.chars,
+            if met { "met" } else { "missed" }
+        );
+        println!("{row}");
+        self.rows.push(row);
+        self.cases
+            .push(json!({ "case": "neural_first_audio", "result": f, "met": met }));
+    }
+
+    fn neural_memory(&mut self, m: NeuralMemory) {
+        let met =
+            m.idle_mb < 40.0 && m.after_kokoro_mb <= 450.0 && m.after_unload_mb <= m.idle_mb + 50.0;
+        let row = format!(
+            "| neural_memory | release server RSS: idle {:.1} MB, no model loaded (< 40); {:.0} MB once Kokoro has spoken {} characters (≤ 450; peak while speaking {:.0}); {:.1} MB {} s later, the model unloaded after models.idle_unload_s = {} (≤ idle + 50; {:.1} MB anonymous, {:.1} MB file-backed, against {:.1} and {:.1} idle) | | | | {} |",
+            m.idle_mb,
+            m.after_kokoro_mb,
+            THROUGHPUT_TEXT.chars().count(),
+            m.peak_mb,
+            m.after_unload_mb,
+            m.waited_s,
+            m.idle_unload_s,
+            m.after_unload_split_mb.0,
+            m.after_unload_split_mb.1,
+            m.idle_split_mb.0,
+            m.idle_split_mb.1,
+            if met { "met" } else { "missed" }
+        );
+        println!("{row}");
+        self.rows.push(row);
+        self.cases
+            .push(json!({ "case": "neural_memory", "result": m, "met": met }));
+    }
+
     /// The rows alone, for a partial run.
     fn print(&self) {
         for row in &self.rows {
@@ -703,6 +785,8 @@ impl Report {
             root.join("bench/results.json"),
             serde_json::to_string_pretty(&json)? + "\n",
         )?;
+        let text_chars = THROUGHPUT_TEXT.chars().count();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut md = format!(
             "# Benchmarks\n\nMeasured by `make bench` on {date}, {machine}. Each case ran {ROUNDS} times for {DURATION_S} s \
              against aimake and nginx alternately on 127.0.0.1; the figures are medians, and the ratio compares \
@@ -712,7 +796,16 @@ impl Report {
              ship (aimake at `info`, JSON lines to stderr, captured to a file; nginx with its access log on, combined \
              format, to a file). Every other case runs both without a line per request (aimake at `warn`, nginx with \
              `access_log off`), and with aimake's per-client limits lifted, since wrk is a single client.\n\n\
-             | case | aimake | nginx | ratio | target | |\n|---|---|---|---|---|---|\n"
+             The neural rows compare aimake's own Kokoro and Piper voices with the Python packages \
+             `kokoro-onnx` and `piper-tts` (versions pinned in `bench/requirements.txt`, installed from PyPI \
+             into `bench/.venv`) on the same machine and cores: the same model files (Kokoro v1.0 int8, Piper \
+             `en_US-joe-medium`), the same voice and the same {text_chars}-character English text, \
+             ONNX Runtime 1.32.0 on both sides (the library aimake loads, and the `onnxruntime` wheel), \
+             {threads} intra-op threads on both sides (the number of cores), one warm-up and then \
+             {NEURAL_ROUNDS} syntheses each, alternating the two sides, text to samples (phonemes \
+             included). Each side's figure is the median of its audio seconds produced per wall second. `neural_first_audio` and `neural_memory` run \
+             the release server with the same model files.\n\n\
+             | case | aimake | nginx or Python package | ratio | target | |\n|---|---|---|---|---|---|\n"
         );
         for row in &self.rows {
             md.push_str(row);
@@ -834,6 +927,33 @@ impl Server {
             .spawn()?;
         let (addr, lines) = ready_address(&mut child)?;
         // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Self { addr, child })
+    }
+
+    /// aimake with the neural voices of `models` (no download at start), its other settings as
+    /// in `start`; `idle_unload_s` replaces the default of five minutes.
+    fn start_neural(
+        bin: &Path,
+        data: &Path,
+        models: &Path,
+        idle_unload_s: Option<u64>,
+    ) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--log-format", "json"])
+            .env("AIMAKE_DATA__DIR", data)
+            .env("AIMAKE_MODELS__DIR", models)
+            .env("AIMAKE_MODELS__AUTO_PULL", "false")
+            .env("AIMAKE_BACKUP__SCHEDULE", "")
+            .env("AIMAKE_SERVER__BIND", "127.0.0.1:0")
+            .env("AIMAKE_LOG__LEVEL", "warn,aimake::app=info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        if let Some(s) = idle_unload_s {
+            cmd.env("AIMAKE_MODELS__IDLE_UNLOAD_S", s.to_string());
+        }
+        let mut child = cmd.spawn()?;
+        let (addr, lines) = ready_address(&mut child)?;
         std::thread::spawn(move || for _ in lines {});
         Ok(Self { addr, child })
     }
@@ -1527,5 +1647,574 @@ fn mastering() -> anyhow::Result<MasteringFigures> {
         elapsed_s,
         realtime_factor: audio_s / elapsed_s,
         rounds_s: rounds,
+    })
+}
+
+/// The neural-voice cases, which `BENCH_ONLY=neural` runs together.
+const NEURAL_CASES: &[&str] = &[
+    "kokoro_throughput",
+    "piper_throughput",
+    "neural_first_audio",
+    "neural_memory",
+];
+/// Syntheses timed on each side of a throughput case, after one warm-up.
+const NEURAL_ROUNDS: usize = 5;
+/// Rounds of the first-audio case, each with a text of its own so the cache cannot answer.
+const FIRST_AUDIO_ROUNDS: usize = 3;
+/// The text both sides speak in the throughput cases (about 600 characters).
+const THROUGHPUT_TEXT: &str = "The harbour town woke slowly that morning, as fog rolled in from the grey sea and \
+settled over the rooftops. Fishermen checked their nets by lantern light, while the baker on the \
+corner pulled the first loaves from a stone oven. Children ran along the quay, chasing gulls and \
+shouting to one another. By nine o'clock the sun had burned through the mist, and the market \
+square filled with voices, carts and the smell of fresh coffee. An old man sat on a bench near \
+the fountain, reading yesterday's newspaper and nodding at everyone who passed. It was, by all \
+accounts, an ordinary Tuesday.";
+/// The body of the first-audio texts: with a numbered opening sentence, 1,000 characters.
+const LONG_TEXT: &str = "A small server in a cupboard can read a whole article aloud while its owner makes \
+dinner, and nobody has to send a single word to somebody else's computer. The voice starts \
+quickly, because the first sentence is spoken on its own while the rest of the text waits its \
+turn. After that, the model works through the paragraphs one piece at a time, and each piece is \
+stored as soon as it is ready, so a listener who pauses can pick up where they stopped. When the \
+last sentence is done, the pieces are joined, the loudness is evened out, and the finished file \
+goes into the library beside everything else. If the machine is busy, the work waits in a queue \
+and nothing is lost. If the power goes out, the job resumes from the last stored piece. This is \
+the kind of quiet, dependable tool that people forget about until they need it, and then it is \
+simply there, speaking in a clear and steady voice for as long as anyone wants to listen, page \
+after page and chapter after chapter.";
+
+/// One side of a throughput case: the median of its rounds.
+#[derive(Debug, Serialize)]
+struct Throughput {
+    /// Audio seconds per wall second, the median of the rounds'.
+    audio_s_per_s: f64,
+    /// The audio and wall seconds of the median round.
+    audio_s: f64,
+    wall_s: f64,
+    /// (audio seconds, wall seconds) of each round, in the order run.
+    rounds: Vec<(f64, f64)>,
+    /// Versions and settings, as shown in the report.
+    config: String,
+}
+
+impl Throughput {
+    fn new(rounds: Vec<(f64, f64)>, config: String) -> Self {
+        let rates: Vec<f64> = rounds.iter().map(|(a, w)| a / w).collect();
+        let audio_s_per_s = middle(rates.clone());
+        let i = rates.iter().position(|r| *r == audio_s_per_s).unwrap_or(0);
+        Self {
+            audio_s_per_s,
+            audio_s: rounds[i].0,
+            wall_s: rounds[i].1,
+            rounds,
+            config,
+        }
+    }
+
+    fn cell(&self) -> String {
+        format!(
+            "{:.1} audio s per s ({:.1} s of audio in {:.2} s; {})",
+            self.audio_s_per_s, self.audio_s, self.wall_s, self.config
+        )
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct FirstAudio {
+    chars: usize,
+    kokoro_ms: f64,
+    piper_ms: f64,
+    /// Each round's POST-to-first-byte time, in the order run.
+    kokoro_rounds_ms: Vec<f64>,
+    piper_rounds_ms: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct NeuralMemory {
+    idle_mb: f64,
+    /// The highest RSS seen while Kokoro spoke, and the RSS once it had.
+    peak_mb: f64,
+    after_kokoro_mb: f64,
+    after_unload_mb: f64,
+    idle_unload_s: u64,
+    waited_s: u64,
+    /// (anonymous, file-backed) resident MB idle and after the unload: what stays is mostly
+    /// which of the two.
+    idle_split_mb: (f64, f64),
+    after_unload_split_mb: (f64, f64),
+}
+
+/// A process's resident memory split into anonymous and file-backed MB, from /proc.
+fn rss_split_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
+/// Runs the neural cases that are wanted: aimake's Kokoro and Piper providers against the
+/// `kokoro-onnx` and `piper-tts` Python packages, and the release server's first audio and
+/// memory with the models loaded and unloaded.
+fn neural(
+    root: &Path,
+    bin: &Path,
+    tmp: &Path,
+    runtime: &tokio::runtime::Runtime,
+    wanted: &dyn Fn(&str) -> bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if !NEURAL_CASES.iter().any(|c| wanted(c)) {
+        return Ok(());
+    }
+    let fixtures = neural_fixtures()?;
+    let models = tmp.join("models");
+    install_models(&fixtures, &models)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if wanted("kokoro_throughput") || wanted("piper_throughput") {
+        let python = python_env(root)?;
+        let text_file = tmp.join("throughput.txt");
+        std::fs::write(&text_file, THROUGHPUT_TEXT)?;
+        let mut config = aimake::config::Config::default();
+        config.data.dir = tmp.join("data-neural");
+        config.models.dir = Some(models.clone());
+        config.models.auto_pull = false;
+        config.models.threads = threads;
+        config.models.idle_unload_s = 0;
+        let providers = aimake::neural::providers(&config);
+        for (case, engine, voice, target) in [
+            ("kokoro_throughput", "kokoro", "af_heart", "kokoro-onnx"),
+            ("piper_throughput", "piper", "en_US-joe-medium", "piper-tts"),
+        ] {
+            if !wanted(case) {
+                continue;
+            }
+            let provider = providers
+                .iter()
+                .find(|p| p.id() == engine)
+                .ok_or_else(|| anyhow::anyhow!("no {engine} provider"))?;
+            let (ours, theirs) = throughput_pair(
+                runtime,
+                provider.as_ref(),
+                voice,
+                root,
+                &python,
+                &fixtures,
+                &text_file,
+                tmp,
+                threads,
+                target,
+            )?;
+            report.neural_throughput(case, engine, ours, theirs, 1.0);
+        }
+        // Dropping the providers drops their sessions.
+        drop(providers);
+    }
+    if wanted("neural_first_audio") {
+        let data = tmp.join("data-first-audio");
+        runtime.block_on(seed(&data, 1))?;
+        let mut server = Server::start_neural(bin, &data, &models, None)?;
+        wait_ready(&server.addr)?;
+        let base = format!("http://{}", server.addr);
+        let result = runtime.block_on(first_audio(&base));
+        server.stop();
+        report.neural_first_audio(result?);
+    }
+    if wanted("neural_memory") {
+        let data = tmp.join("data-memory");
+        runtime.block_on(seed(&data, 1))?;
+        let idle_unload_s = 5;
+        let mut server = Server::start_neural(bin, &data, &models, Some(idle_unload_s))?;
+        wait_ready(&server.addr)?;
+        let base = format!("http://{}", server.addr);
+        let result = runtime.block_on(neural_memory(&base, server.child.id(), idle_unload_s));
+        server.stop();
+        report.neural_memory(result?);
+    }
+    Ok(())
+}
+
+/// Where `tests/fixtures/neural/fetch` (`make fixtures`) put the real model files and runtime.
+fn neural_fixtures() -> anyhow::Result<PathBuf> {
+    let dir = match std::env::var_os("AIMAKE_FIXTURES") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(
+            std::env::var_os("HOME").ok_or_else(|| anyhow::anyhow!("HOME is not set"))?,
+        )
+        .join(".cache/aimake/fixtures"),
+    };
+    for file in [
+        "mirror/kokoro-v1.0.int8.onnx",
+        "mirror/voices/af_heart.bin",
+        "mirror/en_US-joe-medium.onnx",
+        "mirror/en_US-joe-medium.onnx.json",
+        "runtime/libonnxruntime.so.1.32.0",
+    ] {
+        anyhow::ensure!(
+            dir.join(file).is_file(),
+            "the neural benchmarks need the model fixtures, and {} is missing: run make fixtures",
+            dir.join(file).display()
+        );
+    }
+    Ok(dir)
+}
+
+/// The fixtures as `aimake models pull` lays models out, as symlinks.
+fn install_models(fixtures: &Path, models: &Path) -> anyhow::Result<()> {
+    let layout = aimake::models::Layout::new(models);
+    for dir in [
+        layout.kokoro_voices_dir(),
+        layout.piper_dir(),
+        layout.runtime_dir(),
+    ] {
+        std::fs::create_dir_all(dir)?;
+    }
+    let link = |from: PathBuf, to: PathBuf| std::os::unix::fs::symlink(from, to);
+    link(
+        fixtures.join("runtime/libonnxruntime.so.1.32.0"),
+        layout.runtime_dir().join("libonnxruntime.so.1.32.0"),
+    )?;
+    link(
+        fixtures.join("mirror/kokoro-v1.0.int8.onnx"),
+        layout.kokoro_model(),
+    )?;
+    for entry in std::fs::read_dir(fixtures.join("mirror/voices"))? {
+        let entry = entry?;
+        link(
+            entry.path(),
+            layout.kokoro_voices_dir().join(entry.file_name()),
+        )?;
+    }
+    let joe = layout.piper_voice("en_US-joe-medium");
+    link(fixtures.join("mirror/en_US-joe-medium.onnx"), joe.onnx)?;
+    link(
+        fixtures.join("mirror/en_US-joe-medium.onnx.json"),
+        joe.config,
+    )?;
+    Ok(())
+}
+
+/// The Python of `bench/.venv`, with the packages of `bench/requirements.txt` installed from
+/// PyPI (once: a copy of the requirements beside it says which are in).
+fn python_env(root: &Path) -> anyhow::Result<PathBuf> {
+    let venv = root.join("bench/.venv");
+    let python = venv.join("bin/python");
+    let requirements = root.join("bench/requirements.txt");
+    let stamp = venv.join("installed-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)?;
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(python);
+    }
+    eprintln!("  installing the Python packages of bench/requirements.txt into bench/.venv");
+    let run = |cmd: &mut Command, what: &str| -> anyhow::Result<()> {
+        let status = cmd.status()?;
+        anyhow::ensure!(status.success(), "{what} failed ({status})");
+        Ok(())
+    };
+    if !python.exists() {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "creating bench/.venv with python3 -m venv (Debian: apt-get install python3-venv)",
+        )?;
+    }
+    run(
+        Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--no-input",
+                "--disable-pip-version-check",
+                "--timeout",
+                "60",
+                "--retries",
+                "3",
+                "-r",
+            ])
+            .arg(&requirements),
+        "installing bench/requirements.txt into bench/.venv",
+    )?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
+}
+
+/// aimake's provider in this process against a Python package in `bench/neural_python.py`:
+/// one warm-up each, then `NEURAL_ROUNDS` syntheses of the text, alternating the two sides
+/// so that both see the same load on the machine.
+#[allow(clippy::too_many_arguments)]
+fn throughput_pair(
+    runtime: &tokio::runtime::Runtime,
+    provider: &dyn aimake::providers::Tts,
+    voice: &str,
+    root: &Path,
+    python: &Path,
+    fixtures: &Path,
+    text_file: &Path,
+    tmp: &Path,
+    threads: usize,
+    package: &str,
+) -> anyhow::Result<(Throughput, Throughput)> {
+    use std::io::Write;
+    let engine = provider.id();
+    let mut child = Command::new(python)
+        .arg(root.join("bench/neural_python.py"))
+        .arg(engine)
+        .arg("--fixtures")
+        .arg(fixtures)
+        .arg("--text")
+        .arg(text_file)
+        .args(["--threads", &threads.to_string()])
+        .arg("--tmp")
+        .arg(tmp)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut next = || -> anyhow::Result<Value> {
+        let line = lines.next().ok_or_else(|| {
+            anyhow::anyhow!("bench/neural_python.py {engine} stopped (its error is above)")
+        })??;
+        Ok(serde_json::from_str(&line)?)
+    };
+    // Python warms up on its own; aimake warms up meanwhile, then waits for it.
+    let request = aimake::providers::SynthesisRequest {
+        text: THROUGHPUT_TEXT.into(),
+        voice: voice.into(),
+        speed: 1.0,
+        format_hint: Default::default(),
+    };
+    let speak = || {
+        runtime.block_on(async {
+            let out = provider.synthesize(&request).await?;
+            let rate = match out.format {
+                aimake::providers::AudioFormat::Pcm { sample_rate, .. } => sample_rate,
+                other => anyhow::bail!("a neural voice returned {other:?}, not PCM"),
+            };
+            anyhow::Ok(out.bytes.len() as f64 / 2.0 / f64::from(rate))
+        })
+    };
+    speak()?;
+    let ready = next()?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=NEURAL_ROUNDS {
+        let start = Instant::now();
+        let audio_s = speak()?;
+        ours.push((audio_s, start.elapsed().as_secs_f64()));
+        writeln!(stdin, "speak")?;
+        stdin.flush()?;
+        let v = next()?;
+        let pair = (
+            v["audio_s"].as_f64().unwrap_or(f64::NAN),
+            v["wall_s"].as_f64().unwrap_or(f64::NAN),
+        );
+        theirs.push(pair);
+        eprintln!(
+            "  {engine} round {round}: aimake {:.2}, {package} {:.2} audio s per s",
+            ours[round - 1].0 / ours[round - 1].1,
+            pair.0 / pair.1
+        );
+    }
+    drop(stdin);
+    let _ = child.wait();
+
+    let extra = if engine == "piper" {
+        ", noise scales 0 (repeatable audio)"
+    } else {
+        ""
+    };
+    let aimake = Throughput::new(
+        ours,
+        format!(
+            "in-process provider, espeak-ng {} program, ONNX Runtime {ORT_VERSION} library, \
+             models.threads {threads}{extra}",
+            espeak_version()
+        ),
+    );
+    let versions = &ready["versions"];
+    let noise = if engine == "piper" {
+        format!(
+            ", the voice's noise scales {} and {} (piper-tts's default; noise costs no inference time)",
+            versions["noise_scale"], versions["noise_w_scale"]
+        )
+    } else {
+        String::new()
+    };
+    let python = Throughput::new(
+        theirs,
+        format!(
+            "{package} {}, its own espeak-ng, onnxruntime {} wheel, intra_op_num_threads {threads}, Python {}{noise}",
+            versions[package].as_str().unwrap_or("?"),
+            versions["onnxruntime"].as_str().unwrap_or("?"),
+            versions["python"].as_str().unwrap_or("?"),
+        ),
+    );
+    Ok((aimake, python))
+}
+
+/// The ONNX Runtime of the fixtures, which the bench's models dir links.
+const ORT_VERSION: &str = "1.32.0";
+
+/// `espeak-ng --version`'s version number.
+fn espeak_version() -> String {
+    Command::new("espeak-ng")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .nth(3)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Posts a text and waits until its audio is stored.
+async fn create_and_wait(
+    c: &reqwest::Client,
+    base: &str,
+    token: &str,
+    text: &str,
+    voice: &str,
+) -> anyhow::Result<()> {
+    let v: Value = c
+        .post(format!("{base}/api/audios"))
+        .bearer_auth(token)
+        .json(&json!({ "text": text, "voice": voice }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = v["id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("not accepted: {v}"))?;
+    let events = c
+        .get(format!("{base}/api/audios/{id}/events"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .text()
+        .await?;
+    anyhow::ensure!(
+        events.contains("succeeded"),
+        "{voice} did not succeed: {events}"
+    );
+    Ok(())
+}
+
+/// POST to the first audio byte of `/stream`, per voice, each model loaded beforehand.
+async fn first_audio(base: &str) -> anyhow::Result<FirstAudio> {
+    let token = api_token(base).await?;
+    let c = client();
+    let mut figures = Vec::new();
+    let mut chars = 0;
+    for (voice, label) in [
+        ("kokoro:af_heart", "Kokoro"),
+        ("piper:en_US-joe-medium", "Piper"),
+    ] {
+        create_and_wait(&c, base, &token, "Warming up the voice.", voice).await?;
+        let mut rounds = Vec::new();
+        for round in 1..=FIRST_AUDIO_ROUNDS {
+            let opening = format!("This is reading number {round} with the {label} voice. ");
+            let text: String = opening
+                .chars()
+                .chain(LONG_TEXT.chars())
+                .take(1000)
+                .collect();
+            chars = text.chars().count();
+            let start = Instant::now();
+            let v: Value = c
+                .post(format!("{base}/api/audios"))
+                .bearer_auth(&token)
+                .json(&json!({ "text": text, "voice": voice }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let id = v["id"]
+                .as_str()
+                .ok_or_else(|| anyhow::anyhow!("not accepted: {v}"))?
+                .to_string();
+            let mut resp = c
+                .get(format!("{base}/api/audios/{id}/stream"))
+                .bearer_auth(&token)
+                .send()
+                .await?;
+            anyhow::ensure!(resp.status().is_success(), "stream: {}", resp.status());
+            let mut first = None;
+            // Read to the end: the next round must not share the model with this one.
+            while let Some(chunk) = resp.chunk().await? {
+                if !chunk.is_empty() && first.is_none() {
+                    first = Some(start.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            let events = c
+                .get(format!("{base}/api/audios/{id}/events"))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .text()
+                .await?;
+            anyhow::ensure!(
+                events.contains("succeeded"),
+                "{voice} did not succeed: {events}"
+            );
+            let ms = first.ok_or_else(|| anyhow::anyhow!("{voice}: the stream had no audio"))?;
+            eprintln!("  neural_first_audio {voice} round {round}: {ms:.0} ms");
+            rounds.push(ms);
+        }
+        figures.push(rounds);
+    }
+    let piper = figures.pop().unwrap_or_default();
+    let kokoro = figures.pop().unwrap_or_default();
+    Ok(FirstAudio {
+        chars,
+        kokoro_ms: middle(kokoro.clone()),
+        piper_ms: middle(piper.clone()),
+        kokoro_rounds_ms: kokoro,
+        piper_rounds_ms: piper,
+    })
+}
+
+/// The server's RSS idle, while and after Kokoro speaks, and after the model is unloaded.
+async fn neural_memory(base: &str, pid: u32, idle_unload_s: u64) -> anyhow::Result<NeuralMemory> {
+    let token = api_token(base).await?;
+    // Signing in hashes a password: let that settle before reading the idle figure.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_mb = rss_mb(pid);
+    let idle_split_mb = rss_split_mb(pid);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0.0f64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mb(pid));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        })
+    };
+    let spoken = create_and_wait(&client(), base, &token, THROUGHPUT_TEXT, "kokoro:af_heart").await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_mb = sampler.join().unwrap_or_default();
+    spoken?;
+    let after_kokoro_mb = rss_mb(pid);
+    let waited_s = idle_unload_s * 2;
+    tokio::time::sleep(Duration::from_secs(waited_s)).await;
+    Ok(NeuralMemory {
+        idle_mb,
+        peak_mb: peak_mb.max(after_kokoro_mb),
+        after_kokoro_mb,
+        after_unload_mb: rss_mb(pid),
+        idle_unload_s,
+        waited_s,
+        idle_split_mb,
+        after_unload_split_mb: rss_split_mb(pid),
     })
 }
