@@ -114,13 +114,25 @@ impl<E: Send + 'static> Holder<E> {
     }
 }
 
-/// ONNX Runtime allocates through the C allocator, which keeps freed pages for reuse; after
-/// a model is dropped, hand them back to the system.
+/// After a model is dropped, hand the freed pages back to the system: ONNX Runtime allocates
+/// through the C allocator, which keeps them for reuse, and aimake's own allocator (jemalloc)
+/// only returns them slowly on a server that has gone idle.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages to the system; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
+    }
+    // `arena.<MALLCTL_ARENAS_ALL>.purge` takes no arguments: every pointer null, length 0.
+    // SAFETY: the name is a NUL-terminated mallctl name and no buffers are passed.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"arena.4096.purge".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
     }
 }
 

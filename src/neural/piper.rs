@@ -327,6 +327,8 @@ impl Tts for Piper {
     }
 
     fn max_concurrency(&self) -> usize {
+        // One inference at a time uses every core; chunks then also finish in their order,
+        // which is the order `/stream` plays them.
         1
     }
 

@@ -100,11 +100,7 @@ impl Runtime {
             .build()
             .map_err(|e| remember(unusable(e.to_string())))?;
         *FAILED.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        let version = ort::info()
-            .split(',')
-            .find_map(|part| part.trim().strip_prefix("git-branch=rel-"))
-            .unwrap_or("unknown")
-            .to_string();
+        let version = library_version(&path).unwrap_or_else(|| "unknown".into());
         tracing::info!(path = %path.display(), %version, "ONNX Runtime loaded");
         *loaded = Some(Loaded {
             env: env.clone(),
@@ -153,6 +149,33 @@ fn load_reason(e: &ort::LoadDynamicError) -> String {
             "it is version {version_str}, and aimake needs 1.{} or newer",
             ort::MINOR_VERSION
         ),
+    }
+}
+
+/// The version a loaded ONNX Runtime library reports (`OrtGetApiBase()->GetVersionString()`).
+fn library_version(path: &Path) -> Option<String> {
+    #[repr(C)]
+    struct ApiBase {
+        get_api: unsafe extern "C" fn(u32) -> *const std::ffi::c_void,
+        get_version_string: unsafe extern "C" fn() -> *const std::ffi::c_char,
+    }
+    // SAFETY: the library is ONNX Runtime, already loaded and checked by `ort` (this only adds
+    // a reference); `OrtGetApiBase` returns a pointer to a static struct of this layout, and
+    // the version string is static and NUL-terminated.
+    unsafe {
+        let lib = libloading::Library::new(path).ok()?;
+        let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ApiBase> =
+            lib.get(b"OrtGetApiBase").ok()?;
+        let base = get_base();
+        if base.is_null() {
+            return None;
+        }
+        let version = ((*base).get_version_string)();
+        (!version.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(version)
+                .to_string_lossy()
+                .into_owned()
+        })
     }
 }
 

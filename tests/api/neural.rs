@@ -195,6 +195,17 @@ async fn neural_voices_are_listed_with_quality_licence_and_defaults() {
     let k = providers.iter().find(|p| p["id"] == "kokoro").unwrap();
     assert_eq!(k["available"], true, "{k}");
     assert_eq!(k["progress"], Value::Null, "{k}");
+    // Once loaded, the runtime is named by the version the library itself reports.
+    speak(&app, "kokoro:af_heart", "Hi.").await;
+    let providers: Vec<Value> = s.get("/api/providers").await.json().await.unwrap();
+    let k = providers.iter().find(|p| p["id"] == "kokoro").unwrap();
+    assert!(
+        k["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ONNX Runtime 1.32.0"),
+        "{k}"
+    );
     // A request without a voice gets the default for its text's language.
     for (text, voice) in [
         ("Hello there.", "kokoro:af_heart"),
