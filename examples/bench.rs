@@ -645,10 +645,15 @@ impl Report {
             j.added_latency_ms,
             if met { "met" } else { "missed" }
         );
+        self.record("job_overhead", row, json!(j), met);
+    }
+
+    /// Prints a report row and keeps it with the case's figures for results.json.
+    fn record(&mut self, case: &str, row: String, result: Value, met: bool) {
         println!("{row}");
         self.rows.push(row);
         self.cases
-            .push(json!({ "case": "job_overhead", "result": j, "met": met }));
+            .push(json!({ "case": case, "result": result, "met": met }));
     }
 
     fn ttfa(&mut self, t: TtfaFigures) {
@@ -661,10 +666,7 @@ impl Report {
             t.chunks,
             if met { "met" } else { "missed" }
         );
-        println!("{row}");
-        self.rows.push(row);
-        self.cases
-            .push(json!({ "case": "time_to_first_audio", "result": t, "met": met }));
+        self.record("time_to_first_audio", row, json!(t), met);
     }
 
     fn mastering(&mut self, m: MasteringFigures) {
@@ -677,10 +679,7 @@ impl Report {
             m.rounds_s.len(),
             if met { "met" } else { "missed" }
         );
-        println!("{row}");
-        self.rows.push(row);
-        self.cases
-            .push(json!({ "case": "mastering", "result": m, "met": met }));
+        self.record("mastering", row, json!(m), met);
     }
 
     fn backup(&mut self, text: &str) {
@@ -739,10 +738,7 @@ impl Report {
             f.chars,
             if met { "met" } else { "missed" }
         );
-        println!("{row}");
-        self.rows.push(row);
-        self.cases
-            .push(json!({ "case": "neural_first_audio", "result": f, "met": met }));
+        self.record("neural_first_audio", row, json!(f), met);
     }
 
     fn neural_memory(&mut self, m: NeuralMemory) {
@@ -763,10 +759,7 @@ impl Report {
             m.idle_split_mb.1,
             if met { "met" } else { "missed" }
         );
-        println!("{row}");
-        self.rows.push(row);
-        self.cases
-            .push(json!({ "case": "neural_memory", "result": m, "met": met }));
+        self.record("neural_memory", row, json!(m), met);
     }
 
     /// The rows alone, for a partial run.
