@@ -2,6 +2,7 @@
 //! on a blocking thread (never on the async executor), and dropped after `models.idle_unload_s`
 //! without use so an idle server gives its memory back.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,21 @@ use tokio::sync::Semaphore;
 
 use crate::providers::{ErrorKind, ProviderError};
 
+/// Models loaded in this process, of every kind: the runtime's code is handed back only when
+/// none is.
+static LOADED_MODELS: AtomicUsize = AtomicUsize::new(0);
+
 struct Slot<E> {
     engine: Option<E>,
     last_used: Instant,
+}
+
+impl<E> Drop for Slot<E> {
+    fn drop(&mut self) {
+        if self.engine.is_some() {
+            LOADED_MODELS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 pub struct Holder<E> {
@@ -59,6 +72,7 @@ impl<E: Send + 'static> Holder<E> {
             if slot.engine.is_none() {
                 let started = Instant::now();
                 slot.engine = Some(load()?);
+                LOADED_MODELS.fetch_add(1, Ordering::SeqCst);
                 tracing::info!(
                     model = %name,
                     ms = started.elapsed().as_millis() as u64,
@@ -103,8 +117,18 @@ impl<E: Send + 'static> Holder<E> {
                         };
                         if let Some(engine) = dropped {
                             drop(engine);
+                            let last = LOADED_MODELS.fetch_sub(1, Ordering::SeqCst) == 1;
                             release_freed_memory();
-                            tracing::info!(model = %name, "neural model unloaded after idling");
+                            let paged_out = if last {
+                                super::runtime::page_out_library()
+                            } else {
+                                0
+                            };
+                            tracing::info!(
+                                model = %name,
+                                runtime_pages_released_mb = paged_out / (1024 * 1024),
+                                "neural model unloaded after idling"
+                            );
                         }
                     })
                     .await;

@@ -256,7 +256,11 @@ impl Espeak {
 
     async fn run(&self, voice: &str, input: &str, tie: bool) -> Result<Vec<String>, ProviderError> {
         let mut cmd = Command::new(&self.command);
-        cmd.args(["-q", "-b", "1", "-v", voice]);
+        // espeak-ng has no phonemes-only mode: it also renders the audio, and throws it away
+        // (`-q`). At 449 words a minute, its fastest rate without time-stretching, that audio
+        // is 40% as long and the run takes about half the time; the phonemes do not depend
+        // on the rate.
+        cmd.args(["-q", "-b", "1", "-s", "449", "-v", voice]);
         cmd.arg("--ipa");
         if tie {
             cmd.arg("--tie=^");
@@ -555,6 +559,53 @@ mod tests {
         // NFD: `ç` is `c` + combining cedilla, as the voices were trained.
         assert_eq!(p.ids("ç"), vec![1, 0, 16, 0, 140, 0, 2]);
         assert!(PiperSymbols::new(HashMap::new()).is_err());
+    }
+
+    /// espeak-ng runs at its fastest rate to save time; its phonemes must be the ones it gives
+    /// at its default rate, in every language the voices use.
+    #[tokio::test]
+    async fn the_fast_rate_gives_the_default_rates_phonemes() {
+        let texts = [
+            (
+                "en-us",
+                "Mr. Smith paid forty-two dollars; the quick brown fox jumps over the lazy dog!",
+            ),
+            (
+                "en-gb",
+                "Schedule a meeting at the laboratory with the leisure centre's manager.",
+            ),
+            ("cmn", "你好，世界。我们今天去公园散步。"),
+            ("fr-fr", "Bonjour tout le monde, comment allez-vous?"),
+            ("es", "Hola a todos, ¿cómo están? Me llamo Pedro."),
+        ];
+        let espeak = Espeak::new("espeak-ng");
+        for (voice, text) in texts {
+            let c = clauses(text);
+            for tie in [false, true] {
+                let fast = espeak.ipa(voice, &c, tie).await.unwrap();
+                let input: String = c.iter().map(|c| format!("{}.\n", c.text)).collect();
+                let mut cmd = std::process::Command::new("espeak-ng");
+                cmd.args(["-q", "-b", "1", "-v", voice, "--ipa"]);
+                if tie {
+                    cmd.arg("--tie=^");
+                }
+                let mut child = cmd
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("the espeak-ng program (apt-get install espeak-ng)");
+                std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes())
+                    .unwrap();
+                let out = child.wait_with_output().unwrap();
+                let default_rate: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                assert_eq!(fast, default_rate, "{voice} {text}");
+                assert!(fast.iter().all(|l| !l.is_empty()), "{voice}: {fast:?}");
+            }
+        }
     }
 
     #[test]
