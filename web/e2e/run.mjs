@@ -6,11 +6,14 @@
 //   E2E_ONLY          run only journeys whose name contains this text
 //   E2E_SCREENSHOTS   directory to save page screenshots into (e.g. ../docs/screenshots)
 //   E2E_KEEP=1        keep the temp data dir for a look afterwards
+//   AIMAKE_FIXTURES   the neural model fixtures (`make fixtures`; default ~/.cache/aimake/fixtures),
+//                     served as the models mirror so the Models page pulls real files offline
 
 import { mkdir, stat } from 'node:fs/promises'
+import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { chromium } from 'playwright-core'
-import { startServer } from './server.mjs'
+import { startMirror, startServer } from './server.mjs'
 
 const FLAGS = [
   '--headless',
@@ -25,6 +28,9 @@ const FLAGS = [
 /** Synthesis with the local voice takes well under a second; rendering an episode a few. */
 const JOB_TIMEOUT_MS = 60_000
 const ADMIN = { email: 'admin@example.com', password: 'e2e-password-123' }
+/** The smallest model the fixtures hold, and the files its pull must fetch. */
+const PIPER_MODEL = 'piper:en_US-joe-medium'
+const PIPER_FILES = ['en_US-joe-medium.onnx', 'en_US-joe-medium.onnx.json']
 
 const bin = process.env.AIMAKE_BIN
 if (!bin) {
@@ -215,6 +221,25 @@ const journeys = [
       await screenshot(page, 'admin')
     },
   },
+  {
+    name: 'an admin pulls a Piper voice on the Models page and it is verified and installed',
+    async run({ page }) {
+      await signIn(page, ADMIN)
+      await page.goto('/admin/models')
+      await page.getByRole('heading', { name: 'Models' }).waitFor()
+      const row = page.getByRole('row', { name: new RegExp(PIPER_MODEL) })
+      check((await row.getByRole('cell', { name: 'No', exact: true }).count()) === 1, `${PIPER_MODEL} is installed before the pull`)
+      await row.getByRole('button', { name: `Pull ${PIPER_MODEL}` }).click()
+      // Installed only once every file arrived and matched its size and sha256.
+      await row.getByRole('cell', { name: 'Yes', exact: true }).waitFor({ timeout: JOB_TIMEOUT_MS })
+      check(
+        PIPER_FILES.every((file) => mirror.requests.includes(file)),
+        `the pull did not fetch ${PIPER_FILES.join(' and ')} from the mirror: ${mirror.requests.join(', ')}`,
+      )
+      await row.getByRole('button', { name: /Remove/ }).waitFor()
+      await screenshot(page, 'models')
+    },
+  },
 ]
 
 /** Local voices offered in the first voice picker, preferring the UI language's. */
@@ -246,7 +271,12 @@ async function ensureAdmin(server) {
 
 const only = process.env.E2E_ONLY
 const chosen = journeys.filter((j) => !only || j.name.includes(only))
-const server = await startServer(bin)
+const fixtures = process.env.AIMAKE_FIXTURES || join(homedir(), '.cache/aimake/fixtures')
+const mirror = await startMirror(join(fixtures, 'mirror'))
+// Nothing is fetched from the internet: first-run pulls are off and pulls use the mirror.
+const server = await startServer(bin, {
+  env: { AIMAKE_MODELS__AUTO_PULL: 'false', AIMAKE_MODELS__MIRROR: mirror.url },
+})
 if (chosen[0] !== journeys[0]) await ensureAdmin(server)
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -286,6 +316,7 @@ try {
   await browser.close()
   if (failed > 0) console.log(`server log (last lines):\n${server.logs.slice(-30).join('\n')}`)
   await server.stop()
+  await mirror.close()
 }
 console.log(`${passed} passed, ${failed} failed`)
 process.exit(failed === 0 ? 0 : 1)

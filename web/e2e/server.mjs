@@ -2,7 +2,9 @@
 // its JSON log until it says it is ready (and, on a fresh install, prints the setup link).
 
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -114,4 +116,33 @@ export async function startServer(bin, { env = {} } = {}) {
   // The log names the public URL; the browser talks to the port we bound.
   const setupPath = setupUrl === null ? null : new URL(setupUrl).pathname + new URL(setupUrl).search
   return { baseUrl, setupUrl: setupPath === null ? null : baseUrl + setupPath, dataDir, logs, stop }
+}
+
+/**
+ * A models mirror on loopback: the files under `root` at `<url>/<official file name>`, as
+ * `models.mirror` expects, so a pull in the browser downloads and verifies real files.
+ * Resolves to `{ url, requests, close() }`.
+ */
+export async function startMirror(root) {
+  const requests = []
+  const server = createHttpServer(async (request, response) => {
+    const name = decodeURIComponent(new URL(request.url ?? '/', 'http://mirror').pathname.slice(1))
+    requests.push(name)
+    const unsafe = name.split('/').some((part) => part === '' || part === '..')
+    const size = unsafe ? null : await stat(join(root, name)).then((s) => (s.isFile() ? s.size : null), () => null)
+    if (size === null) {
+      response.writeHead(404).end()
+      return
+    }
+    response.writeHead(200, { 'Content-Length': String(size), 'Content-Type': 'application/octet-stream' })
+    createReadStream(join(root, name)).pipe(response)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  const port = typeof address === 'object' && address ? address.port : 0
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise((resolve) => server.close(() => resolve(undefined))),
+  }
 }
