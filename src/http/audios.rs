@@ -567,23 +567,15 @@ async fn providers(State(state): State<AppState>, _user: AuthUser) -> Json<Value
     let mut rows = json!(state.providers.list().await);
     // While the models a neural provider needs are downloading, its row carries the progress.
     for row in rows.as_array_mut().into_iter().flatten() {
-        let needs: &[&str] = match row["id"].as_str() {
-            Some("kokoro") => &["runtime", "kokoro"],
-            Some("piper") => &["runtime", "piper:en_US-joe-medium"],
-            _ => continue,
+        let Some(id) = row["id"].as_str() else {
+            continue;
         };
-        let running: Vec<_> = needs
-            .iter()
-            .filter_map(|name| state.models.progress(name))
-            .filter(|p| p.state == crate::models::PullPhase::Running)
-            .collect();
-        row["progress"] = if running.is_empty() {
-            Value::Null
-        } else {
-            json!({
-                "done_bytes": running.iter().map(|p| p.done_bytes).sum::<u64>(),
-                "total_bytes": running.iter().map(|p| p.total_bytes).sum::<u64>(),
-            })
+        if !matches!(id, "kokoro" | "piper") {
+            continue;
+        }
+        row["progress"] = match state.models.provider_progress(id) {
+            Some((done, total)) => json!({ "done_bytes": done, "total_bytes": total }),
+            None => Value::Null,
         };
     }
     Json(rows)

@@ -51,6 +51,31 @@ impl ModelsService {
         self.pulls.lock().unwrap().get(name).cloned()
     }
 
+    /// Bytes done and in total of the running pulls a neural provider waits for: the runtime
+    /// and its own models (`kokoro`; every `piper:<voice>`). `None` when nothing it needs is
+    /// downloading.
+    pub fn provider_progress(&self, provider: &str) -> Option<(u64, u64)> {
+        let needed = |name: &str| {
+            name == "runtime"
+                || name == provider
+                || name
+                    .strip_prefix(provider)
+                    .is_some_and(|rest| rest.starts_with(':'))
+        };
+        let pulls = self.pulls.lock().unwrap();
+        let running: Vec<&PullState> = pulls
+            .iter()
+            .filter(|(name, p)| p.state == PullPhase::Running && needed(name))
+            .map(|(_, p)| p)
+            .collect();
+        (!running.is_empty()).then(|| {
+            (
+                running.iter().map(|p| p.done_bytes).sum(),
+                running.iter().map(|p| p.total_bytes).sum(),
+            )
+        })
+    }
+
     pub fn is_pulling(&self, name: &str) -> bool {
         self.progress(name)
             .is_some_and(|p| p.state == PullPhase::Running)
@@ -208,5 +233,47 @@ impl ModelsService {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(done: u64, total: u64) -> PullState {
+        PullState {
+            state: PullPhase::Running,
+            done_bytes: done,
+            total_bytes: total,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_providers_progress_sums_the_runtime_and_its_own_running_pulls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::default();
+        config.data.dir = dir.path().to_path_buf();
+        let service = ModelsService::new(Manager::new(&config).unwrap());
+        assert_eq!(service.provider_progress("piper"), None);
+        {
+            let mut pulls = service.pulls.lock().unwrap();
+            pulls.insert("runtime".into(), running(10, 100));
+            pulls.insert("kokoro".into(), running(1, 1000));
+            pulls.insert("piper:de_DE-thorsten-medium".into(), running(5, 50));
+            let mut done = running(7, 7);
+            done.state = PullPhase::Done;
+            pulls.insert("piper:en_US-joe-medium".into(), done);
+        }
+        // Any Piper voice counts, not only one; finished pulls and Kokoro's do not.
+        assert_eq!(service.provider_progress("piper"), Some((15, 150)));
+        assert_eq!(service.provider_progress("kokoro"), Some((11, 1100)));
+        // A name that only starts like the provider's is not its model.
+        service
+            .pulls
+            .lock()
+            .unwrap()
+            .insert("piperx".into(), running(1, 1));
+        assert_eq!(service.provider_progress("piper"), Some((15, 150)));
     }
 }
