@@ -121,7 +121,7 @@ impl ModelsService {
     /// Takes the model's lock and marks its pull as running, unless one is.
     async fn begin(&self, name: &str) -> Result<ModelLock, ModelError> {
         let entry = self.manager.entry(name)?;
-        {
+        let previous = {
             let mut pulls = self.pulls.lock().unwrap();
             if pulls
                 .get(name)
@@ -139,13 +139,17 @@ impl ModelsService {
                     total_bytes: entry.download_bytes(),
                     error: None,
                 },
-            );
-        }
+            )
+        };
         match self.manager.lock(name).await {
             Ok(lock) => Ok(lock),
             Err(e) => {
                 // Another process holds the model: this server's last pull state stands.
-                self.pulls.lock().unwrap().remove(name);
+                let mut pulls = self.pulls.lock().unwrap();
+                match previous {
+                    Some(p) => pulls.insert(name.to_string(), p),
+                    None => pulls.remove(name),
+                };
                 Err(e)
             }
         }
@@ -275,5 +279,35 @@ mod tests {
             .unwrap()
             .insert("piperx".into(), running(1, 1));
         assert_eq!(service.provider_progress("piper"), Some((15, 150)));
+    }
+
+    #[tokio::test]
+    async fn a_pull_refused_because_another_process_holds_the_model_keeps_the_last_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::default();
+        config.data.dir = dir.path().to_path_buf();
+        let service = ModelsService::new(Manager::new(&config).unwrap());
+        let failed = PullState {
+            state: PullPhase::Failed,
+            done_bytes: 3,
+            total_bytes: 9,
+            error: Some("the mirror is down".into()),
+        };
+        let name = "piper:en_US-joe-medium";
+        service
+            .pulls
+            .lock()
+            .unwrap()
+            .insert(name.into(), failed.clone());
+        // `aimake models` in another process holds the model.
+        let other = Manager::new(&config).unwrap();
+        let _held = other.lock(name).await.unwrap();
+        let err = service.start_pull(name).await.unwrap_err();
+        assert!(matches!(err, ModelError::Busy { .. }), "{err}");
+        assert_eq!(service.progress(name), Some(failed));
+        // With no earlier pull there is still nothing to show.
+        let _held = other.lock("kokoro").await.unwrap();
+        assert!(service.start_pull("kokoro").await.is_err());
+        assert_eq!(service.progress("kokoro"), None);
     }
 }
