@@ -318,7 +318,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         }
     }
 
-    let ledger: Vec<(Ulid, (String, bool), (i64, i64))> = ledger
+    let ledger: Vec<_> = ledger
         .into_iter()
         .map(|(entry, sums)| (state.db.new_id(), entry, sums))
         .collect();
