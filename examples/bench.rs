@@ -1981,13 +1981,13 @@ fn throughput_pair(
         text: THROUGHPUT_TEXT.into(),
         voice: voice.into(),
         speed: 1.0,
-        format_hint: Default::default(),
+        format_hint: aimake::audio::Format::Mp3,
     };
     let speak = || {
         runtime.block_on(async {
             let out = provider.synthesize(&request).await?;
             let rate = match out.format {
-                aimake::providers::AudioFormat::Pcm { sample_rate, .. } => sample_rate,
+                aimake::audio::Format::PcmS16Le { sample_rate, .. } => sample_rate,
                 other => anyhow::bail!("a neural voice returned {other:?}, not PCM"),
             };
             anyhow::Ok(out.bytes.len() as f64 / 2.0 / f64::from(rate))

@@ -20,7 +20,7 @@ use crate::jobs::Jobs;
 use crate::lockfile::{LockFile, SERVER_LOCK};
 use crate::models::{Manager, ModelsService};
 use crate::ops::scheduler::{self, SystemClock};
-use crate::podcast::llm::LlmClient;
+use crate::podcast::llm::ScriptWriter;
 use crate::podcast::script::ScriptLimits;
 use crate::providers::Providers;
 use crate::signing::Signer;
@@ -64,7 +64,7 @@ pub struct AppParts {
     /// Signs share links and feed enclosures.
     pub signer: Signer,
     /// The podcast script writer (answers `NotConfigured` when no model is set).
-    pub llm: Arc<LlmClient>,
+    pub llm: Arc<ScriptWriter>,
     /// The database's start-up integrity check, which readiness waits for.
     pub integrity: IntegrityCheck,
     /// The neural voice models: what is installed, and pulls in progress.
@@ -136,7 +136,7 @@ impl App {
             Arc::new(crate::podcast::render::PodcastJob),
         );
         let llm = Arc::new(
-            LlmClient::new(
+            ScriptWriter::new(
                 &config.llm,
                 ScriptLimits {
                     max_chars: config.tts.max_chars,

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::providers::{ErrorKind, ProviderError};
+
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,30 @@ impl From<crate::storage::StorageError> for AppError {
         match e {
             crate::storage::StorageError::NotFound(_) => Self::NotFound,
             crate::storage::StorageError::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// Providers describe what went wrong (`ErrorKind`); the API decides what that answers: a
+/// request the provider refused is the client's to fix (400), a rate limit is passed on
+/// with its wait (429), anything else means speech is unavailable for now (503).
+impl From<ProviderError> for AppError {
+    fn from(e: ProviderError) -> Self {
+        match e.kind {
+            ErrorKind::UnknownVoice | ErrorKind::Rejected => AppError::BadRequest {
+                code: e.code(),
+                message: e.message,
+                details: None,
+            },
+            ErrorKind::RateLimited => AppError::TooMany {
+                code: e.code(),
+                message: e.message,
+                retry_after_s: e.retry_after.map_or(1, |d| d.as_secs().max(1)),
+            },
+            _ => AppError::Unavailable {
+                code: e.code(),
+                message: e.message,
+            },
         }
     }
 }
@@ -309,5 +335,23 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["details"]["text"], "at most 10 characters");
+    }
+
+    #[test]
+    fn provider_errors_map_to_api_errors_with_their_code() {
+        let e: AppError = ProviderError::new(
+            "elevenlabs",
+            ErrorKind::Auth,
+            "ElevenLabs rejected the API key",
+        )
+        .into();
+        assert_eq!(e.code(), "provider_auth");
+        assert_eq!(e.status_code(), 503);
+        let e: AppError = ProviderError::new("local", ErrorKind::UnknownVoice, "no").into();
+        assert_eq!(e.status_code(), 400);
+        let e: AppError = ProviderError::new("openai", ErrorKind::RateLimited, "slow down")
+            .with_retry_after(Some(std::time::Duration::from_secs(7)))
+            .into();
+        assert_eq!(e.status_code(), 429);
     }
 }

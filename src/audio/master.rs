@@ -14,19 +14,12 @@ pub struct SourcePart<'a> {
     pub chapter: Option<&'a str>,
 }
 
+/// How the finished audio is encoded: a [`Format`] the pipeline can write, with its encoder's
+/// settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
+pub enum Encoding {
     Mp3 { bitrate_kbps: u32 },
     Wav,
-}
-
-impl OutputFormat {
-    pub fn mime_type(self) -> &'static str {
-        match self {
-            Self::Mp3 { .. } => "audio/mpeg",
-            Self::Wav => "audio/wav",
-        }
-    }
 }
 
 /// MP3 encoding adds a little to the true peak (about 0.3 dB for speech at 64 kbps), so MP3
@@ -43,7 +36,7 @@ pub struct MasterOptions {
     pub chapter_pause_ms: u32,
     /// `None` keeps the providers' levels.
     pub loudness: Option<LoudnessTarget>,
-    pub output: OutputFormat,
+    pub output: Encoding,
     pub peak_buckets: usize,
 }
 
@@ -57,7 +50,7 @@ impl Default for MasterOptions {
             pause_ms: 350,
             chapter_pause_ms: 1000,
             loudness: Some(LoudnessTarget::default()),
-            output: OutputFormat::Mp3 { bitrate_kbps: 64 },
+            output: Encoding::Mp3 { bitrate_kbps: 64 },
             peak_buckets: 1000,
         }
     }
@@ -114,7 +107,7 @@ pub fn master_episode(
     let mut joined = joiner.finish();
     let loudness = match options.loudness {
         Some(mut target) => {
-            if matches!(options.output, OutputFormat::Mp3 { .. }) {
+            if matches!(options.output, Encoding::Mp3 { .. }) {
                 target.max_true_peak_dbtp -= MP3_TRUE_PEAK_HEADROOM_DB;
             }
             normalize(&mut joined.pcm, target)?.after
@@ -125,7 +118,7 @@ pub fn master_episode(
     let chapters = chapters(parts, &joined.spans, duration_ms);
 
     let bytes = match options.output {
-        OutputFormat::Mp3 { bitrate_kbps } => {
+        Encoding::Mp3 { bitrate_kbps } => {
             let mut tags = tags.cloned().unwrap_or_default();
             if !chapters.is_empty() {
                 tags.chapters = chapters.clone();
@@ -133,7 +126,7 @@ pub fn master_episode(
             let tags = (tags != Id3Tags::default()).then_some(tags);
             encode_mp3(&joined.pcm, bitrate_kbps, tags.as_ref())?
         }
-        OutputFormat::Wav => encode_wav(&joined.pcm)?,
+        Encoding::Wav => encode_wav(&joined.pcm)?,
     };
     Ok(Mastered {
         bytes,
@@ -303,7 +296,7 @@ mod tests {
         }];
         let options = MasterOptions {
             sample_rate: 22_050,
-            output: OutputFormat::Wav,
+            output: Encoding::Wav,
             ..Default::default()
         };
         let mastered = master_episode(&parts, &options, None).unwrap();

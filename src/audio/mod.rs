@@ -15,7 +15,7 @@ pub use decode::{Probe, decode, probe};
 pub use encode::{Chapter, Cover, Id3Tags, Mp3Encoder, encode_mp3, encode_wav};
 pub use join::{Joined, Joiner, Part, Span, join};
 pub use loudness::{Loudness, LoudnessTarget, Normalized, measure, normalize};
-pub use master::{MasterOptions, Mastered, OutputFormat, SourcePart, master_episode};
+pub use master::{Encoding, MasterOptions, Mastered, SourcePart, master_episode};
 pub use peaks::{Peaks, peaks};
 pub use resample::{conform, resample};
 
@@ -38,20 +38,21 @@ pub enum AudioError {
 
 pub type Result<T, E = AudioError> = std::result::Result<T, E>;
 
-/// The encoding of a byte buffer handed to [`decode`] or [`probe`].
+/// The one audio-format type: what a provider returned, what a stored object holds, what a
+/// caller asks a provider for, and what [`decode`] and [`probe`] are handed.
 ///
 /// Containers are detected from the bytes themselves; the format is a hint (and the name used
 /// in error messages), so an MP3 labelled as WAV still decodes. Raw PCM has no header, so its
-/// parameters must be given.
+/// parameters travel with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Mp3,
     Wav,
     Flac,
-    /// Ogg Vorbis.
+    /// Ogg Vorbis or Opus.
     Ogg,
     /// Headerless signed 16-bit little-endian samples (OpenAI `pcm`, ElevenLabs `pcm_*`,
-    /// Tencent `pcm`).
+    /// Tencent `pcm`, the neural voices).
     PcmS16Le {
         sample_rate: u32,
         channels: u16,
@@ -59,7 +60,7 @@ pub enum Format {
 }
 
 impl Format {
-    /// The usual file extension, which is also the name used in messages.
+    /// The usual file extension, which is also the name used in messages and stored keys.
     pub fn extension(self) -> &'static str {
         match self {
             Self::Mp3 => "mp3",
@@ -67,6 +68,18 @@ impl Format {
             Self::Flac => "flac",
             Self::Ogg => "ogg",
             Self::PcmS16Le { .. } => "pcm",
+        }
+    }
+
+    /// The container an extension names; raw PCM has none, since its bytes do not say their
+    /// rate.
+    pub fn from_extension(extension: &str) -> Option<Self> {
+        match extension {
+            "mp3" => Some(Self::Mp3),
+            "wav" => Some(Self::Wav),
+            "flac" => Some(Self::Flac),
+            "ogg" => Some(Self::Ogg),
+            _ => None,
         }
     }
 
@@ -78,6 +91,28 @@ impl Format {
             Self::Flac => "audio/flac",
             Self::Ogg => "audio/ogg",
             Self::PcmS16Le { .. } => "audio/L16",
+        }
+    }
+
+    /// Headerless samples: bytes that cannot be stored or served as they are.
+    pub fn is_raw(self) -> bool {
+        matches!(self, Self::PcmS16Le { .. })
+    }
+
+    /// A cheap check of the leading bytes, so an HTML error page or a truncated body is
+    /// caught (and retried) where it arrives instead of failing later in the decoder.
+    pub fn looks_like(self, bytes: &[u8]) -> bool {
+        match self {
+            Self::Mp3 => {
+                bytes.starts_with(b"ID3")
+                    || (bytes.len() >= 4 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0)
+            }
+            Self::Wav => bytes.len() > 44 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
+            Self::PcmS16Le { channels, .. } => {
+                !bytes.is_empty() && bytes.len().is_multiple_of(2 * usize::from(channels.max(1)))
+            }
+            Self::Ogg => bytes.starts_with(b"OggS"),
+            Self::Flac => bytes.starts_with(b"fLaC"),
         }
     }
 }
@@ -188,6 +223,39 @@ mod tests {
         assert!(Pcm::new(24_000, 2, vec![0.0; 3]).is_err());
         assert!(Pcm::new(0, 1, vec![]).is_err());
         assert!(Pcm::new(24_000, 0, vec![]).is_err());
+    }
+
+    #[test]
+    fn audio_sniffing_accepts_real_headers_and_rejects_text() {
+        assert!(Format::Mp3.looks_like(b"ID3\x04\0\0\0\0\0\0"));
+        assert!(Format::Mp3.looks_like(&[0xFF, 0xFB, 0x90, 0xC4, 0, 0]));
+        assert!(!Format::Mp3.looks_like(b"<html>oops</html>"));
+        let mut wav = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
+        wav.resize(100, 0);
+        assert!(Format::Wav.looks_like(&wav));
+        assert!(!Format::Wav.looks_like(b"{\"error\":1}"));
+        let pcm = Format::PcmS16Le {
+            sample_rate: 24000,
+            channels: 1,
+        };
+        assert!(pcm.looks_like(&[0, 0, 1, 0]));
+        assert!(!pcm.looks_like(&[0, 0, 1]));
+        assert!(!pcm.looks_like(&[]));
+    }
+
+    #[test]
+    fn container_extensions_round_trip_and_raw_pcm_has_none() {
+        for format in [Format::Mp3, Format::Wav, Format::Flac, Format::Ogg] {
+            assert_eq!(Format::from_extension(format.extension()), Some(format));
+            assert!(!format.is_raw());
+        }
+        let pcm = Format::PcmS16Le {
+            sample_rate: 24000,
+            channels: 1,
+        };
+        assert!(pcm.is_raw());
+        assert_eq!(Format::from_extension(pcm.extension()), None);
+        assert_eq!(Format::from_extension("json"), None);
     }
 
     #[test]

@@ -411,6 +411,7 @@ impl Auth {
         let (email, display_name) = validate_new_account(&input)?;
         let hash = self.hash(input.password).await?;
         let max_ms = self.inner.max_ms;
+        let (user_id, session_id) = (self.db().new_id(), self.db().new_id());
         let outcome = self
             .db()
             .write(move |c| {
@@ -424,8 +425,8 @@ impl Auth {
                 if users::email_taken(&tx, email.as_str())? {
                     return Ok(Err(email_taken()));
                 }
-                let user = insert_user(&tx, &email, &hash, display_name, Role::Admin)?;
-                let session = issue_session(&tx, &user.id, &client, max_ms)?;
+                let user = insert_user(&tx, user_id, &email, &hash, display_name, Role::Admin)?;
+                let session = issue_session(&tx, session_id, &user.id, &client, max_ms)?;
                 tx.commit()?;
                 Ok(Ok((user, session)))
             })
@@ -473,6 +474,7 @@ impl Auth {
         let (email, display_name) = validate_new_account(&input)?;
         let hash = self.hash(input.password).await?;
         let max_ms = self.inner.max_ms;
+        let (user_id, session_id) = (self.db().new_id(), self.db().new_id());
         let (user, session) = self
             .db()
             .write(move |c| {
@@ -480,13 +482,13 @@ impl Auth {
                 if users::email_taken(&tx, email.as_str())? {
                     return Ok(Err(email_taken()));
                 }
-                let user = insert_user(&tx, &email, &hash, display_name, Role::User)?;
+                let user = insert_user(&tx, user_id, &email, &hash, display_name, Role::User)?;
                 if let Some(code) = &invite
                     && !invites::redeem(&tx, code, &user.id, user.created_at)?
                 {
                     return Ok(Err(invalid_invite()));
                 }
-                let session = issue_session(&tx, &user.id, &client, max_ms)?;
+                let session = issue_session(&tx, session_id, &user.id, &client, max_ms)?;
                 tx.commit()?;
                 Ok(Ok((user, session)))
             })
@@ -521,12 +523,13 @@ impl Auth {
         }
         let (idle_ms, max_ms) = (self.inner.idle_ms, self.inner.max_ms);
         let user_id = user.id.clone();
+        let session_id = self.db().new_id();
         let session = self
             .db()
             .write(move |c| {
                 let now = now_ms();
                 sessions::delete_dead_for_user(c, &user_id, now, now - idle_ms)?;
-                Ok(issue_session(c, &user_id, &client, max_ms)?)
+                Ok(issue_session(c, session_id, &user_id, &client, max_ms)?)
             })
             .await?;
         Ok((self.me_from_row(user).await?, session))
@@ -766,7 +769,7 @@ impl Auth {
         }
         let token = format!("{}{}", secret::TOKEN_PREFIX, secret::random_256());
         let hash = secret::digest(&token);
-        let id = crate::db::new_id().to_string();
+        let id = self.db().new_id().to_string();
         let user_id = user.id.to_string();
         let now = now_ms();
         let (id2, name2) = (id.clone(), name.clone());
@@ -970,6 +973,7 @@ impl Auth {
     pub async fn add_user(&self, input: NewAccount, role: Role) -> Result<UserSummary> {
         let (email, display_name) = validate_new_account(&input)?;
         let hash = self.hash(input.password).await?;
+        let user_id = self.db().new_id();
         let user = self
             .db()
             .write(move |c| {
@@ -977,7 +981,7 @@ impl Auth {
                 if users::email_taken(&tx, email.as_str())? {
                     return Ok(Err(email_taken()));
                 }
-                let user = insert_user(&tx, &email, &hash, display_name, role)?;
+                let user = insert_user(&tx, user_id, &email, &hash, display_name, role)?;
                 tx.commit()?;
                 Ok(Ok(user))
             })
@@ -1042,6 +1046,7 @@ impl Auth {
 
 fn insert_user(
     conn: &Connection,
+    id: Ulid,
     email: &Email,
     hash: &str,
     display_name: Option<String>,
@@ -1049,7 +1054,7 @@ fn insert_user(
 ) -> rusqlite::Result<users::UserRow> {
     let now = now_ms();
     let row = users::UserRow {
-        id: crate::db::new_id().to_string(),
+        id: id.to_string(),
         email: email.as_str().to_string(),
         password_hash: hash.to_string(),
         display_name,
@@ -1065,6 +1070,7 @@ fn insert_user(
 
 fn issue_session(
     conn: &Connection,
+    id: Ulid,
     user_id: &str,
     client: &ClientInfo,
     max_ms: i64,
@@ -1078,7 +1084,7 @@ fn issue_session(
     sessions::insert(
         conn,
         &sessions::NewSession {
-            id: &crate::db::new_id().to_string(),
+            id: &id.to_string(),
             user_id,
             token_hash: &secret::digest(&token),
             now,

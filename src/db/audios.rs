@@ -660,12 +660,13 @@ mod tests {
             pages(conn)
         };
         let alone = cost(&conn);
+        let ids = crate::db::Ids::default();
         let tx = conn.transaction().unwrap();
         for i in 0..20_000 {
             insert(
                 &tx,
                 &NewAudio {
-                    id: crate::db::new_id(),
+                    id: ids.next(),
                     user_id: b,
                     kind: "tts",
                     title: "people",

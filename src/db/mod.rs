@@ -48,6 +48,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     reader_slots: Semaphore,
     writer: writer::Writer,
+    ids: Ids,
 }
 
 /// A reader taken from the pool; goes back on drop, even if the closure panicked.
@@ -109,12 +110,18 @@ impl Db {
                 readers: Mutex::new(readers),
                 reader_slots: Semaphore::new(READERS),
                 writer: writer::Writer::start(writer)?,
+                ids: Ids::default(),
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// A new row id for this database, after every id it made before (see [`Ids`]).
+    pub fn new_id(&self) -> ulid::Ulid {
+        self.inner.ids.next()
     }
 
     /// How many checkpoints the background checkpointer has run.
@@ -250,14 +257,19 @@ pub fn escape_like(s: &str) -> String {
     out
 }
 
-/// A new row id. Lists are newest first by id (or by time, then id), so ids made in the same
-/// millisecond must still sort in the order they were made: within a millisecond each id is
-/// the one before plus one, where `Ulid::generate` would pick its low bits at random.
-pub fn new_id() -> ulid::Ulid {
-    static IDS: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
-    let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
-    // Overflow takes 2^80 ids in one millisecond; a random one is then the best there is.
-    ids.generate().unwrap_or_else(|_| ulid::Ulid::generate())
+/// Row ids for one database, each after the one before. Lists are newest first by id (or by
+/// time, then id), so ids made in the same millisecond must still sort in the order they were
+/// made: within a millisecond each id is the one before plus one, where `Ulid::generate` would
+/// pick its low bits at random. Every clone of a [`Db`] shares its one generator.
+#[derive(Debug, Default)]
+pub struct Ids(Mutex<ulid::Generator>);
+
+impl Ids {
+    pub fn next(&self) -> ulid::Ulid {
+        let mut ids = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Overflow takes 2^80 ids in one millisecond; a random one is then the best there is.
+        ids.generate().unwrap_or_else(|_| ulid::Ulid::generate())
+    }
 }
 
 /// Current time as Unix milliseconds, the unit every `*_at` column uses.
@@ -701,12 +713,27 @@ mod tests {
 
     #[test]
     fn ids_made_in_the_same_millisecond_sort_in_the_order_made() {
-        let ids: Vec<ulid::Ulid> = (0..10_000).map(|_| new_id()).collect();
+        let made = Ids::default();
+        let ids: Vec<ulid::Ulid> = (0..10_000).map(|_| made.next()).collect();
         assert!(
             ids.windows(2).all(|w| w[0] < w[1]),
             "every id sorts after the one before"
         );
         let strings: Vec<String> = ids.iter().map(ToString::to_string).collect();
         assert!(strings.windows(2).all(|w| w[0] < w[1]), "as text too");
+    }
+
+    #[test]
+    fn every_clone_of_a_database_takes_ids_from_one_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let other = db.clone();
+        let ids: Vec<ulid::Ulid> = (0..5_000)
+            .flat_map(|_| [db.new_id(), other.new_id()])
+            .collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids from two handles interleave in the order they were made"
+        );
     }
 }

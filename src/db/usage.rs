@@ -5,6 +5,8 @@ use serde::Serialize;
 use ulid::Ulid;
 
 pub struct NewUsage<'a> {
+    /// From [`crate::db::Db::new_id`].
+    pub id: Ulid,
     pub user_id: Ulid,
     pub audio_id: Option<Ulid>,
     /// e.g. `tts:openai:tts-1`, `llm:gpt-4o-mini`.
@@ -21,7 +23,7 @@ pub fn insert(tx: &Transaction<'_>, u: &NewUsage<'_>, now: i64) -> rusqlite::Res
                    (id, user_id, audio_id, service, units, cost_micros, day, created_at, cached)
                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
     tx.prepare_cached(sql)?.execute(params![
-        crate::db::new_id().to_string(),
+        u.id.to_string(),
         u.user_id.to_string(),
         u.audio_id.map(|a| a.to_string()),
         u.service,
@@ -150,6 +152,7 @@ mod tests {
             insert(
                 &tx,
                 &NewUsage {
+                    id: Ulid::generate(),
                     user_id: user,
                     audio_id: None,
                     service,

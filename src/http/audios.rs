@@ -326,7 +326,7 @@ async fn progressive(
             let Ok(bytes) = state.storage.get(&obj.key).await else {
                 break;
             };
-            let format = crate::speech::job::format_of(obj.key.as_str());
+            let format = crate::speech::synth::format_of(obj.key.as_str());
             let enc = encoder.take().expect("checked above");
             let Ok((enc, out)) = reencode(enc, bytes, format).await else {
                 break;
@@ -371,7 +371,7 @@ async fn progressive(
         };
         encoder = match (file, bytes) {
             (Some(key), Some(bytes)) => {
-                let format = crate::speech::job::format_of(&key);
+                let format = crate::speech::synth::format_of(&key);
                 match reencode(enc, bytes, format).await {
                     Ok((enc, out)) => tx
                         .send(Ok(bytes::Bytes::from(out)))
@@ -617,7 +617,7 @@ async fn preview(
             voice.name
         )
     };
-    let digest = crate::speech::job::cache_key(
+    let digest = crate::speech::synth::cache_key(
         provider.id(),
         provider.model(),
         &voice.id,
@@ -643,12 +643,11 @@ async fn preview(
         text: text.clone(),
         voice: name,
         speed: 1.0,
-        format_hint: crate::providers::OutputFormat::Mp3,
+        format_hint: crate::audio::Format::Mp3,
     };
     let out = provider.synthesize(&request).await?;
     let ext = match out.format {
-        crate::providers::AudioFormat::Mp3 => "mp3",
-        crate::providers::AudioFormat::Wav => "wav",
+        crate::audio::Format::Mp3 | crate::audio::Format::Wav => out.format.extension(),
         _ => {
             return Err(AppError::Unavailable {
                 code: "provider_unavailable",
@@ -669,6 +668,7 @@ async fn preview(
         text.chars().count(),
     );
     let cost = provider.cost_micros(chars) as i64;
+    let id = state.db.new_id();
     state
         .db
         .write(move |c| {
@@ -676,6 +676,7 @@ async fn preview(
             crate::db::usage::insert(
                 &tx,
                 &crate::db::usage::NewUsage {
+                    id,
                     user_id,
                     audio_id: None,
                     service: &service,

@@ -21,6 +21,8 @@ pub struct Job {
 /// What to enqueue; inserted inside the caller's transaction, next to the row it works on.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
+    /// From [`crate::db::Db::new_id`], so jobs sort in the order they were made.
+    pub id: Ulid,
     pub kind: &'a str,
     pub user_id: Option<Ulid>,
     pub audio_id: Option<Ulid>,
@@ -61,7 +63,7 @@ impl Status {
 }
 
 pub fn enqueue(tx: &Transaction<'_>, job: &NewJob<'_>, now: i64) -> rusqlite::Result<Ulid> {
-    let id = crate::db::new_id();
+    let id = job.id;
     tx.prepare_cached(
         "INSERT INTO jobs (id, kind, user_id, audio_id, payload, status, attempts, max_attempts,
                            run_after, created_at, updated_at)
@@ -240,6 +242,7 @@ mod tests {
         let id = enqueue(
             &tx,
             &NewJob {
+                id: Ulid::generate(),
                 kind,
                 user_id: None,
                 audio_id: None,
@@ -354,6 +357,7 @@ mod tests {
         let id = enqueue(
             &tx,
             &NewJob {
+                id: Ulid::generate(),
                 kind: "tts",
                 user_id: None,
                 audio_id: Some(audio),

@@ -13,10 +13,11 @@ use super::engine::Holder;
 use super::phonemes::{self, Espeak, KOKORO_MAX_TOKENS, KokoroAccent};
 use super::runtime::Runtime;
 use super::{Prepared, build_session, model_error, pcm_from_f32, prepare_text};
+use crate::audio::Format;
 use crate::models::Layout;
 use crate::providers::{
-    AudioFormat, ErrorKind, Gender, ProviderError, ProviderStatus, Quality, SynthesisRequest,
-    Synthesized, TextLimit, Tts, Voice,
+    ErrorKind, Gender, ProviderError, ProviderStatus, Quality, SynthesisRequest, Synthesized,
+    TextLimit, Tts, Voice,
 };
 
 const ID: &str = "kokoro";
@@ -386,7 +387,7 @@ impl Tts for Kokoro {
             .await?;
         Ok(Synthesized {
             bytes: pcm_from_f32(&samples).into(),
-            format: AudioFormat::Pcm {
+            format: Format::PcmS16Le {
                 sample_rate: SAMPLE_RATE,
                 channels: 1,
             },

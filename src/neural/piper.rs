@@ -19,10 +19,11 @@ use super::engine::Holder;
 use super::phonemes::{self, Espeak, PiperSymbols};
 use super::runtime::Runtime;
 use super::{Prepared, build_session, model_error, pcm_from_f32, prepare_text};
+use crate::audio::Format;
 use crate::models::{Layout, PiperFiles};
 use crate::providers::{
-    AudioFormat, ErrorKind, Gender, ProviderError, ProviderStatus, Quality, SynthesisRequest,
-    Synthesized, TextLimit, Tts, Voice,
+    ErrorKind, Gender, ProviderError, ProviderStatus, Quality, SynthesisRequest, Synthesized,
+    TextLimit, Tts, Voice,
 };
 
 const ID: &str = "piper";
@@ -393,7 +394,7 @@ impl Tts for Piper {
             .await?;
         Ok(Synthesized {
             bytes: pcm_from_f32(&samples).into(),
-            format: AudioFormat::Pcm {
+            format: Format::PcmS16Le {
                 sample_rate,
                 channels: 1,
             },

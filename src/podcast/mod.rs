@@ -1,4 +1,5 @@
-//! Podcasts without HTTP: scripts and their parser, the LLM script writer, subtitles, RSS feeds.
+//! Podcasts without HTTP: scripts and their parser, the script writer (prompts for the language
+//! model client in `providers`), subtitles, RSS feeds.
 
 pub mod feed;
 pub mod llm;

@@ -16,24 +16,22 @@ use ulid::Ulid;
 use super::service::{EpisodeScript, Timings};
 use super::subtitles::{TimedChapter, TimedLine};
 use crate::app::AppState;
-use crate::audio::{self, Cover, Format, Id3Tags, MasterOptions, SourcePart};
+use crate::audio::{self, Cover, Encoding, Format, Id3Tags, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
 use crate::db::podcasts::PodcastRow;
 use crate::db::usage::{self, NewUsage};
 use crate::db::{episodes, now_ms, podcasts};
 use crate::error::AppError;
-use crate::jobs::events::StatusEvent;
 use crate::jobs::{Handler, JobContext, JobError, queue};
-use crate::providers::{AudioFormat, OutputFormat, SynthesisRequest, Tts};
-use crate::speech::job::{Progress, format_of, provider_error};
-use crate::speech::job::{TtsJob, cache_key};
+use crate::providers::{SynthesisRequest, Tts};
+use crate::speech::synth::{
+    self, CHUNK_PAUSE_MS, Progress, cache_key, format_of, provider_error, publish_done,
+};
 use crate::storage::{Key, keys};
 
 /// The format component of line cache keys: line objects are raw provider output (any
 /// container), unlike library audios, so they never answer a library request.
 const LINE_FORMAT: &str = "line";
-/// Silence between chunks of one long line.
-const CHUNK_PAUSE_MS: u32 = 150;
 
 pub struct PodcastJob;
 
@@ -44,11 +42,11 @@ impl Handler for PodcastJob {
 
     /// Same bookkeeping as a speech job: the audio fails, the kept lines go.
     fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
-        TtsJob.failed(ctx, error)
+        synth::fail(ctx, error)
     }
 
     fn canceled(&self, ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
-        TtsJob.canceled(ctx)
+        synth::discard_kept(ctx)
     }
 }
 
@@ -320,6 +318,11 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         }
     }
 
+    let ledger: Vec<_> = ledger
+        .into_iter()
+        .map(|(entry, sums)| (state.db.new_id(), entry, sums))
+        .collect();
+
     let object_key = keys::audio(user, audio_id, "mp3");
     let peaks_key = keys::peaks(user, audio_id);
     let sha = hex::encode(Sha256::digest(&mastered.bytes));
@@ -355,10 +358,11 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             }
             audios::put_peaks(&tx, &pk, &peaks)?;
             episodes::set_timings(&tx, audio_id, &timings_json, now)?;
-            for ((service, cached), (units, cost)) in &ledger {
+            for (id, (service, cached), (units, cost)) in &ledger {
                 usage::insert(
                     &tx,
                     &NewUsage {
+                        id: *id,
                         user_id: user,
                         audio_id: Some(audio_id),
                         service,
@@ -381,14 +385,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
         })
         .await?;
     if committed {
-        state.jobs.events.publish(
-            audio_id,
-            StatusEvent {
-                status: "succeeded".into(),
-                progress: 1.0,
-                error: None,
-            },
-        );
+        publish_done(&state, audio_id);
     } else {
         state
             .storage
@@ -457,32 +454,21 @@ async fn synthesize_line(p: &Planned) -> Result<(Bytes, String), JobError> {
                 text: chunk.clone(),
                 voice: p.voice.clone(),
                 speed: 1.0,
-                format_hint: OutputFormat::Mp3,
+                format_hint: Format::Mp3,
             })
             .await
             .map_err(provider_error)?;
         outs.push((out.bytes, out.format));
     }
-    if outs.len() == 1
-        && let Some((bytes, format)) = outs.pop()
-        && let Some(ext) = container(format)
+    if let [(bytes, format)] = outs.as_slice()
+        && !format.is_raw()
     {
-        return Ok((bytes, ext.to_string()));
+        return Ok((bytes.clone(), format.extension().to_string()));
     }
     let wav = tokio::task::spawn_blocking(move || {
         let mut pcms = Vec::with_capacity(outs.len());
         for (bytes, format) in outs {
-            let f = match format {
-                AudioFormat::Pcm {
-                    sample_rate,
-                    channels,
-                } => Format::PcmS16Le {
-                    sample_rate,
-                    channels,
-                },
-                other => format_of(container(other).unwrap_or("mp3")),
-            };
-            pcms.push(audio::encode_wav(&audio::decode(&bytes, f)?)?);
+            pcms.push(audio::encode_wav(&audio::decode(&bytes, format)?)?);
         }
         let parts: Vec<SourcePart<'_>> = pcms
             .iter()
@@ -496,7 +482,7 @@ async fn synthesize_line(p: &Planned) -> Result<(Bytes, String), JobError> {
             pause_ms: CHUNK_PAUSE_MS,
             chapter_pause_ms: CHUNK_PAUSE_MS,
             loudness: None,
-            output: audio::OutputFormat::Wav,
+            output: Encoding::Wav,
             ..MasterOptions::default()
         };
         audio::master_episode(&parts, &options, None).map(|m| m.bytes)
@@ -512,16 +498,6 @@ async fn synthesize_line(p: &Planned) -> Result<(Bytes, String), JobError> {
     Ok((Bytes::from(wav), "wav".into()))
 }
 
-fn container(format: AudioFormat) -> Option<&'static str> {
-    match format {
-        AudioFormat::Mp3 => Some("mp3"),
-        AudioFormat::Wav => Some("wav"),
-        AudioFormat::Ogg => Some("ogg"),
-        AudioFormat::Flac => Some("flac"),
-        AudioFormat::Pcm { .. } => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,5 +510,82 @@ mod tests {
         let key = keys::job_line(job, 3, false, "mp3");
         assert_eq!(line_entry(key.as_str()), Some((3, false, "mp3".into())));
         assert_eq!(line_entry("jobs/x/chunk-00001.wav"), None);
+    }
+
+    /// Answers every request with the same bytes.
+    struct Fixed(Format, Bytes);
+
+    #[async_trait::async_trait]
+    impl Tts for Fixed {
+        fn id(&self) -> &'static str {
+            "kokoro"
+        }
+        fn model(&self) -> &str {
+            "fixed"
+        }
+        async fn status(&self) -> crate::providers::ProviderStatus {
+            unreachable!()
+        }
+        async fn voices(
+            &self,
+        ) -> Result<Vec<crate::providers::Voice>, crate::providers::ProviderError> {
+            unreachable!()
+        }
+        fn limits(&self, _: &str) -> crate::providers::TextLimit {
+            crate::providers::TextLimit::chars(100)
+        }
+        fn max_concurrency(&self) -> usize {
+            1
+        }
+        fn price_micros_per_1k_chars(&self) -> u64 {
+            0
+        }
+        async fn synthesize(
+            &self,
+            _: &SynthesisRequest,
+        ) -> Result<crate::providers::Synthesized, crate::providers::ProviderError> {
+            Ok(crate::providers::Synthesized {
+                bytes: self.1.clone(),
+                format: self.0,
+                model: "fixed".into(),
+            })
+        }
+    }
+
+    fn line(format: Format, bytes: Vec<u8>) -> Planned {
+        Planned {
+            provider: Arc::new(Fixed(format, Bytes::from(bytes))),
+            voice: "v".into(),
+            chunks: vec!["Hello.".into()],
+            key: "k".into(),
+            service: "tts:kokoro:fixed".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_one_chunk_line_of_raw_pcm_is_kept_as_a_wav() {
+        // 100 ms of 24 kHz mono 16-bit samples, as the neural voices answer.
+        let pcm = Format::PcmS16Le {
+            sample_rate: 24_000,
+            channels: 1,
+        };
+        let (bytes, ext) = synthesize_line(&line(pcm, vec![0; 4800])).await.unwrap();
+        assert_eq!(ext, "wav");
+        let kept = audio::decode(&bytes, Format::Wav).unwrap();
+        assert!(
+            (95..=105).contains(&kept.duration_ms()),
+            "{} ms",
+            kept.duration_ms()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_one_chunk_line_in_a_container_is_kept_byte_for_byte() {
+        let wav = audio::encode_wav(&audio::Pcm::silence(22_050, 1, 100)).unwrap();
+        let (bytes, ext) = synthesize_line(&line(Format::Wav, wav.clone()))
+            .await
+            .unwrap();
+        assert_eq!(ext, "wav");
+        assert_eq!(bytes, wav);
     }
 }

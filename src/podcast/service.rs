@@ -154,7 +154,7 @@ pub async fn create(state: &AppState, user: Ulid, f: PodcastFields) -> Result<Po
         ));
     }
     let c = changes(f)?;
-    let id = crate::db::new_id();
+    let id = state.db.new_id();
     state
         .db
         .write(move |conn| {
@@ -604,6 +604,7 @@ pub async fn write_script(
         && u.prompt_tokens + u.completion_tokens > 0
     {
         let service = format!("llm:{model}");
+        let id = state.db.new_id();
         state
             .db
             .write(move |c| {
@@ -611,6 +612,7 @@ pub async fn write_script(
                 usage::insert(
                     &tx,
                     &NewUsage {
+                        id,
                         user_id: user,
                         audio_id: None,
                         service: &service,
@@ -764,7 +766,7 @@ pub async fn create_episode(
     };
     let script_json = serde_json::to_string(&stored).map_err(anyhow::Error::from)?;
     let text = script.to_dialogue_text();
-    let (audio_id, episode_id) = (crate::db::new_id(), crate::db::new_id());
+    let (audio_id, episode_id, job_id) = (state.db.new_id(), state.db.new_id(), state.db.new_id());
     let (episode, audio) = state
         .db
         .write(move |c| {
@@ -800,6 +802,7 @@ pub async fn create_episode(
             queue::enqueue(
                 &tx,
                 &NewJob {
+                    id: job_id,
                     kind: PODCAST_JOB,
                     user_id: Some(user),
                     audio_id: Some(audio_id),

@@ -10,9 +10,10 @@ use serde_json::json;
 use super::http::{HttpBase, Reply};
 use super::scrub::Scrubber;
 use super::{
-    AudioFormat, ErrorKind, Gender, ProviderError, ProviderStatus, RetryPolicy, SynthesisRequest,
-    Synthesized, TextLimit, Tts, Voice,
+    ErrorKind, Gender, ProviderError, ProviderStatus, RetryPolicy, SynthesisRequest, Synthesized,
+    TextLimit, Tts, Voice,
 };
+use crate::audio::Format;
 use crate::config::{ElevenLabsConfig, Secret};
 
 const ID: &str = "elevenlabs";
@@ -28,7 +29,7 @@ pub struct ElevenLabs {
     api_key: Secret,
     model: String,
     output_format: String,
-    format: AudioFormat,
+    format: Format,
     price: u64,
     /// One entry (the key is `()`): the account's voice list, fetched at most once per TTL
     /// even when many requests ask at the same moment.
@@ -60,14 +61,14 @@ fn english_only(model: &str) -> bool {
 }
 
 /// `mp3_44100_128` → mp3, `pcm_24000` → 24 kHz mono PCM, `opus_48000_64` → Ogg.
-pub fn parse_output_format(name: &str) -> anyhow::Result<AudioFormat> {
+pub fn parse_output_format(name: &str) -> anyhow::Result<Format> {
     let mut parts = name.split('_');
     let codec = parts.next().unwrap_or_default();
     let rate = parts.next().and_then(|r| r.parse::<u32>().ok());
     match (codec, rate) {
-        ("mp3", Some(_)) => Ok(AudioFormat::Mp3),
-        ("opus", Some(_)) => Ok(AudioFormat::Ogg),
-        ("pcm", Some(sample_rate)) => Ok(AudioFormat::Pcm {
+        ("mp3", Some(_)) => Ok(Format::Mp3),
+        ("opus", Some(_)) => Ok(Format::Ogg),
+        ("pcm", Some(sample_rate)) => Ok(Format::PcmS16Le {
             sample_rate,
             channels: 1,
         }),
@@ -235,7 +236,7 @@ impl ElevenLabs {
             .client
             .post(url.clone())
             .header("xi-api-key", self.api_key.expose())
-            .header("accept", self.format.content_type())
+            .header("accept", self.format.mime_type())
             .json(body);
         let reply = self.http.send(request).await?;
         if !reply.status.is_success() {
@@ -316,21 +317,15 @@ mod tests {
 
     #[test]
     fn output_formats_name_their_audio_layout() {
-        assert_eq!(
-            parse_output_format("mp3_44100_128").unwrap(),
-            AudioFormat::Mp3
-        );
+        assert_eq!(parse_output_format("mp3_44100_128").unwrap(), Format::Mp3);
         assert_eq!(
             parse_output_format("pcm_24000").unwrap(),
-            AudioFormat::Pcm {
+            Format::PcmS16Le {
                 sample_rate: 24000,
                 channels: 1
             }
         );
-        assert_eq!(
-            parse_output_format("opus_48000_64").unwrap(),
-            AudioFormat::Ogg
-        );
+        assert_eq!(parse_output_format("opus_48000_64").unwrap(), Format::Ogg);
         assert!(parse_output_format("ulaw_8000").is_err());
         assert!(parse_output_format("pcm").is_err());
     }

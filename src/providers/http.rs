@@ -14,6 +14,9 @@ use super::retry::{RetryPolicy, Target};
 use super::scrub::Scrubber;
 use super::{ErrorKind, ProviderError};
 
+/// OpenAI's millisecond form of `Retry-After`.
+const RETRY_AFTER_MS: &str = "retry-after-ms";
+
 /// Connecting should never take long; a slow answer is the attempt timeout's business.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -151,43 +154,54 @@ impl HttpBase {
         let said = upstream
             .map(|m| format!(": {}", self.excerpt(m)))
             .unwrap_or_default();
-        let status = reply.status;
-        match status.as_u16() {
-            401 | 403 => self.error(
-                ErrorKind::Auth,
-                format!("{} rejected the API key", self.display),
-            ),
-            429 => self
-                .error(
-                    ErrorKind::RateLimited,
-                    format!("{} is rate limiting requests{said}", self.display),
-                )
-                .with_retry_after(reply.retry_after()),
-            408 => self.error(
-                ErrorKind::Timeout,
-                format!("{} timed out{said}", self.display),
-            ),
-            500..=599 => self
-                .error(
-                    ErrorKind::ServerError,
-                    format!("{} had a server error ({status}){said}", self.display),
-                )
-                .with_retry_after(reply.retry_after()),
-            400..=499 => self.error(
-                ErrorKind::Rejected,
-                format!("{} rejected the request ({status}){said}", self.display),
-            ),
-            _ => self.error(
-                ErrorKind::Failed,
-                format!("{} answered {status} unexpectedly", self.display),
-            ),
-        }
+        let (status, display) = (reply.status, &self.display);
+        let kind = status_kind(status);
+        let message = match kind {
+            ErrorKind::Auth => format!("{display} rejected the API key"),
+            ErrorKind::RateLimited => format!("{display} is rate limiting requests{said}"),
+            ErrorKind::Timeout => format!("{display} timed out{said}"),
+            ErrorKind::ServerError => format!("{display} had a server error ({status}){said}"),
+            ErrorKind::Rejected => format!("{display} rejected the request ({status}){said}"),
+            _ => format!("{display} answered {status} unexpectedly"),
+        };
+        let retry_after = matches!(kind, ErrorKind::RateLimited | ErrorKind::ServerError)
+            .then(|| reply.retry_after())
+            .flatten();
+        self.error(kind, message)
+            .with_retry_after(retry_after)
+            .with_status(status.as_u16())
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// The kind of failure an HTTP status means, as every HTTP API agrees: 429, 408 and 5xx are
+/// worth another try, a refused key or request is not.
+pub(crate) fn status_kind(status: StatusCode) -> ErrorKind {
+    match status.as_u16() {
+        401 | 403 => ErrorKind::Auth,
+        429 => ErrorKind::RateLimited,
+        408 => ErrorKind::Timeout,
+        500..=599 => ErrorKind::ServerError,
+        400..=499 => ErrorKind::Rejected,
+        _ => ErrorKind::Failed,
+    }
+}
+
+/// The server's wait hint: OpenAI's `retry-after-ms` when present (OpenAI-compatible servers
+/// send it beside a whole-second `Retry-After`), else `Retry-After` as seconds or an HTTP date.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = header(RETRY_AFTER_MS).and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = header(RETRY_AFTER.as_str())?;
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
     }
@@ -223,6 +237,35 @@ mod tests {
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h, now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn retry_after_ms_wins_over_whole_seconds() {
+        let now = SystemTime::now();
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "3".parse().unwrap());
+        h.insert(RETRY_AFTER_MS, "250".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_millis(250)));
+        h.insert(RETRY_AFTER_MS, "-1".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn statuses_map_to_the_kinds_retries_decide_on() {
+        let kind = |s: u16| status_kind(StatusCode::from_u16(s).unwrap());
+        assert_eq!(kind(401), ErrorKind::Auth);
+        assert_eq!(kind(403), ErrorKind::Auth);
+        assert_eq!(kind(429), ErrorKind::RateLimited);
+        assert_eq!(kind(408), ErrorKind::Timeout);
+        assert_eq!(kind(503), ErrorKind::ServerError);
+        assert_eq!(kind(422), ErrorKind::Rejected);
+        assert_eq!(kind(302), ErrorKind::Failed);
+        for s in [429, 408, 500, 503] {
+            assert!(kind(s).is_retryable(), "{s}");
+        }
+        for s in [400, 401, 404, 422] {
+            assert!(!kind(s).is_retryable(), "{s}");
+        }
     }
 
     #[test]

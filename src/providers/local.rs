@@ -10,9 +10,10 @@ use tokio::process::Command;
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::{
-    AudioFormat, ErrorKind, Gender, ProviderError, ProviderStatus, SynthesisRequest, Synthesized,
-    TextLimit, Tts, Voice,
+    ErrorKind, Gender, ProviderError, ProviderStatus, SynthesisRequest, Synthesized, TextLimit,
+    Tts, Voice,
 };
+use crate::audio::Format;
 use crate::config::LocalVoiceConfig;
 
 const ID: &str = "local";
@@ -329,7 +330,7 @@ impl Tts for Local {
                 format!("The local voice wrote no audio: {e}"),
             )
         })?;
-        if !AudioFormat::Wav.looks_like(&bytes) {
+        if !Format::Wav.looks_like(&bytes) {
             return Err(ProviderError::new(
                 ID,
                 ErrorKind::BadAudio,
@@ -338,7 +339,7 @@ impl Tts for Local {
         }
         Ok(Synthesized {
             bytes: bytes.into(),
-            format: AudioFormat::Wav,
+            format: Format::Wav,
             model: self.model().to_string(),
         })
     }

@@ -1,7 +1,9 @@
-//! Text-to-speech providers behind one `Tts` trait, and the registry that resolves `provider:voice` ids.
+//! Text-to-speech providers behind one `Tts` trait, the registry that resolves `provider:voice`
+//! ids, and the language model client; all on one HTTP base, retry policy and error kind.
 
 pub mod elevenlabs;
 mod http;
+pub mod llm;
 pub mod local;
 pub mod openai;
 pub mod retry;
@@ -17,8 +19,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::audio::Format;
 use crate::config::Config;
-use crate::error::AppError;
 pub use retry::RetryPolicy;
 pub use scrub::Scrubber;
 
@@ -300,15 +302,6 @@ pub fn is_wide(c: char) -> bool {
     )
 }
 
-/// The format the caller will finally store; providers that can pick their output use it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    #[default]
-    Mp3,
-    Wav,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthesisRequest {
     pub text: String,
@@ -316,70 +309,15 @@ pub struct SynthesisRequest {
     pub voice: String,
     /// 1.0 is the voice's normal pace; the API accepts 0.5..=2.0 and providers clamp to theirs.
     pub speed: f32,
-    pub format_hint: OutputFormat,
-}
-
-/// The container or sample layout of synthesized bytes, so the audio pipeline knows how to decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum AudioFormat {
-    Mp3,
-    Wav,
-    /// Headerless signed 16-bit little-endian samples.
-    Pcm {
-        sample_rate: u32,
-        channels: u16,
-    },
-    Ogg,
-    Flac,
-}
-
-impl AudioFormat {
-    pub fn content_type(&self) -> &'static str {
-        match self {
-            Self::Mp3 => "audio/mpeg",
-            Self::Wav => "audio/wav",
-            Self::Pcm { .. } => "audio/L16",
-            Self::Ogg => "audio/ogg",
-            Self::Flac => "audio/flac",
-        }
-    }
-
-    pub fn extension(&self) -> &'static str {
-        match self {
-            Self::Mp3 => "mp3",
-            Self::Wav => "wav",
-            Self::Pcm { .. } => "pcm",
-            Self::Ogg => "ogg",
-            Self::Flac => "flac",
-        }
-    }
-
-    /// A cheap check of the leading bytes, so an HTML error page or a truncated body is
-    /// caught (and retried) here instead of failing later in the decoder.
-    pub fn looks_like(&self, bytes: &[u8]) -> bool {
-        match self {
-            Self::Mp3 => {
-                bytes.starts_with(b"ID3")
-                    || (bytes.len() >= 4 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0)
-            }
-            Self::Wav => bytes.len() > 44 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
-            Self::Pcm { channels, .. } => {
-                !bytes.is_empty()
-                    && bytes
-                        .len()
-                        .is_multiple_of(2 * usize::from((*channels).max(1)))
-            }
-            Self::Ogg => bytes.starts_with(b"OggS"),
-            Self::Flac => bytes.starts_with(b"fLaC"),
-        }
-    }
+    /// The format the caller will finally store; providers that can pick their output use it.
+    pub format_hint: Format,
 }
 
 #[derive(Debug, Clone)]
 pub struct Synthesized {
     pub bytes: Bytes,
-    pub format: AudioFormat,
+    /// The container or sample layout of `bytes`, so the audio pipeline knows how to decode.
+    pub format: Format,
     /// The model that produced it (as in `Tts::model`).
     pub model: String,
 }
@@ -446,6 +384,9 @@ pub struct ProviderError {
     pub message: String,
     /// The provider's own wait hint (`Retry-After`), before any cap.
     pub retry_after: Option<Duration>,
+    /// The HTTP status of the answer that failed, when there was one (for logs and callers
+    /// that report it).
+    pub status: Option<u16>,
 }
 
 impl ProviderError {
@@ -455,7 +396,13 @@ impl ProviderError {
             provider,
             message: message.into(),
             retry_after: None,
+            status: None,
         }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
     }
 
     pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
@@ -469,27 +416,6 @@ impl ProviderError {
 
     pub fn code(&self) -> &'static str {
         self.kind.code()
-    }
-}
-
-impl From<ProviderError> for AppError {
-    fn from(e: ProviderError) -> Self {
-        match e.kind {
-            ErrorKind::UnknownVoice | ErrorKind::Rejected => AppError::BadRequest {
-                code: e.code(),
-                message: e.message,
-                details: None,
-            },
-            ErrorKind::RateLimited => AppError::TooMany {
-                code: e.code(),
-                message: e.message,
-                retry_after_s: e.retry_after.map_or(1, |d| d.as_secs().max(1)),
-            },
-            _ => AppError::Unavailable {
-                code: e.code(),
-                message: e.message,
-            },
-        }
     }
 }
 
@@ -818,24 +744,6 @@ mod tests {
     }
 
     #[test]
-    fn audio_sniffing_accepts_real_headers_and_rejects_text() {
-        assert!(AudioFormat::Mp3.looks_like(b"ID3\x04\0\0\0\0\0\0"));
-        assert!(AudioFormat::Mp3.looks_like(&[0xFF, 0xFB, 0x90, 0xC4, 0, 0]));
-        assert!(!AudioFormat::Mp3.looks_like(b"<html>oops</html>"));
-        let mut wav = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
-        wav.resize(100, 0);
-        assert!(AudioFormat::Wav.looks_like(&wav));
-        assert!(!AudioFormat::Wav.looks_like(b"{\"error\":1}"));
-        let pcm = AudioFormat::Pcm {
-            sample_rate: 24000,
-            channels: 1,
-        };
-        assert!(pcm.looks_like(&[0, 0, 1, 0]));
-        assert!(!pcm.looks_like(&[0, 0, 1]));
-        assert!(!pcm.looks_like(&[]));
-    }
-
-    #[test]
     fn costs_round_up_to_a_whole_micro_dollar() {
         struct Priced;
         #[async_trait]
@@ -869,23 +777,5 @@ mod tests {
         assert_eq!(Priced.cost_micros(1), 15);
         assert_eq!(Priced.cost_micros(0), 0);
         assert_eq!(Priced.cost_micros(4096), 61_440);
-    }
-
-    #[test]
-    fn provider_errors_map_to_api_errors_with_their_code() {
-        let e: AppError = ProviderError::new(
-            "elevenlabs",
-            ErrorKind::Auth,
-            "ElevenLabs rejected the API key",
-        )
-        .into();
-        assert_eq!(e.code(), "provider_auth");
-        assert_eq!(e.status_code(), 503);
-        let e: AppError = ProviderError::new("local", ErrorKind::UnknownVoice, "no").into();
-        assert_eq!(e.status_code(), 400);
-        let e: AppError = ProviderError::new("openai", ErrorKind::RateLimited, "slow down")
-            .with_retry_after(Some(Duration::from_secs(7)))
-            .into();
-        assert_eq!(e.status_code(), 429);
     }
 }

@@ -6,9 +6,10 @@ use serde_json::json;
 use super::http::{HttpBase, Reply};
 use super::scrub::Scrubber;
 use super::{
-    AudioFormat, ErrorKind, OutputFormat, ProviderError, ProviderStatus, RetryPolicy,
-    SynthesisRequest, Synthesized, TextLimit, Tts, Voice,
+    ErrorKind, ProviderError, ProviderStatus, RetryPolicy, SynthesisRequest, Synthesized,
+    TextLimit, Tts, Voice,
 };
+use crate::audio::Format;
 use crate::config::{OpenAiConfig, Secret};
 
 const ID: &str = "openai";
@@ -107,7 +108,7 @@ impl OpenAi {
     async fn attempt(
         &self,
         body: &serde_json::Value,
-        format: AudioFormat,
+        format: Format,
     ) -> Result<Synthesized, ProviderError> {
         let mut request = self.http.client.post(&self.speech_url).json(body);
         if let Some(key) = &self.api_key {
@@ -176,8 +177,8 @@ impl Tts for OpenAi {
     #[tracing::instrument(skip_all, fields(provider = ID, voice = %request.voice, chars = request.text.chars().count()), err)]
     async fn synthesize(&self, request: &SynthesisRequest) -> Result<Synthesized, ProviderError> {
         let (response_format, format) = match request.format_hint {
-            OutputFormat::Wav => ("wav", AudioFormat::Wav),
-            OutputFormat::Mp3 => ("mp3", AudioFormat::Mp3),
+            Format::Wav => ("wav", Format::Wav),
+            _ => ("mp3", Format::Mp3),
         };
         let body = json!({
             "model": self.model,

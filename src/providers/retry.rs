@@ -21,6 +21,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// A longer Retry-After is cut to this, so one answer cannot park a job for an hour.
     pub max_retry_after: Duration,
+    /// Whether a Retry-After beyond `max_retry_after` ends the call at once instead of
+    /// waiting the cap and trying early (see [`RetryPolicy::giving_up_on_long_waits`]).
+    give_up_on_long_waits: bool,
     sleep: Sleeper,
 }
 
@@ -31,6 +34,7 @@ impl std::fmt::Debug for RetryPolicy {
             .field("base_delay", &self.base_delay)
             .field("max_delay", &self.max_delay)
             .field("max_retry_after", &self.max_retry_after)
+            .field("give_up_on_long_waits", &self.give_up_on_long_waits)
             .finish_non_exhaustive()
     }
 }
@@ -52,8 +56,17 @@ impl RetryPolicy {
             base_delay: Duration::from_millis(config.base_delay_ms),
             max_delay: Duration::from_millis(config.max_delay_ms),
             max_retry_after: Duration::from_millis(config.max_retry_after_ms),
+            give_up_on_long_waits: false,
             sleep: Arc::new(|d| Box::pin(tokio::time::sleep(d))),
         }
+    }
+
+    /// For calls someone is waiting on (a page, not a background job): a server that asks
+    /// for a longer pause than `max_retry_after` gets no early retry, and the caller hears
+    /// at once that it is busy.
+    pub fn giving_up_on_long_waits(mut self) -> Self {
+        self.give_up_on_long_waits = true;
+        self
     }
 
     pub fn with_sleeper(mut self, sleep: Sleeper) -> Self {
@@ -114,6 +127,11 @@ impl RetryPolicy {
             };
             failed += 1;
             if !error.is_retryable() {
+                return Err(error);
+            }
+            if self.give_up_on_long_waits
+                && error.retry_after.is_some_and(|d| d > self.max_retry_after)
+            {
                 return Err(error);
             }
             if failed >= self.max_attempts {
@@ -234,6 +252,38 @@ mod tests {
         assert_eq!(waits.len(), 2);
         assert!(waits[0] <= Duration::from_millis(100));
         assert_eq!(waits[1], Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn a_long_retry_after_is_waited_capped_or_ends_the_call_when_someone_waits() {
+        let calls = AtomicU32::new(0);
+        let gate = Semaphore::new(1);
+        let long = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(
+                err(ErrorKind::RateLimited).with_retry_after(Some(Duration::from_secs(3600))),
+            )
+        };
+        let (background, waits) = policy(2);
+        let e = background
+            .run(target(&gate, Duration::from_secs(5)), long)
+            .await
+            .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(*waits.lock().unwrap(), [Duration::from_secs(5)]);
+        assert_eq!(e.retry_after, Some(Duration::from_secs(3600)));
+
+        calls.store(0, Ordering::SeqCst);
+        let (waited_on, waits) = policy(2);
+        let e = waited_on
+            .giving_up_on_long_waits()
+            .run(target(&gate, Duration::from_secs(5)), long)
+            .await
+            .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(waits.lock().unwrap().is_empty());
+        assert_eq!(e.kind, ErrorKind::RateLimited);
+        assert_eq!(e.message, "boom", "no note of attempts: there was one");
     }
 
     #[tokio::test]

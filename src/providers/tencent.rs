@@ -10,9 +10,10 @@ use super::http::{HttpBase, Reply};
 use super::scrub::Scrubber;
 use super::tc3::{JSON_CONTENT_TYPE, Tc3Request};
 use super::{
-    AudioFormat, Counting, ErrorKind, Gender, OutputFormat, ProviderError, ProviderStatus,
-    RetryPolicy, SynthesisRequest, Synthesized, TextLimit, Tts, Voice,
+    Counting, ErrorKind, Gender, ProviderError, ProviderStatus, RetryPolicy, SynthesisRequest,
+    Synthesized, TextLimit, Tts, Voice,
 };
+use crate::audio::Format;
 use crate::config::{Secret, TencentConfig};
 
 const ID: &str = "tencent";
@@ -205,7 +206,7 @@ impl Tencent {
         )
     }
 
-    fn read_reply(&self, reply: &Reply, format: AudioFormat) -> Result<Synthesized, ProviderError> {
+    fn read_reply(&self, reply: &Reply, format: Format) -> Result<Synthesized, ProviderError> {
         let body = reply.json();
         let response = body.as_ref().and_then(|b| b.get("Response"));
         if let Some(error) = response.and_then(|r| r.get("Error")) {
@@ -236,11 +237,7 @@ impl Tencent {
         })
     }
 
-    async fn attempt(
-        &self,
-        body: &[u8],
-        format: AudioFormat,
-    ) -> Result<Synthesized, ProviderError> {
+    async fn attempt(&self, body: &[u8], format: Format) -> Result<Synthesized, ProviderError> {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -315,8 +312,8 @@ impl Tts for Tencent {
             )
         })?;
         let (codec, format) = match request.format_hint {
-            OutputFormat::Wav => ("wav", AudioFormat::Wav),
-            OutputFormat::Mp3 => ("mp3", AudioFormat::Mp3),
+            Format::Wav => ("wav", Format::Wav),
+            _ => ("mp3", Format::Mp3),
         };
         // The exact bytes signed are the bytes sent.
         let body = serde_json::to_vec(&json!({

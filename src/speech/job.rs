@@ -13,18 +13,18 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
+use super::synth::{
+    self, CHUNK_PAUSE_MS, Progress, cache_key, format_of, provider_error, publish_done,
+};
 use crate::app::AppState;
-use crate::audio::{self, Format, MasterOptions, SourcePart};
+use crate::audio::{self, Encoding, Format, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
 use crate::db::now_ms;
 use crate::db::usage::{self, NewUsage};
-use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{Handler, JobContext, JobError, queue};
-use crate::providers::{AudioFormat, OutputFormat, ProviderError, SynthesisRequest};
+use crate::providers::SynthesisRequest;
 use crate::storage::{Key, keys};
 
-/// Silence between chunks of one text: they were split at sentence or clause ends.
-const CHUNK_PAUSE_MS: u32 = 150;
 /// Buckets of the waveform drawn by the player.
 const PEAK_BUCKETS: usize = 1000;
 
@@ -36,77 +36,12 @@ impl Handler for TtsJob {
     }
 
     fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
-        async move {
-            let Some(id) = ctx.job.audio_id else {
-                return Ok(());
-            };
-            let (code, message) = (error.code.clone(), error.message.clone());
-            ctx.state
-                .db
-                .write(move |c| {
-                    let tx = c.transaction()?;
-                    audios::fail(&tx, id, &code, &message, now_ms())?;
-                    tx.commit()?;
-                    Ok(())
-                })
-                .await?;
-            ctx.state.jobs.events.publish(
-                id,
-                StatusEvent {
-                    status: "failed".into(),
-                    progress: 0.0,
-                    error: Some(ErrorInfo {
-                        code: error.code,
-                        message: error.message,
-                    }),
-                },
-            );
-            ctx.state
-                .storage
-                .delete_prefix(&keys::job_prefix(ctx.job.id))
-                .await?;
-            Ok(())
-        }
-        .boxed()
+        synth::fail(ctx, error)
     }
 
     fn canceled(&self, ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
-        async move {
-            ctx.state
-                .storage
-                .delete_prefix(&keys::job_prefix(ctx.job.id))
-                .await?;
-            Ok(())
-        }
-        .boxed()
+        synth::discard_kept(ctx)
     }
-}
-
-/// A provider's failure as a job error: its code, message and whether to try again.
-pub(crate) fn provider_error(e: ProviderError) -> JobError {
-    JobError {
-        code: e.code().to_string(),
-        retryable: e.kind.is_retryable(),
-        retry_after: e.retry_after,
-        message: e.message,
-    }
-}
-
-/// What identifies a synthesis result: the same request always gives the same audio.
-pub fn cache_key(
-    provider: &str,
-    model: &str,
-    voice: &str,
-    speed: f64,
-    format: &str,
-    text: &str,
-) -> String {
-    let mut h = Sha256::new();
-    for part in [provider, model, voice, &format!("{speed:.3}"), format, text] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(h.finalize())
 }
 
 struct CacheHit {
@@ -144,9 +79,9 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
     let voice_id = audio.voice.clone().unwrap_or_default();
     let (provider, voice) = state.providers.resolve(&voice_id).map_err(provider_error)?;
     let format = if audio.format == "wav" {
-        OutputFormat::Wav
+        Format::Wav
     } else {
-        OutputFormat::Mp3
+        Format::Mp3
     };
     let service = format!("tts:{}:{}", provider.id(), provider.model());
     let progress = Progress::new(&state, audio_id);
@@ -257,11 +192,11 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
                         .synthesize(&request)
                         .await
                         .map_err(provider_error)?;
-                    let (bytes, ext) = storable(out.bytes, out.format).await?;
+                    let (bytes, kept) = storable(out.bytes, out.format).await?;
                     if keep_chunks {
                         state
                             .storage
-                            .put(&keys::job_chunk(job, i, ext), bytes.clone())
+                            .put(&keys::job_chunk(job, i, kept.extension()), bytes.clone())
                             .await
                             .map_err(anyhow::Error::from)?;
                     }
@@ -269,7 +204,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
                     progress
                         .report(0.05 + 0.85 * n as f64 / total as f64)
                         .await?;
-                    Ok((i, bytes, format_of(ext)))
+                    Ok((i, bytes, kept))
                 }
             })
             .buffer_unordered(concurrency)
@@ -277,12 +212,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             .await?;
     sources.sort_by_key(|(i, _, _)| *i);
     let sources: Vec<(Bytes, Format)> = sources.into_iter().map(|(_, b, f)| (b, f)).collect();
-    let wanted = if format == OutputFormat::Wav {
-        Format::Wav
-    } else {
-        Format::Mp3
-    };
-    let built = tokio::task::spawn_blocking(move || assemble(sources, wanted))
+    let built = tokio::task::spawn_blocking(move || assemble(sources, format))
         .await
         .map_err(anyhow::Error::from)?
         .map_err(|e| {
@@ -292,7 +222,7 @@ async fn run(ctx: JobContext) -> Result<(), JobError> {
             )
         })?;
 
-    let ext = wanted.extension();
+    let ext = format.extension();
     let object_key = keys::audio(user, audio_id, ext);
     let peaks_key = keys::peaks(user, audio_id);
     let sha = hex::encode(Sha256::digest(&built.bytes));
@@ -348,36 +278,14 @@ fn chunk_index(key: &str) -> Option<usize> {
     name.strip_prefix("chunk-")?.split('.').next()?.parse().ok()
 }
 
-/// The container of a stored key (or a bare extension) by its extension.
-pub(crate) fn format_of(key: &str) -> Format {
-    match key.rsplit('.').next() {
-        Some("wav") => Format::Wav,
-        Some("flac") => Format::Flac,
-        Some("ogg") => Format::Ogg,
-        _ => Format::Mp3,
-    }
-}
-
 /// Provider output as it is kept between attempts: containers as they came, raw PCM
 /// wrapped in a WAV header so the stored file describes itself.
-async fn storable(bytes: Bytes, format: AudioFormat) -> Result<(Bytes, &'static str), JobError> {
+async fn storable(bytes: Bytes, format: Format) -> Result<(Bytes, Format), JobError> {
     match format {
-        AudioFormat::Mp3 => Ok((bytes, "mp3")),
-        AudioFormat::Wav => Ok((bytes, "wav")),
-        AudioFormat::Ogg => Ok((bytes, "ogg")),
-        AudioFormat::Flac => Ok((bytes, "flac")),
-        AudioFormat::Pcm {
-            sample_rate,
-            channels,
-        } => {
+        Format::Mp3 | Format::Wav | Format::Ogg | Format::Flac => Ok((bytes, format)),
+        Format::PcmS16Le { .. } => {
             let wav = tokio::task::spawn_blocking(move || {
-                let pcm = audio::decode(
-                    &bytes,
-                    Format::PcmS16Le {
-                        sample_rate,
-                        channels,
-                    },
-                )?;
+                let pcm = audio::decode(&bytes, format)?;
                 audio::encode_wav(&pcm)
             })
             .await
@@ -388,7 +296,7 @@ async fn storable(bytes: Bytes, format: AudioFormat) -> Result<(Bytes, &'static 
                     format!("Unusable audio from the provider: {e}"),
                 )
             })?;
-            Ok((Bytes::from(wav), "wav"))
+            Ok((Bytes::from(wav), Format::Wav))
         }
     }
 }
@@ -424,9 +332,9 @@ fn assemble(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audi
         pause_ms: CHUNK_PAUSE_MS,
         chapter_pause_ms: CHUNK_PAUSE_MS,
         output: if wanted == Format::Wav {
-            audio::OutputFormat::Wav
+            Encoding::Wav
         } else {
-            audio::OutputFormat::Mp3 { bitrate_kbps: 64 }
+            Encoding::Mp3 { bitrate_kbps: 64 }
         },
         peak_buckets: PEAK_BUCKETS,
         ..MasterOptions::default()
@@ -510,6 +418,7 @@ async fn commit(
     let (duration_ms, size_bytes) = (f.duration_ms, f.size_bytes);
     let (user, service, units, cost, cached) =
         (u.user, u.service.to_string(), u.units, u.cost, u.cached);
+    let usage_id = state.db.new_id();
     let committed = state
         .db
         .write(move |c| {
@@ -538,7 +447,7 @@ async fn commit(
             }
             usage::insert(
                 &tx,
-                &NewUsage { user_id: user, audio_id: Some(audio), service: &service, units, cost_micros: cost, cached },
+                &NewUsage { id: usage_id, user_id: user, audio_id: Some(audio), service: &service, units, cost_micros: cost, cached },
                 now,
             )?;
             if let Some(fresh) = fresh {
@@ -556,98 +465,9 @@ async fn commit(
     Ok(committed)
 }
 
-/// Announces a running audio's progress (0..1) to listeners at every step, but saves it at
-/// most every [`SAVE_PROGRESS_EVERY`]: the single writer would otherwise take one
-/// transaction per chunk, while pages that poll the row do not need finer steps.
-pub(crate) struct Progress {
-    state: AppState,
-    audio: Ulid,
-    /// When the row last changed; the claim that started the job marked it running.
-    saved: std::sync::Mutex<std::time::Instant>,
-}
-
-/// Listeners of the events see every step; a page polling the row sees at least this often.
-const SAVE_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-impl Progress {
-    pub(crate) fn new(state: &AppState, audio: Ulid) -> Self {
-        Self {
-            state: state.clone(),
-            audio,
-            saved: std::sync::Mutex::new(std::time::Instant::now()),
-        }
-    }
-
-    pub(crate) async fn report(&self, progress: f64) -> Result<(), JobError> {
-        let due = {
-            let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
-            let due = saved.elapsed() >= SAVE_PROGRESS_EVERY;
-            if due {
-                *saved = std::time::Instant::now();
-            }
-            due
-        };
-        if due {
-            let audio = self.audio;
-            self.state
-                .db
-                .write(move |c| {
-                    Ok(audios::set_progress(
-                        c,
-                        audio,
-                        "running",
-                        progress,
-                        now_ms(),
-                    )?)
-                })
-                .await?;
-        }
-        self.state.jobs.events.publish(
-            self.audio,
-            StatusEvent {
-                status: "running".into(),
-                progress,
-                error: None,
-            },
-        );
-        Ok(())
-    }
-}
-
-fn publish_done(state: &AppState, audio: Ulid) {
-    state.jobs.events.publish(
-        audio,
-        StatusEvent {
-            status: "succeeded".into(),
-            progress: 1.0,
-            error: None,
-        },
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cache_keys_separate_every_input() {
-        let base = cache_key("openai", "tts-1", "alloy", 1.0, "mp3", "hello");
-        assert_eq!(
-            base,
-            cache_key("openai", "tts-1", "alloy", 1.0, "mp3", "hello")
-        );
-        for other in [
-            cache_key("elevenlabs", "tts-1", "alloy", 1.0, "mp3", "hello"),
-            cache_key("openai", "tts-1-hd", "alloy", 1.0, "mp3", "hello"),
-            cache_key("openai", "tts-1", "nova", 1.0, "mp3", "hello"),
-            cache_key("openai", "tts-1", "alloy", 1.25, "mp3", "hello"),
-            cache_key("openai", "tts-1", "alloy", 1.0, "wav", "hello"),
-            cache_key("openai", "tts-1", "alloy", 1.0, "mp3", "hello!"),
-            cache_key("openai", "tts-1a", "lloy", 1.0, "mp3", "hello"),
-        ] {
-            assert_ne!(base, other);
-        }
-    }
 
     #[test]
     fn chunk_names_round_trip() {

@@ -168,7 +168,7 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
         });
     }
 
-    let id = crate::db::new_id();
+    let (id, job) = (state.db.new_id(), state.db.new_id());
     let voice_id = voice.id.clone();
     let row = state
         .db
@@ -190,7 +190,7 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
                 },
                 now,
             )?;
-            queue::enqueue(&tx, &tts_job(user, id), now)?;
+            queue::enqueue(&tx, &tts_job(job, user, id), now)?;
             let row = audios::get(&tx, user, id)?
                 .ok_or_else(|| anyhow::anyhow!("inserted audio vanished"))?;
             tx.commit()?;
@@ -201,8 +201,9 @@ pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<Au
     Ok(row)
 }
 
-fn tts_job(user: Ulid, audio: Ulid) -> NewJob<'static> {
+fn tts_job(id: Ulid, user: Ulid, audio: Ulid) -> NewJob<'static> {
     NewJob {
+        id,
         kind: TTS_JOB,
         user_id: Some(user),
         audio_id: Some(audio),
@@ -273,6 +274,7 @@ pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Resu
 
 /// Queues a failed (or canceled) audio again with a fresh job.
 pub async fn retry(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
+    let job = state.db.new_id();
     let row = state
         .db
         .write(move |c| {
@@ -291,7 +293,7 @@ pub async fn retry(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
                     row.status
                 ))));
             }
-            queue::enqueue(&tx, &tts_job(user, id), now_ms())?;
+            queue::enqueue(&tx, &tts_job(job, user, id), now_ms())?;
             let row =
                 audios::get(&tx, user, id)?.ok_or_else(|| anyhow::anyhow!("audio vanished"))?;
             tx.commit()?;

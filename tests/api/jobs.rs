@@ -69,6 +69,7 @@ impl Handler for Scripted {
 }
 
 async fn enqueue(app: &TestApp, kind: &'static str, max_attempts: u32) -> Ulid {
+    let id = app.state.db.new_id();
     app.state
         .db
         .write(move |c| {
@@ -76,6 +77,7 @@ async fn enqueue(app: &TestApp, kind: &'static str, max_attempts: u32) -> Ulid {
             let id = queue::enqueue(
                 &tx,
                 &NewJob {
+                    id,
                     kind,
                     user_id: None,
                     audio_id: None,

@@ -83,12 +83,12 @@ pub async fn speak(app: &TestApp, voice: &str, text: &str) -> (Vec<f32>, u32) {
             text: text.into(),
             voice: id.voice,
             speed: 1.0,
-            format_hint: Default::default(),
+            format_hint: aimake::audio::Format::Mp3,
         })
         .await
         .unwrap_or_else(|e| panic!("{voice} failed: {e}"));
     let rate = match out.format {
-        aimake::providers::AudioFormat::Pcm { sample_rate, .. } => sample_rate,
+        aimake::audio::Format::PcmS16Le { sample_rate, .. } => sample_rate,
         other => panic!("neural voices return PCM, not {other:?}"),
     };
     (samples(&out.bytes), rate)
@@ -374,19 +374,14 @@ async fn voice_wer(app: &TestApp, voice: &str) -> f64 {
                 text: (*sentence).into(),
                 voice: id.voice.clone(),
                 speed: 1.0,
-                format_hint: Default::default(),
+                format_hint: aimake::audio::Format::Mp3,
             })
             .await
             .unwrap();
         let format = match out.format {
-            aimake::providers::AudioFormat::Pcm {
-                sample_rate,
-                channels,
-            } => aimake::audio::Format::PcmS16Le {
-                sample_rate,
-                channels,
-            },
-            aimake::providers::AudioFormat::Wav => aimake::audio::Format::Wav,
+            format @ (aimake::audio::Format::PcmS16Le { .. } | aimake::audio::Format::Wav) => {
+                format
+            }
             other => panic!("unexpected {other:?}"),
         };
         let pcm = aimake::audio::decode(&out.bytes, format).unwrap();

@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use aimake::config::{LlmConfig, Secret};
+use aimake::config::{LlmConfig, RetryConfig, Secret};
 use aimake::error::AppError;
-use aimake::podcast::llm::{LlmClient, LlmError, RetryPolicy, ScriptRequest, Source, SpeakerBrief};
+use aimake::podcast::llm::{LlmError, ScriptRequest, ScriptWriter, Source, SpeakerBrief};
 use aimake::podcast::script::ScriptLimits;
+use aimake::providers::RetryPolicy;
 use axum::response::IntoResponse;
 use serde_json::json;
 
@@ -25,15 +26,15 @@ fn config(fake: &FakeLlm) -> LlmConfig {
 }
 
 /// Short waits so retries cost milliseconds.
-fn quick(config: &LlmConfig) -> LlmClient {
-    LlmClient::new(config, ScriptLimits::default())
+fn quick(config: &LlmConfig) -> ScriptWriter {
+    ScriptWriter::new(config, ScriptLimits::default())
         .unwrap()
-        .with_retry_policy(RetryPolicy {
-            max_retries: 2,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            max_retry_after: Duration::from_secs(5),
-        })
+        .with_retry_policy(RetryPolicy::from_config(&RetryConfig {
+            max_attempts: 3,
+            base_delay_ms: 5,
+            max_delay_ms: 20,
+            max_retry_after_ms: 5000,
+        }))
 }
 
 fn request(source: Source) -> ScriptRequest {

@@ -274,22 +274,11 @@ async fn a_three_voice_episode_is_mastered_with_chapters_subtitles_and_a_feed() 
                 text: line["text"].as_str().unwrap().into(),
                 voice: voice.split_once(':').unwrap().1.into(),
                 speed: 1.0,
-                format_hint: aimake::providers::OutputFormat::Mp3,
+                format_hint: aimake::audio::Format::Mp3,
             })
             .await
             .unwrap();
-        let format = match out.format {
-            aimake::providers::AudioFormat::Pcm {
-                sample_rate,
-                channels,
-            } => aimake::audio::Format::PcmS16Le {
-                sample_rate,
-                channels,
-            },
-            aimake::providers::AudioFormat::Mp3 => aimake::audio::Format::Mp3,
-            _ => aimake::audio::Format::Wav,
-        };
-        spoken += aimake::audio::decode(&out.bytes, format)
+        spoken += aimake::audio::decode(&out.bytes, out.format)
             .unwrap()
             .duration_ms();
     }

@@ -5,10 +5,10 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aimake::audio::Format;
 use aimake::config::{Config, Secret};
 use aimake::providers::{
-    AudioFormat, ErrorKind, Gender, OutputFormat, Providers, RetryPolicy, SynthesisRequest,
-    Synthesized, Tts,
+    ErrorKind, Gender, Providers, RetryPolicy, SynthesisRequest, Synthesized, Tts,
 };
 
 use crate::fakes::{Failure, FakeElevenLabs, FakeOpenAi, FakeTencent};
@@ -38,13 +38,13 @@ fn request(text: &str, voice: &str) -> SynthesisRequest {
         text: text.into(),
         voice: voice.into(),
         speed: 1.0,
-        format_hint: OutputFormat::Mp3,
+        format_hint: Format::Mp3,
     }
 }
 
 /// Reads a WAV back and returns (sample rate, samples).
 fn decode_wav(audio: &Synthesized) -> (u32, Vec<i16>) {
-    assert_eq!(audio.format, AudioFormat::Wav);
+    assert_eq!(audio.format, Format::Wav);
     let reader = hound::WavReader::new(Cursor::new(audio.bytes.to_vec())).expect("a valid WAV");
     let rate = reader.spec().sample_rate;
     let samples: Vec<i16> = reader.into_samples().map(|s| s.unwrap()).collect();
@@ -69,7 +69,7 @@ async fn openai_speech_sends_key_model_voice_and_speed_and_returns_mp3() {
     req.speed = 1.2;
     let audio = tts.synthesize(&req).await.unwrap();
 
-    assert_eq!(audio.format, AudioFormat::Mp3);
+    assert_eq!(audio.format, Format::Mp3);
     assert_eq!(audio.model, "tts-1");
     assert_eq!(&audio.bytes[..2], &[0xFF, 0xFB], "an MPEG audio frame");
     let sent = fake.requests();
@@ -93,7 +93,7 @@ async fn openai_asked_for_wav_returns_a_playable_wav() {
     let (_fake, config) = openai().await;
     let (tts, _) = provider(&config, "openai");
     let mut req = request("A short sentence.", "nova");
-    req.format_hint = OutputFormat::Wav;
+    req.format_hint = Format::Wav;
     let audio = tts.synthesize(&req).await.unwrap();
     let (rate, samples) = decode_wav(&audio);
     assert_eq!(rate, 24_000);
@@ -109,7 +109,7 @@ async fn openai_server_errors_are_retried_until_the_audio_arrives() {
         .synthesize(&request("Try again.", "echo"))
         .await
         .unwrap();
-    assert_eq!(audio.format, AudioFormat::Mp3);
+    assert_eq!(audio.format, Format::Mp3);
     assert_eq!(fake.requests().len(), 3);
     let waits = waits.lock().unwrap();
     assert_eq!(waits.len(), 2);
@@ -284,7 +284,7 @@ async fn elevenlabs_speech_sends_key_model_and_output_format() {
     let mut req = request("Hello there.", RACHEL);
     req.speed = 1.1;
     let audio = tts.synthesize(&req).await.unwrap();
-    assert_eq!(audio.format, AudioFormat::Mp3);
+    assert_eq!(audio.format, Format::Mp3);
     assert_eq!(audio.model, "eleven_multilingual_v2");
     let sent = fake.requests();
     assert_eq!(sent.len(), 1);
@@ -310,7 +310,7 @@ async fn elevenlabs_pcm_output_is_labelled_with_its_sample_rate() {
         .unwrap();
     assert_eq!(
         audio.format,
-        AudioFormat::Pcm {
+        Format::PcmS16Le {
             sample_rate: 24_000,
             channels: 1
         }
@@ -428,7 +428,7 @@ async fn tencent_requests_are_signed_and_the_fake_verifies_the_signature() {
         .synthesize(&request("你好，世界。", "101001"))
         .await
         .unwrap();
-    assert_eq!(audio.format, AudioFormat::Mp3);
+    assert_eq!(audio.format, Format::Mp3);
     assert_eq!(&audio.bytes[..2], &[0xFF, 0xFB]);
 
     let sent = fake.requests();
@@ -461,7 +461,7 @@ async fn tencent_wav_output_for_an_english_voice_is_a_valid_wav() {
     let (fake, config) = tencent().await;
     let (tts, _) = provider(&config, "tencent");
     let mut req = request("Hello world.", "1051");
-    req.format_hint = OutputFormat::Wav;
+    req.format_hint = Format::Wav;
     req.speed = 2.0;
     let audio = tts.synthesize(&req).await.unwrap();
     let (rate, samples) = decode_wav(&audio);
