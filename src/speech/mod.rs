@@ -3,5 +3,7 @@
 
 pub mod chunk;
 pub mod job;
+pub mod preview;
 pub mod service;
+pub mod stream;
 pub mod text;
