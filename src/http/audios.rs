@@ -194,8 +194,8 @@ async fn stream(
 ) -> Result<Response> {
     let id = parse_id(&id)?;
     let audio = service::get(&state, user.id, id).await?;
-    match stream::listen(&state.db, &state.storage, &state.jobs, id, audio).await? {
-        Listen::File(audio) => {
+    match stream::listen(&state.db, &state.storage, &state.jobs, id, &audio).await? {
+        Listen::File => {
             super::files::serve(&state, &audio, &headers, false, "private, max-age=0").await
         }
         Listen::Live(body) => Ok((

@@ -53,11 +53,11 @@ pub fn status_events(
 }
 
 /// What a listener of an audio gets.
-pub enum Listen {
-    /// A finished MP3: its file is the whole stream.
-    File(AudioRow),
+pub enum Listen<S> {
+    /// The audio is a finished MP3: its file is the whole stream.
+    File,
     /// MP3 bytes (24 kHz mono, 64 kbps) as the job synthesizes them.
-    Live(Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Unpin>),
+    Live(S),
 }
 
 /// The stream of audio `id` (its row `audio`, already authorized): live while it is queued or
@@ -67,14 +67,14 @@ pub async fn listen(
     storage: &Storage,
     jobs: &Arc<Jobs>,
     id: Ulid,
-    audio: AudioRow,
-) -> Result<Listen> {
+    audio: &AudioRow,
+) -> Result<Listen<impl Stream<Item = std::io::Result<Bytes>> + Send + use<>>> {
     let job = db
         .read(move |c| Ok(crate::db::jobs::live_for_audio(c, id)?))
         .await?;
     let job = match (job, audio.status.as_str()) {
         (Some(job), "queued" | "running") => job,
-        (_, "succeeded") if audio.format == "mp3" => return Ok(Listen::File(audio)),
+        (_, "succeeded") if audio.format == "mp3" => return Ok(Listen::File),
         _ => {
             return Err(AppError::Conflict(format!(
                 "The audio is {}; there is nothing to stream",
@@ -84,12 +84,13 @@ pub async fn listen(
     };
     let guard = jobs.streams.open(job);
     let (db, storage, jobs) = (db.clone(), storage.clone(), jobs.clone());
-    let body = channel_stream(move |tx| progressive(db, storage, jobs, id, job, guard, tx));
-    Ok(Listen::Live(Box::new(body)))
+    Ok(Listen::Live(channel_stream(move |tx| {
+        progressive(db, storage, jobs, id, job, guard, tx)
+    })))
 }
 
 /// A small channel-backed stream: the producer runs as its own task.
-fn channel_stream<T, F, Fut>(producer: F) -> impl Stream<Item = T> + Unpin
+fn channel_stream<T, F, Fut>(producer: F) -> impl Stream<Item = T>
 where
     T: Send + 'static,
     F: FnOnce(mpsc::Sender<T>) -> Fut,
