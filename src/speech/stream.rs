@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::Stream;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
+use tracing::Instrument;
 use ulid::Ulid;
 
 use crate::audio::{Format, Mp3Encoder};
@@ -20,7 +21,7 @@ use crate::speech::service;
 use crate::storage::{Key, Storage, keys};
 
 /// Sample rate of the progressive stream: every provider's output is brought to it.
-pub const STREAM_RATE: u32 = 24_000;
+const STREAM_RATE: u32 = 24_000;
 
 /// How long one progressive stream may last, whatever the job does.
 const STREAM_LIMIT: Duration = Duration::from_secs(3600);
@@ -89,7 +90,7 @@ pub async fn listen(
     })))
 }
 
-/// A small channel-backed stream: the producer runs as its own task.
+/// A small channel-backed stream: the producer runs as its own task, in the caller's span.
 fn channel_stream<T, F, Fut>(producer: F) -> impl Stream<Item = T>
 where
     T: Send + 'static,
@@ -97,7 +98,7 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel(16);
-    tokio::spawn(producer(tx));
+    tokio::spawn(producer(tx).in_current_span());
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
