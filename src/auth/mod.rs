@@ -584,16 +584,16 @@ impl Auth {
             return Ok(None);
         };
         if now - s.last_seen_at >= TOUCH_EVERY_MS {
-            let id = s.session_id.clone();
+            let id = s.session_id.to_string();
             self.db()
                 .write(move |c| Ok(sessions::touch(c, &id, now)?))
                 .await?;
         }
         let user = AuthUser {
-            id: parse_id(&s.user_id)?,
+            id: s.user_id,
             email: s.email,
             role: Role::from_db(&s.role),
-            credential: Credential::Session(parse_id(&s.session_id)?),
+            credential: Credential::Session(s.session_id),
         };
         self.inner
             .verified
@@ -623,16 +623,16 @@ impl Auth {
             return Ok(None);
         };
         if t.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY_MS) {
-            let id = t.token_id.clone();
+            let id = t.token_id.to_string();
             self.db()
                 .write(move |c| Ok(api_tokens::touch(c, &id, now)?))
                 .await?;
         }
         let user = AuthUser {
-            id: parse_id(&t.user_id)?,
+            id: t.user_id,
             email: t.email,
             role: Role::from_db(&t.role),
-            credential: Credential::Token(parse_id(&t.token_id)?),
+            credential: Credential::Token(t.token_id),
         };
         self.inner.verified.remember(ticket, hash, &user, None);
         Ok(Some(user))
@@ -1156,11 +1156,6 @@ fn account_disabled() -> AppError {
         code: "account_disabled",
         message: "This account is disabled: ask an admin".into(),
     }
-}
-
-fn parse_id(id: &str) -> Result<Ulid> {
-    Ulid::from_string(id)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("bad stored id {id}: {e}")))
 }
 
 fn parse_invite_cursor(cursor: &str) -> Option<(i64, String)> {

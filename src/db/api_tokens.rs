@@ -1,6 +1,7 @@
 //! Queries on `api_tokens`: programs' credentials, found by the SHA-256 of the token.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use ulid::Ulid;
 
 #[derive(Debug, Clone)]
 pub struct TokenRow {
@@ -37,9 +38,9 @@ pub fn insert(
 /// An unrevoked token and the essentials of its user, whatever the user's state.
 #[derive(Debug, Clone)]
 pub struct TokenUser {
-    pub token_id: String,
+    pub token_id: Ulid,
     pub last_used_at: Option<i64>,
-    pub user_id: String,
+    pub user_id: Ulid,
     pub email: String,
     pub role: String,
     pub disabled: bool,
@@ -53,9 +54,9 @@ pub fn find_live(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<Optio
     )?
     .query_row([token_hash], |r| {
         Ok(TokenUser {
-            token_id: r.get(0)?,
+            token_id: crate::db::id_at(r, 0)?,
             last_used_at: r.get(1)?,
-            user_id: r.get(2)?,
+            user_id: crate::db::id_at(r, 2)?,
             email: r.get(3)?,
             role: r.get(4)?,
             disabled: r.get(5)?,

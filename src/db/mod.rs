@@ -7,6 +7,7 @@ mod checkpoint;
 pub mod episodes;
 pub mod integrity;
 pub mod invites;
+pub mod jobs;
 pub mod migrations;
 pub mod podcasts;
 pub mod sessions;
@@ -272,6 +273,15 @@ impl Ids {
     }
 }
 
+/// The id in column `idx` of a row: ids are stored as ULID text, and one that does not parse
+/// is a damaged row (a conversion error, like any other column of the wrong type).
+pub fn id_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<ulid::Ulid> {
+    let text: String = row.get(idx)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// Current time as Unix milliseconds, the unit every `*_at` column uses.
 pub fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();
@@ -292,6 +302,18 @@ pub fn to_rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_ids_read_as_ulids_and_a_damaged_one_is_an_error() {
+        let c = Connection::open_in_memory().unwrap();
+        let id = ulid::Ulid::generate();
+        let read = |text: &str| c.query_row("SELECT ?1", [text], |r| id_at(r, 0));
+        assert_eq!(read(&id.to_string()).unwrap(), id);
+        assert!(matches!(
+            read("not-an-id"),
+            Err(rusqlite::Error::FromSqlConversionFailure(0, _, _))
+        ));
+    }
 
     #[tokio::test]
     async fn prepared_statements_are_not_recompiled_for_new_values() {

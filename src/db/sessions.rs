@@ -1,6 +1,7 @@
 //! Queries on `sessions`: browser sign-ins, found by the SHA-256 of their cookie value.
 
 use rusqlite::{Connection, OptionalExtension, params};
+use ulid::Ulid;
 
 pub struct NewSession<'a> {
     pub id: &'a str,
@@ -22,10 +23,10 @@ pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
 /// A live session and the essentials of its user, whatever the user's state.
 #[derive(Debug, Clone)]
 pub struct SessionUser {
-    pub session_id: String,
+    pub session_id: Ulid,
     pub last_seen_at: i64,
     pub expires_at: i64,
-    pub user_id: String,
+    pub user_id: Ulid,
     pub email: String,
     pub role: String,
     pub disabled: bool,
@@ -47,10 +48,10 @@ pub fn find_live(
     )?
     .query_row(params![token_hash, now, idle_since], |r| {
         Ok(SessionUser {
-            session_id: r.get(0)?,
+            session_id: crate::db::id_at(r, 0)?,
             last_seen_at: r.get(1)?,
             expires_at: r.get(2)?,
-            user_id: r.get(3)?,
+            user_id: crate::db::id_at(r, 3)?,
             email: r.get(4)?,
             role: r.get(5)?,
             disabled: r.get(6)?,

@@ -4,8 +4,6 @@
 //! Every handler takes [`AdminUser`]: that is what makes a route an admin route.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +11,7 @@ use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 
 use super::extract::AdminUser;
+use super::params::RangeQuery;
 use crate::app::AppState;
 use crate::auth::{UserPatch, UserSummary};
 use crate::error::{AppError, AppJson, Result};
@@ -89,10 +88,11 @@ async fn remove_model(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[tracing::instrument(skip_all)]
 async fn usage(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Query(q): Query<super::audios::RangeQuery>,
+    Query(q): Query<RangeQuery>,
 ) -> Result<axum::Json<serde_json::Value>> {
     let (from, to) = q.days()?;
     let rows = state
@@ -107,6 +107,7 @@ async fn usage(
     })))
 }
 
+#[tracing::instrument(skip_all)]
 async fn list_backups(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -115,6 +116,7 @@ async fn list_backups(
     Ok(axum::Json(serde_json::json!({ "items": items })))
 }
 
+#[tracing::instrument(skip_all)]
 async fn start_backup(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -126,6 +128,7 @@ async fn start_backup(
     ))
 }
 
+#[tracing::instrument(skip_all)]
 async fn system(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -204,19 +207,10 @@ struct InviteBody {
 async fn create_invite(
     State(state): State<AppState>,
     admin: AdminUser,
-    body: std::result::Result<Bytes, BytesRejection>,
+    body: std::result::Result<Option<AppJson<InviteBody>>, AppError>,
 ) -> Result<Response> {
     state.limits.check_user(admin.id)?;
-    let body = body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
-        _ => AppError::invalid(r.body_text()),
-    })?;
-    let body: InviteBody = if body.iter().all(u8::is_ascii_whitespace) {
-        InviteBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| AppError::invalid(format!("Invalid JSON body: {e}")))?
-    };
+    let body = body?.map(|AppJson(b)| b).unwrap_or_default();
     let invite = state.auth.create_invite(&admin, body.expires_in_s).await?;
     Ok((StatusCode::CREATED, AppJson(invite)).into_response())
 }

@@ -1,18 +1,23 @@
 //! Extractors that authenticate and rate-limit: take [`AuthUser`], [`AdminUser`],
-//! [`RateLimitedUser`] or [`AuthAttempt`] as a handler argument and the check is done.
+//! [`RateLimitedUser`] or [`AuthAttempt`] as a handler argument and the check is done; and
+//! `Option<AppJson<T>>` for an optional JSON body.
 
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::body::Bytes;
+use axum::extract::{
+    FromRequest, FromRequestParts, OptionalFromRequest, OptionalFromRequestParts, Request,
+};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::de::DeserializeOwned;
 
 use super::limits::InFlight;
 use super::perimeter::ClientIp;
 use crate::app::AppState;
 use crate::auth::{AuthUser, IssuedSession, SESSION_COOKIE};
-use crate::error::AppError;
+use crate::error::{AppError, AppJson};
 
 /// The value of the `aimake_session` cookie, if the request carries one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
@@ -174,9 +179,65 @@ impl FromRequestParts<AppState> for AuthAttempt {
     }
 }
 
+/// An optional JSON body: none (or only whitespace) is `None`, whatever the `Content-Type`;
+/// anything else must be JSON of the expected shape.
+impl<T, S> OptionalFromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, AppError> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+                _ => AppError::invalid(r.body_text()),
+            })?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&body)
+            .map(|value| Some(AppJson(value)))
+            .map_err(|e| AppError::invalid(format!("Invalid JSON body: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        n: Option<i64>,
+    }
+
+    async fn optional(body: &'static str) -> Result<Option<Body>, AppError> {
+        let req = Request::builder()
+            .method("POST")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let found = <Option<AppJson<Body>> as FromRequest<()>>::from_request(req, &()).await?;
+        Ok(found.map(|AppJson(b)| b))
+    }
+
+    #[tokio::test]
+    async fn an_optional_json_body_may_be_absent_but_not_malformed() {
+        assert_eq!(optional("").await.unwrap(), None);
+        assert_eq!(optional(" \n").await.unwrap(), None);
+        assert_eq!(
+            optional(r#"{"n": 3}"#).await.unwrap(),
+            Some(Body { n: Some(3) }),
+            "no Content-Type needed"
+        );
+        for bad in ["{", r#"{"m": 1}"#] {
+            let err = optional(bad).await.unwrap_err();
+            assert_eq!(err.code(), "invalid_request");
+            assert!(err.to_string().starts_with("Invalid JSON body: "), "{err}");
+        }
+    }
 
     fn with(name: header::HeaderName, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -32,6 +32,7 @@ pub fn liveness_body() -> Bytes {
 
 /// The edge middleware answers `GET /health` itself, before any handler runs; the route is
 /// here for the other methods (405) and for routers used without the edge.
+#[tracing::instrument(level = "debug", skip_all)]
 async fn live() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -42,6 +43,7 @@ async fn live() -> Response {
 
 /// Checks the database with a query and the object store with a probe object, concurrently;
 /// the database is not ready before its start-up integrity check has passed.
+#[tracing::instrument(level = "debug", skip_all)]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let db_check = async {
         tokio::time::timeout(DB_TIMEOUT, state.db.ping())

@@ -8,13 +8,18 @@ pub mod extract;
 mod files;
 mod health;
 pub mod limits;
+mod media;
 mod middleware;
+mod params;
 pub mod perimeter;
 mod podcasts;
+mod providers;
 pub mod refusals;
 pub mod sign_in;
 mod spa;
 mod stall;
+mod usage;
+mod voices;
 
 pub use audios::{MEDIA_PURPOSE, media_url};
 pub use spa::web_app_embedded;
@@ -70,6 +75,10 @@ pub fn router(state: AppState) -> App {
         .merge(accounts::router())
         .merge(admin::router())
         .merge(audios::router())
+        .merge(media::router())
+        .merge(voices::router())
+        .merge(providers::router())
+        .merge(usage::router())
         .merge(podcasts::router())
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))
@@ -91,10 +100,12 @@ pub fn router(state: AppState) -> App {
     .layer(router)
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 async fn not_found() -> AppError {
     AppError::NotFound
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 async fn method_not_allowed() -> (StatusCode, axum::Json<serde_json::Value>) {
     (
         StatusCode::METHOD_NOT_ALLOWED,

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::audios::parse_id;
+use super::params::parse_id;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppJson, Result};
@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/feeds/podcasts/{id}/{file}", get(signed_cover))
 }
 
+#[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -61,6 +62,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
+#[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,
@@ -70,6 +72,7 @@ async fn list(
     Ok(page.map(PodcastView::from))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn read(
     State(state): State<AppState>,
     user: AuthUser,
@@ -80,6 +83,7 @@ async fn read(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn update(
     State(state): State<AppState>,
     user: AuthUser,
@@ -93,6 +97,7 @@ async fn update(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn remove(
     State(state): State<AppState>,
     user: AuthUser,
@@ -104,6 +109,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn set_cover(
     State(state): State<AppState>,
     user: AuthUser,
@@ -121,6 +127,7 @@ async fn set_cover(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn remove_cover(
     State(state): State<AppState>,
     user: AuthUser,
@@ -141,6 +148,7 @@ fn image_response(kind: CoverType, bytes: Bytes, cache: &'static str) -> Respons
         .into_response()
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn cover(
     State(state): State<AppState>,
     user: AuthUser,
@@ -154,6 +162,7 @@ async fn cover(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn signed_cover(
     State(state): State<AppState>,
     Path((id, file)): Path<(String, String)>,
@@ -171,6 +180,7 @@ async fn signed_cover(
     Ok(image_response(kind, bytes, FEED_CACHE))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn script(
     State(state): State<AppState>,
     user: RateLimitedUser,
@@ -182,6 +192,7 @@ async fn script(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn feed_token(
     State(state): State<AppState>,
     user: AuthUser,
@@ -191,6 +202,7 @@ async fn feed_token(
     Ok(Json(json!({ "feed_url": url })))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn create_episode(
     State(state): State<AppState>,
     user: RateLimitedUser,
@@ -201,6 +213,7 @@ async fn create_episode(
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id))]
 async fn list_episodes(
     State(state): State<AppState>,
     user: AuthUser,
@@ -210,6 +223,7 @@ async fn list_episodes(
     service::list_episodes(&state, user.id, parse_id(&id)?, &q.request()?).await
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id, episode = %eid))]
 async fn read_episode(
     State(state): State<AppState>,
     user: AuthUser,
@@ -220,6 +234,7 @@ async fn read_episode(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id, episode = %eid))]
 async fn remove_episode(
     State(state): State<AppState>,
     user: AuthUser,
@@ -251,6 +266,7 @@ fn text_response(kind: Sidecar, body: String, cache: &'static str) -> Response {
         .into_response()
 }
 
+#[tracing::instrument(skip_all, fields(podcast = %id, episode = %eid, file = %file))]
 async fn sidecar(
     State(state): State<AppState>,
     user: AuthUser,
@@ -272,6 +288,7 @@ struct SignedQuery {
 }
 
 /// An episode's audio (the feed's enclosure), transcript or chapters through a signed feed link.
+#[tracing::instrument(skip_all, fields(episode = %eid, file = %file))]
 async fn signed_episode_file(
     State(state): State<AppState>,
     Path((eid, file)): Path<(String, String)>,
@@ -300,6 +317,7 @@ struct FeedQuery {
     token: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(file = %file))]
 async fn feed(
     State(state): State<AppState>,
     Path(file): Path<String>,

@@ -108,6 +108,7 @@ fn missing_asset() -> Response {
     crate::error::AppError::NotFound.into_response()
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn serve(req: Request) -> Response {
     let (method, uri, headers) = (req.method(), req.uri(), req.headers());
     if method != Method::GET && method != Method::HEAD {

@@ -3,6 +3,8 @@
 
 pub mod chunk;
 pub mod job;
+pub mod preview;
 pub mod service;
+pub mod stream;
 pub mod synth;
 pub mod text;

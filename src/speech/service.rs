@@ -1,17 +1,18 @@
-//! The library's operations (create, retry, rename, delete), shared by the API, the podcast
-//! renderer and tests; nothing here knows about HTTP.
+//! The library's operations (create, list, retry, rename, delete, peaks), shared by the API,
+//! the podcast renderer and tests; nothing here knows about HTTP.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use ulid::Ulid;
 
 use crate::app::AppState;
-use crate::db::audios::{self, AudioRow, NewAudio};
-use crate::db::now_ms;
+use crate::db::audios::{self, AudioRow, Cursor, ListFilter, NewAudio};
+use crate::db::{Db, now_ms};
 use crate::error::{AppError, Result};
 use crate::jobs::events::StatusEvent;
 use crate::jobs::{NewJob, queue};
-use crate::storage::Key;
+use crate::storage::{Key, Storage};
 
 /// The job kind that synthesizes a library audio.
 pub const TTS_JOB: &str = "tts";
@@ -245,19 +246,42 @@ pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
         .ok_or(AppError::NotFound)
 }
 
-/// Any audio (for streams and jobs, which are authorized already); None when gone.
-pub async fn get_any(state: &AppState, id: Ulid) -> Option<AudioRow> {
-    state
-        .db
-        .lookup(move |c| Ok(audios::get_any(c, id)?))
-        .await
-        .ok()
-        .flatten()
+/// Any audio, whoever owns it: for signed links and streams, which are authorized already.
+pub async fn find(db: &Db, id: Ulid) -> Result<Option<AudioRow>> {
+    Ok(db.lookup(move |c| Ok(audios::get_any(c, id)?)).await?)
 }
 
-/// The status of any audio; None when gone.
-pub async fn get_any_status(state: &AppState, id: Ulid) -> Option<String> {
-    get_any(state, id).await.map(|a| a.status)
+/// One page of a user's library (`fetch` rows at most, after `cursor`). An unfiltered page
+/// walks the index and stops after `fetch` rows, so it is a lookup; filters and search may
+/// scan all of the user's audios, so they go through the blocking pool.
+pub async fn list(
+    db: &Db,
+    user: Ulid,
+    filter: ListFilter,
+    cursor: Option<Cursor>,
+    fetch: usize,
+) -> Result<Vec<AudioRow>> {
+    let unfiltered = filter.kind.is_none() && filter.status.is_none() && filter.q.is_none();
+    let query =
+        move |c: &rusqlite::Connection| Ok(audios::list(c, user, &filter, cursor.as_ref(), fetch)?);
+    Ok(if unfiltered {
+        db.lookup(query).await?
+    } else {
+        db.read(query).await?
+    })
+}
+
+/// An audio's peaks as JSON (`{sample_rate, duration_ms, peaks}`); not found before it
+/// succeeded.
+pub async fn peaks(db: &Db, storage: &Storage, audio: AudioRow) -> Result<Bytes> {
+    let key = audio.peaks_key.ok_or(AppError::NotFound)?;
+    let lookup = key.clone();
+    let stored = db.lookup(move |c| Ok(audios::peaks(c, &lookup)?)).await?;
+    Ok(match stored {
+        Some(peaks) => Bytes::from(serde_json::to_vec(&peaks).map_err(anyhow::Error::from)?),
+        // Finished before peaks moved into the database: they are an object in the store.
+        None => storage.get(&Key::from_stored(key)).await?,
+    })
 }
 
 pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {

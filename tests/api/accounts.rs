@@ -677,3 +677,33 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others() {
     assert_eq!(me["display_name"], Value::Null);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_invite_request_may_leave_out_its_body_but_not_send_malformed_json() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("admin@example.com", Role::Admin).await;
+    for blank in ["", "  \n"] {
+        let resp = admin
+            .request(reqwest::Method::POST, "/api/admin/invites")
+            .body(blank)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{blank:?}");
+        let invite: Value = resp.json().await.unwrap();
+        assert!(invite["expires_at"].is_null(), "{invite}");
+    }
+    let resp = admin
+        .request(reqwest::Method::POST, "/api/admin/invites")
+        .header("content-type", "application/json")
+        .body(r#"{"expires_in_s": "soon"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("Invalid JSON body: "), "{message}");
+    app.stop().await;
+}

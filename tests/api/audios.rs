@@ -602,6 +602,61 @@ async fn share_links_work_until_they_expire_and_refuse_tampering() {
 }
 
 #[tokio::test]
+async fn a_share_request_may_leave_out_its_body_but_a_body_sent_must_be_valid_json() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let id = create_finished(&s, json!({"text": "Share me.", "voice": "openai:alloy"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/audios/{id}/share");
+
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let resp = s
+        .request(reqwest::Method::POST, &path)
+        .send()
+        .await
+        .unwrap();
+    let after = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert_eq!(resp.status(), 200, "no body means the defaults");
+    let link: Value = resp.json().await.unwrap();
+    let url = reqwest::Url::parse(link["url"].as_str().unwrap()).unwrap();
+    let exp: i64 = url
+        .query_pairs()
+        .find(|(k, _)| k == "exp")
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("exp in the link");
+    assert!(
+        (before + 3600..=after + 3600).contains(&exp),
+        "an hour by default: {exp}"
+    );
+
+    let malformed = s
+        .request(reqwest::Method::POST, &path)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let body: Value = malformed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("Invalid JSON body: "), "{message}");
+
+    let unknown = s.post(&path, &json!({"expires": 600})).await;
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(error_code(unknown).await, "invalid_request");
+
+    let short = s.post(&path, &json!({"expires_in_s": 10})).await;
+    assert_eq!(short.status(), 400);
+    let body: Value = short.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["expires_in_s"], 10);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn deleting_a_running_audio_cancels_it_and_removes_its_objects() {
     let fake = FakeOpenAi::start().await;
     fake.set_delay(Duration::from_millis(300));
@@ -874,6 +929,34 @@ async fn the_stream_delivers_the_first_chunk_before_the_job_ends() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_stream_of_a_finished_mp3_is_its_file_and_a_missing_audio_has_none() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let id = create_finished(&s, json!({"text": "Play me.", "voice": "openai:alloy"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = s.get(&format!("/api/audios/{id}/file")).await;
+    assert_eq!(file.status(), 200);
+    let file = file.bytes().await.unwrap();
+    let stream = s.get(&format!("/api/audios/{id}/stream")).await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "audio/mpeg");
+    assert_eq!(stream.headers()["cache-control"], "private, max-age=0");
+    assert_eq!(stream.bytes().await.unwrap(), file);
+    let other = app.signed_in("bob@example.com", Role::User).await;
+    assert_eq!(
+        other
+            .get(&format!("/api/audios/{id}/stream"))
+            .await
+            .status(),
+        404
+    );
     app.stop().await;
 }
 

@@ -150,6 +150,32 @@ async fn kokoro_speaks_mandarin_with_numbers_plausibly_and_deterministically() {
     app.stop().await;
 }
 
+/// The Studio's preview button: a neural voice's raw PCM is served as a WAV a browser plays,
+/// billed once and then served from storage.
+#[tokio::test]
+async fn neural_voices_have_previews_a_browser_can_play() {
+    let app = neural_app(|_| {}).await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    for (voice, rate) in [
+        ("kokoro:af_heart", 24_000),
+        ("piper:en_US-joe-medium", 22_050),
+    ] {
+        let path = format!("/api/voices/{voice}/preview");
+        let resp = s.post(&path, &json!({})).await;
+        assert_eq!(resp.status(), 200, "{voice}");
+        assert_eq!(resp.headers()["content-type"], "audio/wav", "{voice}");
+        let wav = resp.bytes().await.unwrap();
+        let pcm = aimake::audio::decode(&wav, aimake::audio::Format::Wav).expect("a valid WAV");
+        assert_eq!(pcm.sample_rate, rate, "{voice}");
+        let seconds = pcm.samples.len() as f32 / pcm.sample_rate as f32 / f32::from(pcm.channels);
+        assert!((1.5..15.0).contains(&seconds), "{voice}: {seconds} s");
+        assert!(rms(&pcm.samples) > 0.01, "{voice}: the preview is silent");
+        let again = s.post(&path, &json!({})).await.bytes().await.unwrap();
+        assert_eq!(again, wav, "{voice}: the second preview came from storage");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn neural_voices_are_listed_with_quality_licence_and_defaults() {
     let app = neural_app(|_| {}).await;

@@ -1,0 +1,84 @@
+//! Request parts several API areas read: ids in paths and date ranges in queries.
+
+use serde::Deserialize;
+use serde_json::json;
+use ulid::Ulid;
+
+use crate::error::{AppError, Result};
+
+/// Ids are ULIDs; anything else cannot name a resource, so it is simply not found.
+pub fn parse_id(id: &str) -> Result<Ulid> {
+    id.parse().map_err(|_| AppError::NotFound)
+}
+
+/// `?from=YYYY-MM-DD&to=YYYY-MM-DD` of the usage reports.
+#[derive(Debug, Deserialize)]
+pub struct RangeQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl RangeQuery {
+    /// Validated `YYYY-MM-DD` bounds; the last 30 days when absent. At most 366 days.
+    pub fn days(&self) -> Result<(String, String)> {
+        let today = time::OffsetDateTime::now_utc().date();
+        let parse = |name: &str, v: &Option<String>, default: time::Date| -> Result<time::Date> {
+            match v.as_deref().filter(|s| !s.is_empty()) {
+                None => Ok(default),
+                Some(s) => {
+                    time::Date::parse(s, &time::format_description::well_known::Iso8601::DATE)
+                        .map_err(|_| AppError::BadRequest {
+                            code: "invalid_request",
+                            message: format!("{name} must be a date like 2026-01-31"),
+                            details: Some(json!({ name: s })),
+                        })
+                }
+            }
+        };
+        let to = parse("to", &self.to, today)?;
+        let from = parse("from", &self.from, to - time::Duration::days(29))?;
+        if from > to || (to - from).whole_days() > 366 {
+            return Err(AppError::invalid(
+                "from must be on or before to, at most 366 days apart",
+            ));
+        }
+        Ok((from.to_string(), to.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(from: Option<&str>, to: Option<&str>) -> RangeQuery {
+        RangeQuery {
+            from: from.map(Into::into),
+            to: to.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn ids_that_are_not_ulids_are_not_found() {
+        assert!(matches!(parse_id("nope"), Err(AppError::NotFound)));
+        let id = Ulid::generate();
+        assert_eq!(parse_id(&id.to_string()).unwrap(), id);
+    }
+
+    #[test]
+    fn a_range_defaults_to_the_last_thirty_days_and_refuses_bad_bounds() {
+        let (from, to) = range(None, Some("2026-03-31")).days().unwrap();
+        assert_eq!((from.as_str(), to.as_str()), ("2026-03-02", "2026-03-31"));
+        let err = range(Some("31/01/2026"), None).days().unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
+        assert!(
+            range(Some("2026-02-01"), Some("2026-01-01"))
+                .days()
+                .is_err()
+        );
+        assert!(
+            range(Some("2024-01-01"), Some("2026-01-01"))
+                .days()
+                .is_err()
+        );
+    }
+}

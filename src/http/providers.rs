@@ -1,0 +1,32 @@
+//! `/api/providers`: the speech providers, their state, and model downloads in progress.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::auth::AuthUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/providers", get(list))
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(State(state): State<AppState>, _user: AuthUser) -> Json<Value> {
+    let mut rows = json!(state.providers.list().await);
+    // While the models a neural provider needs are downloading, its row carries the progress.
+    for row in rows.as_array_mut().into_iter().flatten() {
+        let Some(id) = row["id"].as_str() else {
+            continue;
+        };
+        if !matches!(id, "kokoro" | "piper") {
+            continue;
+        }
+        row["progress"] = match state.models.provider_progress(id) {
+            Some((done, total)) => json!({ "done_bytes": done, "total_bytes": total }),
+            None => Value::Null,
+        };
+    }
+    Json(rows)
+}

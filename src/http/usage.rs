@@ -1,0 +1,30 @@
+//! `/api/usage`: the signed-in user's usage per day and service.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::params::RangeQuery;
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::Result;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/usage", get(list))
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<RangeQuery>,
+) -> Result<Json<Value>> {
+    let (from, to) = q.days()?;
+    let id = user.id;
+    let rows = state
+        .db
+        .read(move |c| Ok(crate::db::usage::per_day(c, Some(id), &from, &to)?))
+        .await?;
+    Ok(Json(json!(rows)))
+}
