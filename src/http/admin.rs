@@ -13,12 +13,13 @@ use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 
 use super::extract::AdminUser;
-use crate::app::AppState;
+use super::HttpState;
+use crate::state::AppState;
 use crate::auth::{UserPatch, UserSummary};
 use crate::error::{AppError, AppJson, Result};
 use crate::pagination::PageQuery;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/admin/users", get(list_users))
         .route("/api/admin/users/{id}", patch(update_user))
@@ -145,7 +146,7 @@ async fn system(
         crate::config::StorageKind::S3 => "s3",
     };
     Ok(axum::Json(serde_json::json!({
-        "version": crate::app::VERSION,
+        "version": crate::VERSION,
         "uptime_s": state.started.elapsed().as_secs(),
         "db_bytes": db_bytes,
         "jobs": { "queued": queued, "running": running, "failed_24h": failed },
@@ -203,10 +204,11 @@ struct InviteBody {
 #[tracing::instrument(skip_all)]
 async fn create_invite(
     State(state): State<AppState>,
+    State(http): State<HttpState>,
     admin: AdminUser,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
-    state.limits.check_user(admin.id)?;
+    http.limits.check_user(admin.id)?;
     let body = body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
         _ => AppError::invalid(r.body_text()),

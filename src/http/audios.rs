@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use ulid::Ulid;
 
-use crate::app::AppState;
+use super::HttpState;
+use crate::state::AppState;
 use crate::auth::AuthUser;
 use crate::db::audios::{self, Cursor, ListFilter};
 use crate::error::{AppError, AppJson, Result};
@@ -25,10 +26,8 @@ use crate::speech::service::{self, AudioView, CreateAudio};
 /// Share links live an hour unless asked otherwise, and at most a year.
 const DEFAULT_SHARE_S: i64 = 3600;
 const MAX_SHARE_S: i64 = 365 * 86_400;
-/// Purpose tag of media signatures (see `signing`).
-pub const MEDIA_PURPOSE: &str = "media";
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/audios", post(create).get(list))
         .route("/api/audios/{id}", get(read).patch(rename).delete(remove))
@@ -513,16 +512,10 @@ async fn share(
         });
     }
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + ttl;
-    let url = media_url(&state, &audio.id, exp);
+    let url = state.links.media(&audio.id, exp);
     Ok(Json(
         json!({ "url": url, "expires_at": crate::db::to_rfc3339(exp * 1000) }),
     ))
-}
-
-/// An absolute signed media URL for an audio, valid until `exp` (Unix seconds).
-pub fn media_url(state: &AppState, audio_id: &str, exp: i64) -> String {
-    let sig = state.signer.sign(MEDIA_PURPOSE, audio_id, exp);
-    format!("{}/media/{audio_id}?exp={exp}&sig={sig}", state.public_url)
 }
 
 #[derive(Debug, Deserialize)]
@@ -544,7 +537,7 @@ async fn media(
     };
     // No share link lives longer than MAX_SHARE_S; one that does is a feed enclosure from
     // before feed links were bound to the show's feed generation, and is revoked.
-    if exp > now + MAX_SHARE_S || !state.signer.verify(MEDIA_PURPOSE, &id, exp, &sig, now) {
+    if exp > now + MAX_SHARE_S || !state.links.media_valid(&id, exp, &sig, now) {
         return Err(link_refused());
     }
     let id = parse_id(&id)?;

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::audios::parse_id;
-use crate::app::AppState;
+use super::HttpState;
+use crate::state::AppState;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppJson, Result};
 use crate::http::extract::RateLimitedUser;
@@ -24,7 +25,7 @@ use crate::podcast::service::{
 /// new episodes much.
 const FEED_CACHE: &str = "public, max-age=300";
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/podcasts", post(create).get(list))
         .route("/api/podcasts/{id}", get(read).patch(update).delete(remove))
@@ -178,7 +179,7 @@ async fn script(
     AppJson(body): AppJson<ScriptBody>,
 ) -> Result<Json<ScriptView>> {
     Ok(Json(
-        service::write_script(&state, user.id, parse_id(&id)?, body).await?,
+        service::write_script(&state, &state.llm, user.id, parse_id(&id)?, body).await?,
     ))
 }
 

@@ -13,7 +13,7 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
-use crate::app::AppState;
+use crate::services::Services;
 use crate::audio::{self, Format, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
 use crate::db::now_ms;
@@ -30,12 +30,12 @@ const PEAK_BUCKETS: usize = 1000;
 
 pub struct TtsJob;
 
-impl Handler for TtsJob {
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>> {
+impl Handler<Services> for TtsJob {
+    fn run(&self, ctx: JobContext<Services>) -> BoxFuture<'static, Result<(), JobError>> {
         run(ctx).boxed()
     }
 
-    fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn failed(&self, ctx: JobContext<Services>, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
         async move {
             let Some(id) = ctx.job.audio_id else {
                 return Ok(());
@@ -70,7 +70,7 @@ impl Handler for TtsJob {
         .boxed()
     }
 
-    fn canceled(&self, ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn canceled(&self, ctx: JobContext<Services>) -> BoxFuture<'static, anyhow::Result<()>> {
         async move {
             ctx.state
                 .storage
@@ -117,7 +117,7 @@ struct CacheHit {
     sha256: String,
 }
 
-async fn run(ctx: JobContext) -> Result<(), JobError> {
+async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
     let state = ctx.state.clone();
     let job = ctx.job.id;
     let Some(audio_id) = ctx.job.audio_id else {
@@ -439,7 +439,7 @@ fn assemble(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audi
     })
 }
 
-async fn cached(state: &AppState, key: String) -> Result<Option<CacheHit>, JobError> {
+async fn cached(state: &Services, key: String) -> Result<Option<CacheHit>, JobError> {
     let hit = state
         .db
         .lookup(move |c| {
@@ -495,7 +495,7 @@ struct Fresh {
 /// its peaks and the job's success. False (and nothing written) when the job was canceled
 /// meanwhile, or when a reused result was deleted in between.
 async fn commit(
-    state: &AppState,
+    state: &Services,
     job: Ulid,
     audio: Ulid,
     f: &Finished<'_>,
@@ -560,7 +560,7 @@ async fn commit(
 /// most every [`SAVE_PROGRESS_EVERY`]: the single writer would otherwise take one
 /// transaction per chunk, while pages that poll the row do not need finer steps.
 pub(crate) struct Progress {
-    state: AppState,
+    state: Services,
     audio: Ulid,
     /// When the row last changed; the claim that started the job marked it running.
     saved: std::sync::Mutex<std::time::Instant>,
@@ -570,7 +570,7 @@ pub(crate) struct Progress {
 const SAVE_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Progress {
-    pub(crate) fn new(state: &AppState, audio: Ulid) -> Self {
+    pub(crate) fn new(state: &Services, audio: Ulid) -> Self {
         Self {
             state: state.clone(),
             audio,
@@ -614,7 +614,7 @@ impl Progress {
     }
 }
 
-fn publish_done(state: &AppState, audio: Ulid) {
+fn publish_done(state: &Services, audio: Ulid) {
     state.jobs.events.publish(
         audio,
         StatusEvent {

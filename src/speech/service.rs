@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use ulid::Ulid;
 
-use crate::app::AppState;
+use crate::services::Services;
 use crate::db::audios::{self, AudioRow, NewAudio};
 use crate::db::now_ms;
 use crate::error::{AppError, Result};
@@ -99,7 +99,7 @@ impl AudioView {
 
 /// Validates a request, checks the voice and the monthly quota, and stores the audio with
 /// its job in one transaction. The audio comes back `queued`.
-pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<AudioRow> {
+pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<AudioRow> {
     let text =
         crate::speech::text::spoken(&req.text).map_err(|p| p.for_field("text", "The text"))?;
     let chars = text.chars().count();
@@ -236,7 +236,7 @@ pub(crate) fn seconds_until_next_month() -> u64 {
     next.map_or(86_400, |n| (n - now).whole_seconds().max(1) as u64)
 }
 
-pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
+pub async fn get(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
     state
         .db
         .lookup(move |c| Ok(audios::get(c, user, id)?))
@@ -245,7 +245,7 @@ pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
 }
 
 /// Any audio (for streams and jobs, which are authorized already); None when gone.
-pub async fn get_any(state: &AppState, id: Ulid) -> Option<AudioRow> {
+pub async fn get_any(state: &Services, id: Ulid) -> Option<AudioRow> {
     state
         .db
         .lookup(move |c| Ok(audios::get_any(c, id)?))
@@ -255,11 +255,11 @@ pub async fn get_any(state: &AppState, id: Ulid) -> Option<AudioRow> {
 }
 
 /// The status of any audio; None when gone.
-pub async fn get_any_status(state: &AppState, id: Ulid) -> Option<String> {
+pub async fn get_any_status(state: &Services, id: Ulid) -> Option<String> {
     get_any(state, id).await.map(|a| a.status)
 }
 
-pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
+pub async fn rename(state: &Services, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
     let title = super::text::title(title)?;
     state
         .db
@@ -272,7 +272,7 @@ pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Resu
 }
 
 /// Queues a failed (or canceled) audio again with a fresh job.
-pub async fn retry(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
+pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
     let row = state
         .db
         .write(move |c| {
@@ -308,7 +308,7 @@ pub async fn retry(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
 
 /// Deletes an audio and its stored objects (unless another audio shares them); cancels its
 /// job when it is running. Deleting an audio that is already gone succeeds.
-pub async fn delete(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
+pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
     let (jobs, orphans) = state
         .db
         .write(move |c| {

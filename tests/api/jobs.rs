@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aimake::db::now_ms;
 use aimake::jobs::{Handler, JobContext, JobError, NewJob, Outcome, queue};
+use aimake::services::Services;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -34,8 +35,8 @@ impl Scripted {
     }
 }
 
-impl Handler for Scripted {
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>> {
+impl Handler<Services> for Scripted {
+    fn run(&self, ctx: JobContext<Services>) -> BoxFuture<'static, Result<(), JobError>> {
         let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
         let (fail, error, block) = (n <= self.fail_first, self.error.clone(), self.block);
         async move {
@@ -62,7 +63,7 @@ impl Handler for Scripted {
         .boxed()
     }
 
-    fn failed(&self, _ctx: JobContext, _error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn failed(&self, _ctx: JobContext<Services>, _error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
         self.failed_calls.fetch_add(1, Ordering::SeqCst);
         async { Ok(()) }.boxed()
     }
