@@ -737,8 +737,7 @@ impl Config {
             }
         }
         if !self.backup.schedule.trim().is_empty() {
-            parse_schedule(&self.backup.schedule)
-                .context("backup.schedule")?;
+            parse_schedule(&self.backup.schedule).context("backup.schedule")?;
         }
         if TargetSpec::parse(&self.backup.target)? == TargetSpec::S3 {
             let s3 = &self.backup.s3;

@@ -57,8 +57,17 @@ impl Links {
     /// feed `generation`: a new feed token or going private bumps the generation, so the links
     /// of every earlier feed stop verifying, while the links of one generation stay the same
     /// URL on every fetch (podcast apps key episodes on them).
-    pub fn feed_file(&self, path: &str, purpose: &str, id: &str, generation: i64, exp: i64) -> String {
-        let sig = self.signer.sign(purpose, &feed_subject(id, generation), exp);
+    pub fn feed_file(
+        &self,
+        path: &str,
+        purpose: &str,
+        id: &str,
+        generation: i64,
+        exp: i64,
+    ) -> String {
+        let sig = self
+            .signer
+            .sign(purpose, &feed_subject(id, generation), exp);
         format!("{}/feeds/{path}?exp={exp}&sig={sig}", self.public_url)
     }
 
@@ -104,8 +113,16 @@ mod tests {
     #[test]
     fn a_feed_file_link_stops_verifying_when_the_feed_generation_moves_on() {
         let links = links();
-        let url = links.feed_file("episodes/01HEP/audio.mp3", "episode-audio", "01HEP", 3, 2_000);
-        assert!(url.starts_with("https://audio.example/feeds/episodes/01HEP/audio.mp3?exp=2000&sig="));
+        let url = links.feed_file(
+            "episodes/01HEP/audio.mp3",
+            "episode-audio",
+            "01HEP",
+            3,
+            2_000,
+        );
+        assert!(
+            url.starts_with("https://audio.example/feeds/episodes/01HEP/audio.mp3?exp=2000&sig=")
+        );
         let sig = url.rsplit_once("sig=").unwrap().1;
         assert!(links.feed_file_valid("episode-audio", "01HEP", 3, 2_000, sig, 1_000));
         assert!(!links.feed_file_valid("episode-audio", "01HEP", 4, 2_000, sig, 1_000));

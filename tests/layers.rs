@@ -255,12 +255,12 @@ fn imports_of(file: &str, source: &str, modules: &BTreeSet<String>) -> Vec<Impor
                 }
                 braces -= 1;
             }
-            Tok::Ident(word) if word == "crate" && !prev_is_sep => {
-                if toks.get(i + 1).map(|t| &t.0) == Some(&Tok::PathSep) {
-                    for (name, line) in root_names(&toks, i + 2) {
-                        found.push((name, line));
-                    }
-                }
+            Tok::Ident(word)
+                if word == "crate"
+                    && !prev_is_sep
+                    && toks.get(i + 1).map(|t| &t.0) == Some(&Tok::PathSep) =>
+            {
+                found.extend(root_names(&toks, i + 2));
             }
             Tok::Ident(word) if word == "super" && !prev_is_sep => {
                 let mut j = i;
@@ -299,8 +299,14 @@ fn imports_of(file: &str, source: &str, modules: &BTreeSet<String>) -> Vec<Impor
 fn violations(imports: &[Import]) -> Vec<String> {
     let mut out = Vec::new();
     for import in imports {
-        let Import { file, line, from, to } = import;
-        let breach = |why: &str| format!("src/{file}:{line}: `{from}` imports `crate::{to}`: {why}");
+        let Import {
+            file,
+            line,
+            from,
+            to,
+        } = import;
+        let breach =
+            |why: &str| format!("src/{file}:{line}: `{from}` imports `crate::{to}`: {why}");
         if to == "commands" || to == "main" {
             out.push(breach("nothing imports the command line"));
             continue;
@@ -370,7 +376,13 @@ fn cycle(imports: &[Import]) -> Option<Vec<Import>> {
 fn check(files: &[(String, String)]) -> Vec<String> {
     let modules: BTreeSet<String> = files
         .iter()
-        .map(|(path, _)| path.split('/').next().unwrap_or(path).trim_end_matches(".rs").to_string())
+        .map(|(path, _)| {
+            path.split('/')
+                .next()
+                .unwrap_or(path)
+                .trim_end_matches(".rs")
+                .to_string()
+        })
         .filter(|m| m != "lib" && m != "main")
         .collect();
     let imports: Vec<Import> = files
@@ -387,7 +399,10 @@ fn check(files: &[(String, String)]) -> Vec<String> {
             .collect();
         let mut message = format!("the top-level modules form a cycle: {}", names.join(" → "));
         for s in &steps {
-            message.push_str(&format!("\n    src/{}:{}: `{}` imports `crate::{}`", s.file, s.line, s.from, s.to));
+            message.push_str(&format!(
+                "\n    src/{}:{}: `{}` imports `crate::{}`",
+                s.file, s.line, s.from, s.to
+            ));
         }
         out.push(message);
     }
@@ -417,7 +432,11 @@ fn every_module_keeps_to_its_layer_and_no_modules_import_each_other_in_a_cycle()
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     read_tree(&src, &src, &mut files);
-    assert!(files.len() > 50, "the source tree was not found under {}", src.display());
+    assert!(
+        files.len() > 50,
+        "the source tree was not found under {}",
+        src.display()
+    );
     let breaches = check(&files);
     assert!(
         breaches.is_empty(),
@@ -437,7 +456,10 @@ fn tree(files: &[(&str, &str)]) -> Vec<(String, String)> {
 fn the_checker_finds_a_forbidden_import_in_a_group_a_path_and_a_climb_to_the_root() {
     let breaches = check(&tree(&[
         ("audio/mod.rs", "use crate::{error::AppError, db::Db};\n"),
-        ("audio/mix.rs", "fn f() { super::super::providers::Tts::x(); }\n"),
+        (
+            "audio/mix.rs",
+            "fn f() { super::super::providers::Tts::x(); }\n",
+        ),
         ("db/mod.rs", "pub struct Db;\n"),
         ("error.rs", "pub struct AppError;\n"),
         ("providers/mod.rs", "fn g() -> crate::http::X { todo!() }\n"),
@@ -465,8 +487,10 @@ fn the_checker_finds_a_forbidden_import_in_a_group_a_path_and_a_climb_to_the_roo
     );
     // app → commands → app
     assert!(
-        breaches.iter().any(|b| b.contains("cycle: app → commands → app")
-            || b.contains("cycle: commands → app → commands")),
+        breaches
+            .iter()
+            .any(|b| b.contains("cycle: app → commands → app")
+                || b.contains("cycle: commands → app → commands")),
         "{breaches:#?}"
     );
 }
@@ -480,9 +504,18 @@ fn the_checker_reports_a_cycle_with_the_imports_that_make_it() {
     ]));
     assert_eq!(breaches.len(), 1, "{breaches:#?}");
     let message = &breaches[0];
-    assert!(message.starts_with("the top-level modules form a cycle: backup → ops → config → backup"), "{message}");
-    assert!(message.contains("src/backup/mod.rs:2: `backup` imports `crate::ops`"), "{message}");
-    assert!(message.contains("src/config.rs:1: `config` imports `crate::backup`"), "{message}");
+    assert!(
+        message.starts_with("the top-level modules form a cycle: backup → ops → config → backup"),
+        "{message}"
+    );
+    assert!(
+        message.contains("src/backup/mod.rs:2: `backup` imports `crate::ops`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("src/config.rs:1: `config` imports `crate::backup`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -504,4 +537,3 @@ fn the_checker_ignores_comments_strings_and_paths_inside_a_module() {
     ]));
     assert!(breaches.is_empty(), "{breaches:#?}");
 }
-

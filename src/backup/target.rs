@@ -1,7 +1,6 @@
 //! Where backups go, from `backup.target`: the main object store, a directory, or a bucket of
 //! its own (`[backup.s3]`), so an off-site copy is one config block away.
 
-
 use crate::config::{Config, TargetSpec};
 use crate::storage::Storage;
 

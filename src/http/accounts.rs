@@ -8,13 +8,13 @@ use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::HttpState;
 use super::extract::{AuthAttempt, RateLimitedUser, session_clear_cookie, session_set_cookie};
 use super::perimeter::ClientIp;
-use super::HttpState;
-use crate::state::AppState;
 use crate::auth::{AuthUser, ClientInfo, IssuedSession, Me, NewAccount};
 use crate::error::{AppJson, Result};
 use crate::pagination::PageQuery;
+use crate::state::AppState;
 
 pub fn router() -> Router<HttpState> {
     Router::new()

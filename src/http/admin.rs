@@ -12,12 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 
-use super::extract::AdminUser;
 use super::HttpState;
-use crate::state::AppState;
+use super::extract::AdminUser;
 use crate::auth::{UserPatch, UserSummary};
 use crate::error::{AppError, AppJson, Result};
 use crate::pagination::PageQuery;
+use crate::state::AppState;
 
 pub fn router() -> Router<HttpState> {
     Router::new()

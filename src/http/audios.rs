@@ -15,13 +15,13 @@ use serde_json::{Value, json};
 use ulid::Ulid;
 
 use super::HttpState;
-use crate::state::AppState;
 use crate::auth::AuthUser;
 use crate::db::audios::{self, Cursor, ListFilter};
 use crate::error::{AppError, AppJson, Result};
 use crate::http::extract::RateLimitedUser;
 use crate::pagination::{Page, PageQuery};
 use crate::speech::service::{self, AudioView, CreateAudio};
+use crate::state::AppState;
 
 /// Share links live an hour unless asked otherwise, and at most a year.
 const DEFAULT_SHARE_S: i64 = 3600;

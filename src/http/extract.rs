@@ -8,9 +8,9 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use super::HttpState;
 use super::limits::InFlight;
 use super::perimeter::ClientIp;
-use super::HttpState;
 use crate::auth::{AuthUser, IssuedSession, SESSION_COOKIE};
 use crate::error::AppError;
 

@@ -11,10 +11,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::VERSION;
 use super::HttpState;
-use crate::state::AppState;
+use crate::VERSION;
 use crate::db::integrity::Integrity;
+use crate::state::AppState;
 
 /// A healthy database answers in microseconds; seconds mean it is stuck behind a lock or disk.
 const DB_TIMEOUT: Duration = Duration::from_secs(3);

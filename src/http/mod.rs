@@ -89,7 +89,8 @@ pub fn router(http: HttpState) -> App {
         .trusted_proxies()
         .expect("validated with the config")
         .into();
-    let origins = perimeter::TrustedOrigins::new(state.links.public_url(), &config.server.cors_origins);
+    let origins =
+        perimeter::TrustedOrigins::new(state.links.public_url(), &config.server.cors_origins);
 
     // The edge wraps the whole router, so liveness probes are answered before any routing
     // and everything (shed, timed out and panicked requests included) gets its headers and

@@ -9,9 +9,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::audios::parse_id;
 use super::HttpState;
-use crate::state::AppState;
+use super::audios::parse_id;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppJson, Result};
 use crate::http::extract::RateLimitedUser;
@@ -20,6 +19,7 @@ use crate::podcast::service::{
     self, CoverType, EpisodeBody, EpisodeView, PodcastFields, PodcastView, ScriptBody, ScriptView,
     Sidecar,
 };
+use crate::state::AppState;
 
 /// Feed readers poll often; a few minutes of caching spares the server without delaying
 /// new episodes much.

@@ -28,8 +28,8 @@ use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use super::limits::{LimitClock, rate_key};
 use super::HttpState;
+use super::limits::{LimitClock, rate_key};
 use crate::auth::{ClientInfo, Email, IssuedSession, Me};
 use crate::config::LimitsConfig;
 use crate::error::AppError;

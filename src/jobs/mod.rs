@@ -183,7 +183,12 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
     }
 
     /// Runs a claimed job's attempt and records how it ended.
-    async fn run_claimed(&self, state: &S, job: Job, stop: &CancellationToken) -> anyhow::Result<()> {
+    async fn run_claimed(
+        &self,
+        state: &S,
+        job: Job,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let handler = self
             .handlers
             .read()
@@ -194,8 +199,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
             tracing::error!("no handler for this job kind; failing it");
             let id = job.id;
             let kind = job.kind.clone();
-            self
-                .db
+            self.db
                 .write(move |c| {
                     let tx = c.transaction()?;
                     queue::fail(&tx, id, &format!("unknown job kind {kind}"), now_ms())?;
@@ -237,8 +241,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
                 // Shutting down: hand it back so the next start picks it up at once.
                 tracing::info!("job interrupted by shutdown; it resumes after restart");
                 let id = job.id;
-                self
-                    .db
+                self.db
                     .write(move |c| {
                         let tx = c.transaction()?;
                         queue::release(&tx, id, now_ms())?;
@@ -258,8 +261,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
                     .min(MAX_BACKOFF);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "job attempt failed; will retry");
                 let (id, message) = (job.id, e.message.clone());
-                self
-                    .db
+                self.db
                     .write(move |c| {
                         let tx = c.transaction()?;
                         let now = now_ms();

@@ -15,7 +15,6 @@ use ulid::Ulid;
 
 use super::service::{EpisodeScript, Timings};
 use super::subtitles::{TimedChapter, TimedLine};
-use crate::services::Services;
 use crate::audio::{self, Cover, Format, Id3Tags, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
 use crate::db::podcasts::PodcastRow;
@@ -25,6 +24,7 @@ use crate::error::AppError;
 use crate::jobs::events::StatusEvent;
 use crate::jobs::{Handler, JobContext, JobError, queue};
 use crate::providers::{AudioFormat, OutputFormat, SynthesisRequest, Tts};
+use crate::services::Services;
 use crate::speech::job::{Progress, format_of, provider_error};
 use crate::speech::job::{TtsJob, cache_key};
 use crate::storage::{Key, keys};
@@ -43,7 +43,11 @@ impl Handler<Services> for PodcastJob {
     }
 
     /// Same bookkeeping as a speech job: the audio fails, the kept lines go.
-    fn failed(&self, ctx: JobContext<Services>, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn failed(
+        &self,
+        ctx: JobContext<Services>,
+        error: JobError,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
         TtsJob.failed(ctx, error)
     }
 

@@ -9,7 +9,6 @@ use super::feed::{self, Item, Show};
 use super::llm::{LlmClient, LlmError, ScriptRequest, Source, SpeakerBrief};
 use super::script::{FlatLine, FlatScript, ScriptLimits, parse_dialogue};
 use super::subtitles::{self, TimedChapter, TimedLine};
-use crate::services::Services;
 use crate::auth::secret;
 use crate::db::audios::{self, AudioRow, NewAudio};
 use crate::db::episodes::{self, EpisodeRow, NewEpisode};
@@ -19,6 +18,7 @@ use crate::db::{now_ms, to_rfc3339};
 use crate::error::{AppError, Result};
 use crate::jobs::{NewJob, queue};
 use crate::pagination::{Page, PageRequest};
+use crate::services::Services;
 use crate::speech::service::AudioView;
 use crate::storage::{Key, StorageError, keys};
 
@@ -1038,12 +1038,8 @@ pub async fn feed(state: &Services, podcast: Ulid, token: Option<&str>) -> Resul
                         TRANSCRIPT_PURPOSE,
                     )
                 }),
-                chapters_url: rendered.then(|| {
-                    link(
-                        format!("episodes/{}/chapters.json", e.id),
-                        CHAPTERS_PURPOSE,
-                    )
-                }),
+                chapters_url: rendered
+                    .then(|| link(format!("episodes/{}/chapters.json", e.id), CHAPTERS_PURPOSE)),
             }
         })
         .collect();

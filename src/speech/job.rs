@@ -13,7 +13,6 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
-use crate::services::Services;
 use crate::audio::{self, Format, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
 use crate::db::now_ms;
@@ -21,6 +20,7 @@ use crate::db::usage::{self, NewUsage};
 use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{Handler, JobContext, JobError, queue};
 use crate::providers::{AudioFormat, OutputFormat, ProviderError, SynthesisRequest};
+use crate::services::Services;
 use crate::storage::{Key, keys};
 
 /// Silence between chunks of one text: they were split at sentence or clause ends.
@@ -35,7 +35,11 @@ impl Handler<Services> for TtsJob {
         run(ctx).boxed()
     }
 
-    fn failed(&self, ctx: JobContext<Services>, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn failed(
+        &self,
+        ctx: JobContext<Services>,
+        error: JobError,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
         async move {
             let Some(id) = ctx.job.audio_id else {
                 return Ok(());

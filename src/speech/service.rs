@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use ulid::Ulid;
 
-use crate::services::Services;
 use crate::db::audios::{self, AudioRow, NewAudio};
 use crate::db::now_ms;
 use crate::error::{AppError, Result};
 use crate::jobs::events::StatusEvent;
 use crate::jobs::{NewJob, queue};
+use crate::services::Services;
 use crate::storage::Key;
 
 /// The job kind that synthesizes a library audio.

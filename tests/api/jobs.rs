@@ -63,7 +63,11 @@ impl Handler<Services> for Scripted {
         .boxed()
     }
 
-    fn failed(&self, _ctx: JobContext<Services>, _error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn failed(
+        &self,
+        _ctx: JobContext<Services>,
+        _error: JobError,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
         self.failed_calls.fetch_add(1, Ordering::SeqCst);
         async { Ok(()) }.boxed()
     }
