@@ -69,8 +69,8 @@ impl From<anyhow::Error> for JobError {
     }
 }
 
-/// What a handler gets for one attempt. `S` is the services handlers share, given to the
-/// queue when it is built, so the queue itself knows nothing of what the jobs do.
+/// What a handler gets for one attempt. `S` is the services the handlers share, handed to
+/// the workers when they start, so the queue itself knows nothing of what the jobs do.
 #[derive(Clone)]
 pub struct JobContext<S> {
     pub state: S,
