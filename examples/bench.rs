@@ -1791,7 +1791,7 @@ fn neural(
         config.models.auto_pull = false;
         config.models.threads = threads;
         config.models.idle_unload_s = 0;
-        let providers = aimake::neural::providers(&config);
+        let providers = aimake::providers::neural::providers(&config);
         for (case, engine, voice, target) in [
             ("kokoro_throughput", "kokoro", "af_heart", "kokoro-onnx"),
             ("piper_throughput", "piper", "en_US-joe-medium", "piper-tts"),

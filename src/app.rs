@@ -1,4 +1,5 @@
-//! `AppState` and the server's life: build (open db, storage, listener), run, drain on shutdown.
+//! The server's wiring and life: build (open db, storage, listener; register the job
+//! handlers; assemble the state), run, drain on shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,71 +10,35 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::VERSION;
 use crate::auth::Auth;
 use crate::backup::Backups;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::integrity::{Integrity, IntegrityCheck};
-use crate::http::limits::Limits;
-use crate::http::refusals::Refusals;
+use crate::http::HttpState;
 use crate::jobs::Jobs;
+use crate::links::Links;
 use crate::lockfile::{LockFile, SERVER_LOCK};
 use crate::models::{Manager, ModelsService};
-use crate::ops::scheduler::{self, SystemClock};
+use crate::ops::scheduler::{Clock, Scheduler, SystemClock};
 use crate::podcast::llm::ScriptWriter;
 use crate::podcast::script::ScriptLimits;
 use crate::providers::Providers;
+use crate::services::Services;
 use crate::signing::Signer;
+use crate::state::{AppParts, AppState};
 use crate::storage::Storage;
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How long start-up waits for the database's integrity check. A database of some tens of MB
 /// is checked within it, and a damaged one stops the start; a larger one goes on being checked
 /// while the server runs, and `/health/ready` answers 503 until the check passes.
 const INTEGRITY_WAIT: Duration = Duration::from_millis(50);
 
-/// Everything a handler, job or test needs. One `Arc`, so the per-request clones axum makes
-/// (every stateful middleware and handler takes its own) cost one reference count.
-#[derive(Clone)]
-pub struct AppState(Arc<AppParts>);
-
-impl std::ops::Deref for AppState {
-    type Target = AppParts;
-
-    fn deref(&self) -> &AppParts {
-        &self.0
-    }
-}
-
-pub struct AppParts {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub storage: Storage,
-    pub jobs: Arc<Jobs>,
-    pub providers: Providers,
-    pub backups: Backups,
-    /// The origin users reach the server at, without a trailing slash.
-    pub public_url: Arc<str>,
-    pub started: Instant,
-    pub auth: Auth,
-    /// Rate limiters and the in-flight cap, shared by the middleware and the extractors.
-    pub limits: Arc<Limits>,
-    /// Refused requests, counted per client for the log.
-    pub refusals: Arc<Refusals>,
-    /// Signs share links and feed enclosures.
-    pub signer: Signer,
-    /// The podcast script writer (answers `NotConfigured` when no model is set).
-    pub llm: Arc<ScriptWriter>,
-    /// The database's start-up integrity check, which readiness waits for.
-    pub integrity: IntegrityCheck,
-    /// The neural voice models: what is installed, and pulls in progress.
-    pub models: Arc<ModelsService>,
-}
-
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    http: HttpState,
     /// Held while the server lives, so `aimake restore` (and a second server) can tell the
     /// data dir is in use. Released on drop, or by the OS if the process dies.
     _data_lock: LockFile,
@@ -126,7 +91,7 @@ impl App {
         let auth = Auth::new(db.clone(), &config);
         auth.prepare_setup().await?;
         let signer = Signer::load_or_create(&config.data.dir)?;
-        let jobs = Jobs::new();
+        let jobs: Jobs<Services> = Jobs::new(db.clone());
         jobs.register(
             crate::speech::service::TTS_JOB,
             Arc::new(crate::speech::job::TtsJob),
@@ -144,26 +109,27 @@ impl App {
             )?
             .with_scrubber(crate::providers::Scrubber::from_config(&config)),
         );
-        let state = AppState(Arc::new(AppParts {
-            limits: Arc::new(Limits::new(&config.limits)),
-            refusals: Arc::default(),
-            config: Arc::new(config),
-            db,
-            storage,
-            jobs: Arc::new(jobs),
-            providers,
+        let state = AppState::new(AppParts {
+            services: Services {
+                config: Arc::new(config),
+                db,
+                storage,
+                jobs: Arc::new(jobs),
+                providers,
+                auth,
+                links: Links::new(public_url, signer),
+            },
             backups,
-            public_url,
             started: Instant::now(),
-            auth,
-            signer,
             llm,
             integrity,
             models,
-        }));
+        });
+        let http = HttpState::new(state.clone());
         Ok(Self {
             listener,
             state,
+            http,
             _data_lock: data_lock,
         })
     }
@@ -180,6 +146,11 @@ impl App {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The HTTP layer's state: the application's, with the rate limiters and refusal counts.
+    pub fn http(&self) -> &HttpState {
+        &self.http
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
@@ -200,10 +171,10 @@ impl App {
             version = VERSION,
             addr = %self.local_addr(),
             "aimake is ready: open {}",
-            self.state.public_url
+            self.state.links.public_url()
         );
         let workers = self.state.jobs.spawn_workers(
-            self.state.clone(),
+            self.state.services.clone(),
             self.state.config.jobs.workers,
             stop.child_token(),
         );
@@ -213,10 +184,10 @@ impl App {
             tracing::warn!(
                 "no admin account yet: open {}/setup?token={token} to create one \
                  (or run `aimake user add EMAIL --admin`)",
-                self.state.public_url
+                self.state.links.public_url()
             );
         }
-        tokio::spawn(self.state.limits.clone().housekeeping(stop.clone()));
+        tokio::spawn(self.http.limits.clone().housekeeping(stop.clone()));
         // Build only waited a moment for the check; it may have finished since.
         if self.state.integrity.status() != Integrity::Ok {
             let state = self.state.clone();
@@ -228,10 +199,9 @@ impl App {
                 }
             });
         }
-        tokio::spawn(self.state.refusals.clone().summarise_until(stop.clone()));
-        let jobs =
-            scheduler::for_app(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
-        let app = crate::http::router(self.state.clone());
+        tokio::spawn(self.http.refusals.clone().summarise_until(stop.clone()));
+        let jobs = scheduled(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
+        let app = crate::http::router(self.http);
         let server = serve(self.listener, app, stop.clone());
         let drained = async {
             stop.cancelled().await;
@@ -265,6 +235,20 @@ impl App {
         tracing::info!("aimake stopped");
         Ok(())
     }
+}
+
+/// The server's scheduled jobs: backups (with retention) when `backup.schedule` is set.
+fn scheduled(state: &AppState, clock: Arc<dyn Clock>) -> anyhow::Result<Scheduler> {
+    let mut scheduler = Scheduler::new(clock);
+    let schedule = state.config.backup.schedule.trim();
+    if !schedule.is_empty() {
+        let backups = state.backups.clone();
+        scheduler.add("backup", schedule, move |slot| {
+            let backups = backups.clone();
+            async move { backups.run_scheduled(slot).await }
+        })?;
+    }
+    Ok(scheduler)
 }
 
 /// A client that sends its request head slower than this is cut off, so idle sockets cannot

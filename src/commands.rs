@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::app::{App, VERSION};
+use crate::VERSION;
+use crate::app::App;
 use crate::config::Config;
 use crate::db::{Db, migrations};
 

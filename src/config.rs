@@ -504,6 +504,48 @@ impl Default for BackupConfig {
     }
 }
 
+/// Parses a schedule such as `backup.schedule`: five fields (minute precision) or six (with
+/// seconds first), UTC.
+pub fn parse_schedule(expr: &str) -> anyhow::Result<croner::Cron> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(expr.trim())
+        .map_err(|e| anyhow::anyhow!("`{expr}` is not a cron expression: {e}"))
+}
+
+/// `backup.target`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// `""` or `"main"`: the main object store, under `backups/`.
+    Main,
+    /// `"dir:/path"`: a local directory (another disk, a mounted NAS).
+    Dir(PathBuf),
+    /// `"s3"`: the bucket in `[backup.s3]`, with its own endpoint and credentials.
+    S3,
+}
+
+impl TargetSpec {
+    pub fn parse(target: &str) -> anyhow::Result<Self> {
+        let target = target.trim();
+        if target.is_empty() || target == "main" {
+            return Ok(Self::Main);
+        }
+        if target == "s3" {
+            return Ok(Self::S3);
+        }
+        if let Some(dir) = target.strip_prefix("dir:") {
+            if dir.trim().is_empty() {
+                bail!("backup.target: `dir:` needs a path, e.g. \"dir:/srv/aimake-backups\"");
+            }
+            return Ok(Self::Dir(PathBuf::from(dir.trim())));
+        }
+        bail!(
+            "backup.target: `{target}` is not one of \"\" (the main store), \"dir:/path\" or \"s3\" (the [backup.s3] bucket)"
+        )
+    }
+}
+
 /// The neural voice models on this machine (docs/neural.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -695,12 +737,9 @@ impl Config {
             }
         }
         if !self.backup.schedule.trim().is_empty() {
-            crate::ops::scheduler::parse_schedule(&self.backup.schedule)
-                .context("backup.schedule")?;
+            parse_schedule(&self.backup.schedule).context("backup.schedule")?;
         }
-        if crate::backup::target::TargetSpec::parse(&self.backup.target)?
-            == crate::backup::target::TargetSpec::S3
-        {
+        if TargetSpec::parse(&self.backup.target)? == TargetSpec::S3 {
             let s3 = &self.backup.s3;
             if s3.bucket.is_empty() {
                 bail!("backup.s3.bucket: required when backup.target = \"s3\"");

@@ -11,15 +11,20 @@ pub mod error;
 pub mod filemodes;
 pub mod http;
 pub mod jobs;
+pub mod links;
 pub mod lockfile;
 pub mod models;
-pub mod neural;
 pub mod ops;
 pub mod pagination;
 pub mod patch;
 pub mod podcast;
 pub mod providers;
+pub mod services;
 pub mod signing;
 pub mod speech;
+pub mod state;
 pub mod storage;
 pub mod telemetry;
+
+/// The running build's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -454,7 +454,7 @@ impl Backups {
                 let record = FailureRecord {
                     format: FORMAT_VERSION,
                     name: name.to_string(),
-                    app_version: crate::app::VERSION.into(),
+                    app_version: crate::VERSION.into(),
                     created_at: rfc3339(started),
                     created_at_ms: unix_ms(started),
                     trigger,
@@ -513,7 +513,7 @@ impl Backups {
             let manifest = Manifest {
                 format: FORMAT_VERSION,
                 name: name.to_string(),
-                app_version: crate::app::VERSION.into(),
+                app_version: crate::VERSION.into(),
                 schema_version: snap.schema_version,
                 created_at: rfc3339(started),
                 created_at_ms: unix_ms(started),

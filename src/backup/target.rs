@@ -1,44 +1,8 @@
 //! Where backups go, from `backup.target`: the main object store, a directory, or a bucket of
 //! its own (`[backup.s3]`), so an off-site copy is one config block away.
 
-use std::path::PathBuf;
-
-use anyhow::bail;
-
-use crate::config::Config;
+use crate::config::{Config, TargetSpec};
 use crate::storage::Storage;
-
-/// `backup.target`, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TargetSpec {
-    /// `""` or `"main"`: the main object store, under `backups/`.
-    Main,
-    /// `"dir:/path"`: a local directory (another disk, a mounted NAS).
-    Dir(PathBuf),
-    /// `"s3"`: the bucket in `[backup.s3]`, with its own endpoint and credentials.
-    S3,
-}
-
-impl TargetSpec {
-    pub fn parse(target: &str) -> anyhow::Result<Self> {
-        let target = target.trim();
-        if target.is_empty() || target == "main" {
-            return Ok(Self::Main);
-        }
-        if target == "s3" {
-            return Ok(Self::S3);
-        }
-        if let Some(dir) = target.strip_prefix("dir:") {
-            if dir.trim().is_empty() {
-                bail!("backup.target: `dir:` needs a path, e.g. \"dir:/srv/aimake-backups\"");
-            }
-            return Ok(Self::Dir(PathBuf::from(dir.trim())));
-        }
-        bail!(
-            "backup.target: `{target}` is not one of \"\" (the main store), \"dir:/path\" or \"s3\" (the [backup.s3] bucket)"
-        )
-    }
-}
 
 /// An opened target.
 #[derive(Debug, Clone)]

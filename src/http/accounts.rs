@@ -8,14 +8,15 @@ use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::HttpState;
 use super::extract::{AuthAttempt, RateLimitedUser, session_clear_cookie, session_set_cookie};
 use super::perimeter::ClientIp;
-use crate::app::AppState;
 use crate::auth::{AuthUser, ClientInfo, IssuedSession, Me, NewAccount};
 use crate::error::{AppJson, Result};
 use crate::pagination::PageQuery;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/setup", get(setup_status).post(setup))
         .route("/api/auth/register", post(register))
@@ -39,7 +40,7 @@ fn client_info(ip: ClientIp, headers: &HeaderMap) -> ClientInfo {
 }
 
 fn secure_cookies(state: &AppState) -> bool {
-    state.public_url.starts_with("https://")
+    state.links.public_url().starts_with("https://")
 }
 
 /// The user plus the cookie that signs them in.
@@ -109,15 +110,15 @@ struct LoginBody {
 #[tracing::instrument(skip_all, err(level = "debug"))]
 async fn login(
     _: AuthAttempt,
-    State(state): State<AppState>,
+    State(http): State<HttpState>,
     ip: ClientIp,
     headers: HeaderMap,
     AppJson(body): AppJson<LoginBody>,
 ) -> Result<Response> {
     let client = client_info(ip, &headers);
     let (me, session) =
-        super::sign_in::login(&state, &body.email, body.password, ip.0, client).await?;
-    Ok(signed_in(&state, StatusCode::OK, me, &session))
+        super::sign_in::login(&http, &body.email, body.password, ip.0, client).await?;
+    Ok(signed_in(&http.app, StatusCode::OK, me, &session))
 }
 
 /// Always clears the cookie; revokes the session when there is one.

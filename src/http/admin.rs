@@ -10,14 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 
+use super::HttpState;
 use super::extract::AdminUser;
 use super::params::RangeQuery;
-use crate::app::AppState;
 use crate::auth::{UserPatch, UserSummary};
 use crate::error::{AppError, AppJson, Result};
 use crate::pagination::PageQuery;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/admin/users", get(list_users))
         .route("/api/admin/users/{id}", patch(update_user))
@@ -148,7 +149,7 @@ async fn system(
         crate::config::StorageKind::S3 => "s3",
     };
     Ok(axum::Json(serde_json::json!({
-        "version": crate::app::VERSION,
+        "version": crate::VERSION,
         "uptime_s": state.started.elapsed().as_secs(),
         "db_bytes": db_bytes,
         "jobs": { "queued": queued, "running": running, "failed_24h": failed },
@@ -206,10 +207,11 @@ struct InviteBody {
 #[tracing::instrument(skip_all)]
 async fn create_invite(
     State(state): State<AppState>,
+    State(http): State<HttpState>,
     admin: AdminUser,
     body: std::result::Result<Option<AppJson<InviteBody>>, AppError>,
 ) -> Result<Response> {
-    state.limits.check_user(admin.id)?;
+    http.limits.check_user(admin.id)?;
     let body = body?.map(|AppJson(b)| b).unwrap_or_default();
     let invite = state.auth.create_invite(&admin, body.expires_in_s).await?;
     Ok((StatusCode::CREATED, AppJson(invite)).into_response())

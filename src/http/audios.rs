@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use ulid::Ulid;
 
+use super::HttpState;
 use super::params::parse_id;
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::db::audios::{self, Cursor, ListFilter};
 use crate::error::{AppError, AppJson, Result};
@@ -23,14 +23,13 @@ use crate::http::extract::RateLimitedUser;
 use crate::pagination::{Page, PageQuery};
 use crate::speech::service::{self, AudioView, CreateAudio};
 use crate::speech::stream::{self, Listen};
+use crate::state::AppState;
 
 /// Share links live an hour unless asked otherwise, and at most a year.
 const DEFAULT_SHARE_S: i64 = 3600;
 pub(super) const MAX_SHARE_S: i64 = 365 * 86_400;
-/// Purpose tag of media signatures (see `signing`).
-pub const MEDIA_PURPOSE: &str = "media";
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/audios", post(create).get(list))
         .route("/api/audios/{id}", get(read).patch(rename).delete(remove))
@@ -286,14 +285,8 @@ async fn share(
         });
     }
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + ttl;
-    let url = media_url(&state, &audio.id, exp);
+    let url = state.links.media(&audio.id, exp);
     Ok(Json(
         json!({ "url": url, "expires_at": crate::db::to_rfc3339(exp * 1000) }),
     ))
-}
-
-/// An absolute signed media URL for an audio, valid until `exp` (Unix seconds).
-pub fn media_url(state: &AppState, audio_id: &str, exp: i64) -> String {
-    let sig = state.signer.sign(MEDIA_PURPOSE, audio_id, exp);
-    format!("{}/media/{audio_id}?exp={exp}&sig={sig}", state.public_url)
 }

@@ -13,9 +13,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use super::HttpState;
 use super::limits::InFlight;
 use super::perimeter::ClientIp;
-use crate::app::AppState;
 use crate::auth::{AuthUser, IssuedSession, SESSION_COOKIE};
 use crate::error::{AppError, AppJson};
 
@@ -61,14 +61,14 @@ fn cookie_header(value: &str, max_age_s: i64, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&cookie).expect("session tokens are URL-safe ASCII")
 }
 
-async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<AuthUser>, AppError> {
+async fn authenticate(parts: &mut Parts, state: &HttpState) -> Result<Option<AuthUser>, AppError> {
     if let Some(user) = parts.extensions.get::<AuthUser>() {
         return Ok(Some(user.clone()));
     }
     let user = match bearer(&parts.headers) {
-        Some(token) => state.auth.authenticate_token(token).await?,
+        Some(token) => state.app.auth.authenticate_token(token).await?,
         None => match session_cookie(&parts.headers) {
-            Some(cookie) => state.auth.authenticate_session(cookie).await?,
+            Some(cookie) => state.app.auth.authenticate_session(cookie).await?,
             None => None,
         },
     };
@@ -85,10 +85,10 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<Auth
 }
 
 /// Any signed-in, enabled user (session cookie or API token); else 401 `unauthenticated`.
-impl FromRequestParts<AppState> for AuthUser {
+impl FromRequestParts<HttpState> for AuthUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, AppError> {
         authenticate(parts, state)
             .await?
             .ok_or_else(|| AppError::Unauthenticated("Sign in to continue".into()))
@@ -96,12 +96,12 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 /// `Option<AuthUser>`: for routes that serve everyone but know who is signed in.
-impl OptionalFromRequestParts<AppState> for AuthUser {
+impl OptionalFromRequestParts<HttpState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &HttpState,
     ) -> Result<Option<Self>, AppError> {
         authenticate(parts, state).await
     }
@@ -120,12 +120,12 @@ impl Deref for AdminUser {
     }
 }
 
-impl FromRequestParts<AppState> for AdminUser {
+impl FromRequestParts<HttpState> for AdminUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, AppError> {
         let user =
-            <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+            <AuthUser as FromRequestParts<HttpState>>::from_request_parts(parts, state).await?;
         if !user.is_admin() {
             return Err(AppError::Forbidden {
                 code: "forbidden",
@@ -150,12 +150,12 @@ impl Deref for RateLimitedUser {
     }
 }
 
-impl FromRequestParts<AppState> for RateLimitedUser {
+impl FromRequestParts<HttpState> for RateLimitedUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, AppError> {
         let user =
-            <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+            <AuthUser as FromRequestParts<HttpState>>::from_request_parts(parts, state).await?;
         state.limits.check_user(user.id)?;
         Ok(Self(user))
     }
@@ -167,10 +167,10 @@ impl FromRequestParts<AppState> for RateLimitedUser {
 #[derive(Debug, Clone, Copy)]
 pub struct AuthAttempt;
 
-impl FromRequestParts<AppState> for AuthAttempt {
+impl FromRequestParts<HttpState> for AuthAttempt {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, AppError> {
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state)
             .await
             .unwrap_or_else(|never| match never {});

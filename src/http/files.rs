@@ -5,9 +5,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::db::audios::AudioRow;
 use crate::error::{AppError, Result};
+use crate::state::AppState;
 use crate::storage::Key;
 
 /// Streams a finished audio's object, honouring conditional and range requests.

@@ -11,13 +11,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::app::{AppState, VERSION};
+use super::HttpState;
+use crate::VERSION;
 use crate::db::integrity::Integrity;
+use crate::state::AppState;
 
 /// A healthy database answers in microseconds; seconds mean it is stuck behind a lock or disk.
 const DB_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/health", get(live))
         .route("/health/ready", get(ready))

@@ -7,13 +7,14 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::audios::{MAX_SHARE_S, MEDIA_PURPOSE};
+use super::HttpState;
+use super::audios::MAX_SHARE_S;
 use super::params::parse_id;
-use crate::app::AppState;
 use crate::error::{AppError, Result};
 use crate::speech::service;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new().route("/media/{id}", get(serve))
 }
 
@@ -38,7 +39,7 @@ async fn serve(
     };
     // No share link lives longer than MAX_SHARE_S; one that does is a feed enclosure from
     // before feed links were bound to the show's feed generation, and is revoked.
-    if exp > now + MAX_SHARE_S || !state.signer.verify(MEDIA_PURPOSE, &id, exp, &sig, now) {
+    if exp > now + MAX_SHARE_S || !state.links.media_valid(&id, exp, &sig, now) {
         return Err(link_refused());
     }
     let audio = service::find(&state.db, parse_id(&id)?)

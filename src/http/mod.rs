@@ -21,39 +21,81 @@ mod stall;
 mod usage;
 mod voices;
 
-pub use audios::{MEDIA_PURPOSE, media_url};
 pub use spa::web_app_embedded;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::any;
 use ipnet::IpNet;
 use tower::{Layer, ServiceBuilder};
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
+use limits::Limits;
+use refusals::Refusals;
 
 /// What [`router`] builds.
 pub type App = middleware::Edge<Router>;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The router's state: the application's, and the HTTP layer's own rate limiters and refusal
+/// counts. Handlers take `State<AppState>`; one `Arc`, so the clone axum makes for each
+/// request costs one reference count.
+#[derive(Clone)]
+pub struct HttpState(Arc<HttpParts>);
+
+pub struct HttpParts {
+    pub app: AppState,
+    /// Rate limiters and the in-flight cap, shared by the middleware and the extractors.
+    pub limits: Arc<Limits>,
+    /// Refused requests, counted per client for the log.
+    pub refusals: Arc<Refusals>,
+}
+
+impl HttpState {
+    pub fn new(app: AppState) -> Self {
+        let limits = Arc::new(Limits::new(&app.config.limits));
+        Self(Arc::new(HttpParts {
+            app,
+            limits,
+            refusals: Arc::default(),
+        }))
+    }
+}
+
+impl std::ops::Deref for HttpState {
+    type Target = HttpParts;
+
+    fn deref(&self) -> &HttpParts {
+        &self.0
+    }
+}
+
+impl FromRef<HttpState> for AppState {
+    fn from_ref(state: &HttpState) -> AppState {
+        state.app.clone()
+    }
+}
+
 /// The whole HTTP application, as one service for [`crate::app::serve`].
-pub fn router(state: AppState) -> App {
+pub fn router(http: HttpState) -> App {
+    let state = &http.app;
     let config = &state.config;
     let timeout = Duration::from_secs(config.server.request_timeout_s);
     let body_idle_timeout = Duration::from_secs(config.server.body_idle_timeout_s);
     let body_limit = config.server.max_body_bytes;
-    let https = state.public_url.starts_with("https://");
+    let https = state.links.public_url().starts_with("https://");
     let trusted_proxies: Arc<[IpNet]> = config
         .trusted_proxies()
         .expect("validated with the config")
         .into();
-    let origins = perimeter::TrustedOrigins::new(&state.public_url, &config.server.cors_origins);
+    let origins =
+        perimeter::TrustedOrigins::new(state.links.public_url(), &config.server.cors_origins);
 
     // The edge wraps the whole router, so liveness probes are answered before any routing
     // and everything (shed, timed out and panicked requests included) gets its headers and
@@ -64,11 +106,11 @@ pub fn router(state: AppState) -> App {
         .layer(middleware::RouteLabelLayer)
         .option_layer(perimeter::cors(&config.server.cors_origins))
         .layer(middleware::GuardLayer::new(middleware::GuardConfig {
-            limits: state.limits.clone(),
+            limits: http.limits.clone(),
             origins,
         }));
-    let limits = state.limits.clone();
-    let refusals = state.refusals.clone();
+    let limits = http.limits.clone();
+    let refusals = http.refusals.clone();
 
     let router = Router::new()
         .merge(health::router())
@@ -88,7 +130,7 @@ pub fn router(state: AppState) -> App {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(routed)
-        .with_state(state);
+        .with_state(http);
     middleware::EdgeLayer::new(middleware::EdgeConfig {
         trusted_proxies,
         limits,

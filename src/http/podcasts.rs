@@ -9,8 +9,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::HttpState;
 use super::params::parse_id;
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppJson, Result};
 use crate::http::extract::RateLimitedUser;
@@ -19,12 +19,13 @@ use crate::podcast::service::{
     self, CoverType, EpisodeBody, EpisodeView, PodcastFields, PodcastView, ScriptBody, ScriptView,
     Sidecar,
 };
+use crate::state::AppState;
 
 /// Feed readers poll often; a few minutes of caching spares the server without delaying
 /// new episodes much.
 const FEED_CACHE: &str = "public, max-age=300";
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/podcasts", post(create).get(list))
         .route("/api/podcasts/{id}", get(read).patch(update).delete(remove))
@@ -188,7 +189,7 @@ async fn script(
     AppJson(body): AppJson<ScriptBody>,
 ) -> Result<Json<ScriptView>> {
     Ok(Json(
-        service::write_script(&state, user.id, parse_id(&id)?, body).await?,
+        service::write_script(&state, &state.llm, user.id, parse_id(&id)?, body).await?,
     ))
 }
 

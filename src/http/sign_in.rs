@@ -28,8 +28,8 @@ use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
+use super::HttpState;
 use super::limits::{LimitClock, rate_key};
-use crate::app::AppState;
 use crate::auth::{ClientInfo, Email, IssuedSession, Me};
 use crate::config::LimitsConfig;
 use crate::error::AppError;
@@ -134,12 +134,13 @@ impl SignInThrottle {
 /// Signs in with email and password under both limits. Text that is not an email address
 /// can match no account, so it meets only the per-IP budget.
 pub async fn login(
-    state: &AppState,
+    http: &HttpState,
     email: &str,
     password: String,
     ip: IpAddr,
     client: ClientInfo,
 ) -> Result<(Me, IssuedSession), AppError> {
+    let state = &http.app;
     let Ok(account) = Email::parse(email) else {
         return state.auth.login(email, password, client).await;
     };
@@ -147,7 +148,7 @@ pub async fn login(
         .auth
         .signed_in_from(&account, rate_key(ip).to_string())
         .await?;
-    let throttle = &state.limits.sign_in;
+    let throttle = &http.limits.sign_in;
     throttle.begin(account.as_str(), ip, known)?;
     let signed_in = state.auth.login(account.as_str(), password, client).await?;
     throttle.succeeded(account.as_str(), ip);

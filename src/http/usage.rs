@@ -5,12 +5,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::HttpState;
 use super::params::RangeQuery;
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::Result;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new().route("/api/usage", get(list))
 }
 

@@ -8,13 +8,14 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use super::HttpState;
 use crate::auth::AuthUser;
 use crate::error::Result;
 use crate::http::extract::RateLimitedUser;
 use crate::speech::preview;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/voices", get(list))
         .route("/api/voices/{id}/preview", post(preview))

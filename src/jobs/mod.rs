@@ -11,12 +11,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use ulid::Ulid;
 
 pub use queue::{Job, NewJob};
 
-use crate::app::AppState;
-use crate::db::{audios, now_ms};
+use crate::db::{Db, audios, now_ms};
 
 /// Long enough that a busy worker renews it comfortably, short enough that a crashed
 /// process's jobs resume within a minute of restart.
@@ -69,10 +69,11 @@ impl From<anyhow::Error> for JobError {
     }
 }
 
-/// What a handler gets for one attempt.
+/// What a handler gets for one attempt. `S` is the services the handlers share, handed to
+/// the workers when they start, so the queue itself knows nothing of what the jobs do.
 #[derive(Clone)]
-pub struct JobContext {
-    pub state: AppState,
+pub struct JobContext<S> {
+    pub state: S,
     pub job: Job,
     /// Cancelled when the job is canceled (e.g. its audio deleted) or the server shuts down.
     pub cancel: CancellationToken,
@@ -80,12 +81,13 @@ pub struct JobContext {
 
 /// One kind of job. `run` must finish by calling [`queue::succeed`] in the same transaction
 /// that stores its results (and roll back if that returns false).
-pub trait Handler: Send + Sync + 'static {
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>>;
+pub trait Handler<S>: Send + Sync + 'static {
+    fn run(&self, ctx: JobContext<S>) -> BoxFuture<'static, Result<(), JobError>>;
     /// Records a final failure on the job's subject (e.g. the audio's status and error).
-    fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>>;
+    fn failed(&self, ctx: JobContext<S>, error: JobError)
+    -> BoxFuture<'static, anyhow::Result<()>>;
     /// Cleans up after a canceled job (its partial objects); the subject is already gone.
-    fn canceled(&self, _ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn canceled(&self, _ctx: JobContext<S>) -> BoxFuture<'static, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -98,12 +100,15 @@ pub enum Outcome {
     Empty,
 }
 
-pub struct Jobs {
+/// The queue and its workers. Handlers are registered by kind when the server is wired
+/// together; each attempt hands its handler the shared services `S`.
+pub struct Jobs<S> {
+    db: Db,
     /// Progress of running jobs, for live listeners.
     pub events: events::Hub,
     /// Jobs whose intermediate results someone is streaming right now.
     pub streams: Arc<Streams>,
-    handlers: RwLock<HashMap<&'static str, Arc<dyn Handler>>>,
+    handlers: RwLock<HashMap<&'static str, Arc<dyn Handler<S>>>>,
     wake: Notify,
     /// Tokens of jobs running in this process, to stop them on cancel.
     running: Mutex<HashMap<Ulid, (CancellationToken, CancellationToken)>>,
@@ -111,9 +116,10 @@ pub struct Jobs {
     worker: String,
 }
 
-impl Jobs {
-    pub fn new() -> Self {
+impl<S: Clone + Send + Sync + 'static> Jobs<S> {
+    pub fn new(db: Db) -> Self {
         Self {
+            db,
             events: events::Hub::default(),
             streams: Arc::new(Streams::default()),
             handlers: RwLock::new(HashMap::new()),
@@ -123,7 +129,7 @@ impl Jobs {
         }
     }
 
-    pub fn register(&self, kind: &'static str, handler: Arc<dyn Handler>) {
+    pub fn register(&self, kind: &'static str, handler: Arc<dyn Handler<S>>) {
         self.handlers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -149,16 +155,12 @@ impl Jobs {
     }
 
     /// Claims and runs one due job. Tests call this to drain the queue without sleeping.
-    pub async fn run_next(
-        &self,
-        state: &AppState,
-        stop: &CancellationToken,
-    ) -> anyhow::Result<Outcome> {
+    pub async fn run_next(&self, state: &S, stop: &CancellationToken) -> anyhow::Result<Outcome> {
         let worker = self.worker.clone();
         let lease = LEASE.as_millis() as i64;
         // The job's audio shows as running from the moment it is claimed: one transaction
         // instead of a separate write from the handler.
-        let claimed = state
+        let claimed = self
             .db
             .write(move |c| {
                 let tx = c.transaction()?;
@@ -174,9 +176,19 @@ impl Jobs {
         let Some(job) = claimed else {
             return Ok(Outcome::Empty);
         };
+        // Attached to the attempt's future, so only its own log lines land in the job's span.
         let span = tracing::info_span!("job", id = %job.id, kind = job.kind, attempt = job.attempt);
-        let _enter = span.enter();
+        self.run_claimed(state, job, stop).instrument(span).await?;
+        Ok(Outcome::Done)
+    }
 
+    /// Runs a claimed job's attempt and records how it ended.
+    async fn run_claimed(
+        &self,
+        state: &S,
+        job: Job,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let handler = self
             .handlers
             .read()
@@ -187,8 +199,7 @@ impl Jobs {
             tracing::error!("no handler for this job kind; failing it");
             let id = job.id;
             let kind = job.kind.clone();
-            state
-                .db
+            self.db
                 .write(move |c| {
                     let tx = c.transaction()?;
                     queue::fail(&tx, id, &format!("unknown job kind {kind}"), now_ms())?;
@@ -196,7 +207,7 @@ impl Jobs {
                     Ok(())
                 })
                 .await?;
-            return Ok(Outcome::Done);
+            return Ok(());
         };
 
         // Shutdown asks the handler to stop at its next safe point (it watches `cancel`), so
@@ -214,7 +225,7 @@ impl Jobs {
         };
         let result = tokio::select! {
             r = handler.run(ctx.clone()) => r,
-            () = self.keep_lease(state, job.id, abort.clone()) => {
+            () = self.keep_lease(job.id, abort.clone()) => {
                 cancel.cancel();
                 Err(JobError::fatal("canceled", "The job was canceled"))
             }
@@ -230,8 +241,7 @@ impl Jobs {
                 // Shutting down: hand it back so the next start picks it up at once.
                 tracing::info!("job interrupted by shutdown; it resumes after restart");
                 let id = job.id;
-                state
-                    .db
+                self.db
                     .write(move |c| {
                         let tx = c.transaction()?;
                         queue::release(&tx, id, now_ms())?;
@@ -251,8 +261,7 @@ impl Jobs {
                     .min(MAX_BACKOFF);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "job attempt failed; will retry");
                 let (id, message) = (job.id, e.message.clone());
-                state
-                    .db
+                self.db
                     .write(move |c| {
                         let tx = c.transaction()?;
                         let now = now_ms();
@@ -265,7 +274,7 @@ impl Jobs {
             Err(e) => {
                 tracing::warn!(error = %e, code = e.code, "job failed");
                 let (id, message) = (job.id, format!("{}: {}", e.code, e.message));
-                let marked = state
+                let marked = self
                     .db
                     .write(move |c| {
                         let tx = c.transaction()?;
@@ -279,12 +288,12 @@ impl Jobs {
                 }
             }
         }
-        Ok(Outcome::Done)
+        Ok(())
     }
 
     /// Renews the lease until the job ends; resolves (and cancels) when the job was canceled
     /// or taken over elsewhere.
-    async fn keep_lease(&self, state: &AppState, job: Ulid, cancel: CancellationToken) {
+    async fn keep_lease(&self, job: Ulid, cancel: CancellationToken) {
         let lease = LEASE.as_millis() as i64;
         loop {
             tokio::select! {
@@ -292,7 +301,7 @@ impl Jobs {
                 () = tokio::time::sleep(LEASE / 3) => {}
             }
             let worker = self.worker.clone();
-            let held = state
+            let held = self
                 .db
                 .write(move |c| Ok(queue::heartbeat(c, job, &worker, now_ms(), lease)?))
                 .await;
@@ -306,7 +315,7 @@ impl Jobs {
     /// Runs `count` workers until `stop` is cancelled.
     pub fn spawn_workers(
         self: &Arc<Self>,
-        state: AppState,
+        state: S,
         count: usize,
         stop: CancellationToken,
     ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -331,12 +340,6 @@ impl Jobs {
                 })
             })
             .collect()
-    }
-}
-
-impl Default for Jobs {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use croner::Cron;
-use croner::parser::{CronParser, Seconds};
 use futures::future::BoxFuture;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::config::parse_schedule;
 
 /// The longest a system-clock sleep lasts before the time is read again, so a wall clock
 /// that jumps (NTP step, suspended VM) delays a job by at most this much.
@@ -81,15 +80,6 @@ impl Clock for ManualClock {
             }
         })
     }
-}
-
-/// Parses a schedule: five fields (minute precision) or six (with seconds first), UTC.
-pub fn parse_schedule(expr: &str) -> anyhow::Result<Cron> {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .build()
-        .parse(expr.trim())
-        .map_err(|e| anyhow::anyhow!("`{expr}` is not a cron expression: {e}"))
 }
 
 /// The first slot strictly after `after`.
@@ -191,20 +181,6 @@ async fn job_loop(clock: Arc<dyn Clock>, job: Job, stop: CancellationToken) {
             }
         }
     }
-}
-
-/// The server's jobs: scheduled backups (with retention) when `backup.schedule` is set.
-pub fn for_app(state: &AppState, clock: Arc<dyn Clock>) -> anyhow::Result<Scheduler> {
-    let mut scheduler = Scheduler::new(clock);
-    let schedule = state.config.backup.schedule.trim();
-    if !schedule.is_empty() {
-        let backups = state.backups.clone();
-        scheduler.add("backup", schedule, move |slot| {
-            let backups = backups.clone();
-            async move { backups.run_scheduled(slot).await }
-        })?;
-    }
-    Ok(scheduler)
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use ulid::Ulid;
 
 use super::service::{EpisodeScript, Timings};
 use super::subtitles::{TimedChapter, TimedLine};
-use crate::app::AppState;
 use crate::audio::{self, Cover, Encoding, Format, Id3Tags, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
 use crate::db::podcasts::PodcastRow;
@@ -24,6 +23,7 @@ use crate::db::{episodes, now_ms, podcasts};
 use crate::error::AppError;
 use crate::jobs::{Handler, JobContext, JobError, queue};
 use crate::providers::{SynthesisRequest, Tts};
+use crate::services::Services;
 use crate::speech::synth::{
     self, CHUNK_PAUSE_MS, Progress, cache_key, format_of, provider_error, publish_done,
 };
@@ -35,17 +35,21 @@ const LINE_FORMAT: &str = "line";
 
 pub struct PodcastJob;
 
-impl Handler for PodcastJob {
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>> {
+impl Handler<Services> for PodcastJob {
+    fn run(&self, ctx: JobContext<Services>) -> BoxFuture<'static, Result<(), JobError>> {
         run(ctx).boxed()
     }
 
     /// Same bookkeeping as a speech job: the audio fails, the kept lines go.
-    fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn failed(
+        &self,
+        ctx: JobContext<Services>,
+        error: JobError,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
         synth::fail(ctx, error)
     }
 
-    fn canceled(&self, ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn canceled(&self, ctx: JobContext<Services>) -> BoxFuture<'static, anyhow::Result<()>> {
         synth::discard_kept(ctx)
     }
 }
@@ -75,7 +79,7 @@ fn line_entry(key: &str) -> Option<(usize, bool, String)> {
     Some((index.parse().ok()?, how == "p", ext.to_string()))
 }
 
-async fn run(ctx: JobContext) -> Result<(), JobError> {
+async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
     let state = ctx.state.clone();
     let job = ctx.job.id;
     let Some(audio_id) = ctx.job.audio_id else {
@@ -411,7 +415,7 @@ struct CacheRow {
 
 /// A line's audio from the result cache, when its object is still there.
 /// The show's cover for the APIC frame; a cover that vanished meanwhile is simply left out.
-async fn episode_cover(state: &AppState, show: &PodcastRow) -> Result<Option<Cover>, JobError> {
+async fn episode_cover(state: &Services, show: &PodcastRow) -> Result<Option<Cover>, JobError> {
     match crate::podcast::service::load_cover(state, show).await {
         Ok((kind, data)) => Ok(Some(Cover {
             mime: kind.mime().into(),
@@ -422,7 +426,7 @@ async fn episode_cover(state: &AppState, show: &PodcastRow) -> Result<Option<Cov
     }
 }
 
-async fn cached_line(state: &AppState, key: String) -> Result<Option<(Bytes, String)>, JobError> {
+async fn cached_line(state: &Services, key: String) -> Result<Option<(Bytes, String)>, JobError> {
     let hit: Option<String> = state
         .db
         .read(move |c| {

@@ -6,10 +6,9 @@ use serde_json::json;
 use ulid::Ulid;
 
 use super::feed::{self, Item, Show};
-use super::llm::{LlmError, ScriptRequest, Source, SpeakerBrief};
+use super::llm::{LlmError, ScriptRequest, ScriptWriter, Source, SpeakerBrief};
 use super::script::{FlatLine, FlatScript, ScriptLimits, parse_dialogue};
 use super::subtitles::{self, TimedChapter, TimedLine};
-use crate::app::AppState;
 use crate::auth::secret;
 use crate::db::audios::{self, AudioRow, NewAudio};
 use crate::db::episodes::{self, EpisodeRow, NewEpisode};
@@ -19,6 +18,7 @@ use crate::db::{now_ms, to_rfc3339};
 use crate::error::{AppError, Result};
 use crate::jobs::{NewJob, queue};
 use crate::pagination::{Page, PageRequest};
+use crate::services::Services;
 use crate::speech::service::AudioView;
 use crate::storage::{Key, StorageError, keys};
 
@@ -145,7 +145,7 @@ fn changes(f: PodcastFields) -> Result<Changes> {
     })
 }
 
-pub async fn create(state: &AppState, user: Ulid, f: PodcastFields) -> Result<PodcastRow> {
+pub async fn create(state: &Services, user: Ulid, f: PodcastFields) -> Result<PodcastRow> {
     if f.title.is_none() {
         return Err(AppError::field(
             "invalid_request",
@@ -165,7 +165,7 @@ pub async fn create(state: &AppState, user: Ulid, f: PodcastFields) -> Result<Po
         .ok_or(AppError::NotFound)
 }
 
-pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<PodcastRow> {
+pub async fn get(state: &Services, user: Ulid, id: Ulid) -> Result<PodcastRow> {
     state
         .db
         .read(move |c| Ok(podcasts::get(c, user, id)?))
@@ -173,7 +173,7 @@ pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<PodcastRow> {
         .ok_or(AppError::NotFound)
 }
 
-pub async fn list(state: &AppState, user: Ulid, req: &PageRequest) -> Result<Page<PodcastRow>> {
+pub async fn list(state: &Services, user: Ulid, req: &PageRequest) -> Result<Page<PodcastRow>> {
     let cursor = req.ulid_cursor()?;
     let fetch = req.fetch();
     let rows = state
@@ -184,7 +184,7 @@ pub async fn list(state: &AppState, user: Ulid, req: &PageRequest) -> Result<Pag
 }
 
 pub async fn update(
-    state: &AppState,
+    state: &Services,
     user: Ulid,
     id: Ulid,
     f: PodcastFields,
@@ -201,7 +201,7 @@ pub async fn update(
 }
 
 /// Deletes the show, its cover, its episodes and their audios (objects included).
-pub async fn delete(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
+pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
     let Some(show) = state
         .db
         .read(move |c| Ok(podcasts::get(c, user, id)?))
@@ -285,7 +285,7 @@ impl CoverType {
 }
 
 /// Best effort: a leftover object only costs space, and the row no longer points at it.
-async fn delete_object(state: &AppState, key: &str) {
+async fn delete_object(state: &Services, key: &str) {
     if let Err(e) = state.storage.delete(&Key::from_stored(key)).await {
         tracing::warn!(key, error = %e, "could not delete a cover image");
     }
@@ -294,7 +294,7 @@ async fn delete_object(state: &AppState, key: &str) {
 /// Stores a JPEG or PNG cover (checked by its leading bytes, not only the declared type),
 /// replacing the previous one.
 pub async fn set_cover(
-    state: &AppState,
+    state: &Services,
     user: Ulid,
     id: Ulid,
     content_type: Option<&str>,
@@ -337,7 +337,7 @@ pub async fn set_cover(
 }
 
 /// Removes the cover; removing a missing cover is not an error.
-pub async fn delete_cover(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
+pub async fn delete_cover(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
     let old = state
         .db
         .write(move |c| Ok(podcasts::set_cover(c, user, id, None, now_ms())?))
@@ -354,7 +354,7 @@ pub async fn delete_cover(state: &AppState, user: Ulid, id: Ulid) -> Result<()> 
 
 /// The image and its type.
 pub(crate) async fn load_cover(
-    state: &AppState,
+    state: &Services,
     show: &PodcastRow,
 ) -> Result<(CoverType, bytes::Bytes)> {
     let key = show.cover_key.as_deref().ok_or(AppError::NotFound)?;
@@ -371,14 +371,14 @@ pub(crate) async fn load_cover(
 }
 
 /// The caller's cover image.
-pub async fn cover(state: &AppState, user: Ulid, id: Ulid) -> Result<(CoverType, bytes::Bytes)> {
+pub async fn cover(state: &Services, user: Ulid, id: Ulid) -> Result<(CoverType, bytes::Bytes)> {
     let show = get(state, user, id).await?;
     load_cover(state, &show).await
 }
 
 /// The cover through a signed feed link; the link names the image type it was made for.
 pub async fn signed_cover(
-    state: &AppState,
+    state: &Services,
     id: &str,
     ext: &str,
     exp: i64,
@@ -407,37 +407,21 @@ pub async fn signed_cover(
 
 /// A long-lived signed link to the show's cover, for feeds; it changes when the show does,
 /// so podcast apps fetch a replaced image.
-fn cover_feed_url(state: &AppState, show: &PodcastRow) -> Option<String> {
+fn cover_feed_url(state: &Services, show: &PodcastRow) -> Option<String> {
     let kind = CoverType::of_key(show.cover_key.as_deref()?)?;
     let exp = show.updated_at / 1000 + FEED_LINK_S;
-    Some(format!(
-        "{}/feeds/podcasts/{}/cover.{}?{}",
-        state.public_url,
-        show.id,
-        kind.ext(),
-        feed_link_query(state, COVER_PURPOSE, &show.id, show.feed_generation, exp)
+    Some(state.links.feed_file(
+        &format!("podcasts/{}/cover.{}", show.id, kind.ext()),
+        COVER_PURPOSE,
+        &show.id,
+        show.feed_generation,
+        exp,
     ))
-}
-
-/// What a feed link signs: the object, and the show's feed generation as of the feed that
-/// carried the link. A new feed token or going private bumps the generation, so the links
-/// of every earlier feed stop verifying, while the links of one generation stay the same
-/// URL on every fetch (podcast apps key episodes on them).
-fn feed_subject(id: &str, generation: i64) -> String {
-    format!("{id}/{generation}")
-}
-
-/// `exp=…&sig=…` of a feed link.
-fn feed_link_query(state: &AppState, purpose: &str, id: &str, generation: i64, exp: i64) -> String {
-    let sig = state
-        .signer
-        .sign(purpose, &feed_subject(id, generation), exp);
-    format!("exp={exp}&sig={sig}")
 }
 
 /// Checks a feed link against the show's current generation.
 fn check_feed_link(
-    state: &AppState,
+    state: &Services,
     purpose: &str,
     id: &str,
     generation: i64,
@@ -446,8 +430,8 @@ fn check_feed_link(
 ) -> Result<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if state
-        .signer
-        .verify(purpose, &feed_subject(id, generation), exp, sig, now)
+        .links
+        .feed_file_valid(purpose, id, generation, exp, sig, now)
     {
         Ok(())
     } else {
@@ -465,7 +449,7 @@ fn link_refused() -> AppError {
 /// An episode reached through a signed feed link, once the link checks out against its
 /// show's current feed generation.
 async fn signed_episode(
-    state: &AppState,
+    state: &Services,
     purpose: &'static str,
     id: &str,
     exp: i64,
@@ -488,7 +472,7 @@ async fn signed_episode(
 
 /// The finished audio of an episode through its signed feed (enclosure) link.
 pub async fn signed_episode_audio(
-    state: &AppState,
+    state: &Services,
     id: &str,
     exp: i64,
     sig: &str,
@@ -540,7 +524,7 @@ pub struct ScriptView {
     pub notes: Vec<String>,
 }
 
-fn limits(state: &AppState) -> ScriptLimits {
+fn limits(state: &Services) -> ScriptLimits {
     ScriptLimits {
         max_chars: state.config.tts.max_chars,
     }
@@ -549,7 +533,8 @@ fn limits(state: &AppState) -> ScriptLimits {
 /// A script from a pasted dialogue (no model involved) or from the configured LLM, whose
 /// token usage and cost go to the ledger, also when its answer was unusable.
 pub async fn write_script(
-    state: &AppState,
+    state: &Services,
+    llm: &ScriptWriter,
     user: Ulid,
     podcast: Ulid,
     body: ScriptBody,
@@ -594,10 +579,10 @@ pub async fn write_script(
         language: body.language.or(show.language),
         style: body.style,
     };
-    let result = state.llm.write_script(&request).await;
+    let result = llm.write_script(&request).await;
     let spent = match &result {
         Ok(draft) => Some((draft.usage, draft.model.clone())),
-        Err(LlmError::BadOutput { usage, .. }) => Some((*usage, state.llm.model().to_string())),
+        Err(LlmError::BadOutput { usage, .. }) => Some((*usage, llm.model().to_string())),
         Err(_) => None,
     };
     if let Some((u, model)) = spent
@@ -703,7 +688,7 @@ impl EpisodeView {
 /// Validates the script and the voices, checks the quota, and stores the audio (kind
 /// `podcast`), the episode and its render job in one transaction.
 pub async fn create_episode(
-    state: &AppState,
+    state: &Services,
     user: Ulid,
     podcast: Ulid,
     body: EpisodeBody,
@@ -824,7 +809,7 @@ pub async fn create_episode(
 }
 
 async fn episode_with_audio(
-    state: &AppState,
+    state: &Services,
     user: Ulid,
     podcast: Ulid,
     id: Ulid,
@@ -846,7 +831,7 @@ async fn episode_with_audio(
 }
 
 pub async fn get_episode(
-    state: &AppState,
+    state: &Services,
     user: Ulid,
     podcast: Ulid,
     id: Ulid,
@@ -856,7 +841,7 @@ pub async fn get_episode(
 }
 
 pub async fn list_episodes(
-    state: &AppState,
+    state: &Services,
     user: Ulid,
     podcast: Ulid,
     req: &PageRequest,
@@ -886,7 +871,7 @@ pub async fn list_episodes(
 }
 
 /// Deleting the audio removes the episode with it (the row cascades).
-pub async fn delete_episode(state: &AppState, user: Ulid, podcast: Ulid, id: Ulid) -> Result<()> {
+pub async fn delete_episode(state: &Services, user: Ulid, podcast: Ulid, id: Ulid) -> Result<()> {
     let found = state
         .db
         .read(move |c| Ok(episodes::get(c, user, podcast, id)?))
@@ -932,7 +917,7 @@ fn render_sidecar(e: &EpisodeRow, kind: Sidecar) -> Result<String> {
 
 /// Subtitles or chapters of the caller's episode.
 pub async fn sidecar(
-    state: &AppState,
+    state: &Services,
     user: Ulid,
     podcast: Ulid,
     id: Ulid,
@@ -948,7 +933,7 @@ pub async fn sidecar(
 
 /// Subtitles or chapters through a signed feed link.
 pub async fn signed_sidecar(
-    state: &AppState,
+    state: &Services,
     id: &str,
     exp: i64,
     sig: &str,
@@ -965,15 +950,8 @@ pub async fn signed_sidecar(
 
 // ---- feeds ----
 
-fn feed_url(state: &AppState, podcast: &str, token: Option<&str>) -> String {
-    match token {
-        Some(t) => format!("{}/feeds/{podcast}.xml?token={t}", state.public_url),
-        None => format!("{}/feeds/{podcast}.xml", state.public_url),
-    }
-}
-
 /// A new feed token; only its digest is kept, so the previous one stops working.
-pub async fn rotate_feed_token(state: &AppState, user: Ulid, podcast: Ulid) -> Result<String> {
+pub async fn rotate_feed_token(state: &Services, user: Ulid, podcast: Ulid) -> Result<String> {
     let token = secret::random_256();
     let digest = secret::digest(&token);
     let ok = state
@@ -991,12 +969,12 @@ pub async fn rotate_feed_token(state: &AppState, user: Ulid, podcast: Ulid) -> R
     if !ok {
         return Err(AppError::NotFound);
     }
-    Ok(feed_url(state, &podcast.to_string(), Some(&token)))
+    Ok(state.links.feed(&podcast.to_string(), Some(&token)))
 }
 
 /// The RSS feed of a public show, or of a private one with its current token; 404 otherwise,
 /// so a private show's existence is not revealed.
-pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Result<String> {
+pub async fn feed(state: &Services, podcast: Ulid, token: Option<&str>) -> Result<String> {
     let (show, digest, items) = state
         .db
         .read(move |c| {
@@ -1028,13 +1006,16 @@ pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Resul
     if !allowed {
         return Err(AppError::NotFound);
     }
-    let base = &state.public_url;
     let generation = show.feed_generation;
     let items: Vec<Item> = items
         .into_iter()
         .map(|(e, a)| {
             let exp = e.created_at / 1000 + FEED_LINK_S;
-            let link = |purpose| feed_link_query(state, purpose, &e.id, generation, exp);
+            let link = |file: String, purpose| {
+                state
+                    .links
+                    .feed_file(&file, purpose, &e.id, generation, exp)
+            };
             let rendered = e.timings_json.is_some();
             Item {
                 guid: e.id.clone(),
@@ -1042,11 +1023,9 @@ pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Resul
                 description: None,
                 link: None,
                 published_ms: e.created_at,
-                audio_url: format!(
-                    "{base}/feeds/episodes/{}/audio.{}?{}",
-                    e.id,
-                    a.format,
-                    link(EPISODE_AUDIO_PURPOSE)
+                audio_url: link(
+                    format!("episodes/{}/audio.{}", e.id, a.format),
+                    EPISODE_AUDIO_PURPOSE,
                 ),
                 audio_bytes: a.size_bytes.unwrap_or(0) as u64,
                 audio_type: if a.format == "wav" {
@@ -1057,37 +1036,31 @@ pub async fn feed(state: &AppState, podcast: Ulid, token: Option<&str>) -> Resul
                 .into(),
                 duration_ms: a.duration_ms.unwrap_or(0) as u64,
                 transcript_url: rendered.then(|| {
-                    format!(
-                        "{base}/feeds/episodes/{}/transcript.vtt?{}",
-                        e.id,
-                        link(TRANSCRIPT_PURPOSE)
+                    link(
+                        format!("episodes/{}/transcript.vtt", e.id),
+                        TRANSCRIPT_PURPOSE,
                     )
                 }),
-                chapters_url: rendered.then(|| {
-                    format!(
-                        "{base}/feeds/episodes/{}/chapters.json?{}",
-                        e.id,
-                        link(CHAPTERS_PURPOSE)
-                    )
-                }),
+                chapters_url: rendered
+                    .then(|| link(format!("episodes/{}/chapters.json", e.id), CHAPTERS_PURPOSE)),
             }
         })
         .collect();
     let image_url = cover_feed_url(state, &show);
     let rss = Show {
         title: show.title,
-        link: format!("{base}/podcasts/{}", show.id),
+        link: state.links.show_page(&show.id),
         description: show.description,
         author: show.author,
         language: show.language,
         image_url,
         category: show.category,
         explicit: false,
-        feed_url: Some(feed_url(
-            state,
-            &show.id,
-            if show.public { None } else { token },
-        )),
+        feed_url: Some(
+            state
+                .links
+                .feed(&show.id, if show.public { None } else { token }),
+        ),
     };
     Ok(feed::render(&rss, &items))
 }

@@ -5,6 +5,7 @@ pub mod elevenlabs;
 mod http;
 pub mod llm;
 pub mod local;
+pub mod neural;
 pub mod openai;
 pub mod retry;
 pub mod scrub;
@@ -437,7 +438,7 @@ impl Providers {
     pub fn from_config_with(config: &Config, retry: RetryPolicy) -> anyhow::Result<Self> {
         let p = &config.providers;
         let scrub = Scrubber::from_config(config);
-        let mut enabled: Vec<Arc<dyn Tts>> = crate::neural::providers(config);
+        let mut enabled: Vec<Arc<dyn Tts>> = neural::providers(config);
         enabled.push(Arc::new(local::Local::new(&p.local)));
         let mut disabled = Vec::new();
         if openai::OpenAi::is_configured(&p.openai) {
@@ -617,7 +618,7 @@ impl Providers {
                 .iter()
                 .position(|p| *p == v.provider)
                 .unwrap_or(usize::MAX);
-            let preferred = crate::neural::kokoro::DEFAULT_VOICES
+            let preferred = neural::kokoro::DEFAULT_VOICES
                 .iter()
                 .any(|(_, name)| v.id == format!("kokoro:{name}"));
             // Where a language has regional voices, its most widely used region first.

@@ -16,13 +16,13 @@ use ulid::Ulid;
 use super::synth::{
     self, CHUNK_PAUSE_MS, Progress, cache_key, format_of, provider_error, publish_done,
 };
-use crate::app::AppState;
 use crate::audio::{self, Encoding, Format, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
 use crate::db::now_ms;
 use crate::db::usage::{self, NewUsage};
 use crate::jobs::{Handler, JobContext, JobError, queue};
 use crate::providers::SynthesisRequest;
+use crate::services::Services;
 use crate::storage::{Key, keys};
 
 /// Buckets of the waveform drawn by the player.
@@ -30,16 +30,20 @@ const PEAK_BUCKETS: usize = 1000;
 
 pub struct TtsJob;
 
-impl Handler for TtsJob {
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>> {
+impl Handler<Services> for TtsJob {
+    fn run(&self, ctx: JobContext<Services>) -> BoxFuture<'static, Result<(), JobError>> {
         run(ctx).boxed()
     }
 
-    fn failed(&self, ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn failed(
+        &self,
+        ctx: JobContext<Services>,
+        error: JobError,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
         synth::fail(ctx, error)
     }
 
-    fn canceled(&self, ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn canceled(&self, ctx: JobContext<Services>) -> BoxFuture<'static, anyhow::Result<()>> {
         synth::discard_kept(ctx)
     }
 }
@@ -52,7 +56,7 @@ struct CacheHit {
     sha256: String,
 }
 
-async fn run(ctx: JobContext) -> Result<(), JobError> {
+async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
     let state = ctx.state.clone();
     let job = ctx.job.id;
     let Some(audio_id) = ctx.job.audio_id else {
@@ -347,7 +351,7 @@ fn assemble(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audi
     })
 }
 
-async fn cached(state: &AppState, key: String) -> Result<Option<CacheHit>, JobError> {
+async fn cached(state: &Services, key: String) -> Result<Option<CacheHit>, JobError> {
     let hit = state
         .db
         .lookup(move |c| {
@@ -403,7 +407,7 @@ struct Fresh {
 /// its peaks and the job's success. False (and nothing written) when the job was canceled
 /// meanwhile, or when a reused result was deleted in between.
 async fn commit(
-    state: &AppState,
+    state: &Services,
     job: Ulid,
     audio: Ulid,
     f: &Finished<'_>,

@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use ulid::Ulid;
 
-use crate::app::AppState;
 use crate::db::audios::{self, AudioRow, Cursor, ListFilter, NewAudio};
 use crate::db::{Db, now_ms};
 use crate::error::{AppError, Result};
 use crate::jobs::events::StatusEvent;
 use crate::jobs::{NewJob, queue};
+use crate::services::Services;
 use crate::storage::{Key, Storage};
 
 /// The job kind that synthesizes a library audio.
@@ -100,7 +100,7 @@ impl AudioView {
 
 /// Validates a request, checks the voice and the monthly quota, and stores the audio with
 /// its job in one transaction. The audio comes back `queued`.
-pub async fn create(state: &AppState, user: Ulid, req: CreateAudio) -> Result<AudioRow> {
+pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<AudioRow> {
     let text =
         crate::speech::text::spoken(&req.text).map_err(|p| p.for_field("text", "The text"))?;
     let chars = text.chars().count();
@@ -238,7 +238,7 @@ pub(crate) fn seconds_until_next_month() -> u64 {
     next.map_or(86_400, |n| (n - now).whole_seconds().max(1) as u64)
 }
 
-pub async fn get(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
+pub async fn get(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
     state
         .db
         .lookup(move |c| Ok(audios::get(c, user, id)?))
@@ -284,7 +284,7 @@ pub async fn peaks(db: &Db, storage: &Storage, audio: AudioRow) -> Result<Bytes>
     })
 }
 
-pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
+pub async fn rename(state: &Services, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
     let title = super::text::title(title)?;
     state
         .db
@@ -297,7 +297,7 @@ pub async fn rename(state: &AppState, user: Ulid, id: Ulid, title: &str) -> Resu
 }
 
 /// Queues a failed (or canceled) audio again with a fresh job.
-pub async fn retry(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
+pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
     let job = state.db.new_id();
     let row = state
         .db
@@ -334,7 +334,7 @@ pub async fn retry(state: &AppState, user: Ulid, id: Ulid) -> Result<AudioRow> {
 
 /// Deletes an audio and its stored objects (unless another audio shares them); cancels its
 /// job when it is running. Deleting an audio that is already gone succeeds.
-pub async fn delete(state: &AppState, user: Ulid, id: Ulid) -> Result<()> {
+pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
     let (jobs, orphans) = state
         .db
         .write(move |c| {

@@ -17,6 +17,7 @@ use crate::db::audios::AudioRow;
 use crate::error::{AppError, Result};
 use crate::jobs::events::StatusEvent;
 use crate::jobs::{Jobs, StreamGuard};
+use crate::services::Services;
 use crate::speech::service;
 use crate::storage::{Key, Storage, keys};
 
@@ -66,7 +67,7 @@ pub enum Listen<S> {
 pub async fn listen(
     db: &Db,
     storage: &Storage,
-    jobs: &Arc<Jobs>,
+    jobs: &Arc<Jobs<Services>>,
     id: Ulid,
     audio: &AudioRow,
 ) -> Result<Listen<impl Stream<Item = std::io::Result<Bytes>> + Send + use<>>> {
@@ -118,7 +119,7 @@ async fn finished(db: &Db, id: Ulid) -> bool {
 async fn progressive(
     db: Db,
     storage: Storage,
-    jobs: Arc<Jobs>,
+    jobs: Arc<Jobs<Services>>,
     audio: Ulid,
     job: Ulid,
     guard: StreamGuard,

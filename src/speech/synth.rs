@@ -7,13 +7,13 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
-use crate::app::AppState;
 use crate::audio::Format;
 use crate::db::audios;
 use crate::db::now_ms;
 use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{JobContext, JobError};
 use crate::providers::ProviderError;
+use crate::services::Services;
 use crate::storage::keys;
 
 /// Silence between chunks of one text: they were split at sentence or clause ends.
@@ -57,7 +57,10 @@ pub(crate) fn format_of(key: &str) -> Format {
 
 /// The end of a job that gave up: its audio fails with the job's error, listeners hear it,
 /// and what the job kept in storage goes.
-pub(crate) fn fail(ctx: JobContext, error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+pub(crate) fn fail(
+    ctx: JobContext<Services>,
+    error: JobError,
+) -> BoxFuture<'static, anyhow::Result<()>> {
     async move {
         let Some(id) = ctx.job.audio_id else {
             return Ok(());
@@ -89,7 +92,7 @@ pub(crate) fn fail(ctx: JobContext, error: JobError) -> BoxFuture<'static, anyho
 }
 
 /// The end of a canceled job: what it kept in storage goes (the audio row went with the cancel).
-pub(crate) fn discard_kept(ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
+pub(crate) fn discard_kept(ctx: JobContext<Services>) -> BoxFuture<'static, anyhow::Result<()>> {
     async move {
         ctx.state
             .storage
@@ -101,7 +104,7 @@ pub(crate) fn discard_kept(ctx: JobContext) -> BoxFuture<'static, anyhow::Result
 }
 
 /// Tells listeners the audio is ready (after the commit that made it so).
-pub(crate) fn publish_done(state: &AppState, audio: Ulid) {
+pub(crate) fn publish_done(state: &Services, audio: Ulid) {
     state.jobs.events.publish(
         audio,
         StatusEvent {
@@ -116,7 +119,7 @@ pub(crate) fn publish_done(state: &AppState, audio: Ulid) {
 /// most every [`SAVE_PROGRESS_EVERY`]: the single writer would otherwise take one
 /// transaction per chunk, while pages that poll the row do not need finer steps.
 pub(crate) struct Progress {
-    state: AppState,
+    state: Services,
     audio: Ulid,
     /// When the row last changed; the claim that started the job marked it running.
     saved: std::sync::Mutex<std::time::Instant>,
@@ -126,7 +129,7 @@ pub(crate) struct Progress {
 const SAVE_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Progress {
-    pub(crate) fn new(state: &AppState, audio: Ulid) -> Self {
+    pub(crate) fn new(state: &Services, audio: Ulid) -> Self {
         Self {
             state: state.clone(),
             audio,

@@ -584,7 +584,7 @@ async fn share_links_work_until_they_expire_and_refuse_tampering() {
     let tampered = url.replace("sig=", "sig=00");
     assert_eq!(anonymous.get(&tampered).send().await.unwrap().status(), 403);
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
-    let sig = app.state.signer.sign("media", &id, exp);
+    let sig = app.state.links.signer().sign("media", &id, exp);
     let expired = format!("http://{}/media/{id}?exp={exp}&sig={sig}", app.addr);
     let resp = anonymous.get(&expired).send().await.unwrap();
     assert_eq!(resp.status(), 403);

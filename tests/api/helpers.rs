@@ -2,10 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use aimake::app::{App, AppState};
+use aimake::app::App;
 use aimake::auth::{NewAccount, Role};
 use aimake::config::{Config, Secret, StorageKind};
+use aimake::http::limits::Limits;
+use aimake::state::AppState;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use serde_json::Value;
@@ -17,8 +20,10 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
-    /// The running server's state: its database, limiters and accounts service.
+    /// The running server's state: its database, jobs and accounts service.
     pub state: AppState,
+    /// The running server's rate limiters.
+    pub limits: Arc<Limits>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -50,6 +55,7 @@ impl TestApp {
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
         let state = app.state().clone();
+        let limits = app.http().limits.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -60,6 +66,7 @@ impl TestApp {
             client,
             dir,
             state,
+            limits,
             stop: Some(tx),
             server: Some(server),
         }
@@ -79,7 +86,7 @@ impl TestApp {
 
     /// The server's own origin, which browsers send in `Origin` on same-site writes.
     pub fn origin(&self) -> String {
-        self.state.public_url.to_string()
+        self.state.links.public_url().to_string()
     }
 
     /// A JSON POST as the web app sends it (same-origin, no session).

@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aimake::db::now_ms;
 use aimake::jobs::{Handler, JobContext, JobError, NewJob, Outcome, queue};
+use aimake::services::Services;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use crate::helpers::TestApp;
+use crate::helpers::{CapturedLogs, TestApp};
 
 /// A handler scripted per attempt: fails `fail_first` times with the given error, then succeeds.
 struct Scripted {
@@ -34,8 +35,8 @@ impl Scripted {
     }
 }
 
-impl Handler for Scripted {
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), JobError>> {
+impl Handler<Services> for Scripted {
+    fn run(&self, ctx: JobContext<Services>) -> BoxFuture<'static, Result<(), JobError>> {
         let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
         let (fail, error, block) = (n <= self.fail_first, self.error.clone(), self.block);
         async move {
@@ -62,7 +63,11 @@ impl Handler for Scripted {
         .boxed()
     }
 
-    fn failed(&self, _ctx: JobContext, _error: JobError) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn failed(
+        &self,
+        _ctx: JobContext<Services>,
+        _error: JobError,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
         self.failed_calls.fetch_add(1, Ordering::SeqCst);
         async { Ok(()) }.boxed()
     }
@@ -265,6 +270,48 @@ async fn shutdown_hands_a_running_job_back_without_counting_the_attempt() {
         .await
         .unwrap();
     assert_eq!(attempts, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiting_job_keeps_its_span_to_itself() {
+    let logs = CapturedLogs::start();
+    let app = spawn().await;
+    let handler = Arc::new(Scripted {
+        runs: AtomicU32::new(0),
+        fail_first: 0,
+        error: JobError::fatal("x", "x"),
+        failed_calls: AtomicU32::new(0),
+        block: true,
+    });
+    app.state.jobs.register("test", handler.clone());
+    enqueue(&app, "test", 1).await;
+    let stop = CancellationToken::new();
+    let state = app.state.clone();
+    let stop2 = stop.clone();
+    let run = tokio::spawn(async move { state.jobs.run_next(&state, &stop2).await });
+    while handler.runs.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The job waits on this same thread; what another task logs meanwhile is not the job's.
+    tracing::info!("a line from outside the job");
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    let text = logs.text();
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with `{needle}` in:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        !line("a line from outside the job").contains("job{"),
+        "{text}"
+    );
+    assert!(
+        line("job interrupted by shutdown").contains("job{"),
+        "the job's own lines carry its span: {text}"
+    );
     app.stop().await;
 }
 

@@ -157,7 +157,7 @@ async fn the_rate_limit_answers_429_with_retry_after_and_recovers() {
     assert_eq!(app.get("/health").await.status(), 200, "health is exempt");
     assert_eq!(app.get("/").await.status(), 200, "the web app is exempt");
 
-    app.state.limits.advance_clock(Duration::from_secs(retry));
+    app.limits.advance_clock(Duration::from_secs(retry));
     assert_eq!(
         app.get("/api/setup").await.status(),
         200,
@@ -229,7 +229,7 @@ async fn expensive_creations_are_limited_per_user() {
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
     b.create_token("b's own budget").await;
-    app.state.limits.advance_clock(Duration::from_secs(30));
+    app.limits.advance_clock(Duration::from_secs(30));
     a.create_token("3").await;
     app.stop().await;
 }
@@ -654,8 +654,7 @@ async fn an_address_that_keeps_guessing_waits_longer_after_each_failure() {
             "not even the right password gets in while waiting"
         );
         waits.push(retry.unwrap());
-        app.state
-            .limits
+        app.limits
             .advance_clock(Duration::from_secs(retry.unwrap()));
         assert_eq!(sign_in_from(&app, 20, ada, "guess").await.0, 401);
     }
@@ -669,7 +668,7 @@ async fn an_address_that_keeps_guessing_waits_longer_after_each_failure() {
     // Once the wait has passed, the right password gets in and the address starts afresh.
     let (status, retry) = sign_in_from(&app, 20, ada, PASSWORD).await;
     assert_eq!((status, retry), (429, Some(16)));
-    app.state.limits.advance_clock(Duration::from_secs(16));
+    app.limits.advance_clock(Duration::from_secs(16));
     assert_eq!(sign_in_from(&app, 20, ada, PASSWORD).await.0, 200);
     for _ in 0..free {
         assert_eq!(sign_in_from(&app, 20, ada, "guess").await.0, 401);

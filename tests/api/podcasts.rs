@@ -935,8 +935,9 @@ async fn rotating_the_feed_token_revokes_every_link_of_the_old_feed_at_once() {
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 9 * 365 * 86_400;
     let sig = app
         .state
-        .signer
-        .sign(aimake::http::MEDIA_PURPOSE, audio, exp);
+        .links
+        .signer()
+        .sign(aimake::links::MEDIA_PURPOSE, audio, exp);
     let legacy = app.url(&format!("/media/{audio}?exp={exp}&sig={sig}"));
     assert_links(&app, &[legacy], false).await;
     app.stop().await;
