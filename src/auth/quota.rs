@@ -1,0 +1,69 @@
+//! The monthly speech allowance.
+
+use serde::Serialize;
+use ulid::Ulid;
+
+use super::Auth;
+use crate::db::{now_ms, users};
+use crate::error::{OrNotFound, Result};
+
+/// Monthly speech allowance: `chars_per_month` is null when unlimited.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Quota {
+    pub chars_per_month: Option<u64>,
+    pub chars_used_this_month: u64,
+}
+
+impl Quota {
+    /// Characters still available this month; `None` when unlimited.
+    pub fn remaining(&self) -> Option<u64> {
+        self.chars_per_month
+            .map(|q| q.saturating_sub(self.chars_used_this_month))
+    }
+}
+
+/// A user's own monthly limit, else the configured default (0: unlimited).
+fn monthly_limit(row: &users::UserRow, default_quota: u64) -> Option<u64> {
+    match row.quota_chars_per_month {
+        Some(q) => Some(q.max(0) as u64),
+        None => (default_quota > 0).then_some(default_quota),
+    }
+}
+
+impl Auth {
+    /// Characters the user may still synthesize this month, `None` when unlimited: what
+    /// synthesis checks first. One trip to a reader, and this month's usage is summed only
+    /// when a limit applies.
+    pub async fn remaining_quota(&self, user_id: Ulid) -> Result<Option<u64>> {
+        let default_quota = self.inner.default_quota;
+        self.db()
+            .read(move |c| {
+                let Some(row) = users::by_id(c, &user_id.to_string())? else {
+                    return Ok(None);
+                };
+                let Some(limit) = monthly_limit(&row, default_quota) else {
+                    return Ok(Some(None));
+                };
+                let used = crate::db::usage::tts_chars_this_month(c, user_id, now_ms())?;
+                Ok(Some(Some(limit.saturating_sub(used.max(0) as u64))))
+            })
+            .await?
+            .or_not_found()
+    }
+
+    pub(super) async fn quota_of(&self, row: &users::UserRow) -> Result<Quota> {
+        let id = row.id.clone();
+        let user: Ulid = id
+            .parse()
+            .map_err(|_| anyhow::anyhow!("user id {id} is not a ULID"))?;
+        let used = self
+            .db()
+            .read(move |c| Ok(crate::db::usage::tts_chars_this_month(c, user, now_ms())?))
+            .await?;
+        let chars_per_month = monthly_limit(row, self.inner.default_quota);
+        Ok(Quota {
+            chars_per_month,
+            chars_used_this_month: used.max(0) as u64,
+        })
+    }
+}

@@ -1,0 +1,103 @@
+//! First run: the one-time setup token and the first admin.
+
+use subtle::ConstantTimeEq;
+
+use super::sessions::{ClientInfo, IssuedSession, issue_session};
+use super::users::{Me, NewAccount, email_taken, insert_user, validate_new_account};
+use super::{Auth, Role, secret};
+use crate::db::users;
+use crate::error::{AppError, Result};
+
+impl Auth {
+    /// Called at start: while no admin exists, makes the one-time setup token and returns it
+    /// so it can be logged. `None` once an admin exists.
+    pub async fn prepare_setup(&self) -> Result<Option<String>> {
+        let admins = self
+            .db()
+            .read(|c| Ok(users::count_active_admins(c)?))
+            .await?;
+        let mut slot = self.setup_slot();
+        if admins > 0 {
+            *slot = None;
+            return Ok(None);
+        }
+        let token = slot.get_or_insert_with(secret::random_256).clone();
+        Ok(Some(token))
+    }
+
+    /// The current setup token, if one is still valid.
+    pub fn setup_token(&self) -> Option<String> {
+        self.setup_slot().clone()
+    }
+
+    pub(super) fn setup_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.inner
+            .setup_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True while no admin can sign in: the web app then offers the setup page.
+    pub async fn setup_needed(&self) -> Result<bool> {
+        let admins = self
+            .db()
+            .read(|c| Ok(users::count_active_admins(c)?))
+            .await?;
+        Ok(admins == 0)
+    }
+
+    /// Creates the first admin with the setup token and signs them in. The token dies on use.
+    pub async fn setup(
+        &self,
+        token: &str,
+        input: NewAccount,
+        client: ClientInfo,
+    ) -> Result<(Me, IssuedSession)> {
+        let valid = self
+            .setup_token()
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())));
+        if !valid {
+            return Err(AppError::Forbidden {
+                code: "forbidden",
+                message: "This setup link is not valid: it works once, while no admin exists"
+                    .into(),
+            });
+        }
+        let (email, display_name) = validate_new_account(&input)?;
+        let hash = self.hash(input.password).await?;
+        let max_ms = self.inner.max_ms;
+        let (user_id, session_id) = (self.db().new_id(), self.db().new_id());
+        let outcome = self
+            .db()
+            .write(move |c| {
+                let tx = c.transaction()?;
+                if users::count_active_admins(&tx)? > 0 {
+                    return Ok(Err(AppError::Forbidden {
+                        code: "forbidden",
+                        message: "An admin already exists".into(),
+                    }));
+                }
+                if users::email_taken(&tx, email.as_str())? {
+                    return Ok(Err(email_taken()));
+                }
+                let user = insert_user(&tx, user_id, &email, &hash, display_name, Role::Admin)?;
+                let session = issue_session(&tx, session_id, &user.id, &client, max_ms)?;
+                tx.commit()?;
+                Ok(Ok((user, session)))
+            })
+            .await?;
+        match outcome {
+            Ok((user, session)) => {
+                *self.setup_slot() = None;
+                tracing::info!(user_id = %user.id, "first admin created; setup is closed");
+                Ok((self.me_from_row(user).await?, session))
+            }
+            Err(e) => {
+                if matches!(e, AppError::Forbidden { .. }) {
+                    *self.setup_slot() = None;
+                }
+                Err(e)
+            }
+        }
+    }
+}

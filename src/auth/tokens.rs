@@ -1,0 +1,157 @@
+//! API tokens: creating, listing, revoking and authenticating with them.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{Auth, AuthUser, Credential, MAX_NAME_CHARS, Role, TOUCH_EVERY_MS, secret};
+use crate::db::{self, api_tokens, now_ms};
+use crate::error::{AppError, Result};
+use crate::pagination::{Page, PageRequest};
+
+/// Far more than a person or a fleet of scripts needs; stops a runaway loop filling the table.
+const MAX_TOKENS_PER_USER: i64 = 100;
+
+/// An API token as listed: never the secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// A token just created: the only time its secret is shown.
+#[derive(Clone, Serialize)]
+pub struct CreatedToken {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+    pub created_at: String,
+}
+
+impl fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Auth {
+    /// The user behind an `amk_…` API token, if it is unrevoked and the user enabled.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Option<AuthUser>> {
+        let Some(body) = token.strip_prefix(secret::TOKEN_PREFIX) else {
+            return Ok(None);
+        };
+        if !secret::looks_like_256(body) {
+            return Ok(None);
+        }
+        let hash = secret::digest(token);
+        let now = now_ms();
+        if let Some(user) = self.inner.verified.get(&hash, now) {
+            return Ok(Some(user));
+        }
+        let ticket = self.inner.verified.ticket();
+        let found = self
+            .db()
+            .lookup(move |c| Ok(api_tokens::find_live(c, &hash)?))
+            .await?;
+        let Some(t) = found.filter(|t| !t.disabled) else {
+            return Ok(None);
+        };
+        if t.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY_MS) {
+            let id = t.token_id.to_string();
+            self.db()
+                .write(move |c| Ok(api_tokens::touch(c, &id, now)?))
+                .await?;
+        }
+        let user = AuthUser {
+            id: t.user_id,
+            email: t.email,
+            role: Role::from_db(&t.role),
+            credential: Credential::Token(t.token_id),
+        };
+        self.inner.verified.remember(ticket, hash, &user, None);
+        Ok(Some(user))
+    }
+
+    pub async fn create_token(&self, user: &AuthUser, name: &str) -> Result<CreatedToken> {
+        let name = name.trim().to_string();
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Err(AppError::field(
+                "invalid_request",
+                "name",
+                format!("A name of 1 to {MAX_NAME_CHARS} characters is required"),
+            ));
+        }
+        let token = format!("{}{}", secret::TOKEN_PREFIX, secret::random_256());
+        let hash = secret::digest(&token);
+        let id = self.db().new_id().to_string();
+        let user_id = user.id.to_string();
+        let now = now_ms();
+        let (id2, name2) = (id.clone(), name.clone());
+        self.db()
+            .write(move |c| {
+                if api_tokens::count_live_for_user(c, &user_id)? >= MAX_TOKENS_PER_USER {
+                    return Ok(Err(AppError::Conflict(format!(
+                        "At most {MAX_TOKENS_PER_USER} API tokens: revoke some first"
+                    ))));
+                }
+                api_tokens::insert(c, &id2, &user_id, &name2, &hash, now)?;
+                Ok(Ok(()))
+            })
+            .await??;
+        Ok(CreatedToken {
+            id,
+            name,
+            token,
+            created_at: db::to_rfc3339(now),
+        })
+    }
+
+    pub async fn list_tokens(
+        &self,
+        user: &AuthUser,
+        page: &PageRequest,
+    ) -> Result<Page<TokenInfo>> {
+        let before = page.ulid_cursor()?;
+        let (user_id, fetch) = (user.id.to_string(), page.fetch());
+        let rows = self
+            .db()
+            .read(move |c| {
+                Ok(api_tokens::list_for_user(
+                    c,
+                    &user_id,
+                    before.as_deref(),
+                    fetch,
+                )?)
+            })
+            .await?;
+        Ok(
+            Page::from_rows(rows, page, |t| t.id.clone()).map(|t| TokenInfo {
+                id: t.id,
+                name: t.name,
+                created_at: db::to_rfc3339(t.created_at),
+                last_used_at: t.last_used_at.map(db::to_rfc3339),
+            }),
+        )
+    }
+
+    /// Revokes one of the caller's tokens; another user's token is "not found".
+    pub async fn revoke_token(&self, user: &AuthUser, token_id: &str) -> Result<()> {
+        let (user_id, token_id) = (user.id.to_string(), token_id.to_string());
+        let found = self
+            .db()
+            .write(move |c| Ok(api_tokens::revoke(c, &user_id, &token_id, now_ms())?))
+            .await?;
+        if found {
+            self.forget_verified();
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+}
