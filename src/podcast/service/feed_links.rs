@@ -1,0 +1,84 @@
+//! Signed feed links: what each one is for, how long it lives, and checking one.
+
+use ulid::Ulid;
+
+use crate::db::audios::{self, AudioRow};
+use crate::db::episodes::{self, EpisodeRow};
+use crate::db::podcasts;
+use crate::error::{AppError, Result};
+use crate::services::Services;
+
+/// Feed links must keep working in podcast apps for as long as anyone listens.
+pub(super) const FEED_LINK_S: i64 = 10 * 365 * 86_400;
+/// Signature purposes of the feed's links: episode audio, transcript, chapters and cover.
+pub const EPISODE_AUDIO_PURPOSE: &str = "episode-audio";
+pub const TRANSCRIPT_PURPOSE: &str = "transcript";
+pub const CHAPTERS_PURPOSE: &str = "chapters";
+pub const COVER_PURPOSE: &str = "cover";
+
+/// Checks a feed link against the show's current generation.
+pub(super) fn check_feed_link(
+    state: &Services,
+    purpose: &str,
+    id: &str,
+    generation: i64,
+    exp: i64,
+    sig: &str,
+) -> Result<()> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if state
+        .links
+        .feed_file_valid(purpose, id, generation, exp, sig, now)
+    {
+        Ok(())
+    } else {
+        Err(link_refused())
+    }
+}
+
+pub(super) fn link_refused() -> AppError {
+    AppError::Forbidden {
+        code: "forbidden",
+        message: "This link is invalid or has expired".into(),
+    }
+}
+
+/// An episode reached through a signed feed link, once the link checks out against its
+/// show's current feed generation.
+pub(super) async fn signed_episode(
+    state: &Services,
+    purpose: &'static str,
+    id: &str,
+    exp: i64,
+    sig: &str,
+) -> Result<EpisodeRow> {
+    let id: Ulid = id.parse().map_err(|_| link_refused())?;
+    let (episode, generation) = state
+        .db
+        .read(move |c| {
+            let Some(e) = episodes::get_any(c, id)? else {
+                return Ok(None);
+            };
+            Ok(podcasts::feed_generation(c, &e.podcast_id)?.map(|g| (e, g)))
+        })
+        .await?
+        .ok_or(AppError::NotFound)?;
+    check_feed_link(state, purpose, &episode.id, generation, exp, sig)?;
+    Ok(episode)
+}
+
+/// The finished audio of an episode through its signed feed (enclosure) link.
+pub async fn signed_episode_audio(
+    state: &Services,
+    id: &str,
+    exp: i64,
+    sig: &str,
+) -> Result<AudioRow> {
+    let episode = signed_episode(state, EPISODE_AUDIO_PURPOSE, id, exp, sig).await?;
+    let audio: Ulid = episode.audio_id.parse().map_err(|_| AppError::NotFound)?;
+    state
+        .db
+        .lookup(move |c| Ok(audios::get_any(c, audio)?))
+        .await?
+        .ok_or(AppError::NotFound)
+}

@@ -1,0 +1,74 @@
+//! Subtitles and chapters of a rendered episode, for its owner and through feed links.
+
+use ulid::Ulid;
+
+use super::episodes::Timings;
+use super::feed_links::{CHAPTERS_PURPOSE, TRANSCRIPT_PURPOSE, signed_episode};
+use crate::db::episodes::{self, EpisodeRow};
+use crate::error::{AppError, Result};
+use crate::podcast::subtitles;
+use crate::services::Services;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sidecar {
+    Vtt,
+    Srt,
+    Chapters,
+}
+
+impl Sidecar {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Vtt => "text/vtt; charset=utf-8",
+            Self::Srt => "application/x-subrip; charset=utf-8",
+            Self::Chapters => "application/json+chapters",
+        }
+    }
+}
+
+fn render_sidecar(e: &EpisodeRow, kind: Sidecar) -> Result<String> {
+    let timings: Timings = match &e.timings_json {
+        Some(j) => serde_json::from_str(j).map_err(anyhow::Error::from)?,
+        None => {
+            return Err(AppError::Conflict("The episode is not rendered yet".into()));
+        }
+    };
+    Ok(match kind {
+        Sidecar::Vtt => subtitles::to_vtt(&timings.lines),
+        Sidecar::Srt => subtitles::to_srt(&timings.lines),
+        Sidecar::Chapters => subtitles::to_chapters_json(&timings.chapters),
+    })
+}
+
+/// Subtitles or chapters of the caller's episode.
+pub async fn sidecar(
+    state: &Services,
+    user: Ulid,
+    podcast: Ulid,
+    id: Ulid,
+    kind: Sidecar,
+) -> Result<String> {
+    let e = state
+        .db
+        .read(move |c| Ok(episodes::get(c, user, podcast, id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    render_sidecar(&e, kind)
+}
+
+/// Subtitles or chapters through a signed feed link.
+pub async fn signed_sidecar(
+    state: &Services,
+    id: &str,
+    exp: i64,
+    sig: &str,
+    kind: Sidecar,
+) -> Result<String> {
+    let purpose = if kind == Sidecar::Chapters {
+        CHAPTERS_PURPOSE
+    } else {
+        TRANSCRIPT_PURPOSE
+    };
+    let e = signed_episode(state, purpose, id, exp, sig).await?;
+    render_sidecar(&e, kind)
+}
