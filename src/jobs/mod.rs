@@ -156,12 +156,21 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
 
     /// Claims and runs one due job. Tests call this to drain the queue without sleeping.
     pub async fn run_next(&self, state: &S, stop: &CancellationToken) -> anyhow::Result<Outcome> {
+        let Some(job) = self.claim().await? else {
+            return Ok(Outcome::Empty);
+        };
+        // Attached to the attempt's future, so only its own log lines land in the job's span.
+        let span = tracing::info_span!("job", id = %job.id, kind = job.kind, attempt = job.attempt);
+        self.run_claimed(state, job, stop).instrument(span).await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Claims the next due job under a lease. The job's audio shows as running from the
+    /// moment it is claimed: one transaction instead of a separate write from the handler.
+    async fn claim(&self) -> anyhow::Result<Option<Job>> {
         let worker = self.worker.clone();
         let lease = LEASE.as_millis() as i64;
-        // The job's audio shows as running from the moment it is claimed: one transaction
-        // instead of a separate write from the handler.
-        let claimed = self
-            .db
+        self.db
             .write(move |c| {
                 let tx = c.transaction()?;
                 let now = now_ms();
@@ -172,14 +181,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
                 tx.commit()?;
                 Ok(job)
             })
-            .await?;
-        let Some(job) = claimed else {
-            return Ok(Outcome::Empty);
-        };
-        // Attached to the attempt's future, so only its own log lines land in the job's span.
-        let span = tracing::info_span!("job", id = %job.id, kind = job.kind, attempt = job.attempt);
-        self.run_claimed(state, job, stop).instrument(span).await?;
-        Ok(Outcome::Done)
+            .await
     }
 
     /// Runs a claimed job's attempt and records how it ended.
@@ -209,23 +211,37 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
                 .await?;
             return Ok(());
         };
-
         // Shutdown asks the handler to stop at its next safe point (it watches `cancel`), so
         // work already paid for is kept; a canceled job is dropped on the spot (`abort`).
-        let cancel = stop.child_token();
+        let ctx = JobContext {
+            state: state.clone(),
+            job,
+            cancel: stop.child_token(),
+        };
         let abort = CancellationToken::new();
+        let result = self
+            .run_with_lease(handler.as_ref(), ctx.clone(), &abort)
+            .await;
+        self.settle(handler.as_ref(), ctx, result, stop, &abort)
+            .await
+    }
+
+    /// Runs the handler while renewing the job's lease; a cancel (or a lease taken over
+    /// elsewhere) stops it at once. The job is listed as running in this process meanwhile.
+    async fn run_with_lease(
+        &self,
+        handler: &dyn Handler<S>,
+        ctx: JobContext<S>,
+        abort: &CancellationToken,
+    ) -> Result<(), JobError> {
+        let (id, cancel) = (ctx.job.id, ctx.cancel.clone());
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(job.id, (cancel.clone(), abort.clone()));
-        let ctx = JobContext {
-            state: state.clone(),
-            job: job.clone(),
-            cancel: cancel.clone(),
-        };
+            .insert(id, (cancel.clone(), abort.clone()));
         let result = tokio::select! {
-            r = handler.run(ctx.clone()) => r,
-            () = self.keep_lease(job.id, abort.clone()) => {
+            r = handler.run(ctx) => r,
+            () = self.keep_lease(id, abort.clone()) => {
                 cancel.cancel();
                 Err(JobError::fatal("canceled", "The job was canceled"))
             }
@@ -233,8 +249,21 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&job.id);
+            .remove(&id);
+        result
+    }
 
+    /// Records how an attempt ended: done, handed back at shutdown, canceled, retried after
+    /// a backoff, or failed for good.
+    async fn settle(
+        &self,
+        handler: &dyn Handler<S>,
+        ctx: JobContext<S>,
+        result: Result<(), JobError>,
+        stop: &CancellationToken,
+        abort: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let job = &ctx.job;
         match result {
             Ok(()) => tracing::info!("job succeeded"),
             Err(_) if stop.is_cancelled() && !abort.is_cancelled() => {
