@@ -5,7 +5,7 @@ use ulid::Ulid;
 
 use super::Auth;
 use crate::db::{now_ms, users};
-use crate::error::{OrNotFound, Result};
+use crate::error::{AppError, OrNotFound, Result};
 
 /// Monthly speech allowance: `chars_per_month` is null when unlimited.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -30,7 +30,37 @@ fn monthly_limit(row: &users::UserRow, default_quota: u64) -> Option<u64> {
     }
 }
 
+/// Seconds until the quota month starts again (the first of next month, UTC): the
+/// `Retry-After` of a spent quota.
+pub fn seconds_until_next_month() -> u64 {
+    let now = time::OffsetDateTime::now_utc();
+    let (y, m) = if now.month() == time::Month::December {
+        (now.year() + 1, time::Month::January)
+    } else {
+        (now.year(), now.month().next())
+    };
+    let next = time::Date::from_calendar_date(y, m, 1).map(|d| d.midnight().assume_utc());
+    next.map_or(86_400, |n| (n - now).whole_seconds().max(1) as u64)
+}
+
 impl Auth {
+    /// Refuses `chars` more characters (of a `what`: "text", "script") when the user's
+    /// monthly allowance has fewer left: 429 `quota_exceeded` until the month turns.
+    pub async fn ensure_quota(&self, user_id: Ulid, chars: usize, what: &str) -> Result<()> {
+        if let Some(remaining) = self.remaining_quota(user_id).await?
+            && chars as u64 > remaining
+        {
+            return Err(AppError::TooMany {
+                code: "quota_exceeded",
+                message: format!(
+                    "This {what} has {chars} characters but only {remaining} remain in this month's quota"
+                ),
+                retry_after_s: seconds_until_next_month(),
+            });
+        }
+        Ok(())
+    }
+
     /// Characters the user may still synthesize this month, `None` when unlimited: what
     /// synthesis checks first. One trip to a reader, and this month's usage is summed only
     /// when a limit applies.
@@ -65,5 +95,16 @@ impl Auth {
             chars_per_month,
             chars_used_this_month: used.max(0) as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_month_is_in_the_future() {
+        let s = seconds_until_next_month();
+        assert!((1..=31 * 86_400).contains(&s));
     }
 }

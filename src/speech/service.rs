@@ -157,17 +157,7 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
         err
     })?;
 
-    if let Some(remaining) = state.auth.remaining_quota(user).await?
-        && chars as u64 > remaining
-    {
-        return Err(AppError::TooMany {
-            code: "quota_exceeded",
-            message: format!(
-                "This text has {chars} characters but only {remaining} remain in this month's quota"
-            ),
-            retry_after_s: seconds_until_next_month(),
-        });
-    }
+    state.auth.ensure_quota(user, chars, "text").await?;
 
     let (id, job) = (state.db.new_id(), state.db.new_id());
     let voice_id = voice.id.clone();
@@ -225,17 +215,6 @@ fn default_title(text: &str) -> String {
         _ => &cut,
     };
     format!("{}…", trimmed.trim_end())
-}
-
-pub(crate) fn seconds_until_next_month() -> u64 {
-    let now = time::OffsetDateTime::now_utc();
-    let (y, m) = if now.month() == time::Month::December {
-        (now.year() + 1, time::Month::January)
-    } else {
-        (now.year(), now.month().next())
-    };
-    let next = time::Date::from_calendar_date(y, m, 1).map(|d| d.midnight().assume_utc());
-    next.map_or(86_400, |n| (n - now).whole_seconds().max(1) as u64)
 }
 
 pub async fn get(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
@@ -396,11 +375,5 @@ mod tests {
         assert!(!t.contains("wor…"), "cut at a word boundary: {t}");
         let cjk = "你".repeat(100);
         assert_eq!(default_title(&cjk).chars().count(), TITLE_CHARS + 1);
-    }
-
-    #[test]
-    fn the_next_month_is_in_the_future() {
-        let s = seconds_until_next_month();
-        assert!((1..=31 * 86_400).contains(&s));
     }
 }

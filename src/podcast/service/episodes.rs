@@ -135,17 +135,7 @@ pub async fn create_episode(
         });
     }
     let chars = script.char_count();
-    if let Some(remaining) = state.auth.remaining_quota(user).await?
-        && chars as u64 > remaining
-    {
-        return Err(AppError::TooMany {
-            code: "quota_exceeded",
-            message: format!(
-                "This script has {chars} characters but only {remaining} remain in this month's quota"
-            ),
-            retry_after_s: crate::speech::service::seconds_until_next_month(),
-        });
-    }
+    state.auth.ensure_quota(user, chars, "script").await?;
     let stored = EpisodeScript {
         lines: script.to_flat().lines,
         speakers: cast,
