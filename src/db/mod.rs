@@ -12,6 +12,7 @@ pub mod migrations;
 pub mod podcasts;
 pub mod sessions;
 pub mod sign_in_addresses;
+pub mod tts_cache;
 pub mod usage;
 pub mod users;
 mod writer;

@@ -7,10 +7,11 @@ use serde_json::json;
 use ulid::Ulid;
 
 use crate::db::audios::{self, AudioRow, Cursor, ListFilter, NewAudio};
-use crate::db::{Db, now_ms};
+use crate::db::jobs as queue;
+use crate::db::{Db, now_ms, tts_cache};
 use crate::error::{AppError, Result};
+use crate::jobs::NewJob;
 use crate::jobs::events::StatusEvent;
-use crate::jobs::{NewJob, queue};
 use crate::services::Services;
 use crate::storage::{Key, Storage};
 
@@ -339,12 +340,7 @@ pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
         .db
         .write(move |c| {
             let tx = c.transaction()?;
-            let jobs: Vec<String> = tx
-                .prepare(
-                    "SELECT id FROM jobs WHERE audio_id = ?1 AND status IN ('queued', 'running')",
-                )?
-                .query_map([id.to_string()], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+            let jobs = queue::live_ids_for_audio(&tx, id)?;
             queue::cancel_for_audio(&tx, id, now_ms())?;
             let Some(row) = audios::delete(&tx, user, id)? else {
                 return Ok((Vec::new(), Vec::new()));
@@ -352,10 +348,7 @@ pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
             let mut orphans = Vec::new();
             for key in [row.object_key, row.peaks_key].into_iter().flatten() {
                 if !audios::object_in_use(&tx, &key)? {
-                    tx.execute(
-                        "DELETE FROM tts_cache WHERE object_key = ?1 OR peaks_key = ?1",
-                        [&key],
-                    )?;
+                    tts_cache::forget_object(&tx, &key)?;
                     audios::delete_peaks(&tx, &key)?;
                     // Peaks kept in the store by older versions go with the audio too.
                     orphans.push(key);
@@ -365,14 +358,12 @@ pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
             Ok((jobs, orphans))
         })
         .await?;
-    for job in &jobs {
-        if let Ok(job) = job.parse::<Ulid>() {
-            state.jobs.cancel(job);
-            state
-                .storage
-                .delete_prefix(&crate::storage::keys::job_prefix(job))
-                .await?;
-        }
+    for job in jobs {
+        state.jobs.cancel(job);
+        state
+            .storage
+            .delete_prefix(&crate::storage::keys::job_prefix(job))
+            .await?;
     }
     for key in orphans {
         state.storage.delete(&Key::from_stored(key)).await?;
