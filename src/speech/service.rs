@@ -174,11 +174,10 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
     let voice_id = voice.id.clone();
     let row = state
         .db
-        .write(move |c| {
-            let tx = c.transaction()?;
+        .transaction(move |tx| {
             let now = now_ms();
             audios::insert(
-                &tx,
+                tx,
                 &NewAudio {
                     id,
                     user_id: user,
@@ -192,10 +191,9 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
                 },
                 now,
             )?;
-            queue::enqueue(&tx, &tts_job(job, user, id), now)?;
-            let row = audios::get(&tx, user, id)?
+            queue::enqueue(tx, &tts_job(job, user, id), now)?;
+            let row = audios::get(tx, user, id)?
                 .ok_or_else(|| anyhow::anyhow!("inserted audio vanished"))?;
-            tx.commit()?;
             Ok(row)
         })
         .await?;
@@ -302,9 +300,8 @@ pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
     let job = state.db.new_id();
     let row = state
         .db
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let Some(row) = audios::get(&tx, user, id)? else {
+        .transaction(move |tx| {
+            let Some(row) = audios::get(tx, user, id)? else {
                 return Ok(Err(AppError::NotFound));
             };
             if row.kind != "tts" {
@@ -312,16 +309,15 @@ pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
                     "Only speech audios can be retried here".into(),
                 )));
             }
-            if !audios::requeue(&tx, user, id, now_ms())? {
+            if !audios::requeue(tx, user, id, now_ms())? {
                 return Ok(Err(AppError::Conflict(format!(
                     "The audio is {}; only failed audios can be retried",
                     row.status
                 ))));
             }
-            queue::enqueue(&tx, &tts_job(job, user, id), now_ms())?;
+            queue::enqueue(tx, &tts_job(job, user, id), now_ms())?;
             let row =
-                audios::get(&tx, user, id)?.ok_or_else(|| anyhow::anyhow!("audio vanished"))?;
-            tx.commit()?;
+                audios::get(tx, user, id)?.ok_or_else(|| anyhow::anyhow!("audio vanished"))?;
             Ok(Ok(row))
         })
         .await??;
