@@ -404,10 +404,8 @@ async fn commit(
         .write(move |c| {
             let tx = c.transaction()?;
             let now = now_ms();
-            if cached {
-                if !tts_cache::holds_object(&tx, &object_key)? {
-                    return Ok(false);
-                }
+            if cached && !tts_cache::holds_object(&tx, &object_key)? {
+                return Ok(false);
             }
             if !queue::succeed(&tx, job, now)? {
                 return Ok(false);
