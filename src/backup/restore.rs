@@ -175,6 +175,8 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// Moves `restored` over `live`. The current database is folded into one file first (WAL
 /// checkpoint) and kept as `keep_as`; leftover `-wal`/`-shm` files go with it, so SQLite can
 /// never replay the old WAL onto the restored file.
+/// The checkpoint is SQLite's own file handling (SQLite-specific by nature, like
+/// `snapshot.rs`), so it is run here rather than through `db/`.
 fn swap_in(restored: &Path, live: &Path, keep_as: Option<&Path>) -> anyhow::Result<()> {
     if let Some(keep) = keep_as {
         match rusqlite::Connection::open(live).and_then(|c| {

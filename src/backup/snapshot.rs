@@ -1,5 +1,8 @@
 //! The database half of a backup: a consistent online snapshot, compressed and checksummed,
 //! and the reverse (decompress, check, open) for verify and restore. Everything here blocks.
+//! It works on SQLite database files as files (`VACUUM INTO`, `PRAGMA integrity_check`,
+//! `PRAGMA user_version`), so it is SQLite-specific by nature and speaks SQL itself instead of
+//! going through `db/`; another database backend brings its own snapshot and restore.
 //!
 //! In the server the snapshot is SQLite's online backup API stepped on the app's own writer
 //! connection (`online.rs`): a step holds the writer for about a millisecond, the writer's

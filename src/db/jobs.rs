@@ -1,7 +1,230 @@
-//! Queries on `jobs` that read a subject's jobs (the queue's own claims live in `jobs::queue`).
+//! The `jobs` table: the durable job queue, claimed under a lease so a job whose process died
+//! is picked up again after its lease runs out, and the queries that read a subject's jobs.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::Value;
 use ulid::Ulid;
+
+/// A claimed job, as the worker sees it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: Ulid,
+    pub kind: String,
+    pub user_id: Option<Ulid>,
+    pub audio_id: Option<Ulid>,
+    pub payload: Value,
+    /// 1 on the first run; counts runs cut off by a crash too.
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+/// What to enqueue; inserted inside the caller's transaction, next to the row it works on.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    /// From [`crate::db::Db::new_id`], so jobs sort in the order they were made.
+    pub id: Ulid,
+    pub kind: &'a str,
+    pub user_id: Option<Ulid>,
+    pub audio_id: Option<Ulid>,
+    pub payload: Value,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            _ => return None,
+        })
+    }
+}
+
+pub fn enqueue(tx: &Transaction<'_>, job: &NewJob<'_>, now: i64) -> rusqlite::Result<Ulid> {
+    let id = job.id;
+    tx.prepare_cached(
+        "INSERT INTO jobs (id, kind, user_id, audio_id, payload, status, attempts, max_attempts,
+                           run_after, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, ?7, ?7)",
+    )?
+    .execute(params![
+        id.to_string(),
+        job.kind,
+        job.user_id.map(|u| u.to_string()),
+        job.audio_id.map(|u| u.to_string()),
+        job.payload.to_string(),
+        job.max_attempts,
+        now
+    ])?;
+    Ok(id)
+}
+
+/// The claim: each kind of runnable job is looked up on its own, so the queued one is a
+/// single seek in `jobs_claim` however many jobs wait, and only the two candidates are
+/// compared.
+const CLAIM: &str = "UPDATE jobs
+        SET status = 'running', attempts = attempts + 1, lease_until = ?1 + ?2,
+            worker = ?3, updated_at = ?1
+      WHERE id = (SELECT id FROM (
+                    SELECT * FROM (SELECT id, run_after FROM jobs
+                                    WHERE status = 'queued' AND run_after <= ?1
+                                    ORDER BY run_after, id LIMIT 1)
+                    UNION ALL
+                    SELECT * FROM (SELECT id, run_after FROM jobs
+                                    WHERE status = 'running' AND lease_until < ?1
+                                    ORDER BY run_after, id LIMIT 1))
+                  ORDER BY run_after, id LIMIT 1)
+  RETURNING id, kind, user_id, audio_id, payload, attempts, max_attempts";
+
+/// Claims the oldest runnable job: queued and due, or running with an expired lease
+/// (its worker died). One statement, so two workers never claim the same job.
+pub fn claim(
+    conn: &Connection,
+    worker: &str,
+    now: i64,
+    lease_ms: i64,
+) -> rusqlite::Result<Option<Job>> {
+    conn.prepare_cached(CLAIM)?
+        .query_row(params![now, lease_ms, worker], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, u32>(5)?,
+                r.get::<_, u32>(6)?,
+            ))
+        })
+        .optional()
+        .map(|row| {
+            row.map(
+                |(id, kind, user, audio, payload, attempt, max_attempts)| Job {
+                    id: id.parse().unwrap_or_default(),
+                    kind,
+                    user_id: user.and_then(|u| u.parse().ok()),
+                    audio_id: audio.and_then(|a| a.parse().ok()),
+                    payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+                    attempt,
+                    max_attempts,
+                },
+            )
+        })
+}
+
+/// Extends the lease of a job this worker still holds. False when the job was canceled or
+/// taken over, which tells the worker to stop.
+pub fn heartbeat(
+    conn: &Connection,
+    job: Ulid,
+    worker: &str,
+    now: i64,
+    lease_ms: i64,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE jobs SET lease_until = ?1 + ?2, updated_at = ?1
+          WHERE id = ?3 AND worker = ?4 AND status = 'running'",
+        )?
+        .execute(params![now, lease_ms, job.to_string(), worker])?;
+    Ok(n == 1)
+}
+
+/// Marks a running job done; call it in the same transaction as the job's results and roll
+/// back when it returns false (the job was canceled meanwhile).
+pub fn succeed(tx: &Transaction<'_>, job: Ulid, now: i64) -> rusqlite::Result<bool> {
+    let n = tx.prepare_cached("UPDATE jobs SET status = 'succeeded', lease_until = NULL, last_error = NULL, updated_at = ?1
+          WHERE id = ?2 AND status = 'running'")?.execute(params![now, job.to_string()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Puts a job back in the queue to run again at `run_after`.
+pub fn requeue(
+    tx: &Transaction<'_>,
+    job: Ulid,
+    run_after: i64,
+    error: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE jobs SET status = 'queued', lease_until = NULL, worker = NULL, run_after = ?1,
+                         last_error = ?2, updated_at = ?3
+          WHERE id = ?4 AND status = 'running'",
+    )?
+    .execute(params![run_after, error, now, job.to_string()])?;
+    Ok(())
+}
+
+/// Hands back a job interrupted by shutdown: queued again at once, the attempt not counted.
+pub fn release(tx: &Transaction<'_>, job: Ulid, now: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE jobs SET status = 'queued', lease_until = NULL, worker = NULL, run_after = ?1,
+                         attempts = max(attempts - 1, 0), updated_at = ?1
+          WHERE id = ?2 AND status = 'running'",
+    )?
+    .execute(params![now, job.to_string()])?;
+    Ok(())
+}
+
+/// Marks a running job failed for good; false when it was canceled meanwhile.
+pub fn fail(tx: &Transaction<'_>, job: Ulid, error: &str, now: i64) -> rusqlite::Result<bool> {
+    let n = tx.prepare_cached("UPDATE jobs SET status = 'failed', lease_until = NULL, last_error = ?1, updated_at = ?2
+          WHERE id = ?3 AND status = 'running'")?.execute(params![error, now, job.to_string()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Cancels every unfinished job of an audio; returns how many were stopped.
+pub fn cancel_for_audio(tx: &Transaction<'_>, audio: Ulid, now: i64) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "UPDATE jobs SET status = 'canceled', lease_until = NULL, updated_at = ?1
+          WHERE audio_id = ?2 AND status IN ('queued', 'running')",
+    )?
+    .execute(params![now, audio.to_string()])
+}
+
+pub fn status_of(conn: &Connection, job: Ulid) -> rusqlite::Result<Option<Status>> {
+    conn.prepare_cached("SELECT status FROM jobs WHERE id = ?1")?
+        .query_row([job.to_string()], |r| r.get::<_, String>(0))
+        .optional()
+        .map(|s| s.and_then(|s| Status::parse(&s)))
+}
+
+/// Counts for `GET /api/admin/system`: queued, running, failed in the last 24 hours.
+pub fn counts(conn: &Connection, now: i64) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.prepare_cached(
+        "SELECT
+            (SELECT count(*) FROM jobs WHERE status = 'queued'),
+            (SELECT count(*) FROM jobs WHERE status = 'running'),
+            (SELECT count(*) FROM jobs WHERE status = 'failed' AND updated_at >= ?1)",
+    )?
+    .query_row([now - 24 * 3600 * 1000], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
 
 /// The newest queued or running job of an audio, if any.
 pub fn live_for_audio(c: &Connection, audio: Ulid) -> rusqlite::Result<Option<Ulid>> {
@@ -15,9 +238,21 @@ pub fn live_for_audio(c: &Connection, audio: Ulid) -> rusqlite::Result<Option<Ul
     Ok(id.and_then(|j| j.parse().ok()))
 }
 
+/// Every queued or running job of an audio (to stop before the audio is deleted).
+pub fn live_ids_for_audio(c: &Connection, audio: Ulid) -> rusqlite::Result<Vec<Ulid>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id FROM jobs WHERE audio_id = ?1 AND status IN ('queued', 'running')",
+    )?;
+    let ids = stmt
+        .query_map([audio.to_string()], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids.into_iter().filter_map(|j| j.parse().ok()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn add_job(c: &Connection, audio: Ulid, status: &str, at: i64) -> Ulid {
         let id = Ulid::generate();
@@ -51,5 +286,159 @@ mod tests {
         let newer = add_job(&c, audio, "queued", 4);
         add_job(&c, audio, "succeeded", 5);
         assert_eq!(live_for_audio(&c, audio).unwrap(), Some(newer));
+        let mut live = live_ids_for_audio(&c, audio).unwrap();
+        live.sort();
+        let mut want = vec![older, newer];
+        want.sort();
+        assert_eq!(live, want, "every live job of the audio, and only those");
+    }
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrations::apply(&mut conn).unwrap();
+        conn
+    }
+
+    fn add(conn: &mut Connection, kind: &str, now: i64) -> Ulid {
+        let tx = conn.transaction().unwrap();
+        let id = enqueue(
+            &tx,
+            &NewJob {
+                id: Ulid::generate(),
+                kind,
+                user_id: None,
+                audio_id: None,
+                payload: json!({"n": 1}),
+                max_attempts: 3,
+            },
+            now,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        id
+    }
+
+    #[test]
+    fn jobs_are_claimed_oldest_first_and_only_once() {
+        let mut conn = db();
+        let a = add(&mut conn, "a", 100);
+        let b = add(&mut conn, "b", 101);
+        let first = claim(&conn, "w1", 200, 1000).unwrap().unwrap();
+        assert_eq!(
+            (first.id, first.attempt, first.payload.clone()),
+            (a, 1, json!({"n": 1}))
+        );
+        let second = claim(&conn, "w2", 200, 1000).unwrap().unwrap();
+        assert_eq!(second.id, b);
+        assert!(
+            claim(&conn, "w3", 200, 1000).unwrap().is_none(),
+            "both are leased"
+        );
+    }
+
+    #[test]
+    fn claiming_seeks_the_index_instead_of_sorting_the_queue() {
+        let conn = db();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {CLAIM}"))
+            .unwrap()
+            .query_map(params![0, 0, "w"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("COVERING INDEX jobs_claim (status=? AND run_after<?)")),
+            "{plan:#?}"
+        );
+        // Only the outer pick between the two candidates may sort.
+        assert_eq!(
+            plan.iter().filter(|p| p.contains("TEMP B-TREE")).count(),
+            1,
+            "{plan:#?}"
+        );
+    }
+
+    #[test]
+    fn an_expired_lease_older_than_the_queue_is_claimed_first() {
+        let mut conn = db();
+        let stale = add(&mut conn, "a", 0);
+        claim(&conn, "dead", 1, 1000).unwrap().unwrap();
+        let fresh = add(&mut conn, "b", 50);
+        let next = claim(&conn, "w", 2000, 1000).unwrap().unwrap();
+        assert_eq!((next.id, next.attempt), (stale, 2));
+        assert_eq!(claim(&conn, "w", 2000, 1000).unwrap().unwrap().id, fresh);
+    }
+
+    #[test]
+    fn a_job_whose_worker_died_is_reclaimed_after_its_lease() {
+        let mut conn = db();
+        let id = add(&mut conn, "a", 0);
+        claim(&conn, "dead", 10, 1000).unwrap().unwrap();
+        assert!(
+            claim(&conn, "w2", 500, 1000).unwrap().is_none(),
+            "lease still valid"
+        );
+        let again = claim(&conn, "w2", 1011, 1000).unwrap().unwrap();
+        assert_eq!((again.id, again.attempt), (id, 2));
+        assert!(
+            !heartbeat(&conn, id, "dead", 1012, 1000).unwrap(),
+            "the dead worker lost it"
+        );
+        assert!(heartbeat(&conn, id, "w2", 1012, 1000).unwrap());
+    }
+
+    #[test]
+    fn requeued_jobs_wait_for_run_after_and_finished_jobs_are_never_claimed() {
+        let mut conn = db();
+        let id = add(&mut conn, "a", 0);
+        claim(&conn, "w", 1, 1000).unwrap().unwrap();
+        let tx = conn.transaction().unwrap();
+        requeue(&tx, id, 5000, "provider busy", 2).unwrap();
+        tx.commit().unwrap();
+        assert!(claim(&conn, "w", 4999, 1000).unwrap().is_none());
+        claim(&conn, "w", 5000, 1000).unwrap().unwrap();
+        let tx = conn.transaction().unwrap();
+        succeed(&tx, id, 5001).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(status_of(&conn, id).unwrap(), Some(Status::Succeeded));
+        assert!(claim(&conn, "w", i64::MAX / 2, 1000).unwrap().is_none());
+    }
+
+    #[test]
+    fn canceling_stops_queued_and_running_jobs_of_an_audio() {
+        let mut conn = db();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES ('u', 'u@x', 'h', 0, 0);
+             INSERT INTO audios (id, user_id, kind, title, created_at, updated_at)
+             VALUES ('01JAAAAAAAAAAAAAAAAAAAAAAA', 'u', 'tts', 't', 0, 0);",
+        )
+        .unwrap();
+        let audio: Ulid = "01JAAAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
+        let tx = conn.transaction().unwrap();
+        let id = enqueue(
+            &tx,
+            &NewJob {
+                id: Ulid::generate(),
+                kind: "tts",
+                user_id: None,
+                audio_id: Some(audio),
+                payload: json!({}),
+                max_attempts: 3,
+            },
+            0,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        claim(&conn, "w", 1, 1000).unwrap().unwrap();
+        let tx = conn.transaction().unwrap();
+        assert_eq!(cancel_for_audio(&tx, audio, 2).unwrap(), 1);
+        tx.commit().unwrap();
+        assert_eq!(status_of(&conn, id).unwrap(), Some(Status::Canceled));
+        assert!(
+            !heartbeat(&conn, id, "w", 3, 1000).unwrap(),
+            "the worker learns it was canceled"
+        );
+        assert_eq!(counts(&conn, 10).unwrap(), (0, 0, 0));
     }
 }

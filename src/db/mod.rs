@@ -12,6 +12,7 @@ pub mod migrations;
 pub mod podcasts;
 pub mod sessions;
 pub mod sign_in_addresses;
+pub mod tts_cache;
 pub mod usage;
 pub mod users;
 mod writer;
@@ -185,6 +186,24 @@ impl Db {
         self.inner.writer.run(f).await
     }
 
+    /// Runs `f` in one transaction on the single writer connection, in the same trip to the
+    /// writer thread as [`Db::write`]: commits when `f` returns `Ok`, rolls everything back
+    /// when it returns an error. For writes that span several tables (a row and its job, a
+    /// job's results and its success).
+    pub async fn transaction<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> anyhow::Result<T> + Send + 'static,
+    {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// Runs `f` on the single writer connection on the calling thread, in turn with `write`.
     /// For code already on a blocking thread (it blocks; never call it on an async worker).
     pub fn write_blocking<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
@@ -302,6 +321,48 @@ pub fn to_rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_transaction_commits_every_write_on_success_and_none_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        db.write(
+            |c| Ok(c.execute_batch("CREATE TABLE a (n INTEGER); CREATE TABLE b (n INTEGER)")?),
+        )
+        .await
+        .unwrap();
+        let count = |db: Db| async move {
+            db.read(|c| {
+                Ok(c.query_row(
+                    "SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .await
+            .unwrap()
+        };
+
+        let failed: anyhow::Result<()> = db
+            .transaction(|tx| {
+                tx.execute("INSERT INTO a (n) VALUES (1)", [])?;
+                tx.execute("INSERT INTO b (n) VALUES (1)", [])?;
+                anyhow::bail!("the second step failed")
+            })
+            .await;
+        assert_eq!(failed.unwrap_err().to_string(), "the second step failed");
+        assert_eq!(count(db.clone()).await, 0, "both writes rolled back");
+
+        let n = db
+            .transaction(|tx| {
+                tx.execute("INSERT INTO a (n) VALUES (1)", [])?;
+                Ok(tx.execute("INSERT INTO b (n) VALUES (1)", [])?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(count(db.clone()).await, 2, "both writes committed");
+    }
 
     #[test]
     fn stored_ids_read_as_ulids_and_a_damaged_one_is_an_error() {

@@ -137,7 +137,7 @@ async fn system(
     let path = state.db.path().to_path_buf();
     let (queued, running, failed) = state
         .db
-        .read(move |c| Ok(crate::jobs::queue::counts(c, crate::db::now_ms())?))
+        .read(move |c| Ok(crate::db::jobs::counts(c, crate::db::now_ms())?))
         .await?;
     let db_bytes = ["", "-wal"]
         .iter()

@@ -2,7 +2,6 @@
 //! tokio tasks in the same process.
 
 pub mod events;
-pub mod queue;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use ulid::Ulid;
 
-pub use queue::{Job, NewJob};
+pub use crate::db::jobs::{Job, NewJob};
 
+use crate::db::jobs as queue;
 use crate::db::{Db, audios, now_ms};
 
 /// Long enough that a busy worker renews it comfortably, short enough that a crashed

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
@@ -17,11 +16,13 @@ use super::service::{EpisodeScript, Timings};
 use super::subtitles::{TimedChapter, TimedLine};
 use crate::audio::{self, Cover, Encoding, Format, Id3Tags, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
+use crate::db::jobs as queue;
 use crate::db::podcasts::PodcastRow;
+use crate::db::tts_cache::{self, NewEntry};
 use crate::db::usage::{self, NewUsage};
 use crate::db::{episodes, now_ms, podcasts};
 use crate::error::AppError;
-use crate::jobs::{Handler, JobContext, JobError, queue};
+use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
 use crate::services::Services;
 use crate::speech::synth::{
@@ -378,11 +379,15 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
                 )?;
             }
             for row in &new_cache {
-                tx.execute(
-                    "INSERT OR REPLACE INTO tts_cache (key, object_key, peaks_key, duration_ms, size_bytes, sha256, created_at)
-                     VALUES (?1, ?2, '', ?3, ?4, ?5, ?6)",
-                    params![row.key, row.object_key, row.duration_ms, row.size_bytes, row.sha256, now],
-                )?;
+                let entry = NewEntry {
+                    key: &row.key,
+                    object_key: &row.object_key,
+                    peaks_key: "",
+                    duration_ms: row.duration_ms,
+                    size_bytes: row.size_bytes,
+                    sha256: &row.sha256,
+                };
+                tts_cache::put(&tx, &entry, now)?;
             }
             tx.commit()?;
             Ok(true)
@@ -429,14 +434,7 @@ async fn episode_cover(state: &Services, show: &PodcastRow) -> Result<Option<Cov
 async fn cached_line(state: &Services, key: String) -> Result<Option<(Bytes, String)>, JobError> {
     let hit: Option<String> = state
         .db
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT object_key FROM tts_cache WHERE key = ?1",
-                [key],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
+        .read(move |c| Ok(tts_cache::get(c, &key)?.map(|e| e.object_key)))
         .await?;
     let Some(object_key) = hit else {
         return Ok(None);

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
@@ -18,9 +17,11 @@ use super::synth::{
 };
 use crate::audio::{self, Encoding, Format, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
+use crate::db::jobs as queue;
 use crate::db::now_ms;
+use crate::db::tts_cache::{self, NewEntry};
 use crate::db::usage::{self, NewUsage};
-use crate::jobs::{Handler, JobContext, JobError, queue};
+use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::SynthesisRequest;
 use crate::services::Services;
 use crate::storage::{Key, keys};
@@ -46,14 +47,6 @@ impl Handler<Services> for TtsJob {
     fn canceled(&self, ctx: JobContext<Services>) -> BoxFuture<'static, anyhow::Result<()>> {
         synth::discard_kept(ctx)
     }
-}
-
-struct CacheHit {
-    object_key: String,
-    peaks_key: String,
-    duration_ms: i64,
-    size_bytes: i64,
-    sha256: String,
 }
 
 async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
@@ -351,27 +344,10 @@ fn assemble(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audi
     })
 }
 
-async fn cached(state: &Services, key: String) -> Result<Option<CacheHit>, JobError> {
+async fn cached(state: &Services, key: String) -> Result<Option<tts_cache::Entry>, JobError> {
     let hit = state
         .db
-        .lookup(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT object_key, peaks_key, duration_ms, size_bytes, sha256 FROM tts_cache WHERE key = ?1",
-            )?
-            .query_row(
-                [key],
-                |r| {
-                    Ok(CacheHit {
-                        object_key: r.get(0)?,
-                        peaks_key: r.get(1)?,
-                        duration_ms: r.get(2)?,
-                        size_bytes: r.get(3)?,
-                        sha256: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?)
-        })
+        .lookup(move |c| Ok(tts_cache::get(c, &key)?))
         .await?;
     // A cache row whose object is gone (e.g. removed by hand) is treated as a miss.
     match hit {
@@ -428,13 +404,8 @@ async fn commit(
         .write(move |c| {
             let tx = c.transaction()?;
             let now = now_ms();
-            if cached {
-                let still_there: bool = tx
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM tts_cache WHERE object_key = ?1)")?
-                    .query_row([&object_key], |r| r.get(0))?;
-                if !still_there {
-                    return Ok(false);
-                }
+            if cached && !tts_cache::holds_object(&tx, &object_key)? {
+                return Ok(false);
             }
             if !queue::succeed(&tx, job, now)? {
                 return Ok(false);
@@ -451,16 +422,28 @@ async fn commit(
             }
             usage::insert(
                 &tx,
-                &NewUsage { id: usage_id, user_id: user, audio_id: Some(audio), service: &service, units, cost_micros: cost, cached },
+                &NewUsage {
+                    id: usage_id,
+                    user_id: user,
+                    audio_id: Some(audio),
+                    service: &service,
+                    units,
+                    cost_micros: cost,
+                    cached,
+                },
                 now,
             )?;
             if let Some(fresh) = fresh {
                 audios::put_peaks(&tx, &peaks_key, &fresh.peaks)?;
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO tts_cache (key, object_key, peaks_key, duration_ms, size_bytes, sha256, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?
-                .execute(params![fresh.cache_key, object_key, peaks_key, duration_ms, size_bytes, sha, now])?;
+                let entry = NewEntry {
+                    key: &fresh.cache_key,
+                    object_key: &object_key,
+                    peaks_key: &peaks_key,
+                    duration_ms,
+                    size_bytes,
+                    sha256: &sha,
+                };
+                tts_cache::put(&tx, &entry, now)?;
             }
             tx.commit()?;
             Ok(true)

@@ -90,10 +90,9 @@ pub async fn preview(
     let chars = text.chars().count();
     let cost = provider.cost_micros(chars) as i64;
     let id = db.new_id();
-    db.write(move |c| {
-        let tx = c.transaction()?;
+    db.transaction(move |tx| {
         usage::insert(
-            &tx,
+            tx,
             &NewUsage {
                 id,
                 user_id: user,
@@ -105,7 +104,6 @@ pub async fn preview(
             },
             crate::db::now_ms(),
         )?;
-        tx.commit()?;
         Ok(())
     })
     .await?;

@@ -7,10 +7,11 @@ use serde_json::json;
 use ulid::Ulid;
 
 use crate::db::audios::{self, AudioRow, Cursor, ListFilter, NewAudio};
-use crate::db::{Db, now_ms};
+use crate::db::jobs as queue;
+use crate::db::{Db, now_ms, tts_cache};
 use crate::error::{AppError, Result};
+use crate::jobs::NewJob;
 use crate::jobs::events::StatusEvent;
-use crate::jobs::{NewJob, queue};
 use crate::services::Services;
 use crate::storage::{Key, Storage};
 
@@ -163,11 +164,10 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
     let voice_id = voice.id.clone();
     let row = state
         .db
-        .write(move |c| {
-            let tx = c.transaction()?;
+        .transaction(move |tx| {
             let now = now_ms();
             audios::insert(
-                &tx,
+                tx,
                 &NewAudio {
                     id,
                     user_id: user,
@@ -181,10 +181,9 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
                 },
                 now,
             )?;
-            queue::enqueue(&tx, &tts_job(job, user, id), now)?;
-            let row = audios::get(&tx, user, id)?
+            queue::enqueue(tx, &tts_job(job, user, id), now)?;
+            let row = audios::get(tx, user, id)?
                 .ok_or_else(|| anyhow::anyhow!("inserted audio vanished"))?;
-            tx.commit()?;
             Ok(row)
         })
         .await?;
@@ -280,9 +279,8 @@ pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
     let job = state.db.new_id();
     let row = state
         .db
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let Some(row) = audios::get(&tx, user, id)? else {
+        .transaction(move |tx| {
+            let Some(row) = audios::get(tx, user, id)? else {
                 return Ok(Err(AppError::NotFound));
             };
             if row.kind != "tts" {
@@ -290,16 +288,15 @@ pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
                     "Only speech audios can be retried here".into(),
                 )));
             }
-            if !audios::requeue(&tx, user, id, now_ms())? {
+            if !audios::requeue(tx, user, id, now_ms())? {
                 return Ok(Err(AppError::Conflict(format!(
                     "The audio is {}; only failed audios can be retried",
                     row.status
                 ))));
             }
-            queue::enqueue(&tx, &tts_job(job, user, id), now_ms())?;
+            queue::enqueue(tx, &tts_job(job, user, id), now_ms())?;
             let row =
-                audios::get(&tx, user, id)?.ok_or_else(|| anyhow::anyhow!("audio vanished"))?;
-            tx.commit()?;
+                audios::get(tx, user, id)?.ok_or_else(|| anyhow::anyhow!("audio vanished"))?;
             Ok(Ok(row))
         })
         .await??;
@@ -318,12 +315,7 @@ pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
         .db
         .write(move |c| {
             let tx = c.transaction()?;
-            let jobs: Vec<String> = tx
-                .prepare(
-                    "SELECT id FROM jobs WHERE audio_id = ?1 AND status IN ('queued', 'running')",
-                )?
-                .query_map([id.to_string()], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+            let jobs = queue::live_ids_for_audio(&tx, id)?;
             queue::cancel_for_audio(&tx, id, now_ms())?;
             let Some(row) = audios::delete(&tx, user, id)? else {
                 return Ok((Vec::new(), Vec::new()));
@@ -331,10 +323,7 @@ pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
             let mut orphans = Vec::new();
             for key in [row.object_key, row.peaks_key].into_iter().flatten() {
                 if !audios::object_in_use(&tx, &key)? {
-                    tx.execute(
-                        "DELETE FROM tts_cache WHERE object_key = ?1 OR peaks_key = ?1",
-                        [&key],
-                    )?;
+                    tts_cache::forget_object(&tx, &key)?;
                     audios::delete_peaks(&tx, &key)?;
                     // Peaks kept in the store by older versions go with the audio too.
                     orphans.push(key);
@@ -344,14 +333,12 @@ pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
             Ok((jobs, orphans))
         })
         .await?;
-    for job in &jobs {
-        if let Ok(job) = job.parse::<Ulid>() {
-            state.jobs.cancel(job);
-            state
-                .storage
-                .delete_prefix(&crate::storage::keys::job_prefix(job))
-                .await?;
-        }
+    for job in jobs {
+        state.jobs.cancel(job);
+        state
+            .storage
+            .delete_prefix(&crate::storage::keys::job_prefix(job))
+            .await?;
     }
     for key in orphans {
         state.storage.delete(&Key::from_stored(key)).await?;

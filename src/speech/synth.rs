@@ -68,10 +68,8 @@ pub(crate) fn fail(
         let (code, message) = (error.code.clone(), error.message.clone());
         ctx.state
             .db
-            .write(move |c| {
-                let tx = c.transaction()?;
-                audios::fail(&tx, id, &code, &message, now_ms())?;
-                tx.commit()?;
+            .transaction(move |tx| {
+                audios::fail(tx, id, &code, &message, now_ms())?;
                 Ok(())
             })
             .await?;

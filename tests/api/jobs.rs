@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use aimake::db::jobs as queue;
 use aimake::db::now_ms;
-use aimake::jobs::{Handler, JobContext, JobError, NewJob, Outcome, queue};
+use aimake::jobs::{Handler, JobContext, JobError, NewJob, Outcome};
 use aimake::services::Services;
 use futures::FutureExt;
 use futures::future::BoxFuture;
