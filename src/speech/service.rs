@@ -276,6 +276,19 @@ pub async fn rename(state: &Services, user: Ulid, id: Ulid, title: &str) -> Resu
 
 /// Queues a failed (or canceled) audio again with a fresh job.
 pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
+    // A retry speaks the whole text again: the month's allowance must cover it, as at create.
+    let chars = state
+        .db
+        .read(move |c| {
+            Ok(match audios::get(c, user, id)? {
+                Some(_) => audios::text(c, id)?.map(|t| t.chars().count()),
+                None => None,
+            })
+        })
+        .await?;
+    if let Some(chars) = chars {
+        state.auth.ensure_quota(user, chars, "text").await?;
+    }
     let job = state.db.new_id();
     let row = state
         .db

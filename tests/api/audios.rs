@@ -747,6 +747,56 @@ async fn another_user_cannot_see_fetch_or_touch_an_audio() {
     app.stop().await;
 }
 
+/// A retry speaks the text again, so the month's allowance must still cover it.
+#[tokio::test]
+async fn a_retry_is_refused_when_the_quota_no_longer_covers_the_text() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fake.configure(c);
+        fast(c);
+        c.limits.quota_chars_per_month = 30;
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    fake.fail_next(1, Failure::QuotaExceeded);
+    let failed: Value = create(
+        &s,
+        json!({"text": "Twenty characters!!", "voice": "openai:alloy"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = failed["id"].as_str().unwrap();
+    assert_eq!(finished(&s, id).await["status"], "failed");
+    // Another text spends 20 of the 30 characters meanwhile.
+    let other: Value = create(
+        &s,
+        json!({"text": "Another twenty chars", "voice": "openai:alloy"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        finished(&s, other["id"].as_str().unwrap()).await["status"],
+        "succeeded"
+    );
+    let retried = s.post(&format!("/api/audios/{id}/retry"), &json!({})).await;
+    assert_eq!(retried.status(), 429);
+    assert!(retried.headers().contains_key("retry-after"));
+    assert_eq!(error_code(retried).await, "quota_exceeded");
+    // Nothing changed: the audio is still the failed one, ready to retry next month.
+    let audio: Value = s
+        .get(&format!("/api/audios/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audio["status"], "failed");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_monthly_quota_is_enforced_and_failed_audios_can_be_retried() {
     let fake = FakeOpenAi::start().await;
