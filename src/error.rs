@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+pub use crate::error_code::ErrorCode;
 use crate::providers::{ErrorKind, ProviderError};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -17,7 +18,7 @@ pub enum AppError {
     /// 400 with a specific code (`invalid_request`, `text_too_long`, …) and optional field details.
     #[error("{message}")]
     BadRequest {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         details: Option<Value>,
     },
@@ -27,7 +28,7 @@ pub enum AppError {
     #[error("Wrong email or password")]
     InvalidCredentials,
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden { code: ErrorCode, message: String },
     /// Also answers for other users' resources, so their existence is never revealed.
     #[error("not found")]
     NotFound,
@@ -39,12 +40,12 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("{message}")]
     TooMany {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         retry_after_s: u64,
     },
     #[error("{message}")]
-    Unavailable { code: &'static str, message: String },
+    Unavailable { code: ErrorCode, message: String },
     /// The request body stopped arriving (`server.body_idle_timeout_s`).
     #[error("The request body stopped arriving")]
     BodyTimeout,
@@ -56,14 +57,14 @@ pub enum AppError {
 impl AppError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::BadRequest {
-            code: "invalid_request",
+            code: ErrorCode::InvalidRequest,
             message: message.into(),
             details: None,
         }
     }
 
     /// A 400 about one input field; `details` names the field, as clients expect.
-    pub fn field(code: &'static str, name: &str, message: impl Into<String>) -> Self {
+    pub fn field(code: ErrorCode, name: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         Self::BadRequest {
             code,
@@ -88,20 +89,20 @@ impl AppError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest { code, .. }
             | Self::Forbidden { code, .. }
             | Self::TooMany { code, .. }
-            | Self::Unavailable { code, .. } => code,
-            Self::Unauthenticated(_) => "unauthenticated",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::NotFound => "not_found",
-            Self::Conflict(_) => "conflict",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::BodyTimeout => "body_timeout",
-            Self::Internal(_) => "internal",
+            | Self::Unavailable { code, .. } => *code,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Self::BodyTimeout => ErrorCode::BodyTimeout,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -115,11 +116,11 @@ impl AppError {
                 | Self::TooMany { .. }
                 | Self::BodyTimeout
                 | Self::Unavailable {
-                    code: "overloaded",
+                    code: ErrorCode::Overloaded,
                     ..
                 }
                 | Self::Forbidden {
-                    code: "csrf_rejected",
+                    code: ErrorCode::CsrfRejected,
                     ..
                 }
         )
@@ -175,7 +176,7 @@ struct Body<'a> {
 
 #[derive(Serialize)]
 struct Inner<'a> {
-    code: &'a str,
+    code: ErrorCode,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a Value>,
@@ -215,7 +216,7 @@ impl IntoResponse for AppError {
 /// Marks an answer as a refusal (see [`AppError::is_refusal`]) with its error code, for the
 /// log line at the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal(pub &'static str);
+pub struct Refusal(pub ErrorCode);
 
 /// The owner-scoped lookup rule in one place: a query that includes the owner
 /// (`WHERE id = ? AND user_id = ?`) finds nothing for another user's id, and that answers 404,
@@ -251,7 +252,7 @@ impl From<JsonRejection> for AppError {
                 Self::PayloadTooLarge
             }
             other => Self::BadRequest {
-                code: "invalid_request",
+                code: ErrorCode::InvalidRequest,
                 message: other.body_text(),
                 details: None,
             },
@@ -260,30 +261,30 @@ impl From<JsonRejection> for AppError {
 }
 
 /// `{"error": …}` for a status and code, for places that build responses without an `AppError`.
-pub fn error_body(code: &str, message: &str) -> Value {
+pub fn error_body(code: ErrorCode, message: &str) -> Value {
     json!({ "error": { "code": code, "message": message } })
 }
 
 /// The error code for an HTTP status, for errors raised below the handlers (extractor
 /// rejections, body limits, the HTTP parser), which know only their status.
-pub fn code_for_status(status: StatusCode) -> &'static str {
+pub fn code_for_status(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
-        StatusCode::UNAUTHORIZED => "unauthenticated",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::REQUEST_TIMEOUT => "body_timeout",
-        StatusCode::CONFLICT => "conflict",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::URI_TOO_LONG => "uri_too_long",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
-        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
-        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        s if s.is_server_error() => "internal",
-        _ => "invalid_request",
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::InvalidRequest,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::BodyTimeout,
+        StatusCode::CONFLICT => ErrorCode::Conflict,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::URI_TOO_LONG => ErrorCode::UriTooLong,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::RANGE_NOT_SATISFIABLE => ErrorCode::RangeNotSatisfiable,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ErrorCode::HeadersTooLarge,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::InvalidRequest,
     }
 }
 
@@ -318,7 +319,7 @@ mod tests {
     #[tokio::test]
     async fn rate_limits_carry_retry_after_and_details_are_kept() {
         let (status, body, retry) = body_of(AppError::TooMany {
-            code: "rate_limited",
+            code: ErrorCode::RateLimited,
             message: "Too many requests".into(),
             retry_after_s: 12,
         })
@@ -328,7 +329,7 @@ mod tests {
         assert_eq!(retry.as_deref(), Some("12"));
 
         let (status, body, _) = body_of(AppError::BadRequest {
-            code: "text_too_long",
+            code: ErrorCode::TextTooLong,
             message: "Text is too long".into(),
             details: Some(json!({"text": "at most 10 characters"})),
         })

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod error_code;
 pub mod filemodes;
 pub mod http;
 pub mod jobs;

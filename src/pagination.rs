@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
+use crate::error::ErrorCode;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -31,7 +32,7 @@ impl PageQuery {
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| AppError::BadRequest {
-                    code: "invalid_request",
+                    code: ErrorCode::InvalidRequest,
                     message: format!("limit must be a number from 1 to {MAX_LIMIT}"),
                     details: Some(serde_json::json!({ "limit": "1..100" })),
                 })?,

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::{Auth, AuthUser, secret};
 use crate::db::{self, invites, now_ms};
+use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::pagination::{Page, PageRequest};
 
@@ -50,7 +51,7 @@ impl Auth {
             && !(1..=MAX_INVITE_LIFETIME_S).contains(&s)
         {
             return Err(AppError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "expires_in_s",
                 format!("Must be from 1 to {MAX_INVITE_LIFETIME_S} seconds"),
             ));
@@ -112,7 +113,7 @@ impl Auth {
 
 pub(super) fn invalid_invite() -> AppError {
     AppError::Forbidden {
-        code: "invalid_invite",
+        code: ErrorCode::InvalidInvite,
         message: "A valid, unused invite code is required".into(),
     }
 }

@@ -5,6 +5,7 @@ use ulid::Ulid;
 
 use super::Auth;
 use crate::db::{now_ms, users};
+use crate::error::ErrorCode;
 use crate::error::{AppError, OrNotFound, Result};
 
 /// Monthly speech allowance: `chars_per_month` is null when unlimited.
@@ -51,7 +52,7 @@ impl Auth {
             && chars as u64 > remaining
         {
             return Err(AppError::TooMany {
-                code: "quota_exceeded",
+                code: ErrorCode::QuotaExceeded,
                 message: format!(
                     "This {what} has {chars} characters but only {remaining} remain in this month's quota"
                 ),

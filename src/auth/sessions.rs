@@ -7,6 +7,7 @@ use ulid::Ulid;
 
 use super::{Auth, AuthUser, Credential, DAY_MS, Email, Me, Role, TOUCH_EVERY_MS, secret};
 use crate::db::{now_ms, sessions, sign_in_addresses, users};
+use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 
 /// Where a sign-in came from, kept with the session for the user's own review.
@@ -179,7 +180,7 @@ pub(super) fn issue_session(
 
 fn account_disabled() -> AppError {
     AppError::Forbidden {
-        code: "account_disabled",
+        code: ErrorCode::AccountDisabled,
         message: "This account is disabled: ask an admin".into(),
     }
 }

@@ -6,6 +6,7 @@ use super::sessions::{ClientInfo, IssuedSession, issue_session};
 use super::users::{Me, NewAccount, email_taken, insert_user, validate_new_account};
 use super::{Auth, Role, secret};
 use crate::db::users;
+use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 
 impl Auth {
@@ -58,7 +59,7 @@ impl Auth {
             .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())));
         if !valid {
             return Err(AppError::Forbidden {
-                code: "forbidden",
+                code: ErrorCode::Forbidden,
                 message: "This setup link is not valid: it works once, while no admin exists"
                     .into(),
             });
@@ -73,7 +74,7 @@ impl Auth {
                 let tx = c.transaction()?;
                 if users::count_active_admins(&tx)? > 0 {
                     return Ok(Err(AppError::Forbidden {
-                        code: "forbidden",
+                        code: ErrorCode::Forbidden,
                         message: "An admin already exists".into(),
                     }));
                 }

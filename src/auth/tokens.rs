@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Auth, AuthUser, Credential, MAX_NAME_CHARS, Role, TOUCH_EVERY_MS, secret};
 use crate::db::{self, api_tokens, now_ms};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, ErrorCode, Result};
 use crate::pagination::{Page, PageRequest};
 
 /// Far more than a person or a fleet of scripts needs; stops a runaway loop filling the table.
@@ -82,7 +82,7 @@ impl Auth {
         let name = name.trim().to_string();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(AppError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "name",
                 format!("A name of 1 to {MAX_NAME_CHARS} characters is required"),
             ));

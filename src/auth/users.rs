@@ -13,6 +13,7 @@ use super::sessions::{ClientInfo, IssuedSession, issue_session};
 use super::{Auth, AuthUser, Credential, Email, MAX_NAME_CHARS, Quota, Role, password};
 use crate::config::Registration;
 use crate::db::{self, invites, now_ms, sessions, users};
+use crate::error::ErrorCode;
 use crate::error::{AppError, OrNotFound, Result};
 use crate::pagination::{Page, PageRequest};
 
@@ -96,7 +97,7 @@ impl Auth {
         let policy = self.inner.registration;
         if policy == Registration::Closed {
             return Err(AppError::Forbidden {
-                code: "registration_closed",
+                code: ErrorCode::RegistrationClosed,
                 message: "Registration is closed: ask an admin for an account".into(),
             });
         }
@@ -163,7 +164,7 @@ impl Auth {
         display_name: Option<String>,
     ) -> Result<Me> {
         let name = clean_display_name(display_name)
-            .map_err(|m| AppError::field("invalid_request", "display_name", m))?;
+            .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "display_name", m))?;
         let id = user.id.to_string();
         self.db()
             .write(move |c| Ok(users::set_display_name(c, &id, name.as_deref(), now_ms())?))
@@ -179,7 +180,7 @@ impl Auth {
         new: String,
     ) -> Result<()> {
         password::validate(&new)
-            .map_err(|m| AppError::field("invalid_request", "new_password", m))?;
+            .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "new_password", m))?;
         let id = user.id.to_string();
         let stored = {
             let id = id.clone();
@@ -191,7 +192,7 @@ impl Auth {
         };
         if !self.verify(current, Some(stored)).await? {
             return Err(AppError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "current_password",
                 "The current password is not correct",
             ));
@@ -237,7 +238,7 @@ impl Auth {
             && q < 0
         {
             return Err(AppError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "quota_chars_per_month",
                 "Must be 0 or more, or null for the default",
             ));
@@ -302,10 +303,11 @@ impl Auth {
 
     /// Sets a password without knowing the old one and signs the user out everywhere.
     pub async fn reset_password(&self, email: &str, new: String) -> Result<UserSummary> {
-        password::validate(&new).map_err(|m| AppError::field("invalid_request", "password", m))?;
+        password::validate(&new)
+            .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "password", m))?;
         let hash = self.hash(new).await?;
-        let email =
-            Email::parse(email).map_err(|m| AppError::field("invalid_request", "email", m))?;
+        let email = Email::parse(email)
+            .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "email", m))?;
         let reset = self
             .db()
             .write(move |c| {
@@ -327,8 +329,8 @@ impl Auth {
 
     /// Disables or re-enables an account by email: `aimake user disable|enable`.
     pub async fn set_disabled_by_email(&self, email: &str, disabled: bool) -> Result<UserSummary> {
-        let email =
-            Email::parse(email).map_err(|m| AppError::field("invalid_request", "email", m))?;
+        let email = Email::parse(email)
+            .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "email", m))?;
         let id = self
             .db()
             .read(move |c| Ok(users::by_email(c, email.as_str())?))
@@ -391,7 +393,7 @@ pub(super) fn validate_new_account(input: &NewAccount) -> Result<(Email, Option<
     match (email, name) {
         (Some(email), Some(name)) if errors.is_empty() => Ok((email, name)),
         _ => Err(AppError::BadRequest {
-            code: "invalid_request",
+            code: ErrorCode::InvalidRequest,
             message: errors
                 .values()
                 .filter_map(Value::as_str)

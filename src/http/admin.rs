@@ -14,6 +14,7 @@ use super::HttpState;
 use super::extract::AdminUser;
 use super::params::RangeQuery;
 use crate::auth::{UserPatch, UserSummary};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppJson, Result};
 use crate::pagination::PageQuery;
 use crate::state::AppState;
@@ -37,7 +38,7 @@ impl From<crate::models::ModelError> for AppError {
         use crate::models::ModelError;
         match e {
             ModelError::UnknownModel { .. } => AppError::BadRequest {
-                code: "unknown_model",
+                code: ErrorCode::UnknownModel,
                 message: e.to_string(),
                 details: None,
             },

@@ -18,6 +18,7 @@ use super::HttpState;
 use super::params::parse_id;
 use crate::auth::AuthUser;
 use crate::db::audios::{self, Cursor, ListFilter};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppJson, Result};
 use crate::http::extract::RateLimitedUser;
 use crate::pagination::{Page, PageQuery};
@@ -85,7 +86,7 @@ async fn list(
             .filter(|v| !allowed.contains(v) && !v.is_empty())
         {
             return Err(AppError::BadRequest {
-                code: "invalid_request",
+                code: ErrorCode::InvalidRequest,
                 message: format!("{name} must be one of {}", allowed.join(", ")),
                 details: Some(json!({ name: v })),
             });
@@ -279,7 +280,7 @@ async fn share(
     let ttl = body.expires_in_s.unwrap_or(DEFAULT_SHARE_S);
     if !(60..=MAX_SHARE_S).contains(&ttl) {
         return Err(AppError::BadRequest {
-            code: "invalid_request",
+            code: ErrorCode::InvalidRequest,
             message: format!("expires_in_s must be between 60 and {MAX_SHARE_S}"),
             details: Some(json!({ "expires_in_s": ttl })),
         });

@@ -17,6 +17,7 @@ use super::HttpState;
 use super::limits::InFlight;
 use super::perimeter::ClientIp;
 use crate::auth::{AuthUser, IssuedSession, SESSION_COOKIE};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppJson};
 
 /// The value of the `aimake_session` cookie, if the request carries one.
@@ -128,7 +129,7 @@ impl FromRequestParts<HttpState> for AdminUser {
             <AuthUser as FromRequestParts<HttpState>>::from_request_parts(parts, state).await?;
         if !user.is_admin() {
             return Err(AppError::Forbidden {
-                code: "forbidden",
+                code: ErrorCode::Forbidden,
                 message: "Only admins can do this".into(),
             });
         }

@@ -21,6 +21,7 @@ use ulid::Ulid;
 
 use crate::config::LimitsConfig;
 use crate::error::AppError;
+use crate::error::ErrorCode;
 
 /// How often keys whose window has passed are dropped from the limiters.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
@@ -101,7 +102,7 @@ impl Limits {
         limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             AppError::TooMany {
-                code: "rate_limited",
+                code: ErrorCode::RateLimited,
                 message: "Too many requests".into(),
                 retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
             }
@@ -178,7 +179,7 @@ impl Limits {
 /// The answer to a client over its share of the in-flight slots.
 pub fn too_many_in_flight() -> AppError {
     AppError::Unavailable {
-        code: "overloaded",
+        code: ErrorCode::Overloaded,
         message: "Too many of your requests are in progress: try again in a moment".into(),
     }
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::HttpState;
 use super::audios::MAX_SHARE_S;
 use super::params::parse_id;
+use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::speech::service;
 use crate::state::AppState;
@@ -50,7 +51,7 @@ async fn serve(
 
 fn link_refused() -> AppError {
     AppError::Forbidden {
-        code: "forbidden",
+        code: ErrorCode::Forbidden,
         message: "This link is invalid or has expired".into(),
     }
 }

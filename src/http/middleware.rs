@@ -36,6 +36,7 @@ use super::limits::{InFlight, Limits};
 use super::perimeter::{self, ClientIp, TrustedOrigins};
 use super::refusals::Refusals;
 use super::stall::IdleTimeout;
+use crate::error::ErrorCode;
 use crate::error::{AppError, Refusal};
 
 /// The web app's pages: only same-origin scripts, styles and media; nothing may frame them.
@@ -257,7 +258,8 @@ fn finish(
     let status = response.status().as_u16();
     let duration_ms = elapsed_ms(line.start);
     let _in_span = line.span.enter();
-    if let Some(Refusal(reason)) = response.extensions().get::<Refusal>().copied() {
+    if let Some(Refusal(code)) = response.extensions().get::<Refusal>().copied() {
+        let reason = code.as_str();
         // Per IPv4 address and IPv6 /64, as the rate limits count clients.
         if shared
             .config
@@ -342,7 +344,7 @@ where
         };
         let Some(permit) = config.limits.try_enter() else {
             return AppError::Unavailable {
-                code: "overloaded",
+                code: ErrorCode::Overloaded,
                 message: "The server is busy: try again in a moment".into(),
             }
             .into_response();
@@ -362,7 +364,7 @@ where
     let response = match tokio::time::timeout(config.timeout, run(inner, req)).await {
         Ok(response) => response,
         Err(_) => AppError::Unavailable {
-            code: "timeout",
+            code: ErrorCode::Timeout,
             message: "The server took too long to answer".into(),
         }
         .into_response(),
@@ -531,7 +533,7 @@ fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Body> {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         axum::Json(crate::error::error_body(
-            "internal",
+            ErrorCode::Internal,
             "Something went wrong on the server",
         )),
     )

@@ -34,6 +34,7 @@ use ipnet::IpNet;
 use tower::{Layer, ServiceBuilder};
 
 use crate::error::AppError;
+use crate::error::ErrorCode;
 use crate::state::AppState;
 use limits::Limits;
 use refusals::Refusals;
@@ -152,7 +153,7 @@ async fn method_not_allowed() -> (StatusCode, axum::Json<serde_json::Value>) {
     (
         StatusCode::METHOD_NOT_ALLOWED,
         axum::Json(crate::error::error_body(
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "This method is not allowed here",
         )),
     )

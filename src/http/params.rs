@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 use ulid::Ulid;
 
+use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 
 /// Ids are ULIDs; anything else cannot name a resource, so it is simply not found.
@@ -28,7 +29,7 @@ impl RangeQuery {
                 Some(s) => {
                     time::Date::parse(s, &time::format_description::well_known::Iso8601::DATE)
                         .map_err(|_| AppError::BadRequest {
-                            code: "invalid_request",
+                            code: ErrorCode::InvalidRequest,
                             message: format!("{name} must be a date like 2026-01-31"),
                             details: Some(json!({ name: s })),
                         })

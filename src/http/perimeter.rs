@@ -12,6 +12,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::REQUEST_ID;
 use crate::error::AppError;
+use crate::error::ErrorCode;
 
 /// Cloudflare's header carrying the visitor's address.
 const CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
@@ -148,7 +149,7 @@ pub fn check_csrf(
         Ok(())
     } else {
         Err(AppError::Forbidden {
-            code: "csrf_rejected",
+            code: ErrorCode::CsrfRejected,
             message: "This request did not come from this site".into(),
         })
     }

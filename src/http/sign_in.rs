@@ -33,6 +33,7 @@ use super::limits::{LimitClock, rate_key};
 use crate::auth::{ClientInfo, Email, IssuedSession, Me};
 use crate::config::LimitsConfig;
 use crate::error::AppError;
+use crate::error::ErrorCode;
 
 /// Entries kept per cache: about 100 bytes each, so each cache stays under a few MB however
 /// many accounts and addresses are tried; the least used go first.
@@ -157,7 +158,7 @@ pub async fn login(
 
 fn too_many(wait: Duration, message: &str) -> AppError {
     AppError::TooMany {
-        code: "rate_limited",
+        code: ErrorCode::RateLimited,
         message: message.into(),
         retry_after_s: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
     }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::script::{FlatScript, Problem, Script, ScriptError, ScriptLimits};
 use crate::config::LlmConfig;
 use crate::error::AppError;
+use crate::error::ErrorCode;
 use crate::providers::llm::{Answer, JsonSchema, LlmClient, Message, Role};
 use crate::providers::{ErrorKind, ProviderError, RetryPolicy, Scrubber};
 
@@ -97,7 +98,7 @@ pub enum LlmError {
 impl From<LlmError> for AppError {
     fn from(e: LlmError) -> Self {
         let unavailable = |message: &str| AppError::Unavailable {
-            code: "provider_unavailable",
+            code: ErrorCode::ProviderUnavailable,
             message: message.into(),
         };
         match e {
@@ -105,7 +106,7 @@ impl From<LlmError> for AppError {
                 "No language model is configured; write the script by hand or set llm.model",
             ),
             LlmError::InvalidRequest(e) => AppError::BadRequest {
-                code: "invalid_request",
+                code: ErrorCode::InvalidRequest,
                 message: format!("The request is not valid: {e}"),
                 details: Some(e.details()),
             },

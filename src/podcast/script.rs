@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::ErrorCode;
 use crate::speech::text::spoken;
 
 /// A dialogue in chapters. The first chapter may have an empty title (lines before any heading).
@@ -115,7 +116,7 @@ impl std::error::Error for ScriptError {}
 impl From<ScriptError> for crate::error::AppError {
     fn from(e: ScriptError) -> Self {
         Self::BadRequest {
-            code: "invalid_request",
+            code: ErrorCode::InvalidRequest,
             message: format!("The script is not valid: {e}"),
             details: Some(e.details()),
         }

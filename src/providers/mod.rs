@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::Format;
 use crate::config::Config;
+use crate::error_code::ErrorCode;
 pub use retry::RetryPolicy;
 pub use scrub::Scrubber;
 
@@ -359,19 +360,19 @@ impl ErrorKind {
     }
 
     /// The `code` stored with a failed job and sent in API errors.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            Self::Timeout => "provider_timeout",
-            Self::Network => "provider_network",
-            Self::RateLimited => "provider_rate_limited",
-            Self::ServerError => "provider_error",
-            Self::BadAudio => "provider_bad_audio",
-            Self::Auth => "provider_auth",
-            Self::Rejected => "provider_rejected",
-            Self::UnknownVoice => "unknown_voice",
-            Self::Quota => "provider_quota",
-            Self::Unavailable => "provider_unavailable",
-            Self::Failed => "provider_failed",
+            Self::Timeout => ErrorCode::ProviderTimeout,
+            Self::Network => ErrorCode::ProviderNetwork,
+            Self::RateLimited => ErrorCode::ProviderRateLimited,
+            Self::ServerError => ErrorCode::ProviderError,
+            Self::BadAudio => ErrorCode::ProviderBadAudio,
+            Self::Auth => ErrorCode::ProviderAuth,
+            Self::Rejected => ErrorCode::ProviderRejected,
+            Self::UnknownVoice => ErrorCode::UnknownVoice,
+            Self::Quota => ErrorCode::ProviderQuota,
+            Self::Unavailable => ErrorCode::ProviderUnavailable,
+            Self::Failed => ErrorCode::ProviderFailed,
         }
     }
 }
@@ -415,7 +416,7 @@ impl ProviderError {
         self.kind.is_retryable()
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.kind.code()
     }
 }

@@ -144,7 +144,7 @@ impl RetryPolicy {
             let wait = self.delay(failed, error.retry_after);
             tracing::warn!(
                 provider = target.provider,
-                kind = error.code(),
+                kind = error.code().as_str(),
                 attempt = failed,
                 wait_ms = wait.as_millis() as u64,
                 error = %error,

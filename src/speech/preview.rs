@@ -7,6 +7,7 @@ use ulid::Ulid;
 use crate::audio::Format;
 use crate::db::Db;
 use crate::db::usage::{self, NewUsage};
+use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::providers::{Providers, SynthesisRequest};
 use crate::storage::{Storage, keys};
@@ -77,7 +78,7 @@ pub async fn preview(
             .await
             .map_err(anyhow::Error::from)?
             .map_err(|e| AppError::Unavailable {
-                code: "provider_unavailable",
+                code: ErrorCode::ProviderUnavailable,
                 message: format!("This voice cannot be previewed: {e}"),
             })?;
             (Bytes::from(wav), Format::Wav)

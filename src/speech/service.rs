@@ -9,7 +9,7 @@ use ulid::Ulid;
 use crate::db::audios::{self, AudioRow, Cursor, ListFilter, NewAudio};
 use crate::db::jobs as queue;
 use crate::db::{Db, now_ms, tts_cache};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, ErrorCode, Result};
 use crate::jobs::NewJob;
 use crate::jobs::events::StatusEvent;
 use crate::services::Services;
@@ -108,7 +108,7 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
     let max = state.config.tts.max_chars;
     if chars > max {
         return Err(AppError::field(
-            "text_too_long",
+            ErrorCode::TextTooLong,
             "text",
             format!("The text has {chars} characters; the limit is {max}"),
         ));
@@ -116,7 +116,7 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
     let speed = req.speed.unwrap_or(1.0);
     if !(MIN_SPEED..=MAX_SPEED).contains(&speed) || !speed.is_finite() {
         return Err(AppError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "speed",
             format!("Speed must be between {MIN_SPEED} and {MAX_SPEED}"),
         ));
@@ -124,7 +124,7 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
     let format = req.format.as_deref().unwrap_or("mp3").to_ascii_lowercase();
     if !matches!(format.as_str(), "mp3" | "wav") {
         return Err(AppError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "format",
             "Format must be mp3 or wav",
         ));
@@ -143,7 +143,7 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
             };
             state.providers.default_voice(language).await.ok_or_else(|| {
                 AppError::field(
-                    "unknown_voice",
+                    ErrorCode::UnknownVoice,
                     "voice",
                     format!("No voice speaks `{language}` on this server; choose one from /api/voices"),
                 )

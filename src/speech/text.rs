@@ -16,6 +16,7 @@
 //! Emoji, right-to-left scripts and every other visible character pass unchanged. The
 //! characters counted for limits, quotas and billing are those of the normalised text.
 
+use crate::error::ErrorCode;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -60,7 +61,11 @@ impl TextProblem {
     /// A 400 `invalid_request` naming `field`, its message starting with `subject`
     /// ("The text must not be empty").
     pub fn for_field(self, field: &str, subject: &str) -> crate::error::AppError {
-        crate::error::AppError::field("invalid_request", field, format!("{subject} {self}"))
+        crate::error::AppError::field(
+            ErrorCode::InvalidRequest,
+            field,
+            format!("{subject} {self}"),
+        )
     }
 }
 
@@ -118,14 +123,14 @@ pub fn title(title: &str) -> crate::error::Result<String> {
     let title = title.trim();
     if title.is_empty() || title.chars().count() > 200 {
         return Err(crate::error::AppError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "title",
             "A title has 1 to 200 characters",
         ));
     }
     if title.chars().any(char::is_control) {
         return Err(crate::error::AppError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "title",
             "A title must not contain control characters",
         ));

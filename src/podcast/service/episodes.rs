@@ -10,6 +10,7 @@ use crate::db::audios::{self, AudioRow, NewAudio};
 use crate::db::episodes::{self, EpisodeRow, NewEpisode};
 use crate::db::jobs as queue;
 use crate::db::{now_ms, to_rfc3339};
+use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::jobs::NewJob;
 use crate::pagination::{Page, PageRequest};
@@ -101,7 +102,7 @@ pub async fn create_episode(
     let pause_ms = body.pause_ms.unwrap_or(DEFAULT_PAUSE_MS);
     if pause_ms > MAX_PAUSE_MS {
         return Err(AppError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "pause_ms",
             format!("At most {MAX_PAUSE_MS} ms"),
         ));
@@ -118,7 +119,7 @@ pub async fn create_episode(
     for (i, s) in body.speakers.iter().enumerate() {
         let Some(voice) = s.voice.as_deref().filter(|v| !v.trim().is_empty()) else {
             return Err(AppError::BadRequest {
-                code: "unknown_voice",
+                code: ErrorCode::UnknownVoice,
                 message: format!("Choose a voice for {}", s.name),
                 details: Some(json!({ format!("speakers[{i}].voice"): "missing" })),
             });

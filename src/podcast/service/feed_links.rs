@@ -5,6 +5,7 @@ use ulid::Ulid;
 use crate::db::audios::{self, AudioRow};
 use crate::db::episodes::{self, EpisodeRow};
 use crate::db::podcasts;
+use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::services::Services;
 
@@ -38,7 +39,7 @@ pub(super) fn check_feed_link(
 
 pub(super) fn link_refused() -> AppError {
     AppError::Forbidden {
-        code: "forbidden",
+        code: ErrorCode::Forbidden,
         message: "This link is invalid or has expired".into(),
     }
 }

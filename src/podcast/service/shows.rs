@@ -6,7 +6,7 @@ use ulid::Ulid;
 use super::covers::delete_object;
 use crate::db::podcasts::{self, Changes, PodcastRow};
 use crate::db::{now_ms, to_rfc3339};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, ErrorCode, Result};
 use crate::pagination::{Page, PageRequest};
 use crate::services::Services;
 
@@ -78,7 +78,7 @@ fn changes(f: PodcastFields) -> Result<Changes> {
         .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
     {
         return Err(AppError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "description",
             "Descriptions are at most 4000 characters",
         ));
@@ -86,7 +86,7 @@ fn changes(f: PodcastFields) -> Result<Changes> {
     let short = |name: &str, v: Option<Option<String>>| -> Result<Option<Option<String>>> {
         match v {
             Some(Some(s)) if s.chars().count() > 100 => Err(AppError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 name,
                 "At most 100 characters",
             )),
@@ -100,7 +100,7 @@ fn changes(f: PodcastFields) -> Result<Changes> {
             let c = c.trim().to_string();
             if c.is_empty() || c.chars().count() > MAX_CATEGORY_CHARS {
                 return Err(AppError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "category",
                     "A category has 1 to 100 characters",
                 ));
@@ -122,7 +122,7 @@ fn changes(f: PodcastFields) -> Result<Changes> {
 pub async fn create(state: &Services, user: Ulid, f: PodcastFields) -> Result<PodcastRow> {
     if f.title.is_none() {
         return Err(AppError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "title",
             "A podcast needs a title",
         ));
