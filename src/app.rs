@@ -201,8 +201,9 @@ impl App {
         }
         tokio::spawn(self.http.refusals.clone().summarise_until(stop.clone()));
         let jobs = scheduled(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
+        let https = self.state.links.is_https();
         let app = crate::http::router(self.http);
-        let server = serve(self.listener, app, stop.clone());
+        let server = serve(self.listener, app, https, stop.clone());
         let drained = async {
             stop.cancelled().await;
             tracing::info!(
@@ -261,7 +262,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// HTTP/1.1 only: browsers speak HTTP/2 only over TLS, which the reverse proxy in front ends.
 /// Serving it directly (rather than through a server that first sniffs each connection for
 /// an HTTP/2 preface and supports upgrades) is measurably cheaper per request.
-pub async fn serve<S>(listener: TcpListener, app: S, stop: CancellationToken)
+pub async fn serve<S>(listener: TcpListener, app: S, https: bool, stop: CancellationToken)
 where
     S: tower::Service<
             axum::extract::Request,
@@ -304,7 +305,7 @@ where
                 .insert(axum::extract::ConnectInfo(peer));
             app.clone().oneshot(req)
         });
-        let io = TokioIo::new(crate::http::conn::JsonParserErrors::new(tcp));
+        let io = TokioIo::new(crate::http::conn::JsonParserErrors::new(tcp, https));
         let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -25,6 +25,12 @@ impl Links {
         &self.public_url
     }
 
+    /// Users reach the server over https (directly or through a proxy that ends TLS): cookies
+    /// are Secure and answers carry HSTS.
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
     pub fn signer(&self) -> &Signer {
         &self.signer
     }

@@ -80,11 +80,14 @@ impl Auth {
 
     pub async fn create_token(&self, user: &AuthUser, name: &str) -> Result<CreatedToken> {
         let name = name.trim().to_string();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        if name.is_empty()
+            || name.chars().count() > MAX_NAME_CHARS
+            || name.chars().any(char::is_control)
+        {
             return Err(AppError::field(
                 ErrorCode::InvalidRequest,
                 "name",
-                format!("A name of 1 to {MAX_NAME_CHARS} characters is required"),
+                format!("A name of 1 to {MAX_NAME_CHARS} printable characters is required"),
             ));
         }
         let token = format!("{}{}", secret::TOKEN_PREFIX, secret::random_256());

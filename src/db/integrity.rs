@@ -136,6 +136,11 @@ pub fn explain(path: &Path, e: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// What the readiness check, which anyone may call, says of a damaged database: the advice
+/// without the file's path or the problems found, which only the log carries.
+pub const DAMAGED_PUBLIC: &str = "the database is damaged: stop aimake and restore the newest \
+     good backup with `aimake restore latest` (the log names the file and the problems)";
+
 fn damaged(path: &Path, problems: &str) -> Arc<str> {
     format!(
         "the database {} is damaged ({problems}): stop aimake and restore the newest good \

@@ -40,7 +40,7 @@ fn client_info(ip: ClientIp, headers: &HeaderMap) -> ClientInfo {
 }
 
 fn secure_cookies(state: &AppState) -> bool {
-    state.links.public_url().starts_with("https://")
+    state.links.is_https()
 }
 
 /// The user plus the cookie that signs them in.

@@ -31,18 +31,21 @@ const PARSER_ANSWERS: [(&[u8], StatusCode, &str); 3] = [
     ),
 ];
 
-/// The JSON answers that replace them, built once.
-static REPLACEMENTS: LazyLock<[Vec<u8>; 3]> =
-    LazyLock::new(|| PARSER_ANSWERS.map(|(_, status, message)| replacement(status, message)));
+/// The JSON answers that replace them, built once: over plain http, and over https (with HSTS,
+/// like every other answer there).
+static REPLACEMENTS: LazyLock<[[Vec<u8>; 3]; 2]> = LazyLock::new(|| {
+    [false, true]
+        .map(|https| PARSER_ANSWERS.map(|(_, status, message)| replacement(status, message, https)))
+});
 
-fn replacement(status: StatusCode, message: &str) -> Vec<u8> {
+fn replacement(status: StatusCode, message: &str, https: bool) -> Vec<u8> {
     let body = crate::error::error_body(crate::error::code_for_status(status), message).to_string();
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    super::middleware::set_default_headers(&mut headers, false);
+    super::middleware::set_default_headers(&mut headers, https);
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nconnection: close\r\ncontent-length: {}\r\n",
         status.as_str(),
@@ -90,13 +93,17 @@ pub struct JsonParserErrors<T> {
     /// A replacement being written: its bytes, how many are out, and the length of the
     /// original answer to report once all are.
     pending: Option<(&'static [u8], usize, usize)>,
+    /// The replacements for this server: with HSTS when it is reached over https.
+    replacements: &'static [Vec<u8>; 3],
 }
 
 impl<T> JsonParserErrors<T> {
-    pub fn new(inner: T) -> Self {
+    /// `https`: the server is reached over https (its public URL says so).
+    pub fn new(inner: T, https: bool) -> Self {
         Self {
             inner,
             pending: None,
+            replacements: &REPLACEMENTS[usize::from(https)],
         }
     }
 }
@@ -120,7 +127,7 @@ impl<T: AsyncWrite + Unpin> JsonParserErrors<T> {
         if self.pending.is_none()
             && let Some(i) = parser_answer(buf)
         {
-            self.pending = Some((&REPLACEMENTS[i], 0, buf.len()));
+            self.pending = Some((&self.replacements[i], 0, buf.len()));
         }
         self.pending.is_some()
     }
@@ -195,7 +202,7 @@ mod tests {
             None
         );
 
-        let json = String::from_utf8(REPLACEMENTS[0].clone()).unwrap();
+        let json = String::from_utf8(REPLACEMENTS[0][0].clone()).unwrap();
         let (head, body) = json.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
         assert!(
@@ -205,5 +212,34 @@ mod tests {
         assert!(head.contains("referrer-policy: no-referrer"), "{head}");
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["error"]["code"], "headers_too_large");
+        assert!(!head.contains("strict-transport-security"), "{head}");
+    }
+
+    #[test]
+    fn over_https_the_replacements_carry_hsts_like_every_other_answer() {
+        for (i, answer) in REPLACEMENTS[1].iter().enumerate() {
+            let text = String::from_utf8(answer.clone()).unwrap();
+            let (head, _) = text.split_once("\r\n\r\n").unwrap();
+            assert!(answer.starts_with(PARSER_ANSWERS[i].0), "{head}");
+            assert!(
+                head.contains("strict-transport-security: max-age="),
+                "{head}"
+            );
+        }
+        let mut plain = JsonParserErrors::new(Vec::<u8>::new(), false);
+        assert!(plain.start(b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\ndate: Mon, 07 Dec 2026 05:00:00 GMT\r\n\r\n"));
+        assert!(
+            !plain
+                .pending
+                .unwrap()
+                .0
+                .windows(9)
+                .any(|w| w == b"strict-tr")
+        );
+        let mut secure = JsonParserErrors::new(Vec::<u8>::new(), true);
+        assert!(secure.start(b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\ndate: Mon, 07 Dec 2026 05:00:00 GMT\r\n\r\n"));
+        let (bytes, _, _) = secure.pending.unwrap();
+        assert!(bytes.starts_with(b"HTTP/1.1 414 "));
+        assert!(bytes.windows(9).any(|w| w == b"strict-tr"));
     }
 }

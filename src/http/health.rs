@@ -76,7 +76,8 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         Integrity::Checking => {
             body["message"] = "checking the database's integrity (ready when it passes)".into();
         }
-        Integrity::Damaged(message) => body["message"] = (*message).into(),
+        // The details (the file's path) are the operator's: the log has them.
+        Integrity::Damaged(_) => body["message"] = crate::db::integrity::DAMAGED_PUBLIC.into(),
     }
     (status, Json(body))
 }

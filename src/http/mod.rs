@@ -90,7 +90,7 @@ pub fn router(http: HttpState) -> App {
     let timeout = Duration::from_secs(config.server.request_timeout_s);
     let body_idle_timeout = Duration::from_secs(config.server.body_idle_timeout_s);
     let body_limit = config.server.max_body_bytes;
-    let https = state.links.public_url().starts_with("https://");
+    let https = state.links.is_https();
     let trusted_proxies: Arc<[IpNet]> = config
         .trusted_proxies()
         .expect("validated with the config")

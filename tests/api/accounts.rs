@@ -366,6 +366,28 @@ async fn sessions_end_after_the_idle_and_the_absolute_expiry() {
 }
 
 #[tokio::test]
+async fn a_token_name_with_control_characters_is_refused_and_nothing_is_created() {
+    let app = TestApp::spawn().await;
+    let user = app.signed_in("ada@example.com", Role::User).await;
+    for name in ["line\nbreak", "bell\u{7}", "esc\u{1b}[31m", "   ", ""] {
+        let resp = user.post("/api/tokens", &json!({ "name": name })).await;
+        assert_eq!(resp.status(), 400, "{name:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+        assert!(body["error"]["details"]["name"].is_string(), "{body}");
+    }
+    let list: Value = user.get("/api/tokens").await.json().await.unwrap();
+    assert_eq!(list["items"], json!([]), "nothing was created");
+    let resp = user
+        .post("/api/tokens", &json!({ "name": "tab\tok? no" }))
+        .await;
+    assert_eq!(resp.status(), 400, "a tab is a control character too");
+    let (_, token) = user.create_token("Grüße, 日本 ✓").await;
+    assert!(token.starts_with("amk_"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn api_tokens_are_shown_once_work_as_bearer_and_stop_when_revoked() {
     let app = TestApp::spawn().await;
     let user = app.signed_in("ada@example.com", Role::User).await;

@@ -523,6 +523,11 @@ async fn a_large_database_is_checked_while_serving_and_ready_only_if_it_passes()
             .contains("aimake restore latest"),
         "{body}"
     );
+    let path = db.display().to_string();
+    assert!(
+        !body["message"].as_str().unwrap().contains(&path) && !body.to_string().contains("data/"),
+        "an outsider learns where the data lives: {body}"
+    );
     let log = server.log_until("damaged", Duration::from_secs(10));
     assert!(
         log.iter()

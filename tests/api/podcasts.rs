@@ -944,6 +944,40 @@ async fn rotating_the_feed_token_revokes_every_link_of_the_old_feed_at_once() {
 }
 
 #[tokio::test]
+async fn a_signed_feed_link_answers_the_same_for_an_unknown_id_as_for_a_forged_signature() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        fake.configure(c);
+    })
+    .await;
+    let a = app.signed_in("ada@example.com", Role::User).await;
+    let show = show_with_episode(&a, true).await;
+    let links = feed_links(&feed_xml(&app, &app.url(&format!("/feeds/{show}.xml"))).await);
+    assert_eq!(links.len(), 4, "{links:?}");
+    let unknown = ulid::Ulid::generate().to_string();
+    for link in &links {
+        let forged = link.replace("sig=", "sig=0");
+        let forged_resp = app.client.get(&forged).send().await.unwrap();
+        let forged_status = forged_resp.status().as_u16();
+        let forged_body: Value = forged_resp.json().await.unwrap();
+        // The cover's link carries the show's id, the others the episode's.
+        let id = link
+            .split('/')
+            .rev()
+            .find(|part| part.len() == 26 && part.parse::<ulid::Ulid>().is_ok())
+            .unwrap_or_else(|| panic!("no id in {link}"));
+        let elsewhere = link.replace(id, &unknown);
+        let resp = app.client.get(&elsewhere).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), forged_status, "{elsewhere}");
+        assert_eq!(forged_status, 403, "{forged}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body, forged_body, "{elsewhere}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn making_a_public_show_private_revokes_its_feed_links_and_other_edits_keep_them() {
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| {

@@ -169,7 +169,8 @@ pub async fn signed_cover(
         .db
         .read(move |c| Ok(podcasts::get_any(c, id)?))
         .await?
-        .ok_or(AppError::NotFound)?;
+        // The same refusal as a forged signature: a link never tells which ids exist.
+        .ok_or_else(link_refused)?;
     check_feed_link(
         state,
         COVER_PURPOSE,

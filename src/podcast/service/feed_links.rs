@@ -63,7 +63,8 @@ pub(super) async fn signed_episode(
             Ok(podcasts::feed_generation(c, &e.podcast_id)?.map(|g| (e, g)))
         })
         .await?
-        .ok_or(AppError::NotFound)?;
+        // The same refusal as a forged signature: a link never tells which ids exist.
+        .ok_or_else(link_refused)?;
     check_feed_link(state, purpose, &episode.id, generation, exp, sig)?;
     Ok(episode)
 }
