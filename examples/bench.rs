@@ -1002,6 +1002,7 @@ async fn floor_server() -> anyhow::Result<u16> {
     tokio::spawn(aimake::app::serve(
         listener,
         app,
+        false,
         tokio_util::sync::CancellationToken::new(),
     ));
     Ok(port)
