@@ -204,6 +204,28 @@ impl Db {
         .await
     }
 
+    /// As [`Db::transaction`], for a write that may decide, part-way, that nothing is to be
+    /// written (an email already taken, a job canceled meanwhile): `f` answers `Ok(Err(e))`
+    /// and everything it did is rolled back; `Ok(Ok(v))` commits.
+    pub async fn try_transaction<T, E, F>(&self, f: F) -> anyhow::Result<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> anyhow::Result<Result<T, E>> + Send + 'static,
+    {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let out = f(&tx)?;
+            if out.is_ok() {
+                tx.commit()?;
+            } else {
+                tx.rollback()?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Runs `f` on the single writer connection on the calling thread, in turn with `write`.
     /// For code already on a blocking thread (it blocks; never call it on an async worker).
     pub fn write_blocking<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
@@ -792,6 +814,51 @@ mod tests {
             "{all:#?}"
         );
         assert!(!all.iter().any(|s| s.contains("TEMP B-TREE")), "{all:#?}");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_decides_to_write_nothing_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let count = |db: &Db| {
+            let db = db.clone();
+            async move {
+                db.read(|c| {
+                    Ok(c.query_row("SELECT count(*) FROM invites", [], |r| r.get::<_, i64>(0))?)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let insert = |tx: &rusqlite::Transaction<'_>, code: &str| {
+            tx.execute(
+                "INSERT INTO invites (code, created_by, created_at, expires_at) VALUES (?1, NULL, 0, 1)",
+                [code],
+            )
+        };
+        let refused: Result<(), &str> = db
+            .try_transaction(move |tx| {
+                insert(tx, "a")?;
+                Ok(Err("changed its mind"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(refused, Err("changed its mind"));
+        assert_eq!(count(&db).await, 0, "rolled back");
+        let kept: Result<u8, &str> = db
+            .try_transaction(move |tx| {
+                insert(tx, "b")?;
+                Ok(Ok(7))
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, Ok(7));
+        assert_eq!(count(&db).await, 1, "committed");
+        // The writer is usable afterwards: nothing was left open.
+        db.transaction(move |tx| Ok(insert(tx, "c")?))
+            .await
+            .unwrap();
+        assert_eq!(count(&db).await, 2);
     }
 
     #[test]
