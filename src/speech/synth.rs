@@ -1,20 +1,24 @@
 //! What every synthesis job shares (a library audio, a podcast episode): provider failures as
-//! job errors, result-cache keys, the format of kept objects, progress reports, and how an
-//! audio's job ends.
+//! job errors, result-cache keys, usage service names, text pieces, the format of kept objects,
+//! audio work off the executor, progress reports, and how an audio's job ends.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use crate::audio::Format;
+use crate::audio::{AudioError, Format};
 use crate::db::audios;
 use crate::db::now_ms;
 use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{JobContext, JobError};
-use crate::providers::ProviderError;
+use crate::providers::{ProviderError, Tts};
 use crate::services::Services;
-use crate::storage::keys;
+use crate::speech::chunk::LimitTooSmall;
+use crate::storage::{Key, keys};
 
 /// Silence between chunks of one text: they were split at sentence or clause ends.
 pub(crate) const CHUNK_PAUSE_MS: u32 = 150;
@@ -27,6 +31,57 @@ pub(crate) fn provider_error(e: ProviderError) -> JobError {
         retry_after: e.retry_after,
         message: e.message,
     }
+}
+
+/// The usage ledger's service for what a provider speaks: `tts:<provider>:<model>`.
+pub(crate) fn service_of(provider: &dyn Tts) -> String {
+    format!("tts:{}:{}", provider.id(), provider.model())
+}
+
+/// A text cut to the provider's request limit, as the pieces the provider is sent.
+pub(crate) fn owned_pieces(
+    split: Result<Vec<&str>, LimitTooSmall>,
+) -> Result<Vec<String>, JobError> {
+    Ok(split
+        .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?
+        .into_iter()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Stops before a piece is paid for once the job was canceled.
+pub(crate) fn ensure_not_canceled(cancel: &CancellationToken) -> Result<(), JobError> {
+    if cancel.is_cancelled() {
+        return Err(JobError::fatal("canceled", "The job was canceled"));
+    }
+    Ok(())
+}
+
+/// A provider's answer that does not decode: retried, as the next answer may.
+pub(crate) fn unusable_audio(e: AudioError) -> JobError {
+    JobError::retryable(
+        "bad_audio",
+        format!("Unusable audio from the provider: {e}"),
+    )
+}
+
+/// Pieces that could not be joined, mastered or encoded: retried like unusable audio.
+pub(crate) fn unprocessable_audio(e: AudioError) -> JobError {
+    JobError::retryable(
+        "bad_audio",
+        format!("The provider's audio could not be processed: {e}"),
+    )
+}
+
+/// Runs CPU-bound audio work on the blocking pool, its failure mapped by `fail`.
+pub(crate) async fn audio_work<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AudioError> + Send + 'static,
+    fail: fn(AudioError) -> JobError,
+) -> Result<T, JobError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(fail)
 }
 
 /// What identifies a synthesis result: the same request always gives the same audio.
@@ -101,6 +156,26 @@ pub(crate) fn discard_kept(ctx: JobContext<Services>) -> BoxFuture<'static, anyh
     .boxed()
 }
 
+/// After the job's final transaction: listeners hear the audio is ready, or, when the job was
+/// canceled meanwhile and nothing was recorded, the file just stored goes (it belongs to no audio).
+pub(crate) async fn announce_or_discard(
+    state: &Services,
+    audio: Ulid,
+    committed: bool,
+    object_key: &Key,
+) -> Result<(), JobError> {
+    if committed {
+        publish_done(state, audio);
+    } else {
+        state
+            .storage
+            .delete(object_key)
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+    Ok(())
+}
+
 /// Tells listeners the audio is ready (after the commit that made it so).
 pub(crate) fn publish_done(state: &Services, audio: Ulid) {
     state.jobs.events.publish(
@@ -168,6 +243,33 @@ impl Progress {
             },
         );
         Ok(())
+    }
+}
+
+/// The pieces of a job done so far, reported as progress: 5% once under way, then `share` of the
+/// bar spread over the pieces.
+pub(crate) struct Tally {
+    done: AtomicUsize,
+    total: usize,
+    share: f64,
+}
+
+impl Tally {
+    /// `kept` pieces were done by an earlier attempt.
+    pub(crate) fn new(kept: usize, total: usize, share: f64) -> Self {
+        Self {
+            done: AtomicUsize::new(kept.min(total)),
+            total,
+            share,
+        }
+    }
+
+    /// Counts one more piece done and reports the progress it makes.
+    pub(crate) async fn piece_done(&self, progress: &Progress) -> Result<(), JobError> {
+        let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        progress
+            .report(0.05 + self.share * n as f64 / self.total as f64)
+            .await
     }
 }
 
