@@ -630,7 +630,7 @@ mod tests {
             1
         }
         fn price_micros_per_1k_chars(&self) -> u64 {
-            0
+            2_000
         }
         async fn synthesize(
             &self,
@@ -652,6 +652,32 @@ mod tests {
             key: "k".into(),
             service: "tts:kokoro:fixed".into(),
         }
+    }
+
+    fn spoken(index: usize, paid: bool) -> Spoken {
+        Spoken {
+            index,
+            paid,
+            ext: "mp3".into(),
+            bytes: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn paid_lines_are_billed_and_lines_from_the_cache_are_counted_free_in_a_row_of_their_own() {
+        let planned: Vec<Planned> = (0..3).map(|_| line(Format::Mp3, vec![])).collect();
+        let ledger = ledger(
+            &planned,
+            &[spoken(0, true), spoken(1, false), spoken(2, true)],
+        );
+        let service = "tts:kokoro:fixed".to_string();
+        assert_eq!(
+            ledger.into_iter().collect::<Vec<_>>(),
+            vec![
+                ((service.clone(), false), (12, 24)),
+                ((service, true), (6, 0))
+            ]
+        );
     }
 
     #[tokio::test]

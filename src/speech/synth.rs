@@ -266,10 +266,13 @@ impl Tally {
 
     /// Counts one more piece done and reports the progress it makes.
     pub(crate) async fn piece_done(&self, progress: &Progress) -> Result<(), JobError> {
+        progress.report(self.count_one()).await
+    }
+
+    /// Counts one more piece done: the progress it makes.
+    fn count_one(&self) -> f64 {
         let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-        progress
-            .report(0.05 + self.share * n as f64 / self.total as f64)
-            .await
+        0.05 + self.share * n as f64 / self.total as f64
     }
 }
 
@@ -309,6 +312,15 @@ mod tests {
         assert_eq!(format_of("flac"), Format::Flac);
         assert_eq!(format_of("jobs/x/chunk-00001.mp3"), Format::Mp3);
         assert_eq!(format_of("jobs/x/unnamed"), Format::Mp3);
+    }
+
+    #[test]
+    fn progress_resumes_after_the_pieces_an_earlier_attempt_kept() {
+        let tally = Tally::new(2, 4, 0.8);
+        assert_eq!(tally.count_one(), 0.05 + 0.8 * 3.0 / 4.0);
+        assert_eq!(tally.count_one(), 0.05 + 0.8);
+        let fresh = Tally::new(0, 4, 0.85);
+        assert_eq!(fresh.count_one(), 0.05 + 0.85 / 4.0);
     }
 
     #[test]
