@@ -14,20 +14,17 @@ use ulid::Ulid;
 use super::service::{EpisodeScript, Timings};
 use super::subtitles::{TimedChapter, TimedLine};
 use crate::audio::{self, Cover, Encoding, Format, Id3Tags, MasterOptions, SourcePart};
-use crate::db::audios::{self, Finished};
 use crate::db::episodes::EpisodeRow;
-use crate::db::jobs as queue;
 use crate::db::podcasts::PodcastRow;
-use crate::db::tts_cache::{self, NewEntry};
-use crate::db::usage::{self, NewUsage};
-use crate::db::{episodes, now_ms, podcasts};
+use crate::db::{audios, episodes, podcasts, tts_cache};
 use crate::error::AppError;
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
 use crate::services::Services;
 use crate::speech::synth::{
-    self, CHUNK_PAUSE_MS, Progress, Tally, announce_or_discard, cache_key, ensure_not_canceled,
-    format_of, owned_pieces, provider_error, service_of, unprocessable_audio, unusable_audio,
+    self, Billed, CHUNK_PAUSE_MS, Outcome, Progress, StoredFile, Tally, announce_or_discard,
+    cache_key, ensure_not_canceled, format_of, owned_pieces, provider_error, service_of,
+    unprocessable_audio, unusable_audio,
 };
 use crate::storage::{Key, keys};
 
@@ -380,77 +377,32 @@ async fn commit(
         mastered,
         timings_json,
     } = assembled;
-    let new_cache = cache_paid_lines(state, plan, lines, &mastered.spans).await?;
-    let ledger: Vec<_> = ledger(&plan.lines, lines)
-        .into_iter()
-        .map(|(entry, sums)| (state.db.new_id(), entry, sums))
-        .collect();
-
+    let cache = cache_paid_lines(state, plan, lines, &mastered.spans).await?;
     let object_key = keys::audio(user, audio_id, "mp3");
-    let peaks_key = keys::peaks(user, audio_id);
-    let sha = hex::encode(Sha256::digest(&mastered.bytes));
-    let size = mastered.bytes.len() as i64;
-    let peaks = mastered.peaks;
+    let file = StoredFile {
+        object_key: object_key.as_str().to_string(),
+        peaks_key: keys::peaks(user, audio_id).as_str().to_string(),
+        duration_ms: mastered.duration_ms as i64,
+        size_bytes: mastered.bytes.len() as i64,
+        sha256: hex::encode(Sha256::digest(&mastered.bytes)),
+    };
     state
         .storage
         .put(&object_key, Bytes::from(mastered.bytes))
         .await
         .map_err(anyhow::Error::from)?;
-    let duration_ms = mastered.duration_ms as i64;
-    let (ok, pk) = (
-        object_key.as_str().to_string(),
-        peaks_key.as_str().to_string(),
-    );
-    let committed = state
-        .db
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let now = now_ms();
-            if !queue::succeed(&tx, job, now)? {
-                return Ok(false);
-            }
-            let finished = Finished {
-                object_key: &ok,
-                peaks_key: &pk,
-                duration_ms,
-                size_bytes: size,
-                sha256: &sha,
-            };
-            if !audios::finish(&tx, audio_id, &finished, now)? {
-                return Ok(false);
-            }
-            audios::put_peaks(&tx, &pk, &peaks)?;
-            episodes::set_timings(&tx, audio_id, &timings_json, now)?;
-            for (id, (service, cached), (units, cost)) in &ledger {
-                usage::insert(
-                    &tx,
-                    &NewUsage {
-                        id: *id,
-                        user_id: user,
-                        audio_id: Some(audio_id),
-                        service,
-                        units: *units,
-                        cost_micros: *cost,
-                        cached: *cached,
-                    },
-                    now,
-                )?;
-            }
-            for row in &new_cache {
-                let entry = NewEntry {
-                    key: &row.key,
-                    object_key: &row.object_key,
-                    peaks_key: "",
-                    duration_ms: row.duration_ms,
-                    size_bytes: row.size_bytes,
-                    sha256: &row.sha256,
-                };
-                tts_cache::put(&tx, &entry, now)?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await?;
+    let outcome = Outcome {
+        job,
+        audio: audio_id,
+        user,
+        file,
+        peaks: Some(mastered.peaks),
+        reused: false,
+        usage: ledger(&plan.lines, lines),
+        cache,
+        timings_json: Some(timings_json),
+    };
+    let committed = synth::record(state, outcome).await?;
     announce_or_discard(state, audio_id, committed, &object_key).await?;
     state
         .storage
@@ -460,13 +412,14 @@ async fn commit(
     Ok(())
 }
 
-/// Stores each line this job paid for under its cache key; the rows come with the commit.
+/// Stores each line this job paid for under its cache key; the entries are recorded with
+/// the commit.
 async fn cache_paid_lines(
     state: &Services,
     plan: &Plan,
     lines: &[Spoken],
     spans: &[audio::Span],
-) -> Result<Vec<CacheRow>, JobError> {
+) -> Result<Vec<(String, StoredFile)>, JobError> {
     let mut new_cache = Vec::new();
     for line in lines.iter().filter(|l| l.paid) {
         let p = &plan.lines[line.index];
@@ -477,20 +430,23 @@ async fn cache_paid_lines(
             .await
             .map_err(anyhow::Error::from)?;
         let span = spans[line.index];
-        new_cache.push(CacheRow {
-            key: p.key.clone(),
-            object_key: key.as_str().to_string(),
-            duration_ms: span.end_ms.saturating_sub(span.start_ms) as i64,
-            size_bytes: line.bytes.len() as i64,
-            sha256: hex::encode(Sha256::digest(&line.bytes)),
-        });
+        new_cache.push((
+            p.key.clone(),
+            StoredFile {
+                object_key: key.as_str().to_string(),
+                peaks_key: String::new(),
+                duration_ms: span.end_ms.saturating_sub(span.start_ms) as i64,
+                size_bytes: line.bytes.len() as i64,
+                sha256: hex::encode(Sha256::digest(&line.bytes)),
+            },
+        ));
     }
     Ok(new_cache)
 }
 
 /// One usage row per service and kind (paid, or from the cache at no cost): the characters
 /// sent for its lines and, for paid ones, their price.
-fn ledger(planned: &[Planned], lines: &[Spoken]) -> BTreeMap<(String, bool), (i64, i64)> {
+fn ledger(planned: &[Planned], lines: &[Spoken]) -> Vec<Billed> {
     let mut ledger: BTreeMap<(String, bool), (i64, i64)> = BTreeMap::new();
     for line in lines {
         let p = &planned[line.index];
@@ -502,14 +458,14 @@ fn ledger(planned: &[Planned], lines: &[Spoken]) -> BTreeMap<(String, bool), (i6
         }
     }
     ledger
-}
-
-struct CacheRow {
-    key: String,
-    object_key: String,
-    duration_ms: i64,
-    size_bytes: i64,
-    sha256: String,
+        .into_iter()
+        .map(|((service, cached), (units, cost_micros))| Billed {
+            service,
+            units,
+            cost_micros,
+            cached,
+        })
+        .collect()
 }
 
 /// The show's cover for the APIC frame; a cover that vanished meanwhile is simply left out.
@@ -672,7 +628,10 @@ mod tests {
         );
         let service = "tts:kokoro:fixed".to_string();
         assert_eq!(
-            ledger.into_iter().collect::<Vec<_>>(),
+            ledger
+                .into_iter()
+                .map(|b| ((b.service, b.cached), (b.units, b.cost_micros)))
+                .collect::<Vec<_>>(),
             vec![
                 ((service.clone(), false), (12, 24)),
                 ((service, true), (6, 0))

@@ -12,16 +12,12 @@ use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
 use super::synth::{
-    self, CHUNK_PAUSE_MS, Progress, Tally, announce_or_discard, cache_key, ensure_not_canceled,
-    format_of, owned_pieces, provider_error, publish_done, service_of, unprocessable_audio,
-    unusable_audio,
+    self, Billed, CHUNK_PAUSE_MS, Outcome, Progress, StoredFile, Tally, announce_or_discard,
+    cache_key, ensure_not_canceled, format_of, owned_pieces, provider_error, publish_done,
+    service_of, unprocessable_audio, unusable_audio,
 };
 use crate::audio::{self, Encoding, Format, MasterOptions, SourcePart};
-use crate::db::audios::{self, Finished};
-use crate::db::jobs as queue;
-use crate::db::now_ms;
-use crate::db::tts_cache::{self, NewEntry};
-use crate::db::usage::{self, NewUsage};
+use crate::db::{audios, tts_cache};
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
 use crate::services::Services;
@@ -275,33 +271,35 @@ async fn commit(
 ) -> Result<(), JobError> {
     let (job, audio_id) = (plan.job, plan.audio);
     let object_key = keys::audio(plan.user, audio_id, plan.format.extension());
-    let peaks_key = keys::peaks(plan.user, audio_id);
-    let sha = hex::encode(Sha256::digest(&built.bytes));
-    let size = built.bytes.len() as i64;
+    let file = StoredFile {
+        object_key: object_key.as_str().to_string(),
+        peaks_key: keys::peaks(plan.user, audio_id).as_str().to_string(),
+        duration_ms: built.duration_ms as i64,
+        size_bytes: built.bytes.len() as i64,
+        sha256: hex::encode(Sha256::digest(&built.bytes)),
+    };
     state
         .storage
         .put(&object_key, built.bytes)
         .await
         .map_err(anyhow::Error::from)?;
-    let finished = Finished {
-        object_key: object_key.as_str(),
-        peaks_key: peaks_key.as_str(),
-        duration_ms: built.duration_ms as i64,
-        size_bytes: size,
-        sha256: &sha,
-    };
-    let usage = Usage {
+    let outcome = Outcome {
+        job,
+        audio: audio_id,
         user: plan.user,
-        service: &plan.service,
-        units: chars,
-        cost: plan.provider.cost_micros(chars as usize) as i64,
-        cached: false,
+        cache: vec![(plan.key.clone(), file.clone())],
+        file,
+        peaks: Some(built.peaks),
+        reused: false,
+        usage: vec![Billed {
+            service: plan.service.clone(),
+            units: chars,
+            cost_micros: plan.provider.cost_micros(chars as usize) as i64,
+            cached: false,
+        }],
+        timings_json: None,
     };
-    let fresh = Fresh {
-        cache_key: plan.key.clone(),
-        peaks: built.peaks,
-    };
-    let committed = record(state, job, audio_id, &finished, &usage, Some(fresh)).await?;
+    let committed = synth::record(state, outcome).await?;
     announce_or_discard(state, audio_id, committed, &object_key).await?;
     if left_objects && !state.jobs.streams.is_streamed(job) {
         state
@@ -321,21 +319,29 @@ async fn commit_cached(
     plan: &Plan,
     hit: tts_cache::Entry,
 ) -> Result<(), JobError> {
-    let finished = Finished {
-        object_key: &hit.object_key,
-        peaks_key: &hit.peaks_key,
-        duration_ms: hit.duration_ms,
-        size_bytes: hit.size_bytes,
-        sha256: &hit.sha256,
-    };
-    let usage = Usage {
+    let outcome = Outcome {
+        job: plan.job,
+        audio: plan.audio,
         user: plan.user,
-        service: &plan.service,
-        units: plan.text.chars().count() as i64,
-        cost: 0,
-        cached: true,
+        file: StoredFile {
+            object_key: hit.object_key,
+            peaks_key: hit.peaks_key,
+            duration_ms: hit.duration_ms,
+            size_bytes: hit.size_bytes,
+            sha256: hit.sha256,
+        },
+        peaks: None,
+        reused: true,
+        usage: vec![Billed {
+            service: plan.service.clone(),
+            units: plan.text.chars().count() as i64,
+            cost_micros: 0,
+            cached: true,
+        }],
+        cache: Vec::new(),
+        timings_json: None,
     };
-    if record(state, plan.job, plan.audio, &finished, &usage, None).await? {
+    if synth::record(state, outcome).await? {
         publish_done(state, plan.audio);
     }
     Ok(())
@@ -430,94 +436,6 @@ async fn cached(state: &Services, key: String) -> Result<Option<tts_cache::Entry
         }
         _ => Ok(None),
     }
-}
-
-struct Usage<'a> {
-    user: Ulid,
-    service: &'a str,
-    units: i64,
-    cost: i64,
-    cached: bool,
-}
-
-/// What a job that called the provider adds to the database: its result's cache entry and
-/// waveform.
-struct Fresh {
-    cache_key: String,
-    peaks: audio::Peaks,
-}
-
-/// The job's end, in one transaction: the audio's final state, its usage row, the cache entry,
-/// its peaks and the job's success. False (and nothing written) when the job was canceled
-/// meanwhile, or when a reused result was deleted in between.
-async fn record(
-    state: &Services,
-    job: Ulid,
-    audio: Ulid,
-    f: &Finished<'_>,
-    u: &Usage<'_>,
-    fresh: Option<Fresh>,
-) -> Result<bool, JobError> {
-    let (object_key, peaks_key, sha) = (
-        f.object_key.to_string(),
-        f.peaks_key.to_string(),
-        f.sha256.to_string(),
-    );
-    let (duration_ms, size_bytes) = (f.duration_ms, f.size_bytes);
-    let (user, service, units, cost, cached) =
-        (u.user, u.service.to_string(), u.units, u.cost, u.cached);
-    let usage_id = state.db.new_id();
-    let committed = state
-        .db
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let now = now_ms();
-            if cached && !tts_cache::holds_object(&tx, &object_key)? {
-                return Ok(false);
-            }
-            if !queue::succeed(&tx, job, now)? {
-                return Ok(false);
-            }
-            let finished = Finished {
-                object_key: &object_key,
-                peaks_key: &peaks_key,
-                duration_ms,
-                size_bytes,
-                sha256: &sha,
-            };
-            if !audios::finish(&tx, audio, &finished, now)? {
-                return Ok(false);
-            }
-            usage::insert(
-                &tx,
-                &NewUsage {
-                    id: usage_id,
-                    user_id: user,
-                    audio_id: Some(audio),
-                    service: &service,
-                    units,
-                    cost_micros: cost,
-                    cached,
-                },
-                now,
-            )?;
-            if let Some(fresh) = fresh {
-                audios::put_peaks(&tx, &peaks_key, &fresh.peaks)?;
-                let entry = NewEntry {
-                    key: &fresh.cache_key,
-                    object_key: &object_key,
-                    peaks_key: &peaks_key,
-                    duration_ms,
-                    size_bytes,
-                    sha256: &sha,
-                };
-                tts_cache::put(&tx, &entry, now)?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await?;
-    Ok(committed)
 }
 
 #[cfg(test)]

@@ -10,9 +10,12 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use crate::audio::{AudioError, Format};
-use crate::db::audios;
-use crate::db::now_ms;
+use crate::audio::{AudioError, Format, Peaks};
+use crate::db::audios::{self, Finished};
+use crate::db::jobs as queue;
+use crate::db::tts_cache::{self, NewEntry};
+use crate::db::usage::{self, NewUsage};
+use crate::db::{episodes, now_ms};
 use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{JobContext, JobError};
 use crate::providers::{ProviderError, Tts};
@@ -154,6 +157,115 @@ pub(crate) fn discard_kept(ctx: JobContext<Services>) -> BoxFuture<'static, anyh
         Ok(())
     }
     .boxed()
+}
+
+/// A stored result: an audio's file, or a cache entry's.
+#[derive(Clone)]
+pub(crate) struct StoredFile {
+    pub object_key: String,
+    /// Empty for results the player never draws (podcast lines).
+    pub peaks_key: String,
+    pub duration_ms: i64,
+    pub size_bytes: i64,
+    pub sha256: String,
+}
+
+/// A usage row of the job's audio.
+pub(crate) struct Billed {
+    pub service: String,
+    pub units: i64,
+    pub cost_micros: i64,
+    /// Served from the cache: counted, not paid.
+    pub cached: bool,
+}
+
+/// What a synthesis job records at its end, together with the job's success.
+pub(crate) struct Outcome {
+    pub job: Ulid,
+    pub audio: Ulid,
+    pub user: Ulid,
+    /// The audio's file: one the job stored, or the cached result it reuses.
+    pub file: StoredFile,
+    /// The file's waveform, when the job made the file (a reused result's is stored already).
+    pub peaks: Option<Peaks>,
+    /// The file is a cached result's object: nothing is recorded once the cache lets it go.
+    pub reused: bool,
+    pub usage: Vec<Billed>,
+    /// New cache entries by key.
+    pub cache: Vec<(String, StoredFile)>,
+    /// An episode's measured line and chapter timings (JSON), for a render.
+    pub timings_json: Option<String>,
+}
+
+/// The job's end, in one transaction: the audio's final state, its peaks and timings, the
+/// usage rows, the cache entries and the job's success. False (and nothing written) when
+/// the job was canceled meanwhile, or when a reused result was deleted in between.
+pub(crate) async fn record(state: &Services, outcome: Outcome) -> Result<bool, JobError> {
+    let ids: Vec<Ulid> = outcome.usage.iter().map(|_| state.db.new_id()).collect();
+    let committed = state
+        .db
+        .write(move |c| {
+            let o = outcome;
+            let tx = c.transaction()?;
+            let now = now_ms();
+            if o.reused && !tts_cache::holds_object(&tx, &o.file.object_key)? {
+                return Ok(false);
+            }
+            if !queue::succeed(&tx, o.job, now)? {
+                return Ok(false);
+            }
+            if !audios::finish(&tx, o.audio, &o.file.finished(), now)? {
+                return Ok(false);
+            }
+            if let Some(peaks) = &o.peaks {
+                audios::put_peaks(&tx, &o.file.peaks_key, peaks)?;
+            }
+            if let Some(timings) = &o.timings_json {
+                episodes::set_timings(&tx, o.audio, timings, now)?;
+            }
+            for (id, b) in ids.into_iter().zip(&o.usage) {
+                let row = NewUsage {
+                    id,
+                    user_id: o.user,
+                    audio_id: Some(o.audio),
+                    service: &b.service,
+                    units: b.units,
+                    cost_micros: b.cost_micros,
+                    cached: b.cached,
+                };
+                usage::insert(&tx, &row, now)?;
+            }
+            for (key, file) in &o.cache {
+                tts_cache::put(&tx, &file.entry(key), now)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await?;
+    Ok(committed)
+}
+
+impl StoredFile {
+    fn finished(&self) -> Finished<'_> {
+        Finished {
+            object_key: &self.object_key,
+            peaks_key: &self.peaks_key,
+            duration_ms: self.duration_ms,
+            size_bytes: self.size_bytes,
+            sha256: &self.sha256,
+        }
+    }
+
+    fn entry<'a>(&'a self, key: &'a str) -> NewEntry<'a> {
+        NewEntry {
+            key,
+            object_key: &self.object_key,
+            peaks_key: &self.peaks_key,
+            duration_ms: self.duration_ms,
+            size_bytes: self.size_bytes,
+            sha256: &self.sha256,
+        }
+    }
 }
 
 /// After the job's final transaction: listeners hear the audio is ready, or, when the job was
