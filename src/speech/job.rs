@@ -81,6 +81,7 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
     };
     let progress = Progress::new(&ctx.state, plan.audio);
     progress.report(0.01).await?;
+    // The same request answered before: its result is reused and nothing is paid.
     if let Some(hit) = cached(&ctx.state, plan.key.clone()).await? {
         return commit_cached(&ctx.state, &plan, hit).await;
     }
@@ -418,6 +419,7 @@ fn build(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audio::
     })
 }
 
+/// The cached result of the same request, when its object is still there.
 async fn cached(state: &Services, key: String) -> Result<Option<tts_cache::Entry>, JobError> {
     let hit = state
         .db
