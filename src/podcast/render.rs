@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -15,18 +14,17 @@ use ulid::Ulid;
 use super::service::{EpisodeScript, Timings};
 use super::subtitles::{TimedChapter, TimedLine};
 use crate::audio::{self, Cover, Encoding, Format, Id3Tags, MasterOptions, SourcePart};
-use crate::db::audios::{self, Finished};
-use crate::db::jobs as queue;
+use crate::db::episodes::EpisodeRow;
 use crate::db::podcasts::PodcastRow;
-use crate::db::tts_cache::{self, NewEntry};
-use crate::db::usage::{self, NewUsage};
-use crate::db::{episodes, now_ms, podcasts};
+use crate::db::{audios, episodes, podcasts, tts_cache};
 use crate::error::AppError;
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
 use crate::services::Services;
 use crate::speech::synth::{
-    self, CHUNK_PAUSE_MS, Progress, cache_key, format_of, provider_error, publish_done,
+    self, Billed, CHUNK_PAUSE_MS, Outcome, Progress, StoredFile, Tally, announce_or_discard,
+    cache_key, ensure_not_canceled, format_of, owned_pieces, provider_error, service_of,
+    unprocessable_audio, unusable_audio,
 };
 use crate::storage::{Key, keys};
 
@@ -72,6 +70,34 @@ impl Planned {
     }
 }
 
+/// What the render makes, decided before anything is paid for.
+struct Plan {
+    job: Ulid,
+    audio: Ulid,
+    user: Ulid,
+    episode: EpisodeRow,
+    show: PodcastRow,
+    script: EpisodeScript,
+    /// One per script line, in script order.
+    lines: Vec<Planned>,
+}
+
+/// A line's audio as synthesis left it under the job's folder.
+struct Spoken {
+    /// Its place in the script.
+    index: usize,
+    /// Paid for by this job, so it becomes a cache entry; false when it came from the cache.
+    paid: bool,
+    ext: String,
+    bytes: Bytes,
+}
+
+/// The mastered episode and its measured timings.
+struct Assembled {
+    mastered: audio::Mastered,
+    timings_json: String,
+}
+
 /// `jobs/<id>/line-00007-p.wav` → (7, paid, ext).
 fn line_entry(key: &str) -> Option<(usize, bool, String)> {
     let name = key.rsplit('/').next()?.strip_prefix("line-")?;
@@ -81,8 +107,22 @@ fn line_entry(key: &str) -> Option<(usize, bool, String)> {
 }
 
 async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
-    let state = ctx.state.clone();
-    let job = ctx.job.id;
+    let Some(plan) = plan(&ctx).await? else {
+        return Ok(()); // deleted or settled meanwhile
+    };
+    let progress = Progress::new(&ctx.state, plan.audio);
+    progress.report(0.01).await?;
+    let lines = synthesize(&ctx, &plan, &progress).await?;
+    let assembled = assemble(&ctx.state, &plan, &lines).await?;
+    commit(&ctx.state, &plan, &lines, assembled).await
+}
+
+/// Plan: loads the audio with its episode and show, reads the script and gives every line its
+/// speaker's provider and voice, its chunks and its cache key. `None` when there is nothing to
+/// do: the audio, episode or show is gone, or the audio is no longer waiting for this job.
+#[tracing::instrument(skip_all)]
+async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
+    let state = &ctx.state;
     let Some(audio_id) = ctx.job.audio_id else {
         return Err(JobError::fatal("internal", "A render job without an audio"));
     };
@@ -103,10 +143,10 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
         })
         .await?;
     let Some((audio, episode, show)) = loaded else {
-        return Ok(()); // deleted meanwhile
+        return Ok(None);
     };
     if !matches!(audio.status.as_str(), "queued" | "running") {
-        return Ok(());
+        return Ok(None);
     }
     let user: Ulid = audio
         .user_id
@@ -114,23 +154,37 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
         .map_err(|_| JobError::fatal("internal", "Corrupt user id"))?;
     let script: EpisodeScript = serde_json::from_str(&episode.script_json)
         .map_err(|e| JobError::fatal("internal", format!("Unreadable script: {e}")))?;
+    let lines = plan_lines(state, &script)?;
+    Ok(Some(Plan {
+        job: ctx.job.id,
+        audio: audio_id,
+        user,
+        episode,
+        show,
+        script,
+        lines,
+    }))
+}
+
+/// Each line's request: its speaker's voice, the line cut to that provider's limit, and the
+/// cache key of the whole line.
+fn plan_lines(state: &Services, script: &EpisodeScript) -> Result<Vec<Planned>, JobError> {
     let voices: HashMap<&str, &str> = script
         .speakers
         .iter()
         .map(|c| (c.name.as_str(), c.voice.as_str()))
         .collect();
-    let mut plan = Vec::with_capacity(script.lines.len());
+    let mut lines = Vec::with_capacity(script.lines.len());
     for line in &script.lines {
         let voice_id = voices.get(line.speaker.as_str()).ok_or_else(|| {
             JobError::fatal("invalid_request", format!("No voice for {}", line.speaker))
         })?;
         let (provider, voice) = state.providers.resolve(voice_id).map_err(provider_error)?;
-        let chunks = crate::speech::chunk::split_for(&line.text, &provider.limits(&voice.voice))
-            .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        plan.push(Planned {
+        let chunks = owned_pieces(crate::speech::chunk::split_for(
+            &line.text,
+            &provider.limits(&voice.voice),
+        ))?;
+        lines.push(Planned {
             key: cache_key(
                 provider.id(),
                 provider.model(),
@@ -139,29 +193,33 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
                 LINE_FORMAT,
                 &line.text,
             ),
-            service: format!("tts:{}:{}", provider.id(), provider.model()),
+            service: service_of(provider.as_ref()),
             provider,
             voice: voice.voice,
             chunks,
         });
     }
-    let progress = Arc::new(Progress::new(&state, audio_id));
-    progress.report(0.01).await?;
+    Ok(lines)
+}
 
+/// Synthesize: every line an earlier attempt did not keep comes from the result cache or the
+/// provider (up to the lowest concurrency of the providers involved) and is kept under the
+/// job's folder as it arrives, progress going from 5% to 85%. Returns every line in script
+/// order, read back from that folder.
+#[tracing::instrument(skip_all, fields(lines = plan.lines.len()))]
+async fn synthesize(
+    ctx: &JobContext<Services>,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<Vec<Spoken>, JobError> {
+    let state = &ctx.state;
+    let job = plan.job;
     // Lines kept by an earlier attempt are neither looked up nor paid again.
-    let kept: HashMap<usize, (bool, String)> = state
-        .storage
-        .list(&keys::job_prefix(job))
-        .await
-        .map_err(anyhow::Error::from)?
-        .into_iter()
-        .filter_map(|o| line_entry(o.key.as_str()).map(|(i, paid, ext)| (i, (paid, ext))))
-        .collect();
-    let total = plan.len();
-    let done = Arc::new(AtomicUsize::new(kept.len().min(total)));
-    let kept = Arc::new(kept);
-    let plan = Arc::new(plan);
+    let kept = kept_lines(state, job).await?;
+    let total = plan.lines.len();
+    let tally = Tally::new(kept.len(), total, 0.8);
     let concurrency = plan
+        .lines
         .iter()
         .map(|p| p.provider.max_concurrency())
         .min()
@@ -169,23 +227,14 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
         .max(1);
     futures::stream::iter(0..total)
         .map(|i| {
-            let (state, kept, done, cancel, plan, progress) = (
-                state.clone(),
-                kept.clone(),
-                done.clone(),
-                ctx.cancel.clone(),
-                plan.clone(),
-                progress.clone(),
-            );
+            let (kept, tally) = (&kept, &tally);
             async move {
-                let p = &plan[i];
+                let p = &plan.lines[i];
                 if kept.contains_key(&i) {
                     return Ok::<_, JobError>(());
                 }
-                if cancel.is_cancelled() {
-                    return Err(JobError::fatal("canceled", "The job was canceled"));
-                }
-                let (bytes, ext, paid) = match cached_line(&state, p.key.clone()).await? {
+                ensure_not_canceled(&ctx.cancel)?;
+                let (bytes, ext, paid) = match cached_line(state, p.key.clone()).await? {
                     Some((bytes, ext)) => (bytes, ext, false),
                     None => {
                         let (bytes, ext) = synthesize_line(p).await?;
@@ -197,19 +246,39 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
                     .put(&keys::job_line(job, i, paid, &ext), bytes)
                     .await
                     .map_err(anyhow::Error::from)?;
-                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                progress
-                    .report(0.05 + 0.8 * n as f64 / total as f64)
-                    .await?;
-                Ok(())
+                tally.piece_done(progress).await
             }
         })
         .buffer_unordered(concurrency)
         .try_collect::<()>()
         .await?;
 
-    // Master in script order.
-    let mut lines: BTreeMap<usize, (bool, String, Key)> = BTreeMap::new();
+    let lines = kept_lines(state, job).await?;
+    if lines.len() != total {
+        return Err(JobError::retryable(
+            "internal",
+            "Some synthesized lines went missing; retrying",
+        ));
+    }
+    let mut spoken = Vec::with_capacity(total);
+    for (index, (paid, ext, key)) in lines {
+        let bytes = state.storage.get(&key).await.map_err(anyhow::Error::from)?;
+        spoken.push(Spoken {
+            index,
+            paid,
+            ext,
+            bytes,
+        });
+    }
+    Ok(spoken)
+}
+
+/// The lines kept under the job's folder, by their place in the script.
+async fn kept_lines(
+    state: &Services,
+    job: Ulid,
+) -> Result<BTreeMap<usize, (bool, String, Key)>, JobError> {
+    let mut lines = BTreeMap::new();
     for o in state
         .storage
         .list(&keys::job_prefix(job))
@@ -220,50 +289,47 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
             lines.insert(i, (paid, ext, o.key));
         }
     }
-    if lines.len() != total {
-        return Err(JobError::retryable(
-            "internal",
-            "Some synthesized lines went missing; retrying",
-        ));
-    }
-    let mut sources: Vec<(Bytes, Format)> = Vec::with_capacity(total);
-    for (_, ext, key) in lines.values() {
-        let bytes = state.storage.get(key).await.map_err(anyhow::Error::from)?;
-        sources.push((bytes, format_of(ext)));
-    }
+    Ok(lines)
+}
+
+/// Assemble: masters the lines in script order into one MP3 (pauses, loudness, ID3 chapters,
+/// title, author, show and cover, peaks) and turns where each line landed into the episode's
+/// line and chapter timings.
+#[tracing::instrument(skip_all)]
+async fn assemble(state: &Services, plan: &Plan, lines: &[Spoken]) -> Result<Assembled, JobError> {
+    let (script, show) = (&plan.script, &plan.show);
+    let sources: Vec<(Bytes, Format)> = lines
+        .iter()
+        .map(|l| (l.bytes.clone(), format_of(&l.ext)))
+        .collect();
     let chapters: Vec<Option<String>> = script.lines.iter().map(|l| l.chapter.clone()).collect();
     let tags = Id3Tags {
-        title: Some(episode.title.clone()),
+        title: Some(plan.episode.title.clone()),
         artist: show.author.clone(),
         album: Some(show.title.clone()),
-        cover: episode_cover(&state, &show).await?,
+        cover: episode_cover(state, show).await?,
         ..Id3Tags::default()
     };
     let options = MasterOptions {
         pause_ms: script.pause_ms,
         ..MasterOptions::default()
     };
-    let kept_sources = sources.clone();
-    let mastered = tokio::task::spawn_blocking(move || {
-        let parts: Vec<SourcePart<'_>> = sources
-            .iter()
-            .zip(&chapters)
-            .map(|((b, f), ch)| SourcePart {
-                bytes: b,
-                format: *f,
-                chapter: ch.as_deref(),
-            })
-            .collect();
-        audio::master_episode(&parts, &options, Some(&tags))
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(|e| {
-        JobError::retryable(
-            "bad_audio",
-            format!("The provider's audio could not be processed: {e}"),
-        )
-    })?;
+    let mastered = synth::audio_work(
+        move || {
+            let parts: Vec<SourcePart<'_>> = sources
+                .iter()
+                .zip(&chapters)
+                .map(|((b, f), ch)| SourcePart {
+                    bytes: b,
+                    format: *f,
+                    chapter: ch.as_deref(),
+                })
+                .collect();
+            audio::master_episode(&parts, &options, Some(&tags))
+        },
+        unprocessable_audio,
+    )
+    .await?;
 
     let timings = Timings {
         lines: script
@@ -288,120 +354,56 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
             .collect(),
     };
     let timings_json = serde_json::to_string(&timings).map_err(anyhow::Error::from)?;
+    Ok(Assembled {
+        mastered,
+        timings_json,
+    })
+}
 
-    // Paid lines become cache entries, outside the job's folder so they outlive it.
-    let mut new_cache = Vec::new();
-    for ((i, (paid, ext, _)), (bytes, _)) in lines.iter().zip(&kept_sources) {
-        if !paid {
-            continue;
-        }
-        let p = &plan[*i];
-        let key = keys::cached_line(&p.key, ext);
-        state
-            .storage
-            .put(&key, bytes.clone())
-            .await
-            .map_err(anyhow::Error::from)?;
-        let span = mastered.spans[*i];
-        new_cache.push(CacheRow {
-            key: p.key.clone(),
-            object_key: key.as_str().to_string(),
-            duration_ms: span.end_ms.saturating_sub(span.start_ms) as i64,
-            size_bytes: bytes.len() as i64,
-            sha256: hex::encode(Sha256::digest(bytes)),
-        });
-    }
-    // One ledger row per service and kind (paid or from the cache).
-    let mut ledger: BTreeMap<(String, bool), (i64, i64)> = BTreeMap::new();
-    for (i, (paid, _, _)) in &lines {
-        let p = &plan[*i];
-        let chars = p.sent_chars();
-        let entry = ledger.entry((p.service.clone(), !paid)).or_default();
-        entry.0 += chars as i64;
-        if *paid {
-            entry.1 += p.provider.cost_micros(chars) as i64;
-        }
-    }
-
-    let ledger: Vec<_> = ledger
-        .into_iter()
-        .map(|(entry, sums)| (state.db.new_id(), entry, sums))
-        .collect();
-
+/// Commit: paid lines become cache entries (their objects outside the job's folder, so they
+/// outlive it), the episode's file is stored, then one transaction records the audio's
+/// result, its peaks and timings, the usage rows and cache entries with the job's success.
+/// When the job was canceled meanwhile nothing is recorded and the file goes again; the job's
+/// folder goes either way.
+#[tracing::instrument(skip_all)]
+async fn commit(
+    state: &Services,
+    plan: &Plan,
+    lines: &[Spoken],
+    assembled: Assembled,
+) -> Result<(), JobError> {
+    let (job, audio_id, user) = (plan.job, plan.audio, plan.user);
+    let Assembled {
+        mastered,
+        timings_json,
+    } = assembled;
+    let cache = cache_paid_lines(state, plan, lines, &mastered.spans).await?;
     let object_key = keys::audio(user, audio_id, "mp3");
-    let peaks_key = keys::peaks(user, audio_id);
-    let sha = hex::encode(Sha256::digest(&mastered.bytes));
-    let size = mastered.bytes.len() as i64;
-    let peaks = mastered.peaks;
+    let file = StoredFile {
+        object_key: object_key.as_str().to_string(),
+        peaks_key: keys::peaks(user, audio_id).as_str().to_string(),
+        duration_ms: mastered.duration_ms as i64,
+        size_bytes: mastered.bytes.len() as i64,
+        sha256: hex::encode(Sha256::digest(&mastered.bytes)),
+    };
     state
         .storage
         .put(&object_key, Bytes::from(mastered.bytes))
         .await
         .map_err(anyhow::Error::from)?;
-    let duration_ms = mastered.duration_ms as i64;
-    let (ok, pk) = (
-        object_key.as_str().to_string(),
-        peaks_key.as_str().to_string(),
-    );
-    let committed = state
-        .db
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let now = now_ms();
-            if !queue::succeed(&tx, job, now)? {
-                return Ok(false);
-            }
-            let finished = Finished {
-                object_key: &ok,
-                peaks_key: &pk,
-                duration_ms,
-                size_bytes: size,
-                sha256: &sha,
-            };
-            if !audios::finish(&tx, audio_id, &finished, now)? {
-                return Ok(false);
-            }
-            audios::put_peaks(&tx, &pk, &peaks)?;
-            episodes::set_timings(&tx, audio_id, &timings_json, now)?;
-            for (id, (service, cached), (units, cost)) in &ledger {
-                usage::insert(
-                    &tx,
-                    &NewUsage {
-                        id: *id,
-                        user_id: user,
-                        audio_id: Some(audio_id),
-                        service,
-                        units: *units,
-                        cost_micros: *cost,
-                        cached: *cached,
-                    },
-                    now,
-                )?;
-            }
-            for row in &new_cache {
-                let entry = NewEntry {
-                    key: &row.key,
-                    object_key: &row.object_key,
-                    peaks_key: "",
-                    duration_ms: row.duration_ms,
-                    size_bytes: row.size_bytes,
-                    sha256: &row.sha256,
-                };
-                tts_cache::put(&tx, &entry, now)?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await?;
-    if committed {
-        publish_done(&state, audio_id);
-    } else {
-        state
-            .storage
-            .delete(&object_key)
-            .await
-            .map_err(anyhow::Error::from)?;
-    }
+    let outcome = Outcome {
+        job,
+        audio: audio_id,
+        user,
+        file,
+        peaks: Some(mastered.peaks),
+        reused: false,
+        usage: ledger(&plan.lines, lines),
+        cache,
+        timings_json: Some(timings_json),
+    };
+    let committed = synth::record(state, outcome).await?;
+    announce_or_discard(state, audio_id, committed, &object_key).await?;
     state
         .storage
         .delete_prefix(&keys::job_prefix(job))
@@ -410,15 +412,62 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
     Ok(())
 }
 
-struct CacheRow {
-    key: String,
-    object_key: String,
-    duration_ms: i64,
-    size_bytes: i64,
-    sha256: String,
+/// Stores each line this job paid for under its cache key; the entries are recorded with
+/// the commit.
+async fn cache_paid_lines(
+    state: &Services,
+    plan: &Plan,
+    lines: &[Spoken],
+    spans: &[audio::Span],
+) -> Result<Vec<(String, StoredFile)>, JobError> {
+    let mut new_cache = Vec::new();
+    for line in lines.iter().filter(|l| l.paid) {
+        let p = &plan.lines[line.index];
+        let key = keys::cached_line(&p.key, &line.ext);
+        state
+            .storage
+            .put(&key, line.bytes.clone())
+            .await
+            .map_err(anyhow::Error::from)?;
+        let span = spans[line.index];
+        new_cache.push((
+            p.key.clone(),
+            StoredFile {
+                object_key: key.as_str().to_string(),
+                peaks_key: String::new(),
+                duration_ms: span.end_ms.saturating_sub(span.start_ms) as i64,
+                size_bytes: line.bytes.len() as i64,
+                sha256: hex::encode(Sha256::digest(&line.bytes)),
+            },
+        ));
+    }
+    Ok(new_cache)
 }
 
-/// A line's audio from the result cache, when its object is still there.
+/// One usage row per service and kind (paid, or from the cache at no cost): the characters
+/// sent for its lines and, for paid ones, their price.
+fn ledger(planned: &[Planned], lines: &[Spoken]) -> Vec<Billed> {
+    let mut ledger: BTreeMap<(String, bool), (i64, i64)> = BTreeMap::new();
+    for line in lines {
+        let p = &planned[line.index];
+        let chars = p.sent_chars();
+        let entry = ledger.entry((p.service.clone(), !line.paid)).or_default();
+        entry.0 += chars as i64;
+        if line.paid {
+            entry.1 += p.provider.cost_micros(chars) as i64;
+        }
+    }
+    ledger
+        .into_iter()
+        .map(|((service, cached), (units, cost_micros))| Billed {
+            service,
+            units,
+            cost_micros,
+            cached,
+        })
+        .collect()
+}
+
 /// The show's cover for the APIC frame; a cover that vanished meanwhile is simply left out.
 async fn episode_cover(state: &Services, show: &PodcastRow) -> Result<Option<Cover>, JobError> {
     match crate::podcast::service::load_cover(state, show).await {
@@ -431,6 +480,7 @@ async fn episode_cover(state: &Services, show: &PodcastRow) -> Result<Option<Cov
     }
 }
 
+/// A line's audio from the result cache, when its object is still there.
 async fn cached_line(state: &Services, key: String) -> Result<Option<(Bytes, String)>, JobError> {
     let hit: Option<String> = state
         .db
@@ -467,36 +517,32 @@ async fn synthesize_line(p: &Planned) -> Result<(Bytes, String), JobError> {
     {
         return Ok((bytes.clone(), format.extension().to_string()));
     }
-    let wav = tokio::task::spawn_blocking(move || {
-        let mut pcms = Vec::with_capacity(outs.len());
-        for (bytes, format) in outs {
-            pcms.push(audio::encode_wav(&audio::decode(&bytes, format)?)?);
-        }
-        let parts: Vec<SourcePart<'_>> = pcms
-            .iter()
-            .map(|b| SourcePart {
-                bytes: b,
-                format: Format::Wav,
-                chapter: None,
-            })
-            .collect();
-        let options = MasterOptions {
-            pause_ms: CHUNK_PAUSE_MS,
-            chapter_pause_ms: CHUNK_PAUSE_MS,
-            loudness: None,
-            output: Encoding::Wav,
-            ..MasterOptions::default()
-        };
-        audio::master_episode(&parts, &options, None).map(|m| m.bytes)
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(|e| {
-        JobError::retryable(
-            "bad_audio",
-            format!("Unusable audio from the provider: {e}"),
-        )
-    })?;
+    let wav = synth::audio_work(
+        move || {
+            let mut pcms = Vec::with_capacity(outs.len());
+            for (bytes, format) in outs {
+                pcms.push(audio::encode_wav(&audio::decode(&bytes, format)?)?);
+            }
+            let parts: Vec<SourcePart<'_>> = pcms
+                .iter()
+                .map(|b| SourcePart {
+                    bytes: b,
+                    format: Format::Wav,
+                    chapter: None,
+                })
+                .collect();
+            let options = MasterOptions {
+                pause_ms: CHUNK_PAUSE_MS,
+                chapter_pause_ms: CHUNK_PAUSE_MS,
+                loudness: None,
+                output: Encoding::Wav,
+                ..MasterOptions::default()
+            };
+            audio::master_episode(&parts, &options, None).map(|m| m.bytes)
+        },
+        unusable_audio,
+    )
+    .await?;
     Ok((Bytes::from(wav), "wav".into()))
 }
 
@@ -540,7 +586,7 @@ mod tests {
             1
         }
         fn price_micros_per_1k_chars(&self) -> u64 {
-            0
+            2_000
         }
         async fn synthesize(
             &self,
@@ -562,6 +608,35 @@ mod tests {
             key: "k".into(),
             service: "tts:kokoro:fixed".into(),
         }
+    }
+
+    fn spoken(index: usize, paid: bool) -> Spoken {
+        Spoken {
+            index,
+            paid,
+            ext: "mp3".into(),
+            bytes: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn paid_lines_are_billed_and_lines_from_the_cache_are_counted_free_in_a_row_of_their_own() {
+        let planned: Vec<Planned> = (0..3).map(|_| line(Format::Mp3, vec![])).collect();
+        let ledger = ledger(
+            &planned,
+            &[spoken(0, true), spoken(1, false), spoken(2, true)],
+        );
+        let service = "tts:kokoro:fixed".to_string();
+        assert_eq!(
+            ledger
+                .into_iter()
+                .map(|b| ((b.service, b.cached), (b.units, b.cost_micros)))
+                .collect::<Vec<_>>(),
+            vec![
+                ((service.clone(), false), (12, 24)),
+                ((service, true), (6, 0))
+            ]
+        );
     }
 
     #[tokio::test]

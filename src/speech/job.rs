@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -13,16 +12,14 @@ use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
 use super::synth::{
-    self, CHUNK_PAUSE_MS, Progress, cache_key, format_of, provider_error, publish_done,
+    self, Billed, CHUNK_PAUSE_MS, Outcome, Progress, StoredFile, Tally, announce_or_discard,
+    cache_key, ensure_not_canceled, format_of, owned_pieces, provider_error, publish_done,
+    service_of, unprocessable_audio, unusable_audio,
 };
 use crate::audio::{self, Encoding, Format, MasterOptions, SourcePart};
-use crate::db::audios::{self, Finished};
-use crate::db::jobs as queue;
-use crate::db::now_ms;
-use crate::db::tts_cache::{self, NewEntry};
-use crate::db::usage::{self, NewUsage};
+use crate::db::{audios, tts_cache};
 use crate::jobs::{Handler, JobContext, JobError};
-use crate::providers::SynthesisRequest;
+use crate::providers::{SynthesisRequest, Tts};
 use crate::services::Services;
 use crate::storage::{Key, keys};
 
@@ -49,9 +46,63 @@ impl Handler<Services> for TtsJob {
     }
 }
 
+/// What the job makes, decided before anything is paid for.
+struct Plan {
+    job: Ulid,
+    audio: Ulid,
+    user: Ulid,
+    text: String,
+    provider: Arc<dyn Tts>,
+    /// The provider's own voice name.
+    voice: String,
+    speed: f64,
+    format: Format,
+    service: String,
+    /// The result cache's key for this exact request.
+    key: String,
+}
+
+/// The text cut to the provider's request limit.
+struct Pieces {
+    chunks: Vec<String>,
+    /// Billed: exactly the characters the provider is sent (blank stretches are not sent).
+    chars: i64,
+}
+
+/// Every chunk's audio in text order, and whether the job's folder holds objects to remove.
+struct Synthesized {
+    sources: Vec<(Bytes, Format)>,
+    left_objects: bool,
+}
+
 async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
-    let state = ctx.state.clone();
-    let job = ctx.job.id;
+    let Some(plan) = plan(&ctx).await? else {
+        return Ok(()); // deleted or settled meanwhile: nothing to do
+    };
+    let progress = Progress::new(&ctx.state, plan.audio);
+    progress.report(0.01).await?;
+    // The same request answered before: its result is reused and nothing is paid.
+    if let Some(hit) = cached(&ctx.state, plan.key.clone()).await? {
+        return commit_cached(&ctx.state, &plan, hit).await;
+    }
+    let pieces = pieces(&plan)?;
+    let synthesized = synthesize(&ctx, &plan, pieces.chunks, &progress).await?;
+    let built = assemble(synthesized.sources, plan.format).await?;
+    commit(
+        &ctx.state,
+        &plan,
+        pieces.chars,
+        built,
+        synthesized.left_objects,
+    )
+    .await
+}
+
+/// Plan: loads the audio and its text, resolves its voice and names the result it asks for.
+/// `None` when there is nothing to do: the audio is gone or no longer waiting for this job.
+#[tracing::instrument(skip_all)]
+async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
+    let state = &ctx.state;
     let Some(audio_id) = ctx.job.audio_id else {
         return Err(JobError::fatal(
             "internal",
@@ -64,10 +115,10 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
         .lookup(move |c| Ok((audios::get_any(c, audio_id)?, audios::text(c, audio_id)?)))
         .await?;
     let (Some(audio), Some(text)) = (audio, text) else {
-        return Ok(()); // deleted meanwhile: nothing to do
+        return Ok(None);
     };
     if !matches!(audio.status.as_str(), "queued" | "running") {
-        return Ok(());
+        return Ok(None);
     }
     let user: Ulid = audio
         .user_id
@@ -80,10 +131,6 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
     } else {
         Format::Mp3
     };
-    let service = format!("tts:{}:{}", provider.id(), provider.model());
-    let progress = Progress::new(&state, audio_id);
-    progress.report(0.01).await?;
-
     let key = cache_key(
         provider.id(),
         provider.model(),
@@ -92,44 +139,49 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
         &audio.format,
         &text,
     );
-    if let Some(hit) = cached(&state, key.clone()).await? {
-        let finished = Finished {
-            object_key: &hit.object_key,
-            peaks_key: &hit.peaks_key,
-            duration_ms: hit.duration_ms,
-            size_bytes: hit.size_bytes,
-            sha256: &hit.sha256,
-        };
-        let usage = Usage {
-            user,
-            service: &service,
-            units: text.chars().count() as i64,
-            cost: 0,
-            cached: true,
-        };
-        if commit(&state, job, audio_id, &finished, &usage, None).await? {
-            publish_done(&state, audio_id);
-        }
-        return Ok(());
-    }
+    Ok(Some(Plan {
+        job: ctx.job.id,
+        audio: audio_id,
+        user,
+        text,
+        service: service_of(provider.as_ref()),
+        provider,
+        voice: voice.voice,
+        speed: audio.speed,
+        format,
+        key,
+    }))
+}
 
-    let limit = provider.limits(&voice.voice);
-    let split = match provider.first_chunk_units(&voice.voice) {
-        Some(first) => crate::speech::chunk::split_ramped(&text, &limit, first),
-        None => crate::speech::chunk::split_for(&text, &limit),
+/// The text in chunks the provider accepts, the first one small for providers that start
+/// faster on a short request.
+fn pieces(plan: &Plan) -> Result<Pieces, JobError> {
+    let limit = plan.provider.limits(&plan.voice);
+    let split = match plan.provider.first_chunk_units(&plan.voice) {
+        Some(first) => crate::speech::chunk::split_ramped(&plan.text, &limit, first),
+        None => crate::speech::chunk::split_for(&plan.text, &limit),
     };
-    let chunks: Vec<String> = split
-        .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    // Billed: exactly the characters the provider is sent (blank stretches are not sent).
+    let chunks = owned_pieces(split)?;
     let chars = chunks.iter().map(|c| c.chars().count()).sum::<usize>() as i64;
+    Ok(Pieces { chunks, chars })
+}
+
+/// Synthesize: the chunks in parallel up to the provider's concurrency, progress going from 5%
+/// to 90%. A text of more than one chunk keeps every chunk under the job's folder, so a
+/// resumed job never pays twice and `/stream` can play them as they come.
+#[tracing::instrument(skip_all, fields(chunks = chunks.len()))]
+async fn synthesize(
+    ctx: &JobContext<Services>,
+    plan: &Plan,
+    chunks: Vec<String>,
+    progress: &Progress,
+) -> Result<Synthesized, JobError> {
+    let state = &ctx.state;
+    let job = plan.job;
     let total = chunks.len();
     // A text of one chunk keeps nothing between attempts: its only chunk becomes the audio
     // right after it arrives, so storing it first would cost three object writes and
-    // deletes per job to guard a window of a few milliseconds. Longer texts keep every
-    // chunk, so a resumed job never pays twice and `/stream` can play them as they come.
+    // deletes per job to guard a window of a few milliseconds.
     let keep_chunks = total > 1;
     if keep_chunks {
         state
@@ -151,41 +203,30 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
         .filter_map(|o| chunk_index(o.key.as_str()).map(|i| (i, o.key)))
         .collect();
     let left_objects = keep_chunks || !stored.is_empty();
-    let done = Arc::new(AtomicUsize::new(stored.len().min(total)));
-    let stored = Arc::new(stored);
-    let concurrency = provider.max_concurrency().max(1);
-    let speed = audio.speed as f32;
-    let progress = Arc::new(progress);
+    let tally = Tally::new(stored.len(), total, 0.85);
+    let concurrency = plan.provider.max_concurrency().max(1);
+    let speed = plan.speed as f32;
 
     // Each chunk comes back with its bytes (read from storage when an earlier attempt kept
     // it), so assembling needs no second listing or reading of what was just written.
     let mut sources: Vec<(usize, Bytes, Format)> =
         futures::stream::iter(chunks.into_iter().enumerate())
             .map(|(i, chunk)| {
-                let (state, provider, voice, stored, done, progress) = (
-                    state.clone(),
-                    provider.clone(),
-                    voice.voice.clone(),
-                    stored.clone(),
-                    done.clone(),
-                    progress.clone(),
-                );
-                let cancel = ctx.cancel.clone();
+                let (stored, tally) = (&stored, &tally);
                 async move {
                     if let Some(key) = stored.get(&i) {
                         let bytes = state.storage.get(key).await.map_err(anyhow::Error::from)?;
                         return Ok::<_, JobError>((i, bytes, format_of(key.as_str())));
                     }
-                    if cancel.is_cancelled() {
-                        return Err(JobError::fatal("canceled", "The job was canceled"));
-                    }
+                    ensure_not_canceled(&ctx.cancel)?;
                     let request = SynthesisRequest {
                         text: chunk,
-                        voice,
+                        voice: plan.voice.clone(),
                         speed,
-                        format_hint: format,
+                        format_hint: plan.format,
                     };
-                    let out = provider
+                    let out = plan
+                        .provider
                         .synthesize(&request)
                         .await
                         .map_err(provider_error)?;
@@ -197,10 +238,7 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
                             .await
                             .map_err(anyhow::Error::from)?;
                     }
-                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    progress
-                        .report(0.05 + 0.85 * n as f64 / total as f64)
-                        .await?;
+                    tally.piece_done(progress).await?;
                     Ok((i, bytes, kept))
                 }
             })
@@ -208,63 +246,104 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
             .try_collect()
             .await?;
     sources.sort_by_key(|(i, _, _)| *i);
-    let sources: Vec<(Bytes, Format)> = sources.into_iter().map(|(_, b, f)| (b, f)).collect();
-    let built = tokio::task::spawn_blocking(move || assemble(sources, format))
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(|e| {
-            JobError::retryable(
-                "bad_audio",
-                format!("The provider's audio could not be processed: {e}"),
-            )
-        })?;
+    Ok(Synthesized {
+        sources: sources.into_iter().map(|(_, b, f)| (b, f)).collect(),
+        left_objects,
+    })
+}
 
-    let ext = format.extension();
-    let object_key = keys::audio(user, audio_id, ext);
-    let peaks_key = keys::peaks(user, audio_id);
-    let sha = hex::encode(Sha256::digest(&built.bytes));
-    let size = built.bytes.len() as i64;
+/// Assemble: the chunks become the audio in the wanted format, with its peaks.
+#[tracing::instrument(skip_all, fields(chunks = sources.len()))]
+async fn assemble(sources: Vec<(Bytes, Format)>, format: Format) -> Result<Built, JobError> {
+    synth::audio_work(move || build(sources, format), unprocessable_audio).await
+}
+
+/// Commit: the file is stored, then one transaction records the audio's result, its usage
+/// row, peaks and cache entry with the job's success. When the job was canceled meanwhile
+/// nothing is recorded and the file goes again. Kept chunks go unless a progressive
+/// listener is still reading them (the last one cleans up).
+#[tracing::instrument(skip_all)]
+async fn commit(
+    state: &Services,
+    plan: &Plan,
+    chars: i64,
+    built: Built,
+    left_objects: bool,
+) -> Result<(), JobError> {
+    let (job, audio_id) = (plan.job, plan.audio);
+    let object_key = keys::audio(plan.user, audio_id, plan.format.extension());
+    let file = StoredFile {
+        object_key: object_key.as_str().to_string(),
+        peaks_key: keys::peaks(plan.user, audio_id).as_str().to_string(),
+        duration_ms: built.duration_ms as i64,
+        size_bytes: built.bytes.len() as i64,
+        sha256: hex::encode(Sha256::digest(&built.bytes)),
+    };
     state
         .storage
         .put(&object_key, built.bytes)
         .await
         .map_err(anyhow::Error::from)?;
-    let finished = Finished {
-        object_key: object_key.as_str(),
-        peaks_key: peaks_key.as_str(),
-        duration_ms: built.duration_ms as i64,
-        size_bytes: size,
-        sha256: &sha,
+    let outcome = Outcome {
+        job,
+        audio: audio_id,
+        user: plan.user,
+        cache: vec![(plan.key.clone(), file.clone())],
+        file,
+        peaks: Some(built.peaks),
+        reused: false,
+        usage: vec![Billed {
+            service: plan.service.clone(),
+            units: chars,
+            cost_micros: plan.provider.cost_micros(chars as usize) as i64,
+            cached: false,
+        }],
+        timings_json: None,
     };
-    let cost = provider.cost_micros(chars as usize) as i64;
-    let usage = Usage {
-        user,
-        service: &service,
-        units: chars,
-        cost,
-        cached: false,
-    };
-    let fresh = Fresh {
-        cache_key: key,
-        peaks: built.peaks,
-    };
-    if commit(&state, job, audio_id, &finished, &usage, Some(fresh)).await? {
-        publish_done(&state, audio_id);
-    } else {
-        // Canceled while finishing: the object belongs to no audio.
-        state
-            .storage
-            .delete(&object_key)
-            .await
-            .map_err(anyhow::Error::from)?;
-    }
-    // A progressive listener may still be reading the chunks: the last one cleans up.
+    let committed = synth::record(state, outcome).await?;
+    announce_or_discard(state, audio_id, committed, &object_key).await?;
     if left_objects && !state.jobs.streams.is_streamed(job) {
         state
             .storage
             .delete_prefix(&keys::job_prefix(job))
             .await
             .map_err(anyhow::Error::from)?;
+    }
+    Ok(())
+}
+
+/// Commit from the cache: the audio points at the cached result's object, with a free usage
+/// row marked cached; nothing is synthesized or stored.
+#[tracing::instrument(skip_all)]
+async fn commit_cached(
+    state: &Services,
+    plan: &Plan,
+    hit: tts_cache::Entry,
+) -> Result<(), JobError> {
+    let outcome = Outcome {
+        job: plan.job,
+        audio: plan.audio,
+        user: plan.user,
+        file: StoredFile {
+            object_key: hit.object_key,
+            peaks_key: hit.peaks_key,
+            duration_ms: hit.duration_ms,
+            size_bytes: hit.size_bytes,
+            sha256: hit.sha256,
+        },
+        peaks: None,
+        reused: true,
+        usage: vec![Billed {
+            service: plan.service.clone(),
+            units: plan.text.chars().count() as i64,
+            cost_micros: 0,
+            cached: true,
+        }],
+        cache: Vec::new(),
+        timings_json: None,
+    };
+    if synth::record(state, outcome).await? {
+        publish_done(state, plan.audio);
     }
     Ok(())
 }
@@ -281,18 +360,14 @@ async fn storable(bytes: Bytes, format: Format) -> Result<(Bytes, Format), JobEr
     match format {
         Format::Mp3 | Format::Wav | Format::Ogg | Format::Flac => Ok((bytes, format)),
         Format::PcmS16Le { .. } => {
-            let wav = tokio::task::spawn_blocking(move || {
-                let pcm = audio::decode(&bytes, format)?;
-                audio::encode_wav(&pcm)
-            })
-            .await
-            .map_err(anyhow::Error::from)?
-            .map_err(|e| {
-                JobError::retryable(
-                    "bad_audio",
-                    format!("Unusable audio from the provider: {e}"),
-                )
-            })?;
+            let wav = synth::audio_work(
+                move || {
+                    let pcm = audio::decode(&bytes, format)?;
+                    audio::encode_wav(&pcm)
+                },
+                unusable_audio,
+            )
+            .await?;
             Ok((Bytes::from(wav), Format::Wav))
         }
     }
@@ -306,7 +381,7 @@ struct Built {
 
 /// One chunk already in the wanted format is kept byte for byte; anything else is decoded,
 /// joined, brought to a common loudness and encoded once.
-fn assemble(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audio::AudioError> {
+fn build(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audio::AudioError> {
     if let [(bytes, format)] = sources.as_slice()
         && *format == wanted
     {
@@ -344,6 +419,7 @@ fn assemble(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audi
     })
 }
 
+/// The cached result of the same request, when its object is still there.
 async fn cached(state: &Services, key: String) -> Result<Option<tts_cache::Entry>, JobError> {
     let hit = state
         .db
@@ -362,94 +438,6 @@ async fn cached(state: &Services, key: String) -> Result<Option<tts_cache::Entry
         }
         _ => Ok(None),
     }
-}
-
-struct Usage<'a> {
-    user: Ulid,
-    service: &'a str,
-    units: i64,
-    cost: i64,
-    cached: bool,
-}
-
-/// What a job that called the provider adds to the database: its result's cache entry and
-/// waveform.
-struct Fresh {
-    cache_key: String,
-    peaks: audio::Peaks,
-}
-
-/// The job's end, in one transaction: the audio's final state, its usage row, the cache entry,
-/// its peaks and the job's success. False (and nothing written) when the job was canceled
-/// meanwhile, or when a reused result was deleted in between.
-async fn commit(
-    state: &Services,
-    job: Ulid,
-    audio: Ulid,
-    f: &Finished<'_>,
-    u: &Usage<'_>,
-    fresh: Option<Fresh>,
-) -> Result<bool, JobError> {
-    let (object_key, peaks_key, sha) = (
-        f.object_key.to_string(),
-        f.peaks_key.to_string(),
-        f.sha256.to_string(),
-    );
-    let (duration_ms, size_bytes) = (f.duration_ms, f.size_bytes);
-    let (user, service, units, cost, cached) =
-        (u.user, u.service.to_string(), u.units, u.cost, u.cached);
-    let usage_id = state.db.new_id();
-    let committed = state
-        .db
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let now = now_ms();
-            if cached && !tts_cache::holds_object(&tx, &object_key)? {
-                return Ok(false);
-            }
-            if !queue::succeed(&tx, job, now)? {
-                return Ok(false);
-            }
-            let finished = Finished {
-                object_key: &object_key,
-                peaks_key: &peaks_key,
-                duration_ms,
-                size_bytes,
-                sha256: &sha,
-            };
-            if !audios::finish(&tx, audio, &finished, now)? {
-                return Ok(false);
-            }
-            usage::insert(
-                &tx,
-                &NewUsage {
-                    id: usage_id,
-                    user_id: user,
-                    audio_id: Some(audio),
-                    service: &service,
-                    units,
-                    cost_micros: cost,
-                    cached,
-                },
-                now,
-            )?;
-            if let Some(fresh) = fresh {
-                audios::put_peaks(&tx, &peaks_key, &fresh.peaks)?;
-                let entry = NewEntry {
-                    key: &fresh.cache_key,
-                    object_key: &object_key,
-                    peaks_key: &peaks_key,
-                    duration_ms,
-                    size_bytes,
-                    sha256: &sha,
-                };
-                tts_cache::put(&tx, &entry, now)?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await?;
-    Ok(committed)
 }
 
 #[cfg(test)]

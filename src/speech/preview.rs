@@ -87,7 +87,7 @@ pub async fn preview(
     storage
         .put(&keys::preview(&digest, format.extension()), bytes.clone())
         .await?;
-    let service = format!("tts:{}:{}", provider.id(), provider.model());
+    let service = crate::speech::synth::service_of(provider.as_ref());
     let chars = text.chars().count();
     let cost = provider.cost_micros(chars) as i64;
     let id = db.new_id();

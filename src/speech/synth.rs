@@ -1,20 +1,27 @@
 //! What every synthesis job shares (a library audio, a podcast episode): provider failures as
-//! job errors, result-cache keys, the format of kept objects, progress reports, and how an
-//! audio's job ends.
+//! job errors, result-cache keys, usage service names, text pieces, the format of kept objects,
+//! audio work off the executor, progress reports, and how an audio's job ends.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use crate::audio::Format;
-use crate::db::audios;
-use crate::db::now_ms;
+use crate::audio::{AudioError, Format, Peaks};
+use crate::db::audios::{self, Finished};
+use crate::db::jobs as queue;
+use crate::db::tts_cache::{self, NewEntry};
+use crate::db::usage::{self, NewUsage};
+use crate::db::{episodes, now_ms};
 use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{JobContext, JobError};
-use crate::providers::ProviderError;
+use crate::providers::{ProviderError, Tts};
 use crate::services::Services;
-use crate::storage::keys;
+use crate::speech::chunk::LimitTooSmall;
+use crate::storage::{Key, keys};
 
 /// Silence between chunks of one text: they were split at sentence or clause ends.
 pub(crate) const CHUNK_PAUSE_MS: u32 = 150;
@@ -27,6 +34,57 @@ pub(crate) fn provider_error(e: ProviderError) -> JobError {
         retry_after: e.retry_after,
         message: e.message,
     }
+}
+
+/// The usage ledger's service for what a provider speaks: `tts:<provider>:<model>`.
+pub(crate) fn service_of(provider: &dyn Tts) -> String {
+    format!("tts:{}:{}", provider.id(), provider.model())
+}
+
+/// A text cut to the provider's request limit, as the pieces the provider is sent.
+pub(crate) fn owned_pieces(
+    split: Result<Vec<&str>, LimitTooSmall>,
+) -> Result<Vec<String>, JobError> {
+    Ok(split
+        .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?
+        .into_iter()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Stops before a piece is paid for once the job was canceled.
+pub(crate) fn ensure_not_canceled(cancel: &CancellationToken) -> Result<(), JobError> {
+    if cancel.is_cancelled() {
+        return Err(JobError::fatal("canceled", "The job was canceled"));
+    }
+    Ok(())
+}
+
+/// A provider's answer that does not decode: retried, as the next answer may.
+pub(crate) fn unusable_audio(e: AudioError) -> JobError {
+    JobError::retryable(
+        "bad_audio",
+        format!("Unusable audio from the provider: {e}"),
+    )
+}
+
+/// Pieces that could not be joined, mastered or encoded: retried like unusable audio.
+pub(crate) fn unprocessable_audio(e: AudioError) -> JobError {
+    JobError::retryable(
+        "bad_audio",
+        format!("The provider's audio could not be processed: {e}"),
+    )
+}
+
+/// Runs CPU-bound audio work on the blocking pool, its failure mapped by `fail`.
+pub(crate) async fn audio_work<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AudioError> + Send + 'static,
+    fail: fn(AudioError) -> JobError,
+) -> Result<T, JobError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(fail)
 }
 
 /// What identifies a synthesis result: the same request always gives the same audio.
@@ -101,6 +159,135 @@ pub(crate) fn discard_kept(ctx: JobContext<Services>) -> BoxFuture<'static, anyh
     .boxed()
 }
 
+/// A stored result: an audio's file, or a cache entry's.
+#[derive(Clone)]
+pub(crate) struct StoredFile {
+    pub object_key: String,
+    /// Empty for results the player never draws (podcast lines).
+    pub peaks_key: String,
+    pub duration_ms: i64,
+    pub size_bytes: i64,
+    pub sha256: String,
+}
+
+/// A usage row of the job's audio.
+pub(crate) struct Billed {
+    pub service: String,
+    pub units: i64,
+    pub cost_micros: i64,
+    /// Served from the cache: counted, not paid.
+    pub cached: bool,
+}
+
+/// What a synthesis job records at its end, together with the job's success.
+pub(crate) struct Outcome {
+    pub job: Ulid,
+    pub audio: Ulid,
+    pub user: Ulid,
+    /// The audio's file: one the job stored, or the cached result it reuses.
+    pub file: StoredFile,
+    /// The file's waveform, when the job made the file (a reused result's is stored already).
+    pub peaks: Option<Peaks>,
+    /// The file is a cached result's object: nothing is recorded once the cache lets it go.
+    pub reused: bool,
+    pub usage: Vec<Billed>,
+    /// New cache entries by key.
+    pub cache: Vec<(String, StoredFile)>,
+    /// An episode's measured line and chapter timings (JSON), for a render.
+    pub timings_json: Option<String>,
+}
+
+/// The job's end, in one transaction: the audio's final state, its peaks and timings, the
+/// usage rows, the cache entries and the job's success. False (and nothing written) when
+/// the job was canceled meanwhile, or when a reused result was deleted in between.
+pub(crate) async fn record(state: &Services, outcome: Outcome) -> Result<bool, JobError> {
+    let ids: Vec<Ulid> = outcome.usage.iter().map(|_| state.db.new_id()).collect();
+    let committed = state
+        .db
+        .write(move |c| {
+            let o = outcome;
+            let tx = c.transaction()?;
+            let now = now_ms();
+            if o.reused && !tts_cache::holds_object(&tx, &o.file.object_key)? {
+                return Ok(false);
+            }
+            if !queue::succeed(&tx, o.job, now)? {
+                return Ok(false);
+            }
+            if !audios::finish(&tx, o.audio, &o.file.finished(), now)? {
+                return Ok(false);
+            }
+            if let Some(peaks) = &o.peaks {
+                audios::put_peaks(&tx, &o.file.peaks_key, peaks)?;
+            }
+            if let Some(timings) = &o.timings_json {
+                episodes::set_timings(&tx, o.audio, timings, now)?;
+            }
+            for (id, b) in ids.into_iter().zip(&o.usage) {
+                let row = NewUsage {
+                    id,
+                    user_id: o.user,
+                    audio_id: Some(o.audio),
+                    service: &b.service,
+                    units: b.units,
+                    cost_micros: b.cost_micros,
+                    cached: b.cached,
+                };
+                usage::insert(&tx, &row, now)?;
+            }
+            for (key, file) in &o.cache {
+                tts_cache::put(&tx, &file.entry(key), now)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await?;
+    Ok(committed)
+}
+
+impl StoredFile {
+    fn finished(&self) -> Finished<'_> {
+        Finished {
+            object_key: &self.object_key,
+            peaks_key: &self.peaks_key,
+            duration_ms: self.duration_ms,
+            size_bytes: self.size_bytes,
+            sha256: &self.sha256,
+        }
+    }
+
+    fn entry<'a>(&'a self, key: &'a str) -> NewEntry<'a> {
+        NewEntry {
+            key,
+            object_key: &self.object_key,
+            peaks_key: &self.peaks_key,
+            duration_ms: self.duration_ms,
+            size_bytes: self.size_bytes,
+            sha256: &self.sha256,
+        }
+    }
+}
+
+/// After the job's final transaction: listeners hear the audio is ready, or, when the job was
+/// canceled meanwhile and nothing was recorded, the file just stored goes (it belongs to no audio).
+pub(crate) async fn announce_or_discard(
+    state: &Services,
+    audio: Ulid,
+    committed: bool,
+    object_key: &Key,
+) -> Result<(), JobError> {
+    if committed {
+        publish_done(state, audio);
+    } else {
+        state
+            .storage
+            .delete(object_key)
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+    Ok(())
+}
+
 /// Tells listeners the audio is ready (after the commit that made it so).
 pub(crate) fn publish_done(state: &Services, audio: Ulid) {
     state.jobs.events.publish(
@@ -171,6 +358,36 @@ impl Progress {
     }
 }
 
+/// The pieces of a job done so far, reported as progress: 5% once under way, then `share` of the
+/// bar spread over the pieces.
+pub(crate) struct Tally {
+    done: AtomicUsize,
+    total: usize,
+    share: f64,
+}
+
+impl Tally {
+    /// `kept` pieces were done by an earlier attempt.
+    pub(crate) fn new(kept: usize, total: usize, share: f64) -> Self {
+        Self {
+            done: AtomicUsize::new(kept.min(total)),
+            total,
+            share,
+        }
+    }
+
+    /// Counts one more piece done and reports the progress it makes.
+    pub(crate) async fn piece_done(&self, progress: &Progress) -> Result<(), JobError> {
+        progress.report(self.count_one()).await
+    }
+
+    /// Counts one more piece done: the progress it makes.
+    fn count_one(&self) -> f64 {
+        let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        0.05 + self.share * n as f64 / self.total as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +424,15 @@ mod tests {
         assert_eq!(format_of("flac"), Format::Flac);
         assert_eq!(format_of("jobs/x/chunk-00001.mp3"), Format::Mp3);
         assert_eq!(format_of("jobs/x/unnamed"), Format::Mp3);
+    }
+
+    #[test]
+    fn progress_resumes_after_the_pieces_an_earlier_attempt_kept() {
+        let tally = Tally::new(2, 4, 0.8);
+        assert_eq!(tally.count_one(), 0.05 + 0.8 * 3.0 / 4.0);
+        assert_eq!(tally.count_one(), 0.05 + 0.8);
+        let fresh = Tally::new(0, 4, 0.85);
+        assert_eq!(fresh.count_one(), 0.05 + 0.85 / 4.0);
     }
 
     #[test]
