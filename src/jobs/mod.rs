@@ -17,6 +17,7 @@ pub use crate::db::jobs::{Job, NewJob};
 
 use crate::db::jobs as queue;
 use crate::db::{Db, audios, now_ms};
+use crate::error::ErrorCode;
 
 /// Long enough that a busy worker renews it comfortably, short enough that a crashed
 /// process's jobs resume within a minute of restart.
@@ -31,7 +32,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 #[error("{message}")]
 pub struct JobError {
     /// Shown to users in the audio's `error.code`, e.g. `provider_unavailable`.
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     /// Worth another attempt (timeouts, throttling), as opposed to bad input or bad keys.
     pub retryable: bool,
@@ -39,22 +40,29 @@ pub struct JobError {
 }
 
 impl JobError {
-    pub fn fatal(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn fatal(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code: code.into(),
+            code,
             message: message.into(),
             retryable: false,
             retry_after: None,
         }
     }
 
-    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn retryable(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code: code.into(),
+            code,
             message: message.into(),
             retryable: true,
             retry_after: None,
         }
+    }
+}
+
+impl JobError {
+    /// The job was canceled (deleted, or its lease taken over) before it finished.
+    pub fn canceled() -> Self {
+        Self::fatal(ErrorCode::Canceled, "The job was canceled")
     }
 }
 
@@ -63,7 +71,7 @@ impl From<anyhow::Error> for JobError {
     fn from(e: anyhow::Error) -> Self {
         tracing::warn!(error = format!("{e:#}"), "job attempt failed");
         Self::retryable(
-            "internal",
+            ErrorCode::Internal,
             "An internal error interrupted the job; it will be retried",
         )
     }
@@ -243,7 +251,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
             r = handler.run(ctx) => r,
             () = self.keep_lease(id, abort.clone()) => {
                 cancel.cancel();
-                Err(JobError::fatal("canceled", "The job was canceled"))
+                Err(JobError::canceled())
             }
         };
         self.running
@@ -301,7 +309,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
                     .await?;
             }
             Err(e) => {
-                tracing::warn!(error = %e, code = e.code, "job failed");
+                tracing::warn!(error = %e, code = e.code.as_str(), "job failed");
                 let (id, message) = (job.id, format!("{}: {}", e.code, e.message));
                 let marked = self
                     .db

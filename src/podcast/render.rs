@@ -17,7 +17,7 @@ use crate::audio::{self, Cover, Encoding, Format, Id3Tags, MasterOptions, Source
 use crate::db::episodes::EpisodeRow;
 use crate::db::podcasts::PodcastRow;
 use crate::db::{audios, episodes, podcasts, tts_cache};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
 use crate::services::Services;
@@ -124,7 +124,10 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
 async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
     let state = &ctx.state;
     let Some(audio_id) = ctx.job.audio_id else {
-        return Err(JobError::fatal("internal", "A render job without an audio"));
+        return Err(JobError::fatal(
+            ErrorCode::Internal,
+            "A render job without an audio",
+        ));
     };
     let loaded = state
         .db
@@ -151,9 +154,9 @@ async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
     let user: Ulid = audio
         .user_id
         .parse()
-        .map_err(|_| JobError::fatal("internal", "Corrupt user id"))?;
+        .map_err(|_| JobError::fatal(ErrorCode::Internal, "Corrupt user id"))?;
     let script: EpisodeScript = serde_json::from_str(&episode.script_json)
-        .map_err(|e| JobError::fatal("internal", format!("Unreadable script: {e}")))?;
+        .map_err(|e| JobError::fatal(ErrorCode::Internal, format!("Unreadable script: {e}")))?;
     let lines = plan_lines(state, &script)?;
     Ok(Some(Plan {
         job: ctx.job.id,
@@ -177,7 +180,10 @@ fn plan_lines(state: &Services, script: &EpisodeScript) -> Result<Vec<Planned>, 
     let mut lines = Vec::with_capacity(script.lines.len());
     for line in &script.lines {
         let voice_id = voices.get(line.speaker.as_str()).ok_or_else(|| {
-            JobError::fatal("invalid_request", format!("No voice for {}", line.speaker))
+            JobError::fatal(
+                ErrorCode::InvalidRequest,
+                format!("No voice for {}", line.speaker),
+            )
         })?;
         let (provider, voice) = state.providers.resolve(voice_id).map_err(provider_error)?;
         let chunks = owned_pieces(crate::speech::chunk::split_for(
@@ -256,7 +262,7 @@ async fn synthesize(
     let lines = kept_lines(state, job).await?;
     if lines.len() != total {
         return Err(JobError::retryable(
-            "internal",
+            ErrorCode::Internal,
             "Some synthesized lines went missing; retrying",
         ));
     }
@@ -476,7 +482,7 @@ async fn episode_cover(state: &Services, show: &PodcastRow) -> Result<Option<Cov
             data: data.to_vec(),
         })),
         Err(AppError::NotFound) => Ok(None),
-        Err(e) => Err(JobError::retryable("storage", e.to_string())),
+        Err(e) => Err(JobError::retryable(ErrorCode::Storage, e.to_string())),
     }
 }
 

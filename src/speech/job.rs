@@ -18,6 +18,7 @@ use super::synth::{
 };
 use crate::audio::{self, Encoding, Format, MasterOptions, SourcePart};
 use crate::db::{audios, tts_cache};
+use crate::error::ErrorCode;
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
 use crate::services::Services;
@@ -105,7 +106,7 @@ async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
     let state = &ctx.state;
     let Some(audio_id) = ctx.job.audio_id else {
         return Err(JobError::fatal(
-            "internal",
+            ErrorCode::Internal,
             "A synthesis job without an audio",
         ));
     };
@@ -123,7 +124,7 @@ async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
     let user: Ulid = audio
         .user_id
         .parse()
-        .map_err(|_| JobError::fatal("internal", "Corrupt user id"))?;
+        .map_err(|_| JobError::fatal(ErrorCode::Internal, "Corrupt user id"))?;
     let voice_id = audio.voice.clone().unwrap_or_default();
     let (provider, voice) = state.providers.resolve(&voice_id).map_err(provider_error)?;
     let format = if audio.format == "wav" {

@@ -16,6 +16,7 @@ use crate::db::jobs as queue;
 use crate::db::tts_cache::{self, NewEntry};
 use crate::db::usage::{self, NewUsage};
 use crate::db::{episodes, now_ms};
+use crate::error::ErrorCode;
 use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{JobContext, JobError};
 use crate::providers::{ProviderError, Tts};
@@ -29,7 +30,7 @@ pub(crate) const CHUNK_PAUSE_MS: u32 = 150;
 /// A provider's failure as a job error: its code, message and whether to try again.
 pub(crate) fn provider_error(e: ProviderError) -> JobError {
     JobError {
-        code: e.code().to_string(),
+        code: e.code(),
         retryable: e.kind.is_retryable(),
         retry_after: e.retry_after,
         message: e.message,
@@ -46,7 +47,7 @@ pub(crate) fn owned_pieces(
     split: Result<Vec<&str>, LimitTooSmall>,
 ) -> Result<Vec<String>, JobError> {
     Ok(split
-        .map_err(|e| JobError::fatal("text_too_long", e.to_string()))?
+        .map_err(|e| JobError::fatal(ErrorCode::TextTooLong, e.to_string()))?
         .into_iter()
         .map(str::to_string)
         .collect())
@@ -55,7 +56,7 @@ pub(crate) fn owned_pieces(
 /// Stops before a piece is paid for once the job was canceled.
 pub(crate) fn ensure_not_canceled(cancel: &CancellationToken) -> Result<(), JobError> {
     if cancel.is_cancelled() {
-        return Err(JobError::fatal("canceled", "The job was canceled"));
+        return Err(JobError::canceled());
     }
     Ok(())
 }
@@ -63,7 +64,7 @@ pub(crate) fn ensure_not_canceled(cancel: &CancellationToken) -> Result<(), JobE
 /// A provider's answer that does not decode: retried, as the next answer may.
 pub(crate) fn unusable_audio(e: AudioError) -> JobError {
     JobError::retryable(
-        "bad_audio",
+        ErrorCode::BadAudio,
         format!("Unusable audio from the provider: {e}"),
     )
 }
@@ -71,7 +72,7 @@ pub(crate) fn unusable_audio(e: AudioError) -> JobError {
 /// Pieces that could not be joined, mastered or encoded: retried like unusable audio.
 pub(crate) fn unprocessable_audio(e: AudioError) -> JobError {
     JobError::retryable(
-        "bad_audio",
+        ErrorCode::BadAudio,
         format!("The provider's audio could not be processed: {e}"),
     )
 }
@@ -123,11 +124,11 @@ pub(crate) fn fail(
         let Some(id) = ctx.job.audio_id else {
             return Ok(());
         };
-        let (code, message) = (error.code.clone(), error.message.clone());
+        let (code, message) = (error.code, error.message.clone());
         ctx.state
             .db
             .transaction(move |tx| {
-                audios::fail(tx, id, &code, &message, now_ms())?;
+                audios::fail(tx, id, code.as_str(), &message, now_ms())?;
                 Ok(())
             })
             .await?;
@@ -137,7 +138,7 @@ pub(crate) fn fail(
                 status: "failed".into(),
                 progress: 0.0,
                 error: Some(ErrorInfo {
-                    code: error.code,
+                    code: error.code.as_str().into(),
                     message: error.message,
                 }),
             },

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aimake::db::jobs as queue;
 use aimake::db::now_ms;
+use aimake::error::ErrorCode;
 use aimake::jobs::{Handler, JobContext, JobError, NewJob, Outcome};
 use aimake::services::Services;
 use futures::FutureExt;
@@ -43,7 +44,7 @@ impl Handler<Services> for Scripted {
         async move {
             if block {
                 ctx.cancel.cancelled().await;
-                return Err(JobError::retryable("interrupted", "stopped"));
+                return Err(JobError::retryable(ErrorCode::Internal, "stopped"));
             }
             if fail {
                 return Err(error);
@@ -129,7 +130,7 @@ async fn spawn() -> TestApp {
 #[tokio::test]
 async fn a_job_runs_once_and_succeeds() {
     let app = spawn().await;
-    let handler = Scripted::new(0, JobError::fatal("x", "x"));
+    let handler = Scripted::new(0, JobError::fatal(ErrorCode::Internal, "x"));
     app.state.jobs.register("test", handler.clone());
     let id = enqueue(&app, "test", 3).await;
     let stop = CancellationToken::new();
@@ -149,7 +150,10 @@ async fn a_job_runs_once_and_succeeds() {
 #[tokio::test]
 async fn a_retryable_failure_is_retried_after_a_delay_then_succeeds() {
     let app = spawn().await;
-    let handler = Scripted::new(1, JobError::retryable("provider_unavailable", "busy"));
+    let handler = Scripted::new(
+        1,
+        JobError::retryable(ErrorCode::ProviderUnavailable, "busy"),
+    );
     app.state.jobs.register("test", handler.clone());
     let id = enqueue(&app, "test", 3).await;
     let stop = CancellationToken::new();
@@ -173,7 +177,7 @@ async fn attempts_are_bounded_and_the_final_failure_is_recorded() {
     let app = spawn().await;
     let handler = Scripted::new(
         u32::MAX,
-        JobError::retryable("provider_unavailable", "down"),
+        JobError::retryable(ErrorCode::ProviderUnavailable, "down"),
     );
     app.state.jobs.register("test", handler.clone());
     let id = enqueue(&app, "test", 2).await;
@@ -203,7 +207,10 @@ async fn attempts_are_bounded_and_the_final_failure_is_recorded() {
 #[tokio::test]
 async fn a_fatal_failure_is_not_retried() {
     let app = spawn().await;
-    let handler = Scripted::new(u32::MAX, JobError::fatal("invalid_credentials", "bad key"));
+    let handler = Scripted::new(
+        u32::MAX,
+        JobError::fatal(ErrorCode::ProviderAuth, "bad key"),
+    );
     app.state.jobs.register("test", handler.clone());
     let id = enqueue(&app, "test", 5).await;
     app.state
@@ -238,7 +245,7 @@ async fn shutdown_hands_a_running_job_back_without_counting_the_attempt() {
     let handler = Arc::new(Scripted {
         runs: AtomicU32::new(0),
         fail_first: 0,
-        error: JobError::fatal("x", "x"),
+        error: JobError::fatal(ErrorCode::Internal, "x"),
         failed_calls: AtomicU32::new(0),
         block: true,
     });
@@ -281,7 +288,7 @@ async fn a_waiting_job_keeps_its_span_to_itself() {
     let handler = Arc::new(Scripted {
         runs: AtomicU32::new(0),
         fail_first: 0,
-        error: JobError::fatal("x", "x"),
+        error: JobError::fatal(ErrorCode::Internal, "x"),
         failed_calls: AtomicU32::new(0),
         block: true,
     });
@@ -319,7 +326,7 @@ async fn a_waiting_job_keeps_its_span_to_itself() {
 #[tokio::test]
 async fn background_workers_pick_up_a_new_job_when_notified() {
     let app = TestApp::spawn_with(|c| c.jobs.workers = 2).await;
-    let handler = Scripted::new(0, JobError::fatal("x", "x"));
+    let handler = Scripted::new(0, JobError::fatal(ErrorCode::Internal, "x"));
     app.state.jobs.register("test", handler.clone());
     let id = enqueue(&app, "test", 1).await;
     app.state.jobs.notify();
