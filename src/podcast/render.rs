@@ -10,7 +10,6 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
-use ulid::Ulid;
 
 use super::service::{EpisodeScript, Timings};
 use super::subtitles::{TimedChapter, TimedLine};
@@ -95,23 +94,17 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
             let Some(episode) = episodes::by_audio(c, audio_id)? else {
                 return Ok(None);
             };
-            let show = match episode.podcast_id.parse::<Ulid>() {
-                Ok(p) => podcasts::get_any(c, p)?,
-                Err(_) => None,
-            };
+            let show = podcasts::get_any(c, episode.podcast_id)?;
             Ok(show.map(|s| (audio, episode, s)))
         })
         .await?;
     let Some((audio, episode, show)) = loaded else {
         return Ok(()); // deleted meanwhile
     };
-    if !matches!(audio.status.as_str(), "queued" | "running") {
+    if !audio.status.is_live() {
         return Ok(());
     }
-    let user: Ulid = audio
-        .user_id
-        .parse()
-        .map_err(|_| JobError::fatal("internal", "Corrupt user id"))?;
+    let user = audio.user_id;
     let script: EpisodeScript = serde_json::from_str(&episode.script_json)
         .map_err(|e| JobError::fatal("internal", format!("Unreadable script: {e}")))?;
     let voices: HashMap<&str, &str> = script
@@ -506,7 +499,7 @@ mod tests {
 
     #[test]
     fn kept_line_names_round_trip() {
-        let job = Ulid::generate();
+        let job = crate::db::JobId::from(ulid::Ulid::generate());
         let key = keys::job_line(job, 12, true, "wav");
         assert_eq!(line_entry(key.as_str()), Some((12, true, "wav".into())));
         let key = keys::job_line(job, 3, false, "mp3");

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
-use ulid::Ulid;
 
 use super::synth::{
     self, CHUNK_PAUSE_MS, Progress, cache_key, format_of, provider_error, publish_done,
@@ -18,9 +17,9 @@ use super::synth::{
 use crate::audio::{self, Encoding, Format, MasterOptions, SourcePart};
 use crate::db::audios::{self, Finished};
 use crate::db::jobs as queue;
-use crate::db::now_ms;
 use crate::db::tts_cache::{self, NewEntry};
 use crate::db::usage::{self, NewUsage};
+use crate::db::{AudioId, JobId, UserId, now_ms};
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::SynthesisRequest;
 use crate::services::Services;
@@ -66,13 +65,10 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
     let (Some(audio), Some(text)) = (audio, text) else {
         return Ok(()); // deleted meanwhile: nothing to do
     };
-    if !matches!(audio.status.as_str(), "queued" | "running") {
+    if !audio.status.is_live() {
         return Ok(());
     }
-    let user: Ulid = audio
-        .user_id
-        .parse()
-        .map_err(|_| JobError::fatal("internal", "Corrupt user id"))?;
+    let user = audio.user_id;
     let voice_id = audio.voice.clone().unwrap_or_default();
     let (provider, voice) = state.providers.resolve(&voice_id).map_err(provider_error)?;
     let format = if audio.format == "wav" {
@@ -365,7 +361,7 @@ async fn cached(state: &Services, key: String) -> Result<Option<tts_cache::Entry
 }
 
 struct Usage<'a> {
-    user: Ulid,
+    user: UserId,
     service: &'a str,
     units: i64,
     cost: i64,
@@ -384,8 +380,8 @@ struct Fresh {
 /// meanwhile, or when a reused result was deleted in between.
 async fn commit(
     state: &Services,
-    job: Ulid,
-    audio: Ulid,
+    job: JobId,
+    audio: AudioId,
     f: &Finished<'_>,
     u: &Usage<'_>,
     fresh: Option<Fresh>,
@@ -458,7 +454,7 @@ mod tests {
 
     #[test]
     fn chunk_names_round_trip() {
-        let job = Ulid::generate();
+        let job = JobId::from(ulid::Ulid::generate());
         let key = keys::job_chunk(job, 12, "wav");
         assert_eq!(chunk_index(key.as_str()), Some(12));
         assert_eq!(format_of(key.as_str()), Format::Wav);

@@ -5,11 +5,10 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
-use ulid::Ulid;
 
 use crate::audio::Format;
 use crate::db::audios;
-use crate::db::now_ms;
+use crate::db::{AudioId, AudioStatus, now_ms};
 use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{JobContext, JobError};
 use crate::providers::ProviderError;
@@ -76,7 +75,7 @@ pub(crate) fn fail(
         ctx.state.jobs.events.publish(
             id,
             StatusEvent {
-                status: "failed".into(),
+                status: AudioStatus::Failed,
                 progress: 0.0,
                 error: Some(ErrorInfo {
                     code: error.code,
@@ -102,11 +101,11 @@ pub(crate) fn discard_kept(ctx: JobContext<Services>) -> BoxFuture<'static, anyh
 }
 
 /// Tells listeners the audio is ready (after the commit that made it so).
-pub(crate) fn publish_done(state: &Services, audio: Ulid) {
+pub(crate) fn publish_done(state: &Services, audio: AudioId) {
     state.jobs.events.publish(
         audio,
         StatusEvent {
-            status: "succeeded".into(),
+            status: AudioStatus::Succeeded,
             progress: 1.0,
             error: None,
         },
@@ -118,7 +117,7 @@ pub(crate) fn publish_done(state: &Services, audio: Ulid) {
 /// transaction per chunk, while pages that poll the row do not need finer steps.
 pub(crate) struct Progress {
     state: Services,
-    audio: Ulid,
+    audio: AudioId,
     /// When the row last changed; the claim that started the job marked it running.
     saved: std::sync::Mutex<std::time::Instant>,
 }
@@ -127,7 +126,7 @@ pub(crate) struct Progress {
 const SAVE_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Progress {
-    pub(crate) fn new(state: &Services, audio: Ulid) -> Self {
+    pub(crate) fn new(state: &Services, audio: AudioId) -> Self {
         Self {
             state: state.clone(),
             audio,
@@ -152,7 +151,7 @@ impl Progress {
                     Ok(audios::set_progress(
                         c,
                         audio,
-                        "running",
+                        AudioStatus::Running,
                         progress,
                         now_ms(),
                     )?)
@@ -162,7 +161,7 @@ impl Progress {
         self.state.jobs.events.publish(
             self.audio,
             StatusEvent {
-                status: "running".into(),
+                status: AudioStatus::Running,
                 progress,
                 error: None,
             },
@@ -198,7 +197,7 @@ mod tests {
 
     #[test]
     fn kept_objects_are_read_by_their_extension() {
-        let job = Ulid::generate();
+        let job = crate::db::JobId::from(ulid::Ulid::generate());
         assert_eq!(
             format_of(keys::job_chunk(job, 12, "wav").as_str()),
             Format::Wav
