@@ -22,7 +22,6 @@ pub use users::{Me, NewAccount, UserPatch, UserSummary};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Registration};
@@ -38,29 +37,7 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 const MAX_NAME_CHARS: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Admin => "admin",
-        }
-    }
-
-    fn from_db(s: &str) -> Self {
-        if s == "admin" {
-            Self::Admin
-        } else {
-            Self::User
-        }
-    }
-}
+pub use crate::db::Role;
 
 /// Who is calling, as established from a session cookie or an API token.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use rusqlite::Connection;
 
-use super::{Auth, AuthUser, Credential, DAY_MS, Email, Me, Role, TOUCH_EVERY_MS, secret};
+use super::{Auth, AuthUser, Credential, DAY_MS, Email, Me, TOUCH_EVERY_MS, secret};
 use crate::db::{SessionId, UserId, now_ms, sessions, sign_in_addresses, users};
 use crate::error::{AppError, Result};
 
@@ -132,7 +132,7 @@ impl Auth {
         let user = AuthUser {
             id: s.user_id,
             email: s.email,
-            role: Role::from_db(&s.role),
+            role: s.role,
             credential: Credential::Session(s.session_id),
         };
         self.inner

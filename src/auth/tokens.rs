@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{Auth, AuthUser, Credential, MAX_NAME_CHARS, Role, TOUCH_EVERY_MS, secret};
+use super::{Auth, AuthUser, Credential, MAX_NAME_CHARS, TOUCH_EVERY_MS, secret};
 use crate::db::{self, TokenId, api_tokens, now_ms};
 use crate::error::{AppError, Result};
 use crate::pagination::{Page, PageRequest};
@@ -71,7 +71,7 @@ impl Auth {
         let user = AuthUser {
             id: t.user_id,
             email: t.email,
-            role: Role::from_db(&t.role),
+            role: t.role,
             credential: Credential::Token(t.token_id),
         };
         self.inner.verified.remember(ticket, hash, &user, None);

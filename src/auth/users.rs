@@ -43,7 +43,7 @@ pub struct UserSummary {
 impl From<users::UserRow> for UserSummary {
     fn from(u: users::UserRow) -> Self {
         Self {
-            role: Role::from_db(&u.role),
+            role: u.role,
             created_at: db::to_rfc3339(u.created_at),
             updated_at: db::to_rfc3339(u.updated_at),
             id: u.id,
@@ -147,7 +147,7 @@ impl Auth {
     pub(super) async fn me_from_row(&self, row: users::UserRow) -> Result<Me> {
         let quota = self.quota_of(&row).await?;
         Ok(Me {
-            role: Role::from_db(&row.role),
+            role: row.role,
             created_at: db::to_rfc3339(row.created_at),
             id: row.id,
             email: row.email,
@@ -250,7 +250,7 @@ impl Auth {
                     return Ok(Err(AppError::NotFound));
                 }
                 if let Some(role) = patch.role {
-                    users::set_role(&tx, id, role.as_str(), now)?;
+                    users::set_role(&tx, id, role, now)?;
                 }
                 if let Some(disabled) = patch.disabled {
                     users::set_disabled(&tx, id, disabled, now)?;
@@ -364,7 +364,7 @@ pub(super) fn insert_user(
         email: email.as_str().to_string(),
         password_hash: hash.to_string(),
         display_name,
-        role: role.as_str().to_string(),
+        role,
         disabled: false,
         quota_chars_per_month: None,
         created_at: now,

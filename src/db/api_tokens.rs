@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{TokenId, UserId};
+use super::{Role, TokenId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct TokenRow {
@@ -43,7 +43,7 @@ pub struct TokenUser {
     pub last_used_at: Option<i64>,
     pub user_id: UserId,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
 }
 

@@ -19,8 +19,8 @@ pub mod users;
 mod writer;
 
 pub use types::{
-    AudioId, AudioKind, AudioStatus, EpisodeId, JobId, JobStatus, PodcastId, SessionId, TokenId,
-    UserId,
+    AudioId, AudioKind, AudioStatus, EpisodeId, JobId, JobStatus, PodcastId, Role, SessionId,
+    TokenId, UserId,
 };
 
 use std::path::{Path, PathBuf};

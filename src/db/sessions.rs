@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SessionId, UserId};
+use super::{Role, SessionId, UserId};
 
 pub struct NewSession<'a> {
     pub id: SessionId,
@@ -29,7 +29,7 @@ pub struct SessionUser {
     pub expires_at: i64,
     pub user_id: UserId,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
 }
 

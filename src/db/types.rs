@@ -113,6 +113,14 @@ text_enum! {
 }
 
 text_enum! {
+    /// What an account may do (`users.role`).
+    Role, "role" {
+        User = "user",
+        Admin = "admin",
+    }
+}
+
+text_enum! {
     /// Where a queued job is (`jobs.status`). Job kinds stay strings: the queue runs any
     /// kind a handler is registered for, and fails a kind nobody handles.
     JobStatus, "job status" {
@@ -128,7 +136,7 @@ text_enum! {
 macro_rules! ulid_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(transparent)]
         pub struct $name(Ulid);
 
@@ -280,6 +288,8 @@ mod tests {
         assert_eq!(round_trip(&conn, S::Canceled).0, "canceled");
         assert_eq!(round_trip(&conn, K::Tts).0, "tts");
         assert_eq!(round_trip(&conn, J::Running).0, "running");
+        enum_round_trips(&[Role::User, Role::Admin]);
+        assert_eq!(round_trip(&conn, Role::Admin).0, "admin");
         assert_eq!(
             S::ALLOWED,
             ["queued", "running", "succeeded", "failed", "canceled"]
@@ -313,6 +323,7 @@ mod tests {
         assert!(check("audios", "status").ends_with(&listed(AudioStatus::ALLOWED)));
         assert!(check("audios", "kind").ends_with(&listed(AudioKind::ALLOWED)));
         assert!(check("jobs", "status").ends_with(&listed(JobStatus::ALLOWED)));
+        assert!(check("users", "role").ends_with(&listed(Role::ALLOWED)));
     }
 
     #[test]
@@ -369,6 +380,25 @@ mod tests {
             .query_row("SELECT typeof(v) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(typ, "text");
+    }
+
+    #[test]
+    fn each_table_s_id_is_a_type_of_its_own() {
+        use std::any::TypeId;
+        let ids = [
+            TypeId::of::<UserId>(),
+            TypeId::of::<AudioId>(),
+            TypeId::of::<JobId>(),
+            TypeId::of::<PodcastId>(),
+            TypeId::of::<EpisodeId>(),
+            TypeId::of::<SessionId>(),
+            TypeId::of::<TokenId>(),
+            TypeId::of::<Ulid>(),
+        ];
+        for (i, a) in ids.iter().enumerate() {
+            assert!(ids[i + 1..].iter().all(|b| a != b), "id type {i} is shared");
+        }
+        assert_eq!(std::mem::size_of::<AudioId>(), std::mem::size_of::<Ulid>());
     }
 
     #[test]

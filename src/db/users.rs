@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::UserId;
+use super::{Role, UserId};
 
 /// A `users` row as stored.
 #[derive(Debug, Clone)]
@@ -11,7 +11,7 @@ pub struct UserRow {
     pub email: String,
     pub password_hash: String,
     pub display_name: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
     pub quota_chars_per_month: Option<i64>,
     pub created_at: i64,
@@ -128,7 +128,7 @@ pub fn set_disabled(
         == 1)
 }
 
-pub fn set_role(conn: &Connection, id: UserId, role: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn set_role(conn: &Connection, id: UserId, role: Role, now: i64) -> rusqlite::Result<bool> {
     Ok(conn
         .prepare_cached("UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![id, role, now])?
