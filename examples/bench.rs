@@ -1130,8 +1130,8 @@ async fn seed(data: &Path, users: usize) -> anyhow::Result<Seeded> {
             Role::Admin,
         )
         .await?;
-    let bench_user: ulid::Ulid = user.id.parse()?;
-    let media_id = ulid::Ulid::generate();
+    let bench_user = user.id;
+    let media_id = aimake::db::AudioId::from(ulid::Ulid::generate());
     let key = aimake::storage::keys::audio(bench_user, media_id, "mp3");
     let media_bytes: Vec<u8> = (0..5 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)

@@ -18,7 +18,6 @@ use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use ulid::Ulid;
 
 use crate::config::{Config, StorageKind};
 
@@ -59,30 +58,31 @@ impl std::fmt::Display for Key {
 
 /// Where each kind of object lives.
 pub mod keys {
-    use super::{Key, Ulid};
+    use super::Key;
+    use crate::db::{AudioId, JobId, PodcastId, UserId};
 
     /// The finished audio of a library item, e.g. `audio/<user>/<audio>.mp3`.
-    pub fn audio(user: Ulid, audio: Ulid, ext: &str) -> Key {
+    pub fn audio(user: UserId, audio: AudioId, ext: &str) -> Key {
         debug_assert!(ext.chars().all(|c| c.is_ascii_alphanumeric()));
         Key(format!("audio/{user}/{audio}.{ext}"))
     }
 
     /// Waveform peaks of a library item, for the player.
-    pub fn peaks(user: Ulid, audio: Ulid) -> Key {
+    pub fn peaks(user: UserId, audio: AudioId) -> Key {
         Key(format!("audio/{user}/{audio}.peaks.json"))
     }
 
     /// Everything a job keeps between attempts (synthesized chunks), removed when it ends.
-    pub fn job_prefix(job: Ulid) -> Key {
+    pub fn job_prefix(job: JobId) -> Key {
         Key(format!("jobs/{job}/"))
     }
 
     /// How many chunks a job's text was split into, for progressive listeners.
-    pub fn job_parts(job: Ulid) -> Key {
+    pub fn job_parts(job: JobId) -> Key {
         Key(format!("jobs/{job}/parts.json"))
     }
 
-    pub fn job_chunk(job: Ulid, index: usize, ext: &str) -> Key {
+    pub fn job_chunk(job: JobId, index: usize, ext: &str) -> Key {
         Key(format!("jobs/{job}/chunk-{index:05}.{ext}"))
     }
 
@@ -94,7 +94,7 @@ pub mod keys {
 
     /// One synthesized podcast line kept between attempts of a render job; `paid` says
     /// whether a provider was called for it (rather than the result cache).
-    pub fn job_line(job: Ulid, index: usize, paid: bool, ext: &str) -> Key {
+    pub fn job_line(job: JobId, index: usize, paid: bool, ext: &str) -> Key {
         let how = if paid { "p" } else { "c" };
         Key(format!("jobs/{job}/line-{index:05}-{how}.{ext}"))
     }
@@ -106,14 +106,14 @@ pub mod keys {
     }
 
     /// A podcast's cover image, e.g. `covers/<podcast>.png`.
-    pub fn cover(podcast: Ulid, ext: &str) -> Key {
+    pub fn cover(podcast: PodcastId, ext: &str) -> Key {
         debug_assert!(ext.chars().all(|c| c.is_ascii_alphanumeric()));
         Key(format!("covers/{podcast}.{ext}"))
     }
 
     /// Written, read back and deleted by the readiness check.
     pub fn probe() -> Key {
-        Key(format!("health/probe-{}", Ulid::generate()))
+        Key(format!("health/probe-{}", ulid::Ulid::generate()))
     }
 
     /// Every library object (audio files and their peaks): the media a backup covers.
@@ -552,20 +552,21 @@ mod tests {
 
     #[test]
     fn keys_are_built_from_ids_only() {
-        let u = Ulid::from_string("01JABCDEFGHJKMNPQRSTVWXYZ0").unwrap();
-        let a = Ulid::from_string("01JABCDEFGHJKMNPQRSTVWXYZ1").unwrap();
+        let u: crate::db::UserId = "01JABCDEFGHJKMNPQRSTVWXYZ0".parse().unwrap();
+        let a: crate::db::AudioId = "01JABCDEFGHJKMNPQRSTVWXYZ1".parse().unwrap();
+        let j = crate::db::JobId::from(a.ulid());
         assert_eq!(
             keys::audio(u, a, "mp3").as_str(),
             format!("audio/{u}/{a}.mp3")
         );
         assert_eq!(
-            keys::job_chunk(a, 7, "wav").as_str(),
+            keys::job_chunk(j, 7, "wav").as_str(),
             format!("jobs/{a}/chunk-00007.wav")
         );
         assert!(
-            keys::job_chunk(a, 7, "wav")
+            keys::job_chunk(j, 7, "wav")
                 .as_str()
-                .starts_with(keys::job_prefix(a).as_str())
+                .starts_with(keys::job_prefix(j).as_str())
         );
         assert_ne!(
             keys::probe(),

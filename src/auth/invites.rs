@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Auth, AuthUser, secret};
-use crate::db::{self, invites, now_ms};
+use crate::db::{self, UserId, invites, now_ms};
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::pagination::{Page, PageRequest};
@@ -18,7 +18,7 @@ pub struct InviteInfo {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub used_at: Option<String>,
-    pub used_by: Option<String>,
+    pub used_by: Option<UserId>,
 }
 
 impl InviteInfo {
@@ -59,7 +59,7 @@ impl Auth {
         let now = now_ms();
         let row = invites::InviteRow {
             code: secret::random_128(),
-            created_by: Some(admin.id.to_string()),
+            created_by: Some(admin.id),
             created_at: now,
             expires_at: expires_in_s.map(|s| now + (s as i64) * 1000),
             used_by: None,

@@ -22,12 +22,10 @@ pub use users::{Me, NewAccount, UserPatch, UserSummary};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use ulid::Ulid;
 
 use crate::config::{Config, Registration};
-use crate::db::Db;
+use crate::db::{Db, SessionId, TokenId, UserId};
 use crate::error::{AppError, Result};
 
 /// The browser's session cookie (docs/api.md).
@@ -39,34 +37,12 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 const MAX_NAME_CHARS: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Admin => "admin",
-        }
-    }
-
-    fn from_db(s: &str) -> Self {
-        if s == "admin" {
-            Self::Admin
-        } else {
-            Self::User
-        }
-    }
-}
+pub use crate::db::Role;
 
 /// Who is calling, as established from a session cookie or an API token.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
-    pub id: Ulid,
+    pub id: UserId,
     pub email: String,
     pub role: Role,
     pub credential: Credential,
@@ -75,8 +51,8 @@ pub struct AuthUser {
 /// What a request was authenticated with; the id is the session's or the token's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
-    Session(Ulid),
-    Token(Ulid),
+    Session(SessionId),
+    Token(TokenId),
 }
 
 impl AuthUser {
@@ -87,8 +63,8 @@ impl AuthUser {
     /// The owner check for a row fetched by id alone. Another user's row answers 404, exactly
     /// like a missing one, so ids never reveal what exists. Prefer putting the owner in the
     /// query itself (`WHERE id = ? AND user_id = ?`) and [`crate::error::OrNotFound`].
-    pub fn require_owner(&self, owner_id: &str) -> Result<()> {
-        if self.id.to_string() == owner_id {
+    pub fn require_owner(&self, owner_id: UserId) -> Result<()> {
+        if self.id == owner_id {
             Ok(())
         } else {
             Err(AppError::NotFound)

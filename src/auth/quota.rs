@@ -1,10 +1,9 @@
 //! The monthly speech allowance.
 
 use serde::Serialize;
-use ulid::Ulid;
 
 use super::Auth;
-use crate::db::{now_ms, users};
+use crate::db::{UserId, now_ms, users};
 use crate::error::ErrorCode;
 use crate::error::{AppError, OrNotFound, Result};
 
@@ -47,7 +46,7 @@ pub fn seconds_until_next_month() -> u64 {
 impl Auth {
     /// Refuses `chars` more characters (of a `what`: "text", "script") when the user's
     /// monthly allowance has fewer left: 429 `quota_exceeded` until the month turns.
-    pub async fn ensure_quota(&self, user_id: Ulid, chars: usize, what: &str) -> Result<()> {
+    pub async fn ensure_quota(&self, user_id: UserId, chars: usize, what: &str) -> Result<()> {
         if let Some(remaining) = self.remaining_quota(user_id).await?
             && chars as u64 > remaining
         {
@@ -65,11 +64,11 @@ impl Auth {
     /// Characters the user may still synthesize this month, `None` when unlimited: what
     /// synthesis checks first. One trip to a reader, and this month's usage is summed only
     /// when a limit applies.
-    pub async fn remaining_quota(&self, user_id: Ulid) -> Result<Option<u64>> {
+    pub async fn remaining_quota(&self, user_id: UserId) -> Result<Option<u64>> {
         let default_quota = self.inner.default_quota;
         self.db()
             .read(move |c| {
-                let Some(row) = users::by_id(c, &user_id.to_string())? else {
+                let Some(row) = users::by_id(c, user_id)? else {
                     return Ok(None);
                 };
                 let Some(limit) = monthly_limit(&row, default_quota) else {
@@ -83,10 +82,7 @@ impl Auth {
     }
 
     pub(super) async fn quota_of(&self, row: &users::UserRow) -> Result<Quota> {
-        let id = row.id.clone();
-        let user: Ulid = id
-            .parse()
-            .map_err(|_| anyhow::anyhow!("user id {id} is not a ULID"))?;
+        let user = row.id;
         let used = self
             .db()
             .read(move |c| Ok(crate::db::usage::tts_chars_this_month(c, user, now_ms())?))

@@ -3,10 +3,9 @@
 use std::fmt;
 
 use rusqlite::Connection;
-use ulid::Ulid;
 
-use super::{Auth, AuthUser, Credential, DAY_MS, Email, Me, Role, TOUCH_EVERY_MS, secret};
-use crate::db::{now_ms, sessions, sign_in_addresses, users};
+use super::{Auth, AuthUser, Credential, DAY_MS, Email, Me, TOUCH_EVERY_MS, secret};
+use crate::db::{SessionId, UserId, now_ms, sessions, sign_in_addresses, users};
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 
@@ -64,14 +63,14 @@ impl Auth {
             return Err(account_disabled());
         }
         let (idle_ms, max_ms) = (self.inner.idle_ms, self.inner.max_ms);
-        let user_id = user.id.clone();
-        let session_id = self.db().new_id();
+        let user_id = user.id;
+        let session_id = SessionId::new(self.db());
         let session = self
             .db()
             .write(move |c| {
                 let now = now_ms();
-                sessions::delete_dead_for_user(c, &user_id, now, now - idle_ms)?;
-                Ok(issue_session(c, session_id, &user_id, &client, max_ms)?)
+                sessions::delete_dead_for_user(c, user_id, now, now - idle_ms)?;
+                Ok(issue_session(c, session_id, user_id, &client, max_ms)?)
             })
             .await?;
         Ok((self.me_from_row(user).await?, session))
@@ -99,7 +98,7 @@ impl Auth {
     pub async fn logout(&self, user: &AuthUser) -> Result<()> {
         if let Credential::Session(id) = user.credential {
             self.db()
-                .write(move |c| Ok(sessions::revoke(c, &id.to_string(), now_ms())?))
+                .write(move |c| Ok(sessions::revoke(c, id, now_ms())?))
                 .await?;
             self.forget_verified();
         }
@@ -126,15 +125,15 @@ impl Auth {
             return Ok(None);
         };
         if now - s.last_seen_at >= TOUCH_EVERY_MS {
-            let id = s.session_id.to_string();
+            let id = s.session_id;
             self.db()
-                .write(move |c| Ok(sessions::touch(c, &id, now)?))
+                .write(move |c| Ok(sessions::touch(c, id, now)?))
                 .await?;
         }
         let user = AuthUser {
             id: s.user_id,
             email: s.email,
-            role: Role::from_db(&s.role),
+            role: s.role,
             credential: Credential::Session(s.session_id),
         };
         self.inner
@@ -146,8 +145,8 @@ impl Auth {
 
 pub(super) fn issue_session(
     conn: &Connection,
-    id: Ulid,
-    user_id: &str,
+    id: SessionId,
+    user_id: UserId,
     client: &ClientInfo,
     max_ms: i64,
 ) -> rusqlite::Result<IssuedSession> {
@@ -160,7 +159,7 @@ pub(super) fn issue_session(
     sessions::insert(
         conn,
         &sessions::NewSession {
-            id: &id.to_string(),
+            id,
             user_id,
             token_hash: &secret::digest(&token),
             now,

@@ -5,7 +5,7 @@ use subtle::ConstantTimeEq;
 use super::sessions::{ClientInfo, IssuedSession, issue_session};
 use super::users::{Me, NewAccount, email_taken, insert_user, validate_new_account};
 use super::{Auth, Role, secret};
-use crate::db::users;
+use crate::db::{SessionId, UserId, users};
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 
@@ -67,7 +67,7 @@ impl Auth {
         let (email, display_name) = validate_new_account(&input)?;
         let hash = self.hash(input.password).await?;
         let max_ms = self.inner.max_ms;
-        let (user_id, session_id) = (self.db().new_id(), self.db().new_id());
+        let (user_id, session_id) = (UserId::new(self.db()), SessionId::new(self.db()));
         let outcome = self
             .db()
             .write(move |c| {
@@ -82,7 +82,7 @@ impl Auth {
                     return Ok(Err(email_taken()));
                 }
                 let user = insert_user(&tx, user_id, &email, &hash, display_name, Role::Admin)?;
-                let session = issue_session(&tx, session_id, &user.id, &client, max_ms)?;
+                let session = issue_session(&tx, session_id, user.id, &client, max_ms)?;
                 tx.commit()?;
                 Ok(Ok((user, session)))
             })

@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{Auth, AuthUser, Credential, MAX_NAME_CHARS, Role, TOUCH_EVERY_MS, secret};
-use crate::db::{self, api_tokens, now_ms};
+use super::{Auth, AuthUser, Credential, MAX_NAME_CHARS, TOUCH_EVERY_MS, secret};
+use crate::db::{self, TokenId, api_tokens, now_ms};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::pagination::{Page, PageRequest};
 
@@ -15,7 +15,7 @@ const MAX_TOKENS_PER_USER: i64 = 100;
 /// An API token as listed: never the secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenInfo {
-    pub id: String,
+    pub id: TokenId,
     pub name: String,
     pub created_at: String,
     pub last_used_at: Option<String>,
@@ -24,7 +24,7 @@ pub struct TokenInfo {
 /// A token just created: the only time its secret is shown.
 #[derive(Clone, Serialize)]
 pub struct CreatedToken {
-    pub id: String,
+    pub id: TokenId,
     pub name: String,
     pub token: String,
     pub created_at: String,
@@ -63,15 +63,15 @@ impl Auth {
             return Ok(None);
         };
         if t.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY_MS) {
-            let id = t.token_id.to_string();
+            let id = t.token_id;
             self.db()
-                .write(move |c| Ok(api_tokens::touch(c, &id, now)?))
+                .write(move |c| Ok(api_tokens::touch(c, id, now)?))
                 .await?;
         }
         let user = AuthUser {
             id: t.user_id,
             email: t.email,
-            role: Role::from_db(&t.role),
+            role: t.role,
             credential: Credential::Token(t.token_id),
         };
         self.inner.verified.remember(ticket, hash, &user, None);
@@ -92,18 +92,18 @@ impl Auth {
         }
         let token = format!("{}{}", secret::TOKEN_PREFIX, secret::random_256());
         let hash = secret::digest(&token);
-        let id = self.db().new_id().to_string();
-        let user_id = user.id.to_string();
+        let id = TokenId::new(self.db());
+        let user_id = user.id;
         let now = now_ms();
-        let (id2, name2) = (id.clone(), name.clone());
+        let name2 = name.clone();
         self.db()
             .write(move |c| {
-                if api_tokens::count_live_for_user(c, &user_id)? >= MAX_TOKENS_PER_USER {
+                if api_tokens::count_live_for_user(c, user_id)? >= MAX_TOKENS_PER_USER {
                     return Ok(Err(AppError::Conflict(format!(
                         "At most {MAX_TOKENS_PER_USER} API tokens: revoke some first"
                     ))));
                 }
-                api_tokens::insert(c, &id2, &user_id, &name2, &hash, now)?;
+                api_tokens::insert(c, id, user_id, &name2, &hash, now)?;
                 Ok(Ok(()))
             })
             .await??;
@@ -121,20 +121,20 @@ impl Auth {
         page: &PageRequest,
     ) -> Result<Page<TokenInfo>> {
         let before = page.ulid_cursor()?;
-        let (user_id, fetch) = (user.id.to_string(), page.fetch());
+        let (user_id, fetch) = (user.id, page.fetch());
         let rows = self
             .db()
             .read(move |c| {
                 Ok(api_tokens::list_for_user(
                     c,
-                    &user_id,
+                    user_id,
                     before.as_deref(),
                     fetch,
                 )?)
             })
             .await?;
         Ok(
-            Page::from_rows(rows, page, |t| t.id.clone()).map(|t| TokenInfo {
+            Page::from_rows(rows, page, |t| t.id.to_string()).map(|t| TokenInfo {
                 id: t.id,
                 name: t.name,
                 created_at: db::to_rfc3339(t.created_at),
@@ -144,11 +144,11 @@ impl Auth {
     }
 
     /// Revokes one of the caller's tokens; another user's token is "not found".
-    pub async fn revoke_token(&self, user: &AuthUser, token_id: &str) -> Result<()> {
-        let (user_id, token_id) = (user.id.to_string(), token_id.to_string());
+    pub async fn revoke_token(&self, user: &AuthUser, token_id: TokenId) -> Result<()> {
+        let user_id = user.id;
         let found = self
             .db()
-            .write(move |c| Ok(api_tokens::revoke(c, &user_id, &token_id, now_ms())?))
+            .write(move |c| Ok(api_tokens::revoke(c, user_id, token_id, now_ms())?))
             .await?;
         if found {
             self.forget_verified();

@@ -6,13 +6,12 @@ use anyhow::Context;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use ulid::Ulid;
 
 use super::invites::invalid_invite;
 use super::sessions::{ClientInfo, IssuedSession, issue_session};
 use super::{Auth, AuthUser, Credential, Email, MAX_NAME_CHARS, Quota, Role, password};
 use crate::config::Registration;
-use crate::db::{self, invites, now_ms, sessions, users};
+use crate::db::{self, SessionId, UserId, invites, now_ms, sessions, users};
 use crate::error::ErrorCode;
 use crate::error::{AppError, OrNotFound, Result};
 use crate::pagination::{Page, PageRequest};
@@ -20,7 +19,7 @@ use crate::pagination::{Page, PageRequest};
 /// The signed-in user as `GET /api/me` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Me {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub display_name: Option<String>,
     pub role: Role,
@@ -31,7 +30,7 @@ pub struct Me {
 /// A user as admins (and `aimake user list`) see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserSummary {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub display_name: Option<String>,
     pub role: Role,
@@ -45,7 +44,7 @@ pub struct UserSummary {
 impl From<users::UserRow> for UserSummary {
     fn from(u: users::UserRow) -> Self {
         Self {
-            role: Role::from_db(&u.role),
+            role: u.role,
             created_at: db::to_rfc3339(u.created_at),
             updated_at: db::to_rfc3339(u.updated_at),
             id: u.id,
@@ -113,7 +112,7 @@ impl Auth {
         let (email, display_name) = validate_new_account(&input)?;
         let hash = self.hash(input.password).await?;
         let max_ms = self.inner.max_ms;
-        let (user_id, session_id) = (self.db().new_id(), self.db().new_id());
+        let (user_id, session_id) = (UserId::new(self.db()), SessionId::new(self.db()));
         let (user, session) = self
             .db()
             .write(move |c| {
@@ -123,11 +122,11 @@ impl Auth {
                 }
                 let user = insert_user(&tx, user_id, &email, &hash, display_name, Role::User)?;
                 if let Some(code) = &invite
-                    && !invites::redeem(&tx, code, &user.id, user.created_at)?
+                    && !invites::redeem(&tx, code, user.id, user.created_at)?
                 {
                     return Ok(Err(invalid_invite()));
                 }
-                let session = issue_session(&tx, session_id, &user.id, &client, max_ms)?;
+                let session = issue_session(&tx, session_id, user.id, &client, max_ms)?;
                 tx.commit()?;
                 Ok(Ok((user, session)))
             })
@@ -137,10 +136,10 @@ impl Auth {
     }
 
     pub async fn me(&self, user: &AuthUser) -> Result<Me> {
-        let id = user.id.to_string();
+        let id = user.id;
         let row = self
             .db()
-            .read(move |c| Ok(users::by_id(c, &id)?))
+            .read(move |c| Ok(users::by_id(c, id)?))
             .await?
             .or_not_found()?;
         self.me_from_row(row).await
@@ -149,7 +148,7 @@ impl Auth {
     pub(super) async fn me_from_row(&self, row: users::UserRow) -> Result<Me> {
         let quota = self.quota_of(&row).await?;
         Ok(Me {
-            role: Role::from_db(&row.role),
+            role: row.role,
             created_at: db::to_rfc3339(row.created_at),
             id: row.id,
             email: row.email,
@@ -165,9 +164,9 @@ impl Auth {
     ) -> Result<Me> {
         let name = clean_display_name(display_name)
             .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "display_name", m))?;
-        let id = user.id.to_string();
+        let id = user.id;
         self.db()
-            .write(move |c| Ok(users::set_display_name(c, &id, name.as_deref(), now_ms())?))
+            .write(move |c| Ok(users::set_display_name(c, id, name.as_deref(), now_ms())?))
             .await?;
         self.me(user).await
     }
@@ -181,11 +180,10 @@ impl Auth {
     ) -> Result<()> {
         password::validate(&new)
             .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "new_password", m))?;
-        let id = user.id.to_string();
+        let id = user.id;
         let stored = {
-            let id = id.clone();
             self.db()
-                .read(move |c| Ok(users::by_id(c, &id)?))
+                .read(move |c| Ok(users::by_id(c, id)?))
                 .await?
                 .or_not_found()?
                 .password_hash
@@ -199,15 +197,15 @@ impl Auth {
         }
         let hash = self.hash(new).await?;
         let keep = match user.credential {
-            Credential::Session(s) => Some(s.to_string()),
+            Credential::Session(s) => Some(s),
             Credential::Token(_) => None,
         };
         self.db()
             .write(move |c| {
                 let tx = c.transaction()?;
                 let now = now_ms();
-                users::set_password(&tx, &id, &hash, now)?;
-                sessions::revoke_all_for_user(&tx, &id, keep.as_deref(), now)?;
+                users::set_password(&tx, id, &hash, now)?;
+                sessions::revoke_all_for_user(&tx, id, keep, now)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -228,12 +226,12 @@ impl Auth {
             .db()
             .read(move |c| Ok(users::list(c, before.as_deref(), fetch, q.as_deref())?))
             .await?;
-        Ok(Page::from_rows(rows, page, |u| u.id.clone()).map(UserSummary::from))
+        Ok(Page::from_rows(rows, page, |u| u.id.to_string()).map(UserSummary::from))
     }
 
     /// Applies an admin's change. Refuses to leave the server without an active admin.
     /// Disabling a user also ends their sessions; their tokens stop working while disabled.
-    pub async fn update_user(&self, user_id: &str, patch: UserPatch) -> Result<UserSummary> {
+    pub async fn update_user(&self, user_id: UserId, patch: UserPatch) -> Result<UserSummary> {
         if let Some(Some(q)) = patch.quota_chars_per_month
             && q < 0
         {
@@ -243,33 +241,33 @@ impl Auth {
                 "Must be 0 or more, or null for the default",
             ));
         }
-        let id = user_id.to_string();
+        let id = user_id;
         let updated = self
             .db()
             .write(move |c| {
                 let tx = c.transaction()?;
                 let now = now_ms();
-                if users::by_id(&tx, &id)?.is_none() {
+                if users::by_id(&tx, id)?.is_none() {
                     return Ok(Err(AppError::NotFound));
                 }
                 if let Some(role) = patch.role {
-                    users::set_role(&tx, &id, role.as_str(), now)?;
+                    users::set_role(&tx, id, role, now)?;
                 }
                 if let Some(disabled) = patch.disabled {
-                    users::set_disabled(&tx, &id, disabled, now)?;
+                    users::set_disabled(&tx, id, disabled, now)?;
                     if disabled {
-                        sessions::revoke_all_for_user(&tx, &id, None, now)?;
+                        sessions::revoke_all_for_user(&tx, id, None, now)?;
                     }
                 }
                 if let Some(quota) = patch.quota_chars_per_month {
-                    users::set_quota(&tx, &id, quota, now)?;
+                    users::set_quota(&tx, id, quota, now)?;
                 }
                 if users::count_active_admins(&tx)? == 0 {
                     return Ok(Err(AppError::Conflict(
                         "At least one active admin must remain".into(),
                     )));
                 }
-                let row = users::by_id(&tx, &id)?.context("user vanished")?;
+                let row = users::by_id(&tx, id)?.context("user vanished")?;
                 tx.commit()?;
                 Ok(Ok(UserSummary::from(row)))
             })
@@ -282,7 +280,7 @@ impl Auth {
     pub async fn add_user(&self, input: NewAccount, role: Role) -> Result<UserSummary> {
         let (email, display_name) = validate_new_account(&input)?;
         let hash = self.hash(input.password).await?;
-        let user_id = self.db().new_id();
+        let user_id = UserId::new(self.db());
         let user = self
             .db()
             .write(move |c| {
@@ -316,9 +314,9 @@ impl Auth {
                     return Ok(Err(AppError::NotFound));
                 };
                 let now = now_ms();
-                users::set_password(&tx, &user.id, &hash, now)?;
-                sessions::revoke_all_for_user(&tx, &user.id, None, now)?;
-                let user = users::by_id(&tx, &user.id)?.context("user vanished")?;
+                users::set_password(&tx, user.id, &hash, now)?;
+                sessions::revoke_all_for_user(&tx, user.id, None, now)?;
+                let user = users::by_id(&tx, user.id)?.context("user vanished")?;
                 tx.commit()?;
                 Ok(Ok(UserSummary::from(user)))
             })
@@ -338,7 +336,7 @@ impl Auth {
             .or_not_found()?
             .id;
         self.update_user(
-            &id,
+            id,
             UserPatch {
                 disabled: Some(disabled),
                 ..UserPatch::default()
@@ -356,7 +354,7 @@ impl Auth {
 
 pub(super) fn insert_user(
     conn: &Connection,
-    id: Ulid,
+    id: UserId,
     email: &Email,
     hash: &str,
     display_name: Option<String>,
@@ -364,11 +362,11 @@ pub(super) fn insert_user(
 ) -> rusqlite::Result<users::UserRow> {
     let now = now_ms();
     let row = users::UserRow {
-        id: id.to_string(),
+        id,
         email: email.as_str().to_string(),
         password_hash: hash.to_string(),
         display_name,
-        role: role.as_str().to_string(),
+        role,
         disabled: false,
         quota_chars_per_month: None,
         created_at: now,

@@ -100,10 +100,10 @@ mod tests {
     fn user() -> AuthUser {
         let id = ulid::Ulid::generate();
         AuthUser {
-            id,
+            id: id.into(),
             email: "a@example.com".into(),
             role: Role::User,
-            credential: Credential::Token(id),
+            credential: Credential::Token(id.into()),
         }
     }
 

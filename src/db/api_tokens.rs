@@ -1,12 +1,13 @@
 //! Queries on `api_tokens`: programs' credentials, found by the SHA-256 of the token.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use ulid::Ulid;
+
+use super::{Role, TokenId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct TokenRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: TokenId,
+    pub user_id: UserId,
     pub name: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
@@ -24,8 +25,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
 
 pub fn insert(
     conn: &Connection,
-    id: &str,
-    user_id: &str,
+    id: TokenId,
+    user_id: UserId,
     name: &str,
     token_hash: &[u8],
     now: i64,
@@ -38,11 +39,11 @@ pub fn insert(
 /// An unrevoked token and the essentials of its user, whatever the user's state.
 #[derive(Debug, Clone)]
 pub struct TokenUser {
-    pub token_id: Ulid,
+    pub token_id: TokenId,
     pub last_used_at: Option<i64>,
-    pub user_id: Ulid,
+    pub user_id: UserId,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
 }
 
@@ -54,9 +55,9 @@ pub fn find_live(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<Optio
     )?
     .query_row([token_hash], |r| {
         Ok(TokenUser {
-            token_id: crate::db::id_at(r, 0)?,
+            token_id: r.get(0)?,
             last_used_at: r.get(1)?,
-            user_id: crate::db::id_at(r, 2)?,
+            user_id: r.get(2)?,
             email: r.get(3)?,
             role: r.get(4)?,
             disabled: r.get(5)?,
@@ -65,7 +66,7 @@ pub fn find_live(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<Optio
     .optional()
 }
 
-pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn touch(conn: &Connection, id: TokenId, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
@@ -74,7 +75,7 @@ pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
 /// The owner's unrevoked tokens, newest first, below the `before` id.
 pub fn list_for_user(
     conn: &Connection,
-    user_id: &str,
+    user_id: UserId,
     before: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<Vec<TokenRow>> {
@@ -87,7 +88,7 @@ pub fn list_for_user(
     rows.collect()
 }
 
-pub fn count_live_for_user(conn: &Connection, user_id: &str) -> rusqlite::Result<i64> {
+pub fn count_live_for_user(conn: &Connection, user_id: UserId) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "SELECT count(*) FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL",
     )?
@@ -96,7 +97,7 @@ pub fn count_live_for_user(conn: &Connection, user_id: &str) -> rusqlite::Result
 
 /// Revokes the owner's token; `false` when the owner has no such token (another user's id
 /// included). Revoking twice is fine.
-pub fn revoke(conn: &Connection, user_id: &str, id: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn revoke(conn: &Connection, user_id: UserId, id: TokenId, now: i64) -> rusqlite::Result<bool> {
     let found: Option<i64> = conn
         .query_row(
             "SELECT 1 FROM api_tokens WHERE id = ?1 AND user_id = ?2",

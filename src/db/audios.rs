@@ -1,20 +1,20 @@
 //! Queries on `audios`: the library. Every read is scoped by owner.
 
+use crate::audio::Peaks;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
-use ulid::Ulid;
 
-use crate::audio::Peaks;
+use super::{AudioId, AudioKind, AudioStatus, UserId};
 
 /// One library item as the API returns it (minus URLs, which the HTTP layer adds).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AudioRow {
-    pub id: String,
+    pub id: AudioId,
     #[serde(skip)]
-    pub user_id: String,
+    pub user_id: UserId,
     pub title: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: AudioKind,
+    pub status: AudioStatus,
     pub progress: f64,
     pub voice: Option<String>,
     pub format: String,
@@ -67,9 +67,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AudioRow> {
 }
 
 pub struct NewAudio<'a> {
-    pub id: Ulid,
-    pub user_id: Ulid,
-    pub kind: &'a str,
+    pub id: AudioId,
+    pub user_id: UserId,
+    pub kind: AudioKind,
     pub title: &'a str,
     pub voice: Option<&'a str>,
     pub format: &'a str,
@@ -79,12 +79,11 @@ pub struct NewAudio<'a> {
 }
 
 pub fn insert(tx: &Transaction<'_>, a: &NewAudio<'_>, now: i64) -> rusqlite::Result<()> {
-    let id = a.id.to_string();
     tx.prepare_cached("INSERT INTO audios (id, user_id, kind, title, status, progress, voice, format, speed, chars,
                              created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?7, ?8, ?9, ?9)")?.execute(params![
-            id,
-            a.user_id.to_string(),
+            a.id,
+            a.user_id,
             a.kind,
             a.title,
             a.voice,
@@ -96,39 +95,39 @@ pub fn insert(tx: &Transaction<'_>, a: &NewAudio<'_>, now: i64) -> rusqlite::Res
     )?;
     if let Some(text) = a.text {
         tx.prepare_cached("INSERT INTO audio_texts (audio_id, text) VALUES (?1, ?2)")?
-            .execute(params![id, text])?;
+            .execute(params![a.id, text])?;
     }
     Ok(())
 }
 
 /// The caller's audio, or None (also when it belongs to someone else).
-pub fn get(conn: &Connection, user: Ulid, id: Ulid) -> rusqlite::Result<Option<AudioRow>> {
+pub fn get(conn: &Connection, user: UserId, id: AudioId) -> rusqlite::Result<Option<AudioRow>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM audios WHERE id = ?1 AND user_id = ?2"
     ))?
-    .query_row(params![id.to_string(), user.to_string()], from_row)
+    .query_row(params![id, user], from_row)
     .optional()
 }
 
 /// Any audio by id: for jobs and signed links, which are authorized another way.
-pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<AudioRow>> {
+pub fn get_any(conn: &Connection, id: AudioId) -> rusqlite::Result<Option<AudioRow>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audios WHERE id = ?1"))?
-        .query_row([id.to_string()], from_row)
+        .query_row([id], from_row)
         .optional()
 }
 
 /// The text to synthesize, kept in a table of its own so library rows stay short whatever
 /// the text's length.
-pub fn text(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<String>> {
+pub fn text(conn: &Connection, id: AudioId) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT text FROM audio_texts WHERE audio_id = ?1")?
-        .query_row([id.to_string()], |r| r.get(0))
+        .query_row([id], |r| r.get(0))
         .optional()
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
-    pub kind: Option<String>,
-    pub status: Option<String>,
+    pub kind: Option<AudioKind>,
+    pub status: Option<AudioStatus>,
     /// Matches title or text, case-insensitively.
     pub q: Option<String>,
 }
@@ -137,7 +136,7 @@ pub struct ListFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: i64,
-    pub id: String,
+    pub id: AudioId,
 }
 
 impl Cursor {
@@ -147,10 +146,9 @@ impl Cursor {
 
     pub fn decode(s: &str) -> Option<Self> {
         let (at, id) = s.split_once('.')?;
-        let id: Ulid = id.parse().ok()?;
         Some(Self {
             created_at: at.parse().ok()?,
-            id: id.to_string(),
+            id: id.parse().ok()?,
         })
     }
 }
@@ -165,7 +163,7 @@ const SLICE: i64 = 1 << 32;
 /// Up to `fetch` of the caller's audios after `cursor`, newest first.
 pub fn list(
     conn: &Connection,
-    user: Ulid,
+    user: UserId,
     filter: &ListFilter,
     cursor: Option<&Cursor>,
     fetch: usize,
@@ -181,19 +179,19 @@ pub fn list(
 /// its cost follows the caller's own audios, never everyone's. The search text is always one
 /// quoted phrase: FTS query syntax in it matches itself.
 pub(crate) fn list_query(
-    user: Ulid,
+    user: UserId,
     filter: &ListFilter,
     cursor: Option<&Cursor>,
     fetch: usize,
 ) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
     let mut sql = format!("SELECT {COLUMNS} FROM audios WHERE user_id = ?1");
-    let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(user.to_string())];
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(user)];
     if let Some(kind) = &filter.kind {
-        args.push(Box::new(kind.clone()));
+        args.push(Box::new(*kind));
         sql.push_str(&format!(" AND kind = ?{}", args.len()));
     }
     if let Some(status) = &filter.status {
-        args.push(Box::new(status.clone()));
+        args.push(Box::new(*status));
         sql.push_str(&format!(" AND status = ?{}", args.len()));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
@@ -221,7 +219,7 @@ pub(crate) fn list_query(
     }
     if let Some(c) = cursor {
         args.push(Box::new(c.created_at));
-        args.push(Box::new(c.id.clone()));
+        args.push(Box::new(c.id));
         let (a, b) = (args.len() - 1, args.len());
         sql.push_str(&format!(" AND (created_at, id) < (?{a}, ?{b})"));
     }
@@ -231,8 +229,8 @@ pub(crate) fn list_query(
 
 pub fn rename(
     conn: &Connection,
-    user: Ulid,
-    id: Ulid,
+    user: UserId,
+    id: AudioId,
     title: &str,
     now: i64,
 ) -> rusqlite::Result<bool> {
@@ -240,23 +238,23 @@ pub fn rename(
         .prepare_cached(
             "UPDATE audios SET title = ?1, updated_at = ?2 WHERE id = ?3 AND user_id = ?4",
         )?
-        .execute(params![title, now, id.to_string(), user.to_string()])?;
+        .execute(params![title, now, id, user])?;
     Ok(n == 1)
 }
 
 /// Marks a queued audio running when a worker claims its job, in the claim's transaction.
-pub fn start(conn: &Connection, id: Ulid, now: i64) -> rusqlite::Result<()> {
+pub fn start(conn: &Connection, id: AudioId, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE audios SET status = 'running', updated_at = ?1 WHERE id = ?2 AND status = 'queued'",
     )?
-    .execute(params![now, id.to_string()])?;
+    .execute(params![now, id])?;
     Ok(())
 }
 
 pub fn set_progress(
     conn: &Connection,
-    id: Ulid,
-    status: &str,
+    id: AudioId,
+    status: AudioStatus,
     progress: f64,
     now: i64,
 ) -> rusqlite::Result<()> {
@@ -264,7 +262,7 @@ pub fn set_progress(
         "UPDATE audios SET status = ?1, progress = ?2, updated_at = ?3
           WHERE id = ?4 AND status IN ('queued', 'running')",
     )?
-    .execute(params![status, progress, now, id.to_string()])?;
+    .execute(params![status, progress, now, id])?;
     Ok(())
 }
 
@@ -279,21 +277,21 @@ pub struct Finished<'a> {
 
 pub fn finish(
     tx: &Transaction<'_>,
-    id: Ulid,
+    id: AudioId,
     f: &Finished<'_>,
     now: i64,
 ) -> rusqlite::Result<bool> {
     let n = tx.prepare_cached("UPDATE audios SET status = 'succeeded', progress = 1, object_key = ?1, peaks_key = ?2,
                 duration_ms = ?3, size_bytes = ?4, sha256 = ?5, error_code = NULL, error_message = NULL,
                 updated_at = ?6
-          WHERE id = ?7 AND status IN ('queued', 'running')")?.execute(params![f.object_key, f.peaks_key, f.duration_ms, f.size_bytes, f.sha256, now, id.to_string()],
+          WHERE id = ?7 AND status IN ('queued', 'running')")?.execute(params![f.object_key, f.peaks_key, f.duration_ms, f.size_bytes, f.sha256, now, id],
     )?;
     Ok(n == 1)
 }
 
 pub fn fail(
     tx: &Transaction<'_>,
-    id: Ulid,
+    id: AudioId,
     code: &str,
     message: &str,
     now: i64,
@@ -302,24 +300,33 @@ pub fn fail(
         "UPDATE audios SET status = 'failed', error_code = ?1, error_message = ?2, updated_at = ?3
           WHERE id = ?4 AND status IN ('queued', 'running')",
     )?
-    .execute(params![code, message, now, id.to_string()])?;
+    .execute(params![code, message, now, id])?;
     Ok(())
 }
 
 /// Back to `queued` for a retry; only failed (or canceled) audios qualify.
-pub fn requeue(tx: &Transaction<'_>, user: Ulid, id: Ulid, now: i64) -> rusqlite::Result<bool> {
+pub fn requeue(
+    tx: &Transaction<'_>,
+    user: UserId,
+    id: AudioId,
+    now: i64,
+) -> rusqlite::Result<bool> {
     let n = tx.prepare_cached("UPDATE audios SET status = 'queued', progress = 0, error_code = NULL, error_message = NULL, updated_at = ?1
-          WHERE id = ?2 AND user_id = ?3 AND status IN ('failed', 'canceled')")?.execute(params![now, id.to_string(), user.to_string()],
+          WHERE id = ?2 AND user_id = ?3 AND status IN ('failed', 'canceled')")?.execute(params![now, id, user],
     )?;
     Ok(n == 1)
 }
 
 /// Deletes the row; returns it so the caller can remove its objects.
-pub fn delete(tx: &Transaction<'_>, user: Ulid, id: Ulid) -> rusqlite::Result<Option<AudioRow>> {
+pub fn delete(
+    tx: &Transaction<'_>,
+    user: UserId,
+    id: AudioId,
+) -> rusqlite::Result<Option<AudioRow>> {
     let row = get(tx, user, id)?;
     if row.is_some() {
         tx.prepare_cached("DELETE FROM audios WHERE id = ?1 AND user_id = ?2")?
-            .execute(params![id.to_string(), user.to_string()])?;
+            .execute(params![id, user])?;
     }
     Ok(row)
 }
@@ -366,11 +373,15 @@ pub fn delete_peaks(conn: &Connection, key: &str) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ulid::Ulid;
 
-    fn setup() -> (Connection, Ulid, Ulid) {
+    fn setup() -> (Connection, UserId, UserId) {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::db::migrations::apply(&mut conn).unwrap();
-        let (a, b) = (Ulid::generate(), Ulid::generate());
+        let (a, b) = (
+            UserId::from(Ulid::generate()),
+            UserId::from(Ulid::generate()),
+        );
         for u in [a, b] {
             conn.execute(
                 "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?1, 'h', 0, 0)",
@@ -381,15 +392,15 @@ mod tests {
         (conn, a, b)
     }
 
-    fn add(conn: &mut Connection, user: Ulid, title: &str, text: &str, at: i64) -> Ulid {
-        let id = Ulid::generate();
+    fn add(conn: &mut Connection, user: UserId, title: &str, text: &str, at: i64) -> AudioId {
+        let id = AudioId::from(Ulid::generate());
         let tx = conn.transaction().unwrap();
         insert(
             &tx,
             &NewAudio {
                 id,
                 user_id: user,
-                kind: "tts",
+                kind: AudioKind::Tts,
                 title,
                 voice: Some("local:en-us"),
                 format: "mp3",
@@ -422,14 +433,14 @@ mod tests {
             let mut page = list(&conn, a, &ListFilter::default(), cursor.as_ref(), 11).unwrap();
             let more = page.len() > 10;
             page.truncate(10);
-            seen.extend(page.iter().map(|r| r.id.clone()));
+            seen.extend(page.iter().map(|r| r.id.to_string()));
             if !more {
                 break;
             }
             let last = page.last().unwrap();
             let c = Cursor {
                 created_at: last.created_at,
-                id: last.id.clone(),
+                id: last.id,
             };
             cursor = Some(Cursor::decode(&c.encode()).unwrap());
         }
@@ -493,7 +504,7 @@ mod tests {
         assert_eq!(find("_"), Vec::<String>::new());
     }
 
-    fn titles(conn: &Connection, user: Ulid, q: &str) -> Vec<String> {
+    fn titles(conn: &Connection, user: UserId, q: &str) -> Vec<String> {
         let f = ListFilter {
             q: Some(q.into()),
             ..Default::default()
@@ -666,9 +677,9 @@ mod tests {
             insert(
                 &tx,
                 &NewAudio {
-                    id: ids.next(),
+                    id: ids.next().into(),
                     user_id: b,
-                    kind: "tts",
+                    kind: AudioKind::Tts,
                     title: "people",
                     voice: None,
                     format: "mp3",
@@ -712,7 +723,7 @@ mod tests {
         let last = first.last().unwrap();
         let cursor = Cursor {
             created_at: last.created_at,
-            id: last.id.clone(),
+            id: last.id,
         };
         let rest = list(&conn, a, &f, Some(&cursor), 4).unwrap();
         let seen: Vec<String> = first.iter().chain(&rest).map(|r| r.title.clone()).collect();

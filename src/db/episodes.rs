@@ -1,14 +1,15 @@
 //! Podcast episodes: the script as submitted and the line timings measured when it was mastered.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-use ulid::Ulid;
+
+use super::{AudioId, EpisodeId, PodcastId, UserId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpisodeRow {
-    pub id: String,
-    pub podcast_id: String,
-    pub user_id: String,
-    pub audio_id: String,
+    pub id: EpisodeId,
+    pub podcast_id: PodcastId,
+    pub user_id: UserId,
+    pub audio_id: AudioId,
     pub title: String,
     pub script_json: String,
     pub timings_json: Option<String>,
@@ -34,10 +35,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EpisodeRow> {
 }
 
 pub struct NewEpisode<'a> {
-    pub id: Ulid,
-    pub podcast_id: Ulid,
-    pub user_id: Ulid,
-    pub audio_id: Ulid,
+    pub id: EpisodeId,
+    pub podcast_id: PodcastId,
+    pub user_id: UserId,
+    pub audio_id: AudioId,
     pub title: &'a str,
     pub script_json: &'a str,
 }
@@ -45,10 +46,10 @@ pub struct NewEpisode<'a> {
 pub fn insert(tx: &Transaction<'_>, e: &NewEpisode<'_>, now: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("INSERT INTO episodes (id, podcast_id, user_id, audio_id, title, script_json, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")?.execute(params![
-            e.id.to_string(),
-            e.podcast_id.to_string(),
-            e.user_id.to_string(),
-            e.audio_id.to_string(),
+            e.id,
+            e.podcast_id,
+            e.user_id,
+            e.audio_id,
             e.title,
             e.script_json,
             now
@@ -60,39 +61,36 @@ pub fn insert(tx: &Transaction<'_>, e: &NewEpisode<'_>, now: i64) -> rusqlite::R
 /// The caller's episode of that podcast, or None.
 pub fn get(
     conn: &Connection,
-    user: Ulid,
-    podcast: Ulid,
-    id: Ulid,
+    user: UserId,
+    podcast: PodcastId,
+    id: EpisodeId,
 ) -> rusqlite::Result<Option<EpisodeRow>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM episodes WHERE id = ?1 AND podcast_id = ?2 AND user_id = ?3"
     ))?
-    .query_row(
-        params![id.to_string(), podcast.to_string(), user.to_string()],
-        from_row,
-    )
+    .query_row(params![id, podcast, user], from_row)
     .optional()
 }
 
 /// Any episode by id: for signed links and the render job.
-pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<EpisodeRow>> {
+pub fn get_any(conn: &Connection, id: EpisodeId) -> rusqlite::Result<Option<EpisodeRow>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM episodes WHERE id = ?1"))?
-        .query_row([id.to_string()], from_row)
+        .query_row([id], from_row)
         .optional()
 }
 
-pub fn by_audio(conn: &Connection, audio: Ulid) -> rusqlite::Result<Option<EpisodeRow>> {
+pub fn by_audio(conn: &Connection, audio: AudioId) -> rusqlite::Result<Option<EpisodeRow>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM episodes WHERE audio_id = ?1"
     ))?
-    .query_row([audio.to_string()], from_row)
+    .query_row([audio], from_row)
     .optional()
 }
 
 /// Up to `fetch` episodes of a podcast older than the cursor (an id), newest first.
 pub fn list(
     conn: &Connection,
-    podcast: Ulid,
+    podcast: PodcastId,
     cursor: Option<&str>,
     fetch: usize,
 ) -> rusqlite::Result<Vec<EpisodeRow>> {
@@ -100,14 +98,14 @@ pub fn list(
         "SELECT {COLUMNS} FROM episodes WHERE podcast_id = ?1 AND (?2 IS NULL OR id < ?2)
          ORDER BY id DESC LIMIT ?3"
     ))?;
-    let rows = stmt.query_map(params![podcast.to_string(), cursor, fetch as i64], from_row)?;
+    let rows = stmt.query_map(params![podcast, cursor, fetch as i64], from_row)?;
     rows.collect()
 }
 
 /// Stores the timings measured by the render job (in its final transaction).
 pub fn set_timings(
     tx: &Transaction<'_>,
-    audio: Ulid,
+    audio: AudioId,
     timings_json: &str,
     now: i64,
 ) -> rusqlite::Result<bool> {
@@ -115,6 +113,6 @@ pub fn set_timings(
         .prepare_cached(
             "UPDATE episodes SET timings_json = ?2, updated_at = ?3 WHERE audio_id = ?1",
         )?
-        .execute(params![audio.to_string(), timings_json, now])?;
+        .execute(params![audio, timings_json, now])?;
     Ok(n == 1)
 }

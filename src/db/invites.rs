@@ -2,13 +2,15 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::UserId;
+
 #[derive(Debug, Clone)]
 pub struct InviteRow {
     pub code: String,
-    pub created_by: Option<String>,
+    pub created_by: Option<UserId>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
-    pub used_by: Option<String>,
+    pub used_by: Option<UserId>,
     pub used_at: Option<i64>,
 }
 
@@ -47,7 +49,7 @@ pub fn get(conn: &Connection, code: &str) -> rusqlite::Result<Option<InviteRow>>
 }
 
 /// Marks an unused, unexpired invite as used; `false` when it cannot be used.
-pub fn redeem(conn: &Connection, code: &str, user_id: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn redeem(conn: &Connection, code: &str, user_id: UserId, now: i64) -> rusqlite::Result<bool> {
     Ok(conn
         .prepare_cached(
             "UPDATE invites SET used_by = ?2, used_at = ?3

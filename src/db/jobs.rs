@@ -3,15 +3,16 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
-use ulid::Ulid;
+
+use super::{AudioId, JobId, JobStatus, UserId};
 
 /// A claimed job, as the worker sees it.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub id: Ulid,
+    pub id: JobId,
     pub kind: String,
-    pub user_id: Option<Ulid>,
-    pub audio_id: Option<Ulid>,
+    pub user_id: Option<UserId>,
+    pub audio_id: Option<AudioId>,
     pub payload: Value,
     /// 1 on the first run; counts runs cut off by a crash too.
     pub attempt: u32,
@@ -22,47 +23,15 @@ pub struct Job {
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     /// From [`crate::db::Db::new_id`], so jobs sort in the order they were made.
-    pub id: Ulid,
+    pub id: JobId,
     pub kind: &'a str,
-    pub user_id: Option<Ulid>,
-    pub audio_id: Option<Ulid>,
+    pub user_id: Option<UserId>,
+    pub audio_id: Option<AudioId>,
     pub payload: Value,
     pub max_attempts: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Canceled,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Canceled => "canceled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "queued" => Self::Queued,
-            "running" => Self::Running,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "canceled" => Self::Canceled,
-            _ => return None,
-        })
-    }
-}
-
-pub fn enqueue(tx: &Transaction<'_>, job: &NewJob<'_>, now: i64) -> rusqlite::Result<Ulid> {
+pub fn enqueue(tx: &Transaction<'_>, job: &NewJob<'_>, now: i64) -> rusqlite::Result<JobId> {
     let id = job.id;
     tx.prepare_cached(
         "INSERT INTO jobs (id, kind, user_id, audio_id, payload, status, attempts, max_attempts,
@@ -70,10 +39,10 @@ pub fn enqueue(tx: &Transaction<'_>, job: &NewJob<'_>, now: i64) -> rusqlite::Re
          VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, ?7, ?7)",
     )?
     .execute(params![
-        id.to_string(),
+        id,
         job.kind,
-        job.user_id.map(|u| u.to_string()),
-        job.audio_id.map(|u| u.to_string()),
+        job.user_id,
+        job.audio_id,
         job.payload.to_string(),
         job.max_attempts,
         now
@@ -108,37 +77,25 @@ pub fn claim(
 ) -> rusqlite::Result<Option<Job>> {
     conn.prepare_cached(CLAIM)?
         .query_row(params![now, lease_ms, worker], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, u32>(5)?,
-                r.get::<_, u32>(6)?,
-            ))
+            let payload: String = r.get(4)?;
+            Ok(Job {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                user_id: r.get(2)?,
+                audio_id: r.get(3)?,
+                payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+                attempt: r.get(5)?,
+                max_attempts: r.get(6)?,
+            })
         })
         .optional()
-        .map(|row| {
-            row.map(
-                |(id, kind, user, audio, payload, attempt, max_attempts)| Job {
-                    id: id.parse().unwrap_or_default(),
-                    kind,
-                    user_id: user.and_then(|u| u.parse().ok()),
-                    audio_id: audio.and_then(|a| a.parse().ok()),
-                    payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
-                    attempt,
-                    max_attempts,
-                },
-            )
-        })
 }
 
 /// Extends the lease of a job this worker still holds. False when the job was canceled or
 /// taken over, which tells the worker to stop.
 pub fn heartbeat(
     conn: &Connection,
-    job: Ulid,
+    job: JobId,
     worker: &str,
     now: i64,
     lease_ms: i64,
@@ -148,15 +105,15 @@ pub fn heartbeat(
             "UPDATE jobs SET lease_until = ?1 + ?2, updated_at = ?1
           WHERE id = ?3 AND worker = ?4 AND status = 'running'",
         )?
-        .execute(params![now, lease_ms, job.to_string(), worker])?;
+        .execute(params![now, lease_ms, job, worker])?;
     Ok(n == 1)
 }
 
 /// Marks a running job done; call it in the same transaction as the job's results and roll
 /// back when it returns false (the job was canceled meanwhile).
-pub fn succeed(tx: &Transaction<'_>, job: Ulid, now: i64) -> rusqlite::Result<bool> {
+pub fn succeed(tx: &Transaction<'_>, job: JobId, now: i64) -> rusqlite::Result<bool> {
     let n = tx.prepare_cached("UPDATE jobs SET status = 'succeeded', lease_until = NULL, last_error = NULL, updated_at = ?1
-          WHERE id = ?2 AND status = 'running'")?.execute(params![now, job.to_string()],
+          WHERE id = ?2 AND status = 'running'")?.execute(params![now, job],
     )?;
     Ok(n == 1)
 }
@@ -164,7 +121,7 @@ pub fn succeed(tx: &Transaction<'_>, job: Ulid, now: i64) -> rusqlite::Result<bo
 /// Puts a job back in the queue to run again at `run_after`.
 pub fn requeue(
     tx: &Transaction<'_>,
-    job: Ulid,
+    job: JobId,
     run_after: i64,
     error: &str,
     now: i64,
@@ -174,43 +131,42 @@ pub fn requeue(
                          last_error = ?2, updated_at = ?3
           WHERE id = ?4 AND status = 'running'",
     )?
-    .execute(params![run_after, error, now, job.to_string()])?;
+    .execute(params![run_after, error, now, job])?;
     Ok(())
 }
 
 /// Hands back a job interrupted by shutdown: queued again at once, the attempt not counted.
-pub fn release(tx: &Transaction<'_>, job: Ulid, now: i64) -> rusqlite::Result<()> {
+pub fn release(tx: &Transaction<'_>, job: JobId, now: i64) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE jobs SET status = 'queued', lease_until = NULL, worker = NULL, run_after = ?1,
                          attempts = max(attempts - 1, 0), updated_at = ?1
           WHERE id = ?2 AND status = 'running'",
     )?
-    .execute(params![now, job.to_string()])?;
+    .execute(params![now, job])?;
     Ok(())
 }
 
 /// Marks a running job failed for good; false when it was canceled meanwhile.
-pub fn fail(tx: &Transaction<'_>, job: Ulid, error: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn fail(tx: &Transaction<'_>, job: JobId, error: &str, now: i64) -> rusqlite::Result<bool> {
     let n = tx.prepare_cached("UPDATE jobs SET status = 'failed', lease_until = NULL, last_error = ?1, updated_at = ?2
-          WHERE id = ?3 AND status = 'running'")?.execute(params![error, now, job.to_string()],
+          WHERE id = ?3 AND status = 'running'")?.execute(params![error, now, job],
     )?;
     Ok(n == 1)
 }
 
 /// Cancels every unfinished job of an audio; returns how many were stopped.
-pub fn cancel_for_audio(tx: &Transaction<'_>, audio: Ulid, now: i64) -> rusqlite::Result<usize> {
+pub fn cancel_for_audio(tx: &Transaction<'_>, audio: AudioId, now: i64) -> rusqlite::Result<usize> {
     tx.prepare_cached(
         "UPDATE jobs SET status = 'canceled', lease_until = NULL, updated_at = ?1
           WHERE audio_id = ?2 AND status IN ('queued', 'running')",
     )?
-    .execute(params![now, audio.to_string()])
+    .execute(params![now, audio])
 }
 
-pub fn status_of(conn: &Connection, job: Ulid) -> rusqlite::Result<Option<Status>> {
+pub fn status_of(conn: &Connection, job: JobId) -> rusqlite::Result<Option<JobStatus>> {
     conn.prepare_cached("SELECT status FROM jobs WHERE id = ?1")?
-        .query_row([job.to_string()], |r| r.get::<_, String>(0))
+        .query_row([job], |r| r.get(0))
         .optional()
-        .map(|s| s.and_then(|s| Status::parse(&s)))
 }
 
 /// Counts for `GET /api/admin/system`: queued, running, failed in the last 24 hours.
@@ -227,35 +183,31 @@ pub fn counts(conn: &Connection, now: i64) -> rusqlite::Result<(i64, i64, i64)> 
 }
 
 /// The newest queued or running job of an audio, if any.
-pub fn live_for_audio(c: &Connection, audio: Ulid) -> rusqlite::Result<Option<Ulid>> {
-    let id: Option<String> = c
-        .prepare_cached(
-            "SELECT id FROM jobs WHERE audio_id = ?1 AND status IN ('queued', 'running')
-              ORDER BY created_at DESC LIMIT 1",
-        )?
-        .query_row([audio.to_string()], |r| r.get(0))
-        .optional()?;
-    Ok(id.and_then(|j| j.parse().ok()))
+pub fn live_for_audio(c: &Connection, audio: AudioId) -> rusqlite::Result<Option<JobId>> {
+    c.prepare_cached(
+        "SELECT id FROM jobs WHERE audio_id = ?1 AND status IN ('queued', 'running')
+          ORDER BY created_at DESC LIMIT 1",
+    )?
+    .query_row([audio], |r| r.get(0))
+    .optional()
 }
 
 /// Every queued or running job of an audio (to stop before the audio is deleted).
-pub fn live_ids_for_audio(c: &Connection, audio: Ulid) -> rusqlite::Result<Vec<Ulid>> {
+pub fn live_ids_for_audio(c: &Connection, audio: AudioId) -> rusqlite::Result<Vec<JobId>> {
     let mut stmt = c.prepare_cached(
         "SELECT id FROM jobs WHERE audio_id = ?1 AND status IN ('queued', 'running')",
     )?;
-    let ids = stmt
-        .query_map([audio.to_string()], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(ids.into_iter().filter_map(|j| j.parse().ok()).collect())
+    stmt.query_map([audio], |r| r.get(0))?.collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use ulid::Ulid;
 
-    fn add_job(c: &Connection, audio: Ulid, status: &str, at: i64) -> Ulid {
-        let id = Ulid::generate();
+    fn add_job(c: &Connection, audio: AudioId, status: &str, at: i64) -> JobId {
+        let id = JobId::from(Ulid::generate());
         c.execute(
             "INSERT INTO jobs (id, kind, audio_id, status, run_after, created_at, updated_at)
              VALUES (?1, 'tts', ?2, ?3, 0, ?4, ?4)",
@@ -270,7 +222,10 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         crate::db::migrations::apply(&mut c).unwrap();
         c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-        let (audio, other) = (Ulid::generate(), Ulid::generate());
+        let (audio, other) = (
+            AudioId::from(Ulid::generate()),
+            AudioId::from(Ulid::generate()),
+        );
         assert_eq!(live_for_audio(&c, audio).unwrap(), None);
 
         add_job(&c, audio, "failed", 1);
@@ -299,12 +254,12 @@ mod tests {
         conn
     }
 
-    fn add(conn: &mut Connection, kind: &str, now: i64) -> Ulid {
+    fn add(conn: &mut Connection, kind: &str, now: i64) -> JobId {
         let tx = conn.transaction().unwrap();
         let id = enqueue(
             &tx,
             &NewJob {
-                id: Ulid::generate(),
+                id: Ulid::generate().into(),
                 kind,
                 user_id: None,
                 audio_id: None,
@@ -401,7 +356,7 @@ mod tests {
         let tx = conn.transaction().unwrap();
         succeed(&tx, id, 5001).unwrap();
         tx.commit().unwrap();
-        assert_eq!(status_of(&conn, id).unwrap(), Some(Status::Succeeded));
+        assert_eq!(status_of(&conn, id).unwrap(), Some(JobStatus::Succeeded));
         assert!(claim(&conn, "w", i64::MAX / 2, 1000).unwrap().is_none());
     }
 
@@ -414,12 +369,12 @@ mod tests {
              VALUES ('01JAAAAAAAAAAAAAAAAAAAAAAA', 'u', 'tts', 't', 0, 0);",
         )
         .unwrap();
-        let audio: Ulid = "01JAAAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
+        let audio: AudioId = "01JAAAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
         let tx = conn.transaction().unwrap();
         let id = enqueue(
             &tx,
             &NewJob {
-                id: Ulid::generate(),
+                id: Ulid::generate().into(),
                 kind: "tts",
                 user_id: None,
                 audio_id: Some(audio),
@@ -434,7 +389,7 @@ mod tests {
         let tx = conn.transaction().unwrap();
         assert_eq!(cancel_for_audio(&tx, audio, 2).unwrap(), 1);
         tx.commit().unwrap();
-        assert_eq!(status_of(&conn, id).unwrap(), Some(Status::Canceled));
+        assert_eq!(status_of(&conn, id).unwrap(), Some(JobStatus::Canceled));
         assert!(
             !heartbeat(&conn, id, "w", 3, 1000).unwrap(),
             "the worker learns it was canceled"

@@ -214,7 +214,7 @@ mod tests {
                 q: Some(q.into()),
                 ..Default::default()
             };
-            crate::db::audios::list(&conn, user, &filter, None, 10)
+            crate::db::audios::list(&conn, user.into(), &filter, None, 10)
                 .unwrap()
                 .into_iter()
                 .map(|r| r.title)

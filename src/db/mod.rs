@@ -13,9 +13,15 @@ pub mod podcasts;
 pub mod sessions;
 pub mod sign_in_addresses;
 pub mod tts_cache;
+pub mod types;
 pub mod usage;
 pub mod users;
 mod writer;
+
+pub use types::{
+    AudioId, AudioKind, AudioStatus, EpisodeId, JobId, JobStatus, PodcastId, Role, SessionId,
+    TokenId, UserId,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -314,15 +320,6 @@ impl Ids {
     }
 }
 
-/// The id in column `idx` of a row: ids are stored as ULID text, and one that does not parse
-/// is a damaged row (a conversion error, like any other column of the wrong type).
-pub fn id_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<ulid::Ulid> {
-    let text: String = row.get(idx)?;
-    text.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 /// Current time as Unix milliseconds, the unit every `*_at` column uses.
 pub fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();
@@ -389,8 +386,8 @@ mod tests {
     #[test]
     fn stored_ids_read_as_ulids_and_a_damaged_one_is_an_error() {
         let c = Connection::open_in_memory().unwrap();
-        let id = ulid::Ulid::generate();
-        let read = |text: &str| c.query_row("SELECT ?1", [text], |r| id_at(r, 0));
+        let id = SessionId::from(ulid::Ulid::generate());
+        let read = |text: &str| c.query_row("SELECT ?1", [text], |r| r.get::<_, SessionId>(0));
         assert_eq!(read(&id.to_string()).unwrap(), id);
         assert!(matches!(
             read("not-an-id"),
@@ -723,18 +720,18 @@ mod tests {
         use audios::{Cursor, ListFilter};
         let mut conn = Connection::open_in_memory().unwrap();
         migrations::apply(&mut conn).unwrap();
-        let user = ulid::Ulid::generate();
+        let user = UserId::from(ulid::Ulid::generate());
         let cursor = Cursor {
             created_at: 1,
-            id: ulid::Ulid::generate().to_string(),
+            id: ulid::Ulid::generate().into(),
         };
         let search = |q: &str| ListFilter {
             q: Some(q.into()),
             ..Default::default()
         };
         let filtered = ListFilter {
-            kind: Some("tts".into()),
-            status: Some("succeeded".into()),
+            kind: Some(AudioKind::Tts),
+            status: Some(AudioStatus::Succeeded),
             q: None,
         };
         let library = [

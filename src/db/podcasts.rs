@@ -1,12 +1,13 @@
 //! Podcast shows: owner-scoped rows, and the feed-token digest that opens a private feed.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-use ulid::Ulid;
+
+use super::{AudioId, PodcastId, UserId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodcastRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: PodcastId,
+    pub user_id: UserId,
     pub title: String,
     pub description: String,
     pub language: Option<String>,
@@ -58,15 +59,15 @@ pub struct Changes {
 
 pub fn insert(
     conn: &Connection,
-    id: Ulid,
-    user: Ulid,
+    id: PodcastId,
+    user: UserId,
     c: &Changes,
     now: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached("INSERT INTO podcasts (id, user_id, title, description, language, author, public, created_at, updated_at, category)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)")?.execute(params![
-            id.to_string(),
-            user.to_string(),
+            id,
+            user,
             c.title.as_deref().unwrap_or_default(),
             c.description.as_deref().unwrap_or_default(),
             c.language.clone().flatten(),
@@ -80,25 +81,25 @@ pub fn insert(
 }
 
 /// The caller's podcast, or None (also when it belongs to someone else).
-pub fn get(conn: &Connection, user: Ulid, id: Ulid) -> rusqlite::Result<Option<PodcastRow>> {
+pub fn get(conn: &Connection, user: UserId, id: PodcastId) -> rusqlite::Result<Option<PodcastRow>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM podcasts WHERE id = ?1 AND user_id = ?2"
     ))?
-    .query_row(params![id.to_string(), user.to_string()], from_row)
+    .query_row(params![id, user], from_row)
     .optional()
 }
 
 /// Any podcast by id: for feeds, which are authorized by publicity or token.
-pub fn get_any(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<PodcastRow>> {
+pub fn get_any(conn: &Connection, id: PodcastId) -> rusqlite::Result<Option<PodcastRow>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM podcasts WHERE id = ?1"))?
-        .query_row([id.to_string()], from_row)
+        .query_row([id], from_row)
         .optional()
 }
 
 /// Up to `fetch` of the caller's podcasts older than the cursor (an id), newest first.
 pub fn list(
     conn: &Connection,
-    user: Ulid,
+    user: UserId,
     cursor: Option<&str>,
     fetch: usize,
 ) -> rusqlite::Result<Vec<PodcastRow>> {
@@ -106,7 +107,7 @@ pub fn list(
         "SELECT {COLUMNS} FROM podcasts WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2)
          ORDER BY id DESC LIMIT ?3"
     ))?;
-    let rows = stmt.query_map(params![user.to_string(), cursor, fetch as i64], from_row)?;
+    let rows = stmt.query_map(params![user, cursor, fetch as i64], from_row)?;
     rows.collect()
 }
 
@@ -114,8 +115,8 @@ pub fn list(
 /// private bumps its feed generation, which revokes the links its public feed handed out.
 pub fn update(
     conn: &Connection,
-    user: Ulid,
-    id: Ulid,
+    user: UserId,
+    id: PodcastId,
     c: &Changes,
     now: i64,
 ) -> rusqlite::Result<bool> {
@@ -133,8 +134,8 @@ pub fn update(
          WHERE id = ?1 AND user_id = ?2",
         )?
         .execute(params![
-            id.to_string(),
-            user.to_string(),
+            id,
+            user,
             c.title,
             c.description,
             c.language.is_some(),
@@ -153,15 +154,15 @@ pub fn update(
 /// when the podcast is not the caller's.
 pub fn set_cover(
     conn: &Connection,
-    user: Ulid,
-    id: Ulid,
+    user: UserId,
+    id: PodcastId,
     key: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<Option<Option<String>>> {
     let old: Option<Option<String>> = conn
         .query_row(
             "SELECT cover_key FROM podcasts WHERE id = ?1 AND user_id = ?2",
-            params![id.to_string(), user.to_string()],
+            params![id, user],
             |r| r.get(0),
         )
         .optional()?;
@@ -169,22 +170,22 @@ pub fn set_cover(
         conn.prepare_cached(
             "UPDATE podcasts SET cover_key = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2",
         )?
-        .execute(params![id.to_string(), user.to_string(), key, now])?;
+        .execute(params![id, user, key, now])?;
     }
     Ok(old)
 }
 
 /// Audio ids of the podcast's episodes, so they can be deleted with their objects.
-pub fn episode_audios(conn: &Connection, id: Ulid) -> rusqlite::Result<Vec<String>> {
+pub fn episode_audios(conn: &Connection, id: PodcastId) -> rusqlite::Result<Vec<AudioId>> {
     let mut stmt = conn.prepare_cached("SELECT audio_id FROM episodes WHERE podcast_id = ?1")?;
-    let rows = stmt.query_map([id.to_string()], |r| r.get(0))?;
+    let rows = stmt.query_map([id], |r| r.get(0))?;
     rows.collect()
 }
 
-pub fn delete(tx: &Transaction<'_>, user: Ulid, id: Ulid) -> rusqlite::Result<bool> {
+pub fn delete(tx: &Transaction<'_>, user: UserId, id: PodcastId) -> rusqlite::Result<bool> {
     let n = tx
         .prepare_cached("DELETE FROM podcasts WHERE id = ?1 AND user_id = ?2")?
-        .execute(params![id.to_string(), user.to_string()])?;
+        .execute(params![id, user])?;
     Ok(n == 1)
 }
 
@@ -192,21 +193,21 @@ pub fn delete(tx: &Transaction<'_>, user: Ulid, id: Ulid) -> rusqlite::Result<bo
 /// link its feeds carried stop working at once.
 pub fn set_feed_token(
     conn: &Connection,
-    user: Ulid,
-    id: Ulid,
+    user: UserId,
+    id: PodcastId,
     digest: &[u8],
     now: i64,
 ) -> rusqlite::Result<bool> {
-    let n = conn.prepare_cached("UPDATE podcasts SET feed_token_hash = ?3, feed_generation = feed_generation + 1, updated_at = ?4 WHERE id = ?1 AND user_id = ?2")?.execute(params![id.to_string(), user.to_string(), digest, now],
+    let n = conn.prepare_cached("UPDATE podcasts SET feed_token_hash = ?3, feed_generation = feed_generation + 1, updated_at = ?4 WHERE id = ?1 AND user_id = ?2")?.execute(params![id, user, digest, now],
     )?;
     Ok(n == 1)
 }
 
-pub fn feed_token_digest(conn: &Connection, id: Ulid) -> rusqlite::Result<Option<Vec<u8>>> {
+pub fn feed_token_digest(conn: &Connection, id: PodcastId) -> rusqlite::Result<Option<Vec<u8>>> {
     Ok(conn
         .query_row(
             "SELECT feed_token_hash FROM podcasts WHERE id = ?1",
-            [id.to_string()],
+            [id],
             |r| r.get::<_, Option<Vec<u8>>>(0),
         )
         .optional()?
@@ -214,7 +215,7 @@ pub fn feed_token_digest(conn: &Connection, id: Ulid) -> rusqlite::Result<Option
 }
 
 /// The feed generation of a show, for checking a signed feed link; None when it is gone.
-pub fn feed_generation(conn: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
+pub fn feed_generation(conn: &Connection, id: PodcastId) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached("SELECT feed_generation FROM podcasts WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()

@@ -1,11 +1,12 @@
 //! Queries on `sessions`: browser sign-ins, found by the SHA-256 of their cookie value.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use ulid::Ulid;
+
+use super::{Role, SessionId, UserId};
 
 pub struct NewSession<'a> {
-    pub id: &'a str,
-    pub user_id: &'a str,
+    pub id: SessionId,
+    pub user_id: UserId,
     pub token_hash: &'a [u8],
     pub now: i64,
     pub expires_at: i64,
@@ -23,12 +24,12 @@ pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
 /// A live session and the essentials of its user, whatever the user's state.
 #[derive(Debug, Clone)]
 pub struct SessionUser {
-    pub session_id: Ulid,
+    pub session_id: SessionId,
     pub last_seen_at: i64,
     pub expires_at: i64,
-    pub user_id: Ulid,
+    pub user_id: UserId,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
 }
 
@@ -48,10 +49,10 @@ pub fn find_live(
     )?
     .query_row(params![token_hash, now, idle_since], |r| {
         Ok(SessionUser {
-            session_id: crate::db::id_at(r, 0)?,
+            session_id: r.get(0)?,
             last_seen_at: r.get(1)?,
             expires_at: r.get(2)?,
-            user_id: crate::db::id_at(r, 3)?,
+            user_id: r.get(3)?,
             email: r.get(4)?,
             role: r.get(5)?,
             disabled: r.get(6)?,
@@ -60,13 +61,13 @@ pub fn find_live(
     .optional()
 }
 
-pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn touch(conn: &Connection, id: SessionId, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
 }
 
-pub fn revoke(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn revoke(conn: &Connection, id: SessionId, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
     )?
@@ -77,8 +78,8 @@ pub fn revoke(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
 /// Signs a user out everywhere, except (optionally) the session making the change.
 pub fn revoke_all_for_user(
     conn: &Connection,
-    user_id: &str,
-    except: Option<&str>,
+    user_id: UserId,
+    except: Option<SessionId>,
     now: i64,
 ) -> rusqlite::Result<usize> {
     conn.prepare_cached(
@@ -91,7 +92,7 @@ pub fn revoke_all_for_user(
 /// Drops a user's sessions that can never be used again, so the table does not grow forever.
 pub fn delete_dead_for_user(
     conn: &Connection,
-    user_id: &str,
+    user_id: UserId,
     now: i64,
     idle_since: i64,
 ) -> rusqlite::Result<usize> {

@@ -2,10 +2,12 @@
 
 use rusqlite::{Connection, params};
 
+use super::UserId;
+
 /// Notes a sign-in from `address` and forgets the account's addresses unused since `forget_before`.
 pub fn record(
     conn: &Connection,
-    user_id: &str,
+    user_id: UserId,
     address: &str,
     now: i64,
     forget_before: i64,
@@ -38,13 +40,15 @@ pub fn is_known(
 mod tests {
     use super::*;
 
+    const U1: &str = "01JAAAAAAAAAAAAAAAAAAAAAAA";
+
     fn db() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
         crate::db::migrations::apply(&mut c).unwrap();
         c.execute(
             "INSERT INTO users (id, email, password_hash, role, created_at, updated_at)
-             VALUES ('u1', 'ada@example.com', 'x', 'user', 0, 0)",
-            [],
+             VALUES (?1, 'ada@example.com', 'x', 'user', 0, 0)",
+            [U1],
         )
         .unwrap();
         c
@@ -54,7 +58,7 @@ mod tests {
     fn an_address_is_known_after_a_sign_in_until_it_is_forgotten() {
         let c = db();
         assert!(!is_known(&c, "ada@example.com", "192.0.2.1", 0).unwrap());
-        record(&c, "u1", "192.0.2.1", 1_000, 0).unwrap();
+        record(&c, U1.parse().unwrap(), "192.0.2.1", 1_000, 0).unwrap();
         assert!(is_known(&c, "ada@example.com", "192.0.2.1", 500).unwrap());
         assert!(!is_known(&c, "ada@example.com", "192.0.2.2", 500).unwrap());
         assert!(!is_known(&c, "bob@example.com", "192.0.2.1", 500).unwrap());
@@ -62,7 +66,7 @@ mod tests {
             !is_known(&c, "ada@example.com", "192.0.2.1", 1_001).unwrap(),
             "too long ago"
         );
-        record(&c, "u1", "192.0.2.2", 5_000, 2_000).unwrap();
+        record(&c, U1.parse().unwrap(), "192.0.2.2", 5_000, 2_000).unwrap();
         let left: i64 = c
             .query_row("SELECT count(*) FROM sign_in_addresses", [], |r| r.get(0))
             .unwrap();

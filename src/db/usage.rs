@@ -4,11 +4,13 @@ use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
 use ulid::Ulid;
 
+use super::{AudioId, UserId};
+
 pub struct NewUsage<'a> {
     /// From [`crate::db::Db::new_id`].
     pub id: Ulid,
-    pub user_id: Ulid,
-    pub audio_id: Option<Ulid>,
+    pub user_id: UserId,
+    pub audio_id: Option<AudioId>,
     /// e.g. `tts:openai:tts-1`, `llm:gpt-4o-mini`.
     pub service: &'a str,
     /// Characters for speech, tokens for language models.
@@ -24,8 +26,8 @@ pub fn insert(tx: &Transaction<'_>, u: &NewUsage<'_>, now: i64) -> rusqlite::Res
                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
     tx.prepare_cached(sql)?.execute(params![
         u.id.to_string(),
-        u.user_id.to_string(),
-        u.audio_id.map(|a| a.to_string()),
+        u.user_id,
+        u.audio_id,
         u.service,
         u.units,
         u.cost_micros,
@@ -81,7 +83,7 @@ pub(crate) const PER_DAY_ALL: &str =
 /// so that form read every user's rows in the window for each user's report.
 pub fn per_day(
     conn: &Connection,
-    user: Option<Ulid>,
+    user: Option<UserId>,
     from: &str,
     to: &str,
 ) -> rusqlite::Result<Vec<DayUsage>> {
@@ -97,7 +99,7 @@ pub fn per_day(
     match user {
         Some(user) => conn
             .prepare_cached(PER_DAY_USER)?
-            .query_map(params![user.to_string(), from, to], map)?
+            .query_map(params![user, from, to], map)?
             .collect(),
         None => conn
             .prepare_cached(PER_DAY_ALL)?
@@ -111,9 +113,9 @@ pub(crate) const TTS_CHARS_THIS_MONTH: &str = "SELECT coalesce(sum(units), 0) FR
 
 /// Speech characters a user has used this month (cached results count: they are still speech
 /// the user asked for, and counting them keeps the quota predictable).
-pub fn tts_chars_this_month(conn: &Connection, user: Ulid, now: i64) -> rusqlite::Result<i64> {
+pub fn tts_chars_this_month(conn: &Connection, user: UserId, now: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(TTS_CHARS_THIS_MONTH)?
-        .query_row(params![user.to_string(), month_start(now)], |r| r.get(0))
+        .query_row(params![user, month_start(now)], |r| r.get(0))
 }
 
 #[cfg(test)]
@@ -131,7 +133,10 @@ mod tests {
     fn usage_is_summed_per_day_and_service_and_per_month_for_quotas() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::db::migrations::apply(&mut conn).unwrap();
-        let (a, b) = (Ulid::generate(), Ulid::generate());
+        let (a, b) = (
+            UserId::from(Ulid::generate()),
+            UserId::from(Ulid::generate()),
+        );
         for u in [a, b] {
             conn.execute(
                 "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?1, 'h', 0, 0)",

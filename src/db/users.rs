@@ -2,14 +2,16 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::{Role, UserId};
+
 /// A `users` row as stored.
 #[derive(Debug, Clone)]
 pub struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub password_hash: String,
     pub display_name: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
     pub quota_chars_per_month: Option<i64>,
     pub created_at: i64,
@@ -53,7 +55,7 @@ pub fn insert(conn: &Connection, user: &UserRow) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
+pub fn by_id(conn: &Connection, id: UserId) -> rusqlite::Result<Option<UserRow>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()
@@ -104,7 +106,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
 
 pub fn set_password(
     conn: &Connection,
-    id: &str,
+    id: UserId,
     password_hash: &str,
     now: i64,
 ) -> rusqlite::Result<bool> {
@@ -116,7 +118,7 @@ pub fn set_password(
 
 pub fn set_disabled(
     conn: &Connection,
-    id: &str,
+    id: UserId,
     disabled: bool,
     now: i64,
 ) -> rusqlite::Result<bool> {
@@ -126,7 +128,7 @@ pub fn set_disabled(
         == 1)
 }
 
-pub fn set_role(conn: &Connection, id: &str, role: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn set_role(conn: &Connection, id: UserId, role: Role, now: i64) -> rusqlite::Result<bool> {
     Ok(conn
         .prepare_cached("UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![id, role, now])?
@@ -135,7 +137,7 @@ pub fn set_role(conn: &Connection, id: &str, role: &str, now: i64) -> rusqlite::
 
 pub fn set_quota(
     conn: &Connection,
-    id: &str,
+    id: UserId,
     quota: Option<i64>,
     now: i64,
 ) -> rusqlite::Result<bool> {
@@ -149,7 +151,7 @@ pub fn set_quota(
 
 pub fn set_display_name(
     conn: &Connection,
-    id: &str,
+    id: UserId,
     display_name: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<bool> {

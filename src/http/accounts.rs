@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::HttpState;
 use super::extract::{AuthAttempt, RateLimitedUser, session_clear_cookie, session_set_cookie};
+use super::params::parse_id;
 use super::perimeter::ClientIp;
 use crate::auth::{AuthUser, ClientInfo, IssuedSession, Me, NewAccount};
 use crate::error::{AppJson, Result};
@@ -213,6 +214,6 @@ async fn revoke_token(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    state.auth.revoke_token(&user, &id).await?;
+    state.auth.revoke_token(&user, parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::HttpState;
 use super::extract::AdminUser;
-use super::params::RangeQuery;
+use super::params::{RangeQuery, parse_id};
 use crate::auth::{UserPatch, UserSummary};
 use crate::error::ErrorCode;
 use crate::error::{AppError, AppJson, Result};
@@ -186,7 +186,9 @@ async fn update_user(
     Path(id): Path<String>,
     AppJson(patch): AppJson<UserPatch>,
 ) -> Result<AppJson<UserSummary>> {
-    Ok(AppJson(state.auth.update_user(&id, patch).await?))
+    Ok(AppJson(
+        state.auth.update_user(parse_id(&id)?, patch).await?,
+    ))
 }
 
 #[tracing::instrument(skip_all)]

@@ -12,12 +12,12 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use ulid::Ulid;
 
 use super::HttpState;
-use super::params::parse_id;
+use super::params::{parse_choice, parse_id};
 use crate::auth::AuthUser;
 use crate::db::audios::{self, Cursor, ListFilter};
+use crate::db::{AudioId, AudioStatus};
 use crate::error::ErrorCode;
 use crate::error::{AppError, AppJson, Result};
 use crate::http::extract::RateLimitedUser;
@@ -73,35 +73,16 @@ async fn list(
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| AppError::invalid("cursor is not valid"))?),
         None => None,
     };
-    for (name, value, allowed) in [
-        ("kind", &query.kind, &["tts", "podcast", "upload"][..]),
-        (
-            "status",
-            &query.status,
-            &["queued", "running", "succeeded", "failed", "canceled"][..],
-        ),
-    ] {
-        if let Some(v) = value
-            .as_deref()
-            .filter(|v| !allowed.contains(v) && !v.is_empty())
-        {
-            return Err(AppError::BadRequest {
-                code: ErrorCode::InvalidRequest,
-                message: format!("{name} must be one of {}", allowed.join(", ")),
-                details: Some(json!({ name: v })),
-            });
-        }
-    }
     let filter = ListFilter {
-        kind: query.kind.filter(|k| !k.is_empty()),
-        status: query.status.filter(|s| !s.is_empty()),
+        kind: parse_choice("kind", query.kind.as_deref())?,
+        status: parse_choice("status", query.status.as_deref())?,
         q: query.q,
     };
     let rows = service::list(&state.db, user.id, filter, cursor, req.fetch()).await?;
     let page = Page::from_rows(rows, &req, |r: &audios::AudioRow| {
         Cursor {
             created_at: r.created_at,
-            id: r.id.clone(),
+            id: r.id,
         }
         .encode()
     });
@@ -146,7 +127,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     // Unparseable ids name nothing: deleting nothing succeeds, as for any gone audio.
-    if let Ok(id) = id.parse::<Ulid>() {
+    if let Ok(id) = id.parse::<AudioId>() {
         service::delete(&state, user.id, id).await?;
     }
     Ok(StatusCode::NO_CONTENT)
@@ -272,7 +253,7 @@ async fn share(
 ) -> Result<Json<Value>> {
     let body = body.map(|AppJson(b)| b).unwrap_or_default();
     let audio = service::get(&state, user.id, parse_id(&id)?).await?;
-    if audio.status != "succeeded" {
+    if audio.status != AudioStatus::Succeeded {
         return Err(AppError::Conflict(
             "Only finished audios can be shared".into(),
         ));
@@ -286,7 +267,7 @@ async fn share(
         });
     }
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + ttl;
-    let url = state.links.media(&audio.id, exp);
+    let url = state.links.media(&audio.id.to_string(), exp);
     Ok(Json(
         json!({ "url": url, "expires_at": crate::db::to_rfc3339(exp * 1000) }),
     ))

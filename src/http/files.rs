@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::db::AudioStatus;
 use crate::db::audios::AudioRow;
 use crate::error::{AppError, Result};
 use crate::state::AppState;
@@ -18,8 +19,8 @@ pub async fn serve(
     download: bool,
     cache: &'static str,
 ) -> Result<Response> {
-    let (Some(key), Some(size), "succeeded") =
-        (&audio.object_key, audio.size_bytes, audio.status.as_str())
+    let (Some(key), Some(size), AudioStatus::Succeeded) =
+        (&audio.object_key, audio.size_bytes, audio.status)
     else {
         return Err(AppError::Conflict(format!(
             "The audio is {}; its file is not ready",
@@ -27,13 +28,10 @@ pub async fn serve(
         )));
     };
     let size = size as u64;
-    let etag = format!(
-        "\"{}\"",
-        audio
-            .sha256
-            .as_deref()
-            .map_or(audio.id.as_str(), |s| &s[..s.len().min(32)])
-    );
+    let etag = match audio.sha256.as_deref() {
+        Some(s) => format!("\"{}\"", &s[..s.len().min(32)]),
+        None => format!("\"{}\"", audio.id),
+    };
     let modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(audio.updated_at.max(0) as u64),
     );

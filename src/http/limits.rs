@@ -17,9 +17,9 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use ulid::Ulid;
 
 use crate::config::LimitsConfig;
+use crate::db::UserId;
 use crate::error::AppError;
 use crate::error::ErrorCode;
 
@@ -51,12 +51,12 @@ pub struct Limits {
     pub sign_in: super::sign_in::SignInThrottle,
     per_ip: Keyed<IpAddr>,
     auth: Keyed<IpAddr>,
-    per_user: Keyed<Ulid>,
+    per_user: Keyed<UserId>,
     in_flight: Arc<Semaphore>,
     /// Requests in flight per client IP and per signed-in user; a key leaves its map when its
     /// last request ends, so the maps hold only clients with requests in flight.
     ip_shares: parking_lot::Mutex<HashMap<IpAddr, usize>>,
-    user_shares: parking_lot::Mutex<HashMap<Ulid, usize>>,
+    user_shares: parking_lot::Mutex<HashMap<UserId, usize>>,
     per_client: usize,
 }
 
@@ -90,7 +90,7 @@ impl Limits {
     }
 
     /// The per-user budget for expensive creations.
-    pub fn check_user(&self, user: Ulid) -> Result<(), AppError> {
+    pub fn check_user(&self, user: UserId) -> Result<(), AppError> {
         self.check(&self.per_user, &user)
     }
 
@@ -124,7 +124,11 @@ impl Limits {
 
     /// The same for a signed-in user, whatever addresses their requests come from. Held in
     /// the request's [`InFlight`], so it lasts until the answer leaves the edge.
-    pub fn enter_user(self: &Arc<Self>, in_flight: &InFlight, user: Ulid) -> Result<(), AppError> {
+    pub fn enter_user(
+        self: &Arc<Self>,
+        in_flight: &InFlight,
+        user: UserId,
+    ) -> Result<(), AppError> {
         if in_flight.user.get().is_some() {
             return Ok(());
         }
@@ -211,7 +215,7 @@ fn give_back<K: Hash + Eq>(shares: &parking_lot::Mutex<HashMap<K, usize>>, key: 
 #[derive(Debug, Clone, Copy)]
 enum ShareKey {
     Ip(IpAddr),
-    User(Ulid),
+    User(UserId),
 }
 
 /// One request's place in its client's share; given back on drop.
@@ -334,14 +338,15 @@ mod tests {
         drop(a);
         assert!(l.try_enter_ip(ip).is_some());
 
-        let user = Ulid::generate();
+        let user = UserId::from(ulid::Ulid::generate());
         let requests: Vec<InFlight> = (0..3).map(|_| InFlight::default()).collect();
         assert!(l.enter_user(&requests[0], user).is_ok());
         assert!(l.enter_user(&requests[0], user).is_ok(), "once per request");
         assert!(l.enter_user(&requests[1], user).is_ok());
         assert!(l.enter_user(&requests[2], user).is_err());
         assert!(
-            l.enter_user(&requests[2], Ulid::generate()).is_ok(),
+            l.enter_user(&requests[2], UserId::from(ulid::Ulid::generate()))
+                .is_ok(),
             "per user"
         );
         drop((b, requests));

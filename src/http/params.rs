@@ -1,15 +1,37 @@
 //! Request parts several API areas read: ids in paths and date ranges in queries.
 
+use std::str::FromStr;
+
 use serde::Deserialize;
 use serde_json::json;
-use ulid::Ulid;
 
+use crate::db::types::UnknownValue;
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 
-/// Ids are ULIDs; anything else cannot name a resource, so it is simply not found.
-pub fn parse_id(id: &str) -> Result<Ulid> {
+/// Ids are ULIDs; anything else cannot name a resource, so it is simply not found. The
+/// route's id type (`AudioId`, `PodcastId`…) is inferred from where the id goes.
+pub fn parse_id<I: FromStr>(id: &str) -> Result<I> {
     id.parse().map_err(|_| AppError::NotFound)
+}
+
+/// A `?name=` filter that must be one of a status or kind's values; empty means no filter.
+/// Anything else is a 400 naming the values allowed.
+pub fn parse_choice<T: FromStr<Err = UnknownValue>>(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<T>> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e: UnknownValue| AppError::BadRequest {
+                code: ErrorCode::InvalidRequest,
+                message: format!("{name} must be one of {}", e.allowed.join(", ")),
+                details: Some(json!({ name: v })),
+            }),
+    }
 }
 
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD` of the usage reports.
@@ -50,6 +72,8 @@ impl RangeQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::{AudioId, PodcastId};
+    use ulid::Ulid;
 
     fn range(from: Option<&str>, to: Option<&str>) -> RangeQuery {
         RangeQuery {
@@ -60,9 +84,17 @@ mod tests {
 
     #[test]
     fn ids_that_are_not_ulids_are_not_found() {
-        assert!(matches!(parse_id("nope"), Err(AppError::NotFound)));
-        let id = Ulid::generate();
-        assert_eq!(parse_id(&id.to_string()).unwrap(), id);
+        assert!(matches!(
+            parse_id::<AudioId>("nope"),
+            Err(AppError::NotFound)
+        ));
+        let id = AudioId::from(Ulid::generate());
+        assert_eq!(parse_id::<AudioId>(&id.to_string()).unwrap(), id);
+        // The same text names a podcast when the route asks for one; the types differ.
+        assert_eq!(
+            parse_id::<PodcastId>(&id.to_string()).unwrap().ulid(),
+            id.ulid()
+        );
     }
 
     #[test]

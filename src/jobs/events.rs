@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
-use ulid::Ulid;
+
+use crate::db::{AudioId, AudioStatus};
 
 /// Listeners that fall this far behind skip to the newest event; progress is idempotent.
 const BUFFER: usize = 32;
@@ -19,24 +20,24 @@ pub struct ErrorInfo {
 /// The `status` event of `GET /api/audios/{id}/events`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusEvent {
-    pub status: String,
+    pub status: AudioStatus,
     pub progress: f64,
     pub error: Option<ErrorInfo>,
 }
 
 impl StatusEvent {
     pub fn is_final(&self) -> bool {
-        matches!(self.status.as_str(), "succeeded" | "failed" | "canceled")
+        self.status.is_final()
     }
 }
 
 #[derive(Default)]
 pub struct Hub {
-    channels: Mutex<HashMap<Ulid, broadcast::Sender<StatusEvent>>>,
+    channels: Mutex<HashMap<AudioId, broadcast::Sender<StatusEvent>>>,
 }
 
 impl Hub {
-    pub fn subscribe(&self, subject: Ulid) -> broadcast::Receiver<StatusEvent> {
+    pub fn subscribe(&self, subject: AudioId) -> broadcast::Receiver<StatusEvent> {
         let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(subject)
             .or_insert_with(|| broadcast::channel(BUFFER).0)
@@ -45,7 +46,7 @@ impl Hub {
 
     /// Sends to current listeners; a channel nobody listens to is dropped, so memory stays
     /// bounded by the number of open listeners.
-    pub fn publish(&self, subject: Ulid, event: StatusEvent) {
+    pub fn publish(&self, subject: AudioId, event: StatusEvent) {
         let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = map.get(&subject) {
             let final_event = event.is_final();
@@ -68,10 +69,11 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use AudioStatus::{Running, Succeeded};
 
-    fn ev(status: &str, progress: f64) -> StatusEvent {
+    fn ev(status: AudioStatus, progress: f64) -> StatusEvent {
         StatusEvent {
-            status: status.into(),
+            status,
             progress,
             error: None,
         }
@@ -80,13 +82,13 @@ mod tests {
     #[tokio::test]
     async fn listeners_get_events_until_the_final_one_and_nothing_leaks() {
         let hub = Hub::default();
-        let id = Ulid::generate();
-        hub.publish(id, ev("running", 0.1)); // nobody listens yet: dropped
+        let id = AudioId::from(ulid::Ulid::generate());
+        hub.publish(id, ev(Running, 0.1)); // nobody listens yet: dropped
         let mut rx = hub.subscribe(id);
-        hub.publish(id, ev("running", 0.5));
-        hub.publish(id, ev("succeeded", 1.0));
-        assert_eq!(rx.recv().await.unwrap(), ev("running", 0.5));
-        assert_eq!(rx.recv().await.unwrap(), ev("succeeded", 1.0));
+        hub.publish(id, ev(Running, 0.5));
+        hub.publish(id, ev(Succeeded, 1.0));
+        assert_eq!(rx.recv().await.unwrap(), ev(Running, 0.5));
+        assert_eq!(rx.recv().await.unwrap(), ev(Succeeded, 1.0));
         assert!(
             rx.recv().await.is_err(),
             "the channel closes after the final event"

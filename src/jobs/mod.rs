@@ -16,7 +16,7 @@ use ulid::Ulid;
 pub use crate::db::jobs::{Job, NewJob};
 
 use crate::db::jobs as queue;
-use crate::db::{Db, audios, now_ms};
+use crate::db::{Db, JobId, audios, now_ms};
 use crate::error::ErrorCode;
 
 /// Long enough that a busy worker renews it comfortably, short enough that a crashed
@@ -119,7 +119,7 @@ pub struct Jobs<S> {
     handlers: RwLock<HashMap<&'static str, Arc<dyn Handler<S>>>>,
     wake: Notify,
     /// Tokens of jobs running in this process, to stop them on cancel.
-    running: Mutex<HashMap<Ulid, (CancellationToken, CancellationToken)>>,
+    running: Mutex<HashMap<JobId, (CancellationToken, CancellationToken)>>,
     /// Identifies this process in the `worker` column.
     worker: String,
 }
@@ -150,7 +150,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
     }
 
     /// Stops a job running in this process (its row is already marked canceled).
-    pub fn cancel(&self, job: Ulid) {
+    pub fn cancel(&self, job: JobId) {
         if let Some((cancel, abort)) = self
             .running
             .lock()
@@ -330,7 +330,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
 
     /// Renews the lease until the job ends; resolves (and cancels) when the job was canceled
     /// or taken over elsewhere.
-    async fn keep_lease(&self, job: Ulid, cancel: CancellationToken) {
+    async fn keep_lease(&self, job: JobId, cancel: CancellationToken) {
         let lease = LEASE.as_millis() as i64;
         loop {
             tokio::select! {
@@ -384,12 +384,12 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
 /// under a reader; the last listener of a finished job deletes them instead.
 #[derive(Default)]
 pub struct Streams {
-    readers: Mutex<HashMap<Ulid, usize>>,
+    readers: Mutex<HashMap<JobId, usize>>,
 }
 
 impl Streams {
     /// Registers a reader until the returned guard is dropped.
-    pub fn open(self: &Arc<Self>, job: Ulid) -> StreamGuard {
+    pub fn open(self: &Arc<Self>, job: JobId) -> StreamGuard {
         *self
             .readers
             .lock()
@@ -402,7 +402,7 @@ impl Streams {
         }
     }
 
-    pub fn is_streamed(&self, job: Ulid) -> bool {
+    pub fn is_streamed(&self, job: JobId) -> bool {
         self.readers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -410,7 +410,7 @@ impl Streams {
     }
 
     /// Drops one reader; true when it was the last.
-    fn close(&self, job: Ulid) -> bool {
+    fn close(&self, job: JobId) -> bool {
         let mut map = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         match map.get_mut(&job) {
             Some(n) if *n > 1 => {
@@ -427,7 +427,7 @@ impl Streams {
 
 pub struct StreamGuard {
     streams: Arc<Streams>,
-    job: Ulid,
+    job: JobId,
 }
 
 impl StreamGuard {

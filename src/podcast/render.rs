@@ -9,14 +9,13 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
-use ulid::Ulid;
 
 use super::service::{EpisodeScript, Timings};
 use super::subtitles::{TimedChapter, TimedLine};
 use crate::audio::{self, Cover, Encoding, Format, Id3Tags, MasterOptions, SourcePart};
 use crate::db::episodes::EpisodeRow;
 use crate::db::podcasts::PodcastRow;
-use crate::db::{audios, episodes, podcasts, tts_cache};
+use crate::db::{AudioId, JobId, UserId, audios, episodes, podcasts, tts_cache};
 use crate::error::{AppError, ErrorCode};
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
@@ -72,9 +71,9 @@ impl Planned {
 
 /// What the render makes, decided before anything is paid for.
 struct Plan {
-    job: Ulid,
-    audio: Ulid,
-    user: Ulid,
+    job: JobId,
+    audio: AudioId,
+    user: UserId,
     episode: EpisodeRow,
     show: PodcastRow,
     script: EpisodeScript,
@@ -138,23 +137,17 @@ async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
             let Some(episode) = episodes::by_audio(c, audio_id)? else {
                 return Ok(None);
             };
-            let show = match episode.podcast_id.parse::<Ulid>() {
-                Ok(p) => podcasts::get_any(c, p)?,
-                Err(_) => None,
-            };
+            let show = podcasts::get_any(c, episode.podcast_id)?;
             Ok(show.map(|s| (audio, episode, s)))
         })
         .await?;
     let Some((audio, episode, show)) = loaded else {
         return Ok(None);
     };
-    if !matches!(audio.status.as_str(), "queued" | "running") {
+    if !audio.status.is_live() {
         return Ok(None);
     }
-    let user: Ulid = audio
-        .user_id
-        .parse()
-        .map_err(|_| JobError::fatal(ErrorCode::Internal, "Corrupt user id"))?;
+    let user = audio.user_id;
     let script: EpisodeScript = serde_json::from_str(&episode.script_json)
         .map_err(|e| JobError::fatal(ErrorCode::Internal, format!("Unreadable script: {e}")))?;
     let lines = plan_lines(state, &script)?;
@@ -282,7 +275,7 @@ async fn synthesize(
 /// The lines kept under the job's folder, by their place in the script.
 async fn kept_lines(
     state: &Services,
-    job: Ulid,
+    job: JobId,
 ) -> Result<BTreeMap<usize, (bool, String, Key)>, JobError> {
     let mut lines = BTreeMap::new();
     for o in state
@@ -558,7 +551,7 @@ mod tests {
 
     #[test]
     fn kept_line_names_round_trip() {
-        let job = Ulid::generate();
+        let job = crate::db::JobId::from(ulid::Ulid::generate());
         let key = keys::job_line(job, 12, true, "wav");
         assert_eq!(line_entry(key.as_str()), Some((12, true, "wav".into())));
         let key = keys::job_line(job, 3, false, "mp3");

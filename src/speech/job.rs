@@ -9,7 +9,6 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
-use ulid::Ulid;
 
 use super::synth::{
     self, Billed, CHUNK_PAUSE_MS, Outcome, Progress, StoredFile, Tally, announce_or_discard,
@@ -17,7 +16,7 @@ use super::synth::{
     service_of, unprocessable_audio, unusable_audio,
 };
 use crate::audio::{self, Encoding, Format, MasterOptions, SourcePart};
-use crate::db::{audios, tts_cache};
+use crate::db::{AudioId, JobId, UserId, audios, tts_cache};
 use crate::error::ErrorCode;
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
@@ -49,9 +48,9 @@ impl Handler<Services> for TtsJob {
 
 /// What the job makes, decided before anything is paid for.
 struct Plan {
-    job: Ulid,
-    audio: Ulid,
-    user: Ulid,
+    job: JobId,
+    audio: AudioId,
+    user: UserId,
     text: String,
     provider: Arc<dyn Tts>,
     /// The provider's own voice name.
@@ -118,13 +117,10 @@ async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
     let (Some(audio), Some(text)) = (audio, text) else {
         return Ok(None);
     };
-    if !matches!(audio.status.as_str(), "queued" | "running") {
+    if !audio.status.is_live() {
         return Ok(None);
     }
-    let user: Ulid = audio
-        .user_id
-        .parse()
-        .map_err(|_| JobError::fatal(ErrorCode::Internal, "Corrupt user id"))?;
+    let user = audio.user_id;
     let voice_id = audio.voice.clone().unwrap_or_default();
     let (provider, voice) = state.providers.resolve(&voice_id).map_err(provider_error)?;
     let format = if audio.format == "wav" {
@@ -447,7 +443,7 @@ mod tests {
 
     #[test]
     fn chunk_names_round_trip() {
-        let job = Ulid::generate();
+        let job = JobId::from(ulid::Ulid::generate());
         let key = keys::job_chunk(job, 12, "wav");
         assert_eq!(chunk_index(key.as_str()), Some(12));
         assert_eq!(format_of(key.as_str()), Format::Wav);

@@ -2,11 +2,10 @@
 //! everyone from storage.
 
 use bytes::Bytes;
-use ulid::Ulid;
 
 use crate::audio::Format;
-use crate::db::Db;
 use crate::db::usage::{self, NewUsage};
+use crate::db::{Db, UserId};
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::providers::{Providers, SynthesisRequest};
@@ -34,7 +33,7 @@ pub async fn preview(
     providers: &Providers,
     storage: &Storage,
     db: &Db,
-    user: Ulid,
+    user: UserId,
     voice_id: &str,
 ) -> Result<Sample> {
     let (provider, voice) = providers.voice(voice_id).await?;

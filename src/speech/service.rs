@@ -4,11 +4,10 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use ulid::Ulid;
 
 use crate::db::audios::{self, AudioRow, Cursor, ListFilter, NewAudio};
 use crate::db::jobs as queue;
-use crate::db::{Db, now_ms, tts_cache};
+use crate::db::{AudioId, AudioKind, AudioStatus, Db, JobId, UserId, now_ms, tts_cache};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::jobs::NewJob;
 use crate::jobs::events::StatusEvent;
@@ -39,10 +38,10 @@ pub struct CreateAudio {
 /// The audio object of docs/api.md.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AudioView {
-    pub id: String,
+    pub id: AudioId,
     pub title: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: AudioKind,
+    pub status: AudioStatus,
     pub progress: f64,
     pub voice: Option<String>,
     pub format: String,
@@ -59,12 +58,14 @@ pub struct AudioView {
 
 impl From<AudioRow> for AudioView {
     fn from(r: AudioRow) -> Self {
-        let done = r.status == "succeeded";
+        let done = r.status == AudioStatus::Succeeded;
         let error = match (r.error_code, r.error_message) {
-            (Some(code), message) if r.status == "failed" => Some(crate::jobs::events::ErrorInfo {
-                code,
-                message: message.unwrap_or_default(),
-            }),
+            (Some(code), message) if r.status == AudioStatus::Failed => {
+                Some(crate::jobs::events::ErrorInfo {
+                    code,
+                    message: message.unwrap_or_default(),
+                })
+            }
             _ => None,
         };
         Self {
@@ -92,7 +93,7 @@ impl From<AudioRow> for AudioView {
 impl AudioView {
     pub fn status_event(&self) -> StatusEvent {
         StatusEvent {
-            status: self.status.clone(),
+            status: self.status,
             progress: self.progress,
             error: self.error.clone(),
         }
@@ -101,7 +102,7 @@ impl AudioView {
 
 /// Validates a request, checks the voice and the monthly quota, and stores the audio with
 /// its job in one transaction. The audio comes back `queued`.
-pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<AudioRow> {
+pub async fn create(state: &Services, user: UserId, req: CreateAudio) -> Result<AudioRow> {
     let text =
         crate::speech::text::spoken(&req.text).map_err(|p| p.for_field("text", "The text"))?;
     let chars = text.chars().count();
@@ -160,7 +161,7 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
 
     state.auth.ensure_quota(user, chars, "text").await?;
 
-    let (id, job) = (state.db.new_id(), state.db.new_id());
+    let (id, job) = (AudioId::new(&state.db), JobId::new(&state.db));
     let voice_id = voice.id.clone();
     let row = state
         .db
@@ -171,7 +172,7 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
                 &NewAudio {
                     id,
                     user_id: user,
-                    kind: "tts",
+                    kind: AudioKind::Tts,
                     title: &title,
                     voice: Some(&voice_id),
                     format: &format,
@@ -191,7 +192,7 @@ pub async fn create(state: &Services, user: Ulid, req: CreateAudio) -> Result<Au
     Ok(row)
 }
 
-fn tts_job(id: Ulid, user: Ulid, audio: Ulid) -> NewJob<'static> {
+fn tts_job(id: JobId, user: UserId, audio: AudioId) -> NewJob<'static> {
     NewJob {
         id,
         kind: TTS_JOB,
@@ -216,7 +217,7 @@ fn default_title(text: &str) -> String {
     format!("{}…", trimmed.trim_end())
 }
 
-pub async fn get(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
+pub async fn get(state: &Services, user: UserId, id: AudioId) -> Result<AudioRow> {
     state
         .db
         .lookup(move |c| Ok(audios::get(c, user, id)?))
@@ -225,7 +226,7 @@ pub async fn get(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
 }
 
 /// Any audio, whoever owns it: for signed links and streams, which are authorized already.
-pub async fn find(db: &Db, id: Ulid) -> Result<Option<AudioRow>> {
+pub async fn find(db: &Db, id: AudioId) -> Result<Option<AudioRow>> {
     Ok(db.lookup(move |c| Ok(audios::get_any(c, id)?)).await?)
 }
 
@@ -234,7 +235,7 @@ pub async fn find(db: &Db, id: Ulid) -> Result<Option<AudioRow>> {
 /// scan all of the user's audios, so they go through the blocking pool.
 pub async fn list(
     db: &Db,
-    user: Ulid,
+    user: UserId,
     filter: ListFilter,
     cursor: Option<Cursor>,
     fetch: usize,
@@ -262,7 +263,7 @@ pub async fn peaks(db: &Db, storage: &Storage, audio: AudioRow) -> Result<Bytes>
     })
 }
 
-pub async fn rename(state: &Services, user: Ulid, id: Ulid, title: &str) -> Result<AudioRow> {
+pub async fn rename(state: &Services, user: UserId, id: AudioId, title: &str) -> Result<AudioRow> {
     let title = super::text::title(title)?;
     state
         .db
@@ -275,7 +276,7 @@ pub async fn rename(state: &Services, user: Ulid, id: Ulid, title: &str) -> Resu
 }
 
 /// Queues a failed (or canceled) audio again with a fresh job.
-pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
+pub async fn retry(state: &Services, user: UserId, id: AudioId) -> Result<AudioRow> {
     // A retry speaks the whole text again: the month's allowance must cover it, as at create.
     let chars = state
         .db
@@ -289,14 +290,14 @@ pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
     if let Some(chars) = chars {
         state.auth.ensure_quota(user, chars, "text").await?;
     }
-    let job = state.db.new_id();
+    let job = JobId::new(&state.db);
     let row = state
         .db
         .transaction(move |tx| {
             let Some(row) = audios::get(tx, user, id)? else {
                 return Ok(Err(AppError::NotFound));
             };
-            if row.kind != "tts" {
+            if row.kind != AudioKind::Tts {
                 return Ok(Err(AppError::Conflict(
                     "Only speech audios can be retried here".into(),
                 )));
@@ -323,7 +324,7 @@ pub async fn retry(state: &Services, user: Ulid, id: Ulid) -> Result<AudioRow> {
 
 /// Deletes an audio and its stored objects (unless another audio shares them); cancels its
 /// job when it is running. Deleting an audio that is already gone succeeds.
-pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
+pub async fn delete(state: &Services, user: UserId, id: AudioId) -> Result<()> {
     let (jobs, orphans) = state
         .db
         .write(move |c| {

@@ -9,11 +9,10 @@ use futures::Stream;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
-use ulid::Ulid;
 
 use crate::audio::{Format, Mp3Encoder};
-use crate::db::Db;
 use crate::db::audios::AudioRow;
+use crate::db::{AudioId, AudioStatus, Db, JobId};
 use crate::error::{AppError, Result};
 use crate::jobs::events::StatusEvent;
 use crate::jobs::{Jobs, StreamGuard};
@@ -68,15 +67,15 @@ pub async fn listen(
     db: &Db,
     storage: &Storage,
     jobs: &Arc<Jobs<Services>>,
-    id: Ulid,
+    id: AudioId,
     audio: &AudioRow,
 ) -> Result<Listen<impl Stream<Item = std::io::Result<Bytes>> + Send + use<>>> {
     let job = db
         .read(move |c| Ok(crate::db::jobs::live_for_audio(c, id)?))
         .await?;
-    let job = match (job, audio.status.as_str()) {
-        (Some(job), "queued" | "running") => job,
-        (_, "succeeded") if audio.format == "mp3" => return Ok(Listen::File),
+    let job = match (job, audio.status) {
+        (Some(job), AudioStatus::Queued | AudioStatus::Running) => job,
+        (_, AudioStatus::Succeeded) if audio.format == "mp3" => return Ok(Listen::File),
         _ => {
             return Err(AppError::Conflict(format!(
                 "The audio is {}; there is nothing to stream",
@@ -104,24 +103,21 @@ where
 }
 
 /// The audio, or None when it is gone (or cannot be read now).
-async fn get_any(db: &Db, id: Ulid) -> Option<AudioRow> {
+async fn get_any(db: &Db, id: AudioId) -> Option<AudioRow> {
     service::find(db, id).await.ok().flatten()
 }
 
 /// Whether the audio is gone or its job is over.
-async fn finished(db: &Db, id: Ulid) -> bool {
-    !matches!(
-        get_any(db, id).await.map(|a| a.status).as_deref(),
-        Some("queued" | "running")
-    )
+async fn finished(db: &Db, id: AudioId) -> bool {
+    !get_any(db, id).await.is_some_and(|a| a.status.is_live())
 }
 
 async fn progressive(
     db: Db,
     storage: Storage,
     jobs: Arc<Jobs<Services>>,
-    audio: Ulid,
-    job: Ulid,
+    audio: AudioId,
+    job: JobId,
     guard: StreamGuard,
     tx: mpsc::Sender<std::io::Result<Bytes>>,
 ) {
@@ -185,7 +181,7 @@ async fn progressive(
         && let Some(enc) = encoder.take()
     {
         let file = match get_any(&db, audio).await {
-            Some(row) if row.status == "succeeded" => row.object_key,
+            Some(row) if row.status == AudioStatus::Succeeded => row.object_key,
             _ => None,
         };
         let bytes = match &file {
@@ -241,7 +237,7 @@ mod tests {
 
     fn event(status: &str) -> StatusEvent {
         StatusEvent {
-            status: status.into(),
+            status: status.parse().unwrap(),
             progress: 0.0,
             error: None,
         }
@@ -254,7 +250,7 @@ mod tests {
         for status in ["running", "succeeded", "running"] {
             tx.send(event(status)).unwrap();
         }
-        let seen: Vec<String> = events.map(|e| e.status).collect().await;
+        let seen: Vec<String> = events.map(|e| e.status.to_string()).collect().await;
         assert_eq!(seen, ["queued", "running", "succeeded"]);
     }
 

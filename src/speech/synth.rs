@@ -8,14 +8,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
-use ulid::Ulid;
 
 use crate::audio::{AudioError, Format, Peaks};
 use crate::db::audios::{self, Finished};
 use crate::db::jobs as queue;
 use crate::db::tts_cache::{self, NewEntry};
 use crate::db::usage::{self, NewUsage};
-use crate::db::{episodes, now_ms};
+use crate::db::{AudioId, AudioStatus, JobId, UserId, episodes, now_ms};
 use crate::error::ErrorCode;
 use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{JobContext, JobError};
@@ -135,7 +134,7 @@ pub(crate) fn fail(
         ctx.state.jobs.events.publish(
             id,
             StatusEvent {
-                status: "failed".into(),
+                status: AudioStatus::Failed,
                 progress: 0.0,
                 error: Some(ErrorInfo {
                     code: error.code.as_str().into(),
@@ -182,9 +181,9 @@ pub(crate) struct Billed {
 
 /// What a synthesis job records at its end, together with the job's success.
 pub(crate) struct Outcome {
-    pub job: Ulid,
-    pub audio: Ulid,
-    pub user: Ulid,
+    pub job: JobId,
+    pub audio: AudioId,
+    pub user: UserId,
     /// The audio's file: one the job stored, or the cached result it reuses.
     pub file: StoredFile,
     /// The file's waveform, when the job made the file (a reused result's is stored already).
@@ -202,7 +201,7 @@ pub(crate) struct Outcome {
 /// usage rows, the cache entries and the job's success. False (and nothing written) when
 /// the job was canceled meanwhile, or when a reused result was deleted in between.
 pub(crate) async fn record(state: &Services, outcome: Outcome) -> Result<bool, JobError> {
-    let ids: Vec<Ulid> = outcome.usage.iter().map(|_| state.db.new_id()).collect();
+    let ids: Vec<ulid::Ulid> = outcome.usage.iter().map(|_| state.db.new_id()).collect();
     let committed = state
         .db
         .write(move |c| {
@@ -273,7 +272,7 @@ impl StoredFile {
 /// canceled meanwhile and nothing was recorded, the file just stored goes (it belongs to no audio).
 pub(crate) async fn announce_or_discard(
     state: &Services,
-    audio: Ulid,
+    audio: AudioId,
     committed: bool,
     object_key: &Key,
 ) -> Result<(), JobError> {
@@ -290,11 +289,11 @@ pub(crate) async fn announce_or_discard(
 }
 
 /// Tells listeners the audio is ready (after the commit that made it so).
-pub(crate) fn publish_done(state: &Services, audio: Ulid) {
+pub(crate) fn publish_done(state: &Services, audio: AudioId) {
     state.jobs.events.publish(
         audio,
         StatusEvent {
-            status: "succeeded".into(),
+            status: AudioStatus::Succeeded,
             progress: 1.0,
             error: None,
         },
@@ -306,7 +305,7 @@ pub(crate) fn publish_done(state: &Services, audio: Ulid) {
 /// transaction per chunk, while pages that poll the row do not need finer steps.
 pub(crate) struct Progress {
     state: Services,
-    audio: Ulid,
+    audio: AudioId,
     /// When the row last changed; the claim that started the job marked it running.
     saved: std::sync::Mutex<std::time::Instant>,
 }
@@ -315,7 +314,7 @@ pub(crate) struct Progress {
 const SAVE_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Progress {
-    pub(crate) fn new(state: &Services, audio: Ulid) -> Self {
+    pub(crate) fn new(state: &Services, audio: AudioId) -> Self {
         Self {
             state: state.clone(),
             audio,
@@ -340,7 +339,7 @@ impl Progress {
                     Ok(audios::set_progress(
                         c,
                         audio,
-                        "running",
+                        AudioStatus::Running,
                         progress,
                         now_ms(),
                     )?)
@@ -350,7 +349,7 @@ impl Progress {
         self.state.jobs.events.publish(
             self.audio,
             StatusEvent {
-                status: "running".into(),
+                status: AudioStatus::Running,
                 progress,
                 error: None,
             },
@@ -416,7 +415,7 @@ mod tests {
 
     #[test]
     fn kept_objects_are_read_by_their_extension() {
-        let job = Ulid::generate();
+        let job = crate::db::JobId::from(ulid::Ulid::generate());
         assert_eq!(
             format_of(keys::job_chunk(job, 12, "wav").as_str()),
             Format::Wav

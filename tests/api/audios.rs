@@ -108,6 +108,55 @@ async fn bad_requests_are_refused_with_field_details() {
 }
 
 #[tokio::test]
+async fn library_filters_accept_the_stored_kinds_and_statuses_and_refuse_others_by_name() {
+    let app = TestApp::spawn().await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let audio = create_finished(&s, json!({"text": "Hello there.", "voice": "local:en-us"})).await;
+    assert_eq!(
+        (audio["kind"].as_str(), audio["status"].as_str()),
+        (Some("tts"), Some("succeeded"))
+    );
+    for (query, expected) in [
+        ("?status=succeeded", 1),
+        ("?kind=tts&status=succeeded", 1),
+        ("?kind=tts&status=", 1),
+        ("?status=failed", 0),
+        ("?kind=podcast", 0),
+        ("?kind=upload", 0),
+    ] {
+        let resp = s.get(&format!("/api/audios{query}")).await;
+        assert_eq!(resp.status(), 200, "{query}");
+        let list: Value = resp.json().await.unwrap();
+        assert_eq!(list["items"].as_array().unwrap().len(), expected, "{query}");
+    }
+    for (query, message, details) in [
+        (
+            "?status=paused",
+            "status must be one of queued, running, succeeded, failed, canceled",
+            json!({"status": "paused"}),
+        ),
+        (
+            "?kind=video",
+            "kind must be one of tts, podcast, upload",
+            json!({"kind": "video"}),
+        ),
+        (
+            "?status=SUCCEEDED",
+            "status must be one of queued, running, succeeded, failed, canceled",
+            json!({"status": "SUCCEEDED"}),
+        ),
+    ] {
+        let resp = s.get(&format!("/api/audios{query}")).await;
+        assert_eq!(resp.status(), 400, "{query}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_request", "{query}");
+        assert_eq!(body["error"]["message"], message, "{query}");
+        assert_eq!(body["error"]["details"], details, "{query}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_local_voice_speaks_end_to_end() {
     let app = TestApp::spawn().await;
     let s = app.signed_in("ada@example.com", Role::User).await;

@@ -84,7 +84,7 @@ impl Fixture {
     }
 
     async fn put_audio(&self, body: &[u8]) -> Key {
-        let key = keys::audio(Ulid::generate(), Ulid::generate(), "mp3");
+        let key = keys::audio(Ulid::generate().into(), Ulid::generate().into(), "mp3");
         self.main
             .put(&key, Bytes::copy_from_slice(body))
             .await
@@ -944,7 +944,7 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 #[tokio::test]
 async fn back_up_now_and_the_schedule_read_back_and_record_what_they_wrote() {
     let app = TestApp::spawn_with(|c| c.backup.schedule = "* * * * * *".into()).await;
-    let audio = keys::audio(Ulid::generate(), Ulid::generate(), "mp3");
+    let audio = keys::audio(Ulid::generate().into(), Ulid::generate().into(), "mp3");
     app.state
         .storage
         .put(&audio, Bytes::from_static(b"an audio's bytes"))

@@ -115,6 +115,7 @@ impl TestApp {
             .await
             .expect("user created")
             .id
+            .to_string()
     }
 
     /// Signs in over HTTP and returns the session cookie's value.

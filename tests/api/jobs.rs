@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aimake::db::jobs as queue;
-use aimake::db::now_ms;
+use aimake::db::{JobId, JobStatus, now_ms};
 use aimake::error::ErrorCode;
 use aimake::jobs::{Handler, JobContext, JobError, NewJob, Outcome};
 use aimake::services::Services;
@@ -12,7 +12,6 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use ulid::Ulid;
 
 use crate::helpers::{CapturedLogs, TestApp};
 
@@ -75,8 +74,8 @@ impl Handler<Services> for Scripted {
     }
 }
 
-async fn enqueue(app: &TestApp, kind: &'static str, max_attempts: u32) -> Ulid {
-    let id = app.state.db.new_id();
+async fn enqueue(app: &TestApp, kind: &'static str, max_attempts: u32) -> JobId {
+    let id = JobId::new(&app.state.db);
     app.state
         .db
         .write(move |c| {
@@ -100,7 +99,7 @@ async fn enqueue(app: &TestApp, kind: &'static str, max_attempts: u32) -> Ulid {
         .unwrap()
 }
 
-async fn status(app: &TestApp, id: Ulid) -> queue::Status {
+async fn status(app: &TestApp, id: JobId) -> JobStatus {
     app.state
         .db
         .read(move |c| Ok(queue::status_of(c, id)?.unwrap()))
@@ -109,7 +108,7 @@ async fn status(app: &TestApp, id: Ulid) -> queue::Status {
 }
 
 /// Makes a requeued job due now, standing in for the backoff delay passing.
-async fn make_due(app: &TestApp, id: Ulid) {
+async fn make_due(app: &TestApp, id: JobId) {
     app.state
         .db
         .write(move |c| {
@@ -142,7 +141,7 @@ async fn a_job_runs_once_and_succeeds() {
         app.state.jobs.run_next(&app.state, &stop).await.unwrap(),
         Outcome::Empty
     );
-    assert_eq!(status(&app, id).await, queue::Status::Succeeded);
+    assert_eq!(status(&app, id).await, JobStatus::Succeeded);
     assert_eq!(handler.runs.load(Ordering::SeqCst), 1);
     app.stop().await;
 }
@@ -158,7 +157,7 @@ async fn a_retryable_failure_is_retried_after_a_delay_then_succeeds() {
     let id = enqueue(&app, "test", 3).await;
     let stop = CancellationToken::new();
     app.state.jobs.run_next(&app.state, &stop).await.unwrap();
-    assert_eq!(status(&app, id).await, queue::Status::Queued);
+    assert_eq!(status(&app, id).await, JobStatus::Queued);
     assert_eq!(
         app.state.jobs.run_next(&app.state, &stop).await.unwrap(),
         Outcome::Empty,
@@ -166,7 +165,7 @@ async fn a_retryable_failure_is_retried_after_a_delay_then_succeeds() {
     );
     make_due(&app, id).await;
     app.state.jobs.run_next(&app.state, &stop).await.unwrap();
-    assert_eq!(status(&app, id).await, queue::Status::Succeeded);
+    assert_eq!(status(&app, id).await, JobStatus::Succeeded);
     assert_eq!(handler.runs.load(Ordering::SeqCst), 2);
     assert_eq!(handler.failed_calls.load(Ordering::SeqCst), 0);
     app.stop().await;
@@ -185,7 +184,7 @@ async fn attempts_are_bounded_and_the_final_failure_is_recorded() {
     app.state.jobs.run_next(&app.state, &stop).await.unwrap();
     make_due(&app, id).await;
     app.state.jobs.run_next(&app.state, &stop).await.unwrap();
-    assert_eq!(status(&app, id).await, queue::Status::Failed);
+    assert_eq!(status(&app, id).await, JobStatus::Failed);
     assert_eq!(handler.runs.load(Ordering::SeqCst), 2);
     assert_eq!(handler.failed_calls.load(Ordering::SeqCst), 1);
     let error: String = app
@@ -218,7 +217,7 @@ async fn a_fatal_failure_is_not_retried() {
         .run_next(&app.state, &CancellationToken::new())
         .await
         .unwrap();
-    assert_eq!(status(&app, id).await, queue::Status::Failed);
+    assert_eq!(status(&app, id).await, JobStatus::Failed);
     assert_eq!(handler.runs.load(Ordering::SeqCst), 1);
     app.stop().await;
 }
@@ -235,7 +234,7 @@ async fn a_job_of_an_unknown_kind_fails_instead_of_looping() {
             .unwrap(),
         Outcome::Done
     );
-    assert_eq!(status(&app, id).await, queue::Status::Failed);
+    assert_eq!(status(&app, id).await, JobStatus::Failed);
     app.stop().await;
 }
 
@@ -262,7 +261,7 @@ async fn shutdown_hands_a_running_job_back_without_counting_the_attempt() {
     run.await.unwrap().unwrap();
     assert_eq!(
         status(&app, id).await,
-        queue::Status::Queued,
+        JobStatus::Queued,
         "picked up again at the next start"
     );
     let attempts: u32 = app
@@ -331,7 +330,7 @@ async fn background_workers_pick_up_a_new_job_when_notified() {
     let id = enqueue(&app, "test", 1).await;
     app.state.jobs.notify();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while status(&app, id).await != queue::Status::Succeeded {
+    while status(&app, id).await != JobStatus::Succeeded {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the job was not picked up"

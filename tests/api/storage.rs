@@ -1,6 +1,7 @@
 //! The same storage round trip against the local filesystem and a real S3-compatible server.
 
 use aimake::config::Config;
+use aimake::db::{AudioId, JobId, UserId};
 use aimake::storage::{Storage, StorageError, keys};
 use bytes::Bytes;
 use ulid::Ulid;
@@ -8,8 +9,8 @@ use ulid::Ulid;
 use crate::helpers::S3Server;
 
 async fn round_trip(store: &Storage) {
-    let user = Ulid::generate();
-    let audio = Ulid::generate();
+    let user: UserId = Ulid::generate().into();
+    let audio: AudioId = Ulid::generate().into();
     let key = keys::audio(user, audio, "mp3");
     let body: Bytes = (0..=255u8)
         .cycle()
@@ -27,7 +28,7 @@ async fn round_trip(store: &Storage) {
     assert_eq!(info.size, 100_000);
     assert_eq!(info.key, key);
 
-    let job = Ulid::generate();
+    let job: JobId = Ulid::generate().into();
     for i in 0..3 {
         store
             .put(

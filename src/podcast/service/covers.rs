@@ -1,11 +1,9 @@
 //! Cover images: uploading, replacing, serving and the long-lived link feeds carry.
 
-use ulid::Ulid;
-
 use super::feed_links::{COVER_PURPOSE, FEED_LINK_S, check_feed_link, link_refused};
 use super::shows::get;
-use crate::db::now_ms;
 use crate::db::podcasts::{self, PodcastRow};
+use crate::db::{PodcastId, UserId, now_ms};
 use crate::error::{AppError, Result};
 use crate::services::Services;
 use crate::storage::{Key, StorageError, keys};
@@ -75,8 +73,8 @@ pub(super) async fn delete_object(state: &Services, key: &str) {
 /// replacing the previous one.
 pub async fn set_cover(
     state: &Services,
-    user: Ulid,
-    id: Ulid,
+    user: UserId,
+    id: PodcastId,
     content_type: Option<&str>,
     bytes: bytes::Bytes,
 ) -> Result<PodcastRow> {
@@ -117,7 +115,7 @@ pub async fn set_cover(
 }
 
 /// Removes the cover; removing a missing cover is not an error.
-pub async fn delete_cover(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
+pub async fn delete_cover(state: &Services, user: UserId, id: PodcastId) -> Result<()> {
     let old = state
         .db
         .write(move |c| Ok(podcasts::set_cover(c, user, id, None, now_ms())?))
@@ -151,7 +149,11 @@ pub(crate) async fn load_cover(
 }
 
 /// The caller's cover image.
-pub async fn cover(state: &Services, user: Ulid, id: Ulid) -> Result<(CoverType, bytes::Bytes)> {
+pub async fn cover(
+    state: &Services,
+    user: UserId,
+    id: PodcastId,
+) -> Result<(CoverType, bytes::Bytes)> {
     let show = get(state, user, id).await?;
     load_cover(state, &show).await
 }
@@ -164,7 +166,7 @@ pub async fn signed_cover(
     exp: i64,
     sig: &str,
 ) -> Result<(CoverType, bytes::Bytes)> {
-    let id: Ulid = id.parse().map_err(|_| link_refused())?;
+    let id: PodcastId = id.parse().map_err(|_| link_refused())?;
     let show = state
         .db
         .read(move |c| Ok(podcasts::get_any(c, id)?))
@@ -174,7 +176,7 @@ pub async fn signed_cover(
     check_feed_link(
         state,
         COVER_PURPOSE,
-        &show.id,
+        &show.id.to_string(),
         show.feed_generation,
         exp,
         sig,
@@ -194,7 +196,7 @@ pub(super) fn cover_feed_url(state: &Services, show: &PodcastRow) -> Option<Stri
     Some(state.links.feed_file(
         &format!("podcasts/{}/cover.{}", show.id, kind.ext()),
         COVER_PURPOSE,
-        &show.id,
+        &show.id.to_string(),
         show.feed_generation,
         exp,
     ))

@@ -2,14 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use ulid::Ulid;
 
 use super::scripts::{SpeakerVoice, limits};
 use super::shows::get;
 use crate::db::audios::{self, AudioRow, NewAudio};
 use crate::db::episodes::{self, EpisodeRow, NewEpisode};
 use crate::db::jobs as queue;
-use crate::db::{now_ms, to_rfc3339};
+use crate::db::{AudioId, AudioKind, EpisodeId, JobId, PodcastId, UserId, now_ms, to_rfc3339};
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::jobs::NewJob;
@@ -59,8 +58,8 @@ pub struct Timings {
 /// The episode object of the API.
 #[derive(Debug, Clone, Serialize)]
 pub struct EpisodeView {
-    pub id: String,
-    pub podcast_id: String,
+    pub id: EpisodeId,
+    pub podcast_id: PodcastId,
     pub title: String,
     pub audio: AudioView,
     pub lines: Vec<FlatLine>,
@@ -93,8 +92,8 @@ impl EpisodeView {
 /// `podcast`), the episode and its render job in one transaction.
 pub async fn create_episode(
     state: &Services,
-    user: Ulid,
-    podcast: Ulid,
+    user: UserId,
+    podcast: PodcastId,
     body: EpisodeBody,
 ) -> Result<EpisodeView> {
     get(state, user, podcast).await?;
@@ -145,7 +144,11 @@ pub async fn create_episode(
     };
     let script_json = serde_json::to_string(&stored).map_err(anyhow::Error::from)?;
     let text = script.to_dialogue_text();
-    let (audio_id, episode_id, job_id) = (state.db.new_id(), state.db.new_id(), state.db.new_id());
+    let (audio_id, episode_id, job_id) = (
+        AudioId::new(&state.db),
+        EpisodeId::new(&state.db),
+        JobId::new(&state.db),
+    );
     let (episode, audio) = state
         .db
         .write(move |c| {
@@ -156,7 +159,7 @@ pub async fn create_episode(
                 &NewAudio {
                     id: audio_id,
                     user_id: user,
-                    kind: "podcast",
+                    kind: AudioKind::Podcast,
                     title: &title,
                     voice: None,
                     format: "mp3",
@@ -204,9 +207,9 @@ pub async fn create_episode(
 
 async fn episode_with_audio(
     state: &Services,
-    user: Ulid,
-    podcast: Ulid,
-    id: Ulid,
+    user: UserId,
+    podcast: PodcastId,
+    id: EpisodeId,
 ) -> Result<(EpisodeRow, AudioRow)> {
     state
         .db
@@ -214,10 +217,7 @@ async fn episode_with_audio(
             let Some(e) = episodes::get(c, user, podcast, id)? else {
                 return Ok(None);
             };
-            let audio = match e.audio_id.parse::<Ulid>() {
-                Ok(a) => audios::get(c, user, a)?,
-                Err(_) => None,
-            };
+            let audio = audios::get(c, user, e.audio_id)?;
             Ok(audio.map(|a| (e, a)))
         })
         .await?
@@ -226,9 +226,9 @@ async fn episode_with_audio(
 
 pub async fn get_episode(
     state: &Services,
-    user: Ulid,
-    podcast: Ulid,
-    id: Ulid,
+    user: UserId,
+    podcast: PodcastId,
+    id: EpisodeId,
 ) -> Result<EpisodeView> {
     let (e, a) = episode_with_audio(state, user, podcast, id).await?;
     Ok(EpisodeView::new(e, a))
@@ -236,8 +236,8 @@ pub async fn get_episode(
 
 pub async fn list_episodes(
     state: &Services,
-    user: Ulid,
-    podcast: Ulid,
+    user: UserId,
+    podcast: PodcastId,
     req: &PageRequest,
 ) -> Result<Page<EpisodeView>> {
     get(state, user, podcast).await?;
@@ -248,32 +248,30 @@ pub async fn list_episodes(
         .read(move |c| {
             let mut out = Vec::new();
             for e in episodes::list(c, podcast, cursor.as_deref(), fetch)? {
-                if let Some(a) = e
-                    .audio_id
-                    .parse::<Ulid>()
-                    .ok()
-                    .and_then(|a| audios::get(c, user, a).transpose())
-                {
-                    out.push((e, a?));
+                if let Some(a) = audios::get(c, user, e.audio_id)? {
+                    out.push((e, a));
                 }
             }
             Ok(out)
         })
         .await?;
-    let page = Page::from_rows(rows, req, |(e, _)| e.id.clone());
+    let page = Page::from_rows(rows, req, |(e, _)| e.id.to_string());
     Ok(page.map(|(e, a)| EpisodeView::new(e, a)))
 }
 
 /// Deleting the audio removes the episode with it (the row cascades).
-pub async fn delete_episode(state: &Services, user: Ulid, podcast: Ulid, id: Ulid) -> Result<()> {
+pub async fn delete_episode(
+    state: &Services,
+    user: UserId,
+    podcast: PodcastId,
+    id: EpisodeId,
+) -> Result<()> {
     let found = state
         .db
         .read(move |c| Ok(episodes::get(c, user, podcast, id)?))
         .await?;
-    if let Some(e) = found
-        && let Ok(audio) = e.audio_id.parse::<Ulid>()
-    {
-        crate::speech::service::delete(state, user, audio).await?;
+    if let Some(e) = found {
+        crate::speech::service::delete(state, user, e.audio_id).await?;
     }
     Ok(())
 }

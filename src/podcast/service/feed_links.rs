@@ -1,10 +1,8 @@
 //! Signed feed links: what each one is for, how long it lives, and checking one.
 
-use ulid::Ulid;
-
 use crate::db::audios::{self, AudioRow};
 use crate::db::episodes::{self, EpisodeRow};
-use crate::db::podcasts;
+use crate::db::{EpisodeId, podcasts};
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::services::Services;
@@ -53,19 +51,26 @@ pub(super) async fn signed_episode(
     exp: i64,
     sig: &str,
 ) -> Result<EpisodeRow> {
-    let id: Ulid = id.parse().map_err(|_| link_refused())?;
+    let id: EpisodeId = id.parse().map_err(|_| link_refused())?;
     let (episode, generation) = state
         .db
         .read(move |c| {
             let Some(e) = episodes::get_any(c, id)? else {
                 return Ok(None);
             };
-            Ok(podcasts::feed_generation(c, &e.podcast_id)?.map(|g| (e, g)))
+            Ok(podcasts::feed_generation(c, e.podcast_id)?.map(|g| (e, g)))
         })
         .await?
         // The same refusal as a forged signature: a link never tells which ids exist.
         .ok_or_else(link_refused)?;
-    check_feed_link(state, purpose, &episode.id, generation, exp, sig)?;
+    check_feed_link(
+        state,
+        purpose,
+        &episode.id.to_string(),
+        generation,
+        exp,
+        sig,
+    )?;
     Ok(episode)
 }
 
@@ -77,7 +82,7 @@ pub async fn signed_episode_audio(
     sig: &str,
 ) -> Result<AudioRow> {
     let episode = signed_episode(state, EPISODE_AUDIO_PURPOSE, id, exp, sig).await?;
-    let audio: Ulid = episode.audio_id.parse().map_err(|_| AppError::NotFound)?;
+    let audio = episode.audio_id;
     state
         .db
         .lookup(move |c| Ok(audios::get_any(c, audio)?))

@@ -1,17 +1,19 @@
 //! The RSS feed of a show and its token.
 
-use ulid::Ulid;
-
 use super::covers::cover_feed_url;
 use super::feed_links::{CHAPTERS_PURPOSE, EPISODE_AUDIO_PURPOSE, FEED_LINK_S, TRANSCRIPT_PURPOSE};
 use crate::auth::secret;
-use crate::db::{audios, episodes, now_ms, podcasts};
+use crate::db::{AudioStatus, PodcastId, UserId, audios, episodes, now_ms, podcasts};
 use crate::error::{AppError, Result};
 use crate::podcast::feed::{self, Item, Show};
 use crate::services::Services;
 
 /// A new feed token; only its digest is kept, so the previous one stops working.
-pub async fn rotate_feed_token(state: &Services, user: Ulid, podcast: Ulid) -> Result<String> {
+pub async fn rotate_feed_token(
+    state: &Services,
+    user: UserId,
+    podcast: PodcastId,
+) -> Result<String> {
     let token = secret::random_256();
     let digest = secret::digest(&token);
     let ok = state
@@ -34,7 +36,7 @@ pub async fn rotate_feed_token(state: &Services, user: Ulid, podcast: Ulid) -> R
 
 /// The RSS feed of a public show, or of a private one with its current token; 404 otherwise,
 /// so a private show's existence is not revealed.
-pub async fn feed(state: &Services, podcast: Ulid, token: Option<&str>) -> Result<String> {
+pub async fn feed(state: &Services, podcast: PodcastId, token: Option<&str>) -> Result<String> {
     let (show, digest, items) = state
         .db
         .read(move |c| {
@@ -44,16 +46,10 @@ pub async fn feed(state: &Services, podcast: Ulid, token: Option<&str>) -> Resul
             let digest = podcasts::feed_token_digest(c, podcast)?;
             let mut items = Vec::new();
             for e in episodes::list(c, podcast, None, 1000)? {
-                if let Some(a) = e
-                    .audio_id
-                    .parse::<Ulid>()
-                    .ok()
-                    .and_then(|a| audios::get_any(c, a).transpose())
+                if let Some(a) = audios::get_any(c, e.audio_id)?
+                    && a.status == AudioStatus::Succeeded
                 {
-                    let a = a?;
-                    if a.status == "succeeded" {
-                        items.push((e, a));
-                    }
+                    items.push((e, a));
                 }
             }
             Ok(Some((show, digest, items)))
@@ -74,11 +70,11 @@ pub async fn feed(state: &Services, podcast: Ulid, token: Option<&str>) -> Resul
             let link = |file: String, purpose| {
                 state
                     .links
-                    .feed_file(&file, purpose, &e.id, generation, exp)
+                    .feed_file(&file, purpose, &e.id.to_string(), generation, exp)
             };
             let rendered = e.timings_json.is_some();
             Item {
-                guid: e.id.clone(),
+                guid: e.id.to_string(),
                 title: e.title.clone(),
                 description: None,
                 link: None,
@@ -109,7 +105,7 @@ pub async fn feed(state: &Services, podcast: Ulid, token: Option<&str>) -> Resul
     let image_url = cover_feed_url(state, &show);
     let rss = Show {
         title: show.title,
-        link: state.links.show_page(&show.id),
+        link: state.links.show_page(&show.id.to_string()),
         description: show.description,
         author: show.author,
         language: show.language,
@@ -119,7 +115,7 @@ pub async fn feed(state: &Services, podcast: Ulid, token: Option<&str>) -> Resul
         feed_url: Some(
             state
                 .links
-                .feed(&show.id, if show.public { None } else { token }),
+                .feed(&show.id.to_string(), if show.public { None } else { token }),
         ),
     };
     Ok(feed::render(&rss, &items))

@@ -1,11 +1,10 @@
 //! Scripts: a pasted dialogue, or one the language model writes from a topic or a text.
 
 use serde::{Deserialize, Serialize};
-use ulid::Ulid;
 
 use super::shows::get;
-use crate::db::now_ms;
 use crate::db::usage::{self, NewUsage};
+use crate::db::{PodcastId, UserId, now_ms};
 use crate::error::Result;
 use crate::podcast::llm::{LlmError, ScriptRequest, ScriptWriter, Source, SpeakerBrief};
 use crate::podcast::script::{FlatLine, ScriptLimits, parse_dialogue};
@@ -58,8 +57,8 @@ pub(super) fn limits(state: &Services) -> ScriptLimits {
 pub async fn write_script(
     state: &Services,
     llm: &ScriptWriter,
-    user: Ulid,
-    podcast: Ulid,
+    user: UserId,
+    podcast: PodcastId,
     body: ScriptBody,
 ) -> Result<ScriptView> {
     let show = get(state, user, podcast).await?;

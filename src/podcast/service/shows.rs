@@ -1,11 +1,10 @@
 //! Shows: creating, listing, changing and deleting them.
 
 use serde::{Deserialize, Serialize};
-use ulid::Ulid;
 
 use super::covers::delete_object;
 use crate::db::podcasts::{self, Changes, PodcastRow};
-use crate::db::{now_ms, to_rfc3339};
+use crate::db::{PodcastId, UserId, now_ms, to_rfc3339};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::pagination::{Page, PageRequest};
 use crate::services::Services;
@@ -16,7 +15,7 @@ const MAX_CATEGORY_CHARS: usize = 100;
 /// The podcast object of the API.
 #[derive(Debug, Clone, Serialize)]
 pub struct PodcastView {
-    pub id: String,
+    pub id: PodcastId,
     pub title: String,
     pub description: String,
     pub language: Option<String>,
@@ -119,7 +118,7 @@ fn changes(f: PodcastFields) -> Result<Changes> {
     })
 }
 
-pub async fn create(state: &Services, user: Ulid, f: PodcastFields) -> Result<PodcastRow> {
+pub async fn create(state: &Services, user: UserId, f: PodcastFields) -> Result<PodcastRow> {
     if f.title.is_none() {
         return Err(AppError::field(
             ErrorCode::InvalidRequest,
@@ -128,7 +127,7 @@ pub async fn create(state: &Services, user: Ulid, f: PodcastFields) -> Result<Po
         ));
     }
     let c = changes(f)?;
-    let id = state.db.new_id();
+    let id = PodcastId::new(&state.db);
     state
         .db
         .write(move |conn| {
@@ -139,7 +138,7 @@ pub async fn create(state: &Services, user: Ulid, f: PodcastFields) -> Result<Po
         .ok_or(AppError::NotFound)
 }
 
-pub async fn get(state: &Services, user: Ulid, id: Ulid) -> Result<PodcastRow> {
+pub async fn get(state: &Services, user: UserId, id: PodcastId) -> Result<PodcastRow> {
     state
         .db
         .read(move |c| Ok(podcasts::get(c, user, id)?))
@@ -147,20 +146,20 @@ pub async fn get(state: &Services, user: Ulid, id: Ulid) -> Result<PodcastRow> {
         .ok_or(AppError::NotFound)
 }
 
-pub async fn list(state: &Services, user: Ulid, req: &PageRequest) -> Result<Page<PodcastRow>> {
+pub async fn list(state: &Services, user: UserId, req: &PageRequest) -> Result<Page<PodcastRow>> {
     let cursor = req.ulid_cursor()?;
     let fetch = req.fetch();
     let rows = state
         .db
         .read(move |c| Ok(podcasts::list(c, user, cursor.as_deref(), fetch)?))
         .await?;
-    Ok(Page::from_rows(rows, req, |r| r.id.clone()))
+    Ok(Page::from_rows(rows, req, |r| r.id.to_string()))
 }
 
 pub async fn update(
     state: &Services,
-    user: Ulid,
-    id: Ulid,
+    user: UserId,
+    id: PodcastId,
     f: PodcastFields,
 ) -> Result<PodcastRow> {
     let c = changes(f)?;
@@ -175,7 +174,7 @@ pub async fn update(
 }
 
 /// Deletes the show, its cover, its episodes and their audios (objects included).
-pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
+pub async fn delete(state: &Services, user: UserId, id: PodcastId) -> Result<()> {
     let Some(show) = state
         .db
         .read(move |c| Ok(podcasts::get(c, user, id)?))
@@ -187,7 +186,7 @@ pub async fn delete(state: &Services, user: Ulid, id: Ulid) -> Result<()> {
         .db
         .read(move |c| Ok(podcasts::episode_audios(c, id)?))
         .await?;
-    for audio in audios.iter().filter_map(|a| a.parse::<Ulid>().ok()) {
+    for audio in audios {
         crate::speech::service::delete(state, user, audio).await?;
     }
     state

@@ -1,10 +1,9 @@
 //! Subtitles and chapters of a rendered episode, for its owner and through feed links.
 
-use ulid::Ulid;
-
 use super::episodes::Timings;
 use super::feed_links::{CHAPTERS_PURPOSE, TRANSCRIPT_PURPOSE, signed_episode};
 use crate::db::episodes::{self, EpisodeRow};
+use crate::db::{EpisodeId, PodcastId, UserId};
 use crate::error::{AppError, Result};
 use crate::podcast::subtitles;
 use crate::services::Services;
@@ -43,9 +42,9 @@ fn render_sidecar(e: &EpisodeRow, kind: Sidecar) -> Result<String> {
 /// Subtitles or chapters of the caller's episode.
 pub async fn sidecar(
     state: &Services,
-    user: Ulid,
-    podcast: Ulid,
-    id: Ulid,
+    user: UserId,
+    podcast: PodcastId,
+    id: EpisodeId,
     kind: Sidecar,
 ) -> Result<String> {
     let e = state
