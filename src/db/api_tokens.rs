@@ -4,6 +4,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Role, TokenId, UserId};
 
+/// The `api_tokens` table's operations, for services and jobs: `db.api_tokens().…`. Each method picks
+/// the connection it needs (see [`Db`](super::Db)); callers never hold one.
+#[allow(dead_code)] // until its methods land
+pub struct ApiTokens<'a>(pub(super) &'a super::Db);
+
 #[derive(Debug, Clone)]
 pub struct TokenRow {
     pub id: TokenId,

@@ -6,6 +6,11 @@ use serde::Serialize;
 
 use super::{AudioId, AudioKind, AudioStatus, UserId};
 
+/// The `audios` table's operations, for services and jobs: `db.audios().…`. Each method picks
+/// the connection it needs (see [`Db`](super::Db)); callers never hold one.
+#[allow(dead_code)] // until its methods land
+pub struct Audios<'a>(pub(super) &'a super::Db);
+
 /// One library item as the API returns it (minus URLs, which the HTTP layer adds).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AudioRow {

@@ -4,6 +4,11 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{AudioId, EpisodeId, PodcastId, UserId};
 
+/// The `episodes` table's operations, for services and jobs: `db.episodes().…`. Each method picks
+/// the connection it needs (see [`Db`](super::Db)); callers never hold one.
+#[allow(dead_code)] // until its methods land
+pub struct Episodes<'a>(pub(super) &'a super::Db);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpisodeRow {
     pub id: EpisodeId,

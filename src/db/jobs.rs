@@ -6,6 +6,11 @@ use serde_json::Value;
 
 use super::{AudioId, JobId, JobStatus, UserId};
 
+/// The `jobs` table's operations, for services and jobs: `db.jobs().…`. Each method picks
+/// the connection it needs (see [`Db`](super::Db)); callers never hold one.
+#[allow(dead_code)] // until its methods land
+pub struct Jobs<'a>(pub(super) &'a super::Db);
+
 /// A claimed job, as the worker sees it.
 #[derive(Debug, Clone)]
 pub struct Job {

@@ -238,6 +238,52 @@ impl Db {
         self.inner.writer.blocking(f)
     }
 
+    // One handle per table: services, jobs and handlers reach the database only through
+    // their typed methods, so a second backend changes `db/` and nothing else.
+    pub fn users(&self) -> users::Users<'_> {
+        users::Users(self)
+    }
+
+    pub fn sessions(&self) -> sessions::Sessions<'_> {
+        sessions::Sessions(self)
+    }
+
+    pub fn api_tokens(&self) -> api_tokens::ApiTokens<'_> {
+        api_tokens::ApiTokens(self)
+    }
+
+    pub fn invites(&self) -> invites::Invites<'_> {
+        invites::Invites(self)
+    }
+
+    pub fn sign_in_addresses(&self) -> sign_in_addresses::SignInAddresses<'_> {
+        sign_in_addresses::SignInAddresses(self)
+    }
+
+    pub fn usage(&self) -> usage::Usage<'_> {
+        usage::Usage(self)
+    }
+
+    pub fn jobs(&self) -> jobs::Jobs<'_> {
+        jobs::Jobs(self)
+    }
+
+    pub fn audios(&self) -> audios::Audios<'_> {
+        audios::Audios(self)
+    }
+
+    pub fn tts_cache(&self) -> tts_cache::TtsCache<'_> {
+        tts_cache::TtsCache(self)
+    }
+
+    pub fn podcasts(&self) -> podcasts::Podcasts<'_> {
+        podcasts::Podcasts(self)
+    }
+
+    pub fn episodes(&self) -> episodes::Episodes<'_> {
+        episodes::Episodes(self)
+    }
+
     /// The readiness check: a real query through the reader pool.
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.read(|c| {

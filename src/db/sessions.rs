@@ -4,6 +4,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Role, SessionId, UserId};
 
+/// The `sessions` table's operations, for services and jobs: `db.sessions().…`. Each method picks
+/// the connection it needs (see [`Db`](super::Db)); callers never hold one.
+#[allow(dead_code)] // until its methods land
+pub struct Sessions<'a>(pub(super) &'a super::Db);
+
 pub struct NewSession<'a> {
     pub id: SessionId,
     pub user_id: UserId,

@@ -3,6 +3,11 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+/// The `tts_cache` table's operations, for services and jobs: `db.tts_cache().…`. Each method picks
+/// the connection it needs (see [`Db`](super::Db)); callers never hold one.
+#[allow(dead_code)] // until its methods land
+pub struct TtsCache<'a>(pub(super) &'a super::Db);
+
 /// A cached result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

@@ -6,6 +6,11 @@ use ulid::Ulid;
 
 use super::{AudioId, UserId};
 
+/// The `usage_logs` table's operations, for services and jobs: `db.usage().…`. Each method picks
+/// the connection it needs (see [`Db`](super::Db)); callers never hold one.
+#[allow(dead_code)] // until its methods land
+pub struct Usage<'a>(pub(super) &'a super::Db);
+
 pub struct NewUsage<'a> {
     /// From [`crate::db::Db::new_id`].
     pub id: Ulid,

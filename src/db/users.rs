@@ -4,6 +4,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Role, UserId};
 
+/// The `users` table's operations, for services and jobs: `db.users().…`. Each method picks
+/// the connection it needs (see [`Db`](super::Db)); callers never hold one.
+#[allow(dead_code)] // until its methods land
+pub struct Users<'a>(pub(super) &'a super::Db);
+
 /// A `users` row as stored.
 #[derive(Debug, Clone)]
 pub struct UserRow {
