@@ -44,10 +44,10 @@ pub struct AudioRow {
 }
 
 /// Columns of [`AudioRow`], in order; the text itself is loaded only by the job.
-const COLUMNS: &str = "id, user_id, title, kind, status, progress, voice, format, speed, chars, duration_ms, \
+pub(super) const COLUMNS: &str = "id, user_id, title, kind, status, progress, voice, format, speed, chars, duration_ms, \
      size_bytes, object_key, peaks_key, sha256, error_code, error_message, created_at, updated_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<AudioRow> {
+pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<AudioRow> {
     Ok(AudioRow {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -373,6 +373,14 @@ pub fn delete_peaks(conn: &Connection, key: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM peaks WHERE key = ?1")?
         .execute([key])?;
     Ok(())
+}
+
+// Used by podcast.
+impl Audios<'_> {
+    /// Any audio by id, on the fast read path: an episode's file behind a checked feed link.
+    pub async fn get_any(&self, id: AudioId) -> anyhow::Result<Option<AudioRow>> {
+        self.0.lookup(move |c| Ok(get_any(c, id)?)).await
+    }
 }
 
 #[cfg(test)]

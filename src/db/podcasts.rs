@@ -2,7 +2,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use super::{AudioId, PodcastId, UserId};
+use super::audios::AudioRow;
+use super::episodes::EpisodeRow;
+use super::{AudioId, PodcastId, UserId, now_ms};
 
 /// The `podcasts` table's operations, for services and jobs: `db.podcasts().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
@@ -224,4 +226,125 @@ pub fn feed_generation(conn: &Connection, id: PodcastId) -> rusqlite::Result<Opt
     conn.prepare_cached("SELECT feed_generation FROM podcasts WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()
+}
+
+/// What a show's RSS feed is made from, read together.
+#[derive(Debug, Clone)]
+pub struct FeedRows {
+    pub show: PodcastRow,
+    /// Digest of the feed token, when one was issued.
+    pub token_digest: Option<Vec<u8>>,
+    /// Of the show's newest episodes (see [`super::episodes::published`]), those whose audio is
+    /// finished, newest first, each with its audio.
+    pub episodes: Vec<(EpisodeRow, AudioRow)>,
+}
+
+// Used by podcast.
+impl Podcasts<'_> {
+    /// Inserts the caller's new show and reads it back.
+    pub async fn create(
+        &self,
+        user: UserId,
+        id: PodcastId,
+        c: Changes,
+    ) -> anyhow::Result<Option<PodcastRow>> {
+        self.0
+            .write(move |conn| {
+                insert(conn, id, user, &c, now_ms())?;
+                Ok(get(conn, user, id)?)
+            })
+            .await
+    }
+
+    /// The caller's show, or None (also when it belongs to someone else).
+    pub async fn get(&self, user: UserId, id: PodcastId) -> anyhow::Result<Option<PodcastRow>> {
+        self.0.read(move |c| Ok(get(c, user, id)?)).await
+    }
+
+    /// Any show by id: for signed feed links, which are authorized another way.
+    pub async fn get_any(&self, id: PodcastId) -> anyhow::Result<Option<PodcastRow>> {
+        self.0.read(move |c| Ok(get_any(c, id)?)).await
+    }
+
+    /// Up to `fetch` of the caller's shows older than the cursor (an id), newest first.
+    pub async fn page(
+        &self,
+        user: UserId,
+        cursor: Option<String>,
+        fetch: usize,
+    ) -> anyhow::Result<Vec<PodcastRow>> {
+        self.0
+            .read(move |c| Ok(list(c, user, cursor.as_deref(), fetch)?))
+            .await
+    }
+
+    /// Applies the changes and reads the show back; None when it is not the caller's.
+    pub async fn update(
+        &self,
+        user: UserId,
+        id: PodcastId,
+        c: Changes,
+    ) -> anyhow::Result<Option<PodcastRow>> {
+        self.0
+            .write(move |conn| {
+                update(conn, user, id, &c, now_ms())?;
+                Ok(get(conn, user, id)?)
+            })
+            .await
+    }
+
+    /// Audio ids of the show's episodes.
+    pub async fn episode_audios(&self, id: PodcastId) -> anyhow::Result<Vec<AudioId>> {
+        self.0.read(move |c| Ok(episode_audios(c, id)?)).await
+    }
+
+    /// Deletes the caller's show (its episodes go with it); false when it is not theirs.
+    pub async fn delete(&self, user: UserId, id: PodcastId) -> anyhow::Result<bool> {
+        self.0
+            .transaction(move |tx| Ok(delete(tx, user, id)?))
+            .await
+    }
+
+    /// Points the show at a new cover object (or none): the key it replaced, None when the
+    /// show is not the caller's.
+    pub async fn set_cover(
+        &self,
+        user: UserId,
+        id: PodcastId,
+        key: Option<String>,
+    ) -> anyhow::Result<Option<Option<String>>> {
+        self.0
+            .write(move |c| Ok(set_cover(c, user, id, key.as_deref(), now_ms())?))
+            .await
+    }
+
+    /// Replaces the feed token's digest (see [`set_feed_token`]); false when the show is not
+    /// the caller's.
+    pub async fn set_feed_token(
+        &self,
+        user: UserId,
+        id: PodcastId,
+        digest: [u8; 32],
+    ) -> anyhow::Result<bool> {
+        self.0
+            .write(move |c| Ok(set_feed_token(c, user, id, &digest, now_ms())?))
+            .await
+    }
+
+    /// The show, its feed token digest and its published episodes among its `newest` in one
+    /// read; None when the show is gone.
+    pub async fn feed(&self, id: PodcastId, newest: usize) -> anyhow::Result<Option<FeedRows>> {
+        self.0
+            .read(move |c| {
+                let Some(show) = get_any(c, id)? else {
+                    return Ok(None);
+                };
+                Ok(Some(FeedRows {
+                    token_digest: feed_token_digest(c, id)?,
+                    episodes: super::episodes::published(c, id, newest)?,
+                    show,
+                }))
+            })
+            .await
+    }
 }

@@ -76,6 +76,14 @@ pub fn forget_object(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+// Used by podcast.
+impl TtsCache<'_> {
+    /// The result cached under `key`, if any.
+    pub async fn get(&self, key: String) -> anyhow::Result<Option<Entry>> {
+        self.0.read(move |c| Ok(get(c, &key)?)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use super::subtitles::{TimedChapter, TimedLine};
 use crate::audio::{self, Cover, Encoding, Format, Id3Tags, MasterOptions, SourcePart};
 use crate::db::episodes::EpisodeRow;
 use crate::db::podcasts::PodcastRow;
-use crate::db::{AudioId, JobId, UserId, audios, episodes, podcasts, tts_cache};
+use crate::db::{AudioId, JobId, UserId};
 use crate::error::{AppError, ErrorCode};
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
@@ -128,19 +128,7 @@ async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
             "A render job without an audio",
         ));
     };
-    let loaded = state
-        .db
-        .read(move |c| {
-            let Some(audio) = audios::get_any(c, audio_id)? else {
-                return Ok(None);
-            };
-            let Some(episode) = episodes::by_audio(c, audio_id)? else {
-                return Ok(None);
-            };
-            let show = podcasts::get_any(c, episode.podcast_id)?;
-            Ok(show.map(|s| (audio, episode, s)))
-        })
-        .await?;
+    let loaded = state.db.episodes().for_render(audio_id).await?;
     let Some((audio, episode, show)) = loaded else {
         return Ok(None);
     };
@@ -481,10 +469,7 @@ async fn episode_cover(state: &Services, show: &PodcastRow) -> Result<Option<Cov
 
 /// A line's audio from the result cache, when its object is still there.
 async fn cached_line(state: &Services, key: String) -> Result<Option<(Bytes, String)>, JobError> {
-    let hit: Option<String> = state
-        .db
-        .read(move |c| Ok(tts_cache::get(c, &key)?.map(|e| e.object_key)))
-        .await?;
+    let hit = state.db.tts_cache().get(key).await?.map(|e| e.object_key);
     let Some(object_key) = hit else {
         return Ok(None);
     };

@@ -2,8 +2,8 @@
 
 use super::feed_links::{COVER_PURPOSE, FEED_LINK_S, check_feed_link, link_refused};
 use super::shows::get;
-use crate::db::podcasts::{self, PodcastRow};
-use crate::db::{PodcastId, UserId, now_ms};
+use crate::db::podcasts::PodcastRow;
+use crate::db::{PodcastId, UserId};
 use crate::error::{AppError, Result};
 use crate::services::Services;
 use crate::storage::{Key, StorageError, keys};
@@ -97,10 +97,10 @@ pub async fn set_cover(
         .put(&key, bytes)
         .await
         .map_err(anyhow::Error::from)?;
-    let stored = key.as_str().to_string();
     let old = state
         .db
-        .write(move |c| Ok(podcasts::set_cover(c, user, id, Some(&stored), now_ms())?))
+        .podcasts()
+        .set_cover(user, id, Some(key.as_str().to_string()))
         .await?;
     match old {
         None => {
@@ -116,10 +116,7 @@ pub async fn set_cover(
 
 /// Removes the cover; removing a missing cover is not an error.
 pub async fn delete_cover(state: &Services, user: UserId, id: PodcastId) -> Result<()> {
-    let old = state
-        .db
-        .write(move |c| Ok(podcasts::set_cover(c, user, id, None, now_ms())?))
-        .await?;
+    let old = state.db.podcasts().set_cover(user, id, None).await?;
     match old {
         None => Err(AppError::NotFound),
         Some(Some(previous)) => {
@@ -169,7 +166,8 @@ pub async fn signed_cover(
     let id: PodcastId = id.parse().map_err(|_| link_refused())?;
     let show = state
         .db
-        .read(move |c| Ok(podcasts::get_any(c, id)?))
+        .podcasts()
+        .get_any(id)
         .await?
         // The same refusal as a forged signature: a link never tells which ids exist.
         .ok_or_else(link_refused)?;

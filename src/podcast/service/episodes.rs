@@ -5,10 +5,9 @@ use serde_json::json;
 
 use super::scripts::{SpeakerVoice, limits};
 use super::shows::get;
-use crate::db::audios::{self, AudioRow, NewAudio};
-use crate::db::episodes::{self, EpisodeRow, NewEpisode};
-use crate::db::jobs as queue;
-use crate::db::{AudioId, AudioKind, EpisodeId, JobId, PodcastId, UserId, now_ms, to_rfc3339};
+use crate::db::audios::AudioRow;
+use crate::db::episodes::{EpisodeRow, QueuedEpisode};
+use crate::db::{AudioId, EpisodeId, JobId, PodcastId, UserId, to_rfc3339};
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::jobs::NewJob;
@@ -151,54 +150,25 @@ pub async fn create_episode(
     );
     let (episode, audio) = state
         .db
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let now = now_ms();
-            audios::insert(
-                &tx,
-                &NewAudio {
-                    id: audio_id,
-                    user_id: user,
-                    kind: AudioKind::Podcast,
-                    title: &title,
-                    voice: None,
-                    format: "mp3",
-                    speed: 1.0,
-                    text: Some(&text),
-                    chars: chars as i64,
-                },
-                now,
-            )?;
-            episodes::insert(
-                &tx,
-                &NewEpisode {
-                    id: episode_id,
-                    podcast_id: podcast,
-                    user_id: user,
-                    audio_id,
-                    title: &title,
-                    script_json: &script_json,
-                },
-                now,
-            )?;
-            queue::enqueue(
-                &tx,
-                &NewJob {
-                    id: job_id,
-                    kind: PODCAST_JOB,
-                    user_id: Some(user),
-                    audio_id: Some(audio_id),
-                    payload: json!({ "episode": episode_id.to_string() }),
-                    max_attempts: MAX_ATTEMPTS,
-                },
-                now,
-            )?;
-            let episode = episodes::get(&tx, user, podcast, episode_id)?
-                .ok_or_else(|| anyhow::anyhow!("inserted episode vanished"))?;
-            let audio = audios::get(&tx, user, audio_id)?
-                .ok_or_else(|| anyhow::anyhow!("inserted audio vanished"))?;
-            tx.commit()?;
-            Ok((episode, audio))
+        .episodes()
+        .create(QueuedEpisode {
+            id: episode_id,
+            podcast_id: podcast,
+            user_id: user,
+            audio_id,
+            title,
+            text,
+            chars: chars as i64,
+            format: "mp3",
+            script_json,
+            job: NewJob {
+                id: job_id,
+                kind: PODCAST_JOB,
+                user_id: Some(user),
+                audio_id: Some(audio_id),
+                payload: json!({ "episode": episode_id.to_string() }),
+                max_attempts: MAX_ATTEMPTS,
+            },
         })
         .await?;
     state.jobs.notify();
@@ -213,13 +183,8 @@ async fn episode_with_audio(
 ) -> Result<(EpisodeRow, AudioRow)> {
     state
         .db
-        .read(move |c| {
-            let Some(e) = episodes::get(c, user, podcast, id)? else {
-                return Ok(None);
-            };
-            let audio = audios::get(c, user, e.audio_id)?;
-            Ok(audio.map(|a| (e, a)))
-        })
+        .episodes()
+        .with_audio(user, podcast, id)
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -245,15 +210,8 @@ pub async fn list_episodes(
     let fetch = req.fetch();
     let rows = state
         .db
-        .read(move |c| {
-            let mut out = Vec::new();
-            for e in episodes::list(c, podcast, cursor.as_deref(), fetch)? {
-                if let Some(a) = audios::get(c, user, e.audio_id)? {
-                    out.push((e, a));
-                }
-            }
-            Ok(out)
-        })
+        .episodes()
+        .page(user, podcast, cursor, fetch)
         .await?;
     let page = Page::from_rows(rows, req, |(e, _)| e.id.to_string());
     Ok(page.map(|(e, a)| EpisodeView::new(e, a)))
@@ -266,10 +224,7 @@ pub async fn delete_episode(
     podcast: PodcastId,
     id: EpisodeId,
 ) -> Result<()> {
-    let found = state
-        .db
-        .read(move |c| Ok(episodes::get(c, user, podcast, id)?))
-        .await?;
+    let found = state.db.episodes().get(user, podcast, id).await?;
     if let Some(e) = found {
         crate::speech::service::delete(state, user, e.audio_id).await?;
     }

@@ -1,8 +1,8 @@
 //! Signed feed links: what each one is for, how long it lives, and checking one.
 
-use crate::db::audios::{self, AudioRow};
-use crate::db::episodes::{self, EpisodeRow};
-use crate::db::{EpisodeId, podcasts};
+use crate::db::EpisodeId;
+use crate::db::audios::AudioRow;
+use crate::db::episodes::EpisodeRow;
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::services::Services;
@@ -54,12 +54,8 @@ pub(super) async fn signed_episode(
     let id: EpisodeId = id.parse().map_err(|_| link_refused())?;
     let (episode, generation) = state
         .db
-        .read(move |c| {
-            let Some(e) = episodes::get_any(c, id)? else {
-                return Ok(None);
-            };
-            Ok(podcasts::feed_generation(c, e.podcast_id)?.map(|g| (e, g)))
-        })
+        .episodes()
+        .with_feed_generation(id)
         .await?
         // The same refusal as a forged signature: a link never tells which ids exist.
         .ok_or_else(link_refused)?;
@@ -82,10 +78,10 @@ pub async fn signed_episode_audio(
     sig: &str,
 ) -> Result<AudioRow> {
     let episode = signed_episode(state, EPISODE_AUDIO_PURPOSE, id, exp, sig).await?;
-    let audio = episode.audio_id;
     state
         .db
-        .lookup(move |c| Ok(audios::get_any(c, audio)?))
+        .audios()
+        .get_any(episode.audio_id)
         .await?
         .ok_or(AppError::NotFound)
 }

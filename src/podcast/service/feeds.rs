@@ -3,10 +3,14 @@
 use super::covers::cover_feed_url;
 use super::feed_links::{CHAPTERS_PURPOSE, EPISODE_AUDIO_PURPOSE, FEED_LINK_S, TRANSCRIPT_PURPOSE};
 use crate::auth::secret;
-use crate::db::{AudioStatus, PodcastId, UserId, audios, episodes, now_ms, podcasts};
+use crate::db::podcasts::FeedRows;
+use crate::db::{PodcastId, UserId};
 use crate::error::{AppError, Result};
 use crate::podcast::feed::{self, Item, Show};
 use crate::services::Services;
+
+/// A feed lists the show's newest episodes, of these the ones that are finished.
+const FEED_EPISODES: usize = 1000;
 
 /// A new feed token; only its digest is kept, so the previous one stops working.
 pub async fn rotate_feed_token(
@@ -18,15 +22,8 @@ pub async fn rotate_feed_token(
     let digest = secret::digest(&token);
     let ok = state
         .db
-        .write(move |c| {
-            Ok(podcasts::set_feed_token(
-                c,
-                user,
-                podcast,
-                &digest,
-                now_ms(),
-            )?)
-        })
+        .podcasts()
+        .set_feed_token(user, podcast, digest)
         .await?;
     if !ok {
         return Err(AppError::NotFound);
@@ -37,23 +34,14 @@ pub async fn rotate_feed_token(
 /// The RSS feed of a public show, or of a private one with its current token; 404 otherwise,
 /// so a private show's existence is not revealed.
 pub async fn feed(state: &Services, podcast: PodcastId, token: Option<&str>) -> Result<String> {
-    let (show, digest, items) = state
+    let FeedRows {
+        show,
+        token_digest: digest,
+        episodes: items,
+    } = state
         .db
-        .read(move |c| {
-            let Some(show) = podcasts::get_any(c, podcast)? else {
-                return Ok(None);
-            };
-            let digest = podcasts::feed_token_digest(c, podcast)?;
-            let mut items = Vec::new();
-            for e in episodes::list(c, podcast, None, 1000)? {
-                if let Some(a) = audios::get_any(c, e.audio_id)?
-                    && a.status == AudioStatus::Succeeded
-                {
-                    items.push((e, a));
-                }
-            }
-            Ok(Some((show, digest, items)))
-        })
+        .podcasts()
+        .feed(podcast, FEED_EPISODES)
         .await?
         .ok_or(AppError::NotFound)?;
     let token = token.filter(|t| secret::looks_like_256(t));

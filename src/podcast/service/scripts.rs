@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::shows::get;
-use crate::db::usage::{self, NewUsage};
-use crate::db::{PodcastId, UserId, now_ms};
+use crate::db::{PodcastId, UserId};
 use crate::error::Result;
 use crate::podcast::llm::{LlmError, ScriptRequest, ScriptWriter, Source, SpeakerBrief};
 use crate::podcast::script::{FlatLine, ScriptLimits, parse_dialogue};
@@ -110,28 +109,16 @@ pub async fn write_script(
     if let Some((u, model)) = spent
         && u.prompt_tokens + u.completion_tokens > 0
     {
-        let service = format!("llm:{model}");
-        let id = state.db.new_id();
         state
             .db
-            .write(move |c| {
-                let tx = c.transaction()?;
-                usage::insert(
-                    &tx,
-                    &NewUsage {
-                        id,
-                        user_id: user,
-                        audio_id: None,
-                        service: &service,
-                        units: (u.prompt_tokens + u.completion_tokens) as i64,
-                        cost_micros: u.cost_micros as i64,
-                        cached: false,
-                    },
-                    now_ms(),
-                )?;
-                tx.commit()?;
-                Ok(())
-            })
+            .usage()
+            .insert_call(
+                state.db.new_id(),
+                user,
+                format!("llm:{model}"),
+                (u.prompt_tokens + u.completion_tokens) as i64,
+                u.cost_micros as i64,
+            )
             .await?;
     }
     let draft = result?;

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::covers::delete_object;
-use crate::db::podcasts::{self, Changes, PodcastRow};
-use crate::db::{PodcastId, UserId, now_ms, to_rfc3339};
+use crate::db::podcasts::{Changes, PodcastRow};
+use crate::db::{PodcastId, UserId, to_rfc3339};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::pagination::{Page, PageRequest};
 use crate::services::Services;
@@ -130,10 +130,8 @@ pub async fn create(state: &Services, user: UserId, f: PodcastFields) -> Result<
     let id = PodcastId::new(&state.db);
     state
         .db
-        .write(move |conn| {
-            podcasts::insert(conn, id, user, &c, now_ms())?;
-            Ok(podcasts::get(conn, user, id)?)
-        })
+        .podcasts()
+        .create(user, id, c)
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -141,7 +139,8 @@ pub async fn create(state: &Services, user: UserId, f: PodcastFields) -> Result<
 pub async fn get(state: &Services, user: UserId, id: PodcastId) -> Result<PodcastRow> {
     state
         .db
-        .read(move |c| Ok(podcasts::get(c, user, id)?))
+        .podcasts()
+        .get(user, id)
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -149,10 +148,7 @@ pub async fn get(state: &Services, user: UserId, id: PodcastId) -> Result<Podcas
 pub async fn list(state: &Services, user: UserId, req: &PageRequest) -> Result<Page<PodcastRow>> {
     let cursor = req.ulid_cursor()?;
     let fetch = req.fetch();
-    let rows = state
-        .db
-        .read(move |c| Ok(podcasts::list(c, user, cursor.as_deref(), fetch)?))
-        .await?;
+    let rows = state.db.podcasts().page(user, cursor, fetch).await?;
     Ok(Page::from_rows(rows, req, |r| r.id.to_string()))
 }
 
@@ -165,39 +161,22 @@ pub async fn update(
     let c = changes(f)?;
     state
         .db
-        .write(move |conn| {
-            podcasts::update(conn, user, id, &c, now_ms())?;
-            Ok(podcasts::get(conn, user, id)?)
-        })
+        .podcasts()
+        .update(user, id, c)
         .await?
         .ok_or(AppError::NotFound)
 }
 
 /// Deletes the show, its cover, its episodes and their audios (objects included).
 pub async fn delete(state: &Services, user: UserId, id: PodcastId) -> Result<()> {
-    let Some(show) = state
-        .db
-        .read(move |c| Ok(podcasts::get(c, user, id)?))
-        .await?
-    else {
+    let Some(show) = state.db.podcasts().get(user, id).await? else {
         return Ok(());
     };
-    let audios = state
-        .db
-        .read(move |c| Ok(podcasts::episode_audios(c, id)?))
-        .await?;
+    let audios = state.db.podcasts().episode_audios(id).await?;
     for audio in audios {
         crate::speech::service::delete(state, user, audio).await?;
     }
-    state
-        .db
-        .write(move |c| {
-            let tx = c.transaction()?;
-            podcasts::delete(&tx, user, id)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
+    state.db.podcasts().delete(user, id).await?;
     if let Some(key) = show.cover_key {
         delete_object(state, &key).await;
     }

@@ -2,7 +2,7 @@
 
 use super::episodes::Timings;
 use super::feed_links::{CHAPTERS_PURPOSE, TRANSCRIPT_PURPOSE, signed_episode};
-use crate::db::episodes::{self, EpisodeRow};
+use crate::db::episodes::EpisodeRow;
 use crate::db::{EpisodeId, PodcastId, UserId};
 use crate::error::{AppError, Result};
 use crate::podcast::subtitles;
@@ -49,7 +49,8 @@ pub async fn sidecar(
 ) -> Result<String> {
     let e = state
         .db
-        .read(move |c| Ok(episodes::get(c, user, podcast, id)?))
+        .episodes()
+        .get(user, podcast, id)
         .await?
         .ok_or(AppError::NotFound)?;
     render_sidecar(&e, kind)
