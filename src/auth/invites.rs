@@ -66,9 +66,7 @@ impl Auth {
             used_at: None,
         };
         let stored = row.clone();
-        self.db()
-            .write(move |c| Ok(invites::insert(c, &stored)?))
-            .await?;
+        self.db().invites().insert(stored).await?;
         Ok(InviteInfo::new(row, now))
     }
 
@@ -79,17 +77,7 @@ impl Auth {
                 parse_invite_cursor(c).ok_or_else(|| AppError::invalid("cursor is not valid"))?,
             ),
         };
-        let fetch = page.fetch();
-        let rows = self
-            .db()
-            .read(move |c| {
-                Ok(invites::list(
-                    c,
-                    after.as_ref().map(|(at, code)| (*at, code.as_str())),
-                    fetch,
-                )?)
-            })
-            .await?;
+        let rows = self.db().invites().page(after, page.fetch()).await?;
         let now = now_ms();
         Ok(
             Page::from_rows(rows, page, |i| format!("{}.{}", i.created_at, i.code))
@@ -98,11 +86,7 @@ impl Auth {
     }
 
     pub async fn delete_invite(&self, code: &str) -> Result<()> {
-        let code = code.to_string();
-        let found = self
-            .db()
-            .write(move |c| Ok(invites::delete(c, &code)?))
-            .await?;
+        let found = self.db().invites().delete(code.to_string()).await?;
         if found {
             Ok(())
         } else {

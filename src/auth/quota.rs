@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Auth;
-use crate::db::{UserId, now_ms, users};
+use crate::db::{UserId, users};
 use crate::error::ErrorCode;
 use crate::error::{AppError, OrNotFound, Result};
 
@@ -66,27 +66,17 @@ impl Auth {
     /// when a limit applies.
     pub async fn remaining_quota(&self, user_id: UserId) -> Result<Option<u64>> {
         let default_quota = self.inner.default_quota;
-        self.db()
-            .read(move |c| {
-                let Some(row) = users::by_id(c, user_id)? else {
-                    return Ok(None);
-                };
-                let Some(limit) = monthly_limit(&row, default_quota) else {
-                    return Ok(Some(None));
-                };
-                let used = crate::db::usage::tts_chars_this_month(c, user_id, now_ms())?;
-                Ok(Some(Some(limit.saturating_sub(used.max(0) as u64))))
-            })
+        let allowance = self
+            .db()
+            .users()
+            .allowance(user_id, move |row| monthly_limit(row, default_quota))
             .await?
-            .or_not_found()
+            .or_not_found()?;
+        Ok(allowance.map(|a| a.limit.saturating_sub(a.used.max(0) as u64)))
     }
 
     pub(super) async fn quota_of(&self, row: &users::UserRow) -> Result<Quota> {
-        let user = row.id;
-        let used = self
-            .db()
-            .read(move |c| Ok(crate::db::usage::tts_chars_this_month(c, user, now_ms())?))
-            .await?;
+        let used = self.db().usage().tts_chars_this_month(row.id).await?;
         let chars_per_month = monthly_limit(row, self.inner.default_quota);
         Ok(Quota {
             chars_per_month,

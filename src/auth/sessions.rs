@@ -2,10 +2,9 @@
 
 use std::fmt;
 
-use rusqlite::Connection;
-
 use super::{Auth, AuthUser, Credential, DAY_MS, Email, Me, TOUCH_EVERY_MS, secret};
-use crate::db::{SessionId, UserId, now_ms, sessions, sign_in_addresses, users};
+use crate::db::sessions::SessionToOpen;
+use crate::db::{SessionId, now_ms};
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 
@@ -47,11 +46,7 @@ impl Auth {
         client: ClientInfo,
     ) -> Result<(Me, IssuedSession)> {
         let row = match Email::parse(email) {
-            Ok(email) => {
-                self.db()
-                    .read(move |c| Ok(users::by_email(c, email.as_str())?))
-                    .await?
-            }
+            Ok(email) => self.db().users().by_email(email.into_string()).await?,
             Err(_) => None,
         };
         let stored = row.as_ref().map(|r| r.password_hash.clone());
@@ -62,44 +57,29 @@ impl Auth {
         if user.disabled {
             return Err(account_disabled());
         }
-        let (idle_ms, max_ms) = (self.inner.idle_ms, self.inner.max_ms);
-        let user_id = user.id;
-        let session_id = SessionId::new(self.db());
-        let session = self
-            .db()
-            .write(move |c| {
-                let now = now_ms();
-                sessions::delete_dead_for_user(c, user_id, now, now - idle_ms)?;
-                Ok(issue_session(c, session_id, user_id, &client, max_ms)?)
-            })
+        let (session, issued) = self.new_session(client);
+        self.db()
+            .sessions()
+            .sign_in(user.id, session, self.inner.idle_ms)
             .await?;
-        Ok((self.me_from_row(user).await?, session))
+        Ok((self.me_from_row(user).await?, issued))
     }
 
     /// Whether the account with this email signed in from `address` (as [`ClientInfo::address`]
     /// counts it) in the last 90 days; false when no account has the email.
     pub async fn signed_in_from(&self, email: &Email, address: String) -> Result<bool> {
-        let email = email.clone();
         let since = now_ms() - KNOWN_ADDRESS_MS;
         Ok(self
             .db()
-            .lookup(move |c| {
-                Ok(sign_in_addresses::is_known(
-                    c,
-                    email.as_str(),
-                    &address,
-                    since,
-                )?)
-            })
+            .sign_in_addresses()
+            .is_known(email.as_str().to_string(), address, since)
             .await?)
     }
 
     /// Revokes the session the request came with (a no-op for API tokens).
     pub async fn logout(&self, user: &AuthUser) -> Result<()> {
         if let Credential::Session(id) = user.credential {
-            self.db()
-                .write(move |c| Ok(sessions::revoke(c, id, now_ms())?))
-                .await?;
+            self.db().sessions().revoke(id).await?;
             self.forget_verified();
         }
         Ok(())
@@ -119,16 +99,14 @@ impl Auth {
         let idle_since = now - self.inner.idle_ms;
         let found = self
             .db()
-            .lookup(move |c| Ok(sessions::find_live(c, &hash, now, idle_since)?))
+            .sessions()
+            .find_live(hash, now, idle_since)
             .await?;
         let Some(s) = found.filter(|s| !s.disabled) else {
             return Ok(None);
         };
         if now - s.last_seen_at >= TOUCH_EVERY_MS {
-            let id = s.session_id;
-            self.db()
-                .write(move |c| Ok(sessions::touch(c, id, now)?))
-                .await?;
+            self.db().sessions().touch(s.session_id, now).await?;
         }
         let user = AuthUser {
             id: s.user_id,
@@ -141,40 +119,27 @@ impl Auth {
             .remember(ticket, hash, &user, Some(s.expires_at));
         Ok(Some(user))
     }
-}
 
-pub(super) fn issue_session(
-    conn: &Connection,
-    id: SessionId,
-    user_id: UserId,
-    client: &ClientInfo,
-    max_ms: i64,
-) -> rusqlite::Result<IssuedSession> {
-    let token = secret::random_256();
-    let now = now_ms();
-    let user_agent: Option<String> = client
-        .user_agent
-        .as_deref()
-        .map(|ua| ua.chars().take(256).collect());
-    sessions::insert(
-        conn,
-        &sessions::NewSession {
-            id,
-            user_id,
-            token_hash: &secret::digest(&token),
-            now,
-            expires_at: now + max_ms,
-            ip: client.ip.as_deref(),
-            user_agent: user_agent.as_deref(),
-        },
-    )?;
-    if let Some(address) = client.address.as_deref() {
-        sign_in_addresses::record(conn, user_id, address, now, now - KNOWN_ADDRESS_MS)?;
+    /// A new session for `client`, ready to store, and the cookie value only the client will
+    /// hold.
+    pub(super) fn new_session(&self, client: ClientInfo) -> (SessionToOpen, IssuedSession) {
+        let token = secret::random_256();
+        let max_ms = self.inner.max_ms;
+        let session = SessionToOpen {
+            id: SessionId::new(self.db()),
+            token_hash: secret::digest(&token),
+            max_ms,
+            ip: client.ip,
+            user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
+            address: client.address,
+            address_kept_ms: KNOWN_ADDRESS_MS,
+        };
+        let issued = IssuedSession {
+            token,
+            max_age_s: max_ms / 1000,
+        };
+        (session, issued)
     }
-    Ok(IssuedSession {
-        token,
-        max_age_s: max_ms / 1000,
-    })
 }
 
 fn account_disabled() -> AppError {

@@ -2,10 +2,10 @@
 
 use subtle::ConstantTimeEq;
 
-use super::sessions::{ClientInfo, IssuedSession, issue_session};
-use super::users::{Me, NewAccount, email_taken, insert_user, validate_new_account};
+use super::sessions::{ClientInfo, IssuedSession};
+use super::users::{Me, NewAccount, refused, validate_new_account};
 use super::{Auth, Role, secret};
-use crate::db::{SessionId, UserId, users};
+use crate::db::users::NewUserRefusal;
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 
@@ -13,10 +13,7 @@ impl Auth {
     /// Called at start: while no admin exists, makes the one-time setup token and returns it
     /// so it can be logged. `None` once an admin exists.
     pub async fn prepare_setup(&self) -> Result<Option<String>> {
-        let admins = self
-            .db()
-            .read(|c| Ok(users::count_active_admins(c)?))
-            .await?;
+        let admins = self.db().users().count_active_admins().await?;
         let mut slot = self.setup_slot();
         if admins > 0 {
             *slot = None;
@@ -40,10 +37,7 @@ impl Auth {
 
     /// True while no admin can sign in: the web app then offers the setup page.
     pub async fn setup_needed(&self) -> Result<bool> {
-        let admins = self
-            .db()
-            .read(|c| Ok(users::count_active_admins(c)?))
-            .await?;
+        let admins = self.db().users().count_active_admins().await?;
         Ok(admins == 0)
     }
 
@@ -66,38 +60,24 @@ impl Auth {
         }
         let (email, display_name) = validate_new_account(&input)?;
         let hash = self.hash(input.password).await?;
-        let max_ms = self.inner.max_ms;
-        let (user_id, session_id) = (UserId::new(self.db()), SessionId::new(self.db()));
+        let user = self.new_user(email, hash, display_name, Role::Admin);
+        let (new_session, session) = self.new_session(client);
         let outcome = self
             .db()
-            .write(move |c| {
-                let tx = c.transaction()?;
-                if users::count_active_admins(&tx)? > 0 {
-                    return Ok(Err(AppError::Forbidden {
-                        code: ErrorCode::Forbidden,
-                        message: "An admin already exists".into(),
-                    }));
-                }
-                if users::email_taken(&tx, email.as_str())? {
-                    return Ok(Err(email_taken()));
-                }
-                let user = insert_user(&tx, user_id, &email, &hash, display_name, Role::Admin)?;
-                let session = issue_session(&tx, session_id, user.id, &client, max_ms)?;
-                tx.commit()?;
-                Ok(Ok((user, session)))
-            })
+            .users()
+            .create_first_admin(user, new_session)
             .await?;
         match outcome {
-            Ok((user, session)) => {
+            Ok(user) => {
                 *self.setup_slot() = None;
                 tracing::info!(user_id = %user.id, "first admin created; setup is closed");
                 Ok((self.me_from_row(user).await?, session))
             }
-            Err(e) => {
-                if matches!(e, AppError::Forbidden { .. }) {
+            Err(refusal) => {
+                if refusal == NewUserRefusal::AdminExists {
                     *self.setup_slot() = None;
                 }
-                Err(e)
+                Err(refused(refusal))
             }
         }
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{Auth, AuthUser, Credential, MAX_NAME_CHARS, TOUCH_EVERY_MS, secret};
-use crate::db::{self, TokenId, api_tokens, now_ms};
+use crate::db::{self, TokenId, now_ms};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::pagination::{Page, PageRequest};
 
@@ -55,18 +55,12 @@ impl Auth {
             return Ok(Some(user));
         }
         let ticket = self.inner.verified.ticket();
-        let found = self
-            .db()
-            .lookup(move |c| Ok(api_tokens::find_live(c, &hash)?))
-            .await?;
+        let found = self.db().api_tokens().find_live(hash).await?;
         let Some(t) = found.filter(|t| !t.disabled) else {
             return Ok(None);
         };
         if t.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY_MS) {
-            let id = t.token_id;
-            self.db()
-                .write(move |c| Ok(api_tokens::touch(c, id, now)?))
-                .await?;
+            self.db().api_tokens().touch(t.token_id, now).await?;
         }
         let user = AuthUser {
             id: t.user_id,
@@ -93,20 +87,17 @@ impl Auth {
         let token = format!("{}{}", secret::TOKEN_PREFIX, secret::random_256());
         let hash = secret::digest(&token);
         let id = TokenId::new(self.db());
-        let user_id = user.id;
         let now = now_ms();
-        let name2 = name.clone();
-        self.db()
-            .write(move |c| {
-                if api_tokens::count_live_for_user(c, user_id)? >= MAX_TOKENS_PER_USER {
-                    return Ok(Err(AppError::Conflict(format!(
-                        "At most {MAX_TOKENS_PER_USER} API tokens: revoke some first"
-                    ))));
-                }
-                api_tokens::insert(c, id, user_id, &name2, &hash, now)?;
-                Ok(Ok(()))
-            })
-            .await??;
+        let created = self
+            .db()
+            .api_tokens()
+            .create(id, user.id, name.clone(), hash, now, MAX_TOKENS_PER_USER)
+            .await?;
+        if !created {
+            return Err(AppError::Conflict(format!(
+                "At most {MAX_TOKENS_PER_USER} API tokens: revoke some first"
+            )));
+        }
         Ok(CreatedToken {
             id,
             name,
@@ -121,17 +112,10 @@ impl Auth {
         page: &PageRequest,
     ) -> Result<Page<TokenInfo>> {
         let before = page.ulid_cursor()?;
-        let (user_id, fetch) = (user.id, page.fetch());
         let rows = self
             .db()
-            .read(move |c| {
-                Ok(api_tokens::list_for_user(
-                    c,
-                    user_id,
-                    before.as_deref(),
-                    fetch,
-                )?)
-            })
+            .api_tokens()
+            .page(user.id, before, page.fetch())
             .await?;
         Ok(
             Page::from_rows(rows, page, |t| t.id.to_string()).map(|t| TokenInfo {
@@ -145,11 +129,7 @@ impl Auth {
 
     /// Revokes one of the caller's tokens; another user's token is "not found".
     pub async fn revoke_token(&self, user: &AuthUser, token_id: TokenId) -> Result<()> {
-        let user_id = user.id;
-        let found = self
-            .db()
-            .write(move |c| Ok(api_tokens::revoke(c, user_id, token_id, now_ms())?))
-            .await?;
+        let found = self.db().api_tokens().revoke(user.id, token_id).await?;
         if found {
             self.forget_verified();
             Ok(())

@@ -2,16 +2,15 @@
 
 use std::fmt;
 
-use anyhow::Context;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::invites::invalid_invite;
-use super::sessions::{ClientInfo, IssuedSession, issue_session};
+use super::sessions::{ClientInfo, IssuedSession};
 use super::{Auth, AuthUser, Credential, Email, MAX_NAME_CHARS, Quota, Role, password};
 use crate::config::Registration;
-use crate::db::{self, SessionId, UserId, invites, now_ms, sessions, users};
+use crate::db::users::{self, NewUser, NewUserRefusal, UpdateRefusal, UserChange};
+use crate::db::{self, UserId};
 use crate::error::ErrorCode;
 use crate::error::{AppError, OrNotFound, Result};
 use crate::pagination::{Page, PageRequest};
@@ -111,37 +110,20 @@ impl Auth {
         };
         let (email, display_name) = validate_new_account(&input)?;
         let hash = self.hash(input.password).await?;
-        let max_ms = self.inner.max_ms;
-        let (user_id, session_id) = (UserId::new(self.db()), SessionId::new(self.db()));
-        let (user, session) = self
+        let user = self.new_user(email, hash, display_name, Role::User);
+        let (new_session, session) = self.new_session(client);
+        let user = self
             .db()
-            .write(move |c| {
-                let tx = c.transaction()?;
-                if users::email_taken(&tx, email.as_str())? {
-                    return Ok(Err(email_taken()));
-                }
-                let user = insert_user(&tx, user_id, &email, &hash, display_name, Role::User)?;
-                if let Some(code) = &invite
-                    && !invites::redeem(&tx, code, user.id, user.created_at)?
-                {
-                    return Ok(Err(invalid_invite()));
-                }
-                let session = issue_session(&tx, session_id, user.id, &client, max_ms)?;
-                tx.commit()?;
-                Ok(Ok((user, session)))
-            })
-            .await??;
+            .users()
+            .register(user, invite, new_session)
+            .await?
+            .map_err(refused)?;
         tracing::info!(user_id = %user.id, "account registered");
         Ok((self.me_from_row(user).await?, session))
     }
 
     pub async fn me(&self, user: &AuthUser) -> Result<Me> {
-        let id = user.id;
-        let row = self
-            .db()
-            .read(move |c| Ok(users::by_id(c, id)?))
-            .await?
-            .or_not_found()?;
+        let row = self.db().users().get(user.id).await?.or_not_found()?;
         self.me_from_row(row).await
     }
 
@@ -164,10 +146,7 @@ impl Auth {
     ) -> Result<Me> {
         let name = clean_display_name(display_name)
             .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "display_name", m))?;
-        let id = user.id;
-        self.db()
-            .write(move |c| Ok(users::set_display_name(c, id, name.as_deref(), now_ms())?))
-            .await?;
+        self.db().users().set_display_name(user.id, name).await?;
         self.me(user).await
     }
 
@@ -181,13 +160,13 @@ impl Auth {
         password::validate(&new)
             .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "new_password", m))?;
         let id = user.id;
-        let stored = {
-            self.db()
-                .read(move |c| Ok(users::by_id(c, id)?))
-                .await?
-                .or_not_found()?
-                .password_hash
-        };
+        let stored = self
+            .db()
+            .users()
+            .get(id)
+            .await?
+            .or_not_found()?
+            .password_hash;
         if !self.verify(current, Some(stored)).await? {
             return Err(AppError::field(
                 ErrorCode::InvalidRequest,
@@ -200,16 +179,7 @@ impl Auth {
             Credential::Session(s) => Some(s),
             Credential::Token(_) => None,
         };
-        self.db()
-            .write(move |c| {
-                let tx = c.transaction()?;
-                let now = now_ms();
-                users::set_password(&tx, id, &hash, now)?;
-                sessions::revoke_all_for_user(&tx, id, keep, now)?;
-                tx.commit()?;
-                Ok(())
-            })
-            .await?;
+        self.db().users().change_password(id, hash, keep).await?;
         self.forget_verified();
         Ok(())
     }
@@ -222,10 +192,7 @@ impl Auth {
         let before = page.ulid_cursor()?;
         let fetch = page.fetch();
         let q = email_contains.filter(|q| !q.trim().is_empty());
-        let rows = self
-            .db()
-            .read(move |c| Ok(users::list(c, before.as_deref(), fetch, q.as_deref())?))
-            .await?;
+        let rows = self.db().users().page(before, fetch, q).await?;
         Ok(Page::from_rows(rows, page, |u| u.id.to_string()).map(UserSummary::from))
     }
 
@@ -241,58 +208,28 @@ impl Auth {
                 "Must be 0 or more, or null for the default",
             ));
         }
-        let id = user_id;
-        let updated = self
-            .db()
-            .write(move |c| {
-                let tx = c.transaction()?;
-                let now = now_ms();
-                if users::by_id(&tx, id)?.is_none() {
-                    return Ok(Err(AppError::NotFound));
-                }
-                if let Some(role) = patch.role {
-                    users::set_role(&tx, id, role, now)?;
-                }
-                if let Some(disabled) = patch.disabled {
-                    users::set_disabled(&tx, id, disabled, now)?;
-                    if disabled {
-                        sessions::revoke_all_for_user(&tx, id, None, now)?;
-                    }
-                }
-                if let Some(quota) = patch.quota_chars_per_month {
-                    users::set_quota(&tx, id, quota, now)?;
-                }
-                if users::count_active_admins(&tx)? == 0 {
-                    return Ok(Err(AppError::Conflict(
-                        "At least one active admin must remain".into(),
-                    )));
-                }
-                let row = users::by_id(&tx, id)?.context("user vanished")?;
-                tx.commit()?;
-                Ok(Ok(UserSummary::from(row)))
-            })
-            .await?;
+        let change = UserChange {
+            role: patch.role,
+            disabled: patch.disabled,
+            quota_chars_per_month: patch.quota_chars_per_month,
+        };
+        let updated = self.db().users().update(user_id, change).await?;
         self.forget_verified();
-        updated
+        match updated {
+            Ok(row) => Ok(UserSummary::from(row)),
+            Err(UpdateRefusal::NotFound) => Err(AppError::NotFound),
+            Err(UpdateRefusal::NoActiveAdminLeft) => Err(AppError::Conflict(
+                "At least one active admin must remain".into(),
+            )),
+        }
     }
 
     /// Creates an account directly (no policy, no session): `aimake user add`.
     pub async fn add_user(&self, input: NewAccount, role: Role) -> Result<UserSummary> {
         let (email, display_name) = validate_new_account(&input)?;
         let hash = self.hash(input.password).await?;
-        let user_id = UserId::new(self.db());
-        let user = self
-            .db()
-            .write(move |c| {
-                let tx = c.transaction()?;
-                if users::email_taken(&tx, email.as_str())? {
-                    return Ok(Err(email_taken()));
-                }
-                let user = insert_user(&tx, user_id, &email, &hash, display_name, role)?;
-                tx.commit()?;
-                Ok(Ok(user))
-            })
-            .await??;
+        let user = self.new_user(email, hash, display_name, role);
+        let user = self.db().users().create(user).await?.map_err(refused)?;
         if role == Role::Admin {
             *self.setup_slot() = None;
         }
@@ -308,21 +245,11 @@ impl Auth {
             .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "email", m))?;
         let reset = self
             .db()
-            .write(move |c| {
-                let tx = c.transaction()?;
-                let Some(user) = users::by_email(&tx, email.as_str())? else {
-                    return Ok(Err(AppError::NotFound));
-                };
-                let now = now_ms();
-                users::set_password(&tx, user.id, &hash, now)?;
-                sessions::revoke_all_for_user(&tx, user.id, None, now)?;
-                let user = users::by_id(&tx, user.id)?.context("user vanished")?;
-                tx.commit()?;
-                Ok(Ok(UserSummary::from(user)))
-            })
+            .users()
+            .reset_password(email.into_string(), hash)
             .await?;
         self.forget_verified();
-        reset
+        Ok(UserSummary::from(reset.or_not_found()?))
     }
 
     /// Disables or re-enables an account by email: `aimake user disable|enable`.
@@ -331,7 +258,8 @@ impl Auth {
             .map_err(|m| AppError::field(ErrorCode::InvalidRequest, "email", m))?;
         let id = self
             .db()
-            .read(move |c| Ok(users::by_email(c, email.as_str())?))
+            .users()
+            .by_email(email.into_string())
             .await?
             .or_not_found()?
             .id;
@@ -347,33 +275,26 @@ impl Auth {
 
     /// Every account, oldest first.
     pub async fn all_users(&self) -> Result<Vec<UserSummary>> {
-        let rows = self.db().read(|c| Ok(users::all(c)?)).await?;
+        let rows = self.db().users().all().await?;
         Ok(rows.into_iter().map(UserSummary::from).collect())
     }
-}
 
-pub(super) fn insert_user(
-    conn: &Connection,
-    id: UserId,
-    email: &Email,
-    hash: &str,
-    display_name: Option<String>,
-    role: Role,
-) -> rusqlite::Result<users::UserRow> {
-    let now = now_ms();
-    let row = users::UserRow {
-        id,
-        email: email.as_str().to_string(),
-        password_hash: hash.to_string(),
-        display_name,
-        role,
-        disabled: false,
-        quota_chars_per_month: None,
-        created_at: now,
-        updated_at: now,
-    };
-    users::insert(conn, &row)?;
-    Ok(row)
+    /// An account to store, with a fresh id.
+    pub(super) fn new_user(
+        &self,
+        email: Email,
+        password_hash: String,
+        display_name: Option<String>,
+        role: Role,
+    ) -> NewUser {
+        NewUser {
+            id: UserId::new(self.db()),
+            email: email.into_string(),
+            password_hash,
+            display_name,
+            role,
+        }
+    }
 }
 
 /// Checks every field of a new account and reports all problems at once.
@@ -414,8 +335,18 @@ fn clean_display_name(name: Option<String>) -> std::result::Result<Option<String
     Ok(Some(name))
 }
 
-pub(super) fn email_taken() -> AppError {
-    AppError::Conflict("An account with this email already exists".into())
+/// Why an account was not created, as the API answers it.
+pub(super) fn refused(refusal: NewUserRefusal) -> AppError {
+    match refusal {
+        NewUserRefusal::EmailTaken => {
+            AppError::Conflict("An account with this email already exists".into())
+        }
+        NewUserRefusal::InviteInvalid => invalid_invite(),
+        NewUserRefusal::AdminExists => AppError::Forbidden {
+            code: ErrorCode::Forbidden,
+            message: "An admin already exists".into(),
+        },
+    }
 }
 
 #[cfg(test)]

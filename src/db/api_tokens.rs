@@ -117,3 +117,57 @@ pub fn revoke(conn: &Connection, user_id: UserId, id: TokenId, now: i64) -> rusq
     )?;
     Ok(true)
 }
+
+// Used by accounts.
+impl ApiTokens<'_> {
+    /// The unrevoked token with this hash and its user: an indexed lookup on every request
+    /// with a token.
+    pub async fn find_live(&self, token_hash: [u8; 32]) -> anyhow::Result<Option<TokenUser>> {
+        self.0.lookup(move |c| Ok(find_live(c, &token_hash)?)).await
+    }
+
+    pub async fn touch(&self, id: TokenId, now: i64) -> anyhow::Result<()> {
+        self.0.write(move |c| Ok(touch(c, id, now)?)).await
+    }
+
+    /// Stores a new token unless the user already has `max_live` unrevoked ones; `false` when
+    /// it was not stored.
+    pub async fn create(
+        &self,
+        id: TokenId,
+        user_id: UserId,
+        name: String,
+        token_hash: [u8; 32],
+        now: i64,
+        max_live: i64,
+    ) -> anyhow::Result<bool> {
+        self.0
+            .write(move |c| {
+                if count_live_for_user(c, user_id)? >= max_live {
+                    return Ok(false);
+                }
+                insert(c, id, user_id, &name, &token_hash, now)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// The owner's unrevoked tokens, newest first, below the `before` id.
+    pub async fn page(
+        &self,
+        user_id: UserId,
+        before: Option<String>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<TokenRow>> {
+        self.0
+            .read(move |c| Ok(list_for_user(c, user_id, before.as_deref(), limit)?))
+            .await
+    }
+
+    /// See [`revoke`]: `false` when the owner has no such token.
+    pub async fn revoke(&self, user_id: UserId, id: TokenId) -> anyhow::Result<bool> {
+        self.0
+            .write(move |c| Ok(revoke(c, user_id, id, super::now_ms())?))
+            .await
+    }
+}

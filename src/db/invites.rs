@@ -89,3 +89,32 @@ pub fn delete(conn: &Connection, code: &str) -> rusqlite::Result<bool> {
         .execute([code])?
         == 1)
 }
+
+// Used by accounts.
+impl Invites<'_> {
+    pub async fn insert(&self, invite: InviteRow) -> anyhow::Result<()> {
+        self.0.write(move |c| Ok(insert(c, &invite)?)).await
+    }
+
+    /// Newest first, after the `(created_at, code)` of the previous page's last invite.
+    pub async fn page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<InviteRow>> {
+        self.0
+            .read(move |c| {
+                Ok(list(
+                    c,
+                    after.as_ref().map(|(at, code)| (*at, code.as_str())),
+                    limit,
+                )?)
+            })
+            .await
+    }
+
+    /// `false` when there was no such invite.
+    pub async fn delete(&self, code: String) -> anyhow::Result<bool> {
+        self.0.write(move |c| Ok(delete(c, &code)?)).await
+    }
+}

@@ -205,6 +205,63 @@ pub fn live_ids_for_audio(c: &Connection, audio: AudioId) -> rusqlite::Result<Ve
     stmt.query_map([audio], |r| r.get(0))?.collect()
 }
 
+// Used by the job queue.
+impl Jobs<'_> {
+    /// Claims the next due job under a lease of `lease_ms` (see [`claim`]); its audio, if it
+    /// has one, shows as running from that moment, in the same transaction.
+    pub async fn claim(&self, worker: &str, lease_ms: i64) -> anyhow::Result<Option<Job>> {
+        let worker = worker.to_string();
+        self.0
+            .transaction(move |tx| {
+                let now = super::now_ms();
+                let job = claim(tx, &worker, now, lease_ms)?;
+                if let Some(audio) = job.as_ref().and_then(|j| j.audio_id) {
+                    super::audios::start(tx, audio, now)?;
+                }
+                Ok(job)
+            })
+            .await
+    }
+
+    /// Extends the lease of a job this worker still holds; `false` when the job was canceled
+    /// or taken over.
+    pub async fn heartbeat(&self, id: JobId, worker: &str, lease_ms: i64) -> anyhow::Result<bool> {
+        let worker = worker.to_string();
+        self.0
+            .write(move |c| Ok(heartbeat(c, id, &worker, super::now_ms(), lease_ms)?))
+            .await
+    }
+
+    /// Marks a running job failed for good; `false` when it was canceled meanwhile.
+    pub async fn fail(&self, id: JobId, error: String) -> anyhow::Result<bool> {
+        self.0
+            .transaction(move |tx| Ok(fail(tx, id, &error, super::now_ms())?))
+            .await
+    }
+
+    /// Queues a failed attempt's job again, to run `delay_ms` from now.
+    pub async fn requeue(&self, id: JobId, delay_ms: i64, error: String) -> anyhow::Result<()> {
+        self.0
+            .transaction(move |tx| {
+                let now = super::now_ms();
+                Ok(requeue(tx, id, now + delay_ms, &error, now)?)
+            })
+            .await
+    }
+
+    /// Hands back a job interrupted by shutdown (see [`release`]).
+    pub async fn release(&self, id: JobId) -> anyhow::Result<()> {
+        self.0
+            .transaction(move |tx| Ok(release(tx, id, super::now_ms())?))
+            .await
+    }
+
+    /// Queued, running, and failed in the last 24 hours.
+    pub async fn counts(&self) -> anyhow::Result<(i64, i64, i64)> {
+        self.0.read(|c| Ok(counts(c, super::now_ms())?)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,3 +107,87 @@ pub fn delete_dead_for_user(
     )?
     .execute(params![user_id, now, idle_since])
 }
+
+// Used by accounts.
+
+/// A session to open, as it travels to the writer: its times are taken when it is written.
+pub struct SessionToOpen {
+    pub id: SessionId,
+    pub token_hash: [u8; 32],
+    /// How long it lives at most: it expires this long after it opens.
+    pub max_ms: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The client's address as sign-in throttling counts it, kept as one of the account's
+    /// known addresses for `address_kept_ms`.
+    pub address: Option<String>,
+    pub address_kept_ms: i64,
+}
+
+/// Opens `s` for the user and notes the address it came from.
+pub fn open(
+    conn: &Connection,
+    user_id: UserId,
+    s: &SessionToOpen,
+    now: i64,
+) -> rusqlite::Result<()> {
+    insert(
+        conn,
+        &NewSession {
+            id: s.id,
+            user_id,
+            token_hash: &s.token_hash,
+            now,
+            expires_at: now + s.max_ms,
+            ip: s.ip.as_deref(),
+            user_agent: s.user_agent.as_deref(),
+        },
+    )?;
+    if let Some(address) = s.address.as_deref() {
+        super::sign_in_addresses::record(conn, user_id, address, now, now - s.address_kept_ms)?;
+    }
+    Ok(())
+}
+
+impl Sessions<'_> {
+    /// Signs the user in: drops their sessions that can never be used again (idle for
+    /// `idle_ms` or more, expired, revoked) and opens `session`.
+    pub async fn sign_in(
+        &self,
+        user_id: UserId,
+        session: SessionToOpen,
+        idle_ms: i64,
+    ) -> anyhow::Result<()> {
+        self.0
+            .transaction(move |tx| {
+                let now = super::now_ms();
+                delete_dead_for_user(tx, user_id, now, now - idle_ms)?;
+                open(tx, user_id, &session, now)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The live session with this token hash and its user (see [`find_live`]): an indexed
+    /// lookup on every request with a cookie.
+    pub async fn find_live(
+        &self,
+        token_hash: [u8; 32],
+        now: i64,
+        idle_since: i64,
+    ) -> anyhow::Result<Option<SessionUser>> {
+        self.0
+            .lookup(move |c| Ok(find_live(c, &token_hash, now, idle_since)?))
+            .await
+    }
+
+    pub async fn touch(&self, id: SessionId, now: i64) -> anyhow::Result<()> {
+        self.0.write(move |c| Ok(touch(c, id, now)?)).await
+    }
+
+    pub async fn revoke(&self, id: SessionId) -> anyhow::Result<()> {
+        self.0
+            .write(move |c| Ok(revoke(c, id, super::now_ms())?))
+            .await
+    }
+}

@@ -41,6 +41,22 @@ pub fn is_known(
     .query_row(params![email, address, since], |r| r.get(0))
 }
 
+// Used by accounts.
+impl SignInAddresses<'_> {
+    /// Whether the account with this (normalised) email signed in from `address` after
+    /// `since`: an indexed lookup before each sign-in is throttled.
+    pub async fn is_known(
+        &self,
+        email: String,
+        address: String,
+        since: i64,
+    ) -> anyhow::Result<bool> {
+        self.0
+            .lookup(move |c| Ok(is_known(c, &email, &address, since)?))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

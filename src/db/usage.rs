@@ -151,6 +151,28 @@ impl Usage<'_> {
     }
 }
 
+// Used by accounts and usage reports.
+impl Usage<'_> {
+    /// Usage per day and service between two days (inclusive), for one user or everyone.
+    pub async fn per_day(
+        &self,
+        user: Option<UserId>,
+        from: String,
+        to: String,
+    ) -> anyhow::Result<Vec<DayUsage>> {
+        self.0
+            .read(move |c| Ok(per_day(c, user, &from, &to)?))
+            .await
+    }
+
+    /// Speech characters the user has used this month.
+    pub async fn tts_chars_this_month(&self, user: UserId) -> anyhow::Result<i64> {
+        self.0
+            .read(move |c| Ok(tts_chars_this_month(c, user, super::now_ms())?))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

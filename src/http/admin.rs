@@ -97,10 +97,7 @@ async fn usage(
     Query(q): Query<RangeQuery>,
 ) -> Result<axum::Json<serde_json::Value>> {
     let (from, to) = q.days()?;
-    let rows = state
-        .db
-        .read(move |c| Ok(crate::db::usage::per_day(c, None, &from, &to)?))
-        .await?;
+    let rows = state.db.usage().per_day(None, from, to).await?;
     let units: i64 = rows.iter().map(|r| r.units).sum();
     let cost: i64 = rows.iter().map(|r| r.cost_micros).sum();
     Ok(axum::Json(serde_json::json!({
@@ -136,10 +133,7 @@ async fn system(
     _admin: AdminUser,
 ) -> Result<axum::Json<serde_json::Value>> {
     let path = state.db.path().to_path_buf();
-    let (queued, running, failed) = state
-        .db
-        .read(move |c| Ok(crate::db::jobs::counts(c, crate::db::now_ms())?))
-        .await?;
+    let (queued, running, failed) = state.db.jobs().counts().await?;
     let db_bytes = ["", "-wal"]
         .iter()
         .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())

@@ -22,10 +22,6 @@ async fn list(
     Query(q): Query<RangeQuery>,
 ) -> Result<Json<Value>> {
     let (from, to) = q.days()?;
-    let id = user.id;
-    let rows = state
-        .db
-        .read(move |c| Ok(crate::db::usage::per_day(c, Some(id), &from, &to)?))
-        .await?;
+    let rows = state.db.usage().per_day(Some(user.id), from, to).await?;
     Ok(Json(json!(rows)))
 }

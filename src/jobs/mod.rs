@@ -15,8 +15,7 @@ use ulid::Ulid;
 
 pub use crate::db::jobs::{Job, NewJob};
 
-use crate::db::jobs as queue;
-use crate::db::{Db, JobId, audios, now_ms};
+use crate::db::{Db, JobId};
 use crate::error::ErrorCode;
 
 /// Long enough that a busy worker renews it comfortably, short enough that a crashed
@@ -87,7 +86,7 @@ pub struct JobContext<S> {
     pub cancel: CancellationToken,
 }
 
-/// One kind of job. `run` must finish by calling [`queue::succeed`] in the same transaction
+/// One kind of job. `run` must finish by calling [`crate::db::jobs::succeed`] in the same transaction
 /// that stores its results (and roll back if that returns false).
 pub trait Handler<S>: Send + Sync + 'static {
     fn run(&self, ctx: JobContext<S>) -> BoxFuture<'static, Result<(), JobError>>;
@@ -176,19 +175,9 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
     /// Claims the next due job under a lease. The job's audio shows as running from the
     /// moment it is claimed: one transaction instead of a separate write from the handler.
     async fn claim(&self) -> anyhow::Result<Option<Job>> {
-        let worker = self.worker.clone();
-        let lease = LEASE.as_millis() as i64;
         self.db
-            .write(move |c| {
-                let tx = c.transaction()?;
-                let now = now_ms();
-                let job = queue::claim(&tx, &worker, now, lease)?;
-                if let Some(audio) = job.as_ref().and_then(|j| j.audio_id) {
-                    audios::start(&tx, audio, now)?;
-                }
-                tx.commit()?;
-                Ok(job)
-            })
+            .jobs()
+            .claim(&self.worker, LEASE.as_millis() as i64)
             .await
     }
 
@@ -207,15 +196,9 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
             .cloned();
         let Some(handler) = handler else {
             tracing::error!("no handler for this job kind; failing it");
-            let id = job.id;
-            let kind = job.kind.clone();
             self.db
-                .write(move |c| {
-                    let tx = c.transaction()?;
-                    queue::fail(&tx, id, &format!("unknown job kind {kind}"), now_ms())?;
-                    tx.commit()?;
-                    Ok(())
-                })
+                .jobs()
+                .fail(job.id, format!("unknown job kind {}", job.kind))
                 .await?;
             return Ok(());
         };
@@ -277,15 +260,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
             Err(_) if stop.is_cancelled() && !abort.is_cancelled() => {
                 // Shutting down: hand it back so the next start picks it up at once.
                 tracing::info!("job interrupted by shutdown; it resumes after restart");
-                let id = job.id;
-                self.db
-                    .write(move |c| {
-                        let tx = c.transaction()?;
-                        queue::release(&tx, id, now_ms())?;
-                        tx.commit()?;
-                        Ok(())
-                    })
-                    .await?;
+                self.db.jobs().release(job.id).await?;
             }
             Err(e) if abort.is_cancelled() => {
                 tracing::info!(reason = %e, "job canceled");
@@ -297,28 +272,17 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
                     .unwrap_or_else(|| backoff(job.attempt))
                     .min(MAX_BACKOFF);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "job attempt failed; will retry");
-                let (id, message) = (job.id, e.message.clone());
                 self.db
-                    .write(move |c| {
-                        let tx = c.transaction()?;
-                        let now = now_ms();
-                        queue::requeue(&tx, id, now + delay.as_millis() as i64, &message, now)?;
-                        tx.commit()?;
-                        Ok(())
-                    })
+                    .jobs()
+                    .requeue(job.id, delay.as_millis() as i64, e.message.clone())
                     .await?;
             }
             Err(e) => {
                 tracing::warn!(error = %e, code = e.code.as_str(), "job failed");
-                let (id, message) = (job.id, format!("{}: {}", e.code, e.message));
                 let marked = self
                     .db
-                    .write(move |c| {
-                        let tx = c.transaction()?;
-                        let marked = queue::fail(&tx, id, &message, now_ms())?;
-                        tx.commit()?;
-                        Ok(marked)
-                    })
+                    .jobs()
+                    .fail(job.id, format!("{}: {}", e.code, e.message))
                     .await?;
                 if marked {
                     handler.failed(ctx, e).await?;
@@ -337,11 +301,7 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(LEASE / 3) => {}
             }
-            let worker = self.worker.clone();
-            let held = self
-                .db
-                .write(move |c| Ok(queue::heartbeat(c, job, &worker, now_ms(), lease)?))
-                .await;
+            let held = self.db.jobs().heartbeat(job, &self.worker, lease).await;
             if matches!(held, Ok(false)) {
                 cancel.cancel();
                 return;
