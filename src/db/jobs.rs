@@ -205,6 +205,15 @@ pub fn live_ids_for_audio(c: &Connection, audio: AudioId) -> rusqlite::Result<Ve
     stmt.query_map([audio], |r| r.get(0))?.collect()
 }
 
+// Used by the speech stream.
+
+impl Jobs<'_> {
+    /// The newest queued or running job of an audio, if any.
+    pub async fn live_for_audio(&self, audio: AudioId) -> anyhow::Result<Option<JobId>> {
+        self.0.read(move |c| Ok(live_for_audio(c, audio)?)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,15 @@ pub fn forget_object(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+// Used by the synthesis jobs.
+
+impl TtsCache<'_> {
+    /// The result cached under `key`, if any.
+    pub async fn get(&self, key: String) -> anyhow::Result<Option<Entry>> {
+        self.0.lookup(move |c| Ok(get(c, &key)?)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -123,6 +123,48 @@ pub fn tts_chars_this_month(conn: &Connection, user: UserId, now: i64) -> rusqli
         .query_row(params![user, month_start(now)], |r| r.get(0))
 }
 
+// Used by the speech service and the synthesis jobs.
+
+/// One billable call, to be recorded for a user (and the audio it made, if any).
+#[derive(Debug, Clone)]
+pub struct Billed {
+    /// e.g. `tts:openai:tts-1`.
+    pub service: String,
+    pub units: i64,
+    pub cost_micros: i64,
+    /// Served from the cache: counted, not paid.
+    pub cached: bool,
+}
+
+impl Billed {
+    pub(super) fn row(&self, id: Ulid, user: UserId, audio: Option<AudioId>) -> NewUsage<'_> {
+        NewUsage {
+            id,
+            user_id: user,
+            audio_id: audio,
+            service: &self.service,
+            units: self.units,
+            cost_micros: self.cost_micros,
+            cached: self.cached,
+        }
+    }
+}
+
+impl Usage<'_> {
+    /// Records one billable call of `user`'s.
+    pub async fn insert(
+        &self,
+        user: UserId,
+        audio: Option<AudioId>,
+        billed: Billed,
+    ) -> anyhow::Result<()> {
+        let id = self.0.new_id();
+        self.0
+            .transaction(move |tx| Ok(insert(tx, &billed.row(id, user, audio), super::now_ms())?))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
