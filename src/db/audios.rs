@@ -1259,7 +1259,11 @@ mod handle_tests {
 
         let deleted = db.audios().delete(owner, audio).await.unwrap().unwrap();
         assert_eq!(deleted.jobs, vec![job]);
-        assert_eq!(job_status(&db, job).await, None, "the job goes with its audio");
+        assert_eq!(
+            job_status(&db, job).await,
+            None,
+            "the job goes with its audio"
+        );
         assert!(db.audios().get(owner, audio).await.unwrap().is_none());
     }
 
