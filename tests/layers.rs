@@ -60,6 +60,8 @@ enum Tok {
     Open,
     Close,
     Comma,
+    Dot,
+    Paren,
     Other,
 }
 
@@ -156,6 +158,8 @@ fn tokens(source: &str) -> Vec<(Tok, usize)> {
                     '{' => Tok::Open,
                     '}' => Tok::Close,
                     ',' => Tok::Comma,
+                    '.' => Tok::Dot,
+                    '(' => Tok::Paren,
                     _ => Tok::Other,
                 },
                 line,
@@ -409,6 +413,71 @@ fn check(files: &[(String, String)]) -> Vec<String> {
     out
 }
 
+/// The database handle's raw access: closures over a SQLite connection.
+const RAW_ACCESS: &[&str] = &[
+    "read",
+    "lookup",
+    "write",
+    "transaction",
+    "try_transaction",
+    "write_blocking",
+];
+
+/// Directories that may reach SQLite itself: the database layer, and backups, which work on
+/// the database file as a file (`VACUUM INTO`, the online backup API, checkpoints).
+const RAW_ALLOWED: &[&str] = &["db", "backup"];
+
+/// Every place outside the database layer that reaches SQLite itself: names `rusqlite`, or
+/// calls the handle's raw access (`db.read(…)`, `self.db().write(…)`, …) instead of a table
+/// handle's typed methods.
+fn raw_database_access(files: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (file, text) in files {
+        let top = file
+            .split('/')
+            .next()
+            .unwrap_or(file)
+            .trim_end_matches(".rs");
+        if RAW_ALLOWED.contains(&top) {
+            continue;
+        }
+        let toks = tokens(text);
+        let ident = |i: usize| match toks.get(i) {
+            Some((Tok::Ident(name), _)) => Some(name.as_str()),
+            _ => None,
+        };
+        let is = |i: usize, tok: Tok| toks.get(i).map(|t| &t.0) == Some(&tok);
+        for (i, (tok, line)) in toks.iter().enumerate() {
+            let Tok::Ident(name) = tok else { continue };
+            if name == "rusqlite" {
+                out.push(format!("src/{file}:{line}: names `rusqlite`"));
+                continue;
+            }
+            if name != "db" {
+                continue;
+            }
+            // `db.m(` or `db().m(`
+            let method_at = if is(i + 1, Tok::Dot) {
+                i + 2
+            } else if is(i + 1, Tok::Paren) && is(i + 2, Tok::Other) && is(i + 3, Tok::Dot) {
+                i + 4
+            } else {
+                continue;
+            };
+            if let Some(method) = ident(method_at)
+                && RAW_ACCESS.contains(&method)
+                && is(method_at + 1, Tok::Paren)
+            {
+                out.push(format!(
+                    "src/{file}:{line}: calls `db.{method}(…)`: use a table handle's method \
+                     (`db.audios().get(…)`), so a second backend changes only `db/`"
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn read_tree(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
@@ -442,6 +511,62 @@ fn every_module_keeps_to_its_layer_and_no_modules_import_each_other_in_a_cycle()
         breaches.is_empty(),
         "the layer rule of docs/architecture.md is broken:\n{}",
         breaches.join("\n")
+    );
+}
+
+#[test]
+fn nothing_outside_the_database_layer_reaches_sqlite_itself() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    read_tree(&src, &src, &mut files);
+    let found = raw_database_access(&files);
+    assert!(
+        found.is_empty(),
+        "the database boundary of docs/architecture.md is broken:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_boundary_check_finds_raw_access_and_lets_handles_and_the_database_layer_be() {
+    let found = raw_database_access(&tree(&[
+        (
+            "speech/service.rs",
+            "async fn f(s: &S) {\n\
+             s.db.read(move |c| Ok(x(c)?)).await;\n\
+             s.db().write(|c| Ok(())).await;\n\
+             s.db.audios().get(user, id).await;\n\
+             // s.db.write(|c| …)\n\
+             let t = \"db.lookup(\";\n\
+             }\n",
+        ),
+        ("auth/users.rs", "\nuse rusqlite::Connection;\n"),
+        ("db/audios.rs", "fn g(db: &Db) { db.read(|c| Ok(())); }\n"),
+        (
+            "backup/online.rs",
+            "fn h(db: &Db) { db.write_blocking(|w| ()); }\n",
+        ),
+        (
+            "http/files.rs",
+            "fn k(f: &mut File) { f.write(&[]); f.read(&mut b); }\n",
+        ),
+    ]));
+    assert_eq!(
+        found.len(),
+        3,
+        "exactly the raw read, the raw write and the import: {found:#?}"
+    );
+    assert!(
+        found[0].starts_with("src/speech/service.rs:2: calls `db.read(…)`"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("src/speech/service.rs:3: calls `db.write(…)`"),
+        "{found:#?}"
+    );
+    assert!(
+        found[2].starts_with("src/auth/users.rs:2: names `rusqlite`"),
+        "{found:#?}"
     );
 }
 

@@ -6,7 +6,6 @@ use super::{Role, TokenId, UserId};
 
 /// The `api_tokens` table's operations, for services and jobs: `db.api_tokens().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct ApiTokens<'a>(pub(super) &'a super::Db);
 
 #[derive(Debug, Clone)]

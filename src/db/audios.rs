@@ -4,11 +4,13 @@ use crate::audio::Peaks;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
-use super::{AudioId, AudioKind, AudioStatus, UserId};
+use super::jobs::{self, NewJob};
+use super::tts_cache::{self, NewEntry};
+use super::usage::{self, Billed};
+use super::{AudioId, AudioKind, AudioStatus, JobId, UserId, episodes};
 
 /// The `audios` table's operations, for services and jobs: `db.audios().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct Audios<'a>(pub(super) &'a super::Db);
 
 /// One library item as the API returns it (minus URLs, which the HTTP layer adds).
@@ -375,11 +377,327 @@ pub fn delete_peaks(conn: &Connection, key: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-// Used by podcast.
+// Used by the speech service and the synthesis jobs.
+
+/// An audio to store `queued`, with the text its job speaks.
+pub struct QueuedAudio {
+    pub id: AudioId,
+    pub user_id: UserId,
+    pub kind: AudioKind,
+    pub title: String,
+    pub voice: Option<String>,
+    pub format: String,
+    pub speed: f64,
+    pub text: Option<String>,
+    pub chars: i64,
+}
+
+/// Why a retry queued nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequeueRefusal {
+    /// No such audio of the caller.
+    NotFound,
+    /// A podcast episode: it is rendered again from its podcast, not here.
+    NotSpeech,
+    /// Only failed (or canceled) audios are queued again; this is the status it has.
+    NotFailed(AudioStatus),
+}
+
+/// What deleting an audio leaves to do outside the database.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// Its jobs that were live: canceled here, their workers and kept objects go next.
+    pub jobs: Vec<JobId>,
+    /// Stored objects no other audio points at any more.
+    pub orphans: Vec<String>,
+}
+
+/// A stored result: an audio's file, or a cache entry's.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub object_key: String,
+    /// Empty for results the player never draws (podcast lines).
+    pub peaks_key: String,
+    pub duration_ms: i64,
+    pub size_bytes: i64,
+    pub sha256: String,
+}
+
+impl StoredFile {
+    fn finished(&self) -> Finished<'_> {
+        Finished {
+            object_key: &self.object_key,
+            peaks_key: &self.peaks_key,
+            duration_ms: self.duration_ms,
+            size_bytes: self.size_bytes,
+            sha256: &self.sha256,
+        }
+    }
+
+    fn entry<'a>(&'a self, key: &'a str) -> NewEntry<'a> {
+        NewEntry {
+            key,
+            object_key: &self.object_key,
+            peaks_key: &self.peaks_key,
+            duration_ms: self.duration_ms,
+            size_bytes: self.size_bytes,
+            sha256: &self.sha256,
+        }
+    }
+}
+
+/// What a synthesis job records at its end, together with the job's success.
+pub struct Synthesized {
+    pub job: JobId,
+    pub audio: AudioId,
+    pub user: UserId,
+    /// The audio's file: one the job stored, or the cached result it reuses.
+    pub file: StoredFile,
+    /// The file's waveform, when the job made the file (a reused result's is stored already).
+    pub peaks: Option<Peaks>,
+    /// The file is a cached result's object: nothing is recorded once the cache lets it go.
+    pub reused: bool,
+    pub usage: Vec<Billed>,
+    /// New cache entries by key.
+    pub cache: Vec<(String, StoredFile)>,
+    /// An episode's measured line and chapter timings (JSON), for a render.
+    pub timings_json: Option<String>,
+}
+
+/// Why a synthesis's end was not recorded (nothing was written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotRecorded {
+    /// The reused cached result was deleted in between.
+    ResultGone,
+    /// The job is no longer running: canceled meanwhile.
+    JobNotRunning,
+    /// The audio is no longer waiting for a result: deleted, failed or canceled meanwhile.
+    AudioNotWaiting,
+}
+
 impl Audios<'_> {
-    /// Any audio by id, on the fast read path: an episode's file behind a checked feed link.
+    /// Stores a queued audio with its job, in one transaction; the stored row comes back.
+    pub async fn create(
+        &self,
+        audio: QueuedAudio,
+        job: NewJob<'static>,
+    ) -> anyhow::Result<AudioRow> {
+        self.0
+            .transaction(move |tx| {
+                let now = super::now_ms();
+                insert(
+                    tx,
+                    &NewAudio {
+                        id: audio.id,
+                        user_id: audio.user_id,
+                        kind: audio.kind,
+                        title: &audio.title,
+                        voice: audio.voice.as_deref(),
+                        format: &audio.format,
+                        speed: audio.speed,
+                        text: audio.text.as_deref(),
+                        chars: audio.chars,
+                    },
+                    now,
+                )?;
+                jobs::enqueue(tx, &job, now)?;
+                get(tx, audio.user_id, audio.id)?
+                    .ok_or_else(|| anyhow::anyhow!("inserted audio vanished"))
+            })
+            .await
+    }
+
+    /// The caller's audio (None when it belongs to someone else).
+    pub async fn get(&self, user: UserId, id: AudioId) -> anyhow::Result<Option<AudioRow>> {
+        self.0.lookup(move |c| Ok(get(c, user, id)?)).await
+    }
+
+    /// Any audio by id: for jobs, signed links and streams, which are authorized another way.
     pub async fn get_any(&self, id: AudioId) -> anyhow::Result<Option<AudioRow>> {
         self.0.lookup(move |c| Ok(get_any(c, id)?)).await
+    }
+
+    /// An audio with the text its job speaks; None when either is gone. Two rows by id:
+    /// cheaper on the calling thread than a trip through the blocking pool.
+    pub async fn get_with_text(&self, id: AudioId) -> anyhow::Result<Option<(AudioRow, String)>> {
+        self.0
+            .lookup(move |c| {
+                Ok(match get_any(c, id)? {
+                    Some(audio) => text(c, id)?.map(|text| (audio, text)),
+                    None => None,
+                })
+            })
+            .await
+    }
+
+    /// How many characters the caller's audio's text has; None when there is no such audio
+    /// (or it has no text).
+    pub async fn text_chars(&self, user: UserId, id: AudioId) -> anyhow::Result<Option<usize>> {
+        self.0
+            .read(move |c| {
+                Ok(match get(c, user, id)? {
+                    Some(_) => text(c, id)?.map(|t| t.chars().count()),
+                    None => None,
+                })
+            })
+            .await
+    }
+
+    /// One page of the caller's library (`fetch` rows at most, after `cursor`). An unfiltered
+    /// page walks the index and stops after `fetch` rows, so it is a lookup; filters and
+    /// search may scan all of the user's audios, so they go through the blocking pool.
+    pub async fn page(
+        &self,
+        user: UserId,
+        filter: ListFilter,
+        cursor: Option<Cursor>,
+        fetch: usize,
+    ) -> anyhow::Result<Vec<AudioRow>> {
+        let unfiltered = filter.kind.is_none() && filter.status.is_none() && filter.q.is_none();
+        let query = move |c: &Connection| Ok(list(c, user, &filter, cursor.as_ref(), fetch)?);
+        if unfiltered {
+            self.0.lookup(query).await
+        } else {
+            self.0.read(query).await
+        }
+    }
+
+    /// The waveform stored under a peaks key (see [`peaks`]).
+    pub async fn peaks(&self, key: String) -> anyhow::Result<Option<Peaks>> {
+        self.0.lookup(move |c| Ok(peaks(c, &key)?)).await
+    }
+
+    /// Renames the caller's audio; the row as it is now, None when there is no such audio.
+    pub async fn rename(
+        &self,
+        user: UserId,
+        id: AudioId,
+        title: String,
+    ) -> anyhow::Result<Option<AudioRow>> {
+        self.0
+            .write(move |c| {
+                rename(c, user, id, &title, super::now_ms())?;
+                Ok(get(c, user, id)?)
+            })
+            .await
+    }
+
+    /// Queues the caller's failed (or canceled) speech audio again with `job`, in one
+    /// transaction; the row as it is now, or why nothing was queued.
+    pub async fn requeue(
+        &self,
+        user: UserId,
+        id: AudioId,
+        job: NewJob<'static>,
+    ) -> anyhow::Result<Result<AudioRow, RequeueRefusal>> {
+        self.0
+            .try_transaction(move |tx| {
+                let Some(row) = get(tx, user, id)? else {
+                    return Ok(Err(RequeueRefusal::NotFound));
+                };
+                if row.kind != AudioKind::Tts {
+                    return Ok(Err(RequeueRefusal::NotSpeech));
+                }
+                let now = super::now_ms();
+                if !requeue(tx, user, id, now)? {
+                    return Ok(Err(RequeueRefusal::NotFailed(row.status)));
+                }
+                jobs::enqueue(tx, &job, now)?;
+                let row = get(tx, user, id)?.ok_or_else(|| anyhow::anyhow!("audio vanished"))?;
+                Ok(Ok(row))
+            })
+            .await
+    }
+
+    /// Deletes the caller's audio in one transaction: cancels its live jobs, and forgets the
+    /// cache entries and waveforms of objects no other audio points at. None (and nothing
+    /// written, not even a cancel) when the caller has no such audio.
+    pub async fn delete(&self, user: UserId, id: AudioId) -> anyhow::Result<Option<Deleted>> {
+        self.0
+            .try_transaction(move |tx| {
+                let live = jobs::live_ids_for_audio(tx, id)?;
+                jobs::cancel_for_audio(tx, id, super::now_ms())?;
+                let Some(row) = delete(tx, user, id)? else {
+                    return Ok(Err(()));
+                };
+                let mut orphans = Vec::new();
+                for key in [row.object_key, row.peaks_key].into_iter().flatten() {
+                    if !object_in_use(tx, &key)? {
+                        tts_cache::forget_object(tx, &key)?;
+                        delete_peaks(tx, &key)?;
+                        // Peaks kept in the store by older versions go with the audio too.
+                        orphans.push(key);
+                    }
+                }
+                Ok(Ok(Deleted {
+                    jobs: live,
+                    orphans,
+                }))
+            })
+            .await
+            .map(Result::ok)
+    }
+
+    /// Saves a live audio's progress (0..1).
+    pub async fn set_progress(
+        &self,
+        id: AudioId,
+        status: AudioStatus,
+        progress: f64,
+    ) -> anyhow::Result<()> {
+        self.0
+            .write(move |c| Ok(set_progress(c, id, status, progress, super::now_ms())?))
+            .await
+    }
+
+    /// Marks a live audio failed with its job's error.
+    pub async fn mark_failed(
+        &self,
+        id: AudioId,
+        code: &'static str,
+        message: String,
+    ) -> anyhow::Result<()> {
+        self.0
+            .transaction(move |tx| Ok(fail(tx, id, code, &message, super::now_ms())?))
+            .await
+    }
+
+    /// A synthesis job's end, in one transaction: the audio's final state, its peaks and
+    /// timings, the usage rows, the cache entries and the job's success. Nothing is written
+    /// when the job was canceled meanwhile, when the audio no longer waits for it, or when a
+    /// reused result was deleted in between.
+    pub async fn finish_synthesis(
+        &self,
+        s: Synthesized,
+    ) -> anyhow::Result<Result<(), NotRecorded>> {
+        let ids: Vec<ulid::Ulid> = s.usage.iter().map(|_| self.0.new_id()).collect();
+        self.0
+            .try_transaction(move |tx| {
+                let now = super::now_ms();
+                if s.reused && !tts_cache::holds_object(tx, &s.file.object_key)? {
+                    return Ok(Err(NotRecorded::ResultGone));
+                }
+                if !jobs::succeed(tx, s.job, now)? {
+                    return Ok(Err(NotRecorded::JobNotRunning));
+                }
+                if !finish(tx, s.audio, &s.file.finished(), now)? {
+                    return Ok(Err(NotRecorded::AudioNotWaiting));
+                }
+                if let Some(levels) = &s.peaks {
+                    put_peaks(tx, &s.file.peaks_key, levels)?;
+                }
+                if let Some(timings) = &s.timings_json {
+                    episodes::set_timings(tx, s.audio, timings, now)?;
+                }
+                for (id, b) in ids.into_iter().zip(&s.usage) {
+                    usage::insert(tx, &b.row(id, s.user, Some(s.audio)), now)?;
+                }
+                for (key, file) in &s.cache {
+                    tts_cache::put(tx, &file.entry(key), now)?;
+                }
+                Ok(Ok(()))
+            })
+            .await
     }
 }
 
@@ -748,5 +1066,238 @@ mod tests {
     fn bad_cursors_are_rejected() {
         assert!(Cursor::decode("nope").is_none());
         assert!(Cursor::decode("12.not-a-ulid").is_none());
+    }
+}
+
+#[cfg(test)]
+mod handle_tests {
+    use super::*;
+    use crate::db::{Db, JobStatus, now_ms};
+
+    /// A database with one user.
+    async fn setup() -> (tempfile::TempDir, Db, UserId) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let user = UserId::new(&db);
+        db.write(move |c| {
+            c.execute(
+                "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?1, 'h', 0, 0)",
+                [user],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        (dir, db, user)
+    }
+
+    fn tts_job(db: &Db, user: UserId, audio: AudioId) -> NewJob<'static> {
+        NewJob {
+            id: JobId::new(db),
+            kind: "tts",
+            user_id: Some(user),
+            audio_id: Some(audio),
+            payload: serde_json::json!({}),
+            max_attempts: 3,
+        }
+    }
+
+    /// A queued speech audio of `user` with its queued job.
+    async fn queued(db: &Db, user: UserId) -> (AudioId, JobId) {
+        let id = AudioId::new(db);
+        let job = tts_job(db, user, id);
+        let job_id = job.id;
+        let audio = QueuedAudio {
+            id,
+            user_id: user,
+            kind: AudioKind::Tts,
+            title: "Hello".into(),
+            voice: Some("local:en-us".into()),
+            format: "mp3".into(),
+            speed: 1.0,
+            text: Some("Hello there".into()),
+            chars: 11,
+        };
+        let row = db.audios().create(audio, job).await.unwrap();
+        assert_eq!(row.status, AudioStatus::Queued);
+        (id, job_id)
+    }
+
+    async fn job_status(db: &Db, job: JobId) -> Option<JobStatus> {
+        db.read(move |c| Ok(jobs::status_of(c, job)?))
+            .await
+            .unwrap()
+    }
+
+    async fn count(db: &Db, table: &'static str) -> i64 {
+        db.read(move |c| {
+            Ok(c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn synthesized(job: JobId, audio: AudioId, user: UserId) -> Synthesized {
+        let file = StoredFile {
+            object_key: format!("audio/{user}/{audio}.mp3"),
+            peaks_key: format!("audio/{user}/{audio}.peaks.json"),
+            duration_ms: 1200,
+            size_bytes: 4096,
+            sha256: "abc".into(),
+        };
+        Synthesized {
+            job,
+            audio,
+            user,
+            cache: vec![("key".into(), file.clone())],
+            file,
+            peaks: Some(Peaks {
+                sample_rate: 24_000,
+                duration_ms: 1200,
+                peaks: vec![0.5, 1.0],
+            }),
+            reused: false,
+            usage: vec![Billed {
+                service: "tts:local:espeak-ng".into(),
+                units: 11,
+                cost_micros: 0,
+                cached: false,
+            }],
+            timings_json: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_synthesis_whose_audio_stopped_waiting_records_nothing_not_even_the_jobs_success() {
+        let (_dir, db, user) = setup().await;
+        let (audio, job) = queued(&db, user).await;
+        let claimed = db
+            .write(|c| Ok(jobs::claim(c, "w", now_ms(), 60_000)?))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id, job);
+        db.audios()
+            .mark_failed(audio, "internal", "stopped".into())
+            .await
+            .unwrap();
+
+        // The job's success is written before the audio refuses its result: it must go too.
+        let refused = db
+            .audios()
+            .finish_synthesis(synthesized(job, audio, user))
+            .await
+            .unwrap();
+        assert_eq!(refused, Err(NotRecorded::AudioNotWaiting));
+        assert_eq!(job_status(&db, job).await, Some(JobStatus::Running));
+        for table in ["usage_logs", "tts_cache", "peaks"] {
+            assert_eq!(count(&db, table).await, 0, "nothing written to {table}");
+        }
+        let row = db.audios().get(user, audio).await.unwrap().unwrap();
+        assert_eq!(row.status, AudioStatus::Failed);
+        assert_eq!(row.object_key, None);
+
+        // The same result for a job that is not running records nothing either.
+        let (other, other_job) = queued(&db, user).await;
+        let refused = db
+            .audios()
+            .finish_synthesis(synthesized(other_job, other, user))
+            .await
+            .unwrap();
+        assert_eq!(refused, Err(NotRecorded::JobNotRunning));
+        assert_eq!(job_status(&db, other_job).await, Some(JobStatus::Queued));
+
+        // A reused result the cache no longer holds: nothing, though job and audio wait.
+        db.write(|c| Ok(jobs::claim(c, "w", now_ms(), 60_000)?))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut reuse = synthesized(other_job, other, user);
+        reuse.reused = true;
+        assert_eq!(
+            db.audios().finish_synthesis(reuse).await.unwrap(),
+            Err(NotRecorded::ResultGone)
+        );
+        assert_eq!(job_status(&db, other_job).await, Some(JobStatus::Running));
+
+        // And a result that may be recorded is, all of it.
+        assert_eq!(
+            db.audios()
+                .finish_synthesis(synthesized(other_job, other, user))
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        assert_eq!(job_status(&db, other_job).await, Some(JobStatus::Succeeded));
+        let row = db.audios().get(user, other).await.unwrap().unwrap();
+        assert_eq!(row.status, AudioStatus::Succeeded);
+        for table in ["usage_logs", "tts_cache", "peaks"] {
+            assert_eq!(count(&db, table).await, 1, "one row in {table}");
+        }
+    }
+
+    #[tokio::test]
+    async fn deleting_someone_elses_audio_cancels_none_of_its_jobs() {
+        let (_dir, db, owner) = setup().await;
+        let stranger = UserId::new(&db);
+        db.write(move |c| {
+            c.execute(
+                "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?1, 'h', 0, 0)",
+                [stranger],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let (audio, job) = queued(&db, owner).await;
+
+        // The cancel comes before the ownership check in the transaction: it must roll back.
+        assert_eq!(db.audios().delete(stranger, audio).await.unwrap(), None);
+        assert_eq!(job_status(&db, job).await, Some(JobStatus::Queued));
+        assert!(db.audios().get(owner, audio).await.unwrap().is_some());
+
+        let deleted = db.audios().delete(owner, audio).await.unwrap().unwrap();
+        assert_eq!(deleted.jobs, vec![job]);
+        assert_eq!(
+            job_status(&db, job).await,
+            None,
+            "the job goes with its audio"
+        );
+        assert!(db.audios().get(owner, audio).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refused_retry_queues_no_job() {
+        let (_dir, db, user) = setup().await;
+        let (audio, _) = queued(&db, user).await;
+        let jobs_before = count(&db, "jobs").await;
+
+        let job = tts_job(&db, user, audio);
+        assert_eq!(
+            db.audios().requeue(user, audio, job).await.unwrap(),
+            Err(RequeueRefusal::NotFailed(AudioStatus::Queued))
+        );
+        let job = tts_job(&db, user, AudioId::new(&db));
+        assert_eq!(
+            db.audios()
+                .requeue(user, job.audio_id.unwrap(), job)
+                .await
+                .unwrap(),
+            Err(RequeueRefusal::NotFound)
+        );
+        assert_eq!(count(&db, "jobs").await, jobs_before);
+
+        db.audios()
+            .mark_failed(audio, "internal", "broke".into())
+            .await
+            .unwrap();
+        let row = db
+            .audios()
+            .requeue(user, audio, tts_job(&db, user, audio))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, AudioStatus::Queued);
+        assert_eq!(count(&db, "jobs").await, jobs_before + 1);
     }
 }

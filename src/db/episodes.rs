@@ -11,7 +11,6 @@ use super::{AudioId, AudioKind, AudioStatus, EpisodeId, PodcastId, UserId, now_m
 
 /// The `episodes` table's operations, for services and jobs: `db.episodes().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct Episodes<'a>(pub(super) &'a super::Db);
 
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,6 @@ use super::UserId;
 
 /// The `invites` table's operations, for services and jobs: `db.invites().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct Invites<'a>(pub(super) &'a super::Db);
 
 #[derive(Debug, Clone)]

@@ -8,7 +8,6 @@ use super::{AudioId, JobId, JobStatus, UserId};
 
 /// The `jobs` table's operations, for services and jobs: `db.jobs().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct Jobs<'a>(pub(super) &'a super::Db);
 
 /// A claimed job, as the worker sees it.
@@ -259,6 +258,15 @@ impl Jobs<'_> {
     /// Queued, running, and failed in the last 24 hours.
     pub async fn counts(&self) -> anyhow::Result<(i64, i64, i64)> {
         self.0.read(|c| Ok(counts(c, super::now_ms())?)).await
+    }
+}
+
+// Used by the speech stream.
+
+impl Jobs<'_> {
+    /// The newest queued or running job of an audio, if any.
+    pub async fn live_for_audio(&self, audio: AudioId) -> anyhow::Result<Option<JobId>> {
+        self.0.read(move |c| Ok(live_for_audio(c, audio)?)).await
     }
 }
 

@@ -8,7 +8,6 @@ use super::{AudioId, PodcastId, UserId, now_ms};
 
 /// The `podcasts` table's operations, for services and jobs: `db.podcasts().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct Podcasts<'a>(pub(super) &'a super::Db);
 
 #[derive(Debug, Clone, PartialEq)]

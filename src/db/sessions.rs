@@ -6,7 +6,6 @@ use super::{Role, SessionId, UserId};
 
 /// The `sessions` table's operations, for services and jobs: `db.sessions().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct Sessions<'a>(pub(super) &'a super::Db);
 
 pub struct NewSession<'a> {

@@ -6,7 +6,6 @@ use super::UserId;
 
 /// The `sign_in_addresses` table's operations, for services and jobs: `db.sign_in_addresses().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct SignInAddresses<'a>(pub(super) &'a super::Db);
 
 /// Notes a sign-in from `address` and forgets the account's addresses unused since `forget_before`.

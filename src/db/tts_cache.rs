@@ -5,7 +5,6 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 /// The `tts_cache` table's operations, for services and jobs: `db.tts_cache().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct TtsCache<'a>(pub(super) &'a super::Db);
 
 /// A cached result.
@@ -76,11 +75,12 @@ pub fn forget_object(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-// Used by podcast.
+// Used by the synthesis jobs.
+
 impl TtsCache<'_> {
     /// The result cached under `key`, if any.
     pub async fn get(&self, key: String) -> anyhow::Result<Option<Entry>> {
-        self.0.read(move |c| Ok(get(c, &key)?)).await
+        self.0.lookup(move |c| Ok(get(c, &key)?)).await
     }
 }
 

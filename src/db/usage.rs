@@ -8,7 +8,6 @@ use super::{AudioId, UserId};
 
 /// The `usage_logs` table's operations, for services and jobs: `db.usage().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct Usage<'a>(pub(super) &'a super::Db);
 
 pub struct NewUsage<'a> {
@@ -169,6 +168,48 @@ impl Usage<'_> {
     pub async fn tts_chars_this_month(&self, user: UserId) -> anyhow::Result<i64> {
         self.0
             .read(move |c| Ok(tts_chars_this_month(c, user, super::now_ms())?))
+            .await
+    }
+}
+
+// Used by the speech service and the synthesis jobs.
+
+/// One billable call, to be recorded for a user (and the audio it made, if any).
+#[derive(Debug, Clone)]
+pub struct Billed {
+    /// e.g. `tts:openai:tts-1`.
+    pub service: String,
+    pub units: i64,
+    pub cost_micros: i64,
+    /// Served from the cache: counted, not paid.
+    pub cached: bool,
+}
+
+impl Billed {
+    pub(super) fn row(&self, id: Ulid, user: UserId, audio: Option<AudioId>) -> NewUsage<'_> {
+        NewUsage {
+            id,
+            user_id: user,
+            audio_id: audio,
+            service: &self.service,
+            units: self.units,
+            cost_micros: self.cost_micros,
+            cached: self.cached,
+        }
+    }
+}
+
+impl Usage<'_> {
+    /// Records one billable call of `user`'s.
+    pub async fn insert(
+        &self,
+        user: UserId,
+        audio: Option<AudioId>,
+        billed: Billed,
+    ) -> anyhow::Result<()> {
+        let id = self.0.new_id();
+        self.0
+            .transaction(move |tx| Ok(insert(tx, &billed.row(id, user, audio), super::now_ms())?))
             .await
     }
 }

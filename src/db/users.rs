@@ -7,7 +7,6 @@ use super::{Role, SessionId, UserId};
 
 /// The `users` table's operations, for services and jobs: `db.users().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
-#[allow(dead_code)] // until its methods land
 pub struct Users<'a>(pub(super) &'a super::Db);
 
 /// A `users` row as stored.

@@ -16,7 +16,7 @@ use super::synth::{
     service_of, unprocessable_audio, unusable_audio,
 };
 use crate::audio::{self, Encoding, Format, MasterOptions, SourcePart};
-use crate::db::{AudioId, JobId, UserId, audios, tts_cache};
+use crate::db::{AudioId, JobId, UserId, tts_cache};
 use crate::error::ErrorCode;
 use crate::jobs::{Handler, JobContext, JobError};
 use crate::providers::{SynthesisRequest, Tts};
@@ -109,12 +109,7 @@ async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
             "A synthesis job without an audio",
         ));
     };
-    // Two rows by id: cheaper on this thread than a trip through the blocking pool.
-    let (audio, text) = state
-        .db
-        .lookup(move |c| Ok((audios::get_any(c, audio_id)?, audios::text(c, audio_id)?)))
-        .await?;
-    let (Some(audio), Some(text)) = (audio, text) else {
+    let Some((audio, text)) = state.db.audios().get_with_text(audio_id).await? else {
         return Ok(None);
     };
     if !audio.status.is_live() {
@@ -418,10 +413,7 @@ fn build(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audio::
 
 /// The cached result of the same request, when its object is still there.
 async fn cached(state: &Services, key: String) -> Result<Option<tts_cache::Entry>, JobError> {
-    let hit = state
-        .db
-        .lookup(move |c| Ok(tts_cache::get(c, &key)?))
-        .await?;
+    let hit = state.db.tts_cache().get(key).await?;
     // A cache row whose object is gone (e.g. removed by hand) is treated as a miss.
     match hit {
         Some(h)

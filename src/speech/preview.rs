@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::audio::Format;
-use crate::db::usage::{self, NewUsage};
+use crate::db::usage::Billed;
 use crate::db::{Db, UserId};
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
@@ -89,24 +89,18 @@ pub async fn preview(
     let service = crate::speech::synth::service_of(provider.as_ref());
     let chars = text.chars().count();
     let cost = provider.cost_micros(chars) as i64;
-    let id = db.new_id();
-    db.transaction(move |tx| {
-        usage::insert(
-            tx,
-            &NewUsage {
-                id,
-                user_id: user,
-                audio_id: None,
-                service: &service,
+    db.usage()
+        .insert(
+            user,
+            None,
+            Billed {
+                service,
                 units: chars as i64,
                 cost_micros: cost,
                 cached: false,
             },
-            crate::db::now_ms(),
-        )?;
-        Ok(())
-    })
-    .await?;
+        )
+        .await?;
     Ok(Sample { bytes, format })
 }
 

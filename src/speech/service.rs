@@ -5,9 +5,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::db::audios::{self, AudioRow, Cursor, ListFilter, NewAudio};
-use crate::db::jobs as queue;
-use crate::db::{AudioId, AudioKind, AudioStatus, Db, JobId, UserId, now_ms, tts_cache};
+use crate::db::audios::{AudioRow, Cursor, Deleted, ListFilter, QueuedAudio, RequeueRefusal};
+use crate::db::{AudioId, AudioKind, AudioStatus, Db, JobId, UserId};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::jobs::NewJob;
 use crate::jobs::events::StatusEvent;
@@ -162,31 +161,21 @@ pub async fn create(state: &Services, user: UserId, req: CreateAudio) -> Result<
     state.auth.ensure_quota(user, chars, "text").await?;
 
     let (id, job) = (AudioId::new(&state.db), JobId::new(&state.db));
-    let voice_id = voice.id.clone();
+    let audio = QueuedAudio {
+        id,
+        user_id: user,
+        kind: AudioKind::Tts,
+        title,
+        voice: Some(voice.id.clone()),
+        format,
+        speed,
+        text: Some(text),
+        chars: chars as i64,
+    };
     let row = state
         .db
-        .transaction(move |tx| {
-            let now = now_ms();
-            audios::insert(
-                tx,
-                &NewAudio {
-                    id,
-                    user_id: user,
-                    kind: AudioKind::Tts,
-                    title: &title,
-                    voice: Some(&voice_id),
-                    format: &format,
-                    speed,
-                    text: Some(&text),
-                    chars: chars as i64,
-                },
-                now,
-            )?;
-            queue::enqueue(tx, &tts_job(job, user, id), now)?;
-            let row = audios::get(tx, user, id)?
-                .ok_or_else(|| anyhow::anyhow!("inserted audio vanished"))?;
-            Ok(row)
-        })
+        .audios()
+        .create(audio, tts_job(job, user, id))
         .await?;
     state.jobs.notify();
     Ok(row)
@@ -220,19 +209,18 @@ fn default_title(text: &str) -> String {
 pub async fn get(state: &Services, user: UserId, id: AudioId) -> Result<AudioRow> {
     state
         .db
-        .lookup(move |c| Ok(audios::get(c, user, id)?))
+        .audios()
+        .get(user, id)
         .await?
         .ok_or(AppError::NotFound)
 }
 
 /// Any audio, whoever owns it: for signed links and streams, which are authorized already.
 pub async fn find(db: &Db, id: AudioId) -> Result<Option<AudioRow>> {
-    Ok(db.lookup(move |c| Ok(audios::get_any(c, id)?)).await?)
+    Ok(db.audios().get_any(id).await?)
 }
 
-/// One page of a user's library (`fetch` rows at most, after `cursor`). An unfiltered page
-/// walks the index and stops after `fetch` rows, so it is a lookup; filters and search may
-/// scan all of the user's audios, so they go through the blocking pool.
+/// One page of a user's library (`fetch` rows at most, after `cursor`).
 pub async fn list(
     db: &Db,
     user: UserId,
@@ -240,22 +228,14 @@ pub async fn list(
     cursor: Option<Cursor>,
     fetch: usize,
 ) -> Result<Vec<AudioRow>> {
-    let unfiltered = filter.kind.is_none() && filter.status.is_none() && filter.q.is_none();
-    let query =
-        move |c: &rusqlite::Connection| Ok(audios::list(c, user, &filter, cursor.as_ref(), fetch)?);
-    Ok(if unfiltered {
-        db.lookup(query).await?
-    } else {
-        db.read(query).await?
-    })
+    Ok(db.audios().page(user, filter, cursor, fetch).await?)
 }
 
 /// An audio's peaks as JSON (`{sample_rate, duration_ms, peaks}`); not found before it
 /// succeeded.
 pub async fn peaks(db: &Db, storage: &Storage, audio: AudioRow) -> Result<Bytes> {
     let key = audio.peaks_key.ok_or(AppError::NotFound)?;
-    let lookup = key.clone();
-    let stored = db.lookup(move |c| Ok(audios::peaks(c, &lookup)?)).await?;
+    let stored = db.audios().peaks(key.clone()).await?;
     Ok(match stored {
         Some(peaks) => Bytes::from(serde_json::to_vec(&peaks).map_err(anyhow::Error::from)?),
         // Finished before peaks moved into the database: they are an object in the store.
@@ -267,10 +247,8 @@ pub async fn rename(state: &Services, user: UserId, id: AudioId, title: &str) ->
     let title = super::text::title(title)?;
     state
         .db
-        .write(move |c| {
-            audios::rename(c, user, id, &title, now_ms())?;
-            Ok(audios::get(c, user, id)?)
-        })
+        .audios()
+        .rename(user, id, title)
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -278,42 +256,25 @@ pub async fn rename(state: &Services, user: UserId, id: AudioId, title: &str) ->
 /// Queues a failed (or canceled) audio again with a fresh job.
 pub async fn retry(state: &Services, user: UserId, id: AudioId) -> Result<AudioRow> {
     // A retry speaks the whole text again: the month's allowance must cover it, as at create.
-    let chars = state
-        .db
-        .read(move |c| {
-            Ok(match audios::get(c, user, id)? {
-                Some(_) => audios::text(c, id)?.map(|t| t.chars().count()),
-                None => None,
-            })
-        })
-        .await?;
+    let chars = state.db.audios().text_chars(user, id).await?;
     if let Some(chars) = chars {
         state.auth.ensure_quota(user, chars, "text").await?;
     }
     let job = JobId::new(&state.db);
     let row = state
         .db
-        .transaction(move |tx| {
-            let Some(row) = audios::get(tx, user, id)? else {
-                return Ok(Err(AppError::NotFound));
-            };
-            if row.kind != AudioKind::Tts {
-                return Ok(Err(AppError::Conflict(
-                    "Only speech audios can be retried here".into(),
-                )));
+        .audios()
+        .requeue(user, id, tts_job(job, user, id))
+        .await?
+        .map_err(|refusal| match refusal {
+            RequeueRefusal::NotFound => AppError::NotFound,
+            RequeueRefusal::NotSpeech => {
+                AppError::Conflict("Only speech audios can be retried here".into())
             }
-            if !audios::requeue(tx, user, id, now_ms())? {
-                return Ok(Err(AppError::Conflict(format!(
-                    "The audio is {}; only failed audios can be retried",
-                    row.status
-                ))));
-            }
-            queue::enqueue(tx, &tts_job(job, user, id), now_ms())?;
-            let row =
-                audios::get(tx, user, id)?.ok_or_else(|| anyhow::anyhow!("audio vanished"))?;
-            Ok(Ok(row))
-        })
-        .await??;
+            RequeueRefusal::NotFailed(status) => AppError::Conflict(format!(
+                "The audio is {status}; only failed audios can be retried"
+            )),
+        })?;
     state.jobs.notify();
     state
         .jobs
@@ -325,28 +286,12 @@ pub async fn retry(state: &Services, user: UserId, id: AudioId) -> Result<AudioR
 /// Deletes an audio and its stored objects (unless another audio shares them); cancels its
 /// job when it is running. Deleting an audio that is already gone succeeds.
 pub async fn delete(state: &Services, user: UserId, id: AudioId) -> Result<()> {
-    let (jobs, orphans) = state
+    let Deleted { jobs, orphans } = state
         .db
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let jobs = queue::live_ids_for_audio(&tx, id)?;
-            queue::cancel_for_audio(&tx, id, now_ms())?;
-            let Some(row) = audios::delete(&tx, user, id)? else {
-                return Ok((Vec::new(), Vec::new()));
-            };
-            let mut orphans = Vec::new();
-            for key in [row.object_key, row.peaks_key].into_iter().flatten() {
-                if !audios::object_in_use(&tx, &key)? {
-                    tts_cache::forget_object(&tx, &key)?;
-                    audios::delete_peaks(&tx, &key)?;
-                    // Peaks kept in the store by older versions go with the audio too.
-                    orphans.push(key);
-                }
-            }
-            tx.commit()?;
-            Ok((jobs, orphans))
-        })
-        .await?;
+        .audios()
+        .delete(user, id)
+        .await?
+        .unwrap_or_default();
     for job in jobs {
         state.jobs.cancel(job);
         state

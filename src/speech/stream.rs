@@ -70,9 +70,7 @@ pub async fn listen(
     id: AudioId,
     audio: &AudioRow,
 ) -> Result<Listen<impl Stream<Item = std::io::Result<Bytes>> + Send + use<>>> {
-    let job = db
-        .read(move |c| Ok(crate::db::jobs::live_for_audio(c, id)?))
-        .await?;
+    let job = db.jobs().live_for_audio(id).await?;
     let job = match (job, audio.status) {
         (Some(job), AudioStatus::Queued | AudioStatus::Running) => job,
         (_, AudioStatus::Succeeded) if audio.format == "mp3" => return Ok(Listen::File),

@@ -9,12 +9,8 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::audio::{AudioError, Format, Peaks};
-use crate::db::audios::{self, Finished};
-use crate::db::jobs as queue;
-use crate::db::tts_cache::{self, NewEntry};
-use crate::db::usage::{self, NewUsage};
-use crate::db::{AudioId, AudioStatus, JobId, UserId, episodes, now_ms};
+use crate::audio::{AudioError, Format};
+use crate::db::{AudioId, AudioStatus};
 use crate::error::ErrorCode;
 use crate::jobs::events::{ErrorInfo, StatusEvent};
 use crate::jobs::{JobContext, JobError};
@@ -126,10 +122,8 @@ pub(crate) fn fail(
         let (code, message) = (error.code, error.message.clone());
         ctx.state
             .db
-            .transaction(move |tx| {
-                audios::fail(tx, id, code.as_str(), &message, now_ms())?;
-                Ok(())
-            })
+            .audios()
+            .mark_failed(id, code.as_str(), message)
             .await?;
         ctx.state.jobs.events.publish(
             id,
@@ -159,113 +153,16 @@ pub(crate) fn discard_kept(ctx: JobContext<Services>) -> BoxFuture<'static, anyh
     .boxed()
 }
 
-/// A stored result: an audio's file, or a cache entry's.
-#[derive(Clone)]
-pub(crate) struct StoredFile {
-    pub object_key: String,
-    /// Empty for results the player never draws (podcast lines).
-    pub peaks_key: String,
-    pub duration_ms: i64,
-    pub size_bytes: i64,
-    pub sha256: String,
-}
+// What a job records at its end is typed where it is recorded.
+pub(crate) use crate::db::audios::{StoredFile, Synthesized as Outcome};
+pub(crate) use crate::db::usage::Billed;
 
-/// A usage row of the job's audio.
-pub(crate) struct Billed {
-    pub service: String,
-    pub units: i64,
-    pub cost_micros: i64,
-    /// Served from the cache: counted, not paid.
-    pub cached: bool,
-}
-
-/// What a synthesis job records at its end, together with the job's success.
-pub(crate) struct Outcome {
-    pub job: JobId,
-    pub audio: AudioId,
-    pub user: UserId,
-    /// The audio's file: one the job stored, or the cached result it reuses.
-    pub file: StoredFile,
-    /// The file's waveform, when the job made the file (a reused result's is stored already).
-    pub peaks: Option<Peaks>,
-    /// The file is a cached result's object: nothing is recorded once the cache lets it go.
-    pub reused: bool,
-    pub usage: Vec<Billed>,
-    /// New cache entries by key.
-    pub cache: Vec<(String, StoredFile)>,
-    /// An episode's measured line and chapter timings (JSON), for a render.
-    pub timings_json: Option<String>,
-}
-
-/// The job's end, in one transaction: the audio's final state, its peaks and timings, the
-/// usage rows, the cache entries and the job's success. False (and nothing written) when
-/// the job was canceled meanwhile, or when a reused result was deleted in between.
+/// The job's end, in one transaction with the job's success (see
+/// [`finish_synthesis`](crate::db::audios::Audios::finish_synthesis)). False (and nothing
+/// written) when the job was canceled meanwhile, or when a reused result was deleted in
+/// between.
 pub(crate) async fn record(state: &Services, outcome: Outcome) -> Result<bool, JobError> {
-    let ids: Vec<ulid::Ulid> = outcome.usage.iter().map(|_| state.db.new_id()).collect();
-    let committed = state
-        .db
-        .write(move |c| {
-            let o = outcome;
-            let tx = c.transaction()?;
-            let now = now_ms();
-            if o.reused && !tts_cache::holds_object(&tx, &o.file.object_key)? {
-                return Ok(false);
-            }
-            if !queue::succeed(&tx, o.job, now)? {
-                return Ok(false);
-            }
-            if !audios::finish(&tx, o.audio, &o.file.finished(), now)? {
-                return Ok(false);
-            }
-            if let Some(peaks) = &o.peaks {
-                audios::put_peaks(&tx, &o.file.peaks_key, peaks)?;
-            }
-            if let Some(timings) = &o.timings_json {
-                episodes::set_timings(&tx, o.audio, timings, now)?;
-            }
-            for (id, b) in ids.into_iter().zip(&o.usage) {
-                let row = NewUsage {
-                    id,
-                    user_id: o.user,
-                    audio_id: Some(o.audio),
-                    service: &b.service,
-                    units: b.units,
-                    cost_micros: b.cost_micros,
-                    cached: b.cached,
-                };
-                usage::insert(&tx, &row, now)?;
-            }
-            for (key, file) in &o.cache {
-                tts_cache::put(&tx, &file.entry(key), now)?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await?;
-    Ok(committed)
-}
-
-impl StoredFile {
-    fn finished(&self) -> Finished<'_> {
-        Finished {
-            object_key: &self.object_key,
-            peaks_key: &self.peaks_key,
-            duration_ms: self.duration_ms,
-            size_bytes: self.size_bytes,
-            sha256: &self.sha256,
-        }
-    }
-
-    fn entry<'a>(&'a self, key: &'a str) -> NewEntry<'a> {
-        NewEntry {
-            key,
-            object_key: &self.object_key,
-            peaks_key: &self.peaks_key,
-            duration_ms: self.duration_ms,
-            size_bytes: self.size_bytes,
-            sha256: &self.sha256,
-        }
-    }
+    Ok(state.db.audios().finish_synthesis(outcome).await?.is_ok())
 }
 
 /// After the job's final transaction: listeners hear the audio is ready, or, when the job was
@@ -332,18 +229,10 @@ impl Progress {
             due
         };
         if due {
-            let audio = self.audio;
             self.state
                 .db
-                .write(move |c| {
-                    Ok(audios::set_progress(
-                        c,
-                        audio,
-                        AudioStatus::Running,
-                        progress,
-                        now_ms(),
-                    )?)
-                })
+                .audios()
+                .set_progress(self.audio, AudioStatus::Running, progress)
                 .await?;
         }
         self.state.jobs.events.publish(
