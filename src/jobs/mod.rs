@@ -86,8 +86,10 @@ pub struct JobContext<S> {
     pub cancel: CancellationToken,
 }
 
-/// One kind of job. `run` must finish by calling [`crate::db::jobs::succeed`] in the same transaction
-/// that stores its results (and roll back if that returns false).
+/// One kind of job. `run` must finish by recording the job's success
+/// ([`crate::db::jobs::succeed`]) in the same transaction that stores its results, through
+/// a table handle's method (the synthesis jobs use `db.audios().finish_synthesis`), and
+/// write nothing if that answers false (the job was canceled or taken over meanwhile).
 pub trait Handler<S>: Send + Sync + 'static {
     fn run(&self, ctx: JobContext<S>) -> BoxFuture<'static, Result<(), JobError>>;
     /// Records a final failure on the job's subject (e.g. the audio's status and error).
