@@ -73,7 +73,8 @@ struct Report {
     release: Option<String>,
 }
 
-#[tracing::instrument(skip_all, err(level = "debug"))]
+/// Not instrumented: its warning then sits in the request's span, whose request id, route,
+/// client address and user id the log line carries.
 async fn create(
     _: ReportBudget,
     State(http): State<HttpState>,
@@ -97,7 +98,6 @@ async fn create(
     }
     http.client_errors.add();
     let path = page_path(&report.path);
-    // The request span carries the request id and the user id.
     tracing::warn!(
         error = http.scrub.message(&report.message),
         path = http.scrub.clean(&path),
