@@ -910,6 +910,40 @@ mod tests {
         assert!(fake.items().is_empty());
     }
 
+    #[tokio::test]
+    async fn without_reports_a_request_carries_no_trace_and_a_panic_is_still_a_json_500() {
+        use axum::routing::get as route_get;
+
+        async fn boom() -> &'static str {
+            panic!("no tracker here")
+        }
+        let router = axum::Router::new()
+            .route(
+                "/api/traced",
+                route_get(|req: Request| async move {
+                    req.extensions()
+                        .get::<Arc<RequestTrace>>()
+                        .is_some()
+                        .to_string()
+                }),
+            )
+            .route("/api/boom", route_get(boom));
+        let app = edge(router, Arc::default());
+        let response = get(&app, "/api/traced").await;
+        let body = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"false");
+        let response = get(&app, "/api/boom").await;
+        assert_eq!(response.status(), 500);
+        assert!(response.extensions().get::<ServerProblem>().is_some());
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+    }
+
     #[test]
     fn the_fake_tracker_decodes_items_with_and_without_a_length() {
         let body = b"{\"event_id\":\"e1\"}\n{\"type\":\"event\",\"length\":8}\n{\"a\":\n1}\n{\"type\":\"transaction\"}\n{\"b\":2}\n";
