@@ -125,7 +125,8 @@ impl App {
             integrity,
             models,
         });
-        let http = HttpState::new(state.clone());
+        let reports = crate::ops::error_reports::ErrorReports::from_config(&state.config)?;
+        let http = HttpState::new(state.clone(), reports);
         Ok(Self {
             listener,
             state,
@@ -202,6 +203,7 @@ impl App {
         tokio::spawn(self.http.refusals.clone().summarise_until(stop.clone()));
         let jobs = scheduled(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let https = self.state.links.is_https();
+        let reports = self.http.reports.clone();
         let app = crate::http::router(self.http);
         let server = serve(self.listener, app, https, stop.clone());
         let drained = async {
@@ -232,6 +234,17 @@ impl App {
                  (keep that file with aimake.db)"
             ),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot checkpoint the database"),
+        }
+        if let Some(reports) = reports {
+            // Reports of the last requests go out before the process ends, within a bound.
+            let timeout = crate::ops::error_reports::FLUSH_TIMEOUT;
+            let sent = tokio::task::spawn_blocking(move || reports.close(timeout)).await;
+            if !matches!(sent, Ok(true)) {
+                tracing::warn!(
+                    timeout_s = timeout.as_secs(),
+                    "error reports still queued at shutdown were dropped"
+                );
+            }
         }
         tracing::info!("aimake stopped");
         Ok(())

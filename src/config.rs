@@ -249,6 +249,8 @@ pub struct LimitsConfig {
     /// from in the last 90 days, together; beyond it those addresses wait, while the
     /// account's known addresses are let through.
     pub sign_in_attempts_per_account_per_hour: u32,
+    /// Error reports from the web app (`POST /api/client-errors`) per minute per client IP.
+    pub client_errors_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -268,6 +270,8 @@ impl Default for LimitsConfig {
             sign_in_max_delay_s: 900,
             // Guessers with many addresses share about one try every two minutes.
             sign_in_attempts_per_account_per_hour: 30,
+            // A page reports at most a few errors per load; a loop of reloads gets no further.
+            client_errors_per_minute: 10,
         }
     }
 }
@@ -587,10 +591,54 @@ impl ModelsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Error reports to Sentry or a self-hosted GlitchTip (`ops::error_reports`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SentryConfig {
+    /// Where reports go; none (or empty) sends nothing.
     pub dsn: Option<Secret>,
+    /// Reports say which installation they come from.
+    pub environment: String,
+    /// The share of requests sent as performance traces, 0.0 to 1.0.
+    pub traces_sample_rate: f32,
+}
+
+impl Default for SentryConfig {
+    fn default() -> Self {
+        Self {
+            dsn: None,
+            environment: "production".into(),
+            // What the original design sampled.
+            traces_sample_rate: 0.1,
+        }
+    }
+}
+
+impl SentryConfig {
+    /// The DSN when one is set and not blank.
+    pub fn dsn(&self) -> Option<&str> {
+        self.dsn
+            .as_ref()
+            .map(|d| d.expose().trim())
+            .filter(|d| !d.is_empty())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(dsn) = self.dsn() {
+            dsn.parse::<sentry::types::Dsn>().map_err(|e| {
+                anyhow::anyhow!(
+                    "sentry.dsn: not a DSN like https://KEY@sentry.example/PROJECT ({e})"
+                )
+            })?;
+        }
+        if !(0.0..=1.0).contains(&self.traces_sample_rate) {
+            bail!("sentry.traces_sample_rate: must be between 0.0 and 1.0");
+        }
+        if self.environment.trim().is_empty() {
+            bail!("sentry.environment: must not be empty");
+        }
+        Ok(())
+    }
 }
 
 /// Where the config file comes from, in order of preference.
@@ -771,6 +819,10 @@ impl Config {
         if self.limits.sign_in_max_delay_s == 0 {
             bail!("limits.sign_in_max_delay_s: must be at least 1");
         }
+        if self.limits.client_errors_per_minute == 0 {
+            bail!("limits.client_errors_per_minute: must be at least 1");
+        }
+        self.sentry.validate()?;
         if self.auth.session_idle_days == 0 || self.auth.session_max_days == 0 {
             bail!("auth.session_idle_days and auth.session_max_days: must be at least 1");
         }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use crate::error_code::ErrorCode;
+use crate::ops::error_reports::ServerProblem;
 use crate::providers::{ErrorKind, ProviderError};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -185,10 +186,16 @@ struct Inner<'a> {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        if let Self::Internal(e) = &self {
-            // The request span carries method, path and request id.
-            tracing::error!(error = format!("{e:#}"), "request failed");
-        }
+        let problem = match &self {
+            Self::Internal(e) => {
+                let detail = format!("{e:#}");
+                // The request span carries method, path and request id.
+                tracing::error!(error = detail.as_str(), "request failed");
+                Some(detail)
+            }
+            _ if status.is_server_error() => Some(self.public_message()),
+            _ => None,
+        };
         let details = match &self {
             Self::BadRequest { details, .. } => details.as_ref(),
             _ => None,
@@ -208,6 +215,11 @@ impl IntoResponse for AppError {
         }
         if self.is_refusal() {
             response.extensions_mut().insert(Refusal(self.code()));
+        } else if let Some(detail) = problem {
+            // For the error report the edge sends, when reports are on.
+            response
+                .extensions_mut()
+                .insert(ServerProblem::Error(detail.into()));
         }
         response
     }

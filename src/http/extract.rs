@@ -19,6 +19,7 @@ use super::perimeter::ClientIp;
 use crate::auth::{AuthUser, IssuedSession, SESSION_COOKIE};
 use crate::error::ErrorCode;
 use crate::error::{AppError, AppJson};
+use crate::ops::error_reports::RequestTrace;
 
 /// The value of the `aimake_session` cookie, if the request carries one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
@@ -81,6 +82,11 @@ async fn authenticate(parts: &mut Parts, state: &HttpState) -> Result<Option<Aut
         // Later extractors of the same request (and the log) reuse it.
         parts.extensions.insert(user.clone());
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
+        if state.reports.is_some()
+            && let Some(trace) = parts.extensions.get::<Arc<RequestTrace>>()
+        {
+            trace.set_user(user.id);
+        }
     }
     Ok(user)
 }

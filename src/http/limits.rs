@@ -52,6 +52,7 @@ pub struct Limits {
     per_ip: Keyed<IpAddr>,
     auth: Keyed<IpAddr>,
     per_user: Keyed<UserId>,
+    client_errors: Keyed<IpAddr>,
     in_flight: Arc<Semaphore>,
     /// Requests in flight per client IP and per signed-in user; a key leaves its map when its
     /// last request ends, so the maps hold only clients with requests in flight.
@@ -70,6 +71,7 @@ impl Limits {
             per_ip: keyed(config.requests_per_minute, &clock),
             auth: keyed(config.auth_requests_per_minute, &clock),
             per_user: keyed(config.creations_per_minute, &clock),
+            client_errors: keyed(config.client_errors_per_minute, &clock),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             sign_in: super::sign_in::SignInThrottle::new(config, &clock),
             ip_shares: Default::default(),
@@ -87,6 +89,11 @@ impl Limits {
     /// The strict budget for setup, login and registration.
     pub fn check_auth(&self, ip: IpAddr) -> Result<(), AppError> {
         self.check(&self.auth, &rate_key(ip))
+    }
+
+    /// The per-IP budget for the web app's error reports.
+    pub fn check_client_error(&self, ip: IpAddr) -> Result<(), AppError> {
+        self.check(&self.client_errors, &rate_key(ip))
     }
 
     /// The per-user budget for expensive creations.
@@ -151,14 +158,16 @@ impl Limits {
         self.per_ip.retain_recent();
         self.auth.retain_recent();
         self.per_user.retain_recent();
+        self.client_errors.retain_recent();
         self.per_ip.shrink_to_fit();
         self.auth.shrink_to_fit();
         self.per_user.shrink_to_fit();
+        self.client_errors.shrink_to_fit();
     }
 
     /// Keys held across all limiters.
     pub fn tracked_keys(&self) -> usize {
-        self.per_ip.len() + self.auth.len() + self.per_user.len()
+        self.per_ip.len() + self.auth.len() + self.per_user.len() + self.client_errors.len()
     }
 
     /// Moves the limiters' clock forward. For tests: a minute passes without a minute's wait.

@@ -38,6 +38,7 @@ use super::refusals::Refusals;
 use super::stall::IdleTimeout;
 use crate::error::ErrorCode;
 use crate::error::{AppError, Refusal};
+use crate::ops::error_reports::{ErrorReports, RequestTrace, ServerProblem};
 
 /// The web app's pages: only same-origin scripts, styles and media; nothing may frame them.
 pub const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -68,6 +69,8 @@ pub struct EdgeConfig {
     pub refusals: Arc<Refusals>,
     /// Over https, answers also carry HSTS.
     pub https: bool,
+    /// Error reports and request traces, when `sentry.dsn` is set; `None` costs nothing.
+    pub reports: Option<Arc<ErrorReports>>,
 }
 
 /// The config with what is derived from it once.
@@ -162,16 +165,22 @@ where
             // Filled in by the authentication extractors.
             user_id = tracing::field::Empty
         );
-        let line = LogLine {
+        let mut line = LogLine {
             span,
             start,
             ip,
             probe: req.uri().path().starts_with("/health"),
+            trace: None,
         };
         // So are the web app's hashed files.
         if let Some(response) = super::spa::asset(req.method(), req.uri().path(), req.headers()) {
             line.span.record("route", "/assets/*");
             return Either::Left(ready(Ok(finish(response, request_id, &self.shared, &line))));
+        }
+        if let Some(reports) = &self.shared.config.reports {
+            let trace = reports.begin(req.method());
+            req.extensions_mut().insert(trace.clone());
+            line.trace = Some(trace);
         }
         req.headers_mut().insert(REQUEST_ID, request_id.clone());
         req.extensions_mut().insert(ClientIp(ip));
@@ -187,21 +196,25 @@ where
     }
 }
 
-/// Puts the matched route's pattern into the request's log span. Sits behind the router
-/// (as a layer of it), the only place that knows which route matched.
-#[derive(Clone, Copy)]
-pub struct RouteLabelLayer;
+/// Puts the matched route's pattern into the request's log span (and its error-report
+/// trace, when reports are on). Sits behind the router (as a layer of it), the only place
+/// that knows which route matched.
+#[derive(Clone, Copy, Default)]
+pub struct RouteLabelLayer {
+    /// Error reports are on: requests carry a [`RequestTrace`] to fill in.
+    pub traced: bool,
+}
 
 impl<S> Layer<S> for RouteLabelLayer {
     type Service = RouteLabel<S>;
 
     fn layer(&self, inner: S) -> RouteLabel<S> {
-        RouteLabel(inner)
+        RouteLabel(inner, self.traced)
     }
 }
 
 #[derive(Clone)]
-pub struct RouteLabel<S>(S);
+pub struct RouteLabel<S>(S, bool);
 
 impl<S> Service<Request> for RouteLabel<S>
 where
@@ -216,7 +229,13 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        tracing::Span::current().record("route", route_label(&req));
+        let route = route_label(&req);
+        tracing::Span::current().record("route", route);
+        if self.1
+            && let Some(trace) = req.extensions().get::<Arc<RequestTrace>>()
+        {
+            trace.set_route(route);
+        }
         self.0.call(req)
     }
 }
@@ -241,6 +260,8 @@ struct LogLine {
     ip: IpAddr,
     /// Health and readiness probes: logged at debug only.
     probe: bool,
+    /// The request as the error reports see it, when they are on.
+    trace: Option<Arc<RequestTrace>>,
 }
 
 /// The headers every answer carries, and its log line: one per served request; a refusal's
@@ -252,6 +273,18 @@ fn finish(
     shared: &EdgeShared,
     line: &LogLine,
 ) -> Response<Body> {
+    if let (Some(reports), Some(trace)) = (&shared.config.reports, &line.trace) {
+        let extensions = response.extensions();
+        reports.finish(
+            trace,
+            request_id.to_str().unwrap_or_default(),
+            response.status(),
+            // Refusals (shed load, rate limits) are the server working as meant: traced,
+            // never reported as errors.
+            extensions.get::<Refusal>().is_some(),
+            extensions.get::<ServerProblem>(),
+        );
+    }
     let headers = response.headers_mut();
     headers.insert(REQUEST_ID, request_id);
     set_default_headers(headers, shared.config.https);
@@ -530,15 +563,24 @@ fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .or_else(|| err.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!(panic = detail, "handler panicked");
-    (
+    let mut response = (
         StatusCode::INTERNAL_SERVER_ERROR,
         axum::Json(crate::error::error_body(
             ErrorCode::Internal,
             "Something went wrong on the server",
         )),
     )
-        .into_response()
+        .into_response();
+    response
+        .extensions_mut()
+        .insert(ServerProblem::Panic(detail.into()));
+    response
 }
+
+/// The fake error tracker the API tests use, shared so both test the same contract.
+#[cfg(test)]
+#[path = "../../tests/api/fakes/sentry.rs"]
+mod fake_sentry;
 
 #[cfg(test)]
 mod tests {
@@ -584,8 +626,9 @@ mod tests {
             body_idle_timeout: Duration::from_secs(5),
             refusals,
             https: false,
+            reports: None,
         })
-        .layer(router.layer(RouteLabelLayer))
+        .layer(router.layer(RouteLabelLayer::default()))
     }
 
     /// Collects what is logged at `level` and above while the returned guard lives.
@@ -715,5 +758,200 @@ mod tests {
             "strict-origin-when-cross-origin"
         );
         assert_eq!(page[header::CACHE_CONTROL], "no-store");
+    }
+
+    /// An edge that reports to `dsn`, around routes that panic and fail.
+    fn reporting_edge(dsn: &str) -> (Edge<axum::Router>, Arc<ErrorReports>) {
+        use axum::routing::post;
+
+        async fn boom(_: String) -> &'static str {
+            panic!("the thing broke at step 3")
+        }
+
+        let mut config = crate::config::Config::default();
+        config.sentry.dsn = Some(crate::config::Secret::new(dsn));
+        config.sentry.environment = "staging".into();
+        config.sentry.traces_sample_rate = 1.0;
+        let reports = ErrorReports::from_config(&config).unwrap().unwrap();
+        let router = axum::Router::new()
+            .route("/api/things/{id}", post(boom))
+            .route(
+                "/api/fail",
+                post(|_: String| async {
+                    AppError::Internal(anyhow::anyhow!("disk full while writing"))
+                }),
+            )
+            .route("/api/fine", axum::routing::get(|| async { "fine" }));
+        let edge = EdgeLayer::new(EdgeConfig {
+            trusted_proxies: Arc::from([]),
+            limits: Arc::new(Limits::new(&crate::config::LimitsConfig::default())),
+            timeout: Duration::from_secs(5),
+            body_idle_timeout: Duration::from_secs(5),
+            refusals: Arc::default(),
+            https: false,
+            reports: Some(reports.clone()),
+        })
+        .layer(router.layer(RouteLabelLayer { traced: true }));
+        (edge, reports)
+    }
+
+    /// A request carrying a secret in its URL, headers, cookie and body.
+    fn secret_request(path: &str) -> Request {
+        Request::post(format!("{path}?token=query-secret-1"))
+            .header(header::AUTHORIZATION, "Bearer header-secret-2")
+            .header(header::COOKIE, "aimake_session=cookie-secret-3")
+            .header("x-api-key", "key-secret-4")
+            .body(Body::from("body-secret-5"))
+            .unwrap()
+    }
+
+    async fn flush(reports: &Arc<ErrorReports>) {
+        let reports = reports.clone();
+        let sent = tokio::task::spawn_blocking(move || reports.flush(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert!(sent, "the reports were sent");
+    }
+
+    #[tokio::test]
+    async fn a_panic_and_a_server_error_reach_the_tracker_with_request_id_and_route_and_no_secrets()
+    {
+        let fake = fake_sentry::FakeSentry::start().await;
+        let (app, reports) = reporting_edge(&fake.dsn());
+
+        let panicked = app
+            .clone()
+            .oneshot(secret_request("/api/things/path-secret-6"))
+            .await
+            .unwrap();
+        assert_eq!(panicked.status(), 500);
+        let panic_id = panicked.headers()[REQUEST_ID].to_str().unwrap().to_string();
+        let failed = app
+            .clone()
+            .oneshot(secret_request("/api/fail"))
+            .await
+            .unwrap();
+        assert_eq!(failed.status(), 500);
+        let fail_id = failed.headers()[REQUEST_ID].to_str().unwrap().to_string();
+        flush(&reports).await;
+
+        let events = fake.events();
+        assert_eq!(events.len(), 2, "{events:?}");
+        let panic = events
+            .iter()
+            .find(|e| e["tags"]["request_id"] == panic_id.as_str())
+            .expect("the panic is reported with its request id");
+        assert_eq!(panic["exception"]["values"][0]["type"], "panic");
+        assert_eq!(
+            panic["exception"]["values"][0]["value"],
+            "the thing broke at step 3"
+        );
+        assert_eq!(panic["transaction"], "/api/things/{id}");
+        assert_eq!(panic["tags"]["route"], "/api/things/{id}");
+        assert_eq!(panic["tags"]["http.method"], "POST");
+        assert_eq!(panic["environment"], "staging");
+        assert_eq!(panic["release"], format!("aimake@{}", crate::VERSION));
+        let failure = events
+            .iter()
+            .find(|e| e["tags"]["request_id"] == fail_id.as_str())
+            .expect("the 500 is reported with its request id");
+        assert_eq!(failure["exception"]["values"][0]["type"], "server_error");
+        assert_eq!(
+            failure["exception"]["values"][0]["value"],
+            "disk full while writing"
+        );
+        assert_eq!(failure["tags"]["route"], "/api/fail");
+        assert_eq!(failure["tags"]["http.status_code"], "500");
+
+        let raw = fake.raw();
+        for secret in [
+            "query-secret-1",
+            "header-secret-2",
+            "cookie-secret-3",
+            "key-secret-4",
+            "body-secret-5",
+            "path-secret-6",
+        ] {
+            assert!(!raw.contains(secret), "{secret} was sent: {raw}");
+        }
+        assert_eq!(fake.rejected(), 0);
+    }
+
+    #[tokio::test]
+    async fn each_request_is_traced_under_its_route_pattern_and_only_errors_are_reported() {
+        let fake = fake_sentry::FakeSentry::start().await;
+        let (app, reports) = reporting_edge(&fake.dsn());
+        assert_eq!(get(&app, "/api/fine").await.status(), 200);
+        assert_eq!(get(&app, "/library/secret-page").await.status(), 404);
+        flush(&reports).await;
+
+        assert!(fake.events().is_empty(), "{:?}", fake.events());
+        let names: Vec<String> = fake
+            .transactions()
+            .iter()
+            .map(|t| t["transaction"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["/api/fine", "spa"], "{names:?}");
+        assert!(!fake.raw().contains("secret-page"));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_key_is_refused_by_the_tracker_and_the_server_answers_as_before() {
+        let fake = fake_sentry::FakeSentry::start().await;
+        let (app, reports) = reporting_edge(&fake.dsn_with_wrong_key());
+        let failed = app
+            .clone()
+            .oneshot(secret_request("/api/fail"))
+            .await
+            .unwrap();
+        assert_eq!(failed.status(), 500);
+        flush(&reports).await;
+        assert!(fake.rejected() >= 1);
+        assert!(fake.items().is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_reports_a_request_carries_no_trace_and_a_panic_is_still_a_json_500() {
+        use axum::routing::get as route_get;
+
+        async fn boom() -> &'static str {
+            panic!("no tracker here")
+        }
+        let router = axum::Router::new()
+            .route(
+                "/api/traced",
+                route_get(|req: Request| async move {
+                    req.extensions()
+                        .get::<Arc<RequestTrace>>()
+                        .is_some()
+                        .to_string()
+                }),
+            )
+            .route("/api/boom", route_get(boom));
+        let app = edge(router, Arc::default());
+        let response = get(&app, "/api/traced").await;
+        let body = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"false");
+        let response = get(&app, "/api/boom").await;
+        assert_eq!(response.status(), 500);
+        assert!(response.extensions().get::<ServerProblem>().is_some());
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+    }
+
+    #[test]
+    fn the_fake_tracker_decodes_items_with_and_without_a_length() {
+        let body = b"{\"event_id\":\"e1\"}\n{\"type\":\"event\",\"length\":8}\n{\"a\":\n1}\n{\"type\":\"transaction\"}\n{\"b\":2}\n";
+        let (header, items) = fake_sentry::decode(body).unwrap();
+        assert_eq!(header["event_id"], "e1");
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].json()["a"], 1);
+        assert_eq!(items[1].kind(), "transaction");
+        assert_eq!(items[1].json()["b"], 2);
     }
 }

@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod audios;
+pub mod client_errors;
 pub(crate) mod conn;
 pub mod extract;
 mod files;
@@ -35,6 +36,8 @@ use tower::{Layer, ServiceBuilder};
 
 use crate::error::AppError;
 use crate::error::ErrorCode;
+use crate::ops::error_reports::ErrorReports;
+use crate::providers::Scrubber;
 use crate::state::AppState;
 use limits::Limits;
 use refusals::Refusals;
@@ -56,15 +59,25 @@ pub struct HttpParts {
     pub limits: Arc<Limits>,
     /// Refused requests, counted per client for the log.
     pub refusals: Arc<Refusals>,
+    /// Error reports and request traces; `None` without `sentry.dsn`.
+    pub reports: Option<Arc<ErrorReports>>,
+    /// The web app's error reports received (`POST /api/client-errors`), since start.
+    pub client_errors: client_errors::Counter,
+    /// Masks secrets in what clients send before it is logged.
+    pub scrub: Scrubber,
 }
 
 impl HttpState {
-    pub fn new(app: AppState) -> Self {
+    pub fn new(app: AppState, reports: Option<Arc<ErrorReports>>) -> Self {
         let limits = Arc::new(Limits::new(&app.config.limits));
+        let scrub = Scrubber::from_config(&app.config);
         Self(Arc::new(HttpParts {
             app,
             limits,
             refusals: Arc::default(),
+            reports,
+            client_errors: client_errors::Counter::default(),
+            scrub,
         }))
     }
 }
@@ -104,7 +117,9 @@ pub fn router(http: HttpState) -> App {
     // before the guard so its refusals carry CORS headers a cross-origin page can read, then
     // the guard.
     let routed = ServiceBuilder::new()
-        .layer(middleware::RouteLabelLayer)
+        .layer(middleware::RouteLabelLayer {
+            traced: http.reports.is_some(),
+        })
         .option_layer(perimeter::cors(&config.server.cors_origins))
         .layer(middleware::GuardLayer::new(middleware::GuardConfig {
             limits: http.limits.clone(),
@@ -112,6 +127,7 @@ pub fn router(http: HttpState) -> App {
         }));
     let limits = http.limits.clone();
     let refusals = http.refusals.clone();
+    let reports = http.reports.clone();
 
     let router = Router::new()
         .merge(health::router())
@@ -123,6 +139,7 @@ pub fn router(http: HttpState) -> App {
         .merge(providers::router())
         .merge(usage::router())
         .merge(podcasts::router())
+        .merge(client_errors::router())
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
@@ -139,6 +156,7 @@ pub fn router(http: HttpState) -> App {
         body_idle_timeout,
         refusals,
         https,
+        reports,
     })
     .layer(router)
 }

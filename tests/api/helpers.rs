@@ -7,6 +7,7 @@ use std::sync::Arc;
 use aimake::app::App;
 use aimake::auth::{NewAccount, Role};
 use aimake::config::{Config, Secret, StorageKind};
+use aimake::http::HttpState;
 use aimake::http::limits::Limits;
 use aimake::state::AppState;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -24,6 +25,8 @@ pub struct TestApp {
     pub state: AppState,
     /// The running server's rate limiters.
     pub limits: Arc<Limits>,
+    /// The running server's HTTP state: its error reports and client-error count.
+    pub http: HttpState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -56,6 +59,7 @@ impl TestApp {
         let addr = app.local_addr();
         let state = app.state().clone();
         let limits = app.http().limits.clone();
+        let http = app.http().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -67,6 +71,7 @@ impl TestApp {
             dir,
             state,
             limits,
+            http,
             stop: Some(tx),
             server: Some(server),
         }

@@ -7,6 +7,7 @@ mod cli;
 #[cfg(unix)]
 mod datafiles;
 mod edge;
+mod error_reports;
 mod fakes;
 mod fakes_llm;
 mod health;

@@ -882,3 +882,28 @@ export function pullModel(name: string): Promise<Model> {
 export function removeModel(name: string): Promise<void> {
   return request<void>(`/api/admin/models/${seg(name)}`, { method: 'DELETE' })
 }
+
+// ---- Client errors ------------------------------------------------------------------
+
+/** One of the page's uncaught errors, as `POST /api/client-errors` takes it. */
+export interface ClientErrorReport {
+  message: string
+  stack?: string
+  /** The page's path, without query or fragment. */
+  path: string
+  user_agent?: string
+  /** The web app's build. */
+  release?: string
+}
+
+/**
+ * Tells the server about an uncaught error. `keepalive` lets it finish while the page
+ * unloads; a report that fails is dropped (reporting must never raise errors of its own).
+ */
+export async function reportClientError(report: ClientErrorReport): Promise<void> {
+  try {
+    await request<void>('/api/client-errors', { method: 'POST', json: report, keepalive: true })
+  } catch {
+    // Nothing to do: the server is unreachable, over its budget, or the report was refused.
+  }
+}

@@ -7,6 +7,7 @@
 
 mod elevenlabs;
 mod openai;
+pub mod sentry;
 mod tencent;
 
 use std::collections::VecDeque;
@@ -21,6 +22,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use bytes::Bytes;
 pub use elevenlabs::FakeElevenLabs;
 pub use openai::FakeOpenAi;
+pub use sentry::FakeSentry;
 pub use tencent::FakeTencent;
 use tokio::task::JoinHandle;
 
