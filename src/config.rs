@@ -636,8 +636,10 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertRuleConfig {
     pub enabled: bool,
-    /// In the signal's own unit: a share (0.05 = 5%), seconds, a count, hours or dollars.
-    pub threshold: f64,
+    /// In the signal's own unit: a share (0.05 = 5%), seconds, a count or hours. None for
+    /// `daily_cost`, whose threshold is `alerts.daily_budget_usd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
     /// The signal is measured over this many seconds.
     pub window_s: u64,
     /// The breach must last this long before the alert fires (and the clear as long before it
@@ -713,15 +715,15 @@ macro_rules! alert_rules {
 }
 
 alert_rules! {
-    error_rate: 0.05, Above, window 300, for 300, Critical, ["slack", "email"], min 20;
-    latency_p99: 3.0, Above, window 300, for 300, Warning, ["slack"], min 20;
-    db_errors: 0.0, Above, window 60, for 60, Critical, ["slack", "pagerduty"], min 1;
-    tts_error_rate: 0.10, Above, window 180, for 180, Warning, ["slack"], min 10;
-    daily_cost: 0.0, Above, window 0, for 0, Warning, ["slack"], min 1;
-    backup_stale: 26.0, Above, window 0, for 0, Critical, ["slack", "email"], min 1;
-    backup_failed: 0.0, Above, window 0, for 0, Critical, ["slack", "email"], min 1;
-    disk_free: 0.10, Below, window 0, for 300, Critical, ["slack", "email"], min 1;
-    storage_errors: 0.0, Above, window 300, for 60, Warning, ["slack"], min 1;
+    error_rate: Some(0.05), Above, window 300, for 300, Critical, ["slack", "email"], min 20;
+    latency_p99: Some(3.0), Above, window 300, for 300, Warning, ["slack"], min 20;
+    db_errors: Some(0.0), Above, window 60, for 60, Critical, ["slack", "pagerduty"], min 1;
+    tts_error_rate: Some(0.10), Above, window 180, for 180, Warning, ["slack"], min 10;
+    daily_cost: None, Above, window 0, for 0, Warning, ["slack"], min 1;
+    backup_stale: Some(26.0), Above, window 0, for 0, Critical, ["slack", "email"], min 1;
+    backup_failed: Some(0.0), Above, window 0, for 0, Critical, ["slack", "email"], min 1;
+    disk_free: Some(0.10), Below, window 0, for 300, Critical, ["slack", "email"], min 1;
+    storage_errors: Some(0.0), Above, window 300, for 60, Warning, ["slack"], min 1;
 }
 
 impl TryFrom<std::collections::BTreeMap<String, AlertRuleOverride>> for AlertRules {
@@ -738,7 +740,7 @@ impl TryFrom<std::collections::BTreeMap<String, AlertRuleOverride>> for AlertRul
                     Self::NAMES.join(", ")
                 )
             })?;
-            if name == "daily_cost" && o.threshold.is_some() {
+            if rule.threshold.is_none() && o.threshold.is_some() {
                 return Err(
                     "alerts.rules.daily_cost takes its threshold from alerts.daily_budget_usd"
                         .into(),
@@ -748,7 +750,7 @@ impl TryFrom<std::collections::BTreeMap<String, AlertRuleOverride>> for AlertRul
                 if !t.is_finite() || t < 0.0 {
                     return Err(format!("alerts.rules.{name}.threshold must be 0 or more"));
                 }
-                rule.threshold = t;
+                rule.threshold = Some(t);
             }
             rule.enabled = o.enabled.unwrap_or(rule.enabled);
             rule.window_s = o.window_s.unwrap_or(rule.window_s);
@@ -1322,6 +1324,54 @@ mod tests {
         ] {
             let err = Config::from_sources(Some(file), &[]).unwrap_err();
             assert!(format!("{err:#}").contains(key), "{file}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn an_alert_rule_changes_only_what_the_file_sets_and_unknown_rules_are_named() {
+        let c = Config::from_sources(
+            Some(
+                "[alerts.rules]\n\
+                 error_rate = { threshold = 0.1, notifiers = [\"pager\"] }\n\
+                 disk_free = { enabled = false }\n",
+            ),
+            &[],
+        )
+        .unwrap();
+        let r = &c.config.alerts.rules;
+        assert_eq!(r.error_rate.threshold, Some(0.1));
+        assert_eq!(r.error_rate.notifiers, ["pager"]);
+        assert_eq!(r.error_rate.for_s, 300, "the rule's own default stays");
+        assert_eq!(r.error_rate.severity, crate::db::Severity::Critical);
+        assert!(!r.disk_free.enabled);
+        assert_eq!(r.disk_free.threshold, Some(0.1));
+        assert_eq!(r.disk_free.direction, Direction::Below);
+        assert_eq!(r.latency_p99, AlertRules::default().latency_p99);
+
+        for (file, says) in [
+            (
+                "[alerts.rules]\nerror_rat = { threshold = 0.1 }\n",
+                "unknown alert rule `error_rat`",
+            ),
+            (
+                "[alerts.rules]\ndaily_cost = { threshold = 5.0 }\n",
+                "alerts.daily_budget_usd",
+            ),
+            (
+                "[alerts.rules]\nerror_rate = { threshold = -1.0 }\n",
+                "must be 0 or more",
+            ),
+            (
+                "[alerts.rules]\nerror_rate = { treshold = 0.1 }\n",
+                "treshold",
+            ),
+            (
+                "[alerts.rules]\nerror_rate = { severity = \"loud\" }\n",
+                "loud",
+            ),
+        ] {
+            let err = format!("{:#}", Config::from_sources(Some(file), &[]).unwrap_err());
+            assert!(err.contains(says), "{file}: {err}");
         }
     }
 

@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{AlertRuleConfig, AlertsConfig, Direction};
 use crate::db::alerts::AlertRow;
-use crate::db::{AlertId, Db, Severity, now_ms};
+use crate::db::{AlertId, Db, Severity, now_ms, to_rfc3339};
+use crate::error::{AppError, Result};
+use crate::pagination::{Page, PageRequest};
 
 /// What a rule watches. Each is measured over the rule's window by a [`Signals`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,8 +131,13 @@ fn secs(v: f64) -> String {
 fn count(v: f64) -> String {
     format!("{v:.0}")
 }
+/// Dollars: cents, or four places under a dollar so a small budget reads as itself.
 fn usd(v: f64) -> String {
-    format!("${v:.2}")
+    if v < 1.0 {
+        format!("${v:.4}")
+    } else {
+        format!("${v:.2}")
+    }
 }
 fn hours(v: f64) -> String {
     format!("{v:.1} h")
@@ -176,11 +183,7 @@ fn rule_from(name: &str, signal: Signal, r: &AlertRuleConfig, config: &AlertsCon
     Rule {
         name: name.to_string(),
         signal,
-        threshold: if signal == Signal::DailyCost {
-            config.daily_budget_usd
-        } else {
-            r.threshold
-        },
+        threshold: r.threshold.unwrap_or(config.daily_budget_usd),
         direction: r.direction,
         window: Duration::from_secs(r.window_s),
         for_: Duration::from_secs(r.for_s),
@@ -548,6 +551,75 @@ impl Notify for LogNotify {
     }
 }
 
+/// One alert as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertView {
+    pub id: AlertId,
+    pub rule: String,
+    pub severity: Severity,
+    /// `firing` or `resolved`.
+    pub state: &'static str,
+    pub summary: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub fired_at: String,
+    pub resolved_at: Option<String>,
+    pub resolved_value: Option<f64>,
+    pub notified_at: Option<String>,
+    pub notifications: i64,
+}
+
+impl From<AlertRow> for AlertView {
+    fn from(a: AlertRow) -> Self {
+        Self {
+            id: a.id,
+            rule: a.rule,
+            severity: a.severity,
+            state: if a.resolved_at.is_some() {
+                "resolved"
+            } else {
+                "firing"
+            },
+            summary: a.summary,
+            value: a.value,
+            threshold: a.threshold,
+            fired_at: to_rfc3339(a.fired_at),
+            resolved_at: a.resolved_at.map(to_rfc3339),
+            resolved_value: a.resolved_value,
+            notified_at: a.notified_at.map(to_rfc3339),
+            notifications: a.notifications,
+        }
+    }
+}
+
+/// `GET /api/admin/alerts`: the alerts firing now, and a page of every alert, newest first.
+#[derive(Debug, serde::Serialize)]
+pub struct AlertsPage {
+    pub active: Vec<AlertView>,
+    pub items: Vec<AlertView>,
+    pub next_cursor: Option<String>,
+}
+
+pub async fn list(db: &Db, req: &PageRequest) -> Result<AlertsPage> {
+    let after = match &req.cursor {
+        None => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.parse::<AlertId>().ok()?)))
+                .ok_or_else(|| AppError::invalid("cursor is not valid"))?,
+        ),
+    };
+    let active = db.alerts().active().await?;
+    let rows = db.alerts().page(after, req.fetch()).await?;
+    let page =
+        Page::from_rows(rows, req, |a| format!("{}.{}", a.fired_at, a.id)).map(AlertView::from);
+    Ok(AlertsPage {
+        active: active.into_iter().map(AlertView::from).collect(),
+        items: page.items,
+        next_cursor: page.next_cursor,
+    })
+}
+
 /// Measures by signal from a fixed table: for tests, and for the signals whose source is not
 /// wired yet (they answer None).
 #[derive(Default)]
@@ -839,6 +911,15 @@ mod tests {
     fn summaries_say_what_and_by_how_much() {
         let r = rule(Signal::ErrorRate, 0.05, Direction::Above, 300);
         assert_eq!(r.summary(0.123), "r: error rate 12.3% (above 5.0%)");
+        let c = rule(Signal::DailyCost, 0.001, Direction::Above, 0);
+        assert_eq!(
+            c.summary(0.0022),
+            "r: provider cost today $0.0022 (above $0.0010)"
+        );
+        assert_eq!(
+            c.summary(12.5),
+            "r: provider cost today $12.50 (above $0.0010)"
+        );
         let d = rule(Signal::DiskFree, 0.10, Direction::Below, 300);
         assert_eq!(
             d.summary(0.04),
@@ -891,7 +972,7 @@ mod tests {
         signals.set(Signal::DbErrors, Some(Measure::level(0.0)));
         b.evaluate(3_000).await.unwrap();
         assert!(db.alerts().active().await.unwrap().is_empty());
-        let sent = sent.0.lock().unwrap();
+        let sent = sent.0.lock().unwrap().clone();
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[0].0.state, NoticeState::Firing);
         assert_eq!(sent[1].0.state, NoticeState::Resolved);
