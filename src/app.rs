@@ -21,6 +21,7 @@ use crate::jobs::Jobs;
 use crate::links::Links;
 use crate::lockfile::{LockFile, SERVER_LOCK};
 use crate::models::{Manager, ModelsService};
+use crate::ops::alerts::{self, Alerting, Engine, LiveSignals, LogNotify};
 use crate::ops::scheduler::{Clock, Scheduler, SystemClock};
 use crate::podcast::llm::ScriptWriter;
 use crate::podcast::script::ScriptLimits;
@@ -202,6 +203,12 @@ impl App {
         }
         tokio::spawn(self.http.refusals.clone().summarise_until(stop.clone()));
         let jobs = scheduled(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
+        if self.state.config.alerts.enabled {
+            tokio::spawn(alerting(&self.state, stop.child_token()).run(
+                Duration::from_secs(self.state.config.alerts.evaluate_every_s.max(1)),
+                stop.child_token(),
+            ));
+        }
         let https = self.state.links.is_https();
         let reports = self.http.reports.clone();
         let app = crate::http::router(self.http);
@@ -263,6 +270,24 @@ fn scheduled(state: &AppState, clock: Arc<dyn Clock>) -> anyhow::Result<Schedule
         })?;
     }
     Ok(scheduler)
+}
+
+/// The alert engine over the server's own signals. Until notifiers are configured, alerts
+/// are recorded, listed and logged.
+fn alerting(state: &AppState, stop: CancellationToken) -> Alerting {
+    let config = &state.config;
+    let rules = alerts::rules(&config.alerts, !config.backup.schedule.trim().is_empty());
+    let signals = LiveSignals::new(
+        state.db.clone(),
+        config.data.dir.clone(),
+        state.backups.last_backup(stop),
+    );
+    Alerting::new(
+        Engine::new(rules, Duration::from_secs(config.alerts.repeat_interval_s)),
+        state.db.clone(),
+        Arc::new(signals),
+        Arc::new(LogNotify),
+    )
 }
 
 /// A client that sends its request head slower than this is cut off, so idle sockets cannot

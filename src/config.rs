@@ -76,6 +76,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub models: ModelsConfig,
     pub sentry: SentryConfig,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -638,6 +639,177 @@ impl SentryConfig {
             bail!("sentry.environment: must not be empty");
         }
         Ok(())
+    }
+}
+
+/// The server's alerts about itself (`ops::alerts`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    pub enabled: bool,
+    /// How often every rule is measured.
+    pub evaluate_every_s: u64,
+    /// A firing alert notifies again this often.
+    pub repeat_interval_s: u64,
+    /// How far past its threshold a firing rule's signal must come back (a share of the
+    /// threshold) before the alert may resolve.
+    pub hysteresis: f64,
+    /// The `daily_cost` rule's threshold: provider cost since midnight UTC; 0 = no budget.
+    pub daily_budget_usd: f64,
+    pub rules: AlertRules,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            evaluate_every_s: 15,
+            repeat_interval_s: 4 * 3600,
+            hysteresis: 0.2,
+            daily_budget_usd: 0.0,
+            rules: AlertRules::default(),
+        }
+    }
+}
+
+/// Which way a rule's signal breaches its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Above,
+    Below,
+}
+
+/// One alert rule as configured: the built-in defaults with the file's changes on top.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRuleConfig {
+    pub enabled: bool,
+    /// In the signal's own unit: a share (0.05 = 5%), seconds, a count or hours. None for
+    /// `daily_cost`, whose threshold is `alerts.daily_budget_usd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The signal is measured over this many seconds.
+    pub window_s: u64,
+    /// The breach must last this long before the alert fires (and the clear as long before it
+    /// resolves); 0 = at once.
+    pub for_s: u64,
+    pub severity: crate::db::Severity,
+    /// Names of `[[alerts.notifiers]]` to tell.
+    pub notifiers: Vec<String>,
+    /// A rate rests on at least this many events before it is judged.
+    pub min_samples: u64,
+    #[serde(skip)]
+    pub direction: Direction,
+}
+
+/// What the file may change in a rule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleOverride {
+    enabled: Option<bool>,
+    threshold: Option<f64>,
+    window_s: Option<u64>,
+    for_s: Option<u64>,
+    severity: Option<crate::db::Severity>,
+    notifiers: Option<Vec<String>>,
+    min_samples: Option<u64>,
+}
+
+macro_rules! alert_rules {
+    ($($name:ident: $threshold:expr, $dir:ident, window $window:expr, for $for_:expr,
+       $severity:ident, [$($notifier:literal),*], min $min:expr;)*) => {
+        /// The built-in rules: the design's four (error rate, p99 latency, database errors,
+        /// TTS provider errors), then budget, backups, disk and object store.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(try_from = "std::collections::BTreeMap<String, AlertRuleOverride>")]
+        pub struct AlertRules {
+            $(pub $name: AlertRuleConfig,)*
+        }
+
+        impl Default for AlertRules {
+            fn default() -> Self {
+                Self {
+                    $($name: AlertRuleConfig {
+                        enabled: true,
+                        threshold: $threshold,
+                        window_s: $window,
+                        for_s: $for_,
+                        severity: crate::db::Severity::$severity,
+                        notifiers: vec![$($notifier.to_string()),*],
+                        min_samples: $min,
+                        direction: Direction::$dir,
+                    },)*
+                }
+            }
+        }
+
+        impl AlertRules {
+            /// Every rule's name, in order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// Every rule with its name.
+            pub fn named(&self) -> Vec<(&'static str, &AlertRuleConfig)> {
+                vec![$((stringify!($name), &self.$name)),*]
+            }
+
+            fn get_mut(&mut self, name: &str) -> Option<&mut AlertRuleConfig> {
+                match name {
+                    $(stringify!($name) => Some(&mut self.$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+alert_rules! {
+    error_rate: Some(0.05), Above, window 300, for 300, Critical, ["slack", "email"], min 20;
+    latency_p99: Some(3.0), Above, window 300, for 300, Warning, ["slack"], min 20;
+    db_errors: Some(0.0), Above, window 60, for 60, Critical, ["slack", "pagerduty"], min 1;
+    tts_error_rate: Some(0.10), Above, window 180, for 180, Warning, ["slack"], min 10;
+    daily_cost: None, Above, window 0, for 0, Warning, ["slack"], min 1;
+    backup_stale: Some(26.0), Above, window 0, for 0, Critical, ["slack", "email"], min 1;
+    backup_failed: Some(0.0), Above, window 0, for 0, Critical, ["slack", "email"], min 1;
+    disk_free: Some(0.10), Below, window 0, for 300, Critical, ["slack", "email"], min 1;
+    storage_errors: Some(0.0), Above, window 300, for 60, Warning, ["slack"], min 1;
+}
+
+impl TryFrom<std::collections::BTreeMap<String, AlertRuleOverride>> for AlertRules {
+    type Error = String;
+
+    fn try_from(
+        overrides: std::collections::BTreeMap<String, AlertRuleOverride>,
+    ) -> Result<Self, String> {
+        let mut rules = Self::default();
+        for (name, o) in overrides {
+            let rule = rules.get_mut(&name).ok_or_else(|| {
+                format!(
+                    "unknown alert rule `{name}` (the rules are {})",
+                    Self::NAMES.join(", ")
+                )
+            })?;
+            if rule.threshold.is_none() && o.threshold.is_some() {
+                return Err(
+                    "alerts.rules.daily_cost takes its threshold from alerts.daily_budget_usd"
+                        .into(),
+                );
+            }
+            if let Some(t) = o.threshold {
+                if !t.is_finite() || t < 0.0 {
+                    return Err(format!("alerts.rules.{name}.threshold must be 0 or more"));
+                }
+                rule.threshold = Some(t);
+            }
+            rule.enabled = o.enabled.unwrap_or(rule.enabled);
+            rule.window_s = o.window_s.unwrap_or(rule.window_s);
+            rule.for_s = o.for_s.unwrap_or(rule.for_s);
+            rule.severity = o.severity.unwrap_or(rule.severity);
+            rule.min_samples = o.min_samples.unwrap_or(rule.min_samples);
+            if let Some(n) = o.notifiers {
+                rule.notifiers = n;
+            }
+        }
+        Ok(rules)
     }
 }
 
@@ -1204,6 +1376,54 @@ mod tests {
         ] {
             let err = Config::from_sources(Some(file), &[]).unwrap_err();
             assert!(format!("{err:#}").contains(key), "{file}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn an_alert_rule_changes_only_what_the_file_sets_and_unknown_rules_are_named() {
+        let c = Config::from_sources(
+            Some(
+                "[alerts.rules]\n\
+                 error_rate = { threshold = 0.1, notifiers = [\"pager\"] }\n\
+                 disk_free = { enabled = false }\n",
+            ),
+            &[],
+        )
+        .unwrap();
+        let r = &c.config.alerts.rules;
+        assert_eq!(r.error_rate.threshold, Some(0.1));
+        assert_eq!(r.error_rate.notifiers, ["pager"]);
+        assert_eq!(r.error_rate.for_s, 300, "the rule's own default stays");
+        assert_eq!(r.error_rate.severity, crate::db::Severity::Critical);
+        assert!(!r.disk_free.enabled);
+        assert_eq!(r.disk_free.threshold, Some(0.1));
+        assert_eq!(r.disk_free.direction, Direction::Below);
+        assert_eq!(r.latency_p99, AlertRules::default().latency_p99);
+
+        for (file, says) in [
+            (
+                "[alerts.rules]\nerror_rat = { threshold = 0.1 }\n",
+                "unknown alert rule `error_rat`",
+            ),
+            (
+                "[alerts.rules]\ndaily_cost = { threshold = 5.0 }\n",
+                "alerts.daily_budget_usd",
+            ),
+            (
+                "[alerts.rules]\nerror_rate = { threshold = -1.0 }\n",
+                "must be 0 or more",
+            ),
+            (
+                "[alerts.rules]\nerror_rate = { treshold = 0.1 }\n",
+                "treshold",
+            ),
+            (
+                "[alerts.rules]\nerror_rate = { severity = \"loud\" }\n",
+                "loud",
+            ),
+        ] {
+            let err = format!("{:#}", Config::from_sources(Some(file), &[]).unwrap_err());
+            assert!(err.contains(says), "{file}: {err}");
         }
     }
 

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
@@ -43,12 +43,7 @@ pub fn init(format: Option<LogFormat>, level: &str) -> LogGuard {
         .with_env_filter(filter)
         .with_writer(writer);
     let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => json_lines(builder).try_init(),
         LogFormat::Pretty => builder.with_ansi(terminal).with_target(false).try_init(),
     };
     // A second init (tests) keeps the first subscriber.
@@ -64,6 +59,29 @@ pub fn init(format: Option<LogFormat>, level: &str) -> LogGuard {
             });
     }
     LogGuard { _worker: worker }
+}
+
+/// JSON lines: the event's fields at the top level, `span` the innermost span it was logged
+/// in and `spans` every one of them, outermost first, so a line from inside a handler or a job
+/// step keeps the request's id and route (or the job's id), not only its own span.
+fn json_lines<F, W>(
+    builder: fmt::SubscriberBuilder<
+        fmt::format::DefaultFields,
+        fmt::format::Format<fmt::format::Full, fmt::time::SystemTime>,
+        F,
+        W,
+    >,
+) -> fmt::SubscriberBuilder<
+    fmt::format::JsonFields,
+    fmt::format::Format<fmt::format::Json, fmt::time::SystemTime>,
+    F,
+    W,
+> {
+    builder
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(true)
 }
 
 /// A writer that hands lines to a thread writing them to `sink` in batches. When the sink
@@ -92,6 +110,41 @@ pub fn report_dropped(counter: &ErrorCounter, reported: &mut usize) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_line_logged_inside_a_handler_s_span_carries_the_request_s_id() {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Lines {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = json_lines(tracing_subscriber::fmt().with_writer(move || sink.clone()))
+            .with_env_filter(EnvFilter::new("info"))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("request", request_id = "01REQ", route = "/api/x");
+            let _r = request.enter();
+            let handler = tracing::info_span!("create", audio = "01AUD");
+            let _h = handler.enter();
+            tracing::info!(chars = 12, "audio queued");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["message"], "audio queued");
+        assert_eq!(line["chars"], 12);
+        assert_eq!(line["span"]["name"], "create", "{line}");
+        assert_eq!(line["spans"][0]["name"], "request", "{line}");
+        assert_eq!(line["spans"][0]["request_id"], "01REQ", "{line}");
+        assert_eq!(line["spans"][1]["audio"], "01AUD", "{line}");
+    }
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 

@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::AppError;
 use crate::lockfile::{BACKUP_LOCK, LockFile};
+use crate::ops::alerts::LastBackup;
 use crate::ops::scheduler::{Clock, SystemClock};
 use crate::storage::{Storage, StorageError, keys};
 use manifest::{FAILURE_FILE, FORMAT_VERSION, MANIFEST_FILE, SNAPSHOT_FILE, VERIFICATION_FILE};
@@ -647,6 +648,37 @@ impl Backups {
             .max_by_key(|m| (m.created_at_ms, m.name.clone())))
     }
 
+    /// The latest backup as the alert engine reads it: seeded from the target's list, then
+    /// kept current by every backup that finishes, until `stop`.
+    pub fn last_backup(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> watch::Receiver<LastBackup> {
+        let (tx, rx) = watch::channel(LastBackup::default());
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut finished = this.subscribe();
+            match this.list().await {
+                Ok(list) => {
+                    tx.send_replace(last_backup_of(&list, LastBackup::default()));
+                }
+                Err(e) => tracing::warn!(error = %e, "alerts: cannot list backups"),
+            }
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    changed = finished.changed() => if changed.is_err() { break },
+                }
+                let latest = finished.borrow_and_update().clone();
+                if let Some(info) = latest {
+                    let before = *tx.borrow();
+                    tx.send_replace(last_backup_of(std::slice::from_ref(&info), before));
+                }
+            }
+        });
+        rx
+    }
+
     /// Good and failed backups, newest first. Sets without a manifest or failure record
     /// (running or interrupted) are not listed.
     pub async fn list(&self) -> Result<Vec<BackupInfo>, BackupError> {
@@ -1083,6 +1115,23 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// `before` updated with backups listed newest first: the newest good one's time, and
+/// whether the newest of all failed.
+fn last_backup_of(newest_first: &[BackupInfo], before: LastBackup) -> LastBackup {
+    let last_ok_ms = newest_first
+        .iter()
+        .find(|b| b.status == Status::Ok)
+        .map(|b| b.created_at_ms)
+        .max(before.last_ok_ms);
+    match newest_first.first() {
+        Some(newest) => LastBackup {
+            last_ok_ms,
+            failed: newest.status == Status::Failed,
+        },
+        None => before,
+    }
 }
 
 #[cfg(test)]

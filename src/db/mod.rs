@@ -1,6 +1,7 @@
 //! SQLite access: one writer connection on a thread of its own and a small pool of readers,
 //! all used off the executor.
 
+pub mod alerts;
 pub mod api_tokens;
 pub mod audios;
 mod checkpoint;
@@ -19,8 +20,8 @@ pub mod users;
 mod writer;
 
 pub use types::{
-    AudioId, AudioKind, AudioStatus, EpisodeId, JobId, JobStatus, PodcastId, Role, SessionId,
-    TokenId, UserId,
+    AlertId, AudioId, AudioKind, AudioStatus, EpisodeId, JobId, JobStatus, PodcastId, Role,
+    SessionId, Severity, TokenId, UserId,
 };
 
 use std::path::{Path, PathBuf};
@@ -240,6 +241,10 @@ impl Db {
 
     // One handle per table: services, jobs and handlers reach the database only through
     // their typed methods, so a second backend changes `db/` and nothing else.
+    pub fn alerts(&self) -> alerts::Alerts<'_> {
+        alerts::Alerts(self)
+    }
+
     pub fn users(&self) -> users::Users<'_> {
         users::Users(self)
     }

@@ -212,9 +212,22 @@ macro_rules! ulid_id {
     };
 }
 
+text_enum! {
+    /// How urgent an alert is (`alerts.severity`), from most to least.
+    Severity, "severity" {
+        Critical = "critical",
+        Warning = "warning",
+        Info = "info",
+    }
+}
+
 ulid_id!(
     /// `users.id`
     UserId
+);
+ulid_id!(
+    /// `alerts.id`
+    AlertId
 );
 ulid_id!(
     /// `audios.id`
@@ -324,6 +337,7 @@ mod tests {
         assert!(check("audios", "kind").ends_with(&listed(AudioKind::ALLOWED)));
         assert!(check("jobs", "status").ends_with(&listed(JobStatus::ALLOWED)));
         assert!(check("users", "role").ends_with(&listed(Role::ALLOWED)));
+        assert!(check("alerts", "severity").ends_with(&listed(Severity::ALLOWED)));
     }
 
     #[test]
@@ -393,6 +407,7 @@ mod tests {
             TypeId::of::<EpisodeId>(),
             TypeId::of::<SessionId>(),
             TypeId::of::<TokenId>(),
+            TypeId::of::<AlertId>(),
             TypeId::of::<Ulid>(),
         ];
         for (i, a) in ids.iter().enumerate() {

@@ -214,6 +214,21 @@ impl Usage<'_> {
     }
 }
 
+/// Everyone's provider cost on the UTC day of `now`, in micro-dollars: one range of the
+/// covering `usage_day` index.
+pub fn cost_on_day_of(conn: &Connection, now: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(sum(cost_micros), 0) FROM usage_logs WHERE day = ?1")?
+        .query_row([day_of(now)], |r| r.get(0))
+}
+
+// Used by the alert engine.
+impl Usage<'_> {
+    /// Everyone's provider cost since midnight UTC, in micro-dollars.
+    pub async fn cost_today(&self, now: i64) -> anyhow::Result<i64> {
+        self.0.read(move |c| Ok(cost_on_day_of(c, now)?)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,7 @@ pub fn router() -> Router<HttpState> {
         .route("/api/admin/usage", get(usage))
         .route("/api/admin/backups", get(list_backups).post(start_backup))
         .route("/api/admin/system", get(system))
+        .route("/api/admin/alerts", get(list_alerts))
         .route("/api/admin/models", get(list_models))
         .route("/api/admin/models/{name}", delete(remove_model))
         .route("/api/admin/models/{name}/pull", post(pull_model))
@@ -192,6 +193,16 @@ async fn list_invites(
     Query(page): Query<PageQuery>,
 ) -> Result<Response> {
     let page = state.auth.list_invites(&page.request()?).await?;
+    Ok(AppJson(page).into_response())
+}
+
+#[tracing::instrument(skip_all)]
+async fn list_alerts(
+    State(state): State<AppState>,
+    _: AdminUser,
+    Query(page): Query<PageQuery>,
+) -> Result<Response> {
+    let page = crate::ops::alerts::list(&state.db, &page.request()?).await?;
     Ok(AppJson(page).into_response())
 }
 

@@ -1,4 +1,6 @@
-//! Operations that run inside the server without a request: the scheduler and what it runs.
+//! Operations that run inside the server without a request: the scheduler and what it runs,
+//! the alert engine, and error reports.
 
+pub mod alerts;
 pub mod error_reports;
 pub mod scheduler;

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a temp data dir, talked to over HTTP.
 
 mod accounts;
+mod alerts;
 mod audios;
 mod backup;
 mod cli;

@@ -1,0 +1,988 @@
+//! Alerts the server raises about itself. Every `alerts.evaluate_every_s` the engine measures
+//! each enabled rule's signal over its window; a rule that breaches its threshold for `for_s`
+//! fires, notifies, repeats every `alerts.repeat_interval_s` while it keeps firing, and
+//! resolves (notifying again) once its signal has been back past the threshold by the
+//! hysteresis margin for `for_s` too, so a value hovering at the threshold does not flap.
+//! Every alert is kept in the `alerts` table: `GET /api/admin/alerts` lists them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AlertRuleConfig, AlertsConfig, Direction};
+use crate::db::alerts::AlertRow;
+use crate::db::{AlertId, Db, Severity, now_ms, to_rfc3339};
+use crate::error::{AppError, Result};
+use crate::pagination::{Page, PageRequest};
+
+/// What a rule watches. Each is measured over the rule's window by a [`Signals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Share of requests answered 5xx.
+    ErrorRate,
+    /// 99th percentile of request duration, in seconds.
+    LatencyP99,
+    /// Database errors in the window.
+    DbErrors,
+    /// Share of speech provider calls that failed.
+    TtsErrorRate,
+    /// Object store errors in the window.
+    StorageErrors,
+    /// Provider cost since midnight UTC, in dollars.
+    DailyCost,
+    /// Hours since the last successful backup.
+    BackupAge,
+    /// 1 when the latest backup failed, else 0.
+    BackupFailed,
+    /// Free share of the data directory's file system.
+    DiskFree,
+}
+
+/// One measurement: the value, and how many events it rests on (requests for a rate; 1 for
+/// a level). A rate over too few events is not judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measure {
+    pub value: f64,
+    pub samples: u64,
+}
+
+impl Measure {
+    pub fn level(value: f64) -> Self {
+        Self { value, samples: 1 }
+    }
+}
+
+/// Where measurements come from.
+pub trait Signals: Send + Sync {
+    /// The signal over the last `window`, or None when there is nothing to judge (no
+    /// traffic, backups not configured, a source not available).
+    fn measure(&self, signal: Signal, window: Duration) -> BoxFuture<'_, Option<Measure>>;
+}
+
+/// A rule, resolved from config.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub signal: Signal,
+    pub threshold: f64,
+    pub direction: Direction,
+    pub window: Duration,
+    pub for_: Duration,
+    pub severity: Severity,
+    pub notifiers: Vec<String>,
+    pub min_samples: u64,
+    pub hysteresis: f64,
+}
+
+impl Rule {
+    fn breaches(&self, v: f64) -> bool {
+        match self.direction {
+            Direction::Above => v > self.threshold,
+            Direction::Below => v < self.threshold,
+        }
+    }
+
+    /// Back past the threshold by the hysteresis margin (for a threshold of 0, back at 0).
+    fn clear(&self, v: f64) -> bool {
+        match self.direction {
+            Direction::Above => v <= self.threshold * (1.0 - self.hysteresis),
+            Direction::Below => v >= self.threshold * (1.0 + self.hysteresis),
+        }
+    }
+
+    /// A sentence for people: what is wrong and by how much.
+    pub fn summary(&self, value: f64) -> String {
+        let (what, v, t) = match self.signal {
+            Signal::ErrorRate => ("error rate", pct(value), pct(self.threshold)),
+            Signal::LatencyP99 => ("p99 latency", secs(value), secs(self.threshold)),
+            Signal::DbErrors => ("database errors", count(value), count(self.threshold)),
+            Signal::TtsErrorRate => ("TTS provider error rate", pct(value), pct(self.threshold)),
+            Signal::StorageErrors => ("object store errors", count(value), count(self.threshold)),
+            Signal::DailyCost => ("provider cost today", usd(value), usd(self.threshold)),
+            Signal::BackupAge => (
+                "hours since the last good backup",
+                hours(value),
+                hours(self.threshold),
+            ),
+            Signal::BackupFailed => ("latest backup failed", count(value), count(self.threshold)),
+            Signal::DiskFree => (
+                "free disk on the data directory",
+                pct(value),
+                pct(self.threshold),
+            ),
+        };
+        let side = match self.direction {
+            Direction::Above => "above",
+            Direction::Below => "below",
+        };
+        format!("{}: {what} {v} ({side} {t})", self.name)
+    }
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+fn secs(v: f64) -> String {
+    format!("{v:.2} s")
+}
+fn count(v: f64) -> String {
+    format!("{v:.0}")
+}
+/// Dollars: cents, or four places under a dollar so a small budget reads as itself.
+fn usd(v: f64) -> String {
+    if v < 1.0 {
+        format!("${v:.4}")
+    } else {
+        format!("${v:.2}")
+    }
+}
+fn hours(v: f64) -> String {
+    format!("{v:.1} h")
+}
+
+/// The signal a built-in rule watches (`AlertRules::NAMES`).
+pub fn signal_of(rule: &str) -> Option<Signal> {
+    Some(match rule {
+        "error_rate" => Signal::ErrorRate,
+        "latency_p99" => Signal::LatencyP99,
+        "db_errors" => Signal::DbErrors,
+        "tts_error_rate" => Signal::TtsErrorRate,
+        "storage_errors" => Signal::StorageErrors,
+        "daily_cost" => Signal::DailyCost,
+        "backup_stale" => Signal::BackupAge,
+        "backup_failed" => Signal::BackupFailed,
+        "disk_free" => Signal::DiskFree,
+        _ => return None,
+    })
+}
+
+/// The rules config turns on. The backup rules need scheduled backups, the budget rule a
+/// budget.
+pub fn rules(config: &AlertsConfig, backups_scheduled: bool) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for (name, r) in config.rules.named() {
+        let Some(signal) = signal_of(name) else {
+            continue;
+        };
+        let needs_backups = matches!(signal, Signal::BackupAge | Signal::BackupFailed);
+        if !r.enabled
+            || (needs_backups && !backups_scheduled)
+            || (signal == Signal::DailyCost && config.daily_budget_usd <= 0.0)
+        {
+            continue;
+        }
+        out.push(rule_from(name, signal, r, config));
+    }
+    out
+}
+
+fn rule_from(name: &str, signal: Signal, r: &AlertRuleConfig, config: &AlertsConfig) -> Rule {
+    Rule {
+        name: name.to_string(),
+        signal,
+        threshold: r.threshold.unwrap_or(config.daily_budget_usd),
+        direction: r.direction,
+        window: Duration::from_secs(r.window_s),
+        for_: Duration::from_secs(r.for_s),
+        severity: r.severity,
+        notifiers: r.notifiers.clone(),
+        min_samples: r.min_samples,
+        hysteresis: config.hysteresis,
+    }
+}
+
+/// Where a rule stands.
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Ok,
+    /// Breaching since `since` (ms), not for long enough yet.
+    Pending {
+        since: i64,
+    },
+    /// Fired; `clear_since` once the signal is back past the margin.
+    Firing {
+        alert: AlertId,
+        last_notified: i64,
+        clear_since: Option<i64>,
+    },
+}
+
+/// What an evaluation decided about one rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Fire { value: f64 },
+    Repeat { alert: AlertId, value: f64 },
+    Resolve { alert: AlertId, value: f64 },
+}
+
+/// The rules and where each stands: a pure state machine, driven by [`Engine::step`].
+pub struct Engine {
+    rules: Vec<Rule>,
+    states: Vec<State>,
+    repeat: Duration,
+}
+
+impl Engine {
+    pub fn new(rules: Vec<Rule>, repeat: Duration) -> Self {
+        let states = vec![State::Ok; rules.len()];
+        Self {
+            rules,
+            states,
+            repeat,
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Picks up an alert still active from before a restart, so it resolves (and notifies)
+    /// when its rule clears instead of firing a second time.
+    pub fn adopt(&mut self, alert: &AlertRow) {
+        if let Some(i) = self.rules.iter().position(|r| r.name == alert.rule) {
+            self.states[i] = State::Firing {
+                alert: alert.id,
+                last_notified: alert.notified_at.unwrap_or(alert.fired_at),
+                clear_since: None,
+            };
+        }
+    }
+
+    /// Records the id the fired alert got in the database.
+    pub fn fired(&mut self, rule: usize, alert: AlertId, at: i64) {
+        self.states[rule] = State::Firing {
+            alert,
+            last_notified: at,
+            clear_since: None,
+        };
+    }
+
+    /// Advances rule `i` with its latest measure at `now` (ms).
+    pub fn step(&mut self, i: usize, measure: Option<Measure>, now: i64) -> Option<Decision> {
+        let rule = &self.rules[i];
+        let judged = measure.filter(|m| m.samples >= rule.min_samples && m.value.is_finite());
+        let for_ms = rule.for_.as_millis() as i64;
+        let state = &mut self.states[i];
+        match (state.clone(), judged) {
+            (State::Ok | State::Pending { .. }, None) => {
+                *state = State::Ok;
+                None
+            }
+            (State::Ok, Some(m)) if rule.breaches(m.value) => {
+                if for_ms == 0 {
+                    Some(Decision::Fire { value: m.value })
+                } else {
+                    *state = State::Pending { since: now };
+                    None
+                }
+            }
+            (State::Pending { since }, Some(m)) if rule.breaches(m.value) => {
+                (now - since >= for_ms).then_some(Decision::Fire { value: m.value })
+            }
+            (State::Ok | State::Pending { .. }, Some(_)) => {
+                *state = State::Ok;
+                None
+            }
+            // No data while firing: hold, neither clearing nor repeating on a guess.
+            (State::Firing { .. }, None) => None,
+            (
+                State::Firing {
+                    alert,
+                    last_notified,
+                    clear_since,
+                },
+                Some(m),
+            ) => {
+                if rule.clear(m.value) {
+                    let since = clear_since.unwrap_or(now);
+                    if now - since >= for_ms {
+                        *state = State::Ok;
+                        return Some(Decision::Resolve {
+                            alert,
+                            value: m.value,
+                        });
+                    }
+                    *state = State::Firing {
+                        alert,
+                        last_notified,
+                        clear_since: Some(since),
+                    };
+                    return None;
+                }
+                let repeat_due = now - last_notified >= self.repeat.as_millis() as i64;
+                *state = State::Firing {
+                    alert,
+                    last_notified: if repeat_due { now } else { last_notified },
+                    clear_since: None,
+                };
+                repeat_due.then_some(Decision::Repeat {
+                    alert,
+                    value: m.value,
+                })
+            }
+        }
+    }
+}
+
+/// What goes to the notifiers: one alert firing, still firing, or resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub alert: AlertId,
+    pub rule: String,
+    pub severity: Severity,
+    pub state: NoticeState,
+    pub summary: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub fired_at: i64,
+    /// The same for every notice about one alert, so a pager can resolve what it opened.
+    pub dedup_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeState {
+    Firing,
+    Repeat,
+    Resolved,
+}
+
+/// Delivers notices to the named notifiers; failures are the notifier's to count and report.
+pub trait Notify: Send + Sync {
+    fn notify<'a>(&'a self, notice: &'a Notice, to: &'a [String]) -> BoxFuture<'a, ()>;
+}
+
+/// The engine running in the server: measures, decides, records and notifies.
+pub struct Alerting {
+    engine: Engine,
+    db: Db,
+    signals: Arc<dyn Signals>,
+    notify: Arc<dyn Notify>,
+}
+
+impl Alerting {
+    pub fn new(engine: Engine, db: Db, signals: Arc<dyn Signals>, notify: Arc<dyn Notify>) -> Self {
+        Self {
+            engine,
+            db,
+            signals,
+            notify,
+        }
+    }
+
+    /// Adopts the alerts still active in the database (from before a restart).
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        for alert in self.db.alerts().active().await? {
+            self.engine.adopt(&alert);
+        }
+        Ok(())
+    }
+
+    /// One evaluation of every rule at `now` (ms).
+    pub async fn evaluate(&mut self, now: i64) -> anyhow::Result<()> {
+        for i in 0..self.engine.rules().len() {
+            let (signal, window) = {
+                let r = &self.engine.rules()[i];
+                (r.signal, r.window)
+            };
+            let measure = self.signals.measure(signal, window).await;
+            let Some(decision) = self.engine.step(i, measure, now) else {
+                continue;
+            };
+            self.act(i, decision, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn act(&mut self, i: usize, decision: Decision, now: i64) -> anyhow::Result<()> {
+        let rule = self.engine.rules()[i].clone();
+        let (alert, state, value) = match decision {
+            Decision::Fire { value } => {
+                let row = self
+                    .db
+                    .alerts()
+                    .fire(AlertRow {
+                        id: AlertId::new(&self.db),
+                        rule: rule.name.clone(),
+                        severity: rule.severity,
+                        summary: rule.summary(value),
+                        value,
+                        threshold: rule.threshold,
+                        fired_at: now,
+                        resolved_at: None,
+                        resolved_value: None,
+                        notified_at: None,
+                        notifications: 0,
+                    })
+                    .await?;
+                self.engine.fired(i, row.id, now);
+                tracing::warn!(rule = rule.name, value, "alert firing");
+                (row.id, NoticeState::Firing, value)
+            }
+            Decision::Repeat { alert, value } => (alert, NoticeState::Repeat, value),
+            Decision::Resolve { alert, value } => {
+                self.db.alerts().resolve(alert, now, value).await?;
+                tracing::info!(rule = rule.name, value, "alert resolved");
+                (alert, NoticeState::Resolved, value)
+            }
+        };
+        let notice = Notice {
+            alert,
+            rule: rule.name.clone(),
+            severity: rule.severity,
+            state,
+            summary: rule.summary(value),
+            value,
+            threshold: rule.threshold,
+            fired_at: now,
+            dedup_key: format!("aimake-{}", alert),
+        };
+        self.notify.notify(&notice, &rule.notifiers).await;
+        self.db.alerts().notified(alert, now).await?;
+        Ok(())
+    }
+
+    /// Evaluates every `every` until `stop`.
+    pub async fn run(mut self, every: Duration, stop: CancellationToken) {
+        if let Err(e) = self.resume().await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "alerts: cannot read active alerts"
+            );
+        }
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.evaluate(now_ms()).await {
+                tracing::warn!(error = format!("{e:#}"), "alerts: evaluation failed");
+            }
+        }
+    }
+}
+
+/// The latest backup, as the alert engine needs it (fed from `backup::Backups::subscribe`
+/// where the server is wired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LastBackup {
+    /// When the latest successful backup was made (ms), if any is known.
+    pub last_ok_ms: Option<i64>,
+    /// The latest backup failed.
+    pub failed: bool,
+}
+
+/// The server's own measurements: cost from the usage ledger, backups from their watch, disk
+/// from the data directory's file system. The traffic signals (error rate, latency, database,
+/// provider and storage errors) come from the metrics' minute series.
+pub struct LiveSignals {
+    db: Db,
+    data_dir: std::path::PathBuf,
+    backups: tokio::sync::watch::Receiver<LastBackup>,
+    /// When the server started: a backup age is counted from here until one is known.
+    started_ms: i64,
+}
+
+impl LiveSignals {
+    pub fn new(
+        db: Db,
+        data_dir: std::path::PathBuf,
+        backups: tokio::sync::watch::Receiver<LastBackup>,
+    ) -> Self {
+        Self {
+            db,
+            data_dir,
+            backups,
+            started_ms: now_ms(),
+        }
+    }
+
+    async fn level(&self, signal: Signal) -> Option<f64> {
+        match signal {
+            Signal::DailyCost => match self.db.usage().cost_today(now_ms()).await {
+                Ok(micros) => Some(micros as f64 / 1e6),
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "alerts: cannot read today's cost");
+                    None
+                }
+            },
+            Signal::BackupAge => {
+                let since = self.backups.borrow().last_ok_ms.unwrap_or(self.started_ms);
+                Some((now_ms() - since).max(0) as f64 / 3_600_000.0)
+            }
+            Signal::BackupFailed => Some(f64::from(u8::from(self.backups.borrow().failed))),
+            Signal::DiskFree => disk_free(&self.data_dir),
+            _ => None,
+        }
+    }
+}
+
+impl Signals for LiveSignals {
+    fn measure(&self, signal: Signal, _window: Duration) -> BoxFuture<'_, Option<Measure>> {
+        Box::pin(async move { self.level(signal).await.map(Measure::level) })
+    }
+}
+
+/// The free share of the file system holding `dir` (what an unprivileged writer may use).
+pub fn disk_free(dir: &std::path::Path) -> Option<f64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    (st.f_blocks > 0).then(|| st.f_bavail as f64 / st.f_blocks as f64)
+}
+
+/// Notices written to the log, for a server with no notifier configured for a rule: the
+/// alert is still recorded and listed, and the log says it fired.
+pub struct LogNotify;
+
+impl Notify for LogNotify {
+    fn notify<'a>(&'a self, notice: &'a Notice, to: &'a [String]) -> BoxFuture<'a, ()> {
+        tracing::warn!(
+            rule = notice.rule,
+            severity = notice.severity.as_str(),
+            state = ?notice.state,
+            notifiers = ?to,
+            "alert: {}",
+            notice.summary
+        );
+        Box::pin(async {})
+    }
+}
+
+/// One alert as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertView {
+    pub id: AlertId,
+    pub rule: String,
+    pub severity: Severity,
+    /// `firing` or `resolved`.
+    pub state: &'static str,
+    pub summary: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub fired_at: String,
+    pub resolved_at: Option<String>,
+    pub resolved_value: Option<f64>,
+    pub notified_at: Option<String>,
+    pub notifications: i64,
+}
+
+impl From<AlertRow> for AlertView {
+    fn from(a: AlertRow) -> Self {
+        Self {
+            id: a.id,
+            rule: a.rule,
+            severity: a.severity,
+            state: if a.resolved_at.is_some() {
+                "resolved"
+            } else {
+                "firing"
+            },
+            summary: a.summary,
+            value: a.value,
+            threshold: a.threshold,
+            fired_at: to_rfc3339(a.fired_at),
+            resolved_at: a.resolved_at.map(to_rfc3339),
+            resolved_value: a.resolved_value,
+            notified_at: a.notified_at.map(to_rfc3339),
+            notifications: a.notifications,
+        }
+    }
+}
+
+/// `GET /api/admin/alerts`: the alerts firing now, and a page of every alert, newest first.
+#[derive(Debug, serde::Serialize)]
+pub struct AlertsPage {
+    pub active: Vec<AlertView>,
+    pub items: Vec<AlertView>,
+    pub next_cursor: Option<String>,
+}
+
+pub async fn list(db: &Db, req: &PageRequest) -> Result<AlertsPage> {
+    let after = match &req.cursor {
+        None => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.parse::<AlertId>().ok()?)))
+                .ok_or_else(|| AppError::invalid("cursor is not valid"))?,
+        ),
+    };
+    let active = db.alerts().active().await?;
+    let rows = db.alerts().page(after, req.fetch()).await?;
+    let page =
+        Page::from_rows(rows, req, |a| format!("{}.{}", a.fired_at, a.id)).map(AlertView::from);
+    Ok(AlertsPage {
+        active: active.into_iter().map(AlertView::from).collect(),
+        items: page.items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Measures by signal from a fixed table: for tests, and for the signals whose source is not
+/// wired yet (they answer None).
+#[derive(Default)]
+pub struct FixedSignals(pub std::sync::Mutex<HashMap<Signal, Measure>>);
+
+impl FixedSignals {
+    pub fn set(&self, signal: Signal, measure: Option<Measure>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match measure {
+            Some(m) => map.insert(signal, m),
+            None => map.remove(&signal),
+        };
+    }
+}
+
+impl Signals for FixedSignals {
+    fn measure(&self, signal: Signal, _window: Duration) -> BoxFuture<'_, Option<Measure>> {
+        let m = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&signal)
+            .copied();
+        Box::pin(async move { m })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(signal: Signal, threshold: f64, direction: Direction, for_s: u64) -> Rule {
+        Rule {
+            name: "r".into(),
+            signal,
+            threshold,
+            direction,
+            window: Duration::from_secs(60),
+            for_: Duration::from_secs(for_s),
+            severity: Severity::Critical,
+            notifiers: vec!["slack".into()],
+            min_samples: 10,
+            hysteresis: 0.2,
+        }
+    }
+
+    fn m(value: f64) -> Option<Measure> {
+        Some(Measure {
+            value,
+            samples: 100,
+        })
+    }
+
+    const S: i64 = 1000;
+
+    #[test]
+    fn a_breach_fires_only_once_it_has_lasted_for_the_rule_s_duration() {
+        let mut e = Engine::new(
+            vec![rule(Signal::ErrorRate, 0.05, Direction::Above, 300)],
+            Duration::from_secs(4 * 3600),
+        );
+        assert_eq!(e.step(0, m(0.2), 0), None, "pending");
+        assert_eq!(e.step(0, m(0.2), 299 * S), None, "not yet");
+        assert_eq!(
+            e.step(0, m(0.2), 300 * S),
+            Some(Decision::Fire { value: 0.2 })
+        );
+    }
+
+    #[test]
+    fn a_breach_that_stops_before_its_duration_starts_over() {
+        let mut e = Engine::new(
+            vec![rule(Signal::ErrorRate, 0.05, Direction::Above, 300)],
+            Duration::from_secs(4 * 3600),
+        );
+        assert_eq!(e.step(0, m(0.2), 0), None);
+        assert_eq!(e.step(0, m(0.01), 200 * S), None, "back to ok");
+        assert_eq!(e.step(0, m(0.2), 250 * S), None, "pending again from here");
+        assert_eq!(
+            e.step(0, m(0.2), 500 * S),
+            None,
+            "only 250 s of this breach"
+        );
+        assert!(e.step(0, m(0.2), 550 * S).is_some());
+    }
+
+    #[test]
+    fn a_firing_alert_repeats_at_the_interval_and_resolves_only_past_the_margin_for_its_duration() {
+        let mut e = Engine::new(
+            vec![rule(Signal::ErrorRate, 0.05, Direction::Above, 60)],
+            Duration::from_secs(3600),
+        );
+        let id = AlertId::from(ulid::Ulid::generate());
+        e.step(0, m(0.2), 0);
+        assert!(matches!(
+            e.step(0, m(0.2), 60 * S),
+            Some(Decision::Fire { .. })
+        ));
+        e.fired(0, id, 60 * S);
+        assert_eq!(e.step(0, m(0.2), 120 * S), None);
+        // Below the threshold but inside the margin (0.05 × 0.8 = 0.04): no resolve, ever.
+        for t in [200, 400, 800] {
+            assert_eq!(e.step(0, m(0.045), t * S), None, "at {t}: flapping");
+        }
+        assert_eq!(
+            e.step(0, m(0.2), 3660 * S),
+            Some(Decision::Repeat {
+                alert: id,
+                value: 0.2
+            })
+        );
+        assert_eq!(
+            e.step(0, m(0.2), 3700 * S),
+            None,
+            "repeats once per interval"
+        );
+        assert_eq!(
+            e.step(0, m(0.01), 3800 * S),
+            None,
+            "clear, not for long enough"
+        );
+        assert_eq!(
+            e.step(0, m(0.2), 3830 * S),
+            None,
+            "breached again: the clock restarts"
+        );
+        assert_eq!(e.step(0, m(0.01), 3840 * S), None);
+        assert_eq!(
+            e.step(0, m(0.01), 3900 * S),
+            Some(Decision::Resolve {
+                alert: id,
+                value: 0.01
+            })
+        );
+        assert_eq!(e.step(0, m(0.01), 3960 * S), None, "resolved once");
+    }
+
+    #[test]
+    fn too_few_samples_or_no_data_judge_nothing_and_a_firing_alert_holds() {
+        let mut e = Engine::new(
+            vec![rule(Signal::ErrorRate, 0.05, Direction::Above, 0)],
+            Duration::from_secs(3600),
+        );
+        let one_failure = Some(Measure {
+            value: 1.0,
+            samples: 1,
+        });
+        assert_eq!(
+            e.step(0, one_failure, 0),
+            None,
+            "one failed request is not 100%"
+        );
+        assert!(e.step(0, m(0.5), S).is_some(), "for 0 fires at once");
+        let id = AlertId::from(ulid::Ulid::generate());
+        e.fired(0, id, S);
+        assert_eq!(e.step(0, None, 2 * S), None, "no traffic: still firing");
+        assert!(matches!(
+            e.step(0, m(0.0), 3 * S),
+            Some(Decision::Resolve { .. })
+        ));
+    }
+
+    #[test]
+    fn a_below_rule_fires_under_its_threshold_and_a_zero_threshold_resolves_at_zero() {
+        let mut disk = Engine::new(
+            vec![rule(Signal::DiskFree, 0.10, Direction::Below, 0)],
+            Duration::from_secs(3600),
+        );
+        assert_eq!(disk.step(0, m(0.5), 0), None);
+        assert!(disk.step(0, m(0.05), S).is_some());
+        disk.fired(0, AlertId::from(ulid::Ulid::generate()), S);
+        assert_eq!(
+            disk.step(0, m(0.11), 2 * S),
+            None,
+            "inside the margin (0.12)"
+        );
+        assert!(matches!(
+            disk.step(0, m(0.2), 3 * S),
+            Some(Decision::Resolve { .. })
+        ));
+
+        let mut db = Engine::new(
+            vec![rule(Signal::DbErrors, 0.0, Direction::Above, 0)],
+            Duration::from_secs(3600),
+        );
+        assert!(db.step(0, m(1.0), 0).is_some());
+        db.fired(0, AlertId::from(ulid::Ulid::generate()), 0);
+        assert_eq!(db.step(0, m(1.0), S), None);
+        assert!(matches!(
+            db.step(0, m(0.0), 2 * S),
+            Some(Decision::Resolve { .. })
+        ));
+    }
+
+    #[test]
+    fn every_configured_rule_has_a_signal_and_the_defaults_follow_the_design() {
+        for name in crate::config::AlertRules::NAMES {
+            assert!(signal_of(name).is_some(), "{name} watches nothing");
+        }
+        let mut config = AlertsConfig::default();
+        let on = rules(&config, false);
+        let names: Vec<&str> = on.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "error_rate",
+                "latency_p99",
+                "db_errors",
+                "tts_error_rate",
+                "disk_free",
+                "storage_errors"
+            ],
+            "no budget, no backups scheduled: those rules are off"
+        );
+        let error_rate = &on[0];
+        assert_eq!(error_rate.threshold, 0.05);
+        assert_eq!(error_rate.for_, Duration::from_secs(300));
+        assert_eq!(error_rate.severity, Severity::Critical);
+        assert_eq!(error_rate.notifiers, ["slack", "email"]);
+        assert_eq!(on[2].notifiers, ["slack", "pagerduty"]);
+        assert_eq!(on[1].threshold, 3.0);
+        assert_eq!(on[3].threshold, 0.10);
+        config.daily_budget_usd = 5.0;
+        let with_budget = rules(&config, true);
+        let cost = with_budget
+            .iter()
+            .find(|r| r.signal == Signal::DailyCost)
+            .unwrap();
+        assert_eq!(cost.threshold, 5.0);
+        assert!(with_budget.iter().any(|r| r.signal == Signal::BackupAge));
+    }
+
+    #[tokio::test]
+    async fn live_signals_read_cost_backups_and_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(LastBackup::default());
+        let live = LiveSignals::new(db.clone(), dir.path().to_path_buf(), rx);
+        let w = Duration::from_secs(60);
+        assert_eq!(
+            live.measure(Signal::DailyCost, w).await,
+            Some(Measure::level(0.0))
+        );
+        let user = crate::db::UserId::new(&db);
+        let user = db
+            .users()
+            .create(crate::db::users::NewUser {
+                id: user,
+                email: "a@example.com".into(),
+                password_hash: "x".into(),
+                display_name: None,
+                role: crate::db::Role::User,
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        for cost_micros in [1_250_000, 2_000_000] {
+            let billed = crate::db::usage::Billed {
+                service: "tts:openai:tts-1".into(),
+                units: 10,
+                cost_micros,
+                cached: false,
+            };
+            db.usage().insert(user, None, billed).await.unwrap();
+        }
+        assert_eq!(
+            live.measure(Signal::DailyCost, w).await,
+            Some(Measure::level(3.25))
+        );
+        let age = live.measure(Signal::BackupAge, w).await.unwrap().value;
+        assert!((0.0..0.01).contains(&age), "counted from the start: {age}");
+        tx.send_replace(LastBackup {
+            last_ok_ms: Some(now_ms() - 30 * 3_600_000),
+            failed: true,
+        });
+        let age = live.measure(Signal::BackupAge, w).await.unwrap().value;
+        assert!((29.9..30.1).contains(&age), "{age}");
+        assert_eq!(
+            live.measure(Signal::BackupFailed, w).await,
+            Some(Measure::level(1.0))
+        );
+        let free = live.measure(Signal::DiskFree, w).await.unwrap().value;
+        assert!(free > 0.0 && free <= 1.0, "{free}");
+        assert_eq!(live.measure(Signal::ErrorRate, w).await, None);
+    }
+
+    #[test]
+    fn summaries_say_what_and_by_how_much() {
+        let r = rule(Signal::ErrorRate, 0.05, Direction::Above, 300);
+        assert_eq!(r.summary(0.123), "r: error rate 12.3% (above 5.0%)");
+        let c = rule(Signal::DailyCost, 0.001, Direction::Above, 0);
+        assert_eq!(
+            c.summary(0.0022),
+            "r: provider cost today $0.0022 (above $0.0010)"
+        );
+        assert_eq!(
+            c.summary(12.5),
+            "r: provider cost today $12.50 (above $0.0010)"
+        );
+        let d = rule(Signal::DiskFree, 0.10, Direction::Below, 300);
+        assert_eq!(
+            d.summary(0.04),
+            "r: free disk on the data directory 4.0% (below 10.0%)"
+        );
+    }
+
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(Notice, Vec<String>)>>);
+
+    impl Notify for Recorder {
+        fn notify<'a>(&'a self, notice: &'a Notice, to: &'a [String]) -> BoxFuture<'a, ()> {
+            self.0.lock().unwrap().push((notice.clone(), to.to_vec()));
+            Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn alerts_are_recorded_notified_on_firing_and_resolve_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let signals = Arc::new(FixedSignals::default());
+        let sent = Arc::new(Recorder::default());
+        let mut rule = rule(Signal::DbErrors, 0.0, Direction::Above, 0);
+        rule.name = "db_errors".into();
+        rule.min_samples = 1;
+        let make = |db: &Db| {
+            Alerting::new(
+                Engine::new(vec![rule.clone()], Duration::from_secs(3600)),
+                db.clone(),
+                signals.clone(),
+                sent.clone(),
+            )
+        };
+        let mut a = make(&db);
+        signals.set(Signal::DbErrors, Some(Measure::level(3.0)));
+        a.evaluate(1_000).await.unwrap();
+        let active = db.alerts().active().await.unwrap();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].rule, "db_errors");
+        assert_eq!(active[0].summary, "db_errors: database errors 3 (above 0)");
+        assert_eq!(active[0].notifications, 1);
+
+        // A restart: the new engine adopts the active alert and does not fire it again.
+        drop(a);
+        let mut b = make(&db);
+        b.resume().await.unwrap();
+        b.evaluate(2_000).await.unwrap();
+        assert_eq!(sent.0.lock().unwrap().len(), 1, "no second firing");
+        signals.set(Signal::DbErrors, Some(Measure::level(0.0)));
+        b.evaluate(3_000).await.unwrap();
+        assert!(db.alerts().active().await.unwrap().is_empty());
+        let sent = sent.0.lock().unwrap().clone();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0].0.state, NoticeState::Firing);
+        assert_eq!(sent[1].0.state, NoticeState::Resolved);
+        assert_eq!(
+            sent[0].0.dedup_key, sent[1].0.dedup_key,
+            "one key per alert"
+        );
+        assert_eq!(sent[0].1, ["slack"]);
+        let history = db.alerts().page(None, 10).await.unwrap();
+        assert_eq!(history[0].resolved_at, Some(3_000));
+        assert_eq!(history[0].notifications, 2);
+    }
+}
