@@ -80,7 +80,7 @@ impl Scrubber {
     }
 
     /// Every secret in the config: provider keys, the language model's key, both S3
-    /// credentials and the error-reporting DSN.
+    /// credentials, the error-reporting DSN and the alert notifiers' URLs, keys and passwords.
     pub fn from_config(config: &Config) -> Self {
         let p = &config.providers;
         Self::new(
@@ -97,7 +97,8 @@ impl Scrubber {
                 &config.sentry.dsn,
             ]
             .into_iter()
-            .flatten(),
+            .flatten()
+            .chain(config.alerts.notifiers.iter().flat_map(|n| n.secrets())),
         )
     }
 
