@@ -71,6 +71,7 @@ impl App {
         }
         let storage = Storage::from_config(&config)?;
         let providers = Providers::from_config(&config)?;
+        let notifiers = crate::ops::notify::Notifiers::from_config(&config)?;
         let backups = Backups::from_config(&config, storage.clone(), Some(db.clone()))?;
         let models = ModelsService::new(Manager::new(&config)?);
         let addr = config.bind_addr()?;
@@ -124,6 +125,7 @@ impl App {
             llm,
             integrity,
             models,
+            notifiers,
         });
         let http = HttpState::new(state.clone());
         Ok(Self {

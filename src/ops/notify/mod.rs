@@ -148,6 +148,16 @@ pub struct NotifierStatus {
     pub last_error_at: Option<String>,
 }
 
+/// One notifier's answer to a test notification.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestOutcome {
+    pub name: String,
+    pub kind: NotifierKind,
+    pub delivered: bool,
+    /// Why it was not delivered: scrubbed, safe to show.
+    pub error: Option<String>,
+}
+
 struct Entry {
     name: String,
     notifier: Arc<dyn Notifier>,
@@ -216,21 +226,39 @@ impl Notifiers {
             .await
     }
 
-    /// A test notification to one notifier, or to all of them when `name` is `None`.
+    /// A test notification to one notifier, or to all of them when `name` is `None`: what
+    /// `aimake alerts test` prints and the admin API answers.
     pub async fn test(
         &self,
         name: Option<&str>,
         public_url: &str,
-    ) -> Result<Vec<Delivery>, UnknownNotifier> {
+    ) -> Result<Vec<TestOutcome>, UnknownNotifier> {
         if let Some(name) = name
             && !self.entries.iter().any(|e| e.name == name)
         {
             return Err(UnknownNotifier(name.to_string()));
         }
         let notification = Notification::test(public_url);
-        Ok(self
+        let deliveries = self
             .send_where(&notification, |e| name.is_none_or(|n| e.name == n))
-            .await)
+            .await;
+        Ok(deliveries
+            .into_iter()
+            .map(|(name, result)| {
+                let kind = self
+                    .entries
+                    .iter()
+                    .find(|e| e.name == name)
+                    .map(|e| e.notifier.kind())
+                    .expect("a delivery comes from a configured notifier");
+                TestOutcome {
+                    name,
+                    kind,
+                    delivered: result.is_ok(),
+                    error: result.err().map(|e| e.message),
+                }
+            })
+            .collect())
     }
 
     async fn send_where(
