@@ -599,21 +599,50 @@ pub struct SentryConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Retries of one notification, shared by every notifier.
-    pub retry: RetryConfig,
+    pub retry: NotifyRetryConfig,
     pub notifiers: Vec<NotifierConfig>,
 }
 
 impl Default for AlertsConfig {
     fn default() -> Self {
         Self {
-            // An alert can wait a few seconds; it must not wait as long as a synthesis job.
-            retry: RetryConfig {
-                max_attempts: 3,
-                base_delay_ms: 1000,
-                max_delay_ms: 10_000,
-                max_retry_after_ms: 30_000,
-            },
+            retry: NotifyRetryConfig::default(),
             notifiers: Vec::new(),
+        }
+    }
+}
+
+/// The providers' [`RetryConfig`] keys with the notifiers' own defaults (a key left out of
+/// `[alerts.retry]` takes these, not the providers').
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyRetryConfig {
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub max_retry_after_ms: u64,
+}
+
+impl Default for NotifyRetryConfig {
+    fn default() -> Self {
+        // An alert can wait a few seconds; it must not wait as long as a synthesis job.
+        Self {
+            max_attempts: 3,
+            base_delay_ms: 1000,
+            max_delay_ms: 10_000,
+            max_retry_after_ms: 30_000,
+        }
+    }
+}
+
+impl NotifyRetryConfig {
+    /// As the shared retry policy reads it.
+    pub fn policy(&self) -> RetryConfig {
+        RetryConfig {
+            max_attempts: self.max_attempts,
+            base_delay_ms: self.base_delay_ms,
+            max_delay_ms: self.max_delay_ms,
+            max_retry_after_ms: self.max_retry_after_ms,
         }
     }
 }
@@ -692,20 +721,26 @@ fn default_notifier_timeout_ms() -> u64 {
 }
 
 impl NotifierConfig {
-    /// The secrets this notifier holds, for the scrubber.
-    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
-        let url = match self.kind {
-            NotifierKind::Slack | NotifierKind::Webhook => self.url.as_ref(),
-            NotifierKind::Email | NotifierKind::Pagerduty => None,
-        };
-        [
-            url,
-            self.routing_key.as_ref(),
-            self.secret.as_ref(),
-            self.smtp_password.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
+    /// The secrets this notifier holds, for the scrubber. A credential URL counts whole and
+    /// by its path and query, which is what a receiver or a proxy echoes back.
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut out = Vec::new();
+        if let (NotifierKind::Slack | NotifierKind::Webhook, Some(url)) = (self.kind, &self.url) {
+            out.push(url.clone());
+            if let Ok(parsed) = url::Url::parse(url.expose()) {
+                let rest = &parsed[url::Position::BeforePath..];
+                if rest != "/" {
+                    out.push(Secret::new(rest));
+                }
+            }
+        }
+        out.extend(
+            [&self.routing_key, &self.secret, &self.smtp_password]
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        out
     }
 
     /// The SMTP port, from the key or the TLS mode's convention.
@@ -1502,6 +1537,18 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         );
         assert_eq!(c.alerts.notifiers[2].smtp_port(), 465);
         assert_eq!(c.alerts.notifiers[0].timeout_ms, 10_000);
+        assert_eq!(c.alerts.retry.max_attempts, 3);
+
+        let partial = "[alerts.retry]\nbase_delay_ms = 5\n";
+        let c = Config::from_sources(Some(partial), &[]).unwrap().config;
+        assert_eq!(
+            (
+                c.alerts.retry.max_attempts,
+                c.alerts.retry.max_retry_after_ms
+            ),
+            (3, 30_000),
+            "a key left out takes the notifiers' default, not the providers'"
+        );
         let printed = c.to_redacted_toml();
         assert!(!printed.contains("sl4ck-s3cret"), "{printed}");
         assert!(!printed.contains("0123456789abcdef"), "{printed}");

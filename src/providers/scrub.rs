@@ -83,6 +83,12 @@ impl Scrubber {
     /// credentials, the error-reporting DSN and the alert notifiers' URLs, keys and passwords.
     pub fn from_config(config: &Config) -> Self {
         let p = &config.providers;
+        let notifiers: Vec<Secret> = config
+            .alerts
+            .notifiers
+            .iter()
+            .flat_map(|n| n.secrets())
+            .collect();
         Self::new(
             [
                 &p.openai.api_key,
@@ -98,7 +104,7 @@ impl Scrubber {
             ]
             .into_iter()
             .flatten()
-            .chain(config.alerts.notifiers.iter().flat_map(|n| n.secrets())),
+            .chain(&notifiers),
         )
     }
 

@@ -18,7 +18,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::config::{Config, NotifierConfig, NotifierKind, Secret};
-use crate::providers::{ProviderError, RetryPolicy, Scrubber};
+use crate::providers::http::{HttpBase, Reply, status_kind};
+use crate::providers::{ErrorKind, ProviderError, RetryPolicy, Scrubber};
 
 /// Deliveries one notifier makes at once: alerts are rare, and a burst should not open a
 /// connection per alert.
@@ -181,7 +182,10 @@ pub struct UnknownNotifier(pub String);
 
 impl Notifiers {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        Self::from_config_with(config, RetryPolicy::from_config(&config.alerts.retry))
+        Self::from_config_with(
+            config,
+            RetryPolicy::from_config(&config.alerts.retry.policy()),
+        )
     }
 
     /// As `from_config`, with a retry policy of the caller's (tests make backoff instant).
@@ -347,6 +351,30 @@ fn required_url(config: &NotifierConfig) -> anyhow::Result<&Secret> {
         .url
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("alerts.notifiers[{}].url: required", config.name))
+}
+
+/// A refusal by an HTTP receiver, in its own words: 429 and 5xx keep their kind (retried,
+/// with any `Retry-After`); a 401/403 is a refused request, not a provider's API key.
+fn http_refusal(base: &HttpBase, reply: &Reply, hint: &str) -> NotifyError {
+    let status = reply.status;
+    let said = String::from_utf8_lossy(&reply.body);
+    let said = match said.trim() {
+        "" => String::new(),
+        s => format!(" `{}`", base.excerpt(s)),
+    };
+    let kind = match status_kind(status) {
+        ErrorKind::Auth => ErrorKind::Rejected,
+        kind => kind,
+    };
+    let retry_after = matches!(kind, ErrorKind::RateLimited | ErrorKind::ServerError)
+        .then(|| reply.retry_after())
+        .flatten();
+    base.error(
+        kind,
+        format!("{} answered {status}{said}: {hint}", base.display),
+    )
+    .with_retry_after(retry_after)
+    .with_status(status.as_u16())
 }
 
 /// `Slack notifier ops`, as messages name a notifier.

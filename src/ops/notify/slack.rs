@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{AlertState, Notification, Notifier, NotifyError, Severity};
 use crate::config::{NotifierConfig, NotifierKind, Secret};
-use crate::providers::http::{HttpBase, status_kind};
+use crate::providers::http::HttpBase;
 use crate::providers::{ErrorKind, RetryPolicy, Scrubber};
 
 pub struct Slack {
@@ -96,34 +96,13 @@ impl Notifier for Slack {
                     ),
                 ));
             }
-            let status = reply.status;
-            let kind = status_kind(status);
-            let hint = match status.as_u16() {
+            let hint = match reply.status.as_u16() {
                 400 => "Slack refused the message",
                 403 | 404 | 410 => "the webhook is revoked, archived or wrong: check its url",
                 429 => "Slack is rate limiting this webhook",
                 _ => "Slack failed",
             };
-            let retry_after = matches!(kind, ErrorKind::RateLimited | ErrorKind::ServerError)
-                .then(|| reply.retry_after())
-                .flatten();
-            // Slack's refusals are single words; a 403 is the URL, not a key.
-            let kind = if kind == ErrorKind::Auth {
-                ErrorKind::Rejected
-            } else {
-                kind
-            };
-            Err(base
-                .error(
-                    kind,
-                    format!(
-                        "{} answered {status} `{}`: {hint}",
-                        base.display,
-                        base.excerpt(said)
-                    ),
-                )
-                .with_retry_after(retry_after)
-                .with_status(status.as_u16()))
+            Err(super::http_refusal(base, &reply, hint))
         })
         .await
     }

@@ -110,9 +110,13 @@ impl Notifier for Webhook {
             if reply.status.is_success() {
                 return Ok(());
             }
-            let said = String::from_utf8_lossy(&reply.body);
-            let said = said.trim();
-            Err(base.status_error(&reply, (!said.is_empty()).then_some(said)))
+            let hint = match reply.status.as_u16() {
+                401 | 403 => "the receiver refused the request: check the url and the secret",
+                429 => "the receiver is rate limiting deliveries",
+                500..=599 => "the receiver failed",
+                _ => "the receiver refused the delivery",
+            };
+            Err(super::http_refusal(base, &reply, hint))
         })
         .await
     }
