@@ -38,7 +38,7 @@ async fn list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TestRequest {
     /// One notifier by name; every notifier when absent.
@@ -47,13 +47,17 @@ struct TestRequest {
 }
 
 /// Waits for the deliveries (bounded by each notifier's timeout and retries) and answers 200
-/// with each outcome: a failed delivery is the test's result, not a failed request.
+/// with each outcome: a failed delivery is the test's result, not a failed request. Each test
+/// spends the admin's creation budget, so a held-down button cannot flood a channel.
 #[tracing::instrument(skip_all)]
 async fn test(
     State(state): State<AppState>,
-    _: AdminUser,
-    AppJson(body): AppJson<TestRequest>,
+    State(http): State<HttpState>,
+    admin: AdminUser,
+    body: std::result::Result<Option<AppJson<TestRequest>>, AppError>,
 ) -> Result<axum::Json<serde_json::Value>> {
+    http.limits.check_user(admin.id)?;
+    let body = body?.map(|AppJson(b)| b).unwrap_or_default();
     let results = state
         .notifiers
         .test(body.notifier.as_deref(), state.links.public_url())
