@@ -595,21 +595,12 @@ pub struct SentryConfig {
 }
 
 /// Where alerts are sent. The rules that decide when to send live beside them.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Retries of one notification, shared by every notifier.
     pub retry: NotifyRetryConfig,
     pub notifiers: Vec<NotifierConfig>,
-}
-
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        Self {
-            retry: NotifyRetryConfig::default(),
-            notifiers: Vec::new(),
-        }
-    }
 }
 
 /// The providers' [`RetryConfig`] keys with the notifiers' own defaults (a key left out of
