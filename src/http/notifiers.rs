@@ -1,8 +1,12 @@
 //! `/api/admin/notifiers` and `/api/admin/alerts/test`: the configured alert notifiers with
 //! their record, and a test notification through them, for admins only.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
@@ -46,21 +50,47 @@ struct TestRequest {
     notifier: Option<String>,
 }
 
-/// Waits for the deliveries (bounded by each notifier's timeout and retries) and answers 200
-/// with each outcome: a failed delivery is the test's result, not a failed request. Each test
-/// spends the admin's creation budget, so a held-down button cannot flood a channel.
+/// Waits for the deliveries and answers 200 with each outcome: a failed delivery is the test's
+/// result, not a failed request. Retries can outlast the request timeout; then the deliveries
+/// go on in the background and the answer is 202 (their outcome shows in the notifier list).
+/// Each test spends the admin's creation budget, so a held-down button cannot flood a channel.
 #[tracing::instrument(skip_all)]
 async fn test(
     State(state): State<AppState>,
     State(http): State<HttpState>,
     admin: AdminUser,
     body: std::result::Result<Option<AppJson<TestRequest>>, AppError>,
-) -> Result<axum::Json<serde_json::Value>> {
+) -> Result<Response> {
     http.limits.check_user(admin.id)?;
     let body = body?.map(|AppJson(b)| b).unwrap_or_default();
-    let results = state
-        .notifiers
-        .test(body.notifier.as_deref(), state.links.public_url())
-        .await?;
-    Ok(axum::Json(serde_json::json!({ "results": results })))
+    let name = body.notifier;
+    if let Some(name) = &name
+        && !state.notifiers.names().any(|n| n == name)
+    {
+        return Err(UnknownNotifier(name.clone()).into());
+    }
+    let notifiers = state.notifiers.clone();
+    let public_url = state.links.public_url().to_string();
+    let mut deliveries =
+        tokio::spawn(async move { notifiers.test(name.as_deref(), &public_url).await });
+    // Leaves the answer time to be written before the request's own timeout.
+    let wait = Duration::from_secs(
+        state
+            .config
+            .server
+            .request_timeout_s
+            .saturating_sub(2)
+            .max(1),
+    );
+    match tokio::time::timeout(wait, &mut deliveries).await {
+        Ok(joined) => {
+            let results = joined.map_err(anyhow::Error::from)??;
+            Ok(axum::Json(serde_json::json!({ "results": results })).into_response())
+        }
+        Err(_) => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(serde_json::json!({ "results": null, "pending": true })),
+        )
+            .into_response()),
+    }
 }

@@ -521,6 +521,52 @@ async fn the_admin_api_lists_the_notifiers_and_sends_a_test_through_one_or_all()
 }
 
 #[tokio::test]
+async fn a_test_that_outlasts_the_request_timeout_answers_202_and_finishes_in_the_background() {
+    let slack = FakeSlack::start(SLACK_SECRET).await;
+    slack.sink.answer_next(
+        1,
+        Answer::RateLimited {
+            retry_after_s: Some(2),
+        },
+    );
+    let alerts = config(&slack_toml(&slack.url())).alerts;
+    let app = TestApp::spawn_with(|c| {
+        c.alerts = alerts;
+        c.server.request_timeout_s = 3;
+    })
+    .await;
+    let admin = app.signed_in("root@example.com", Role::Admin).await;
+    let resp = admin
+        .post("/api/admin/alerts/test", &json!({"notifier": "ops"}))
+        .await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"results": null, "pending": true})
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: Value = admin
+            .get("/api/admin/notifiers")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if list["notifiers"][0]["sent"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the delivery never finished: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(slack.sink.requests().len(), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn no_secret_reaches_a_log_line_an_error_or_the_status_when_every_notifier_fails() {
     let logs = CapturedLogs::start();
     let slack = FakeSlack::start(SLACK_SECRET).await;
