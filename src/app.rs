@@ -21,7 +21,7 @@ use crate::jobs::Jobs;
 use crate::links::Links;
 use crate::lockfile::{LockFile, SERVER_LOCK};
 use crate::models::{Manager, ModelsService};
-use crate::ops::alerts::{self, Alerting, Engine, LiveSignals, LogNotify};
+use crate::ops::alerts::{self, Alerting, Engine, LiveSignals, NotifierSink};
 use crate::ops::scheduler::{Clock, Scheduler, SystemClock};
 use crate::podcast::llm::ScriptWriter;
 use crate::podcast::script::ScriptLimits;
@@ -72,6 +72,7 @@ impl App {
         }
         let storage = Storage::from_config(&config)?;
         let providers = Providers::from_config(&config)?;
+        let notifiers = crate::ops::notify::Notifiers::from_config(&config)?;
         let backups = Backups::from_config(&config, storage.clone(), Some(db.clone()))?;
         let models = ModelsService::new(Manager::new(&config)?);
         let addr = config.bind_addr()?;
@@ -125,6 +126,7 @@ impl App {
             llm,
             integrity,
             models,
+            notifiers,
         });
         let reports = crate::ops::error_reports::ErrorReports::from_config(&state.config)?;
         let http = HttpState::new(state.clone(), reports);
@@ -272,8 +274,7 @@ fn scheduled(state: &AppState, clock: Arc<dyn Clock>) -> anyhow::Result<Schedule
     Ok(scheduler)
 }
 
-/// The alert engine over the server's own signals. Until notifiers are configured, alerts
-/// are recorded, listed and logged.
+/// The alert engine over the server's own signals, telling each rule's notifiers.
 fn alerting(state: &AppState, stop: CancellationToken) -> Alerting {
     let config = &state.config;
     let rules = alerts::rules(&config.alerts, !config.backup.schedule.trim().is_empty());
@@ -286,7 +287,10 @@ fn alerting(state: &AppState, stop: CancellationToken) -> Alerting {
         Engine::new(rules, Duration::from_secs(config.alerts.repeat_interval_s)),
         state.db.clone(),
         Arc::new(signals),
-        Arc::new(LogNotify),
+        Arc::new(NotifierSink {
+            notifiers: state.notifiers.clone(),
+            link: state.links.public_url().to_string(),
+        }),
     )
 }
 

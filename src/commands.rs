@@ -1,5 +1,6 @@
 //! The subcommands' bodies, shared by `main` and tests.
 
+pub mod alerts;
 pub mod models;
 pub mod user;
 

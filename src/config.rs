@@ -657,6 +657,10 @@ pub struct AlertsConfig {
     /// The `daily_cost` rule's threshold: provider cost since midnight UTC; 0 = no budget.
     pub daily_budget_usd: f64,
     pub rules: AlertRules,
+    /// Where alerts are sent.
+    pub notifiers: Vec<NotifierConfig>,
+    /// Retries of one notification, shared by every notifier.
+    pub retry: NotifyRetryConfig,
 }
 
 impl Default for AlertsConfig {
@@ -668,6 +672,8 @@ impl Default for AlertsConfig {
             hysteresis: 0.2,
             daily_budget_usd: 0.0,
             rules: AlertRules::default(),
+            notifiers: Vec::new(),
+            retry: NotifyRetryConfig::default(),
         }
     }
 }
@@ -810,6 +816,285 @@ impl TryFrom<std::collections::BTreeMap<String, AlertRuleOverride>> for AlertRul
             }
         }
         Ok(rules)
+    }
+}
+
+/// The providers' [`RetryConfig`] keys with the notifiers' own defaults (a key left out of
+/// `[alerts.retry]` takes these, not the providers').
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyRetryConfig {
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub max_retry_after_ms: u64,
+}
+
+impl Default for NotifyRetryConfig {
+    fn default() -> Self {
+        // An alert can wait a few seconds; it must not wait as long as a synthesis job.
+        Self {
+            max_attempts: 3,
+            base_delay_ms: 1000,
+            max_delay_ms: 10_000,
+            max_retry_after_ms: 30_000,
+        }
+    }
+}
+
+impl NotifyRetryConfig {
+    /// As the shared retry policy reads it.
+    pub fn policy(&self) -> RetryConfig {
+        RetryConfig {
+            max_attempts: self.max_attempts,
+            base_delay_ms: self.base_delay_ms,
+            max_delay_ms: self.max_delay_ms,
+            max_retry_after_ms: self.max_retry_after_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifierKind {
+    Slack,
+    Email,
+    Pagerduty,
+    Webhook,
+}
+
+impl NotifierKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Slack => "slack",
+            Self::Email => "email",
+            Self::Pagerduty => "pagerduty",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host.
+    None,
+}
+
+/// The PagerDuty Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// One `[[alerts.notifiers]]` entry: the keys each kind reads are listed in
+/// `aimake.example.toml`; the others must be absent.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierConfig {
+    /// How rules and `aimake alerts test NAME` refer to this notifier.
+    pub name: String,
+    pub kind: NotifierKind,
+    /// Slack: the incoming-webhook URL. Webhook: where to POST. PagerDuty: the Events API
+    /// endpoint (default the public one). The URL is a credential for Slack and webhooks.
+    pub url: Option<Secret>,
+    /// PagerDuty: the 32-character integration (routing) key.
+    pub routing_key: Option<Secret>,
+    /// Webhook: the signing secret (`whsec_<base64>` or any string); unsigned when absent.
+    pub secret: Option<Secret>,
+    /// Email: the SMTP server.
+    pub smtp_host: Option<String>,
+    /// Email: default 587 with STARTTLS, 465 with TLS, 25 without.
+    pub smtp_port: Option<u16>,
+    #[serde(default)]
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    /// Email: the sender, `Name <address>` or an address.
+    pub from: Option<String>,
+    /// Email: recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// One attempt's limit, connection included.
+    #[serde(default = "default_notifier_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_notifier_timeout_ms() -> u64 {
+    10_000
+}
+
+impl NotifierConfig {
+    /// The secrets this notifier holds, for the scrubber. A credential URL counts whole and
+    /// by its path and query, which is what a receiver or a proxy echoes back.
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut out = Vec::new();
+        if let (NotifierKind::Slack | NotifierKind::Webhook, Some(url)) = (self.kind, &self.url) {
+            out.push(url.clone());
+            if let Ok(parsed) = url::Url::parse(url.expose()) {
+                let rest = &parsed[url::Position::BeforePath..];
+                if rest != "/" {
+                    out.push(Secret::new(rest));
+                }
+            }
+        }
+        out.extend(
+            [&self.routing_key, &self.secret, &self.smtp_password]
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        out
+    }
+
+    /// The SMTP port, from the key or the TLS mode's convention.
+    pub fn smtp_port(&self) -> u16 {
+        self.smtp_port.unwrap_or(match self.smtp_tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        })
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let name = &self.name;
+        let key = |field: &str| format!("alerts.notifiers[{name}].{field}");
+        let check_url = |url: &Secret| -> anyhow::Result<()> {
+            // The value is a credential: the message names the key, never the URL.
+            let parsed = url::Url::parse(url.expose())
+                .map_err(|e| anyhow::anyhow!("{}: not a URL ({e})", key("url")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                bail!("{}: must be an http(s) URL", key("url"));
+            }
+            Ok(())
+        };
+        let forbid = |present: bool, field: &str| -> anyhow::Result<()> {
+            if present {
+                bail!(
+                    "{}: not a key of kind = \"{}\"",
+                    key(field),
+                    self.kind.as_str()
+                );
+            }
+            Ok(())
+        };
+        if self.timeout_ms == 0 {
+            bail!("{}: must be at least 1", key("timeout_ms"));
+        }
+        let email_keys = self.smtp_host.is_some()
+            || self.smtp_port.is_some()
+            || self.smtp_username.is_some()
+            || self.smtp_password.is_some()
+            || self.from.is_some()
+            || !self.to.is_empty();
+        match self.kind {
+            NotifierKind::Slack | NotifierKind::Webhook => {
+                let url = self
+                    .url
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("{}: required", key("url")))?;
+                check_url(url)?;
+                forbid(self.routing_key.is_some(), "routing_key")?;
+                forbid(email_keys, "smtp_*/from/to")?;
+                if self.kind == NotifierKind::Slack {
+                    forbid(self.secret.is_some(), "secret")?;
+                }
+                if let Some(secret) = &self.secret {
+                    signing_key(secret).with_context(|| key("secret"))?;
+                }
+            }
+            NotifierKind::Pagerduty => {
+                if let Some(url) = &self.url {
+                    check_url(url)?;
+                }
+                let routing_key = self
+                    .routing_key
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("{}: required", key("routing_key")))?;
+                let chars = routing_key.expose().trim().chars().count();
+                if chars != 32 {
+                    bail!(
+                        "{}: a PagerDuty integration key has 32 characters, this one has {chars}",
+                        key("routing_key")
+                    );
+                }
+                forbid(self.secret.is_some(), "secret")?;
+                forbid(email_keys, "smtp_*/from/to")?;
+            }
+            NotifierKind::Email => {
+                forbid(self.url.is_some(), "url")?;
+                forbid(self.routing_key.is_some(), "routing_key")?;
+                forbid(self.secret.is_some(), "secret")?;
+                if self
+                    .smtp_host
+                    .as_deref()
+                    .is_none_or(|h| h.trim().is_empty())
+                {
+                    bail!("{}: required", key("smtp_host"));
+                }
+                if self.smtp_password.is_some() && self.smtp_username.is_none() {
+                    bail!("{}: required with smtp_password", key("smtp_username"));
+                }
+                let from = self
+                    .from
+                    .as_deref()
+                    .ok_or_else(|| anyhow::anyhow!("{}: required", key("from")))?;
+                from.parse::<lettre::message::Mailbox>().map_err(|e| {
+                    anyhow::anyhow!("{}: `{from}` is not an address ({e})", key("from"))
+                })?;
+                if self.to.is_empty() {
+                    bail!("{}: at least one recipient is required", key("to"));
+                }
+                for to in &self.to {
+                    to.parse::<lettre::message::Mailbox>().map_err(|e| {
+                        anyhow::anyhow!("{}: `{to}` is not an address ({e})", key("to"))
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The HMAC key of a webhook signing secret: `whsec_<base64>` is decoded (the Standard
+/// Webhooks convention); any other string is used as it is.
+pub fn signing_key(secret: &Secret) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    let value = secret.expose().trim();
+    match value.strip_prefix("whsec_") {
+        Some(encoded) => {
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| anyhow::anyhow!("a whsec_ secret must be base64 after the prefix"))?;
+            anyhow::ensure!(!key.is_empty(), "the whsec_ secret is empty");
+            Ok(key)
+        }
+        None => {
+            anyhow::ensure!(!value.is_empty(), "the secret is empty");
+            Ok(value.as_bytes().to_vec())
+        }
+    }
+}
+
+impl AlertsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.retry.max_attempts == 0 {
+            bail!("alerts.retry.max_attempts: must be at least 1");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, n) in self.notifiers.iter().enumerate() {
+            if n.name.trim().is_empty() {
+                bail!("alerts.notifiers[{i}].name: required");
+            }
+            if !names.insert(n.name.as_str()) {
+                bail!("alerts.notifiers[{}].name: used twice", n.name);
+            }
+            n.validate()?;
+        }
+        Ok(())
     }
 }
 
@@ -1011,6 +1296,7 @@ impl Config {
         if self.jobs.workers == 0 {
             bail!("jobs.workers: must be at least 1");
         }
+        self.alerts.validate()?;
         self.providers.validate()
     }
 
@@ -1463,6 +1749,126 @@ mod tests {
         assert!(
             unknown.is_empty(),
             "aimake.example.toml documents keys that do not exist: {unknown:?}"
+        );
+    }
+
+    const SLACK_URL: &str = "https://hooks.slack.com/services/T000/B000/sl4ck-s3cret-path";
+
+    #[test]
+    fn notifiers_of_every_kind_load_from_the_file() {
+        let file = format!(
+            r#"
+[[alerts.notifiers]]
+name = "ops"
+kind = "slack"
+url = "{SLACK_URL}"
+
+[[alerts.notifiers]]
+name = "oncall"
+kind = "pagerduty"
+routing_key = "0123456789abcdef0123456789abcdef"
+
+[[alerts.notifiers]]
+name = "mail"
+kind = "email"
+smtp_host = "smtp.example.org"
+smtp_tls = "tls"
+from = "aimake <alerts@example.org>"
+to = ["ops@example.org"]
+
+[[alerts.notifiers]]
+name = "hook"
+kind = "webhook"
+url = "https://ops.example.org/in"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+"#
+        );
+        let c = Config::from_sources(Some(&file), &[]).unwrap().config;
+        let kinds: Vec<_> = c.alerts.notifiers.iter().map(|n| n.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                NotifierKind::Slack,
+                NotifierKind::Pagerduty,
+                NotifierKind::Email,
+                NotifierKind::Webhook
+            ]
+        );
+        assert_eq!(c.alerts.notifiers[2].smtp_port(), 465);
+        assert_eq!(c.alerts.notifiers[0].timeout_ms, 10_000);
+        assert_eq!(c.alerts.retry.max_attempts, 3);
+
+        let partial = "[alerts.retry]\nbase_delay_ms = 5\n";
+        let c = Config::from_sources(Some(partial), &[]).unwrap().config;
+        assert_eq!(
+            (
+                c.alerts.retry.max_attempts,
+                c.alerts.retry.max_retry_after_ms
+            ),
+            (3, 30_000),
+            "a key left out takes the notifiers' default, not the providers'"
+        );
+        let printed = c.to_redacted_toml();
+        assert!(!printed.contains("sl4ck-s3cret"), "{printed}");
+        assert!(!printed.contains("0123456789abcdef"), "{printed}");
+        assert!(!format!("{c:?}").contains("sl4ck-s3cret"));
+    }
+
+    #[test]
+    fn a_bad_notifier_is_refused_naming_its_key_and_never_its_secret() {
+        let cases = [
+            (
+                "name = \"ops\"\nkind = \"slack\"\nurl = \"hooks.slack.com/s3cr3t-token\"",
+                "alerts.notifiers[ops].url: not a URL",
+            ),
+            (
+                "name = \"ops\"\nkind = \"slack\"\nurl = \"ftp://host/s3cr3t-token\"",
+                "alerts.notifiers[ops].url: must be an http(s) URL",
+            ),
+            (
+                "name = \"ops\"\nkind = \"slack\"",
+                "alerts.notifiers[ops].url: required",
+            ),
+            (
+                "name = \"pd\"\nkind = \"pagerduty\"\nrouting_key = \"s3cr3t-token-short\"",
+                "alerts.notifiers[pd].routing_key: a PagerDuty integration key has 32 characters, this one has 18",
+            ),
+            (
+                "name = \"m\"\nkind = \"email\"\nsmtp_host = \"smtp.example.org\"\nfrom = \"a@example.org\"",
+                "alerts.notifiers[m].to: at least one recipient is required",
+            ),
+            (
+                "name = \"m\"\nkind = \"email\"\nsmtp_host = \"smtp.example.org\"\nfrom = \"a@example.org\"\nto = [\"not an address\"]",
+                "alerts.notifiers[m].to: `not an address` is not an address",
+            ),
+            (
+                "name = \"m\"\nkind = \"email\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]",
+                "alerts.notifiers[m].smtp_host: required",
+            ),
+            (
+                "name = \"h\"\nkind = \"webhook\"\nurl = \"https://example.org/\"\nsecret = \"whsec_%%%s3cr3t-token\"",
+                "alerts.notifiers[h].secret",
+            ),
+            (
+                "name = \"h\"\nkind = \"webhook\"\nurl = \"https://example.org/\"\nrouting_key = \"s3cr3t-token\"",
+                "alerts.notifiers[h].routing_key: not a key of kind = \"webhook\"",
+            ),
+            ("name = \"x\"\nkind = \"sms\"", "alerts.notifiers[0].kind"),
+        ];
+        for (entry, expected) in cases {
+            let file = format!("[[alerts.notifiers]]\n{entry}\n");
+            let err = format!("{:#}", Config::from_sources(Some(&file), &[]).unwrap_err());
+            assert!(err.contains(expected), "{entry}: {err}");
+            assert!(!err.contains("s3cr3t-token"), "{entry}: {err}");
+        }
+        let twice = format!(
+            "[[alerts.notifiers]]\nname = \"a\"\nkind = \"slack\"\nurl = \"{SLACK_URL}\"\n\
+             [[alerts.notifiers]]\nname = \"a\"\nkind = \"slack\"\nurl = \"{SLACK_URL}\"\n"
+        );
+        let err = format!("{:#}", Config::from_sources(Some(&twice), &[]).unwrap_err());
+        assert!(
+            err.contains("alerts.notifiers[a].name: used twice"),
+            "{err}"
         );
     }
 

@@ -47,6 +47,8 @@ error_codes! {
     ProviderRejected = "provider_rejected",
     /// A model name the manifest does not have.
     UnknownModel = "unknown_model",
+    /// A notifier name `alerts.notifiers` does not have.
+    UnknownNotifier = "unknown_notifier",
     Unauthenticated = "unauthenticated",
     /// Unknown email or wrong password, the same answer for both.
     InvalidCredentials = "invalid_credentials",

@@ -72,8 +72,20 @@ enum Command {
     /// Neural voice models: list, pull, remove, import (docs/neural.md)
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Alert notifiers: send a test notification
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Print the version
     Version,
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Send a test notification to one notifier, or to every notifier; exits 1 if any fails
+    Test {
+        /// A name from alerts.notifiers (default: all)
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,6 +259,9 @@ fn main() -> ExitCode {
                 ModelsCommand::Remove { name } => runtime.block_on(models::remove(&config, &name)),
                 ModelsCommand::Import { dir } => runtime.block_on(models::import(&config, &dir)),
             }
+        }
+        Command::Alerts(AlertsCommand::Test { name }) => {
+            runtime.block_on(aimake::commands::alerts::test(&config, name.as_deref()))
         }
         Command::Healthcheck { url } => {
             return runtime.block_on(aimake::commands::healthcheck(&config, url));

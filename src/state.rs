@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::backup::Backups;
 use crate::db::integrity::IntegrityCheck;
 use crate::models::ModelsService;
+use crate::ops::notify::Notifiers;
 use crate::podcast::llm::ScriptWriter;
 use crate::services::Services;
 
@@ -41,6 +42,8 @@ pub struct AppParts {
     pub integrity: IntegrityCheck,
     /// The neural voice models: what is installed, and pulls in progress.
     pub models: Arc<ModelsService>,
+    /// Where alerts are sent, with each notifier's record.
+    pub notifiers: Notifiers,
 }
 
 impl std::ops::Deref for AppParts {

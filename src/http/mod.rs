@@ -11,6 +11,7 @@ mod health;
 pub mod limits;
 mod media;
 mod middleware;
+mod notifiers;
 mod params;
 pub mod perimeter;
 mod podcasts;
@@ -133,6 +134,7 @@ pub fn router(http: HttpState) -> App {
         .merge(health::router())
         .merge(accounts::router())
         .merge(admin::router())
+        .merge(notifiers::router())
         .merge(audios::router())
         .merge(media::router())
         .merge(voices::router())

@@ -16,6 +16,7 @@ use crate::config::{AlertRuleConfig, AlertsConfig, Direction};
 use crate::db::alerts::AlertRow;
 use crate::db::{AlertId, Db, Severity, now_ms, to_rfc3339};
 use crate::error::{AppError, Result};
+use crate::ops::notify::{AlertState, Notification, Notifiers};
 use crate::pagination::{Page, PageRequest};
 
 /// What a rule watches. Each is measured over the rule's window by a [`Signals`].
@@ -95,30 +96,41 @@ impl Rule {
 
     /// A sentence for people: what is wrong and by how much.
     pub fn summary(&self, value: f64) -> String {
-        let (what, v, t) = match self.signal {
-            Signal::ErrorRate => ("error rate", pct(value), pct(self.threshold)),
-            Signal::LatencyP99 => ("p99 latency", secs(value), secs(self.threshold)),
-            Signal::DbErrors => ("database errors", count(value), count(self.threshold)),
-            Signal::TtsErrorRate => ("TTS provider error rate", pct(value), pct(self.threshold)),
-            Signal::StorageErrors => ("object store errors", count(value), count(self.threshold)),
-            Signal::DailyCost => ("provider cost today", usd(value), usd(self.threshold)),
-            Signal::BackupAge => (
-                "hours since the last good backup",
-                hours(value),
-                hours(self.threshold),
-            ),
-            Signal::BackupFailed => ("latest backup failed", count(value), count(self.threshold)),
-            Signal::DiskFree => (
-                "free disk on the data directory",
-                pct(value),
-                pct(self.threshold),
-            ),
-        };
         let side = match self.direction {
             Direction::Above => "above",
             Direction::Below => "below",
         };
-        format!("{}: {what} {v} ({side} {t})", self.name)
+        format!(
+            "{} {} ({side} {})",
+            self.what(),
+            self.format(value),
+            self.format(self.threshold)
+        )
+    }
+
+    fn what(&self) -> &'static str {
+        match self.signal {
+            Signal::ErrorRate => "error rate",
+            Signal::LatencyP99 => "p99 latency",
+            Signal::DbErrors => "database errors",
+            Signal::TtsErrorRate => "TTS provider error rate",
+            Signal::StorageErrors => "object store errors",
+            Signal::DailyCost => "provider cost today",
+            Signal::BackupAge => "hours since the last good backup",
+            Signal::BackupFailed => "latest backup failed",
+            Signal::DiskFree => "free disk on the data directory",
+        }
+    }
+
+    /// A value in the signal's unit.
+    pub fn format(&self, v: f64) -> String {
+        match self.signal {
+            Signal::ErrorRate | Signal::TtsErrorRate | Signal::DiskFree => pct(v),
+            Signal::LatencyP99 => secs(v),
+            Signal::DbErrors | Signal::StorageErrors | Signal::BackupFailed => count(v),
+            Signal::DailyCost => usd(v),
+            Signal::BackupAge => hours(v),
+        }
     }
 }
 
@@ -337,6 +349,9 @@ pub struct Notice {
     pub summary: String,
     pub value: f64,
     pub threshold: f64,
+    /// `value` and `threshold` in the rule's unit (`12.5%`, `3.00 s`, `$0.0022`).
+    pub value_text: String,
+    pub threshold_text: String,
     pub fired_at: i64,
     /// The same for every notice about one alert, so a pager can resolve what it opened.
     pub dedup_key: String,
@@ -436,6 +451,8 @@ impl Alerting {
             summary: rule.summary(value),
             value,
             threshold: rule.threshold,
+            value_text: rule.format(value),
+            threshold_text: rule.format(rule.threshold),
             fired_at: now,
             dedup_key: format!("aimake-{}", alert),
         };
@@ -533,21 +550,50 @@ pub fn disk_free(dir: &std::path::Path) -> Option<f64> {
     (st.f_blocks > 0).then(|| st.f_bavail as f64 / st.f_blocks as f64)
 }
 
-/// Notices written to the log, for a server with no notifier configured for a rule: the
-/// alert is still recorded and listed, and the log says it fired.
-pub struct LogNotify;
+/// Notices go to the rule's notifiers (`alerts.notifiers`), and always to the log: an alert
+/// with no notifier configured is still recorded, listed and logged.
+pub struct NotifierSink {
+    pub notifiers: Notifiers,
+    /// The server's public URL, for the link back in each notification.
+    pub link: String,
+}
 
-impl Notify for LogNotify {
+impl Notify for NotifierSink {
     fn notify<'a>(&'a self, notice: &'a Notice, to: &'a [String]) -> BoxFuture<'a, ()> {
-        tracing::warn!(
-            rule = notice.rule,
-            severity = notice.severity.as_str(),
-            state = ?notice.state,
-            notifiers = ?to,
-            "alert: {}",
-            notice.summary
-        );
-        Box::pin(async {})
+        Box::pin(async move {
+            tracing::warn!(
+                rule = notice.rule,
+                severity = notice.severity.as_str(),
+                state = ?notice.state,
+                notifiers = ?to,
+                "alert: {}",
+                notice.summary
+            );
+            let notification = Notification {
+                alert: notice.rule.clone(),
+                severity: notice.severity,
+                state: match notice.state {
+                    NoticeState::Firing | NoticeState::Repeat => AlertState::Firing,
+                    NoticeState::Resolved => AlertState::Resolved,
+                },
+                summary: notice.summary.clone(),
+                details: std::collections::BTreeMap::from([
+                    ("value".to_string(), notice.value_text.clone()),
+                    ("threshold".to_string(), notice.threshold_text.clone()),
+                ]),
+                started_at: time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(notice.fired_at) * 1_000_000,
+                )
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
+                dedup_key: notice.dedup_key.clone(),
+                link: self.link.clone(),
+            };
+            for (name, result) in self.notifiers.send_to(to, &notification).await {
+                if let Err(e) = result {
+                    tracing::warn!(notifier = name, error = %e, "alert: a notifier failed");
+                }
+            }
+        })
     }
 }
 
@@ -910,20 +956,20 @@ mod tests {
     #[test]
     fn summaries_say_what_and_by_how_much() {
         let r = rule(Signal::ErrorRate, 0.05, Direction::Above, 300);
-        assert_eq!(r.summary(0.123), "r: error rate 12.3% (above 5.0%)");
+        assert_eq!(r.summary(0.123), "error rate 12.3% (above 5.0%)");
         let c = rule(Signal::DailyCost, 0.001, Direction::Above, 0);
         assert_eq!(
             c.summary(0.0022),
-            "r: provider cost today $0.0022 (above $0.0010)"
+            "provider cost today $0.0022 (above $0.0010)"
         );
         assert_eq!(
             c.summary(12.5),
-            "r: provider cost today $12.50 (above $0.0010)"
+            "provider cost today $12.50 (above $0.0010)"
         );
         let d = rule(Signal::DiskFree, 0.10, Direction::Below, 300);
         assert_eq!(
             d.summary(0.04),
-            "r: free disk on the data directory 4.0% (below 10.0%)"
+            "free disk on the data directory 4.0% (below 10.0%)"
         );
     }
 
@@ -960,7 +1006,7 @@ mod tests {
         let active = db.alerts().active().await.unwrap();
         assert_eq!(active.len(), 1);
         assert_eq!(active[0].rule, "db_errors");
-        assert_eq!(active[0].summary, "db_errors: database errors 3 (above 0)");
+        assert_eq!(active[0].summary, "database errors 3 (above 0)");
         assert_eq!(active[0].notifications, 1);
 
         // A restart: the new engine adopts the active alert and does not fire it again.

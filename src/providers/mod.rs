@@ -2,7 +2,7 @@
 //! ids, and the language model client; all on one HTTP base, retry policy and error kind.
 
 pub mod elevenlabs;
-mod http;
+pub(crate) mod http;
 pub mod llm;
 pub mod local;
 pub mod neural;

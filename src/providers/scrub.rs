@@ -80,9 +80,15 @@ impl Scrubber {
     }
 
     /// Every secret in the config: provider keys, the language model's key, both S3
-    /// credentials and the error-reporting DSN.
+    /// credentials, the error-reporting DSN and the alert notifiers' URLs, keys and passwords.
     pub fn from_config(config: &Config) -> Self {
         let p = &config.providers;
+        let notifiers: Vec<Secret> = config
+            .alerts
+            .notifiers
+            .iter()
+            .flat_map(|n| n.secrets())
+            .collect();
         Self::new(
             [
                 &p.openai.api_key,
@@ -97,7 +103,8 @@ impl Scrubber {
                 &config.sentry.dsn,
             ]
             .into_iter()
-            .flatten(),
+            .flatten()
+            .chain(&notifiers),
         )
     }
 

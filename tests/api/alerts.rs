@@ -7,6 +7,7 @@ use aimake::auth::Role;
 use serde_json::{Value, json};
 
 use crate::fakes::FakeOpenAi;
+use crate::fakes::alerts::FakeSlack;
 use crate::helpers::{Session, TestApp, error_code};
 
 /// Polls the admin list until an alert of `rule` is active; returns the whole answer.
@@ -26,8 +27,21 @@ async fn active_alert(admin: &Session, rule: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_rule_that_fires_is_recorded_and_listed_for_admins_only() {
+async fn a_rule_that_fires_is_recorded_listed_for_admins_only_and_sent_to_its_notifier() {
+    let slack = FakeSlack::start("alerts-secret").await;
+    let notifiers = aimake::config::Config::from_sources(
+        Some(&format!(
+            "[[alerts.notifiers]]\nname = \"slack\"\nkind = \"slack\"\nurl = \"{}\"\n",
+            slack.url()
+        )),
+        &[],
+    )
+    .unwrap()
+    .config
+    .alerts
+    .notifiers;
     let app = TestApp::spawn_with(|c| {
+        c.alerts.notifiers = notifiers;
         c.alerts.evaluate_every_s = 1;
         // Any file system has less than all of it free.
         c.alerts.rules.disk_free.threshold = Some(1.0);
@@ -52,7 +66,7 @@ async fn a_rule_that_fires_is_recorded_and_listed_for_admins_only() {
         alert["summary"]
             .as_str()
             .unwrap()
-            .starts_with("disk_free: free disk on the data directory"),
+            .starts_with("free disk on the data directory"),
         "{alert}"
     );
     assert!(alert["resolved_at"].is_null());
@@ -64,8 +78,22 @@ async fn a_rule_that_fires_is_recorded_and_listed_for_admins_only() {
     assert_eq!(body["items"][0]["id"], alert["id"], "history lists it too");
     assert!(body["next_cursor"].is_null());
 
+    // The rule's notifier (`slack`, by default) heard it, once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slack.sink.requests().is_empty() {
+        assert!(Instant::now() < deadline, "slack never heard of it");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let message = slack.sink.requests()[0].json();
+    let text = message["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("[FIRING] disk_free: free disk on the data directory"),
+        "{message}"
+    );
+
     // It fires once: later evaluations keep the same alert.
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(slack.sink.requests().len(), 1, "notified once");
     let later: Value = admin.get("/api/admin/alerts").await.json().await.unwrap();
     assert_eq!(later["items"].as_array().unwrap().len(), 1, "{later}");
     assert_eq!(later["active"][0]["id"], alert["id"]);

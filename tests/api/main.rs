@@ -16,6 +16,7 @@ mod helpers;
 mod jobs;
 mod models;
 mod neural;
+mod notifiers;
 mod perimeter;
 mod podcast_scripts;
 mod podcasts;

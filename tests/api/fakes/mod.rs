@@ -5,6 +5,7 @@
 // Shared by several test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+pub mod alerts;
 mod elevenlabs;
 mod openai;
 pub mod sentry;
