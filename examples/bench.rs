@@ -910,6 +910,7 @@ impl Server {
             .env("AIMAKE_LIMITS__AUTH_REQUESTS_PER_MINUTE", "100000")
             .env("AIMAKE_BACKUP__SCHEDULE", "")
             .env("AIMAKE_SERVER__BIND", "127.0.0.1:0")
+            .env("AIMAKE_METRICS__BIND", "127.0.0.1:0")
             .env("AIMAKE_LOG__LEVEL", "warn,aimake::app=info")
             .env("AIMAKE_LIMITS__REQUESTS_PER_MINUTE", "100000000")
             .env("AIMAKE_LIMITS__MAX_IN_FLIGHT", "100000")

@@ -37,6 +37,8 @@ const INTEGRITY_WAIT: Duration = Duration::from_millis(50);
 
 pub struct App {
     listener: TcpListener,
+    /// `metrics.bind`'s listener, when metrics are on and the address could be taken.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     http: HttpState,
     /// Held while the server lives, so `aimake restore` (and a second server) can tell the
@@ -78,6 +80,7 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {addr} (server.bind)"))?;
         let local = listener.local_addr()?;
+        let metrics_listener = metrics_listener(&config).await?;
         let public_url: Arc<str> = if config.server.public_url.is_empty() {
             let host = if local.ip().is_unspecified() {
                 "localhost".to_string()
@@ -128,6 +131,7 @@ impl App {
         let http = HttpState::new(state.clone());
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             http,
             _data_lock: data_lock,
@@ -138,6 +142,13 @@ impl App {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `GET /metrics` is served apart from the app, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -200,6 +211,24 @@ impl App {
             });
         }
         tokio::spawn(self.http.refusals.clone().summarise_until(stop.clone()));
+        if let (Some(listener), Some(counters)) = (self.metrics_listener, &self.http.metrics) {
+            let app = crate::http::metrics::listener_router(counters.clone());
+            let stopped = stop.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stopped.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
+        if self.http.metrics.is_some() {
+            tokio::spawn(crate::ops::metrics::sample_until(
+                self.state.clone(),
+                stop.clone(),
+            ));
+        }
         let jobs = scheduled(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let https = self.state.links.is_https();
         let app = crate::http::router(self.http);
@@ -235,6 +264,30 @@ impl App {
         }
         tracing::info!("aimake stopped");
         Ok(())
+    }
+}
+
+/// `metrics.bind`, when metrics are on. An address already taken is logged and the server
+/// runs without it: metrics never keep the product from starting.
+async fn metrics_listener(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    if !config.metrics.enabled {
+        return Ok(None);
+    }
+    // The recorder is installed before anything records.
+    crate::ops::metrics::handle();
+    let addr = config.metrics.bind_addr()?;
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "metrics served at /metrics");
+            Ok(Some(listener))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "cannot listen on {addr} (metrics.bind): /metrics is not served there"
+            );
+            Ok(None)
+        }
     }
 }
 

@@ -161,7 +161,7 @@ impl Db {
         let inner2 = inner.clone();
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
-            f(inner2.take_reader().conn()?)
+            timed_read(|| f(inner2.take_reader().conn()?))
         })
         .await
         .context("database reader task failed")?
@@ -179,7 +179,7 @@ impl Db {
         let Ok(_slot) = self.inner.reader_slots.try_acquire() else {
             return self.read(f).await;
         };
-        f(self.inner.take_reader().conn()?)
+        timed_read(|| f(self.inner.take_reader().conn()?))
     }
 
     /// Runs `f` on the single writer connection, on its own thread; writes run one at a
@@ -189,7 +189,16 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        self.inner.writer.run(f).await
+        self.inner
+            .writer
+            .run(|c| {
+                let start = std::time::Instant::now();
+                let out = f(c);
+                let failed = out.as_ref().is_err_and(crate::ops::metrics::is_db_error);
+                crate::ops::metrics::DB.write(start.elapsed(), failed);
+                out
+            })
+            .await
     }
 
     /// Runs `f` in one transaction on the single writer connection, in the same trip to the
@@ -337,6 +346,16 @@ fn open_connection(path: &Path, read_only: bool) -> anyhow::Result<Connection> {
          PRAGMA temp_store = MEMORY;",
     )?;
     Ok(conn)
+}
+
+/// A read, timed and its SQLite errors counted for the metrics: two clock reads and a few
+/// atomic additions.
+fn timed_read<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let start = std::time::Instant::now();
+    let out = f();
+    let failed = out.as_ref().is_err_and(crate::ops::metrics::is_db_error);
+    crate::ops::metrics::DB.read(start.elapsed(), failed);
+    out
 }
 
 /// `%`, `_` and `\` match themselves in a `LIKE … ESCAPE '\'` pattern.

@@ -9,6 +9,7 @@ mod files;
 mod health;
 pub mod limits;
 mod media;
+pub mod metrics;
 mod middleware;
 mod params;
 pub mod perimeter;
@@ -35,6 +36,7 @@ use tower::{Layer, ServiceBuilder};
 
 use crate::error::AppError;
 use crate::error::ErrorCode;
+use crate::ops::metrics::HttpMetrics;
 use crate::state::AppState;
 use limits::Limits;
 use refusals::Refusals;
@@ -56,15 +58,19 @@ pub struct HttpParts {
     pub limits: Arc<Limits>,
     /// Refused requests, counted per client for the log.
     pub refusals: Arc<Refusals>,
+    /// This server's request counters; `None` when `metrics.enabled` is off.
+    pub metrics: Option<Arc<HttpMetrics>>,
 }
 
 impl HttpState {
     pub fn new(app: AppState) -> Self {
         let limits = Arc::new(Limits::new(&app.config.limits));
+        let metrics = app.config.metrics.enabled.then(Arc::default);
         Self(Arc::new(HttpParts {
             app,
             limits,
             refusals: Arc::default(),
+            metrics,
         }))
     }
 }
@@ -112,6 +118,7 @@ pub fn router(http: HttpState) -> App {
         }));
     let limits = http.limits.clone();
     let refusals = http.refusals.clone();
+    let metrics = http.metrics.clone();
 
     let router = Router::new()
         .merge(health::router())
@@ -123,6 +130,7 @@ pub fn router(http: HttpState) -> App {
         .merge(providers::router())
         .merge(usage::router())
         .merge(podcasts::router())
+        .merge(metrics::router())
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
@@ -139,6 +147,7 @@ pub fn router(http: HttpState) -> App {
         body_idle_timeout,
         refusals,
         https,
+        metrics,
     })
     .layer(router)
 }

@@ -32,6 +32,7 @@ pub struct TestApp {
 pub fn test_config(dir: &Path) -> Config {
     let mut config = Config::default();
     config.server.bind = "127.0.0.1:0".into();
+    config.metrics.bind = "127.0.0.1:0".into();
     config.data.dir = dir.to_path_buf();
     config.server.shutdown_grace_s = 5;
     // Tests poll; the per-IP limit has tests of its own that set it.
