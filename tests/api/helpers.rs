@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where the server serves `GET /metrics` apart from the app (`metrics.bind`).
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     /// The running server's state: its database, jobs and accounts service.
@@ -55,6 +57,7 @@ impl TestApp {
         customize(&mut config);
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let limits = app.http().limits.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -64,6 +67,7 @@ impl TestApp {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         Self {
             addr,
+            metrics_addr,
             client,
             dir,
             state,
