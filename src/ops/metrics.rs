@@ -655,6 +655,16 @@ pub fn backup_finished(ok: bool, elapsed: Duration) {
 /// Unix seconds of the last successful backup this process saw; 0 before one.
 static LAST_BACKUP_UNIX: AtomicU64 = AtomicU64::new(0);
 
+/// The last successful backup known from the target at start, unless one finished since.
+fn seed_last_backup(unix: u64) {
+    if LAST_BACKUP_UNIX
+        .compare_exchange(0, unix, Relaxed, Relaxed)
+        .is_ok()
+    {
+        metrics::gauge!(names::BACKUP_LAST_SUCCESS).set(unix as f64);
+    }
+}
+
 pub fn last_backup_unix() -> u64 {
     LAST_BACKUP_UNIX.load(Relaxed)
 }
@@ -669,6 +679,20 @@ pub async fn sample_until(
     state: crate::state::AppState,
     stop: tokio_util::sync::CancellationToken,
 ) {
+    // After a restart the last backup is the newest set in the target, until the next one.
+    match state.backups.list().await {
+        Ok(sets) => {
+            let newest = sets
+                .iter()
+                .filter(|b| b.status == crate::backup::Status::Ok)
+                .map(|b| b.created_at_ms)
+                .max();
+            if let Some(ms) = newest {
+                seed_last_backup((ms.max(0) / 1000) as u64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list the backups for the metrics"),
+    }
     let mut seen = std::collections::HashSet::new();
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

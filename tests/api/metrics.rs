@@ -414,3 +414,27 @@ async fn promtool_accepts_the_scrape_and_the_rules_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_finished_backup_sets_the_last_success_time_and_its_duration() {
+    let app = TestApp::spawn().await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    app.state
+        .backups
+        .run(aimake::backup::Trigger::Manual)
+        .await
+        .unwrap();
+    let samples = parse(&scrape(&app).await);
+    // The gauge is the process's: this backup's time or a later one's.
+    let last = value(
+        &samples,
+        "aimake_backup_last_success_timestamp_seconds",
+        &[],
+    );
+    assert!(last >= before.floor(), "{last} < {before}");
+    assert!(value(&samples, "aimake_backup_duration_seconds", &[]) > 0.0);
+    app.stop().await;
+}
