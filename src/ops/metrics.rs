@@ -765,3 +765,124 @@ async fn sample(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(http: &HttpMetrics) -> String {
+        let mut out = String::new();
+        http.render(&mut out);
+        out
+    }
+
+    #[test]
+    fn requests_are_counted_by_method_route_pattern_and_status() {
+        let http = HttpMetrics::default();
+        let ms = Duration::from_millis(3);
+        for _ in 0..3 {
+            http.record(&Method::GET, "/api/audios/{id}", StatusCode::OK, ms);
+        }
+        http.record(&Method::GET, "/api/audios/{id}", StatusCode::NOT_FOUND, ms);
+        http.record(
+            &Method::DELETE,
+            "/api/audios/{id}",
+            StatusCode::NO_CONTENT,
+            ms,
+        );
+        http.record(
+            &Method::POST,
+            "/api/audios",
+            StatusCode::CREATED,
+            Duration::from_secs(20),
+        );
+        let text = rendered(&http);
+        for line in [
+            r#"aimake_http_requests_total{method="GET",route="/api/audios/{id}",status="200"} 3"#,
+            r#"aimake_http_requests_total{method="GET",route="/api/audios/{id}",status="404"} 1"#,
+            r#"aimake_http_requests_total{method="DELETE",route="/api/audios/{id}",status="204"} 1"#,
+            r#"aimake_http_requests_total{method="POST",route="/api/audios",status="201"} 1"#,
+            r#"aimake_http_request_duration_seconds_bucket{route="/api/audios/{id}",le="0.005"} 5"#,
+            r#"aimake_http_request_duration_seconds_bucket{route="/api/audios/{id}",le="0.001"} 0"#,
+            r#"aimake_http_request_duration_seconds_count{route="/api/audios/{id}"} 5"#,
+            r#"aimake_http_request_duration_seconds_bucket{route="/api/audios",le="10"} 0"#,
+            r#"aimake_http_request_duration_seconds_bucket{route="/api/audios",le="+Inf"} 1"#,
+            "aimake_http_requests_in_flight 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_status_outside_the_table_counts_with_the_nearest_below_it() {
+        assert_eq!(STATUSES[status_index(418)], 416);
+        assert_eq!(STATUSES[status_index(504)], 503);
+        assert_eq!(STATUSES[status_index(599)], 503);
+        assert_eq!(STATUSES[status_index(101)], 100);
+        for &s in &STATUSES {
+            assert_eq!(STATUSES[status_index(s)], s);
+        }
+    }
+
+    #[test]
+    fn past_the_route_slots_requests_count_as_other_and_nothing_grows() {
+        let http = HttpMetrics::default();
+        for i in 0..ROUTE_SLOTS + 10 {
+            http.record(
+                &Method::GET,
+                &format!("/r/{i}"),
+                StatusCode::OK,
+                Duration::ZERO,
+            );
+        }
+        let text = rendered(&http);
+        assert!(
+            text.contains(
+                r#"aimake_http_requests_total{method="GET",route="other",status="200"} 10"#
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            http.routes.iter().filter(|s| s.get().is_some()).count(),
+            ROUTE_SLOTS
+        );
+    }
+
+    #[test]
+    fn rejections_in_flight_and_probes_are_counted() {
+        let http = HttpMetrics::default();
+        http.rejected(ErrorCode::RateLimited);
+        http.rejected(ErrorCode::RateLimited);
+        http.rejected(ErrorCode::CsrfRejected);
+        http.health_probe();
+        let guard = http.enter();
+        let text = rendered(&http);
+        assert!(
+            text.contains(r#"aimake_http_rejections_total{reason="rate_limited"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"aimake_http_rejections_total{reason="csrf_rejected"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("aimake_http_requests_in_flight 1"), "{text}");
+        assert!(text.contains("aimake_health_probes_total 1"), "{text}");
+        drop(guard);
+        assert!(rendered(&http).contains("aimake_http_requests_in_flight 0"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("/a\"b\\c\nd"), r#"/a\"b\\c\nd"#);
+        assert_eq!(escape("/plain/{id}"), "/plain/{id}");
+    }
+
+    #[test]
+    fn only_sqlite_errors_count_as_database_errors() {
+        let sqlite = anyhow::Error::from(rusqlite::Error::InvalidQuery).context("reading");
+        assert!(is_db_error(&sqlite));
+        assert!(!is_db_error(&anyhow::anyhow!(
+            "a refusal raised inside a transaction"
+        )));
+    }
+}
