@@ -224,10 +224,7 @@ impl App {
             });
         }
         if self.http.metrics.is_some() {
-            tokio::spawn(crate::ops::metrics::sample_until(
-                self.state.clone(),
-                stop.clone(),
-            ));
+            tokio::spawn(sample_until(self.state.clone(), stop.clone()));
         }
         let jobs = scheduled(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         let https = self.state.links.is_https();
@@ -289,6 +286,74 @@ async fn metrics_listener(config: &Config) -> anyhow::Result<Option<TcpListener>
             Ok(None)
         }
     }
+}
+
+/// Refreshes the metrics' gauges and the minute series' samples every
+/// [`SAMPLE_EVERY`](crate::ops::metrics::SAMPLE_EVERY) until `stop`: the queue by kind and
+/// state, users, audios, the database's and WAL's size, free disk. Nothing of this is read
+/// per request.
+async fn sample_until(state: AppState, stop: CancellationToken) {
+    // After a restart the last backup is the newest set in the target, until the next one.
+    match state.backups.list().await {
+        Ok(sets) => {
+            let newest = sets
+                .iter()
+                .filter(|b| b.status == crate::backup::Status::Ok)
+                .map(|b| b.created_at_ms)
+                .max();
+            if let Some(ms) = newest {
+                crate::ops::metrics::seed_last_backup((ms.max(0) / 1000) as u64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list the backups for the metrics"),
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut tick = tokio::time::interval(crate::ops::metrics::SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match sample(&state).await {
+            Ok(s) => crate::ops::metrics::record_sample(s, &mut seen),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot sample the metrics"),
+        }
+    }
+}
+
+async fn sample(state: &AppState) -> anyhow::Result<crate::ops::metrics::Sample> {
+    let jobs = state
+        .db
+        .jobs()
+        .counts_by_kind()
+        .await?
+        .into_iter()
+        .map(|(kind, status, n)| (kind, status, n.max(0) as u64))
+        .collect();
+    let users = state.db.users().count().await?.max(0) as u64;
+    let audios = state.db.audios().count().await?.max(0) as u64;
+    let db_path = state.db.path().to_path_buf();
+    let data_dir = state.config.data.dir.clone();
+    let (db_bytes, wal_bytes, disk_free) = tokio::task::spawn_blocking(move || {
+        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = db_path.clone().into_os_string();
+        wal.push("-wal");
+        let free = rustix::fs::statvfs(&data_dir)
+            .ok()
+            .filter(|s| s.f_blocks > 0)
+            .map(|s| s.f_bavail as f64 / s.f_blocks as f64);
+        (size(&db_path), size(std::path::Path::new(&wal)), free)
+    })
+    .await?;
+    Ok(crate::ops::metrics::Sample {
+        jobs,
+        users,
+        audios,
+        db_bytes,
+        wal_bytes,
+        disk_free,
+    })
 }
 
 /// The server's scheduled jobs: backups (with retention) when `backup.schedule` is set.

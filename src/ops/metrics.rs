@@ -19,7 +19,7 @@ use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::series::{self, ProviderKind};
-use crate::error::ErrorCode;
+use crate::error_code::ErrorCode;
 
 /// The name of every metric the server exports.
 pub mod names {
@@ -307,6 +307,14 @@ impl DbMetrics {
         }
     }
 
+    /// Read and write errors so far.
+    pub fn errors(&self) -> (u64, u64) {
+        (
+            self.read_errors.load(Relaxed),
+            self.write_errors.load(Relaxed),
+        )
+    }
+
     fn render(&self, out: &mut String) {
         header(
             out,
@@ -335,11 +343,6 @@ impl DbMetrics {
             self.write_errors.load(Relaxed)
         );
     }
-}
-
-/// Whether a database operation's error came from SQLite (not a refusal raised inside it).
-pub fn is_db_error(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.is::<rusqlite::Error>())
 }
 
 /// One server's HTTP counters, kept by the edge.
@@ -652,11 +655,66 @@ pub fn backup_finished(ok: bool, elapsed: Duration) {
     }
 }
 
+/// What the sampler read, for the gauges and the minute series.
+pub struct Sample {
+    /// `(kind, state, count)`: queued and running jobs, and those failed in the last 24 hours.
+    pub jobs: Vec<(String, String, u64)>,
+    pub users: u64,
+    pub audios: u64,
+    pub db_bytes: u64,
+    pub wal_bytes: u64,
+    /// Free share of the data directory's file system, when it could be read.
+    pub disk_free: Option<f64>,
+}
+
+/// How often the wiring's sampler reads the queue, the files and the disk.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(15);
+
+/// The gauges of one sample. `seen` holds the job gauges set before, so a kind whose jobs
+/// are gone drops to 0 instead of keeping its last value.
+pub fn record_sample(sample: Sample, seen: &mut std::collections::HashSet<(String, String)>) {
+    let mut totals = [0u64; 3];
+    let mut now_seen = std::collections::HashSet::new();
+    for (kind, state, n) in sample.jobs {
+        match state.as_str() {
+            "queued" => totals[0] += n,
+            "running" => totals[1] += n,
+            _ => totals[2] += n,
+        }
+        metrics::gauge!(names::JOBS, "kind" => kind.clone(), "state" => state.clone())
+            .set(n as f64);
+        now_seen.insert((kind, state));
+    }
+    for (kind, state) in seen.difference(&now_seen) {
+        metrics::gauge!(names::JOBS, "kind" => kind.clone(), "state" => state.clone()).set(0.0);
+    }
+    *seen = now_seen;
+    metrics::gauge!(names::USERS).set(sample.users as f64);
+    metrics::gauge!(names::AUDIOS).set(sample.audios as f64);
+    metrics::gauge!(names::DB_SIZE).set(sample.db_bytes as f64);
+    metrics::gauge!(names::DB_WAL_SIZE).set(sample.wal_bytes as f64);
+    if let Some(free) = sample.disk_free {
+        metrics::gauge!(names::DISK_FREE_RATIO).set(free);
+    }
+    series::series().record_sample(series::Sampled {
+        jobs_queued: totals[0],
+        jobs_running: totals[1],
+        jobs_failed: totals[2],
+        disk_free_permille: sample.disk_free.map_or(0, |f| (f * 1000.0).round() as u64),
+        db_bytes: sample.db_bytes,
+        wal_bytes: sample.wal_bytes,
+        last_backup_unix: last_backup_unix(),
+    });
+    if let Some(handle) = handle() {
+        handle.run_upkeep();
+    }
+}
+
 /// Unix seconds of the last successful backup this process saw; 0 before one.
 static LAST_BACKUP_UNIX: AtomicU64 = AtomicU64::new(0);
 
 /// The last successful backup known from the target at start, unless one finished since.
-fn seed_last_backup(unix: u64) {
+pub fn seed_last_backup(unix: u64) {
     if LAST_BACKUP_UNIX
         .compare_exchange(0, unix, Relaxed, Relaxed)
         .is_ok()
@@ -667,103 +725,6 @@ fn seed_last_backup(unix: u64) {
 
 pub fn last_backup_unix() -> u64 {
     LAST_BACKUP_UNIX.load(Relaxed)
-}
-
-/// How often the sampler reads the queue, the files and the disk.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(15);
-
-/// Refreshes the gauges (jobs by kind and state, users, audios, database and WAL size, free
-/// disk, the process) and the minute series' samples every [`SAMPLE_EVERY`] until `stop`:
-/// nothing of this is read per request.
-pub async fn sample_until(
-    state: crate::state::AppState,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    // After a restart the last backup is the newest set in the target, until the next one.
-    match state.backups.list().await {
-        Ok(sets) => {
-            let newest = sets
-                .iter()
-                .filter(|b| b.status == crate::backup::Status::Ok)
-                .map(|b| b.created_at_ms)
-                .max();
-            if let Some(ms) = newest {
-                seed_last_backup((ms.max(0) / 1000) as u64);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot list the backups for the metrics"),
-    }
-    let mut seen = std::collections::HashSet::new();
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = sample(&state, &mut seen).await {
-            tracing::warn!(error = format!("{e:#}"), "cannot sample the metrics");
-        }
-    }
-}
-
-/// One sample; `seen` remembers the job gauges set before, so a kind whose jobs are gone
-/// drops to 0 instead of keeping its last value.
-async fn sample(
-    state: &crate::state::AppState,
-    seen: &mut std::collections::HashSet<(String, String)>,
-) -> anyhow::Result<()> {
-    let rows = state.db.jobs().counts_by_kind().await?;
-    let mut totals = [0u64; 3];
-    let mut now_seen = std::collections::HashSet::new();
-    for (kind, status, n) in rows {
-        let n = n.max(0) as u64;
-        match status.as_str() {
-            "queued" => totals[0] += n,
-            "running" => totals[1] += n,
-            _ => totals[2] += n,
-        }
-        metrics::gauge!(names::JOBS, "kind" => kind.clone(), "state" => status.clone())
-            .set(n as f64);
-        now_seen.insert((kind, status));
-    }
-    for (kind, status) in seen.difference(&now_seen) {
-        metrics::gauge!(names::JOBS, "kind" => kind.clone(), "state" => status.clone()).set(0.0);
-    }
-    *seen = now_seen;
-    metrics::gauge!(names::USERS).set(state.db.users().count().await? as f64);
-    metrics::gauge!(names::AUDIOS).set(state.db.audios().count().await? as f64);
-    let db_path = state.db.path().to_path_buf();
-    let data_dir = state.config.data.dir.clone();
-    let (db_bytes, wal_bytes, free) = tokio::task::spawn_blocking(move || {
-        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let mut wal = db_path.clone().into_os_string();
-        wal.push("-wal");
-        let free = rustix::fs::statvfs(&data_dir)
-            .ok()
-            .filter(|s| s.f_blocks > 0)
-            .map(|s| s.f_bavail as f64 / s.f_blocks as f64);
-        (size(&db_path), size(std::path::Path::new(&wal)), free)
-    })
-    .await?;
-    metrics::gauge!(names::DB_SIZE).set(db_bytes as f64);
-    metrics::gauge!(names::DB_WAL_SIZE).set(wal_bytes as f64);
-    if let Some(free) = free {
-        metrics::gauge!(names::DISK_FREE_RATIO).set(free);
-    }
-    series::series().record_sample(series::Sampled {
-        jobs_queued: totals[0],
-        jobs_running: totals[1],
-        jobs_failed: totals[2],
-        disk_free_permille: free.map_or(0, |f| (f * 1000.0).round() as u64),
-        db_bytes,
-        wal_bytes,
-        last_backup_unix: last_backup_unix(),
-    });
-    if let Some(handle) = handle() {
-        handle.run_upkeep();
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -875,14 +836,5 @@ mod tests {
     fn label_values_are_escaped() {
         assert_eq!(escape("/a\"b\\c\nd"), r#"/a\"b\\c\nd"#);
         assert_eq!(escape("/plain/{id}"), "/plain/{id}");
-    }
-
-    #[test]
-    fn only_sqlite_errors_count_as_database_errors() {
-        let sqlite = anyhow::Error::from(rusqlite::Error::InvalidQuery).context("reading");
-        assert!(is_db_error(&sqlite));
-        assert!(!is_db_error(&anyhow::anyhow!(
-            "a refusal raised inside a transaction"
-        )));
     }
 }
