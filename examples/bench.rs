@@ -76,6 +76,12 @@ fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(&big_data)?;
         std::fs::copy(data.join("aimake.db"), big_data.join("aimake.db"))?;
     }
+    // The same library for a server with metrics off, copied before any server writes to it.
+    let no_metrics_data = tmp.path().join("data-no-metrics");
+    if wanted("library_page_metrics") {
+        std::fs::create_dir_all(&no_metrics_data)?;
+        std::fs::copy(data.join("aimake.db"), no_metrics_data.join("aimake.db"))?;
+    }
     std::fs::write(nginx.dir.join("files/media.mp3"), &seeded.media_bytes)?;
 
     // `make bench` runs the backup bench first, which ends by deleting gigabytes; seeding
@@ -218,6 +224,31 @@ fn main() -> anyhow::Result<()> {
             20_000.0,
             10.0,
         );
+    }
+    if wanted("library_page_metrics") {
+        // Two servers on copies of the same library, one counting and one not, alternated
+        // round by round like every comparison.
+        let mut off = Server::start_with(
+            &bin,
+            &no_metrics_data,
+            &fake.base_url,
+            &[("AIMAKE_METRICS__ENABLED", "false")],
+        )?;
+        wait_ready(&off.addr)?;
+        let off_url = format!("http://{}", off.addr);
+        let off_token = runtime.block_on(api_token(&off_url))?;
+        let off_auth = format!("Authorization: Bearer {off_token}");
+        report.case(
+            "library_page_metrics",
+            "GET /api/audios?limit=20 (bearer token) as in library_page, 64 connections, metrics on (the default) vs metrics off",
+            compare_with(
+                (&format!("{ours}/api/audios?limit=20"), &[&auth]),
+                (&format!("{off_url}/api/audios?limit=20"), &[&off_auth]),
+                64,
+            ),
+            Target::RatioAtLeast(0.97),
+        );
+        off.stop();
     }
     if wanted("library_scale") {
         // The same user's requests on 100k and on 1M audios: only everyone else's share of
@@ -481,11 +512,20 @@ struct Pair {
 
 /// Alternates the two servers `ROUNDS` times and keeps the median of each figure.
 fn compare(ours: &str, theirs: &str, connections: u32, headers: &[&str]) -> Pair {
+    compare_with((ours, headers), (theirs, headers), connections)
+}
+
+/// As [`compare`], each server with headers of its own (`(url, headers)`).
+fn compare_with(
+    (ours, our_headers): (&str, &[&str]),
+    (theirs, their_headers): (&str, &[&str]),
+    connections: u32,
+) -> Pair {
     let mut a = Vec::new();
     let mut b = Vec::new();
     for round in 1..=ROUNDS {
-        a.push(wrk(ours, connections, headers));
-        b.push(wrk(theirs, connections, headers));
+        a.push(wrk(ours, connections, our_headers));
+        b.push(wrk(theirs, connections, their_headers));
         eprintln!(
             "  round {round}: {ours} {:.0} req/s, {theirs} {:.0} req/s",
             a[round - 1].requests_per_s,
@@ -900,8 +940,19 @@ struct Server {
 
 impl Server {
     fn start(bin: &Path, data: &Path, tts_url: &str) -> anyhow::Result<Self> {
+        Self::start_with(bin, data, tts_url, &[])
+    }
+
+    /// As `start`, with more `AIMAKE_*` variables.
+    fn start_with(
+        bin: &Path,
+        data: &Path,
+        tts_url: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut child = Command::new(bin)
             .args(["serve", "--log-format", "json"])
+            .envs(env.iter().copied())
             .env("AIMAKE_DATA__DIR", data)
             .env("AIMAKE_PROVIDERS__OPENAI__BASE_URL", tts_url)
             .env("AIMAKE_PROVIDERS__OPENAI__API_KEY", "sk-bench")
@@ -910,6 +961,7 @@ impl Server {
             .env("AIMAKE_LIMITS__AUTH_REQUESTS_PER_MINUTE", "100000")
             .env("AIMAKE_BACKUP__SCHEDULE", "")
             .env("AIMAKE_SERVER__BIND", "127.0.0.1:0")
+            .env("AIMAKE_METRICS__BIND", "127.0.0.1:0")
             .env("AIMAKE_LOG__LEVEL", "warn,aimake::app=info")
             .env("AIMAKE_LIMITS__REQUESTS_PER_MINUTE", "100000000")
             .env("AIMAKE_LIMITS__MAX_IN_FLIGHT", "100000")

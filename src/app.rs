@@ -38,6 +38,8 @@ const INTEGRITY_WAIT: Duration = Duration::from_millis(50);
 
 pub struct App {
     listener: TcpListener,
+    /// `metrics.bind`'s listener, when metrics are on and the address could be taken.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     http: HttpState,
     /// Held while the server lives, so `aimake restore` (and a second server) can tell the
@@ -80,6 +82,7 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {addr} (server.bind)"))?;
         let local = listener.local_addr()?;
+        let metrics_listener = metrics_listener(&config).await?;
         let public_url: Arc<str> = if config.server.public_url.is_empty() {
             let host = if local.ip().is_unspecified() {
                 "localhost".to_string()
@@ -132,6 +135,7 @@ impl App {
         let http = HttpState::new(state.clone(), reports);
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             http,
             _data_lock: data_lock,
@@ -142,6 +146,13 @@ impl App {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `GET /metrics` is served apart from the app, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -204,6 +215,21 @@ impl App {
             });
         }
         tokio::spawn(self.http.refusals.clone().summarise_until(stop.clone()));
+        if let (Some(listener), Some(counters)) = (self.metrics_listener, &self.http.metrics) {
+            let app = crate::http::metrics::listener_router(counters.clone());
+            let stopped = stop.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stopped.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
+        if self.http.metrics.is_some() {
+            tokio::spawn(sample_until(self.state.clone(), stop.clone()));
+        }
         let jobs = scheduled(&self.state, Arc::new(SystemClock))?.spawn(stop.child_token());
         if self.state.config.alerts.enabled {
             tokio::spawn(alerting(&self.state, stop.child_token()).run(
@@ -258,6 +284,98 @@ impl App {
         tracing::info!("aimake stopped");
         Ok(())
     }
+}
+
+/// `metrics.bind`, when metrics are on. An address already taken is logged and the server
+/// runs without it: metrics never keep the product from starting.
+async fn metrics_listener(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    if !config.metrics.enabled {
+        return Ok(None);
+    }
+    // The recorder is installed before anything records.
+    crate::monitor::metrics::handle();
+    let addr = config.metrics.bind_addr()?;
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "metrics served at /metrics");
+            Ok(Some(listener))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "cannot listen on {addr} (metrics.bind): /metrics is not served there"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Refreshes the metrics' gauges and the minute series' samples every
+/// [`SAMPLE_EVERY`](crate::monitor::metrics::SAMPLE_EVERY) until `stop`: the queue by kind and
+/// state, users, audios, the database's and WAL's size, free disk. Nothing of this is read
+/// per request.
+async fn sample_until(state: AppState, stop: CancellationToken) {
+    // After a restart the last backup is the newest set in the target, until the next one.
+    match state.backups.list().await {
+        Ok(sets) => {
+            let newest = sets
+                .iter()
+                .filter(|b| b.status == crate::backup::Status::Ok)
+                .map(|b| b.created_at_ms)
+                .max();
+            if let Some(ms) = newest {
+                crate::monitor::metrics::seed_last_backup((ms.max(0) / 1000) as u64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list the backups for the metrics"),
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut tick = tokio::time::interval(crate::monitor::metrics::SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match sample(&state).await {
+            Ok(s) => crate::monitor::metrics::record_sample(s, &mut seen),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot sample the metrics"),
+        }
+    }
+}
+
+async fn sample(state: &AppState) -> anyhow::Result<crate::monitor::metrics::Sample> {
+    let jobs = state
+        .db
+        .jobs()
+        .counts_by_kind()
+        .await?
+        .into_iter()
+        .map(|(kind, status, n)| (kind, status, n.max(0) as u64))
+        .collect();
+    let users = state.db.users().count().await?.max(0) as u64;
+    let audios = state.db.audios().count().await?.max(0) as u64;
+    let db_path = state.db.path().to_path_buf();
+    let data_dir = state.config.data.dir.clone();
+    let (db_bytes, wal_bytes, disk_free) = tokio::task::spawn_blocking(move || {
+        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = db_path.clone().into_os_string();
+        wal.push("-wal");
+        let free = rustix::fs::statvfs(&data_dir)
+            .ok()
+            .filter(|s| s.f_blocks > 0)
+            .map(|s| s.f_bavail as f64 / s.f_blocks as f64);
+        (size(&db_path), size(std::path::Path::new(&wal)), free)
+    })
+    .await?;
+    Ok(crate::monitor::metrics::Sample {
+        jobs,
+        users,
+        audios,
+        db_bytes,
+        wal_bytes,
+        disk_free,
+    })
 }
 
 /// The server's scheduled jobs: backups (with retention) when `backup.schedule` is set.

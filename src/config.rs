@@ -75,6 +75,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub backup: BackupConfig,
     pub models: ModelsConfig,
+    pub metrics: MetricsConfig,
     pub sentry: SentryConfig,
     pub alerts: AlertsConfig,
 }
@@ -589,6 +590,45 @@ impl ModelsConfig {
     /// `models.dir`, else `<data.dir>/models`.
     pub fn dir(&self, data: &DataConfig) -> PathBuf {
         self.dir.clone().unwrap_or_else(|| data.dir.join("models"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether the server counts anything and serves `/metrics`.
+    pub enabled: bool,
+    /// The separate listener that serves `GET /metrics` in the Prometheus text format; keep it
+    /// on loopback or a private network.
+    pub bind: String,
+    /// When set (and not empty), `GET /metrics` is also served on the main port to
+    /// `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: "127.0.0.1:9091".into(),
+            token: None,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The main port's token, when one is set.
+    pub fn token(&self) -> Option<&Secret> {
+        self.token.as_ref().filter(|t| !t.expose().is_empty())
+    }
+
+    pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.bind.parse().with_context(|| {
+            format!(
+                "metrics.bind: `{}` is not an address like 127.0.0.1:9091",
+                self.bind
+            )
+        })
     }
 }
 
@@ -1209,6 +1249,10 @@ impl Config {
     /// Checks what types alone cannot say.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.bind_addr()?;
+        if self.metrics.enabled {
+            self.metrics.bind_addr()?;
+        }
+
         if !self.server.public_url.is_empty() {
             let url = url::Url::parse(&self.server.public_url).with_context(|| {
                 format!(
@@ -1659,6 +1703,7 @@ mod tests {
                 "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
                 "server.trusted_proxies",
             ),
+            ("[metrics]\nbind = \"port 9091\"\n", "metrics.bind"),
         ] {
             let err = Config::from_sources(Some(file), &[]).unwrap_err();
             assert!(format!("{err:#}").contains(key), "{file}: {err:#}");

@@ -9,7 +9,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use crate::error_code::ErrorCode;
-use crate::ops::error_reports::ServerProblem;
 use crate::providers::{ErrorKind, ProviderError};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -223,6 +222,16 @@ impl IntoResponse for AppError {
         }
         response
     }
+}
+
+/// What an answer's 5xx was about, for the report: left in the response's extensions by
+/// `AppError` and the panic catcher.
+#[derive(Debug, Clone)]
+pub enum ServerProblem {
+    /// A handler panicked with this message.
+    Panic(std::sync::Arc<str>),
+    /// An error's description (for infrastructure errors, the whole chain).
+    Error(std::sync::Arc<str>),
 }
 
 /// Marks an answer as a refusal (see [`AppError::is_refusal`]) with its error code, for the

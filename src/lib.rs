@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod links;
 pub mod lockfile;
 pub mod models;
+pub mod monitor;
 pub mod ops;
 pub mod pagination;
 pub mod patch;

@@ -177,7 +177,11 @@ impl From<object_store::Error> for StorageError {
     fn from(e: object_store::Error) -> Self {
         match e {
             object_store::Error::NotFound { path, .. } => Self::NotFound(path),
-            other => Self::Other(anyhow::Error::new(other)),
+            // Every failing store call comes through here: counted for the metrics.
+            other => {
+                crate::monitor::metrics::storage_error();
+                Self::Other(anyhow::Error::new(other))
+            }
         }
     }
 }

@@ -415,6 +415,7 @@ impl Backups {
         check: bool,
     ) -> Result<BackupReport, BackupError> {
         let started = self.inner.clock.now();
+        let timer = std::time::Instant::now();
         let span = tracing::info_span!("backup", name = %name, %trigger);
         match self
             .write_set(&name, trigger, started)
@@ -433,6 +434,7 @@ impl Backups {
                 };
                 if let Err(e) = checked {
                     tracing::error!(name = %name, %trigger, error = %e, target = self.target_label(), "the backup just written does not verify");
+                    crate::monitor::metrics::backup_finished(false, timer.elapsed());
                     self.inner.finished.send_replace(Some(report.info.clone()));
                     return Err(e);
                 }
@@ -446,12 +448,14 @@ impl Backups {
                     target = self.target_label(),
                     "backup finished"
                 );
+                crate::monitor::metrics::backup_finished(true, timer.elapsed());
                 self.inner.finished.send_replace(Some(report.info.clone()));
                 Ok(report)
             }
             Err(e) => {
                 let reason = format!("{e:#}");
                 tracing::error!(name = %name, %trigger, error = %reason, target = self.target_label(), "backup failed");
+                crate::monitor::metrics::backup_finished(false, timer.elapsed());
                 let record = FailureRecord {
                     format: FORMAT_VERSION,
                     name: name.to_string(),

@@ -476,6 +476,13 @@ pub enum NotRecorded {
 }
 
 impl Audios<'_> {
+    /// Every user's audios, for the metrics.
+    pub async fn count(&self) -> anyhow::Result<i64> {
+        self.0
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM audios", [], |r| r.get(0))?))
+            .await
+    }
+
     /// Stores a queued audio with its job, in one transaction; the stored row comes back.
     pub async fn create(
         &self,

@@ -186,6 +186,19 @@ pub fn counts(conn: &Connection, now: i64) -> rusqlite::Result<(i64, i64, i64)> 
     })
 }
 
+/// Queued and running jobs, and those failed in the last 24 hours, by kind and status.
+pub fn counts_by_kind(conn: &Connection, now: i64) -> rusqlite::Result<Vec<(String, String, i64)>> {
+    conn.prepare_cached(
+        "SELECT kind, status, count(*) FROM jobs
+         WHERE status IN ('queued', 'running') OR (status = 'failed' AND updated_at >= ?1)
+         GROUP BY kind, status",
+    )?
+    .query_map([now - 24 * 3600 * 1000], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?
+    .collect()
+}
+
 /// The newest queued or running job of an audio, if any.
 pub fn live_for_audio(c: &Connection, audio: AudioId) -> rusqlite::Result<Option<JobId>> {
     c.prepare_cached(
@@ -258,6 +271,13 @@ impl Jobs<'_> {
     /// Queued, running, and failed in the last 24 hours.
     pub async fn counts(&self) -> anyhow::Result<(i64, i64, i64)> {
         self.0.read(|c| Ok(counts(c, super::now_ms())?)).await
+    }
+
+    /// The same by kind: `(kind, status, count)` rows.
+    pub async fn counts_by_kind(&self) -> anyhow::Result<Vec<(String, String, i64)>> {
+        self.0
+            .read(|c| Ok(counts_by_kind(c, super::now_ms())?))
+            .await
     }
 }
 

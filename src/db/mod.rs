@@ -162,7 +162,7 @@ impl Db {
         let inner2 = inner.clone();
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
-            f(inner2.take_reader().conn()?)
+            timed_read(|| f(inner2.take_reader().conn()?))
         })
         .await
         .context("database reader task failed")?
@@ -180,7 +180,7 @@ impl Db {
         let Ok(_slot) = self.inner.reader_slots.try_acquire() else {
             return self.read(f).await;
         };
-        f(self.inner.take_reader().conn()?)
+        timed_read(|| f(self.inner.take_reader().conn()?))
     }
 
     /// Runs `f` on the single writer connection, on its own thread; writes run one at a
@@ -190,7 +190,16 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        self.inner.writer.run(f).await
+        self.inner
+            .writer
+            .run(|c| {
+                let start = std::time::Instant::now();
+                let out = f(c);
+                let failed = out.as_ref().is_err_and(is_sqlite_error);
+                crate::monitor::metrics::DB.write(start.elapsed(), failed);
+                out
+            })
+            .await
     }
 
     /// Runs `f` in one transaction on the single writer connection, in the same trip to the
@@ -344,6 +353,22 @@ fn open_connection(path: &Path, read_only: bool) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// A read, timed and its SQLite errors counted for the metrics: two clock reads and a few
+/// atomic additions.
+fn timed_read<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let start = std::time::Instant::now();
+    let out = f();
+    let failed = out.as_ref().is_err_and(is_sqlite_error);
+    crate::monitor::metrics::DB.read(start.elapsed(), failed);
+    out
+}
+
+/// Whether an operation's error came from SQLite, not from a refusal raised inside it: what
+/// the metrics count as database errors.
+fn is_sqlite_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<rusqlite::Error>())
+}
+
 /// `%`, `_` and `\` match themselves in a `LIKE … ESCAPE '\'` pattern.
 pub fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -391,6 +416,40 @@ pub fn to_rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_sqlite_errors_count_as_database_errors() {
+        let sqlite = anyhow::Error::from(rusqlite::Error::InvalidQuery).context("reading");
+        assert!(is_sqlite_error(&sqlite));
+        assert!(!is_sqlite_error(&anyhow::anyhow!(
+            "a refusal raised inside a transaction"
+        )));
+    }
+
+    #[tokio::test]
+    async fn a_failed_statement_counts_as_a_database_error_and_a_refusal_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let errors = || crate::monitor::metrics::DB.errors();
+        let before = errors();
+        db.read(|c| Ok(c.execute_batch("SELECT * FROM no_such_table")?))
+            .await
+            .unwrap_err();
+        db.write(|c| Ok(c.execute_batch("INSERT INTO no_such_table VALUES (1)")?))
+            .await
+            .unwrap_err();
+        let after = errors();
+        // Other tests in this process may fail statements on purpose too: at least ours.
+        assert!(
+            after.0 > before.0 && after.1 > before.1,
+            "{before:?} → {after:?}"
+        );
+        db.write(|_| -> anyhow::Result<()> { anyhow::bail!("not a database error") })
+            .await
+            .unwrap_err();
+        let minute = crate::monitor::series::series().window(std::time::Duration::from_secs(60));
+        assert!(minute.db_errors >= 2, "{minute:?}");
+    }
 
     #[tokio::test]
     async fn a_transaction_commits_every_write_on_success_and_none_on_error() {

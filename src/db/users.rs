@@ -247,6 +247,13 @@ impl Users<'_> {
         self.0.read(move |c| Ok(by_email(c, &email)?)).await
     }
 
+    /// Every account, for the metrics.
+    pub async fn count(&self) -> anyhow::Result<i64> {
+        self.0
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?))
+            .await
+    }
+
     /// Admins that can still sign in.
     pub async fn count_active_admins(&self) -> anyhow::Result<i64> {
         self.0.read(|c| Ok(count_active_admins(c)?)).await

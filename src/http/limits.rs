@@ -245,6 +245,24 @@ impl Drop for ClientShare {
 #[derive(Default)]
 pub struct InFlight {
     user: OnceLock<ClientShare>,
+    /// The matched route, set by the router for the edge's metrics.
+    pub route: OnceLock<RouteName>,
+}
+
+/// A request's route pattern, as the router matched it: kept as axum's shared string, so
+/// telling the edge costs one reference count.
+pub enum RouteName {
+    Matched(axum::extract::MatchedPath),
+    Other(&'static str),
+}
+
+impl RouteName {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Matched(p) => p.as_str(),
+            Self::Other(s) => s,
+        }
+    }
 }
 
 /// `per_minute` at once, then one more every `60 / per_minute` seconds.

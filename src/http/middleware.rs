@@ -32,12 +32,13 @@ use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
 use super::REQUEST_ID;
-use super::limits::{InFlight, Limits};
+use super::limits::{InFlight, Limits, RouteName};
 use super::perimeter::{self, ClientIp, TrustedOrigins};
 use super::refusals::Refusals;
 use super::stall::IdleTimeout;
 use crate::error::ErrorCode;
 use crate::error::{AppError, Refusal};
+use crate::monitor::metrics::HttpMetrics;
 use crate::ops::error_reports::{ErrorReports, RequestTrace, ServerProblem};
 
 /// The web app's pages: only same-origin scripts, styles and media; nothing may frame them.
@@ -71,6 +72,8 @@ pub struct EdgeConfig {
     pub https: bool,
     /// Error reports and request traces, when `sentry.dsn` is set; `None` costs nothing.
     pub reports: Option<Arc<ErrorReports>>,
+    /// Request counters for `/metrics`; `None` when `metrics.enabled` is off.
+    pub metrics: Option<Arc<HttpMetrics>>,
 }
 
 /// The config with what is derived from it once.
@@ -134,6 +137,9 @@ where
         // Liveness is answered here, from memory: no routing, slot, timer, handler or log
         // span (probes are logged at debug only).
         if req.method() == Method::GET && req.uri().path() == "/health" {
+            if let Some(metrics) = &self.shared.config.metrics {
+                metrics.health_probe();
+            }
             tracing::debug!(
                 method = "GET",
                 route = "/health",
@@ -171,11 +177,13 @@ where
             ip,
             probe: req.uri().path().starts_with("/health"),
             trace: None,
+            method: req.method().clone(),
         };
         // So are the web app's hashed files.
         if let Some(response) = super::spa::asset(req.method(), req.uri().path(), req.headers()) {
             line.span.record("route", "/assets/*");
-            return Either::Left(ready(Ok(finish(response, request_id, &self.shared, &line))));
+            let response = finish(response, request_id, &self.shared, &line, "/assets/*");
+            return Either::Left(ready(Ok(response)));
         }
         if let Some(reports) = &self.shared.config.reports {
             let trace = reports.begin(req.method());
@@ -184,14 +192,20 @@ where
         }
         req.headers_mut().insert(REQUEST_ID, request_id.clone());
         req.extensions_mut().insert(ClientIp(ip));
+        // The router names the route in it; the user's share of the slots is held in it.
+        let in_flight = Arc::new(InFlight::default());
+        req.extensions_mut().insert(in_flight.clone());
         let inner = self.inner.clone();
         let shared = self.shared.clone();
         Either::Right(Box::pin(async move {
-            let response = handle(inner, &shared.config, ip, req)
+            let _counted = shared.config.metrics.as_ref().map(|m| m.enter());
+            let response = handle(inner, &shared.config, ip, req, &in_flight)
                 .instrument(line.span.clone())
                 .await;
             let response = json_error(response).await;
-            Ok(finish(response, request_id, &shared, &line))
+            // Refused before routing: no route was matched.
+            let route = in_flight.route.get().map_or("unrouted", RouteName::as_str);
+            Ok(finish(response, request_id, &shared, &line, route))
         }))
     }
 }
@@ -236,6 +250,13 @@ where
         {
             trace.set_route(route);
         }
+        if let Some(in_flight) = req.extensions().get::<Arc<InFlight>>() {
+            let name = match req.extensions().get::<MatchedPath>() {
+                Some(p) => RouteName::Matched(p.clone()),
+                None => RouteName::Other(unmatched_label(&req)),
+            };
+            let _ = in_flight.route.set(name);
+        }
         self.0.call(req)
     }
 }
@@ -262,6 +283,7 @@ struct LogLine {
     probe: bool,
     /// The request as the error reports see it, when they are on.
     trace: Option<Arc<RequestTrace>>,
+    method: Method,
 }
 
 /// The headers every answer carries, and its log line: one per served request; a refusal's
@@ -272,6 +294,7 @@ fn finish(
     request_id: HeaderValue,
     shared: &EdgeShared,
     line: &LogLine,
+    route: &str,
 ) -> Response<Body> {
     if let (Some(reports), Some(trace)) = (&shared.config.reports, &line.trace) {
         let extensions = response.extensions();
@@ -289,9 +312,17 @@ fn finish(
     headers.insert(REQUEST_ID, request_id);
     set_default_headers(headers, shared.config.https);
     let status = response.status().as_u16();
-    let duration_ms = elapsed_ms(line.start);
+    let elapsed = line.start.elapsed();
+    let duration_ms = elapsed.as_micros() as f64 / 1000.0;
+    let refusal = response.extensions().get::<Refusal>().copied();
+    if let Some(metrics) = &shared.config.metrics {
+        metrics.record(&line.method, route, response.status(), elapsed);
+        if let Some(Refusal(code)) = refusal {
+            metrics.rejected(code);
+        }
+    }
     let _in_span = line.span.enter();
-    if let Some(Refusal(code)) = response.extensions().get::<Refusal>().copied() {
+    if let Some(Refusal(code)) = refusal {
         let reason = code.as_str();
         // Per IPv4 address and IPv6 /64, as the rate limits count clients.
         if shared
@@ -359,7 +390,13 @@ const MAX_ERROR_TEXT: usize = 1024;
 /// `max_in_flight_per_client`, so one client cannot take every slot; health checks always get
 /// through. The timeout covers the time to the response head: streaming bodies (downloads,
 /// events) are not cut. A request body that stalls is cut off, and the request answered 408.
-async fn handle<S>(inner: S, config: &EdgeConfig, ip: IpAddr, mut req: Request) -> Response<Body>
+async fn handle<S>(
+    inner: S,
+    config: &EdgeConfig,
+    ip: IpAddr,
+    mut req: Request,
+    in_flight: &Arc<InFlight>,
+) -> Response<Body>
 where
     S: Service<Request, Response = Response<Body>, Error = Infallible>,
 {
@@ -382,9 +419,7 @@ where
             }
             .into_response();
         };
-        let in_flight = Arc::new(InFlight::default());
-        req.extensions_mut().insert(in_flight.clone());
-        Some((share, permit, in_flight))
+        Some((share, permit, in_flight.clone()))
     };
     let stalled = if req.body().is_end_stream() {
         None
@@ -446,8 +481,15 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 fn route_label(req: &Request) -> &str {
     match req.extensions().get::<MatchedPath>() {
         Some(p) => p.as_str(),
-        None if req.uri().path().starts_with("/assets/") => "/assets/*",
-        None => "spa",
+        None => unmatched_label(req),
+    }
+}
+
+fn unmatched_label(req: &Request) -> &'static str {
+    if req.uri().path().starts_with("/assets/") {
+        "/assets/*"
+    } else {
+        "spa"
     }
 }
 
@@ -627,6 +669,7 @@ mod tests {
             refusals,
             https: false,
             reports: None,
+            metrics: None,
         })
         .layer(router.layer(RouteLabelLayer::default()))
     }
@@ -790,6 +833,7 @@ mod tests {
             refusals: Arc::default(),
             https: false,
             reports: Some(reports.clone()),
+            metrics: None,
         })
         .layer(router.layer(RouteLabelLayer { traced: true }));
         (edge, reports)

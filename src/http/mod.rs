@@ -10,6 +10,7 @@ mod files;
 mod health;
 pub mod limits;
 mod media;
+pub mod metrics;
 mod middleware;
 mod notifiers;
 mod params;
@@ -37,6 +38,7 @@ use tower::{Layer, ServiceBuilder};
 
 use crate::error::AppError;
 use crate::error::ErrorCode;
+use crate::monitor::metrics::HttpMetrics;
 use crate::ops::error_reports::ErrorReports;
 use crate::providers::Scrubber;
 use crate::state::AppState;
@@ -66,12 +68,15 @@ pub struct HttpParts {
     pub client_errors: client_errors::Counter,
     /// Masks secrets in what clients send before it is logged.
     pub scrub: Scrubber,
+    /// This server's request counters; `None` when `metrics.enabled` is off.
+    pub metrics: Option<Arc<HttpMetrics>>,
 }
 
 impl HttpState {
     pub fn new(app: AppState, reports: Option<Arc<ErrorReports>>) -> Self {
         let limits = Arc::new(Limits::new(&app.config.limits));
         let scrub = Scrubber::from_config(&app.config);
+        let metrics = app.config.metrics.enabled.then(Arc::default);
         Self(Arc::new(HttpParts {
             app,
             limits,
@@ -79,6 +84,7 @@ impl HttpState {
             reports,
             client_errors: client_errors::Counter::default(),
             scrub,
+            metrics,
         }))
     }
 }
@@ -129,6 +135,7 @@ pub fn router(http: HttpState) -> App {
     let limits = http.limits.clone();
     let refusals = http.refusals.clone();
     let reports = http.reports.clone();
+    let metrics = http.metrics.clone();
 
     let router = Router::new()
         .merge(health::router())
@@ -142,6 +149,7 @@ pub fn router(http: HttpState) -> App {
         .merge(usage::router())
         .merge(podcasts::router())
         .merge(client_errors::router())
+        .merge(metrics::router())
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
@@ -159,6 +167,7 @@ pub fn router(http: HttpState) -> App {
         refusals,
         https,
         reports,
+        metrics,
     })
     .layer(router)
 }

@@ -194,9 +194,9 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
             .handlers
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(job.kind.as_str())
-            .cloned();
-        let Some(handler) = handler else {
+            .get_key_value(job.kind.as_str())
+            .map(|(kind, h)| (*kind, h.clone()));
+        let Some((kind, handler)) = handler else {
             tracing::error!("no handler for this job kind; failing it");
             self.db
                 .jobs()
@@ -212,11 +212,19 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
             cancel: stop.child_token(),
         };
         let abort = CancellationToken::new();
+        let started = std::time::Instant::now();
         let result = self
             .run_with_lease(handler.as_ref(), ctx.clone(), &abort)
             .await;
-        self.settle(handler.as_ref(), ctx, result, stop, &abort)
-            .await
+        let elapsed = started.elapsed();
+        let outcome = self
+            .settle(handler.as_ref(), ctx, result, stop, &abort)
+            .await?;
+        crate::monitor::metrics::job_finished(kind, outcome.as_str(), elapsed);
+        if let Settled::Failed(code) = outcome {
+            crate::monitor::metrics::job_failed(kind, code);
+        }
+        Ok(())
     }
 
     /// Runs the handler while renewing the job's lease; a cancel (or a lease taken over
@@ -255,18 +263,23 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
         result: Result<(), JobError>,
         stop: &CancellationToken,
         abort: &CancellationToken,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Settled> {
         let job = &ctx.job;
-        match result {
-            Ok(()) => tracing::info!("job succeeded"),
+        let settled = match result {
+            Ok(()) => {
+                tracing::info!("job succeeded");
+                Settled::Succeeded
+            }
             Err(_) if stop.is_cancelled() && !abort.is_cancelled() => {
                 // Shutting down: hand it back so the next start picks it up at once.
                 tracing::info!("job interrupted by shutdown; it resumes after restart");
                 self.db.jobs().release(job.id).await?;
+                Settled::Interrupted
             }
             Err(e) if abort.is_cancelled() => {
                 tracing::info!(reason = %e, "job canceled");
                 handler.canceled(ctx).await?;
+                Settled::Canceled
             }
             Err(e) if e.retryable && job.attempt < job.max_attempts => {
                 let delay = e
@@ -278,9 +291,11 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
                     .jobs()
                     .requeue(job.id, delay.as_millis() as i64, e.message.clone())
                     .await?;
+                Settled::Retried
             }
             Err(e) => {
                 tracing::warn!(error = %e, code = e.code.as_str(), "job failed");
+                let code = e.code;
                 let marked = self
                     .db
                     .jobs()
@@ -289,9 +304,10 @@ impl<S: Clone + Send + Sync + 'static> Jobs<S> {
                 if marked {
                     handler.failed(ctx, e).await?;
                 }
+                Settled::Failed(code)
             }
-        }
-        Ok(())
+        };
+        Ok(settled)
     }
 
     /// Renews the lease until the job ends; resolves (and cancels) when the job was canceled
@@ -408,6 +424,28 @@ impl Drop for StreamGuard {
 }
 
 /// 2 s, 4 s, 8 s … after the 1st, 2nd, 3rd failed attempt.
+/// How an attempt ended, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Succeeded,
+    Interrupted,
+    Canceled,
+    Retried,
+    Failed(ErrorCode),
+}
+
+impl Settled {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Interrupted => "interrupted",
+            Self::Canceled => "canceled",
+            Self::Retried => "retried",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(2u64.saturating_pow(attempt.min(16)))
 }

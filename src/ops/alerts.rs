@@ -16,6 +16,7 @@ use crate::config::{AlertRuleConfig, AlertsConfig, Direction};
 use crate::db::alerts::AlertRow;
 use crate::db::{AlertId, Db, Severity, now_ms, to_rfc3339};
 use crate::error::{AppError, Result};
+use crate::monitor::series::{ProviderKind, series};
 use crate::ops::notify::{AlertState, Notification, Notifiers};
 use crate::pagination::{Page, PageRequest};
 
@@ -493,9 +494,9 @@ pub struct LastBackup {
     pub failed: bool,
 }
 
-/// The server's own measurements: cost from the usage ledger, backups from their watch, disk
-/// from the data directory's file system. The traffic signals (error rate, latency, database,
-/// provider and storage errors) come from the metrics' minute series.
+/// The server's own measurements: the traffic signals (error rate, latency, database,
+/// provider and storage errors) from the metrics' minute series, cost from the usage ledger,
+/// backups from their watch, disk from the data directory's file system.
 pub struct LiveSignals {
     db: Db,
     data_dir: std::path::PathBuf,
@@ -539,9 +540,41 @@ impl LiveSignals {
 }
 
 impl Signals for LiveSignals {
-    fn measure(&self, signal: Signal, _window: Duration) -> BoxFuture<'_, Option<Measure>> {
-        Box::pin(async move { self.level(signal).await.map(Measure::level) })
+    fn measure(&self, signal: Signal, window: Duration) -> BoxFuture<'_, Option<Measure>> {
+        Box::pin(async move {
+            match traffic(signal, window) {
+                Some(measure) => measure,
+                None => self.level(signal).await.map(Measure::level),
+            }
+        })
     }
+}
+
+/// The traffic signals, from the minute series over the window (whole minutes, the current
+/// one included); None for the others. A rate rests on as many samples as events.
+fn traffic(signal: Signal, window: Duration) -> Option<Option<Measure>> {
+    let measure = |value: f64, samples: u64| Some(Measure { value, samples });
+    let a = || series().window(window);
+    Some(match signal {
+        Signal::ErrorRate => {
+            let a = a();
+            measure(a.error_rate(), a.requests)
+        }
+        Signal::LatencyP99 => {
+            let a = a();
+            a.p99_s.and_then(|p| measure(p, a.requests))
+        }
+        Signal::DbErrors => Some(Measure::level(a().db_errors as f64)),
+        Signal::StorageErrors => Some(Measure::level(a().storage_errors as f64)),
+        Signal::TtsErrorRate => {
+            let a = a();
+            measure(
+                a.provider_error_rate(ProviderKind::Tts),
+                a.provider_calls.get(ProviderKind::Tts),
+            )
+        }
+        _ => return None,
+    })
 }
 
 /// The free share of the file system holding `dir` (what an unprivileged writer may use).
@@ -950,7 +983,21 @@ mod tests {
         );
         let free = live.measure(Signal::DiskFree, w).await.unwrap().value;
         assert!(free > 0.0 && free <= 1.0, "{free}");
-        assert_eq!(live.measure(Signal::ErrorRate, w).await, None);
+        // Traffic comes from the process's minute series, which other tests feed too: a
+        // storage error recorded now is in the window.
+        let ten = Duration::from_secs(600);
+        let before = live
+            .measure(Signal::StorageErrors, ten)
+            .await
+            .unwrap()
+            .value;
+        series().record_storage_error();
+        let after = live
+            .measure(Signal::StorageErrors, ten)
+            .await
+            .unwrap()
+            .value;
+        assert!(after >= before + 1.0, "{before} → {after}");
     }
 
     #[test]

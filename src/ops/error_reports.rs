@@ -18,6 +18,7 @@ use sentry::{ClientOptions, Hub, Scope, TransactionContext};
 
 use crate::config::Config;
 use crate::db::UserId;
+pub use crate::error::ServerProblem;
 use crate::providers::Scrubber;
 
 /// How long shutdown waits for reports still queued.
@@ -234,16 +235,6 @@ impl RequestTrace {
     fn route(&self) -> &str {
         self.route.get().map_or("spa", |r| r)
     }
-}
-
-/// What an answer's 5xx was about, for the report: left in the response's extensions by
-/// `AppError` and the panic catcher.
-#[derive(Debug, Clone)]
-pub enum ServerProblem {
-    /// A handler panicked with this message.
-    Panic(Arc<str>),
-    /// An error's description (for infrastructure errors, the whole chain).
-    Error(Arc<str>),
 }
 
 /// One of the web app's uncaught errors, as it reported it.

@@ -484,14 +484,13 @@ async fn cached_line(state: &Services, key: String) -> Result<Option<(Bytes, Str
 async fn synthesize_line(p: &Planned) -> Result<(Bytes, String), JobError> {
     let mut outs = Vec::with_capacity(p.chunks.len());
     for chunk in &p.chunks {
-        let out = p
-            .provider
-            .synthesize(&SynthesisRequest {
-                text: chunk.clone(),
-                voice: p.voice.clone(),
-                speed: 1.0,
-                format_hint: Format::Mp3,
-            })
+        let request = SynthesisRequest {
+            text: chunk.clone(),
+            voice: p.voice.clone(),
+            speed: 1.0,
+            format_hint: Format::Mp3,
+        };
+        let out = crate::providers::speak(p.provider.as_ref(), &request)
             .await
             .map_err(provider_error)?;
         outs.push((out.bytes, out.format));

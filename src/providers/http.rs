@@ -101,7 +101,12 @@ impl HttpBase {
             timeout: self.timeout,
             gate: &self.gate,
         };
-        self.retry.run(target, attempt).await
+        let mut attempt = attempt;
+        let counted = || {
+            crate::monitor::metrics::provider_attempt(self.id);
+            attempt()
+        };
+        self.retry.run(target, counted).await
     }
 
     /// Sends the request and reads the whole body; only transport failures are errors here.

@@ -217,6 +217,26 @@ impl LlmClient {
         messages: &[Message],
         schema: &JsonSchema<'_>,
     ) -> Result<Answer, ProviderError> {
+        let started = std::time::Instant::now();
+        let result = self.chat_uncounted(messages, schema).await;
+        let kind = crate::monitor::series::ProviderKind::Llm;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind.code().as_str(),
+        };
+        crate::monitor::metrics::provider_call(ID, kind, outcome, started.elapsed());
+        if let Ok(a) = &result {
+            let cost = self.cost_micros(a.prompt_tokens, a.completion_tokens);
+            crate::monitor::metrics::provider_usage(ID, kind, 0, cost);
+        }
+        result
+    }
+
+    async fn chat_uncounted(
+        &self,
+        messages: &[Message],
+        schema: &JsonSchema<'_>,
+    ) -> Result<Answer, ProviderError> {
         if !self.configured {
             return Err(self.http.error(
                 ErrorKind::Unavailable,

@@ -77,8 +77,36 @@ pub trait Tts: Send + Sync + 'static {
     }
 
     /// Speaks `request.text`, which must fit `limits(&request.voice)`. Retries retryable
-    /// failures itself; an error returned here is final.
+    /// failures itself; an error returned here is final. Callers use [`speak`], which counts
+    /// the call.
     async fn synthesize(&self, request: &SynthesisRequest) -> Result<Synthesized, ProviderError>;
+}
+
+/// Speaks through `provider`: every synthesis goes through here, so each is counted in the
+/// metrics (the call, its outcome and duration, characters and cost).
+pub async fn speak(
+    provider: &dyn Tts,
+    request: &SynthesisRequest,
+) -> Result<Synthesized, ProviderError> {
+    let started = std::time::Instant::now();
+    let result = provider.synthesize(request).await;
+    let id = provider.id();
+    let kind = crate::monitor::series::ProviderKind::Tts;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.kind.code().as_str(),
+    };
+    crate::monitor::metrics::provider_call(id, kind, outcome, started.elapsed());
+    if result.is_ok() {
+        let chars = request.text.chars().count();
+        crate::monitor::metrics::provider_usage(
+            id,
+            kind,
+            chars as u64,
+            provider.cost_micros(chars),
+        );
+    }
+    result
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

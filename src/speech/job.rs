@@ -217,9 +217,7 @@ async fn synthesize(
                         speed,
                         format_hint: plan.format,
                     };
-                    let out = plan
-                        .provider
-                        .synthesize(&request)
+                    let out = crate::providers::speak(plan.provider.as_ref(), &request)
                         .await
                         .map_err(provider_error)?;
                     let (bytes, kept) = storable(out.bytes, out.format).await?;

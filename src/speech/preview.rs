@@ -65,7 +65,7 @@ pub async fn preview(
         speed: 1.0,
         format_hint: Format::Mp3,
     };
-    let out = provider.synthesize(&request).await?;
+    let out = crate::providers::speak(provider.as_ref(), &request).await?;
     // Browsers play MP3 and WAV; anything else (the neural voices' raw PCM) is kept as WAV.
     let (bytes, format) = match out.format {
         Format::Mp3 | Format::Wav => (out.bytes, out.format),

@@ -16,6 +16,7 @@ fn aimake(dir: &std::path::Path) -> Command {
         .env_remove("AIMAKE_CONFIG")
         .env_remove("RUST_LOG")
         .env("AIMAKE_DATA__DIR", dir.join("data"))
+        .env("AIMAKE_METRICS__BIND", "127.0.0.1:0")
         // `serve` would fetch the neural voice models from the internet otherwise.
         .env("AIMAKE_MODELS__AUTO_PULL", "false");
     cmd

@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where the server serves `GET /metrics` apart from the app (`metrics.bind`).
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     /// The running server's state: its database, jobs and accounts service.
@@ -35,6 +37,7 @@ pub struct TestApp {
 pub fn test_config(dir: &Path) -> Config {
     let mut config = Config::default();
     config.server.bind = "127.0.0.1:0".into();
+    config.metrics.bind = "127.0.0.1:0".into();
     config.data.dir = dir.to_path_buf();
     config.server.shutdown_grace_s = 5;
     // Tests poll; the per-IP limit has tests of its own that set it.
@@ -57,6 +60,7 @@ impl TestApp {
         customize(&mut config);
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let limits = app.http().limits.clone();
         let http = app.http().clone();
@@ -67,6 +71,7 @@ impl TestApp {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         Self {
             addr,
+            metrics_addr,
             client,
             dir,
             state,

@@ -14,6 +14,7 @@ mod fakes_llm;
 mod health;
 mod helpers;
 mod jobs;
+mod metrics;
 mod models;
 mod neural;
 mod notifiers;
