@@ -122,34 +122,6 @@ pub fn tts_chars_this_month(conn: &Connection, user: UserId, now: i64) -> rusqli
         .query_row(params![user, month_start(now)], |r| r.get(0))
 }
 
-// Used by podcast.
-impl Usage<'_> {
-    /// Records one paid call that belongs to no audio (a script from the language model).
-    pub async fn insert_call(
-        &self,
-        id: Ulid,
-        user: UserId,
-        service: String,
-        units: i64,
-        cost_micros: i64,
-    ) -> anyhow::Result<()> {
-        self.0
-            .transaction(move |tx| {
-                let row = NewUsage {
-                    id,
-                    user_id: user,
-                    audio_id: None,
-                    service: &service,
-                    units,
-                    cost_micros,
-                    cached: false,
-                };
-                Ok(insert(tx, &row, super::now_ms())?)
-            })
-            .await
-    }
-}
-
 // Used by accounts and usage reports.
 impl Usage<'_> {
     /// Usage per day and service between two days (inclusive), for one user or everyone.

@@ -109,17 +109,13 @@ pub async fn write_script(
     if let Some((u, model)) = spent
         && u.prompt_tokens + u.completion_tokens > 0
     {
-        state
-            .db
-            .usage()
-            .insert_call(
-                state.db.new_id(),
-                user,
-                format!("llm:{model}"),
-                (u.prompt_tokens + u.completion_tokens) as i64,
-                u.cost_micros as i64,
-            )
-            .await?;
+        let billed = crate::db::usage::Billed {
+            service: format!("llm:{model}"),
+            units: (u.prompt_tokens + u.completion_tokens) as i64,
+            cost_micros: u.cost_micros as i64,
+            cached: false,
+        };
+        state.db.usage().insert(user, None, billed).await?;
     }
     let draft = result?;
     Ok(ScriptView {
