@@ -373,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_credential_url_is_shown_as_its_origin_only() {
-        let url = Secret::new("https://hooks.slack.com/services/T000/B000/XXXXsecret");
+        let url = Secret::new("https://hooks.slack.com/services/T000/B000/w3bh00kS3cret");
         assert_eq!(redacted_origin(&url), "https://hooks.slack.com/…");
         let url = Secret::new("http://127.0.0.1:9000/hook?token=abc");
         assert_eq!(redacted_origin(&url), "http://127.0.0.1:9000/…");
