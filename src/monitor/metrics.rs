@@ -401,6 +401,21 @@ impl HttpMetrics {
         &self.other
     }
 
+    /// What the table holds in memory: the fixed slots, and the counters of every route
+    /// seen so far (at most `ROUTE_SLOTS` of them, whatever the traffic).
+    pub fn memory_bytes(&self) -> usize {
+        let route = |r: &RouteCounters| std::mem::size_of::<RouteCounters>() + r.route.len();
+        std::mem::size_of::<Self>()
+            + std::mem::size_of_val(&*self.routes)
+            + self
+                .routes
+                .iter()
+                .filter_map(|s| s.get())
+                .map(|r| route(r))
+                .sum::<usize>()
+            + self.other.route.len()
+    }
+
     /// A request the edge answered.
     pub fn record(&self, method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
         let counters = self.route(route);
@@ -807,6 +822,18 @@ mod tests {
             http.routes.iter().filter(|s| s.get().is_some()).count(),
             ROUTE_SLOTS
         );
+        // Full: more routes and statuses change counts, not memory.
+        let full = http.memory_bytes();
+        assert!(full > ROUTE_SLOTS * std::mem::size_of::<RouteCounters>());
+        for i in 0..1000 {
+            http.record(
+                &Method::POST,
+                &format!("/more/{i}"),
+                StatusCode::from_u16(200 + (i % 300) as u16).unwrap(),
+                Duration::ZERO,
+            );
+        }
+        assert_eq!(http.memory_bytes(), full);
     }
 
     #[test]
