@@ -57,7 +57,7 @@ describe('chart', () => {
     const { options, data } = plots[0]!
     expect(data).toBe(DATA)
     expect(options.width).toBeGreaterThan(0)
-    expect(options.series.map((s) => s.label)).toEqual([undefined, 'Requests'])
+    expect(options.series.map((s) => s.label)).toEqual(['Time', 'Requests'])
     const value = options.series[1]?.value as (u: unknown, v: number | null) => string
     expect(value(null, 2)).toBe('2/s')
     expect(value(null, null)).toBe('–')

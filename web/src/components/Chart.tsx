@@ -6,9 +6,14 @@ import uPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
 import type { AlignedData } from 'uplot'
 import { useI18n } from '../i18n.ts'
+import { isolatedPoints } from '../lib/monitoring.ts'
 import { serviceColor } from '../lib/usage.ts'
 
 const HEIGHT = 160
+/** The axes' font, at CSS pixels (uPlot scales it for the screen). */
+const AXIS_FONT = '12px system-ui, sans-serif'
+/** Room beside the widest value label: tick and gap. */
+const AXIS_PAD = 20
 /** Before the container has a width (hidden, not laid out yet). */
 const FALLBACK_WIDTH = 320
 
@@ -27,8 +32,17 @@ function themeColor(element: Element, name: string, fallback: string): string {
   return getComputedStyle(element).getPropertyValue(name).trim() || fallback
 }
 
+/** The y axis as wide as its widest label (money in Chinese reads `US$0.50`). */
+function axisWidth(u: uPlot, values: string[] | null): number {
+  u.ctx.save()
+  u.ctx.font = AXIS_FONT
+  const widest = Math.max(0, ...(values ?? []).map((v) => u.ctx.measureText(v).width))
+  u.ctx.restore()
+  return Math.ceil(widest) + AXIS_PAD
+}
+
 export function Chart({ label, data, lines, format }: ChartProps) {
-  const { language } = useI18n()
+  const { t, language } = useI18n()
   const box = useRef<HTMLDivElement>(null)
   const plot = useRef<uPlot | null>(null)
   const latest = useRef({ data, format })
@@ -41,7 +55,7 @@ export function Chart({ label, data, lines, format }: ChartProps) {
   useEffect(() => {
     const element = box.current
     if (element === null) return
-    const time = new Intl.DateTimeFormat(language, { hour: '2-digit', minute: '2-digit' })
+    const time = new Intl.DateTimeFormat(language, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
     const moment = new Intl.DateTimeFormat(language, { dateStyle: 'short', timeStyle: 'short' })
     const write = (value: number | null | undefined) =>
       value === null || value === undefined ? '–' : latest.current.format(value)
@@ -50,22 +64,28 @@ export function Chart({ label, data, lines, format }: ChartProps) {
       plot.current?.destroy()
       const text = themeColor(element, '--muted', '#5d5d6b')
       const grid = themeColor(element, '--border', '#dcdce3')
-      const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } }
+      const axis = { stroke: text, font: AXIS_FONT, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } }
       const options: uPlot.Options = {
         width: element.clientWidth || FALLBACK_WIDTH,
         height: HEIGHT,
         scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
         axes: [
-          { ...axis, values: (_u, splits) => splits.map((s) => time.format(new Date(s * 1000))) },
-          { ...axis, size: 64, values: (_u, splits) => splits.map((s) => write(s)) },
+          { ...axis, space: 60, values: (_u, splits) => splits.map((s) => time.format(new Date(s * 1000))) },
+          { ...axis, size: axisWidth, values: (_u, splits) => splits.map((s) => write(s)) },
         ],
         series: [
-          { value: (_u, v) => (v === null ? '–' : moment.format(new Date(v * 1000))) },
+          { label: t('chart.time'), value: (_u, v) => (v === null ? '–' : moment.format(new Date(v * 1000))) },
           ...names.split('\n').map((name, i) => ({
             label: name,
             stroke: serviceColor(i),
             width: 1.5,
-            points: { show: false },
+            // Lines join neighbouring minutes; a minute alone is drawn as a dot.
+            points: {
+              show: true,
+              size: 5,
+              fill: serviceColor(i),
+              filter: (u: uPlot, series: number) => isolatedPoints(u.data[series] ?? []),
+            },
             value: (_u: uPlot, v: number | null) => write(v),
           })),
         ],
@@ -89,7 +109,7 @@ export function Chart({ label, data, lines, format }: ChartProps) {
       plot.current?.destroy()
       plot.current = null
     }
-  }, [names, language])
+  }, [names, language, t])
 
   useEffect(() => {
     plot.current?.setData(data)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { START, sample, seriesOf } from '../test/series.ts'
-import { alignedData, formatValue, monitoringCharts, readouts } from './monitoring.ts'
+import { alignedData, formatValue, isolatedPoints, monitoringCharts, readouts } from './monitoring.ts'
 import type { ChartData, ChartId } from './monitoring.ts'
 
 function byId(charts: ChartData[], id: ChartId): ChartData {
@@ -49,6 +49,13 @@ describe('the minute series as chart lines', () => {
     expect(alignedData(byId(charts, 'database'))).toEqual([x, [null, 4096, null, null], [null, 0, null, null]])
     // Two hours before the series started, seen one minute in.
     expect(alignedData(byId(charts, 'backup'))).toEqual([x, [null, 2 + 1 / 60, null, null]])
+  })
+
+  it('marks the values no line reaches, so they are drawn as dots', () => {
+    expect(isolatedPoints([null, 2, null, 3, 4, null, 0])).toEqual([1, 6])
+    expect(isolatedPoints([5])).toEqual([0])
+    expect(isolatedPoints([1, 2])).toEqual([])
+    expect(isolatedPoints([])).toEqual([])
   })
 
   it('names every line from the dictionary, the provider kinds in a fixed order', () => {

@@ -110,6 +110,19 @@ export function alignedData(chart: Pick<ChartData, 'x' | 'lines'>): AlignedData 
   return [chart.x, ...chart.lines.map((line) => line.values)]
 }
 
+/**
+ * The indices of values with no value on either side: a line cannot show them, so the chart
+ * draws them as dots (a single minute with requests in a quiet hour).
+ */
+export function isolatedPoints(values: ArrayLike<number | null | undefined>): number[] {
+  const present = (i: number) => i >= 0 && i < values.length && values[i] != null
+  const out: number[] = []
+  for (let i = 0; i < values.length; i++) {
+    if (present(i) && !present(i - 1) && !present(i + 1)) out.push(i)
+  }
+  return out
+}
+
 /** Writes a value of `unit` the way the page shows it. */
 export function formatValue(value: number | null, unit: Unit, language: Language): string {
   if (value === null || !Number.isFinite(value)) return '–'

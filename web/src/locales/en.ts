@@ -351,6 +351,7 @@ export const en = {
   'models.remove': 'Remove',
   'models.confirmRemove': 'Remove {name}? Voices that need it stop working until it is pulled again.',
 
+  'chart.time': 'Time',
   'monitoring.title': 'Monitoring',
   'monitoring.server': 'This server',
   'monitoring.range': 'Range',

@@ -352,6 +352,7 @@ export const zhCN: Record<MessageKey, string> = {
   'models.remove': '删除',
   'models.confirmRemove': '删除 {name}？依赖它的音色将无法使用，直到重新下载。',
 
+  'chart.time': '时间',
   'monitoring.title': '监控',
   'monitoring.server': '本服务器',
   'monitoring.range': '时间范围',
