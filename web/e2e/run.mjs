@@ -240,6 +240,7 @@ const journeys = [
       })
       check(drawn.width > 0 && drawn.inked > 0, `the requests chart is blank: ${JSON.stringify(drawn)}`)
       check((await page.getByRole('figure').count()) === 10, 'not every chart is shown')
+      await screenshot(page, 'monitoring')
       await Promise.all([
         page.waitForResponse((r) => r.url().includes('/api/admin/metrics/series?range=24h') && r.ok()),
         page.getByRole('button', { name: 'Last 24 hours' }).click(),
@@ -247,7 +248,6 @@ const journeys = [
       await page.getByRole('button', { name: 'Last 24 hours', pressed: true }).waitFor()
       await page.getByText('No notifiers are configured', { exact: false }).waitFor()
       await page.getByText('No alert has fired yet.').waitFor()
-      await screenshot(page, 'monitoring')
     },
   },
   {
