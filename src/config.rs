@@ -1120,6 +1120,11 @@ pub fn signing_key(secret: &Secret) -> anyhow::Result<Vec<u8>> {
 }
 
 impl AlertsConfig {
+    /// The daily provider budget in US dollars; None when none is set.
+    pub fn daily_budget(&self) -> Option<f64> {
+        (self.daily_budget_usd > 0.0).then_some(self.daily_budget_usd)
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         if self.retry.max_attempts == 0 {
             bail!("alerts.retry.max_attempts: must be at least 1");

@@ -17,6 +17,7 @@ use super::extract::AdminUser;
 use crate::error::{AppError, Result};
 use crate::monitor::metrics::{self, HttpMetrics};
 use crate::monitor::series;
+use crate::state::AppState;
 
 pub fn router() -> Router<HttpState> {
     Router::new()
@@ -64,9 +65,11 @@ struct SeriesQuery {
     range: Option<String>,
 }
 
-/// The last hour's or day's minutes, oldest first.
+/// The last hour's or day's minutes, oldest first, with today's provider cost against the
+/// daily budget.
 #[tracing::instrument(skip_all)]
 async fn minute_series(
+    State(state): State<AppState>,
     _: AdminUser,
     Query(q): Query<SeriesQuery>,
 ) -> Result<axum::Json<serde_json::Value>> {
@@ -81,10 +84,13 @@ async fn minute_series(
             ));
         }
     };
+    let cost_today_usd = crate::ops::alerts::cost_today_usd(&state.db).await?;
     let s = series::series();
     Ok(axum::Json(serde_json::json!({
         "range": range,
         "minutes": s.minutes(last),
         "window": s.window(last),
+        "cost_today_usd": cost_today_usd,
+        "daily_budget_usd": state.config.alerts.daily_budget(),
     })))
 }

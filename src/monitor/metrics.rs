@@ -592,7 +592,7 @@ pub fn provider_call(
         .increment(1);
     metrics::histogram!(names::PROVIDER_DURATION, "provider" => provider, "kind" => kind.as_str())
         .record(elapsed.as_secs_f64());
-    series::series().record_provider_call(kind, failed);
+    series::series().record_provider_call(kind, failed, elapsed);
 }
 
 /// One HTTP attempt to a remote provider.

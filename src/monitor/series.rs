@@ -16,6 +16,11 @@ pub const MINUTES: usize = 24 * 60;
 /// Latency buckets: four per power of two of microseconds, from 1 µs to about 70 minutes.
 const LATENCY_BUCKETS: usize = 128;
 
+/// Provider latency buckets per kind: the same four per power of two, of milliseconds, from
+/// 1 ms to about two minutes (slower calls count in the last one). Counting milliseconds with
+/// half the buckets keeps the three kinds at 768 bytes a minute and the ring under 2 MB.
+const PROVIDER_LATENCY_BUCKETS: usize = 64;
+
 /// What providers are called for, as the series counts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,6 +67,7 @@ struct Bucket {
     latency: [AtomicU32; LATENCY_BUCKETS],
     provider_calls: [AtomicU64; KINDS],
     provider_errors: [AtomicU64; KINDS],
+    provider_latency: [[AtomicU32; PROVIDER_LATENCY_BUCKETS]; KINDS],
     /// Provider cost in millionths of a US dollar.
     cost_micro_usd: AtomicU64,
     db_errors: AtomicU64,
@@ -88,6 +94,7 @@ impl Default for Bucket {
             latency: std::array::from_fn(|_| AtomicU32::new(0)),
             provider_calls: std::array::from_fn(|_| zero()),
             provider_errors: std::array::from_fn(|_| zero()),
+            provider_latency: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU32::new(0))),
             cost_micro_usd: zero(),
             db_errors: zero(),
             storage_errors: zero(),
@@ -127,7 +134,10 @@ impl Bucket {
         }
         self.provider_calls.iter().for_each(zero);
         self.provider_errors.iter().for_each(zero);
-        self.latency.iter().for_each(|a| a.store(0, Relaxed));
+        self.latency
+            .iter()
+            .chain(self.provider_latency.iter().flatten())
+            .for_each(|a| a.store(0, Relaxed));
     }
 }
 
@@ -193,13 +203,14 @@ impl Series {
         b.latency[latency_bucket(elapsed)].fetch_add(1, Relaxed);
     }
 
-    /// One logical provider call and whether it failed.
-    pub fn record_provider_call(&self, kind: ProviderKind, failed: bool) {
+    /// One logical provider call, whether it failed and how long it took.
+    pub fn record_provider_call(&self, kind: ProviderKind, failed: bool, elapsed: Duration) {
         let b = self.current();
         b.provider_calls[kind as usize].fetch_add(1, Relaxed);
         if failed {
             b.provider_errors[kind as usize].fetch_add(1, Relaxed);
         }
+        b.provider_latency[kind as usize][provider_latency_bucket(elapsed)].fetch_add(1, Relaxed);
     }
 
     pub fn record_cost_micro_usd(&self, micro_usd: u64) {
@@ -267,6 +278,10 @@ pub struct Minute {
     pub p99_s: Option<f64>,
     pub provider_calls: KindCounts,
     pub provider_errors: KindCounts,
+    /// Provider call latency percentiles per kind in seconds, as the requests'; null for a
+    /// kind without calls.
+    pub provider_p50_s: KindLatency,
+    pub provider_p99_s: KindLatency,
     pub cost_usd: f64,
     pub db_errors: u64,
     pub storage_errors: u64,
@@ -275,6 +290,8 @@ pub struct Minute {
     pub sampled: Option<Sampled>,
     #[serde(skip)]
     latency: Vec<u32>,
+    #[serde(skip)]
+    provider_latency: [Vec<u32>; KINDS],
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -308,6 +325,33 @@ impl KindCounts {
     }
 }
 
+/// A percentile per provider kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct KindLatency {
+    pub tts: Option<f64>,
+    pub llm: Option<f64>,
+    pub asr: Option<f64>,
+}
+
+impl KindLatency {
+    fn of(histograms: &[Vec<u32>; KINDS], q: f64) -> Self {
+        let p = |kind: ProviderKind| provider_percentile(&histograms[kind as usize], q);
+        Self {
+            tts: p(ProviderKind::Tts),
+            llm: p(ProviderKind::Llm),
+            asr: p(ProviderKind::Asr),
+        }
+    }
+
+    pub fn get(&self, kind: ProviderKind) -> Option<f64> {
+        match kind {
+            ProviderKind::Tts => self.tts,
+            ProviderKind::Llm => self.llm,
+            ProviderKind::Asr => self.asr,
+        }
+    }
+}
+
 impl Minute {
     fn empty(minute: u64) -> Self {
         Self {
@@ -318,17 +362,26 @@ impl Minute {
             p99_s: None,
             provider_calls: KindCounts::default(),
             provider_errors: KindCounts::default(),
+            provider_p50_s: KindLatency::default(),
+            provider_p99_s: KindLatency::default(),
             cost_usd: 0.0,
             db_errors: 0,
             storage_errors: 0,
             backup_failures: 0,
             sampled: None,
             latency: vec![0; LATENCY_BUCKETS],
+            provider_latency: std::array::from_fn(|_| vec![0; PROVIDER_LATENCY_BUCKETS]),
         }
     }
 
     fn read(minute: u64, b: &Bucket) -> Self {
         let latency: Vec<u32> = b.latency.iter().map(|a| a.load(Relaxed)).collect();
+        let provider_latency: [Vec<u32>; KINDS] = std::array::from_fn(|k| {
+            b.provider_latency[k]
+                .iter()
+                .map(|a| a.load(Relaxed))
+                .collect()
+        });
         let sampled = (b.sampled.load(Relaxed) != 0).then(|| Sampled {
             jobs_queued: b.jobs_queued.load(Relaxed),
             jobs_running: b.jobs_running.load(Relaxed),
@@ -346,12 +399,15 @@ impl Minute {
             p99_s: percentile(&latency, 0.99),
             provider_calls: KindCounts::read(&b.provider_calls),
             provider_errors: KindCounts::read(&b.provider_errors),
+            provider_p50_s: KindLatency::of(&provider_latency, 0.50),
+            provider_p99_s: KindLatency::of(&provider_latency, 0.99),
             cost_usd: b.cost_micro_usd.load(Relaxed) as f64 / 1e6,
             db_errors: b.db_errors.load(Relaxed),
             storage_errors: b.storage_errors.load(Relaxed),
             backup_failures: b.backup_failures.load(Relaxed),
             sampled,
             latency,
+            provider_latency,
         }
     }
 }
@@ -366,6 +422,8 @@ pub struct Aggregate {
     pub p99_s: Option<f64>,
     pub provider_calls: KindCounts,
     pub provider_errors: KindCounts,
+    pub provider_p50_s: KindLatency,
+    pub provider_p99_s: KindLatency,
     pub cost_usd: f64,
     pub db_errors: u64,
     pub storage_errors: u64,
@@ -377,6 +435,8 @@ pub struct Aggregate {
 impl Aggregate {
     fn of(minutes: &[Minute]) -> Self {
         let mut latency = vec![0u32; LATENCY_BUCKETS];
+        let mut provider_latency: [Vec<u32>; KINDS] =
+            std::array::from_fn(|_| vec![0; PROVIDER_LATENCY_BUCKETS]);
         let mut a = Self {
             minutes: minutes.len(),
             requests: 0,
@@ -385,6 +445,8 @@ impl Aggregate {
             p99_s: None,
             provider_calls: KindCounts::default(),
             provider_errors: KindCounts::default(),
+            provider_p50_s: KindLatency::default(),
+            provider_p99_s: KindLatency::default(),
             cost_usd: 0.0,
             db_errors: 0,
             storage_errors: 0,
@@ -401,12 +463,15 @@ impl Aggregate {
             a.storage_errors += m.storage_errors;
             a.backup_failures += m.backup_failures;
             a.latest = m.sampled.or(a.latest);
-            for (sum, n) in latency.iter_mut().zip(&m.latency) {
-                *sum = sum.saturating_add(*n);
+            add_counts(&mut latency, &m.latency);
+            for (sums, counts) in provider_latency.iter_mut().zip(&m.provider_latency) {
+                add_counts(sums, counts);
             }
         }
         a.p50_s = percentile(&latency, 0.50);
         a.p99_s = percentile(&latency, 0.99);
+        a.provider_p50_s = KindLatency::of(&provider_latency, 0.50);
+        a.provider_p99_s = KindLatency::of(&provider_latency, 0.99);
         a
     }
 
@@ -429,6 +494,12 @@ impl Aggregate {
     }
 }
 
+fn add_counts(sums: &mut [u32], counts: &[u32]) {
+    for (sum, n) in sums.iter_mut().zip(counts) {
+        *sum = sum.saturating_add(*n);
+    }
+}
+
 fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -437,20 +508,19 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// Four buckets per power of two of microseconds.
-fn latency_bucket(elapsed: Duration) -> usize {
-    let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
-    let i = if us < 4 {
-        us as usize
+/// Four buckets per power of two of a count of time units.
+fn log_bucket(units: u128) -> usize {
+    let n = units.min(u64::MAX as u128) as u64;
+    if n < 4 {
+        n as usize
     } else {
-        let e = 63 - us.leading_zeros() as usize;
-        e * 4 + ((us >> (e - 2)) & 3) as usize - 4
-    };
-    i.min(LATENCY_BUCKETS - 1)
+        let e = 63 - n.leading_zeros() as usize;
+        e * 4 + ((n >> (e - 2)) & 3) as usize - 4
+    }
 }
 
-/// The bound, in microseconds, every latency in a bucket is below.
-fn latency_upper_us(i: usize) -> u64 {
+/// The bound, in time units, every count in a bucket is below.
+fn log_upper(i: usize) -> u64 {
     if i < 4 {
         i as u64 + 1
     } else {
@@ -460,11 +530,26 @@ fn latency_upper_us(i: usize) -> u64 {
     }
 }
 
-fn latency_upper_s(i: usize) -> f64 {
-    latency_upper_us(i) as f64 / 1e6
+fn latency_bucket(elapsed: Duration) -> usize {
+    log_bucket(elapsed.as_micros()).min(LATENCY_BUCKETS - 1)
 }
 
+fn provider_latency_bucket(elapsed: Duration) -> usize {
+    log_bucket(elapsed.as_millis()).min(PROVIDER_LATENCY_BUCKETS - 1)
+}
+
+/// A request latency percentile in seconds.
 fn percentile(counts: &[u32], q: f64) -> Option<f64> {
+    percentile_bucket(counts, q).map(|i| log_upper(i) as f64 / 1e6)
+}
+
+/// A provider latency percentile in seconds.
+fn provider_percentile(counts: &[u32], q: f64) -> Option<f64> {
+    percentile_bucket(counts, q).map(|i| log_upper(i) as f64 / 1e3)
+}
+
+/// The bucket the `q` quantile of a histogram falls in.
+fn percentile_bucket(counts: &[u32], q: f64) -> Option<usize> {
     let total: u64 = counts.iter().map(|&n| u64::from(n)).sum();
     if total == 0 {
         return None;
@@ -474,7 +559,7 @@ fn percentile(counts: &[u32], q: f64) -> Option<f64> {
     for (i, &n) in counts.iter().enumerate() {
         seen += u64::from(n);
         if seen >= rank {
-            return Some(latency_upper_s(i));
+            return Some(i);
         }
     }
     None
@@ -499,14 +584,14 @@ mod tests {
             1u64, 3, 4, 5, 7, 8, 100, 999, 1000, 12_345, 3_000_000, 10_000_000,
         ] {
             let i = latency_bucket(Duration::from_micros(us));
-            let upper = latency_upper_us(i);
+            let upper = log_upper(i);
             assert!(upper > us, "{us} µs in bucket {i} below {upper}");
             assert!(
                 upper <= us + us / 4 + 1,
                 "{us} µs in bucket {i} below {upper}"
             );
             if i > 0 {
-                assert!(latency_upper_us(i - 1) <= us, "{us}: bucket {i}");
+                assert!(log_upper(i - 1) <= us, "{us}: bucket {i}");
             }
         }
         assert_eq!(
@@ -535,17 +620,47 @@ mod tests {
     }
 
     #[test]
+    fn provider_latency_percentiles_are_kept_per_kind_in_milliseconds_within_a_quarter() {
+        let (s, now) = at(1_500_000);
+        for _ in 0..9 {
+            s.record_provider_call(ProviderKind::Tts, false, Duration::from_millis(300));
+        }
+        s.record_provider_call(ProviderKind::Tts, true, Duration::from_secs(20));
+        s.record_provider_call(ProviderKind::Llm, false, Duration::from_secs(3));
+        now.store(1_500_001, Relaxed);
+        // Slower than the histogram reaches: counted in its last bucket, about two minutes.
+        s.record_provider_call(ProviderKind::Llm, false, Duration::from_secs(600));
+
+        let first = &s.minutes(Duration::from_secs(120))[0];
+        let tts50 = first.provider_p50_s.tts.unwrap();
+        assert!((0.300..0.375).contains(&tts50), "{tts50}");
+        let tts99 = first.provider_p99_s.tts.unwrap();
+        assert!((20.0..25.0).contains(&tts99), "{tts99}");
+        assert_eq!(first.provider_p50_s.asr, None, "no call, no percentile");
+        // The request histogram saw none of it.
+        assert_eq!((first.requests, first.p99_s), (0, None));
+
+        let w = s.window(Duration::from_secs(120));
+        assert_eq!(w.provider_calls.llm, 2);
+        let llm50 = w.provider_p50_s.get(ProviderKind::Llm).unwrap();
+        assert!((3.0..3.75).contains(&llm50), "{llm50}");
+        let llm99 = w.provider_p99_s.llm.unwrap();
+        assert!((100.0..200.0).contains(&llm99), "{llm99}");
+        assert_eq!(w.provider_p99_s.tts, first.provider_p99_s.tts);
+    }
+
+    #[test]
     fn a_window_sums_the_minutes_inside_it_and_nothing_older() {
         let (s, now) = at(1_000_000);
         s.record_request(500, Duration::from_millis(1));
-        s.record_provider_call(ProviderKind::Tts, true);
+        s.record_provider_call(ProviderKind::Tts, true, Duration::from_millis(200));
         s.record_db_error();
         now.store(1_000_003, Relaxed);
         for _ in 0..3 {
             s.record_request(200, Duration::from_millis(1));
         }
-        s.record_provider_call(ProviderKind::Tts, false);
-        s.record_provider_call(ProviderKind::Llm, false);
+        s.record_provider_call(ProviderKind::Tts, false, Duration::from_millis(200));
+        s.record_provider_call(ProviderKind::Llm, false, Duration::from_secs(2));
         s.record_cost_micro_usd(1_500_000);
         now.store(1_000_004, Relaxed);
         s.record_storage_error();
@@ -595,6 +710,18 @@ mod tests {
         assert_eq!(s.minutes(Duration::from_secs(48 * 3600)).len(), MINUTES);
         assert_eq!(s.memory_bytes(), size);
         assert!(size < 2 * 1024 * 1024, "{size} bytes");
+    }
+
+    #[test]
+    fn provider_latency_from_a_day_ago_goes_when_its_bucket_is_reused() {
+        let (s, now) = at(2_500_000);
+        s.record_provider_call(ProviderKind::Tts, false, Duration::from_secs(9));
+        now.store(2_500_000 + MINUTES as u64, Relaxed);
+        s.record_provider_call(ProviderKind::Tts, false, Duration::from_millis(20));
+        let m = &s.minutes(Duration::from_secs(60))[0];
+        assert_eq!(m.provider_calls.tts, 1);
+        let p99 = m.provider_p99_s.tts.unwrap();
+        assert!((0.020..0.025).contains(&p99), "{p99}");
     }
 
     #[test]

@@ -183,7 +183,7 @@ pub fn rules(config: &AlertsConfig, backups_scheduled: bool) -> Vec<Rule> {
         let needs_backups = matches!(signal, Signal::BackupAge | Signal::BackupFailed);
         if !r.enabled
             || (needs_backups && !backups_scheduled)
-            || (signal == Signal::DailyCost && config.daily_budget_usd <= 0.0)
+            || (signal == Signal::DailyCost && config.daily_budget().is_none())
         {
             continue;
         }
@@ -521,8 +521,8 @@ impl LiveSignals {
 
     async fn level(&self, signal: Signal) -> Option<f64> {
         match signal {
-            Signal::DailyCost => match self.db.usage().cost_today(now_ms()).await {
-                Ok(micros) => Some(micros as f64 / 1e6),
+            Signal::DailyCost => match cost_today_usd(&self.db).await {
+                Ok(usd) => Some(usd),
                 Err(e) => {
                     tracing::warn!(error = format!("{e:#}"), "alerts: cannot read today's cost");
                     None
@@ -548,6 +548,12 @@ impl Signals for LiveSignals {
             }
         })
     }
+}
+
+/// Everyone's provider cost since midnight UTC, in US dollars, from the usage ledger: what
+/// the budget rule measures and the admin's monitoring page shows against the budget.
+pub async fn cost_today_usd(db: &Db) -> anyhow::Result<f64> {
+    Ok(db.usage().cost_today(now_ms()).await? as f64 / 1e6)
 }
 
 /// The traffic signals, from the minute series over the window (whole minutes, the current

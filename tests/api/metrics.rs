@@ -354,6 +354,75 @@ async fn the_minute_series_is_for_admins_in_the_last_hour_or_day() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn the_minute_series_shows_provider_latency_and_today_s_cost_against_the_budget() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
+        fake.configure(c);
+        c.alerts.daily_budget_usd = 2.5;
+    })
+    .await;
+    fake.set_delay(Duration::from_millis(200));
+    let admin = app.signed_in("cost-admin@example.com", Role::Admin).await;
+    let series = || async {
+        let resp = admin.get("/api/admin/metrics/series").await;
+        assert_eq!(resp.status(), 200);
+        resp.json::<Value>().await.unwrap()
+    };
+    let before = series().await;
+    assert_eq!(before["cost_today_usd"], 0.0, "nothing spent yet");
+    assert_eq!(before["daily_budget_usd"], 2.5);
+
+    let text = "Every character of this sentence is billed.";
+    let audio = admin
+        .create_finished(&json!({"text": text, "voice": "openai:alloy"}))
+        .await;
+    assert_eq!(audio["status"], "succeeded", "{audio}");
+    let after = series().await;
+    // OpenAI's default price, 15,000 micro-dollars per 1,000 characters, rounded up.
+    let expected = (text.chars().count() as f64 * 15.0).ceil() / 1e6;
+    let cost = after["cost_today_usd"].as_f64().unwrap();
+    assert!((cost - expected).abs() < 1e-9, "{cost} vs {expected}");
+
+    // Every minute with speech calls has their latency, in seconds; a minute without has none.
+    let minutes = after["minutes"].as_array().unwrap();
+    let with_calls: Vec<&Value> = minutes
+        .iter()
+        .filter(|m| m["provider_calls"]["tts"].as_u64().unwrap() > 0)
+        .collect();
+    assert!(!with_calls.is_empty(), "the call is counted: {after}");
+    for m in &with_calls {
+        for p in ["provider_p50_s", "provider_p99_s"] {
+            let s = m[p]["tts"].as_f64().unwrap_or_else(|| panic!("{p}: {m}"));
+            assert!(s > 0.0 && s < 60.0, "{p} {s}: {m}");
+        }
+    }
+    for m in minutes
+        .iter()
+        .filter(|m| m["provider_calls"]["tts"].as_u64().unwrap() == 0)
+    {
+        assert!(m["provider_p50_s"]["tts"].is_null(), "{m}");
+    }
+    let window = &after["window"];
+    assert!(window["provider_p99_s"]["tts"].as_f64().unwrap() > 0.0);
+    assert!(window["provider_p50_s"].get("asr").is_some(), "{window}");
+    app.stop().await;
+
+    let unbudgeted = TestApp::spawn().await;
+    let admin = unbudgeted
+        .signed_in("no-budget@example.com", Role::Admin)
+        .await;
+    let body: Value = admin
+        .get("/api/admin/metrics/series?range=24h")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(body["daily_budget_usd"].is_null(), "{body}");
+    assert_eq!(body["cost_today_usd"], 0.0);
+    unbudgeted.stop().await;
+}
+
 /// Runs `promtool` with `args` and `stdin`; `None` (with the reason printed) when it is not
 /// installed. `.ci/run` installs it, so CI always runs these checks.
 fn promtool(args: &[&str], stdin: &str) -> Option<std::process::Output> {

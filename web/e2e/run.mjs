@@ -185,7 +185,7 @@ const journeys = [
     viewport: { width: 360, height: 740 },
     async run({ page }) {
       await signIn(page, ADMIN)
-      for (const path of ['/studio', '/library', '/podcasts', '/usage', '/settings', '/admin', '/admin/models']) {
+      for (const path of ['/studio', '/library', '/podcasts', '/usage', '/settings', '/admin', '/admin/models', '/admin/monitoring']) {
         await page.goto(path)
         await page.getByRole('heading', { level: 1 }).first().waitFor()
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
@@ -219,6 +219,35 @@ const journeys = [
       await page.getByRole('heading', { name: 'Users' }).waitFor()
       await page.getByText(ADMIN.email).waitFor()
       await screenshot(page, 'admin')
+    },
+  },
+  {
+    name: 'an admin sees the server drawn minute by minute on the Monitoring page',
+    async run({ page }) {
+      await signIn(page, ADMIN)
+      await page.getByRole('link', { name: 'Monitoring' }).click()
+      await page.getByRole('heading', { name: 'Monitoring', level: 1 }).waitFor()
+      const requests = page.getByRole('figure', { name: 'Requests per second' })
+      const canvas = requests.locator('canvas').first()
+      await canvas.waitFor()
+      // uPlot drew axes and lines: the canvas has pixels that are not blank.
+      const drawn = await canvas.evaluate((element) => {
+        const c = /** @type {HTMLCanvasElement} */ (element)
+        const pixels = c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data ?? []
+        let inked = 0
+        for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) inked++
+        return { width: c.width, inked }
+      })
+      check(drawn.width > 0 && drawn.inked > 0, `the requests chart is blank: ${JSON.stringify(drawn)}`)
+      check((await page.getByRole('figure').count()) === 10, 'not every chart is shown')
+      await screenshot(page, 'monitoring')
+      await Promise.all([
+        page.waitForResponse((r) => r.url().includes('/api/admin/metrics/series?range=24h') && r.ok()),
+        page.getByRole('button', { name: 'Last 24 hours' }).click(),
+      ])
+      await page.getByRole('button', { name: 'Last 24 hours', pressed: true }).waitFor()
+      await page.getByText('No notifiers are configured', { exact: false }).waitFor()
+      await page.getByText('No alert has fired yet.').waitFor()
     },
   },
   {

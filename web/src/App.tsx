@@ -33,6 +33,7 @@ const Usage = lazy(() => import('./pages/Usage.tsx'))
 const Settings = lazy(() => import('./pages/Settings.tsx'))
 const Admin = lazy(() => import('./pages/Admin.tsx'))
 const Models = lazy(() => import('./pages/Models.tsx'))
+const Monitoring = lazy(() => import('./pages/Monitoring.tsx'))
 
 const ROUTES: readonly Route[] = [
   { pattern: '/setup', page: Setup, access: 'public' },
@@ -48,6 +49,7 @@ const ROUTES: readonly Route[] = [
   { pattern: '/settings', page: Settings, access: 'user' },
   { pattern: '/admin', page: Admin, access: 'admin' },
   { pattern: '/admin/models', page: Models, access: 'admin' },
+  { pattern: '/admin/monitoring', page: Monitoring, access: 'admin' },
 ]
 
 const NAV: readonly { to: string; label: MessageKey; admin?: boolean }[] = [
@@ -58,6 +60,7 @@ const NAV: readonly { to: string; label: MessageKey; admin?: boolean }[] = [
   { to: '/settings', label: 'nav.settings' },
   { to: '/admin', label: 'nav.admin', admin: true },
   { to: '/admin/models', label: 'nav.models', admin: true },
+  { to: '/admin/monitoring', label: 'nav.monitoring', admin: true },
 ]
 
 function Redirect({ to }: { to: string }) {
@@ -156,6 +159,7 @@ const TITLES: Partial<Record<string, MessageKey>> = {
   '/settings': 'nav.settings',
   '/admin': 'nav.admin',
   '/admin/models': 'models.title',
+  '/admin/monitoring': 'monitoring.title',
 }
 
 function Header() {

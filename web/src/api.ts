@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'not_ready'
   | 'provider_unavailable'
   | 'unknown_model'
+  | 'unknown_notifier'
   | 'internal'
   | 'network_error'
   // Newer servers may add codes; keep them usable without losing autocompletion.
@@ -834,6 +835,163 @@ export async function listBackups(options: CallOptions = {}): Promise<Backup[]> 
 
 export function startBackup(): Promise<unknown> {
   return request<unknown>('/api/admin/backups', { method: 'POST' })
+}
+
+// ---- Monitoring (admin) ----------------------------------------------------------------
+
+/** What the minute series covers: the last hour or the last day. */
+export type SeriesRange = '1h' | '24h'
+
+/** Counts per provider kind. */
+export interface KindCounts {
+  tts: number
+  llm: number
+  asr: number
+}
+
+/** A latency percentile per provider kind, in seconds; null for a kind without calls. */
+export interface KindLatency {
+  tts: number | null
+  llm: number | null
+  asr: number | null
+}
+
+export type ProviderKind = keyof KindCounts
+
+/** The sampler's gauges in a minute. */
+export interface Sampled {
+  jobs_queued: number
+  jobs_running: number
+  /** Jobs that failed in the last 24 hours. */
+  jobs_failed: number
+  /** Free space on the data directory's disk, in per mille. */
+  disk_free_permille: number
+  db_bytes: number
+  wal_bytes: number
+  /** Unix seconds of the last successful backup; 0 when none is known. */
+  last_backup_unix: number
+}
+
+/** One minute of the series. */
+export interface SeriesMinute {
+  /** Unix seconds of the minute's start. */
+  start: number
+  requests: number
+  errors_5xx: number
+  /** Request latency percentiles in seconds; null without requests. */
+  p50_s: number | null
+  p99_s: number | null
+  provider_calls: KindCounts
+  provider_errors: KindCounts
+  provider_p50_s: KindLatency
+  provider_p99_s: KindLatency
+  cost_usd: number
+  db_errors: number
+  storage_errors: number
+  backup_failures: number
+  /** Null when the sampler did not run in that minute. */
+  sampled: Sampled | null
+}
+
+/** The whole range summed. */
+export interface SeriesWindow {
+  minutes: number
+  requests: number
+  errors_5xx: number
+  p50_s: number | null
+  p99_s: number | null
+  provider_calls: KindCounts
+  provider_errors: KindCounts
+  provider_p50_s: KindLatency
+  provider_p99_s: KindLatency
+  cost_usd: number
+  db_errors: number
+  storage_errors: number
+  backup_failures: number
+  /** The newest sample in the range. */
+  latest: Sampled | null
+}
+
+/** `GET /api/admin/metrics/series`: minutes oldest first, the last one still running. */
+export interface MetricsSeries {
+  range: SeriesRange
+  minutes: SeriesMinute[]
+  window: SeriesWindow
+  /** Everyone's provider cost since midnight UTC. */
+  cost_today_usd: number
+  /** Null when no budget is configured. */
+  daily_budget_usd: number | null
+}
+
+export function getMetricsSeries(range: SeriesRange, options: CallOptions = {}): Promise<MetricsSeries> {
+  return request<MetricsSeries>(withQuery('/api/admin/metrics/series', { range }), options)
+}
+
+export type Severity = 'critical' | 'warning' | 'info'
+
+export interface Alert {
+  id: string
+  /** The rule's name, e.g. `error_rate`. */
+  rule: string
+  severity: Severity
+  state: 'firing' | 'resolved'
+  summary: string
+  value: number
+  threshold: number
+  fired_at: string
+  resolved_at: string | null
+  resolved_value: number | null
+  notified_at: string | null
+  /** Notices sent: firing, repeats and resolve. */
+  notifications: number
+}
+
+/** The alerts firing now, and a page of every alert, newest first. */
+export interface AlertsPage extends Page<Alert> {
+  active: Alert[]
+}
+
+export function listAlerts(query: PageQuery = {}, options: CallOptions = {}): Promise<AlertsPage> {
+  return request<AlertsPage>(withQuery('/api/admin/alerts', { ...query }), options)
+}
+
+export type NotifierKind = 'slack' | 'email' | 'pagerduty' | 'webhook'
+
+export interface Notifier {
+  name: string
+  kind: NotifierKind
+  /** Where it delivers, without credentials. */
+  target: string
+  sent: number
+  failed: number
+  last_error: string | null
+  last_error_at: string | null
+}
+
+export async function listNotifiers(options: CallOptions = {}): Promise<Notifier[]> {
+  return (await request<{ notifiers: Notifier[] }>('/api/admin/notifiers', options)).notifiers
+}
+
+export interface NotifierTestResult {
+  name: string
+  kind: NotifierKind
+  delivered: boolean
+  /** Null when delivered. */
+  error: string | null
+}
+
+/** Each delivery's outcome, or `pending` (202) when they outlast the request. */
+export interface NotifierTest {
+  results: NotifierTestResult[] | null
+  pending?: boolean
+}
+
+/** Sends a test notification through `notifier`, or through every notifier without one. */
+export function testNotifiers(notifier?: string): Promise<NotifierTest> {
+  return request<NotifierTest>('/api/admin/alerts/test', {
+    method: 'POST',
+    json: notifier === undefined ? {} : { notifier },
+  })
 }
 
 // ---- Models (admin) -------------------------------------------------------------------
