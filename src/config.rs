@@ -345,6 +345,17 @@ pub struct OpenAiConfig {
     pub timeout_ms: u64,
     pub max_concurrency: usize,
     pub price_micros_per_1k_chars: u64,
+    /// Where transcriptions go, when not to `base_url` (a speaches or faster-whisper server
+    /// beside a speech-only one); empty means `base_url`.
+    pub asr_base_url: String,
+    pub asr_model: String,
+    /// One transcription request; long uploads take a while to send and to transcribe.
+    pub asr_timeout_ms: u64,
+    pub asr_max_concurrency: usize,
+    /// The largest upload the server takes (OpenAI: 25 MB).
+    pub asr_max_upload_bytes: u64,
+    /// Unset means the model's public price on OpenAI, and 0 on any other server.
+    pub asr_price_micros_per_minute: Option<u64>,
 }
 
 impl Default for OpenAiConfig {
@@ -358,6 +369,13 @@ impl Default for OpenAiConfig {
             max_concurrency: 4,
             // $0.015 per 1,000 characters (tts-1).
             price_micros_per_1k_chars: 15_000,
+            asr_base_url: String::new(),
+            asr_model: "whisper-1".into(),
+            // Whisper takes about a tenth of the audio's length; a 25 MB file is ~25 minutes.
+            asr_timeout_ms: 300_000,
+            asr_max_concurrency: 4,
+            asr_max_upload_bytes: 26_214_400,
+            asr_price_micros_per_minute: None,
         }
     }
 }
@@ -376,6 +394,11 @@ pub struct ElevenLabsConfig {
     /// How long the voice list is reused before it is fetched again.
     pub voices_cache_s: u64,
     pub price_micros_per_1k_chars: u64,
+    /// Speech to text (Scribe): `scribe_v1` or `scribe_v2`.
+    pub asr_model: String,
+    pub asr_timeout_ms: u64,
+    pub asr_max_concurrency: usize,
+    pub asr_price_micros_per_minute: u64,
 }
 
 impl Default for ElevenLabsConfig {
@@ -390,6 +413,12 @@ impl Default for ElevenLabsConfig {
             voices_cache_s: 300,
             // $0.30 per 1,000 characters.
             price_micros_per_1k_chars: 300_000,
+            asr_model: "scribe_v1".into(),
+            // Scribe transcribes long files in parallel; an hour takes a few minutes.
+            asr_timeout_ms: 600_000,
+            asr_max_concurrency: 2,
+            // $0.40 per hour of audio (the Starter plan's API price).
+            asr_price_micros_per_minute: 6_667,
         }
     }
 }
@@ -408,6 +437,17 @@ pub struct TencentConfig {
     pub max_concurrency: usize,
     /// No default price is published in a form we can rely on: set it from your bill.
     pub price_micros_per_1k_chars: u64,
+    /// Speech recognition (`SentenceRecognition`, `CreateRecTask`) is another host.
+    pub asr_endpoint: String,
+    /// The engine (`EngSerViceType`) when a request names no language: `16k_zh`, `16k_en`, ...
+    pub asr_engine: String,
+    pub asr_timeout_ms: u64,
+    pub asr_max_concurrency: usize,
+    /// How often a recording task's status is asked for.
+    pub asr_poll_interval_ms: u64,
+    /// A recording task not done by then is given up.
+    pub asr_task_timeout_ms: u64,
+    pub asr_price_micros_per_minute: u64,
 }
 
 impl Default for TencentConfig {
@@ -421,6 +461,16 @@ impl Default for TencentConfig {
             timeout_ms: 60_000,
             max_concurrency: 4,
             price_micros_per_1k_chars: 0,
+            asr_endpoint: "https://asr.tencentcloudapi.com".into(),
+            asr_engine: "16k_zh".into(),
+            asr_timeout_ms: 60_000,
+            // SentenceRecognition allows 30 requests a second, CreateRecTask 20.
+            asr_max_concurrency: 4,
+            // An hour of audio usually takes 1-3 minutes.
+            asr_poll_interval_ms: 2_000,
+            asr_task_timeout_ms: 1_800_000,
+            // $1.00 per hour of audio (recording file recognition, first tier).
+            asr_price_micros_per_minute: 16_667,
         }
     }
 }
@@ -1412,18 +1462,45 @@ impl ProvidersConfig {
                 self.tencent.max_concurrency,
                 self.tencent.timeout_ms,
             ),
+            (
+                "openai.asr",
+                self.openai.asr_max_concurrency,
+                self.openai.asr_timeout_ms,
+            ),
+            (
+                "elevenlabs.asr",
+                self.elevenlabs.asr_max_concurrency,
+                self.elevenlabs.asr_timeout_ms,
+            ),
+            (
+                "tencent.asr",
+                self.tencent.asr_max_concurrency,
+                self.tencent.asr_timeout_ms,
+            ),
         ] {
+            // `openai.asr` names `providers.openai.asr_max_concurrency`.
+            let (section, prefix) = match name.split_once('.') {
+                Some((section, _)) => (section, "asr_"),
+                None => (name, ""),
+            };
             if concurrency == 0 {
-                bail!("providers.{name}.max_concurrency: must be at least 1");
+                bail!("providers.{section}.{prefix}max_concurrency: must be at least 1");
             }
             if timeout_ms == 0 {
-                bail!("providers.{name}.timeout_ms: must be at least 1");
+                bail!("providers.{section}.{prefix}timeout_ms: must be at least 1");
             }
+        }
+        if self.tencent.asr_poll_interval_ms == 0 {
+            bail!("providers.tencent.asr_poll_interval_ms: must be at least 1");
+        }
+        if self.openai.asr_max_upload_bytes == 0 {
+            bail!("providers.openai.asr_max_upload_bytes: must be at least 1");
         }
         for (key, value) in [
             ("providers.openai.base_url", &self.openai.base_url),
             ("providers.elevenlabs.base_url", &self.elevenlabs.base_url),
             ("providers.tencent.endpoint", &self.tencent.endpoint),
+            ("providers.tencent.asr_endpoint", &self.tencent.asr_endpoint),
         ] {
             let url =
                 url::Url::parse(value).with_context(|| format!("{key}: `{value}` is not a URL"))?;
@@ -1439,6 +1516,15 @@ impl ProvidersConfig {
             bail!(
                 "providers.elevenlabs.output_format: `{format}` is not supported; use an mp3_*, pcm_* or opus_* format"
             );
+        }
+        let asr_base_url = &self.openai.asr_base_url;
+        if !asr_base_url.is_empty() {
+            let url = url::Url::parse(asr_base_url).with_context(|| {
+                format!("providers.openai.asr_base_url: `{asr_base_url}` is not a URL")
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                bail!("providers.openai.asr_base_url: must be an http(s) URL, got `{asr_base_url}`");
+            }
         }
         if !matches!(self.tencent.sample_rate, 8000 | 16000) {
             bail!("providers.tencent.sample_rate: must be 16000 or 8000");
