@@ -355,6 +355,7 @@ pub struct OpenAiConfig {
     /// The largest upload the server takes (OpenAI: 25 MB).
     pub asr_max_upload_bytes: u64,
     /// Unset means the model's public price on OpenAI, and 0 on any other server.
+    #[serde(deserialize_with = "optional_number")]
     pub asr_price_micros_per_minute: Option<u64>,
 }
 
@@ -1523,13 +1524,36 @@ impl ProvidersConfig {
                 format!("providers.openai.asr_base_url: `{asr_base_url}` is not a URL")
             })?;
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-                bail!("providers.openai.asr_base_url: must be an http(s) URL, got `{asr_base_url}`");
+                bail!(
+                    "providers.openai.asr_base_url: must be an http(s) URL, got `{asr_base_url}`"
+                );
             }
         }
         if !matches!(self.tencent.sample_rate, 8000 | 16000) {
             bail!("providers.tencent.sample_rate: must be 16000 or 8000");
         }
         Ok(())
+    }
+}
+
+/// An optional number from the file (`6000`) or the environment, where every value arrives
+/// as text (`"6000"`; empty means unset).
+fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Number(n)) => Ok(Some(n)),
+        Some(Raw::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Raw::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("expected a number, got `{t}`"))),
     }
 }
 
@@ -1837,6 +1861,87 @@ mod tests {
             (
                 "[alerts.rules]\nerror_rate = { severity = \"loud\" }\n",
                 "loud",
+            ),
+        ] {
+            let err = format!("{:#}", Config::from_sources(Some(file), &[]).unwrap_err());
+            assert!(err.contains(says), "{file}: {err}");
+        }
+    }
+
+    #[test]
+    fn speech_recognition_keys_load_from_the_file_and_the_environment() {
+        let c = Config::default().providers;
+        assert_eq!(c.openai.asr_model, "whisper-1");
+        assert_eq!(c.openai.asr_max_upload_bytes, 26_214_400);
+        assert_eq!(c.openai.asr_price_micros_per_minute, None);
+        assert_eq!(c.elevenlabs.asr_model, "scribe_v1");
+        assert_eq!(c.elevenlabs.asr_price_micros_per_minute, 6_667);
+        assert_eq!(c.tencent.asr_endpoint, "https://asr.tencentcloudapi.com");
+        assert_eq!(c.tencent.asr_price_micros_per_minute, 16_667);
+
+        let file = "[providers.openai]\nasr_base_url = \"http://127.0.0.1:8000/v1\"\n\
+                    asr_model = \"gpt-4o-mini-transcribe\"\nasr_price_micros_per_minute = 3000\n\
+                    [providers.tencent]\nasr_engine = \"16k_en\"\n";
+        let c = Config::from_sources(Some(file), &[])
+            .unwrap()
+            .config
+            .providers;
+        assert_eq!(c.openai.asr_base_url, "http://127.0.0.1:8000/v1");
+        assert_eq!(c.openai.asr_model, "gpt-4o-mini-transcribe");
+        assert_eq!(c.openai.asr_price_micros_per_minute, Some(3_000));
+        assert_eq!(c.tencent.asr_engine, "16k_en");
+
+        let c = Config::from_sources(
+            Some(file),
+            &env(&[
+                (
+                    "AIMAKE_PROVIDERS__OPENAI__ASR_PRICE_MICROS_PER_MINUTE",
+                    "6000",
+                ),
+                ("AIMAKE_PROVIDERS__TENCENT__ASR_POLL_INTERVAL_MS", "500"),
+            ]),
+        )
+        .unwrap()
+        .config
+        .providers;
+        assert_eq!(c.openai.asr_price_micros_per_minute, Some(6_000));
+        assert_eq!(c.tencent.asr_poll_interval_ms, 500);
+        let c = Config::from_sources(
+            Some(file),
+            &env(&[("AIMAKE_PROVIDERS__OPENAI__ASR_PRICE_MICROS_PER_MINUTE", "")]),
+        )
+        .unwrap()
+        .config
+        .providers;
+        assert_eq!(
+            c.openai.asr_price_micros_per_minute, None,
+            "empty unsets it"
+        );
+
+        for (file, says) in [
+            (
+                "[providers.openai]\nasr_max_concurrency = 0\n",
+                "providers.openai.asr_max_concurrency",
+            ),
+            (
+                "[providers.tencent]\nasr_timeout_ms = 0\n",
+                "providers.tencent.asr_timeout_ms",
+            ),
+            (
+                "[providers.openai]\nasr_base_url = \"whisper.local\"\n",
+                "providers.openai.asr_base_url",
+            ),
+            (
+                "[providers.tencent]\nasr_endpoint = \"ftp://asr\"\n",
+                "providers.tencent.asr_endpoint",
+            ),
+            (
+                "[providers.tencent]\nasr_poll_interval_ms = 0\n",
+                "providers.tencent.asr_poll_interval_ms",
+            ),
+            (
+                "[providers.openai]\nasr_price_micros_per_minute = \"cheap\"\n",
+                "expected a number",
             ),
         ] {
             let err = format!("{:#}", Config::from_sources(Some(file), &[]).unwrap_err());

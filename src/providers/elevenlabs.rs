@@ -280,8 +280,7 @@ pub(crate) fn classify(http: &HttpBase, reply: &Reply) -> ProviderError {
         .unwrap_or_default();
     let retry_after = reply.retry_after();
     match status {
-        Some("invalid_api_key") => http
-            .error(ErrorKind::Auth, "ElevenLabs rejected the API key"),
+        Some("invalid_api_key") => http.error(ErrorKind::Auth, "ElevenLabs rejected the API key"),
         Some("quota_exceeded") => http.error(
             ErrorKind::Quota,
             format!("ElevenLabs says the account's quota is used up{said}"),

@@ -322,7 +322,9 @@ pub(crate) fn business_error(http: &HttpBase, code: &str, message: &str) -> Prov
         || code == "ResourceUnavailable"
     {
         ErrorKind::ServerError
-    } else if code.contains("Insufficient") || code.contains("Arrears") || code.contains("PkgExhausted")
+    } else if code.contains("Insufficient")
+        || code.contains("Arrears")
+        || code.contains("PkgExhausted")
     {
         ErrorKind::Quota
     } else if code.contains("VoiceType") {

@@ -223,7 +223,8 @@ impl Asr for ElevenLabsAsr {
         &self,
         request: &TranscriptionRequest,
     ) -> Result<Transcript, ProviderError> {
-        precheck(self, DISPLAY, request).map_err(|(kind, message)| self.http.error(kind, message))?;
+        precheck(self, DISPLAY, request)
+            .map_err(|(kind, message)| self.http.error(kind, message))?;
         let model = request.model_for(self);
         let body = self.http.call(|| self.attempt(request, model)).await?;
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {

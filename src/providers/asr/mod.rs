@@ -173,7 +173,8 @@ impl InputFormat {
     /// The container the leading bytes show, so a file is judged by what it holds rather
     /// than by its name.
     pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
+        let at =
+            |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
         if at(0, b"RIFF") && at(8, b"WAVE") {
             Some(Self::Wav)
         } else if at(0, b"fLaC") {
@@ -448,7 +449,10 @@ mod tests {
     #[test]
     fn extensions_name_formats_with_openai_s_aliases() {
         for format in InputFormat::ALL {
-            assert_eq!(InputFormat::from_extension(format.extension()), Some(format));
+            assert_eq!(
+                InputFormat::from_extension(format.extension()),
+                Some(format)
+            );
         }
         assert_eq!(InputFormat::from_extension("MPGA"), Some(InputFormat::Mp3));
         assert_eq!(InputFormat::from_extension("mpeg"), Some(InputFormat::Mp3));
@@ -530,8 +534,14 @@ mod tests {
 
     #[test]
     fn audio_is_priced_by_the_minute_and_rounded_up() {
-        assert_eq!(Priced.cost_micros("whisper-1", Duration::from_secs(60)), 6_000);
-        assert_eq!(Priced.cost_micros("whisper-1", Duration::from_secs(90)), 9_000);
+        assert_eq!(
+            Priced.cost_micros("whisper-1", Duration::from_secs(60)),
+            6_000
+        );
+        assert_eq!(
+            Priced.cost_micros("whisper-1", Duration::from_secs(90)),
+            9_000
+        );
         assert_eq!(Priced.cost_micros("cheap", Duration::from_secs(60)), 3_000);
         assert_eq!(Priced.cost_micros("whisper-1", Duration::from_millis(1)), 1);
         assert_eq!(Priced.cost_micros("whisper-1", Duration::ZERO), 0);

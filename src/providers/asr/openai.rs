@@ -344,7 +344,11 @@ impl Asr for OpenAiAsr {
                 language: v.language.as_deref().map(language_code).or(language),
                 duration,
                 text: v.text,
-                segments: if wanted.segments { segments } else { Vec::new() },
+                segments: if wanted.segments {
+                    segments
+                } else {
+                    Vec::new()
+                },
                 words: if wanted.words { words } else { Vec::new() },
                 model: model.to_string(),
             }
@@ -366,7 +370,11 @@ impl Asr for OpenAiAsr {
             Transcript {
                 language,
                 duration,
-                segments: if wanted.segments { vec![whole] } else { Vec::new() },
+                segments: if wanted.segments {
+                    vec![whole]
+                } else {
+                    Vec::new()
+                },
                 text: plain.text,
                 words: Vec::new(),
                 model: model.to_string(),

@@ -158,11 +158,15 @@ struct DetailWord {
 }
 
 /// A recording task's sentences as segments, and their words with times from the start.
-fn map_details(details: Vec<SentenceDetail>) -> (Vec<Segment>, Vec<Word>) {
+/// Speakers count only when they were asked for (the service says 0 otherwise).
+fn map_details(details: Vec<SentenceDetail>, diarized: bool) -> (Vec<Segment>, Vec<Word>) {
     let mut segments = Vec::new();
     let mut words = Vec::new();
     for d in details {
-        let speaker = d.speaker_id.map(|id| format!("speaker_{id}"));
+        let speaker = d
+            .speaker_id
+            .filter(|_| diarized)
+            .map(|id| format!("speaker_{id}"));
         for w in d.words.unwrap_or_default() {
             words.push(Word {
                 start: (d.start_ms + w.offset_start_ms) / 1000.0,
@@ -182,8 +186,13 @@ fn map_details(details: Vec<SentenceDetail>) -> (Vec<Segment>, Vec<Word>) {
 }
 
 impl TencentAsr {
-    pub fn new(config: &TencentConfig, retry: RetryPolicy, scrub: Scrubber) -> anyhow::Result<Self> {
-        let (endpoint, host) = endpoint_host(&config.asr_endpoint, "providers.tencent.asr_endpoint")?;
+    pub fn new(
+        config: &TencentConfig,
+        retry: RetryPolicy,
+        scrub: Scrubber,
+    ) -> anyhow::Result<Self> {
+        let (endpoint, host) =
+            endpoint_host(&config.asr_endpoint, "providers.tencent.asr_endpoint")?;
         let (Some(secret_id), Some(secret_key)) =
             (config.secret_id.clone(), config.secret_key.clone())
         else {
@@ -214,7 +223,9 @@ impl TencentAsr {
     fn classify(&self, code: &str, message: &str) -> ProviderError {
         let kind = if code.contains("VoiceFormat") || code.contains("Decode") {
             Some(ErrorKind::UnsupportedFormat)
-        } else if code.contains("TooLong") || code.contains("TooLarge") || code.contains("SizeLimit")
+        } else if code.contains("TooLong")
+            || code.contains("TooLarge")
+            || code.contains("SizeLimit")
         {
             Some(ErrorKind::TooLarge)
         } else {
@@ -233,7 +244,11 @@ impl TencentAsr {
     }
 
     /// One signed call of `action`, retried under the shared policy; its `Response`.
-    async fn call(&self, action: &str, body: serde_json::Value) -> Result<serde_json::Value, ProviderError> {
+    async fn call(
+        &self,
+        action: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, ProviderError> {
         let body = serde_json::to_vec(&body).expect("a JSON value serializes");
         let action = Action {
             service: SERVICE,
@@ -386,7 +401,10 @@ impl TencentAsr {
             }
             tokio::time::sleep(self.poll_interval).await;
         };
-        let (segments, words) = map_details(data.result_detail.unwrap_or_default());
+        let (segments, words) = map_details(
+            data.result_detail.unwrap_or_default(),
+            request.speaker_labels,
+        );
         let text = if segments.is_empty() {
             data.result
         } else {
@@ -462,7 +480,8 @@ impl Asr for TencentAsr {
         &self,
         request: &TranscriptionRequest,
     ) -> Result<Transcript, ProviderError> {
-        precheck(self, DISPLAY, request).map_err(|(kind, message)| self.http.error(kind, message))?;
+        precheck(self, DISPLAY, request)
+            .map_err(|(kind, message)| self.http.error(kind, message))?;
         if request.format == InputFormat::Ogg && !InputFormat::is_opus(&request.audio) {
             return Err(self.http.error(
                 ErrorKind::UnsupportedFormat,
@@ -475,7 +494,9 @@ impl Asr for TencentAsr {
                 .ok_or_else(|| {
                     self.http.error(
                         ErrorKind::Rejected,
-                        format!("Tencent Cloud has no recognition engine for the language `{language}`"),
+                        format!(
+                            "Tencent Cloud has no recognition engine for the language `{language}`"
+                        ),
                     )
                 })?
                 .to_string(),
@@ -532,10 +553,22 @@ mod tests {
              "Words": [{"Word": "再见", "OffsetStartMs": 50, "OffsetEndMs": 550}]},
         ]))
         .unwrap();
-        let (segments, words) = map_details(details);
+        let (segments, words) = map_details(details, true);
         assert_eq!((segments[1].start, segments[1].end), (2.0, 2.6));
         assert_eq!(segments[1].speaker.as_deref(), Some("speaker_1"));
         assert_eq!((words[1].start, words[1].end), (2.05, 2.55));
         assert_eq!(words[0].speaker.as_deref(), Some("speaker_0"));
+    }
+
+    #[test]
+    fn speakers_are_left_out_when_they_were_not_asked_for() {
+        let details: Vec<SentenceDetail> = serde_json::from_value(json!([
+            {"FinalSentence": "你好。", "StartMs": 0, "EndMs": 900, "SpeakerId": 0,
+             "Words": [{"Word": "你好", "OffsetStartMs": 100, "OffsetEndMs": 700}]},
+        ]))
+        .unwrap();
+        let (segments, words) = map_details(details, false);
+        assert_eq!(segments[0].speaker, None);
+        assert_eq!(words[0].speaker, None);
     }
 }

@@ -382,8 +382,12 @@ mod tests {
 
     #[test]
     fn a_missing_duration_is_taken_from_the_last_time_heard() {
-        let t = transcript(vec![word(0.0, 0.5, "a"), word(0.6, 3.25, "b")], Vec::new(), 0.0)
-            .tidy();
+        let t = transcript(
+            vec![word(0.0, 0.5, "a"), word(0.6, 3.25, "b")],
+            Vec::new(),
+            0.0,
+        )
+        .tidy();
         assert_eq!(t.duration, 3.25);
         assert_eq!(t.duration(), Duration::from_millis(3250));
     }
@@ -409,7 +413,10 @@ mod tests {
     fn words_join_with_spaces_except_between_cjk_and_before_punctuation() {
         assert_eq!(join_words(["Hello", ",", "world", "!"]), "Hello, world!");
         assert_eq!(join_words(["你好", "世界", "。"]), "你好世界。");
-        assert_eq!(join_words(["我", "用", "aimake", "录音"]), "我用 aimake 录音");
+        assert_eq!(
+            join_words(["我", "用", "aimake", "录音"]),
+            "我用 aimake 录音"
+        );
         assert_eq!(join_words([" a ", "", "b"]), "a b");
     }
 
