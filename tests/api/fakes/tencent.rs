@@ -281,50 +281,51 @@ const SENTENCE_FORMATS: &[&str] = &[
 const SENTENCE_MAX_BYTES: usize = 3 * 1024 * 1024;
 const TASK_MAX_BYTES: usize = 5 * 1024 * 1024;
 
+/// A business error: its code and message.
+type Refusal = (&'static str, String);
+
 /// The audio of `Data` with `DataLen` checked, and its length in seconds.
-fn inline_audio(req: &Value, max_bytes: usize) -> Result<(Vec<u8>, f64), Response> {
+fn inline_audio(req: &Value, max_bytes: usize) -> Result<(Vec<u8>, f64), Refusal> {
     if req.get("SourceType").and_then(Value::as_u64) != Some(1) {
-        return Err(error(
+        return Err((
             "InvalidParameterValue",
-            "SourceType must be 0 (Url) or 1 (Data); this fake takes Data.",
+            "SourceType must be 0 (Url) or 1 (Data); this fake takes Data.".into(),
         ));
     }
     let audio = req
         .get("Data")
         .and_then(Value::as_str)
         .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
-        .ok_or_else(|| error("InvalidParameter", "Data is missing or not base64."))?;
+        .ok_or(("InvalidParameter", "Data is missing or not base64.".into()))?;
     if req.get("DataLen").and_then(Value::as_u64) != Some(audio.len() as u64) {
-        return Err(error(
+        return Err((
             "InvalidParameterValue",
-            "DataLen must be the length of the audio before base64.",
+            "DataLen must be the length of the audio before base64.".into(),
         ));
     }
     if audio.len() > max_bytes {
-        return Err(error(
+        return Err((
             "InvalidParameterValue.ErrorVoicedataTooLong",
-            "The audio data is too long.",
+            "The audio data is too long.".into(),
         ));
     }
-    let seconds = audio_seconds(&audio).ok_or_else(|| {
-        error(
-            "FailedOperation.ErrorDecodeVoice",
-            "The audio could not be decoded.",
-        )
-    })?;
+    let seconds = audio_seconds(&audio).ok_or((
+        "FailedOperation.ErrorDecodeVoice",
+        "The audio could not be decoded.".into(),
+    ))?;
     Ok((audio, seconds))
 }
 
-fn engine_of<'a>(req: &'a Value, field: &str) -> Result<&'a str, Response> {
+fn engine_of<'a>(req: &'a Value, field: &str) -> Result<&'a str, Refusal> {
     match req.get(field).and_then(Value::as_str) {
         Some(engine) if ENGINES.contains(&engine) => Ok(engine),
-        Some(engine) => Err(error(
+        Some(engine) => Err((
             "InvalidParameterValue.ErrorInvalidEngine",
-            &format!("The engine {engine} does not exist."),
+            format!("The engine {engine} does not exist."),
         )),
-        None => Err(error(
+        None => Err((
             "MissingParameter",
-            &format!("The parameter `{field}` is missing."),
+            format!("The parameter `{field}` is missing."),
         )),
     }
 }
@@ -332,7 +333,7 @@ fn engine_of<'a>(req: &'a Value, field: &str) -> Result<&'a str, Response> {
 async fn sentence_recognition(state: &FakeState, req: &Value) -> Response {
     let engine = match engine_of(req, "EngSerViceType") {
         Ok(e) => e,
-        Err(r) => return r,
+        Err((code, message)) => return error(code, &message),
     };
     match req.get("VoiceFormat").and_then(Value::as_str) {
         Some(f) if SENTENCE_FORMATS.contains(&f) => {}
@@ -345,7 +346,7 @@ async fn sentence_recognition(state: &FakeState, req: &Value) -> Response {
     }
     let (_, seconds) = match inline_audio(req, SENTENCE_MAX_BYTES) {
         Ok(audio) => audio,
-        Err(r) => return r,
+        Err((code, message)) => return error(code, &message),
     };
     if seconds > 60.0 {
         return error(
@@ -379,7 +380,7 @@ async fn sentence_recognition(state: &FakeState, req: &Value) -> Response {
 fn create_rec_task(state: &FakeState, req: &Value) -> Response {
     let engine = match engine_of(req, "EngineModelType") {
         Ok(e) => e.to_string(),
-        Err(r) => return r,
+        Err((code, message)) => return error(code, &message),
     };
     if req.get("ChannelNum").and_then(Value::as_u64) != Some(1) {
         return error(
@@ -396,7 +397,7 @@ fn create_rec_task(state: &FakeState, req: &Value) -> Response {
     }
     let (_, seconds) = match inline_audio(req, TASK_MAX_BYTES) {
         Ok(audio) => audio,
-        Err(r) => return r,
+        Err((code, message)) => return error(code, &message),
     };
     let id = state.next_task.fetch_add(1, Ordering::SeqCst);
     let diarize = req.get("SpeakerDiarization").and_then(Value::as_u64) == Some(1);
