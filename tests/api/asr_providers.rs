@@ -375,6 +375,146 @@ async fn an_asr_base_url_sends_transcriptions_to_another_server_than_speech() {
 }
 
 #[tokio::test]
+async fn a_hanging_transcription_server_times_out_on_the_asr_timeout() {
+    let (fake, mut config) = openai().await;
+    config.providers.openai.timeout_ms = 60_000;
+    config.providers.openai.asr_timeout_ms = 150;
+    config.providers.retry.max_attempts = 2;
+    let (asr, waits) = provider(&config, "openai");
+    fake.fail_next(5, Failure::Hang);
+    let e = asr.transcribe(&wav(1)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout);
+    assert!(
+        e.message
+            .contains("did not answer within 150 ms (gave up after 2 attempts)"),
+        "{}",
+        e.message
+    );
+    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(waits.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn credentials_a_recogniser_echoes_back_never_reach_the_message() {
+    let (fake, config) = openai().await;
+    let (asr, _) = provider(&config, "openai");
+    fake.fail_next(1, Failure::EchoCredentials);
+    let e = asr.transcribe(&wav(1)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Rejected);
+    assert!(!e.message.contains(fake.api_key()), "{}", e.message);
+    assert!(e.message.contains("[redacted]"), "{}", e.message);
+
+    let tencent = FakeTencent::start().await;
+    let mut config = Config::default();
+    tencent.configure(&mut config);
+    let (asr, _) = provider(&config, "tencent");
+    tencent.fail_next(1, Failure::EchoCredentials);
+    let e = asr.transcribe(&wav(1)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Rejected);
+    for secret in [tencent.secret_id(), tencent.secret_key()] {
+        assert!(!e.message.contains(secret), "{}", e.message);
+    }
+}
+
+/// The fake's own contract, which clients of aimake's API (SDKs asking for subtitles or
+/// plain text) rely on through it.
+#[tokio::test]
+async fn the_fake_openai_answers_every_response_format_and_refuses_bad_combinations() {
+    let fake = FakeOpenAi::start().await;
+    let url = format!("{}/audio/transcriptions", fake.base_url());
+    let send = |fields: &[(&str, &str)]| {
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(fakes::wav(6000, 16_000)).file_name("talk.wav"),
+        );
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(fake.api_key())
+            .multipart(form)
+            .send()
+    };
+    let text = |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
+
+    let (status, body) = text(
+        send(&[("model", "whisper-1"), ("response_format", "text")])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("alpha bravo") && body.ends_with("bravo."),
+        "{body}"
+    );
+
+    let (_, srt) = text(
+        send(&[("model", "whisper-1"), ("response_format", "srt")])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        srt.starts_with("1\n00:00:00,000 --> 00:00:04,900\nalpha bravo"),
+        "{srt}"
+    );
+    assert!(
+        srt.contains("\n2\n00:00:05,000 --> 00:00:05,900\n"),
+        "{srt}"
+    );
+
+    let (_, vtt) = text(
+        send(&[("model", "whisper-1"), ("response_format", "vtt")])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:04.900\n"),
+        "{vtt}"
+    );
+
+    let (_, json) = text(send(&[("model", "whisper-1")]).await.unwrap()).await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["usage"]["seconds"], 6);
+
+    let (_, verbose) = text(
+        send(&[("model", "whisper-1"), ("response_format", "verbose_json")])
+            .await
+            .unwrap(),
+    )
+    .await;
+    let verbose: serde_json::Value = serde_json::from_str(&verbose).unwrap();
+    assert_eq!(verbose["language"], "english");
+    assert_eq!(verbose["segments"].as_array().unwrap().len(), 2);
+    assert!(verbose.get("words").is_none(), "words only when asked for");
+
+    for (fields, param) in [
+        (
+            &[
+                ("model", "whisper-1"),
+                ("timestamp_granularities[]", "word"),
+            ][..],
+            "timestamp_granularities",
+        ),
+        (
+            &[("model", "gpt-4o-transcribe"), ("response_format", "srt")][..],
+            "response_format",
+        ),
+        (&[("model", "tts-1")][..], "model"),
+        (&[("response_format", "json")][..], "model"),
+    ] {
+        let (status, body) = text(send(fields).await.unwrap()).await;
+        assert_eq!(status, 400, "{fields:?}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["param"], param, "{fields:?}");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+    }
+}
+
+#[tokio::test]
 async fn counted_transcriptions_name_their_usage_service_and_cost() {
     let (_fake, mut config) = openai().await;
     // OpenAI's price, set by hand: the fake is not api.openai.com.

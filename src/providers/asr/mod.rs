@@ -344,7 +344,7 @@ impl Granularities {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TranscriptionRequest {
     pub audio: Bytes,
     /// What `audio` holds; it is uploaded as `audio.<extension>` (the user's file name never
@@ -366,6 +366,22 @@ pub struct TranscriptionRequest {
     pub granularities: Granularities,
     /// Ask for who speaks when, where the provider can tell.
     pub speaker_labels: bool,
+}
+
+/// The audio by its size: a request may carry 25 MB and more.
+impl std::fmt::Debug for TranscriptionRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TranscriptionRequest")
+            .field("audio", &format_args!("{} bytes", self.audio.len()))
+            .field("format", &self.format)
+            .field("duration", &self.duration)
+            .field("model", &self.model)
+            .field("language", &self.language)
+            .field("task", &self.task)
+            .field("granularities", &self.granularities)
+            .field("speaker_labels", &self.speaker_labels)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TranscriptionRequest {
@@ -530,6 +546,14 @@ mod tests {
         async fn transcribe(&self, _: &TranscriptionRequest) -> Result<Transcript, ProviderError> {
             unreachable!()
         }
+    }
+
+    #[test]
+    fn a_request_shows_its_audio_by_size_only() {
+        let request = TranscriptionRequest::new(vec![7u8; 4096], InputFormat::Mp3);
+        let shown = format!("{request:?}");
+        assert!(shown.contains("audio: 4096 bytes"), "{shown}");
+        assert!(!shown.contains("7, 7"), "{shown}");
     }
 
     #[test]
