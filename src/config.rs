@@ -345,6 +345,18 @@ pub struct OpenAiConfig {
     pub timeout_ms: u64,
     pub max_concurrency: usize,
     pub price_micros_per_1k_chars: u64,
+    /// Where transcriptions go, when not to `base_url` (a speaches or faster-whisper server
+    /// beside a speech-only one); empty means `base_url`.
+    pub asr_base_url: String,
+    pub asr_model: String,
+    /// One transcription request; long uploads take a while to send and to transcribe.
+    pub asr_timeout_ms: u64,
+    pub asr_max_concurrency: usize,
+    /// The largest upload the server takes (OpenAI: 25 MB).
+    pub asr_max_upload_bytes: u64,
+    /// Unset means the model's public price on OpenAI, and 0 on any other server.
+    #[serde(deserialize_with = "optional_number")]
+    pub asr_price_micros_per_minute: Option<u64>,
 }
 
 impl Default for OpenAiConfig {
@@ -358,6 +370,13 @@ impl Default for OpenAiConfig {
             max_concurrency: 4,
             // $0.015 per 1,000 characters (tts-1).
             price_micros_per_1k_chars: 15_000,
+            asr_base_url: String::new(),
+            asr_model: "whisper-1".into(),
+            // Whisper takes about a tenth of the audio's length; a 25 MB file is ~25 minutes.
+            asr_timeout_ms: 300_000,
+            asr_max_concurrency: 4,
+            asr_max_upload_bytes: 26_214_400,
+            asr_price_micros_per_minute: None,
         }
     }
 }
@@ -376,6 +395,11 @@ pub struct ElevenLabsConfig {
     /// How long the voice list is reused before it is fetched again.
     pub voices_cache_s: u64,
     pub price_micros_per_1k_chars: u64,
+    /// Speech to text (Scribe): `scribe_v1` or `scribe_v2`.
+    pub asr_model: String,
+    pub asr_timeout_ms: u64,
+    pub asr_max_concurrency: usize,
+    pub asr_price_micros_per_minute: u64,
 }
 
 impl Default for ElevenLabsConfig {
@@ -390,6 +414,12 @@ impl Default for ElevenLabsConfig {
             voices_cache_s: 300,
             // $0.30 per 1,000 characters.
             price_micros_per_1k_chars: 300_000,
+            asr_model: "scribe_v1".into(),
+            // Scribe transcribes long files in parallel; an hour takes a few minutes.
+            asr_timeout_ms: 600_000,
+            asr_max_concurrency: 2,
+            // $0.40 per hour of audio (the Starter plan's API price).
+            asr_price_micros_per_minute: 6_667,
         }
     }
 }
@@ -408,6 +438,17 @@ pub struct TencentConfig {
     pub max_concurrency: usize,
     /// No default price is published in a form we can rely on: set it from your bill.
     pub price_micros_per_1k_chars: u64,
+    /// Speech recognition (`SentenceRecognition`, `CreateRecTask`) is another host.
+    pub asr_endpoint: String,
+    /// The engine (`EngSerViceType`) when a request names no language: `16k_zh`, `16k_en`, ...
+    pub asr_engine: String,
+    pub asr_timeout_ms: u64,
+    pub asr_max_concurrency: usize,
+    /// How often a recording task's status is asked for.
+    pub asr_poll_interval_ms: u64,
+    /// A recording task not done by then is given up.
+    pub asr_task_timeout_ms: u64,
+    pub asr_price_micros_per_minute: u64,
 }
 
 impl Default for TencentConfig {
@@ -421,6 +462,16 @@ impl Default for TencentConfig {
             timeout_ms: 60_000,
             max_concurrency: 4,
             price_micros_per_1k_chars: 0,
+            asr_endpoint: "https://asr.tencentcloudapi.com".into(),
+            asr_engine: "16k_zh".into(),
+            asr_timeout_ms: 60_000,
+            // SentenceRecognition allows 30 requests a second, CreateRecTask 20.
+            asr_max_concurrency: 4,
+            // An hour of audio usually takes 1-3 minutes.
+            asr_poll_interval_ms: 2_000,
+            asr_task_timeout_ms: 1_800_000,
+            // $1.00 per hour of audio (recording file recognition, first tier).
+            asr_price_micros_per_minute: 16_667,
         }
     }
 }
@@ -1417,18 +1468,45 @@ impl ProvidersConfig {
                 self.tencent.max_concurrency,
                 self.tencent.timeout_ms,
             ),
+            (
+                "openai.asr",
+                self.openai.asr_max_concurrency,
+                self.openai.asr_timeout_ms,
+            ),
+            (
+                "elevenlabs.asr",
+                self.elevenlabs.asr_max_concurrency,
+                self.elevenlabs.asr_timeout_ms,
+            ),
+            (
+                "tencent.asr",
+                self.tencent.asr_max_concurrency,
+                self.tencent.asr_timeout_ms,
+            ),
         ] {
+            // `openai.asr` names `providers.openai.asr_max_concurrency`.
+            let (section, prefix) = match name.split_once('.') {
+                Some((section, _)) => (section, "asr_"),
+                None => (name, ""),
+            };
             if concurrency == 0 {
-                bail!("providers.{name}.max_concurrency: must be at least 1");
+                bail!("providers.{section}.{prefix}max_concurrency: must be at least 1");
             }
             if timeout_ms == 0 {
-                bail!("providers.{name}.timeout_ms: must be at least 1");
+                bail!("providers.{section}.{prefix}timeout_ms: must be at least 1");
             }
+        }
+        if self.tencent.asr_poll_interval_ms == 0 {
+            bail!("providers.tencent.asr_poll_interval_ms: must be at least 1");
+        }
+        if self.openai.asr_max_upload_bytes == 0 {
+            bail!("providers.openai.asr_max_upload_bytes: must be at least 1");
         }
         for (key, value) in [
             ("providers.openai.base_url", &self.openai.base_url),
             ("providers.elevenlabs.base_url", &self.elevenlabs.base_url),
             ("providers.tencent.endpoint", &self.tencent.endpoint),
+            ("providers.tencent.asr_endpoint", &self.tencent.asr_endpoint),
         ] {
             let url =
                 url::Url::parse(value).with_context(|| format!("{key}: `{value}` is not a URL"))?;
@@ -1445,10 +1523,42 @@ impl ProvidersConfig {
                 "providers.elevenlabs.output_format: `{format}` is not supported; use an mp3_*, pcm_* or opus_* format"
             );
         }
+        let asr_base_url = &self.openai.asr_base_url;
+        if !asr_base_url.is_empty() {
+            let url = url::Url::parse(asr_base_url).with_context(|| {
+                format!("providers.openai.asr_base_url: `{asr_base_url}` is not a URL")
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                bail!(
+                    "providers.openai.asr_base_url: must be an http(s) URL, got `{asr_base_url}`"
+                );
+            }
+        }
         if !matches!(self.tencent.sample_rate, 8000 | 16000) {
             bail!("providers.tencent.sample_rate: must be 16000 or 8000");
         }
         Ok(())
+    }
+}
+
+/// An optional number from the file (`6000`) or the environment, where every value arrives
+/// as text (`"6000"`; empty means unset).
+fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Number(n)) => Ok(Some(n)),
+        Some(Raw::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Raw::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("expected a number, got `{t}`"))),
     }
 }
 
@@ -1756,6 +1866,87 @@ mod tests {
             (
                 "[alerts.rules]\nerror_rate = { severity = \"loud\" }\n",
                 "loud",
+            ),
+        ] {
+            let err = format!("{:#}", Config::from_sources(Some(file), &[]).unwrap_err());
+            assert!(err.contains(says), "{file}: {err}");
+        }
+    }
+
+    #[test]
+    fn speech_recognition_keys_load_from_the_file_and_the_environment() {
+        let c = Config::default().providers;
+        assert_eq!(c.openai.asr_model, "whisper-1");
+        assert_eq!(c.openai.asr_max_upload_bytes, 26_214_400);
+        assert_eq!(c.openai.asr_price_micros_per_minute, None);
+        assert_eq!(c.elevenlabs.asr_model, "scribe_v1");
+        assert_eq!(c.elevenlabs.asr_price_micros_per_minute, 6_667);
+        assert_eq!(c.tencent.asr_endpoint, "https://asr.tencentcloudapi.com");
+        assert_eq!(c.tencent.asr_price_micros_per_minute, 16_667);
+
+        let file = "[providers.openai]\nasr_base_url = \"http://127.0.0.1:8000/v1\"\n\
+                    asr_model = \"gpt-4o-mini-transcribe\"\nasr_price_micros_per_minute = 3000\n\
+                    [providers.tencent]\nasr_engine = \"16k_en\"\n";
+        let c = Config::from_sources(Some(file), &[])
+            .unwrap()
+            .config
+            .providers;
+        assert_eq!(c.openai.asr_base_url, "http://127.0.0.1:8000/v1");
+        assert_eq!(c.openai.asr_model, "gpt-4o-mini-transcribe");
+        assert_eq!(c.openai.asr_price_micros_per_minute, Some(3_000));
+        assert_eq!(c.tencent.asr_engine, "16k_en");
+
+        let c = Config::from_sources(
+            Some(file),
+            &env(&[
+                (
+                    "AIMAKE_PROVIDERS__OPENAI__ASR_PRICE_MICROS_PER_MINUTE",
+                    "6000",
+                ),
+                ("AIMAKE_PROVIDERS__TENCENT__ASR_POLL_INTERVAL_MS", "500"),
+            ]),
+        )
+        .unwrap()
+        .config
+        .providers;
+        assert_eq!(c.openai.asr_price_micros_per_minute, Some(6_000));
+        assert_eq!(c.tencent.asr_poll_interval_ms, 500);
+        let c = Config::from_sources(
+            Some(file),
+            &env(&[("AIMAKE_PROVIDERS__OPENAI__ASR_PRICE_MICROS_PER_MINUTE", "")]),
+        )
+        .unwrap()
+        .config
+        .providers;
+        assert_eq!(
+            c.openai.asr_price_micros_per_minute, None,
+            "empty unsets it"
+        );
+
+        for (file, says) in [
+            (
+                "[providers.openai]\nasr_max_concurrency = 0\n",
+                "providers.openai.asr_max_concurrency",
+            ),
+            (
+                "[providers.tencent]\nasr_timeout_ms = 0\n",
+                "providers.tencent.asr_timeout_ms",
+            ),
+            (
+                "[providers.openai]\nasr_base_url = \"whisper.local\"\n",
+                "providers.openai.asr_base_url",
+            ),
+            (
+                "[providers.tencent]\nasr_endpoint = \"ftp://asr\"\n",
+                "providers.tencent.asr_endpoint",
+            ),
+            (
+                "[providers.tencent]\nasr_poll_interval_ms = 0\n",
+                "providers.tencent.asr_poll_interval_ms",
+            ),
+            (
+                "[providers.openai]\nasr_price_micros_per_minute = \"cheap\"\n",
+                "expected a number",
             ),
         ] {
             let err = format!("{:#}", Config::from_sources(Some(file), &[]).unwrap_err());

@@ -146,8 +146,9 @@ impl From<crate::storage::StorageError> for AppError {
 }
 
 /// Providers describe what went wrong (`ErrorKind`); the API decides what that answers: a
-/// request the provider refused is the client's to fix (400), a rate limit is passed on
-/// with its wait (429), anything else means speech is unavailable for now (503).
+/// request the provider refused is the client's to fix (400; an upload too large 413, in a
+/// format it cannot read 415), a rate limit is passed on with its wait (429), anything else
+/// means the provider is unavailable for now (503).
 impl From<ProviderError> for AppError {
     fn from(e: ProviderError) -> Self {
         match e.kind {
@@ -156,6 +157,8 @@ impl From<ProviderError> for AppError {
                 message: e.message,
                 details: None,
             },
+            ErrorKind::TooLarge => AppError::PayloadTooLarge,
+            ErrorKind::UnsupportedFormat => AppError::UnsupportedMediaType(e.message),
             ErrorKind::RateLimited => AppError::TooMany {
                 code: e.code(),
                 message: e.message,

@@ -132,62 +132,6 @@ impl ElevenLabs {
         url
     }
 
-    /// Reads `{"detail": {"status", "message"}}` (or FastAPI's `{"detail": [..]}` on 422).
-    fn classify(&self, reply: &Reply) -> ProviderError {
-        let body = reply.json();
-        let detail = body.as_ref().and_then(|b| b.get("detail"));
-        let status = detail
-            .and_then(|d| d.get("status"))
-            .and_then(|s| s.as_str());
-        let message = detail
-            .and_then(|d| d.get("message"))
-            .and_then(|s| s.as_str())
-            .map(str::to_string)
-            .or_else(|| {
-                detail
-                    .and_then(|d| d.as_array())
-                    .and_then(|items| items.first())
-                    .and_then(|i| i.get("msg"))
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string)
-            });
-        let said = message
-            .as_deref()
-            .map(|m| format!(": {}", self.http.excerpt(m)))
-            .unwrap_or_default();
-        let retry_after = reply.retry_after();
-        match status {
-            Some("invalid_api_key") => self
-                .http
-                .error(ErrorKind::Auth, "ElevenLabs rejected the API key"),
-            Some("quota_exceeded") => self.http.error(
-                ErrorKind::Quota,
-                format!("ElevenLabs says the account's character quota is used up{said}"),
-            ),
-            Some("voice_not_found") => self.http.error(
-                ErrorKind::UnknownVoice,
-                format!("ElevenLabs does not know this voice{said}"),
-            ),
-            Some("too_many_concurrent_requests") => self
-                .http
-                .error(
-                    ErrorKind::RateLimited,
-                    "ElevenLabs refused a request over the plan's concurrency limit \
-                     (lower providers.elevenlabs.max_concurrency)",
-                )
-                .with_retry_after(retry_after),
-            Some("system_busy") => self
-                .http
-                .error(ErrorKind::RateLimited, "ElevenLabs is busy right now")
-                .with_retry_after(retry_after),
-            Some("max_character_limit_exceeded") => self.http.error(
-                ErrorKind::Rejected,
-                format!("ElevenLabs refused the text as too long{said}"),
-            ),
-            _ => self.http.status_error(reply, message.as_deref()),
-        }
-    }
-
     async fn fetch_voices(&self) -> Result<Vec<Voice>, ProviderError> {
         let url = self.url(&["v1", "voices"]);
         let list = self
@@ -200,7 +144,7 @@ impl ElevenLabs {
                     .header("xi-api-key", self.api_key.expose());
                 let reply = self.http.send(request).await?;
                 if !reply.status.is_success() {
-                    return Err(self.classify(&reply));
+                    return Err(classify(&self.http, &reply));
                 }
                 serde_json::from_slice::<VoiceList>(&reply.body).map_err(|e| {
                     self.http.error(
@@ -240,7 +184,7 @@ impl ElevenLabs {
             .json(body);
         let reply = self.http.send(request).await?;
         if !reply.status.is_success() {
-            return Err(self.classify(&reply));
+            return Err(classify(&self.http, &reply));
         }
         if !self.format.looks_like(&reply.body) {
             return Err(self.http.error(
@@ -308,6 +252,58 @@ impl Tts for ElevenLabs {
             body["voice_settings"] = json!({ "speed": super::round2(speed) });
         }
         self.http.call(|| self.attempt(&url, &body)).await
+    }
+}
+
+/// Reads an ElevenLabs error, `{"detail": {"status", "message"}}` (or FastAPI's `{"detail": [..]}` on 422).
+pub(crate) fn classify(http: &HttpBase, reply: &Reply) -> ProviderError {
+    let body = reply.json();
+    let detail = body.as_ref().and_then(|b| b.get("detail"));
+    let status = detail
+        .and_then(|d| d.get("status"))
+        .and_then(|s| s.as_str());
+    let message = detail
+        .and_then(|d| d.get("message"))
+        .and_then(|s| s.as_str())
+        .map(str::to_string)
+        .or_else(|| {
+            detail
+                .and_then(|d| d.as_array())
+                .and_then(|items| items.first())
+                .and_then(|i| i.get("msg"))
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        });
+    let said = message
+        .as_deref()
+        .map(|m| format!(": {}", http.excerpt(m)))
+        .unwrap_or_default();
+    let retry_after = reply.retry_after();
+    match status {
+        Some("invalid_api_key") => http.error(ErrorKind::Auth, "ElevenLabs rejected the API key"),
+        Some("quota_exceeded") => http.error(
+            ErrorKind::Quota,
+            format!("ElevenLabs says the account's quota is used up{said}"),
+        ),
+        Some("voice_not_found") => http.error(
+            ErrorKind::UnknownVoice,
+            format!("ElevenLabs does not know this voice{said}"),
+        ),
+        Some("too_many_concurrent_requests") => http
+            .error(
+                ErrorKind::RateLimited,
+                "ElevenLabs refused a request over the plan's concurrency limit \
+                 (lower providers.elevenlabs.max_concurrency)",
+            )
+            .with_retry_after(retry_after),
+        Some("system_busy") => http
+            .error(ErrorKind::RateLimited, "ElevenLabs is busy right now")
+            .with_retry_after(retry_after),
+        Some("max_character_limit_exceeded") => http.error(
+            ErrorKind::Rejected,
+            format!("ElevenLabs refused the text as too long{said}"),
+        ),
+        _ => http.status_error(reply, message.as_deref()),
     }
 }
 

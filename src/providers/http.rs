@@ -167,6 +167,10 @@ impl HttpBase {
             ErrorKind::Timeout => format!("{display} timed out{said}"),
             ErrorKind::ServerError => format!("{display} had a server error ({status}){said}"),
             ErrorKind::Rejected => format!("{display} rejected the request ({status}){said}"),
+            ErrorKind::TooLarge => format!("{display} refused the upload as too large{said}"),
+            ErrorKind::UnsupportedFormat => {
+                format!("{display} cannot read this audio format{said}")
+            }
             _ => format!("{display} answered {status} unexpectedly"),
         };
         let retry_after = matches!(kind, ErrorKind::RateLimited | ErrorKind::ServerError)
@@ -185,6 +189,8 @@ pub(crate) fn status_kind(status: StatusCode) -> ErrorKind {
         401 | 403 => ErrorKind::Auth,
         429 => ErrorKind::RateLimited,
         408 => ErrorKind::Timeout,
+        413 => ErrorKind::TooLarge,
+        415 => ErrorKind::UnsupportedFormat,
         500..=599 => ErrorKind::ServerError,
         400..=499 => ErrorKind::Rejected,
         _ => ErrorKind::Failed,
@@ -264,11 +270,13 @@ mod tests {
         assert_eq!(kind(408), ErrorKind::Timeout);
         assert_eq!(kind(503), ErrorKind::ServerError);
         assert_eq!(kind(422), ErrorKind::Rejected);
+        assert_eq!(kind(413), ErrorKind::TooLarge);
+        assert_eq!(kind(415), ErrorKind::UnsupportedFormat);
         assert_eq!(kind(302), ErrorKind::Failed);
         for s in [429, 408, 500, 503] {
             assert!(kind(s).is_retryable(), "{s}");
         }
-        for s in [400, 401, 404, 422] {
+        for s in [400, 401, 404, 413, 415, 422] {
             assert!(!kind(s).is_retryable(), "{s}");
         }
     }

@@ -1,6 +1,8 @@
-//! Text-to-speech providers behind one `Tts` trait, the registry that resolves `provider:voice`
-//! ids, and the language model client; all on one HTTP base, retry policy and error kind.
+//! Text-to-speech providers behind one `Tts` trait, speech recognition behind one `Asr` trait
+//! (`asr/`), the registry that holds both and resolves `provider:voice` ids, and the language
+//! model client; all on one HTTP base, retry policy and error kind.
 
+pub mod asr;
 pub mod elevenlabs;
 pub(crate) mod http;
 pub mod llm;
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::audio::Format;
 use crate::config::Config;
 use crate::error_code::ErrorCode;
+pub use asr::Asr;
 pub use retry::RetryPolicy;
 pub use scrub::Scrubber;
 
@@ -370,6 +373,10 @@ pub enum ErrorKind {
     Auth,
     /// The provider refused the request itself (too long, bad parameter).
     Rejected,
+    /// The upload is over what the provider takes in one request (bytes or duration).
+    TooLarge,
+    /// The provider cannot read audio in this format (or the file is corrupt).
+    UnsupportedFormat,
     UnknownVoice,
     /// The account is out of credit or characters.
     Quota,
@@ -397,6 +404,8 @@ impl ErrorKind {
             Self::BadAudio => ErrorCode::ProviderBadAudio,
             Self::Auth => ErrorCode::ProviderAuth,
             Self::Rejected => ErrorCode::ProviderRejected,
+            Self::TooLarge => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedFormat => ErrorCode::UnsupportedMediaType,
             Self::UnknownVoice => ErrorCode::UnknownVoice,
             Self::Quota => ErrorCode::ProviderQuota,
             Self::Unavailable => ErrorCode::ProviderUnavailable,
@@ -455,6 +464,9 @@ pub struct Providers {
     enabled: Vec<Arc<dyn Tts>>,
     /// Known providers that are switched off, with what would switch them on.
     disabled: Vec<(&'static str, String)>,
+    /// Speech recognition, from the same provider sections and keys.
+    asr: Vec<Arc<dyn Asr>>,
+    asr_disabled: Vec<(&'static str, String)>,
 }
 
 impl Providers {
@@ -497,17 +509,61 @@ impl Providers {
                     .to_string(),
             ));
         }
-        if p.tencent.secret_id.is_some() && p.tencent.secret_key.is_some() {
-            enabled.push(Arc::new(tencent::Tencent::new(&p.tencent, retry, scrub)?));
+        let tencent_keys = p.tencent.secret_id.is_some() && p.tencent.secret_key.is_some();
+        let tencent_hint = "not configured: set providers.tencent.secret_id and secret_key \
+                            (or TENCENT_SECRET_ID and TENCENT_SECRET_KEY)";
+        if tencent_keys {
+            enabled.push(Arc::new(tencent::Tencent::new(
+                &p.tencent,
+                retry.clone(),
+                scrub.clone(),
+            )?));
         } else {
-            disabled.push((
-                "tencent",
-                "not configured: set providers.tencent.secret_id and secret_key \
-                 (or TENCENT_SECRET_ID and TENCENT_SECRET_KEY)"
+            disabled.push(("tencent", tencent_hint.to_string()));
+        }
+
+        let mut asr: Vec<Arc<dyn Asr>> = Vec::new();
+        let mut asr_disabled = Vec::new();
+        if asr::openai::OpenAiAsr::is_configured(&p.openai) {
+            asr.push(Arc::new(asr::openai::OpenAiAsr::new(
+                &p.openai,
+                retry.clone(),
+                scrub.clone(),
+            )?));
+        } else {
+            asr_disabled.push((
+                "openai",
+                "not configured: set providers.openai.api_key (or OPENAI_API_KEY), or \
+                 providers.openai.asr_base_url for a local OpenAI-compatible server"
                     .to_string(),
             ));
         }
-        Ok(Self { enabled, disabled })
+        if p.elevenlabs.api_key.is_some() {
+            asr.push(Arc::new(asr::elevenlabs::ElevenLabsAsr::new(
+                &p.elevenlabs,
+                retry.clone(),
+                scrub.clone(),
+            )?));
+        } else {
+            asr_disabled.push((
+                "elevenlabs",
+                "not configured: set providers.elevenlabs.api_key (or ELEVENLABS_API_KEY)"
+                    .to_string(),
+            ));
+        }
+        if tencent_keys {
+            asr.push(Arc::new(asr::tencent::TencentAsr::new(
+                &p.tencent, retry, scrub,
+            )?));
+        } else {
+            asr_disabled.push(("tencent", tencent_hint.to_string()));
+        }
+        Ok(Self {
+            enabled,
+            disabled,
+            asr,
+            asr_disabled,
+        })
     }
 
     /// A registry of exactly these providers (tests use it with in-process engines).
@@ -515,7 +571,74 @@ impl Providers {
         Self {
             enabled,
             disabled: Vec::new(),
+            asr: Vec::new(),
+            asr_disabled: Vec::new(),
         }
+    }
+
+    /// The same registry with exactly these speech recognition providers.
+    pub fn with_asr(mut self, asr: Vec<Arc<dyn Asr>>) -> Self {
+        self.asr = asr;
+        self.asr_disabled.clear();
+        self
+    }
+
+    /// The enabled speech recognition provider `id`.
+    pub fn asr(&self, id: &str) -> Option<Arc<dyn Asr>> {
+        self.asr.iter().find(|p| p.id() == id).cloned()
+    }
+
+    /// The enabled speech recognition providers, in `ASR_PROVIDER_IDS` order.
+    pub fn asr_enabled(&self) -> impl Iterator<Item = &Arc<dyn Asr>> {
+        self.asr.iter()
+    }
+
+    /// The speech recognition provider `id`, or why there is none: switched off (and what
+    /// would switch it on) or unknown.
+    pub fn resolve_asr(&self, id: &str) -> Result<Arc<dyn Asr>, ProviderError> {
+        if let Some(p) = self.asr(id) {
+            return Ok(p);
+        }
+        match self.asr_disabled.iter().find(|(p, _)| *p == id) {
+            Some((_, why)) => Err(ProviderError::new(
+                "registry",
+                ErrorKind::Unavailable,
+                format!(
+                    "Speech recognition by {} is {why}",
+                    display_name(id).trim_start_matches("The ")
+                ),
+            )),
+            None => Err(ProviderError::new(
+                "registry",
+                ErrorKind::Unavailable,
+                format!("There is no speech recognition provider `{id}`"),
+            )),
+        }
+    }
+
+    /// Every known speech recognition provider, enabled or not, with `kind: "asr"`.
+    pub async fn list_asr(&self) -> Vec<ProviderInfo> {
+        let statuses = futures::future::join_all(
+            self.asr
+                .iter()
+                .map(|p| async move { (p.id(), p.status().await) }),
+        )
+        .await;
+        statuses
+            .into_iter()
+            .map(|(id, s)| ProviderInfo {
+                id,
+                kind: "asr",
+                available: s.available,
+                detail: s.detail,
+            })
+            .chain(self.asr_disabled.iter().map(|(id, why)| ProviderInfo {
+                id,
+                kind: "asr",
+                available: false,
+                detail: why.clone(),
+            }))
+            .collect()
     }
 
     pub fn get(&self, provider: &str) -> Option<Arc<dyn Tts>> {

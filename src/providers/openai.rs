@@ -13,7 +13,7 @@ use crate::audio::Format;
 use crate::config::{OpenAiConfig, Secret};
 
 const ID: &str = "openai";
-const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// `input` may hold at most 4096 characters.
 const MAX_INPUT_CHARS: usize = 4096;
@@ -43,14 +43,7 @@ impl OpenAi {
 
     pub fn new(config: &OpenAiConfig, retry: RetryPolicy, scrub: Scrubber) -> anyhow::Result<Self> {
         let base = url::Url::parse(&config.base_url)?;
-        let display = match base.host_str() {
-            Some("api.openai.com") => "OpenAI".to_string(),
-            Some(host) => match base.port() {
-                Some(port) => format!("The speech server at {host}:{port}"),
-                None => format!("The speech server at {host}"),
-            },
-            None => anyhow::bail!("providers.openai.base_url has no host"),
-        };
+        let display = display_name(&base, "speech server", "providers.openai.base_url")?;
         let voices = if config.voices.is_empty() {
             let builtin = if config.model.starts_with("tts-1") {
                 CLASSIC_VOICES
@@ -78,30 +71,19 @@ impl OpenAi {
         })
     }
 
-    /// Reads OpenAI's `{"error": {message, type, param, code}}` envelope.
     fn classify(&self, reply: &Reply) -> ProviderError {
-        let body = reply.json();
-        let error = body.as_ref().and_then(|b| b.get("error"));
-        let field = |name: &str| error.and_then(|e| e.get(name)).and_then(|v| v.as_str());
-        let message = field("message");
-        let display = &self.http.display;
+        let said = Said::read(reply);
         match reply.status.as_u16() {
-            // The upstream message for a bad key quotes part of it: never pass it on.
-            401 => self
-                .http
-                .error(ErrorKind::Auth, format!("{display} rejected the API key")),
-            429 if field("code") == Some("insufficient_quota") => self.http.error(
-                ErrorKind::Quota,
-                format!("{display} says the account has no credit left"),
-            ),
-            400 | 404 | 422 if field("param") == Some("voice") => self.http.error(
+            400 | 404 | 422 if said.param.as_deref() == Some("voice") => self.http.error(
                 ErrorKind::UnknownVoice,
                 format!(
-                    "{display} does not know this voice: {}",
-                    self.http.excerpt(message.unwrap_or("unknown voice"))
+                    "{} does not know this voice: {}",
+                    self.http.display,
+                    self.http
+                        .excerpt(said.message.as_deref().unwrap_or("unknown voice"))
                 ),
             ),
-            _ => self.http.status_error(reply, message),
+            _ => classify(&self.http, reply, &said),
         }
     }
 
@@ -189,4 +171,57 @@ impl Tts for OpenAi {
         });
         self.http.call(|| self.attempt(&body, format)).await
     }
+}
+
+/// What an OpenAI(-compatible) error body says: `{"error": {message, type, param, code}}`.
+#[derive(Debug, Default)]
+pub(crate) struct Said {
+    pub message: Option<String>,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+impl Said {
+    pub fn read(reply: &Reply) -> Self {
+        let body = reply.json();
+        let error = body.as_ref().and_then(|b| b.get("error"));
+        let field = |name: &str| {
+            error
+                .and_then(|e| e.get(name))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        Self {
+            message: field("message"),
+            param: field("param"),
+            code: field("code"),
+        }
+    }
+}
+
+/// The readings of an OpenAI error every endpoint shares: a refused key, an account without
+/// credit, then the status.
+pub(crate) fn classify(http: &HttpBase, reply: &Reply, said: &Said) -> ProviderError {
+    let display = &http.display;
+    match reply.status.as_u16() {
+        // The upstream message for a bad key quotes part of it: never pass it on.
+        401 => http.error(ErrorKind::Auth, format!("{display} rejected the API key")),
+        429 if said.code.as_deref() == Some("insufficient_quota") => http.error(
+            ErrorKind::Quota,
+            format!("{display} says the account has no credit left"),
+        ),
+        _ => http.status_error(reply, said.message.as_deref()),
+    }
+}
+
+/// How an OpenAI-compatible server is named in messages: "OpenAI", or "The {what} at host:port".
+pub(crate) fn display_name(base: &url::Url, what: &str, key: &str) -> anyhow::Result<String> {
+    Ok(match base.host_str() {
+        Some("api.openai.com") => "OpenAI".to_string(),
+        Some(host) => match base.port() {
+            Some(port) => format!("The {what} at {host}:{port}"),
+            None => format!("The {what} at {host}"),
+        },
+        None => anyhow::bail!("{key} has no host"),
+    })
 }

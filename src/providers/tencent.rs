@@ -134,17 +134,7 @@ impl Tencent {
         retry: RetryPolicy,
         scrub: Scrubber,
     ) -> anyhow::Result<Self> {
-        let endpoint = url::Url::parse(&config.endpoint)?;
-        if endpoint.path() != "/" || endpoint.query().is_some() {
-            anyhow::bail!(
-                "providers.tencent.endpoint: must be a bare origin such as https://tts.tencentcloudapi.com"
-            );
-        }
-        let host = match (endpoint.host_str(), endpoint.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => anyhow::bail!("providers.tencent.endpoint has no host"),
-        };
+        let (endpoint, host) = endpoint_host(&config.endpoint, "providers.tencent.endpoint")?;
         let (Some(secret_id), Some(secret_key)) =
             (config.secret_id.clone(), config.secret_key.clone())
         else {
@@ -169,55 +159,12 @@ impl Tencent {
         })
     }
 
-    /// Business errors arrive in a 200 body as `Response.Error {Code, Message}`.
-    fn classify_business(&self, code: &str, message: &str) -> ProviderError {
-        let said = self.http.excerpt(message);
-        if code.starts_with("AuthFailure") {
-            let hint = if code == "AuthFailure.SignatureExpire" {
-                " (the server clock is more than 5 minutes off)"
-            } else {
-                ""
-            };
-            return self.http.error(
-                ErrorKind::Auth,
-                format!("Tencent Cloud rejected the SecretId/SecretKey ({code}){hint}"),
-            );
-        }
-        let kind = if code.starts_with("RequestLimitExceeded") {
-            ErrorKind::RateLimited
-        } else if code.starts_with("InternalError")
-            || code == "ServiceUnavailable"
-            || code == "ResourceUnavailable"
-        {
-            ErrorKind::ServerError
-        } else if code.contains("Insufficient")
-            || code.contains("Arrears")
-            || code.contains("PkgExhausted")
-        {
-            ErrorKind::Quota
-        } else if code.contains("VoiceType") {
-            ErrorKind::UnknownVoice
-        } else {
-            ErrorKind::Rejected
-        };
-        self.http.error(
-            kind,
-            format!("Tencent Cloud refused the request ({code}): {said}"),
-        )
-    }
-
     fn read_reply(&self, reply: &Reply, format: Format) -> Result<Synthesized, ProviderError> {
-        let body = reply.json();
-        let response = body.as_ref().and_then(|b| b.get("Response"));
-        if let Some(error) = response.and_then(|r| r.get("Error")) {
-            let text = |k: &str| error.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-            return Err(self.classify_business(text("Code"), text("Message")));
-        }
-        if !reply.status.is_success() {
-            return Err(self.http.status_error(reply, None));
-        }
+        let response = response_of(&self.http, reply, |code, message| {
+            business_error(&self.http, code, message)
+        })?;
         let audio = response
-            .and_then(|r| r.get("Audio"))
+            .get("Audio")
             .and_then(|a| a.as_str())
             .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
             .filter(|bytes| format.looks_like(bytes))
@@ -238,31 +185,157 @@ impl Tencent {
     }
 
     async fn attempt(&self, body: &[u8], format: Format) -> Result<Synthesized, ProviderError> {
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let signed = Tc3Request {
-            secret_id: self.secret_id.expose(),
-            secret_key: self.secret_key.expose(),
+        let action = Action {
             service: SERVICE,
-            timestamp,
-            headers: &[("content-type", JSON_CONTENT_TYPE), ("host", &self.host)],
-            body,
+            name: ACTION,
+            version: VERSION,
+            region: Some(&self.region),
         };
-        let request = self
-            .http
-            .client
-            .post(self.endpoint.clone())
-            .header("content-type", JSON_CONTENT_TYPE)
-            .header("authorization", signed.authorization())
-            .header("x-tc-action", ACTION)
-            .header("x-tc-version", VERSION)
-            .header("x-tc-timestamp", timestamp.to_string())
-            .header("x-tc-region", &self.region)
-            .body(body.to_vec());
+        let request = signed(&self.http, &self.credentials(), &action, body);
         let reply = self.http.send(request).await?;
         self.read_reply(&reply, format)
     }
+
+    fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            endpoint: &self.endpoint,
+            host: &self.host,
+            secret_id: &self.secret_id,
+            secret_key: &self.secret_key,
+        }
+    }
+}
+
+/// Where and as whom Tencent Cloud API 3.0 calls are made.
+pub(crate) struct Credentials<'a> {
+    pub endpoint: &'a url::Url,
+    /// `host[:port]` exactly as the HTTP client sends it, since it is signed.
+    pub host: &'a str,
+    pub secret_id: &'a Secret,
+    pub secret_key: &'a Secret,
+}
+
+/// One API 3.0 action: the product it belongs to (the signature's service) and its version.
+pub(crate) struct Action<'a> {
+    pub service: &'a str,
+    pub name: &'a str,
+    pub version: &'a str,
+    /// Required by some actions (TextToVoice), not sent for the others.
+    pub region: Option<&'a str>,
+}
+
+/// An endpoint that is a bare origin, and its `host[:port]` as signed.
+pub(crate) fn endpoint_host(endpoint: &str, key: &str) -> anyhow::Result<(url::Url, String)> {
+    let url = url::Url::parse(endpoint)?;
+    if url.path() != "/" || url.query().is_some() {
+        anyhow::bail!(
+            "{key}: must be a bare origin such as https://tts.tencentcloudapi.com (no path)"
+        );
+    }
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => anyhow::bail!("{key} has no host"),
+    };
+    Ok((url, host))
+}
+
+/// A POST of `body` to the endpoint, signed with TC3-HMAC-SHA256 now: the exact bytes signed
+/// are the bytes sent.
+pub(crate) fn signed(
+    http: &HttpBase,
+    credentials: &Credentials<'_>,
+    action: &Action<'_>,
+    body: &[u8],
+) -> reqwest::RequestBuilder {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let signature = Tc3Request {
+        secret_id: credentials.secret_id.expose(),
+        secret_key: credentials.secret_key.expose(),
+        service: action.service,
+        timestamp,
+        headers: &[
+            ("content-type", JSON_CONTENT_TYPE),
+            ("host", credentials.host),
+        ],
+        body,
+    };
+    let mut request = http
+        .client
+        .post(credentials.endpoint.clone())
+        .header("content-type", JSON_CONTENT_TYPE)
+        .header("authorization", signature.authorization())
+        .header("x-tc-action", action.name)
+        .header("x-tc-version", action.version)
+        .header("x-tc-timestamp", timestamp.to_string());
+    if let Some(region) = action.region {
+        request = request.header("x-tc-region", region);
+    }
+    request.body(body.to_vec())
+}
+
+/// The `Response` object of an answer. Business errors arrive in a 200 body as
+/// `Response.Error {Code, Message}` and are read by `classify`.
+pub(crate) fn response_of(
+    http: &HttpBase,
+    reply: &Reply,
+    classify: impl FnOnce(&str, &str) -> ProviderError,
+) -> Result<serde_json::Value, ProviderError> {
+    let mut body = reply.json();
+    let response = body.as_mut().and_then(|b| b.get_mut("Response"));
+    if let Some(error) = response.as_ref().and_then(|r| r.get("Error")) {
+        let text = |k: &str| error.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        return Err(classify(text("Code"), text("Message")));
+    }
+    if !reply.status.is_success() {
+        return Err(http.status_error(reply, None));
+    }
+    match response {
+        Some(response) => Ok(response.take()),
+        None => Err(http.error(
+            ErrorKind::ServerError,
+            "Tencent Cloud answered without a Response object",
+        )),
+    }
+}
+
+/// The error codes every Tencent Cloud product shares.
+pub(crate) fn business_error(http: &HttpBase, code: &str, message: &str) -> ProviderError {
+    let said = http.excerpt(message);
+    if code.starts_with("AuthFailure") {
+        let hint = if code == "AuthFailure.SignatureExpire" {
+            " (the server clock is more than 5 minutes off)"
+        } else {
+            ""
+        };
+        return http.error(
+            ErrorKind::Auth,
+            format!("Tencent Cloud rejected the SecretId/SecretKey ({code}){hint}"),
+        );
+    }
+    let kind = if code.starts_with("RequestLimitExceeded") {
+        ErrorKind::RateLimited
+    } else if code.starts_with("InternalError")
+        || code == "ServiceUnavailable"
+        || code == "ResourceUnavailable"
+    {
+        ErrorKind::ServerError
+    } else if code.contains("Insufficient")
+        || code.contains("Arrears")
+        || code.contains("PkgExhausted")
+    {
+        ErrorKind::Quota
+    } else if code.contains("VoiceType") {
+        ErrorKind::UnknownVoice
+    } else {
+        ErrorKind::Rejected
+    };
+    http.error(
+        kind,
+        format!("Tencent Cloud refused the request ({code}): {said}"),
+    )
 }
 
 #[async_trait]

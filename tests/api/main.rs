@@ -2,6 +2,7 @@
 
 mod accounts;
 mod alerts;
+mod asr_providers;
 mod audios;
 mod backup;
 mod cli;

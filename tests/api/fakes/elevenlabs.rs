@@ -1,4 +1,5 @@
-//! A fake ElevenLabs: `GET /v1/voices`, `POST /v1/text-to-speech/{voice_id}[/stream]`, `xi-api-key`.
+//! A fake ElevenLabs: `GET /v1/voices`, `POST /v1/text-to-speech/{voice_id}[/stream]` and
+//! `POST /v1/speech-to-text` (Scribe, multipart), all with `xi-api-key`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -6,14 +7,17 @@ use std::time::Duration;
 
 use aimake::config::{Config, Secret};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{Control, Failure, GARBAGE, Recorded, Server, mp3, pcm, speech_ms};
+use super::{
+    Control, Failure, GARBAGE, Recorded, Server, Upload, audio_seconds, heard, mp3, pcm,
+    read_request, read_upload, speech_ms,
+};
 
 const KEY: &str = "el-test-key-4f1c2b";
 
@@ -45,6 +49,8 @@ impl FakeElevenLabs {
             .route("/v1/voices", get(voices))
             .route("/v1/text-to-speech/{voice_id}", post(speech))
             .route("/v1/text-to-speech/{voice_id}/stream", post(speech))
+            .route("/v1/speech-to-text", post(speech_to_text))
+            .layer(DefaultBodyLimit::disable())
             .with_state(state.clone());
         Self {
             state,
@@ -94,6 +100,11 @@ impl FakeElevenLabs {
     /// The most syntheses that ever ran at once.
     pub fn max_in_flight(&self) -> usize {
         self.state.control.max_in_flight()
+    }
+
+    /// The multipart uploads speech to text received, in order.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.state.control.uploads()
     }
 }
 
@@ -177,47 +188,8 @@ async fn speech(
             "You are sending too many concurrent requests for your plan.",
         );
     }
-    match control.next_failure() {
-        Some(Failure::RateLimited { retry_after_s }) => {
-            let mut r = detail(
-                StatusCode::TOO_MANY_REQUESTS,
-                "system_busy",
-                "We are experiencing heavy traffic, please try again later.",
-            );
-            if let Some(s) = retry_after_s {
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, s.to_string().parse().unwrap());
-            }
-            return r;
-        }
-        Some(Failure::ServerError) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response();
-        }
-        Some(Failure::Hang) => {
-            std::future::pending::<()>().await;
-        }
-        Some(Failure::GarbageAudio) => {
-            return ([(header::CONTENT_TYPE, "audio/mpeg")], GARBAGE).into_response();
-        }
-        Some(Failure::EchoCredentials) => {
-            let key = headers
-                .get("xi-api-key")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            return detail(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &format!("Malformed request from {key}; headers: {{\"xi-api-key\": \"{key}\"}}"),
-            );
-        }
-        Some(Failure::QuotaExceeded) => {
-            return detail(
-                StatusCode::UNAUTHORIZED,
-                "quota_exceeded",
-                "This request exceeds your quota of 10000. You have 12 credits remaining.",
-            );
-        }
-        None => {}
+    if let Some(failed) = failure(control, &headers).await {
+        return failed;
     }
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
@@ -289,4 +261,136 @@ fn unprocessable(field: &str, msg: &str) -> Response {
         ),
     )
         .into_response()
+}
+
+/// The next failure the fake was told to answer with, as ElevenLabs answers it.
+async fn failure(control: &Control, headers: &HeaderMap) -> Option<Response> {
+    let failure = control.next_failure()?;
+    Some(match failure {
+        Failure::RateLimited { retry_after_s } => {
+            let mut r = detail(
+                StatusCode::TOO_MANY_REQUESTS,
+                "system_busy",
+                "We are experiencing heavy traffic, please try again later.",
+            );
+            if let Some(s) = retry_after_s {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, s.to_string().parse().unwrap());
+            }
+            r
+        }
+        Failure::ServerError => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+        }
+        Failure::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Failure::GarbageAudio => ([(header::CONTENT_TYPE, "audio/mpeg")], GARBAGE).into_response(),
+        Failure::EchoCredentials => {
+            let key = headers
+                .get("xi-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            detail(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("Malformed request from {key}; headers: {{\"xi-api-key\": \"{key}\"}}"),
+            )
+        }
+        Failure::QuotaExceeded => detail(
+            StatusCode::UNAUTHORIZED,
+            "quota_exceeded",
+            "This request exceeds your quota of 10000. You have 12 credits remaining.",
+        ),
+    })
+}
+
+const SCRIBE_MODELS: &[&str] = &["scribe_v1", "scribe_v2"];
+
+/// Scribe: words, the spacing between them and a sound after the first sentence, each with
+/// its speaker when `diarize` is on (speakers take turns sentence by sentence).
+async fn speech_to_text(State(state): State<Arc<FakeState>>, request: Request) -> Response {
+    let control = &state.control;
+    let (parts, body) = read_request(request).await;
+    let headers = parts.headers.clone();
+    control.record(&parts.method, &parts.uri, &headers, &body);
+    if let Some(r) = unauthorized(&headers) {
+        return r;
+    }
+    let (_guard, running) = control.enter();
+    if running > state.concurrency_limit.load(Ordering::SeqCst) {
+        return detail(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_concurrent_requests",
+            "You are sending too many concurrent requests for your plan.",
+        );
+    }
+    if let Some(failed) = failure(control, &headers).await {
+        return failed;
+    }
+    let upload = match read_upload(parts, &body).await {
+        Ok(upload) => upload,
+        Err(reason) => return unprocessable("body", &reason),
+    };
+    control.record_upload(&upload);
+    let Some(model) = upload.field("model_id") else {
+        return unprocessable("model_id", "Field required");
+    };
+    if !SCRIBE_MODELS.contains(&model) {
+        return detail(
+            StatusCode::BAD_REQUEST,
+            "invalid_model",
+            &format!("Model {model} is not a speech to text model."),
+        );
+    }
+    let Some((_, _, audio)) = &upload.file else {
+        return unprocessable("file", "Field required");
+    };
+    let Some(seconds) = audio_seconds(audio) else {
+        return detail(
+            StatusCode::BAD_REQUEST,
+            "invalid_content",
+            "The uploaded file could not be decoded as audio.",
+        );
+    };
+    let diarize = upload.field("diarize") == Some("true");
+    let timed = upload.field("timestamps_granularity") != Some("none");
+    let chinese = upload.field("language_code") == Some("zh");
+    control.work().await;
+    let words = heard(seconds, chinese);
+    let speaker = |sentence: usize| diarize.then(|| format!("speaker_{}", sentence % 2));
+    let mut entries = Vec::new();
+    let mut text = String::new();
+    for (i, w) in words.iter().enumerate() {
+        entries.push(json!({
+            "text": w.word, "start": w.start, "end": w.end, "type": "word",
+            "speaker_id": speaker(w.sentence), "logprob": -0.1,
+        }));
+        text.push_str(&w.word);
+        let Some(next) = words.get(i + 1) else {
+            continue;
+        };
+        if w.sentence == 0 && next.sentence == 1 {
+            entries.push(json!({
+                "text": "(laughter)", "start": w.end, "end": next.start, "type": "audio_event",
+                "speaker_id": speaker(next.sentence), "logprob": 0.0,
+            }));
+            text.push_str(" (laughter)");
+        }
+        if !chinese {
+            entries.push(json!({
+                "text": " ", "start": w.end, "end": next.start, "type": "spacing",
+                "speaker_id": speaker(w.sentence), "logprob": 0.0,
+            }));
+            text.push(' ');
+        }
+    }
+    axum::Json(json!({
+        "language_code": if chinese { "cmn" } else { "eng" },
+        "language_probability": 0.98,
+        "text": text,
+        "words": if timed { entries } else { Vec::new() },
+    }))
+    .into_response()
 }

@@ -1,6 +1,7 @@
 //! Fake OpenAI, ElevenLabs and Tencent Cloud servers on 127.0.0.1:0, following shared providers.md:
 //! they check keys and signatures, enforce input limits with the real error shapes, return real
-//! audio, count requests, and can be told to fail the next N requests in the ways real ones do.
+//! audio, "hear" the audio they are sent (one word per half second of it), count requests, and
+//! can be told to fail the next N requests in the ways real ones do.
 
 // Shared by several test modules; not every module uses every helper.
 #![allow(dead_code)]
@@ -19,6 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{FromRequest, Multipart};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Uri};
 use bytes::Bytes;
 pub use elevenlabs::FakeElevenLabs;
@@ -79,9 +82,18 @@ pub(crate) struct Control {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     delay: Mutex<Duration>,
+    uploads: Mutex<Vec<Upload>>,
 }
 
 impl Control {
+    pub(crate) fn record_upload(&self, upload: &Upload) {
+        self.uploads.lock().unwrap().push(upload.clone());
+    }
+
+    pub(crate) fn uploads(&self) -> Vec<Upload> {
+        self.uploads.lock().unwrap().clone()
+    }
+
     pub(crate) fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) {
         self.requests.lock().unwrap().push(Recorded {
             method: method.clone(),
@@ -216,3 +228,144 @@ pub fn mp3(duration_ms: u32) -> Vec<u8> {
 
 /// What a misbehaving server sends instead of audio.
 pub const GARBAGE: &[u8] = b"<html><body>502 Bad Gateway</body></html>";
+
+/// The fake recognisers hear one word every this many seconds of audio.
+pub const WORD_EVERY_S: f64 = 0.5;
+/// How long each heard word lasts.
+pub const WORD_S: f64 = 0.4;
+/// Words per sentence: every tenth word ends one.
+pub const SENTENCE_WORDS: usize = 10;
+
+const ENGLISH: [&str; 10] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett",
+];
+const CHINESE: [&str; 10] = [
+    "你好", "世界", "今天", "天气", "很好", "我们", "一起", "录音", "谢谢", "再见",
+];
+
+/// One word a fake recogniser heard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heard {
+    pub start: f64,
+    pub end: f64,
+    pub word: String,
+    /// The sentence it belongs to, counted from 0.
+    pub sentence: usize,
+}
+
+/// What the fakes "hear" in `seconds` of audio: word `i` starts at `i * 0.5` s, so the words
+/// and their times follow the audio's length. The last word of a sentence carries its full stop.
+pub fn heard(seconds: f64, chinese: bool) -> Vec<Heard> {
+    let count = (seconds / WORD_EVERY_S).floor() as usize;
+    (0..count)
+        .map(|i| {
+            let start = i as f64 * WORD_EVERY_S;
+            let lexicon = if chinese { &CHINESE } else { &ENGLISH };
+            let mut word = lexicon[i % lexicon.len()].to_string();
+            if (i + 1) % SENTENCE_WORDS == 0 || i + 1 == count {
+                word.push(if chinese { '。' } else { '.' });
+            }
+            Heard {
+                start,
+                end: start + WORD_S,
+                word,
+                sentence: i / SENTENCE_WORDS,
+            }
+        })
+        .collect()
+}
+
+/// The heard words as written, sentence by sentence.
+pub fn sentences(words: &[Heard], chinese: bool) -> Vec<(f64, f64, String)> {
+    let mut out: Vec<(f64, f64, String)> = Vec::new();
+    for w in words {
+        match out.get_mut(w.sentence) {
+            Some((_, end, text)) => {
+                *end = w.end;
+                if !chinese {
+                    text.push(' ');
+                }
+                text.push_str(&w.word);
+            }
+            None => out.push((w.start, w.end, w.word.clone())),
+        }
+    }
+    out
+}
+
+/// The whole text the fakes hear in `words`.
+pub fn heard_text(words: &[Heard], chinese: bool) -> String {
+    let glue = if chinese { "" } else { " " };
+    sentences(words, chinese)
+        .into_iter()
+        .map(|(_, _, t)| t)
+        .collect::<Vec<_>>()
+        .join(glue)
+}
+
+/// Seconds of audio in `bytes`, read by the decoder the server uses, judged by the bytes
+/// themselves; `None` for anything that does not decode.
+pub fn audio_seconds(bytes: &[u8]) -> Option<f64> {
+    use aimake::providers::asr::InputFormat;
+    let format = InputFormat::sniff(bytes)?.decodable()?;
+    let probe = aimake::audio::probe(bytes, format).ok()?;
+    (probe.duration_ms > 0).then(|| probe.duration_ms as f64 / 1000.0)
+}
+
+/// A multipart upload as a fake received it.
+#[derive(Debug, Clone, Default)]
+pub struct Upload {
+    /// Text fields in order, repeated names included (`timestamp_granularities[]`).
+    pub fields: Vec<(String, String)>,
+    /// The `file` part: its file name, content type and bytes.
+    pub file: Option<(String, String, Bytes)>,
+}
+
+impl Upload {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.fields
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// A request's parts and its whole body, read however large (the fakes set their own limits).
+pub async fn read_request(request: axum::extract::Request) -> (Parts, Bytes) {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    (parts, body)
+}
+
+/// Reads a `multipart/form-data` body the way the servers do; `Err` is the parser's reason.
+/// `parts` carry the router's body limit, which the fakes switch off.
+pub async fn read_upload(parts: Parts, body: &Bytes) -> Result<Upload, String> {
+    let request = axum::http::Request::from_parts(parts, axum::body::Body::from(body.clone()));
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| e.body_text())?;
+    let mut upload = Upload::default();
+    while let Some(field) = multipart.next_field().await.map_err(|e| e.body_text())? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            let file_name = field.file_name().unwrap_or_default().to_string();
+            let content_type = field.content_type().unwrap_or_default().to_string();
+            let bytes = field.bytes().await.map_err(|e| e.body_text())?;
+            upload.file = Some((file_name, content_type, bytes));
+        } else {
+            let value = field.text().await.map_err(|e| e.body_text())?;
+            upload.fields.push((name, value));
+        }
+    }
+    Ok(upload)
+}

@@ -1,18 +1,24 @@
-//! A fake OpenAI-compatible speech server: `POST /v1/audio/speech` with Bearer keys.
+//! A fake OpenAI-compatible audio server with Bearer keys: `POST /v1/audio/speech`, and
+//! `POST /v1/audio/transcriptions` and `/translations` (multipart, every `response_format`,
+//! the 25 MB limit), which transcribe what they hear in the upload.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aimake::config::{Config, Secret};
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{Control, Failure, GARBAGE, Recorded, Server, mp3, pcm, speech_ms, wav};
+use super::{
+    Control, Failure, GARBAGE, Recorded, Server, Upload, audio_seconds, heard, heard_text, mp3,
+    pcm, read_request, read_upload, sentences, speech_ms, wav,
+};
 
 const KEY: &str = "sk-test-0123456789abcdef";
 const MAX_INPUT_CHARS: usize = 4096;
@@ -30,6 +36,10 @@ impl FakeOpenAi {
         let control = Arc::new(Control::default());
         let router = Router::new()
             .route("/v1/audio/speech", post(speech))
+            .route("/v1/audio/transcriptions", post(transcriptions))
+            .route("/v1/audio/translations", post(translations))
+            // The 25 MB limit is the fake's own, answered with OpenAI's 413.
+            .layer(DefaultBodyLimit::disable())
             .with_state(control.clone());
         Self {
             control,
@@ -70,6 +80,11 @@ impl FakeOpenAi {
     pub fn max_in_flight(&self) -> usize {
         self.control.max_in_flight()
     }
+
+    /// The multipart uploads transcriptions and translations received, in order.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.control.uploads()
+    }
 }
 
 fn error(
@@ -101,6 +116,20 @@ async fn speech(
     body: Bytes,
 ) -> Response {
     control.record(&method, &uri, &headers, &body);
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
+    }
+    let mut response = match control.next_failure() {
+        Some(Failure::EchoCredentials) => return echo_credentials(&headers),
+        Some(failure) => return fail(&control, failure).await,
+        None => synthesize(&control, &body).await,
+    };
+    add_headers(&mut response);
+    response
+}
+
+/// The 401 for a missing or wrong Bearer key.
+fn unauthorized(headers: &HeaderMap) -> Option<Response> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -114,7 +143,7 @@ async fn speech(
                 &k[k.len().saturating_sub(2)..]
             )
         });
-        return error(
+        return Some(error(
             StatusCode::UNAUTHORIZED,
             &format!(
                 "Incorrect API key provided: {shown}. You can find your API key in your account settings."
@@ -122,24 +151,26 @@ async fn speech(
             "invalid_request_error",
             None,
             Some("invalid_api_key"),
-        );
+        ));
     }
-    let mut response = match control.next_failure() {
-        Some(Failure::EchoCredentials) => {
-            let auth = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            return invalid(
-                &format!(
-                    "The gateway refused the request (key {KEY}). Received headers: authorization: {auth}"
-                ),
-                "headers",
-            );
-        }
-        Some(failure) => return fail(&control, failure).await,
-        None => synthesize(&control, &body).await,
-    };
+    None
+}
+
+fn echo_credentials(headers: &HeaderMap) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    invalid(
+        &format!(
+            "The gateway refused the request (key {KEY}). Received headers: authorization: {auth}"
+        ),
+        "headers",
+    )
+}
+
+/// The headers OpenAI sends with every answer.
+fn add_headers(response: &mut Response) {
     let h = response.headers_mut();
     h.insert(
         "x-request-id",
@@ -150,7 +181,6 @@ async fn speech(
     h.insert("x-ratelimit-limit-requests", "500".parse().unwrap());
     h.insert("x-ratelimit-remaining-requests", "499".parse().unwrap());
     h.insert("x-ratelimit-reset-requests", "120ms".parse().unwrap());
-    response
 }
 
 async fn fail(control: &Control, failure: Failure) -> Response {
@@ -245,4 +275,217 @@ async fn synthesize(control: &Control, body: &Bytes) -> Response {
         }
     };
     ([(header::CONTENT_TYPE, content_type)], audio).into_response()
+}
+
+/// OpenAI's upload limit, in bytes.
+pub const MAX_UPLOAD_BYTES: usize = 26_214_400;
+const TRANSCRIPTION_MODELS: &[&str] = &[
+    "whisper-1",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-mini-transcribe-2025-12-15",
+];
+const UPLOAD_FORMATS: &[&str] = &[
+    "flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm",
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Task {
+    Transcribe,
+    Translate,
+}
+
+async fn transcriptions(State(control): State<Arc<Control>>, request: Request) -> Response {
+    listen(&control, Task::Transcribe, request).await
+}
+
+async fn translations(State(control): State<Arc<Control>>, request: Request) -> Response {
+    listen(&control, Task::Translate, request).await
+}
+
+async fn listen(control: &Control, task: Task, request: Request) -> Response {
+    let (parts, body) = read_request(request).await;
+    control.record(&parts.method, &parts.uri, &parts.headers, &body);
+    if let Some(refused) = unauthorized(&parts.headers) {
+        return refused;
+    }
+    let mut response = match control.next_failure() {
+        Some(Failure::EchoCredentials) => return echo_credentials(&parts.headers),
+        Some(Failure::GarbageAudio) => {
+            ([(header::CONTENT_TYPE, "text/html")], GARBAGE).into_response()
+        }
+        Some(failure) => return fail(control, failure).await,
+        None => transcribe(control, task, parts, &body).await,
+    };
+    add_headers(&mut response);
+    response
+}
+
+async fn transcribe(control: &Control, task: Task, parts: Parts, body: &Bytes) -> Response {
+    if body.len() > MAX_UPLOAD_BYTES {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "Maximum content size limit ({MAX_UPLOAD_BYTES}) exceeded ({} bytes read)",
+                body.len()
+            ),
+            "server_error",
+            None,
+            None,
+        );
+    }
+    let upload = match read_upload(parts, body).await {
+        Ok(upload) => upload,
+        Err(reason) => {
+            return invalid(&format!("Could not parse multipart form: {reason}"), "file");
+        }
+    };
+    control.record_upload(&upload);
+    let Some((file_name, _, audio)) = &upload.file else {
+        return invalid("Missing required parameter: 'file'.", "file");
+    };
+    let Some(model) = upload.field("model") else {
+        return invalid("you must provide a model parameter", "model");
+    };
+    let allowed: &[&str] = match task {
+        Task::Transcribe => TRANSCRIPTION_MODELS,
+        Task::Translate => &["whisper-1"],
+    };
+    if !allowed.contains(&model) {
+        return invalid(
+            &format!(
+                "Invalid model {model}: this endpoint takes {}",
+                allowed.join(", ")
+            ),
+            "model",
+        );
+    }
+    let response_format = upload.field("response_format").unwrap_or("json");
+    if !["json", "text", "srt", "verbose_json", "vtt"].contains(&response_format) {
+        return invalid(
+            &format!(
+                "'{response_format}' is not one of ['json', 'text', 'srt', 'verbose_json', 'vtt']"
+            ),
+            "response_format",
+        );
+    }
+    if model.starts_with("gpt-4o") && !["json", "text"].contains(&response_format) {
+        return invalid(
+            &format!(
+                "response_format '{response_format}' is not compatible with model '{model}'. Use 'json' or 'text' instead."
+            ),
+            "response_format",
+        );
+    }
+    let granularities = upload.all("timestamp_granularities[]");
+    if !granularities.is_empty() && response_format != "verbose_json" {
+        return invalid(
+            "timestamp_granularities requires response_format=verbose_json",
+            "timestamp_granularities",
+        );
+    }
+    if let Some(g) = granularities
+        .iter()
+        .find(|g| !["word", "segment"].contains(g))
+    {
+        return invalid(
+            &format!("'{g}' is not one of ['word', 'segment']"),
+            "timestamp_granularities",
+        );
+    }
+    let extension = file_name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase());
+    if !extension
+        .as_deref()
+        .is_some_and(|e| UPLOAD_FORMATS.contains(&e))
+    {
+        return invalid(
+            &format!("Invalid file format. Supported formats: {UPLOAD_FORMATS:?}"),
+            "file",
+        );
+    }
+    let Some(seconds) = audio_seconds(audio) else {
+        return invalid("Audio file might be corrupted or unsupported", "file");
+    };
+    if let Some(t) = upload.field("temperature") {
+        match t.parse::<f64>() {
+            Ok(t) if (0.0..=1.0).contains(&t) => {}
+            _ => return invalid("temperature must be between 0 and 1", "temperature"),
+        }
+    }
+    let (_guard, _) = control.enter();
+    control.work().await;
+    let chinese = task == Task::Transcribe && upload.field("language") == Some("zh");
+    let words = heard(seconds, chinese);
+    let text = heard_text(&words, chinese);
+    let segments = sentences(&words, chinese);
+    match response_format {
+        "json" => axum::Json(json!({
+            "text": text,
+            "usage": {"type": "duration", "seconds": seconds.ceil() as u64},
+        }))
+        .into_response(),
+        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        "srt" | "vtt" => {
+            let vtt = response_format == "vtt";
+            let stamp = |t: f64| {
+                let ms = (t * 1000.0).round() as u64;
+                let sep = if vtt { '.' } else { ',' };
+                format!(
+                    "{:02}:{:02}:{:02}{sep}{:03}",
+                    ms / 3_600_000,
+                    ms / 60_000 % 60,
+                    ms / 1000 % 60,
+                    ms % 1000
+                )
+            };
+            let mut out = if vtt {
+                "WEBVTT\n\n".to_string()
+            } else {
+                String::new()
+            };
+            for (i, (start, end, text)) in segments.iter().enumerate() {
+                if !vtt {
+                    out.push_str(&format!("{}\n", i + 1));
+                }
+                out.push_str(&format!(
+                    "{} --> {}\n{text}\n\n",
+                    stamp(*start),
+                    stamp(*end)
+                ));
+            }
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response()
+        }
+        _ => {
+            let mut answer = json!({
+                "task": if task == Task::Transcribe { "transcribe" } else { "translate" },
+                "language": if chinese { "chinese" } else { "english" },
+                "duration": seconds,
+                "text": text,
+            });
+            // Segments come unless only words were asked for.
+            if granularities.is_empty() || granularities.contains(&"segment") {
+                answer["segments"] = segments
+                    .iter()
+                    .enumerate()
+                    .map(|(id, (start, end, text))| {
+                        json!({
+                            "id": id, "seek": 0, "start": start, "end": end,
+                            "text": format!(" {text}"), "tokens": [50364, 1234],
+                            "temperature": 0.0, "avg_logprob": -0.2,
+                            "compression_ratio": 1.2, "no_speech_prob": 0.01,
+                        })
+                    })
+                    .collect();
+            }
+            if granularities.contains(&"word") {
+                answer["words"] = words
+                    .iter()
+                    .map(|w| json!({"word": w.word, "start": w.start, "end": w.end}))
+                    .collect();
+            }
+            axum::Json(answer).into_response()
+        }
+    }
 }
