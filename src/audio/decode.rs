@@ -459,7 +459,9 @@ mod tests {
     /// with the product's encoders, or (AAC, WebM) a fixture made with ffmpeg 5.1:
     /// `ffmpeg -f lavfi -i "aevalsrc=0.5*sin(2*PI*440*t):s=16000:d=1"`
     /// then `-c:a aac -b:a 32k tone.m4a`, `-c:a aac -b:a 32k -f mp4 tone.mp4` and
-    /// `-c:a libopus -b:a 24k tone.webm`.
+    /// `-c:a libopus -b:a 24k tone.webm`, and the same written to a pipe (`-f webm -`), whose
+    /// sizes are unknown and which has no index, like what browsers record, as
+    /// `tone-streamed.webm`.
     fn recordings() -> Vec<(&'static str, Vec<u8>, Format)> {
         let tone = sine(16_000, 1, 440.0, 0.5, 1000);
         vec![
@@ -479,6 +481,11 @@ mod tests {
             ("m4a", fixture("tone.m4a"), Format::Mp4),
             ("mp4", fixture("tone.mp4"), Format::Mp4),
             ("webm", fixture("tone.webm"), Format::Webm),
+            (
+                "webm (streamed)",
+                fixture("tone-streamed.webm"),
+                Format::Webm,
+            ),
         ]
     }
 

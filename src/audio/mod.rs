@@ -305,7 +305,14 @@ mod tests {
 
     #[test]
     fn container_extensions_round_trip_and_raw_pcm_has_none() {
-        for format in [Format::Mp3, Format::Wav, Format::Flac, Format::Ogg] {
+        for format in [
+            Format::Mp3,
+            Format::Wav,
+            Format::Flac,
+            Format::Ogg,
+            Format::Mp4,
+            Format::Webm,
+        ] {
             assert_eq!(Format::from_extension(format.extension()), Some(format));
             assert!(!format.is_raw());
         }

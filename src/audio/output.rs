@@ -149,7 +149,7 @@ enum Inner {
     Opus(Box<OpusEncoder>),
     Flac(Pcm),
     Wav { header: Option<[u8; 44]> },
-    Pcm(Option<StreamResampler>),
+    Pcm(Option<Box<StreamResampler>>),
 }
 
 impl StreamEncoder {
@@ -176,7 +176,11 @@ impl StreamEncoder {
             Encoding::Pcm => Inner::Pcm(if sample_rate == PCM_OUTPUT_RATE {
                 None
             } else {
-                Some(StreamResampler::new(sample_rate, PCM_OUTPUT_RATE, 1)?)
+                Some(Box::new(StreamResampler::new(
+                    sample_rate,
+                    PCM_OUTPUT_RATE,
+                    1,
+                )?))
             }),
         };
         Ok(Self { inner, channels })

@@ -181,11 +181,13 @@ fn longest_quiet_run(
     last: usize,
     quiet: f32,
 ) -> Option<(usize, usize)> {
-    let last = last.min(energy.len());
+    let window = energy.get(first..last.min(energy.len()))?;
     let mut best: Option<(usize, usize)> = None;
     let mut run_start = None;
-    for i in first..=last {
-        let is_quiet = i < last && db(energy[i]) <= quiet;
+    // A loud sentinel ends a run that reaches the end.
+    let levels = window.iter().chain(std::iter::once(&f32::INFINITY));
+    for (i, &level) in (first..).zip(levels) {
+        let is_quiet = db(level) <= quiet;
         match (is_quiet, run_start) {
             (true, None) => run_start = Some(i),
             (false, Some(s)) => {
