@@ -17,7 +17,8 @@ mod resample;
 mod split;
 
 pub use decode::{
-    Probe, RECOGNITION_RATE, RECORDING_FORMATS, decode, decode_recording, for_recognition, probe,
+    Probe, RECOGNITION_RATE, RECORDING_FORMATS, decode, decode_for_recognition, decode_recording,
+    for_recognition, probe,
 };
 pub use encode::{Chapter, Cover, Id3Tags, Mp3Encoder, encode_mp3, encode_wav};
 pub use join::{Joined, Joiner, Part, Span, join};

@@ -238,9 +238,11 @@ impl OpusEncoder {
         Ok(self.packet[..len].to_vec())
     }
 
-    /// Writes a packet with the granule position of everything encoded so far.
+    /// Writes a packet with the granule position of everything encoded so far, never past
+    /// the end of the input (padding frames may share a page the writer flushes early).
     fn write(&mut self, packet: Vec<u8>, end: PacketWriteEndInfo) -> Result<()> {
-        let granule = self.encoded_frames * self.scale;
+        let granule =
+            (self.encoded_frames * self.scale).min(self.pre_skip + self.input_frames * self.scale);
         self.writer
             .write_packet(packet, SERIAL, end, granule)
             .map_err(|e| AudioError::Encode(format!("ogg: {e}")))
@@ -326,6 +328,10 @@ impl OpusDecoder {
 
     fn decode_inner(&mut self, packet: &PacketRef<'_>) -> SymphoniaResult<()> {
         self.buf.clear();
+        // libopus takes an empty packet for a lost one and conceals 120 ms of it.
+        if packet.data.is_empty() {
+            return Err(SymphoniaError::DecodeError("opus: empty packet"));
+        }
         let decoder = self
             .decoder
             .get_mut()

@@ -42,9 +42,10 @@ pub fn resample(pcm: Pcm, sample_rate: u32) -> Result<Pcm> {
 
 /// Sample-rate conversion for audio that arrives piece by piece: the same resampler and the
 /// same output as [`resample`] on the whole (`ceil(frames * out / in)` frames, the delay
-/// trimmed), produced as the input comes.
+/// trimmed; the samples unchanged at the same rate), produced as the input comes.
 pub struct StreamResampler {
-    resampler: Fft<f32>,
+    /// `None` when the rates are the same.
+    resampler: Option<Fft<f32>>,
     channels: usize,
     /// Input not yet making a whole chunk, interleaved.
     pending: Vec<f32>,
@@ -65,17 +66,23 @@ impl StreamResampler {
             )));
         }
         let channels = usize::from(channels);
-        let resampler = Fft::<f32>::new(
-            from as usize,
-            to as usize,
-            CHUNK_FRAMES,
-            channels,
-            FixedSync::Input,
-        )
-        .map_err(|e| AudioError::Invalid(format!("resampling: {e}")))?;
+        let resampler = if from == to {
+            None
+        } else {
+            Some(
+                Fft::<f32>::new(
+                    from as usize,
+                    to as usize,
+                    CHUNK_FRAMES,
+                    channels,
+                    FixedSync::Input,
+                )
+                .map_err(|e| AudioError::Invalid(format!("resampling: {e}")))?,
+            )
+        };
         Ok(Self {
-            delay: resampler.output_delay(),
-            output: vec![0.0; resampler.output_frames_max() * channels],
+            delay: resampler.as_ref().map_or(0, |r| r.output_delay()),
+            output: vec![0.0; resampler.as_ref().map_or(0, |r| r.output_frames_max()) * channels],
             resampler,
             channels,
             pending: Vec::with_capacity(CHUNK_FRAMES * channels),
@@ -92,9 +99,13 @@ impl StreamResampler {
             return Err(AudioError::Invalid("partial frame".into()));
         }
         self.input_frames += (samples.len() / self.channels) as u64;
+        let Some(resampler) = &self.resampler else {
+            out.extend_from_slice(samples);
+            return Ok(());
+        };
+        let needed = resampler.input_frames_next() * self.channels;
         let mut rest = samples;
         while !rest.is_empty() {
-            let needed = self.resampler.input_frames_next() * self.channels;
             let take = (needed - self.pending.len()).min(rest.len());
             self.pending.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
@@ -108,10 +119,13 @@ impl StreamResampler {
 
     /// Resamples what is left and appends the last frames, so the output is complete.
     pub fn finish(mut self, out: &mut Vec<f32>) -> Result<()> {
+        let Some(resampler) = &self.resampler else {
+            return Ok(());
+        };
+        let needed = resampler.input_frames_next() * self.channels;
         let expected = (self.input_frames * u64::from(self.to)).div_ceil(u64::from(self.from));
         let mut partial = self.pending.len() / self.channels;
         while self.output_frames < expected {
-            let needed = self.resampler.input_frames_next() * self.channels;
             self.pending.resize(needed, 0.0);
             self.chunk(Some(partial), out)?;
             partial = 0;
@@ -123,6 +137,9 @@ impl StreamResampler {
 
     fn chunk(&mut self, partial: Option<usize>, out: &mut Vec<f32>) -> Result<()> {
         let invalid = |e: &dyn std::fmt::Display| AudioError::Invalid(format!("resampling: {e}"));
+        let Some(resampler) = self.resampler.as_mut() else {
+            return Ok(());
+        };
         let frames = self.pending.len() / self.channels;
         let input =
             InterleavedSlice::new(&self.pending, self.channels, frames).map_err(|e| invalid(&e))?;
@@ -135,8 +152,7 @@ impl StreamResampler {
             partial_len: Some(len),
             active_channels_mask: None,
         });
-        let (_, produced) = self
-            .resampler
+        let (_, produced) = resampler
             .process_into_buffer(&input, &mut output, indexing.as_ref())
             .map_err(|e| invalid(&e))?;
         let skip = self.delay.min(produced);
