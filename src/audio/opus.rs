@@ -192,7 +192,8 @@ impl OpusEncoder {
         }
         let packet = match last {
             Some(packet) => packet,
-            // Nothing at all was pushed: one silent frame makes a valid, empty file.
+            // Every frame is on a page already: a silent frame carries the end of the stream,
+            // and the end granule trims it off.
             None => {
                 self.pending.resize(self.frame * self.channels, 0.0);
                 self.encode_pending()?
