@@ -12,8 +12,12 @@ RUN npm ci --no-audit --no-fund
 COPY web/ ./
 RUN npm run build
 
-# 2. The binary (the build refuses to make a release without web/dist/index.html).
+# 2. The binary (the build refuses to make a release without web/dist/index.html); cmake builds
+# the bundled libopus.
 FROM rust:1.95-bookworm AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends cmake \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY migrations migrations

@@ -1,4 +1,5 @@
-//! Encoding: MP3 with LAME (plus ID3v2 tags, cover and chapter frames) and 16-bit WAV.
+//! Encoding: MP3 with LAME (plus ID3v2 tags, cover and chapter frames) and 16-bit WAV; the
+//! other formats and the one `encode` for all of them are in `output.rs`.
 
 use super::{AudioError, Pcm, Result};
 use id3::frame::{Chapter as ChapterFrame, Picture, PictureType, TableOfContents};
@@ -294,7 +295,7 @@ pub fn encode_wav(pcm: &Pcm) -> Result<Vec<u8>> {
     for block in pcm.samples.chunks(WAV_BLOCK) {
         let mut samples = writer.get_i16_writer(block.len() as u32);
         for &s in block {
-            samples.write_sample((s * 32768.0).round().clamp(-32768.0, 32767.0) as i16);
+            samples.write_sample(super::to_i16(s));
         }
         samples.flush().map_err(fail)?;
     }

@@ -1,8 +1,8 @@
 //! The whole pipeline in one call: provider outputs in, a finished file with its timings out.
 
 use super::{
-    AudioError, Chapter, Format, Id3Tags, Joiner, Loudness, LoudnessTarget, Part, Peaks, Result,
-    Span, conform, decode, encode_mp3, encode_wav, measure, normalize,
+    AudioError, Chapter, Encoding, Format, Id3Tags, Joiner, Loudness, LoudnessTarget, Part, Peaks,
+    Result, Span, conform, decode, encode, encode_mp3, measure, normalize,
 };
 
 /// One synthesized piece (a text chunk or a podcast line) as the provider returned it.
@@ -14,17 +14,9 @@ pub struct SourcePart<'a> {
     pub chapter: Option<&'a str>,
 }
 
-/// How the finished audio is encoded: a [`Format`] the pipeline can write, with its encoder's
-/// settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Mp3 { bitrate_kbps: u32 },
-    Wav,
-}
-
-/// MP3 encoding adds a little to the true peak (about 0.3 dB for speech at 64 kbps), so MP3
-/// output is mastered this much under the ceiling and stays under it once decoded.
-const MP3_TRUE_PEAK_HEADROOM_DB: f64 = 0.5;
+/// Lossy encoding adds a little to the true peak (about 0.3 dB for speech in 64 kbps MP3), so
+/// MP3 and Opus output is mastered this much under the ceiling and stays under it once decoded.
+const LOSSY_TRUE_PEAK_HEADROOM_DB: f64 = 0.5;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MasterOptions {
@@ -107,8 +99,8 @@ pub fn master_episode(
     let mut joined = joiner.finish();
     let loudness = match options.loudness {
         Some(mut target) => {
-            if matches!(options.output, Encoding::Mp3 { .. }) {
-                target.max_true_peak_dbtp -= MP3_TRUE_PEAK_HEADROOM_DB;
+            if options.output.is_lossy() {
+                target.max_true_peak_dbtp -= LOSSY_TRUE_PEAK_HEADROOM_DB;
             }
             normalize(&mut joined.pcm, target)?.after
         }
@@ -126,7 +118,7 @@ pub fn master_episode(
             let tags = (tags != Id3Tags::default()).then_some(tags);
             encode_mp3(&joined.pcm, bitrate_kbps, tags.as_ref())?
         }
-        Encoding::Wav => encode_wav(&joined.pcm)?,
+        other => encode(&joined.pcm, other)?,
     };
     Ok(Mastered {
         bytes,

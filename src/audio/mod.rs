@@ -1,4 +1,6 @@
-//! The audio pipeline: decode provider output, resample, join, normalize loudness, encode, peaks.
+//! The audio pipeline: decode provider output and uploaded recordings, resample, join,
+//! normalize loudness, encode (MP3, Opus, FLAC, WAV, PCM; whole or as it is made), peaks, and
+//! split long recordings at silences for speech recognition.
 //!
 //! Everything here is synchronous and CPU-bound: async callers run it in `spawn_blocking`.
 //! Samples are `f32` in -1.0..=1.0, interleaved when there is more than one channel.
@@ -8,16 +10,25 @@ mod encode;
 mod join;
 mod loudness;
 mod master;
+mod opus;
+mod output;
 mod peaks;
 mod resample;
+mod split;
 
-pub use decode::{Probe, decode, probe};
+pub use decode::{
+    Probe, RECOGNITION_RATE, RECORDING_FORMATS, decode, decode_for_recognition, decode_recording,
+    for_recognition, probe,
+};
 pub use encode::{Chapter, Cover, Id3Tags, Mp3Encoder, encode_mp3, encode_wav};
 pub use join::{Joined, Joiner, Part, Span, join};
 pub use loudness::{Loudness, LoudnessTarget, Normalized, measure, normalize};
-pub use master::{Encoding, MasterOptions, Mastered, SourcePart, master_episode};
+pub use master::{MasterOptions, Mastered, SourcePart, master_episode};
+pub use opus::{OpusEncoder, encode_opus};
+pub use output::{Encoding, PCM_OUTPUT_RATE, RESPONSE_FORMATS, StreamEncoder, encode, encode_flac};
 pub use peaks::{Peaks, peaks};
-pub use resample::{conform, resample};
+pub use resample::{StreamResampler, conform, resample};
+pub use split::{Cut, Piece, SplitLimits, encode_piece, split};
 
 /// Errors of the audio pipeline. Bad provider output is `Decode`; the rest are bugs or
 /// impossible requests, which callers report as internal errors.
@@ -34,6 +45,12 @@ pub enum AudioError {
     Invalid(String),
     #[error("could not encode audio: {0}")]
     Encode(String),
+    /// An output format that cannot be produced (e.g. `aac`); the message lists those that can.
+    #[error("{format} audio cannot be produced; the formats available are {}", RESPONSE_FORMATS.join(", "))]
+    Unencodable { format: String },
+    /// Bytes that are no audio format [`decode_recording`] reads; the message lists them.
+    #[error("the file is not audio in a supported format ({})", RECORDING_FORMATS.join(", "))]
+    Unsupported,
 }
 
 pub type Result<T, E = AudioError> = std::result::Result<T, E>;
@@ -51,6 +68,10 @@ pub enum Format {
     Flac,
     /// Ogg Vorbis or Opus.
     Ogg,
+    /// MPEG-4 audio (`.m4a`, `.mp4`): AAC-LC.
+    Mp4,
+    /// WebM or Matroska: Opus or Vorbis (what browsers record).
+    Webm,
     /// Headerless signed 16-bit little-endian samples (OpenAI `pcm`, ElevenLabs `pcm_*`,
     /// Tencent `pcm`, the neural voices).
     PcmS16Le {
@@ -67,6 +88,8 @@ impl Format {
             Self::Wav => "wav",
             Self::Flac => "flac",
             Self::Ogg => "ogg",
+            Self::Mp4 => "m4a",
+            Self::Webm => "webm",
             Self::PcmS16Le { .. } => "pcm",
         }
     }
@@ -78,9 +101,26 @@ impl Format {
             "mp3" => Some(Self::Mp3),
             "wav" => Some(Self::Wav),
             "flac" => Some(Self::Flac),
-            "ogg" => Some(Self::Ogg),
+            "ogg" | "oga" | "opus" => Some(Self::Ogg),
+            "m4a" | "mp4" => Some(Self::Mp4),
+            "webm" => Some(Self::Webm),
             _ => None,
         }
+    }
+
+    /// The container the leading bytes announce (magic numbers), whatever a file is called;
+    /// `None` for anything else, raw PCM included.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        [
+            Self::Flac,
+            Self::Ogg,
+            Self::Wav,
+            Self::Mp4,
+            Self::Webm,
+            Self::Mp3,
+        ]
+        .into_iter()
+        .find(|format| format.looks_like(bytes))
     }
 
     /// The MIME type to store and serve the bytes with.
@@ -90,6 +130,8 @@ impl Format {
             Self::Wav => "audio/wav",
             Self::Flac => "audio/flac",
             Self::Ogg => "audio/ogg",
+            Self::Mp4 => "audio/mp4",
+            Self::Webm => "audio/webm",
             Self::PcmS16Le { .. } => "audio/L16",
         }
     }
@@ -103,18 +145,37 @@ impl Format {
     /// caught (and retried) where it arrives instead of failing later in the decoder.
     pub fn looks_like(self, bytes: &[u8]) -> bool {
         match self {
-            Self::Mp3 => {
-                bytes.starts_with(b"ID3")
-                    || (bytes.len() >= 4 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0)
-            }
+            Self::Mp3 => bytes.starts_with(b"ID3") || is_mpeg_audio_frame(bytes),
             Self::Wav => bytes.len() > 44 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
             Self::PcmS16Le { channels, .. } => {
                 !bytes.is_empty() && bytes.len().is_multiple_of(2 * usize::from(channels.max(1)))
             }
             Self::Ogg => bytes.starts_with(b"OggS"),
             Self::Flac => bytes.starts_with(b"fLaC"),
+            Self::Mp4 => bytes.len() >= 12 && &bytes[4..8] == b"ftyp",
+            Self::Webm => bytes.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
         }
     }
+}
+
+/// An MPEG audio frame header: the sync bits, then a version, a layer (not the "reserved"
+/// 00 that ADTS AAC puts there), a bitrate and a sample rate that exist.
+fn is_mpeg_audio_frame(bytes: &[u8]) -> bool {
+    let [a, b, c, ..] = *bytes else {
+        return false;
+    };
+    a == 0xFF
+        && b & 0xE0 == 0xE0
+        && (b >> 3) & 0b11 != 0b01
+        && (b >> 1) & 0b11 != 0
+        && c >> 4 != 0b1111
+        && (c >> 2) & 0b11 != 0b11
+}
+
+/// A sample in -1.0..=1.0 as 16-bit, rounded and clipped (over-range input clips instead of
+/// wrapping around).
+pub(crate) fn to_i16(sample: f32) -> i16 {
+    (sample * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 
 /// Decoded audio: the common currency of the pipeline.
@@ -245,7 +306,14 @@ mod tests {
 
     #[test]
     fn container_extensions_round_trip_and_raw_pcm_has_none() {
-        for format in [Format::Mp3, Format::Wav, Format::Flac, Format::Ogg] {
+        for format in [
+            Format::Mp3,
+            Format::Wav,
+            Format::Flac,
+            Format::Ogg,
+            Format::Mp4,
+            Format::Webm,
+        ] {
             assert_eq!(Format::from_extension(format.extension()), Some(format));
             assert!(!format.is_raw());
         }

@@ -348,7 +348,9 @@ fn chunk_index(key: &str) -> Option<usize> {
 /// wrapped in a WAV header so the stored file describes itself.
 async fn storable(bytes: Bytes, format: Format) -> Result<(Bytes, Format), JobError> {
     match format {
-        Format::Mp3 | Format::Wav | Format::Ogg | Format::Flac => Ok((bytes, format)),
+        Format::Mp3 | Format::Wav | Format::Ogg | Format::Flac | Format::Mp4 | Format::Webm => {
+            Ok((bytes, format))
+        }
         Format::PcmS16Le { .. } => {
             let wav = synth::audio_work(
                 move || {
