@@ -236,7 +236,9 @@ impl Series {
     pub fn minutes(&self, last: Duration) -> Vec<Minute> {
         let now = (self.now_minute)();
         let count = (last.as_secs().div_ceil(60)).clamp(1, MINUTES as u64);
-        (now + 1 - count..=now).map(|minute| self.read(minute)).collect()
+        (now + 1 - count..=now)
+            .map(|minute| self.read(minute))
+            .collect()
     }
 
     /// The sums, rates and percentiles over the last `last`.
