@@ -189,7 +189,6 @@ async fn alert_where(
 async fn fired(admin: &Session, rule: &str, poke: impl AsyncFnMut()) -> Value {
     let alert = alert_where(admin, |a| a["rule"] == rule && a["state"] == "firing", poke).await;
     assert!(alert["resolved_at"].is_null(), "{alert}");
-    assert!(alert["notifications"].as_i64().unwrap() >= 1, "{alert}");
     alert
 }
 
