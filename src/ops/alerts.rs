@@ -767,8 +767,7 @@ pub async fn list(db: &Db, req: &PageRequest) -> Result<AlertsPage> {
                 .ok_or_else(|| AppError::invalid("cursor is not valid"))?,
         ),
     };
-    let active = db.alerts().active().await?;
-    let rows = db.alerts().page(after, req.fetch()).await?;
+    let (active, rows) = db.alerts().active_and_page(after, req.fetch()).await?;
     let page =
         Page::from_rows(rows, req, |a| format!("{}.{}", a.fired_at, a.id)).map(AlertView::from);
     Ok(AlertsPage {
