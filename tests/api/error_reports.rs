@@ -275,15 +275,18 @@ async fn a_panicking_handler_reaches_the_tracker_with_its_request_id_and_the_ser
         .header("authorization", "Bearer header-secret-2")
         .header("cookie", "aimake_session=cookie-secret-3")
         .header("origin", &origin)
+        .header("x-request-id", "trace-panic-42")
         .body("body-secret-4")
         .send()
         .await
         .unwrap();
     assert_eq!(panicked.status(), 500);
+    // The caller's request id is kept, on the answer and in the report.
     let request_id = panicked.headers()["x-request-id"]
         .to_str()
         .unwrap()
         .to_string();
+    assert_eq!(request_id, "trace-panic-42");
     let body: Value = panicked.json().await.unwrap();
     assert_eq!(body["error"]["code"], "internal", "{body}");
     assert!(body["error"]["message"].is_string(), "{body}");
