@@ -396,10 +396,12 @@ fn scheduled(state: &AppState, clock: Arc<dyn Clock>) -> anyhow::Result<Schedule
 fn alerting(state: &AppState, stop: CancellationToken) -> Alerting {
     let config = &state.config;
     let rules = alerts::rules(&config.alerts, !config.backup.schedule.trim().is_empty());
+    let longest = rules.iter().map(|r| r.window).max().unwrap_or_default();
     let signals = LiveSignals::new(
         state.db.clone(),
         config.data.dir.clone(),
         state.backups.last_backup(stop),
+        longest,
     );
     Alerting::new(
         Engine::new(rules, Duration::from_secs(config.alerts.repeat_interval_s)),

@@ -421,6 +421,9 @@ impl Storage {
                 return Err(StorageError::NotFound(name));
             }
             Err(e) => {
+                // The store's own failures are counted in `From<object_store::Error>`; this
+                // read goes around it.
+                crate::monitor::metrics::storage_error();
                 return Err(StorageError::Other(
                     anyhow::Error::new(e).context(format!("reading {name}")),
                 ));

@@ -149,6 +149,21 @@ impl Alerts<'_> {
         self.0.lookup(|c| Ok(all_active(c)?)).await
     }
 
+    /// The alerts firing now and a page of every alert (as [`Self::page`]), read from one
+    /// snapshot so the two agree.
+    pub async fn active_and_page(
+        &self,
+        after: Option<(i64, AlertId)>,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<AlertRow>, Vec<AlertRow>)> {
+        self.0
+            .read(move |c| {
+                let snapshot = c.unchecked_transaction()?;
+                Ok((all_active(&snapshot)?, list(&snapshot, after, limit)?))
+            })
+            .await
+    }
+
     /// Newest first, after the `(fired_at, id)` of the previous page's last alert.
     pub async fn page(
         &self,
@@ -215,5 +230,8 @@ mod tests {
         assert_eq!(rest[0].resolved_value, Some(0.01));
         assert_eq!(rest[0].notifications, 1);
         assert_eq!(rest[0].notified_at, Some(11));
+        let (active_now, newest) = db.alerts().active_and_page(None, 1).await.unwrap();
+        assert_eq!(active_now, active);
+        assert_eq!(newest, page[..1]);
     }
 }

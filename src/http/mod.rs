@@ -105,6 +105,12 @@ impl FromRef<HttpState> for AppState {
 
 /// The whole HTTP application, as one service for [`crate::app::serve`].
 pub fn router(http: HttpState) -> App {
+    router_with(http, Router::new())
+}
+
+/// The application with `extra` routes beside its own, under the same layers: how tests
+/// reach the edge through a route the product does not have (one that panics).
+pub fn router_with(http: HttpState, extra: Router<HttpState>) -> App {
     let state = &http.app;
     let config = &state.config;
     let timeout = Duration::from_secs(config.server.request_timeout_s);
@@ -150,6 +156,7 @@ pub fn router(http: HttpState) -> App {
         .merge(podcasts::router())
         .merge(client_errors::router())
         .merge(metrics::router())
+        .merge(extra)
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))

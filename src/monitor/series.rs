@@ -248,22 +248,45 @@ impl Series {
         let now = (self.now_minute)();
         let count = (last.as_secs().div_ceil(60)).clamp(1, MINUTES as u64);
         (now + 1 - count..=now)
-            .map(|minute| {
-                let b = &self.buckets[minute as usize % MINUTES];
-                if b.minute.load(std::sync::atomic::Ordering::Acquire) == minute {
-                    Minute::read(minute, b)
-                } else {
-                    Minute::empty(minute)
-                }
-            })
+            .map(|minute| self.read(minute))
             .collect()
     }
 
     /// The sums, rates and percentiles over the last `last`.
     pub fn window(&self, last: Duration) -> Aggregate {
-        Aggregate::of(&self.minutes(last))
+        Aggregate::of(&self.minutes(last), None)
+    }
+
+    /// This moment: the current minute as it stands, so [`Series::since`] can count what
+    /// came after it. Windows between marks are as fine as the marks are frequent.
+    pub fn mark(&self) -> Mark {
+        let minute = (self.now_minute)();
+        Mark(self.read(minute))
+    }
+
+    /// What was recorded after `mark`, up to now (at most the ring's day).
+    pub fn since(&self, mark: &Mark) -> Aggregate {
+        let from = mark.0.start / 60;
+        let now = (self.now_minute)();
+        let minutes = self.minutes(Duration::from_secs((now.saturating_sub(from) + 1) * 60));
+        // The mark's minute counts only from the mark on, while the ring still holds it.
+        let before = minutes.first().filter(|m| m.start == mark.0.start);
+        Aggregate::of(&minutes, before.map(|_| &mark.0))
+    }
+
+    fn read(&self, minute: u64) -> Minute {
+        let b = &self.buckets[minute as usize % MINUTES];
+        if b.minute.load(std::sync::atomic::Ordering::Acquire) == minute {
+            Minute::read(minute, b)
+        } else {
+            Minute::empty(minute)
+        }
     }
 }
+
+/// A moment of the series (see [`Series::mark`]).
+#[derive(Debug, Clone)]
+pub struct Mark(Minute);
 
 /// One minute, read out of the ring.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -322,6 +345,12 @@ impl KindCounts {
         self.tts += other.tts;
         self.llm += other.llm;
         self.asr += other.asr;
+    }
+
+    fn sub(&mut self, other: &Self) {
+        self.tts = self.tts.saturating_sub(other.tts);
+        self.llm = self.llm.saturating_sub(other.llm);
+        self.asr = self.asr.saturating_sub(other.asr);
     }
 }
 
@@ -433,7 +462,8 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    fn of(minutes: &[Minute]) -> Self {
+    /// The minutes' sums, less what `before` (a mark of the first minute) had counted.
+    fn of(minutes: &[Minute], before: Option<&Minute>) -> Self {
         let mut latency = vec![0u32; LATENCY_BUCKETS];
         let mut provider_latency: [Vec<u32>; KINDS] =
             std::array::from_fn(|_| vec![0; PROVIDER_LATENCY_BUCKETS]);
@@ -466,6 +496,24 @@ impl Aggregate {
             add_counts(&mut latency, &m.latency);
             for (sums, counts) in provider_latency.iter_mut().zip(&m.provider_latency) {
                 add_counts(sums, counts);
+            }
+        }
+        if let Some(b) = before {
+            a.requests = a.requests.saturating_sub(b.requests);
+            a.errors_5xx = a.errors_5xx.saturating_sub(b.errors_5xx);
+            a.provider_calls.sub(&b.provider_calls);
+            a.provider_errors.sub(&b.provider_errors);
+            a.cost_usd = (a.cost_usd - b.cost_usd).max(0.0);
+            a.db_errors = a.db_errors.saturating_sub(b.db_errors);
+            a.storage_errors = a.storage_errors.saturating_sub(b.storage_errors);
+            a.backup_failures = a.backup_failures.saturating_sub(b.backup_failures);
+            for (sum, n) in latency.iter_mut().zip(&b.latency) {
+                *sum = sum.saturating_sub(*n);
+            }
+            for (sums, counts) in provider_latency.iter_mut().zip(&b.provider_latency) {
+                for (sum, n) in sums.iter_mut().zip(counts) {
+                    *sum = sum.saturating_sub(*n);
+                }
             }
         }
         a.p50_s = percentile(&latency, 0.50);
@@ -741,6 +789,40 @@ mod tests {
         now.store(3_000_002, Relaxed);
         let latest = s.window(Duration::from_secs(180)).latest.unwrap();
         assert_eq!((latest.jobs_queued, latest.db_bytes), (2, 20));
+    }
+
+    #[test]
+    fn what_came_after_a_mark_is_counted_to_the_event_across_minutes() {
+        let (s, now) = at(5_000_000);
+        s.record_request(500, Duration::from_secs(4));
+        s.record_db_error();
+        s.record_provider_call(ProviderKind::Tts, false, Duration::from_secs(5));
+        let mark = s.mark();
+        assert_eq!(s.since(&mark).requests, 0, "nothing after it yet");
+        s.record_request(200, Duration::from_millis(2));
+        s.record_request(503, Duration::from_millis(2));
+        s.record_provider_call(ProviderKind::Tts, true, Duration::from_millis(40));
+        let same_minute = s.since(&mark);
+        assert_eq!((same_minute.requests, same_minute.errors_5xx), (2, 1));
+        assert_eq!(same_minute.db_errors, 0, "recorded before the mark");
+        assert_eq!(same_minute.provider_error_rate(ProviderKind::Tts), 1.0);
+        let p99 = same_minute.p99_s.unwrap();
+        assert!(p99 < 0.01, "the slow request came before the mark: {p99}");
+        let provider_p99 = same_minute.provider_p99_s.tts.unwrap();
+        assert!(
+            provider_p99 < 1.0,
+            "the slow call came before the mark: {provider_p99}"
+        );
+        now.store(5_000_002, Relaxed);
+        s.record_storage_error();
+        s.record_request(200, Duration::from_millis(2));
+        let later = s.since(&mark);
+        assert_eq!((later.requests, later.errors_5xx), (3, 1));
+        assert_eq!((later.storage_errors, later.db_errors), (1, 0));
+        assert_eq!(later.minutes, 3);
+        // A mark older than the ring counts the whole ring.
+        now.store(5_000_002 + MINUTES as u64, Relaxed);
+        assert_eq!(s.since(&mark).requests, 0);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::config::{AlertRuleConfig, AlertsConfig, Direction};
 use crate::db::alerts::AlertRow;
 use crate::db::{AlertId, Db, Severity, now_ms, to_rfc3339};
 use crate::error::{AppError, Result};
-use crate::monitor::series::{ProviderKind, series};
+use crate::monitor::series::{Aggregate, Mark, ProviderKind, series};
 use crate::ops::notify::{AlertState, Notification, Notifiers};
 use crate::pagination::{Page, PageRequest};
 
@@ -59,6 +59,9 @@ impl Measure {
 
 /// Where measurements come from.
 pub trait Signals: Send + Sync {
+    /// An evaluation at `now` (ms) begins: a source of windowed signals marks the moment.
+    fn begin(&self, _now: i64) {}
+
     /// The signal over the last `window`, or None when there is nothing to judge (no
     /// traffic, backups not configured, a source not available).
     fn measure(&self, signal: Signal, window: Duration) -> BoxFuture<'_, Option<Measure>>;
@@ -215,9 +218,10 @@ enum State {
     Pending {
         since: i64,
     },
-    /// Fired; `clear_since` once the signal is back past the margin.
+    /// Fired at `fired_at`; `clear_since` once the signal is back past the margin.
     Firing {
         alert: AlertId,
+        fired_at: i64,
         last_notified: i64,
         clear_since: Option<i64>,
     },
@@ -258,6 +262,7 @@ impl Engine {
         if let Some(i) = self.rules.iter().position(|r| r.name == alert.rule) {
             self.states[i] = State::Firing {
                 alert: alert.id,
+                fired_at: alert.fired_at,
                 last_notified: alert.notified_at.unwrap_or(alert.fired_at),
                 clear_since: None,
             };
@@ -268,9 +273,18 @@ impl Engine {
     pub fn fired(&mut self, rule: usize, alert: AlertId, at: i64) {
         self.states[rule] = State::Firing {
             alert,
+            fired_at: at,
             last_notified: at,
             clear_since: None,
         };
+    }
+
+    /// When rule `i`'s alert fired, while it is firing.
+    pub fn fired_at(&self, i: usize) -> Option<i64> {
+        match self.states[i] {
+            State::Firing { fired_at, .. } => Some(fired_at),
+            _ => None,
+        }
     }
 
     /// Advances rule `i` with its latest measure at `now` (ms).
@@ -304,6 +318,7 @@ impl Engine {
             (
                 State::Firing {
                     alert,
+                    fired_at,
                     last_notified,
                     clear_since,
                 },
@@ -320,6 +335,7 @@ impl Engine {
                     }
                     *state = State::Firing {
                         alert,
+                        fired_at,
                         last_notified,
                         clear_since: Some(since),
                     };
@@ -328,6 +344,7 @@ impl Engine {
                 let repeat_due = now - last_notified >= self.repeat.as_millis() as i64;
                 *state = State::Firing {
                     alert,
+                    fired_at,
                     last_notified: if repeat_due { now } else { last_notified },
                     clear_since: None,
                 };
@@ -353,7 +370,10 @@ pub struct Notice {
     /// `value` and `threshold` in the rule's unit (`12.5%`, `3.00 s`, `$0.0022`).
     pub value_text: String,
     pub threshold_text: String,
+    /// When the alert fired: the same in its repeats and its resolve.
     pub fired_at: i64,
+    /// When it resolved, in the resolve's notice.
+    pub resolved_at: Option<i64>,
     /// The same for every notice about one alert, so a pager can resolve what it opened.
     pub dedup_key: String,
 }
@@ -398,23 +418,33 @@ impl Alerting {
 
     /// One evaluation of every rule at `now` (ms).
     pub async fn evaluate(&mut self, now: i64) -> anyhow::Result<()> {
+        self.signals.begin(now);
         for i in 0..self.engine.rules().len() {
             let (signal, window) = {
                 let r = &self.engine.rules()[i];
                 (r.signal, r.window)
             };
             let measure = self.signals.measure(signal, window).await;
+            let fired_at = self.engine.fired_at(i);
             let Some(decision) = self.engine.step(i, measure, now) else {
                 continue;
             };
-            self.act(i, decision, now).await?;
+            self.act(i, decision, fired_at.unwrap_or(now), now).await?;
         }
         Ok(())
     }
 
-    async fn act(&mut self, i: usize, decision: Decision, now: i64) -> anyhow::Result<()> {
+    /// Records and notifies a decision about the alert that fired at `fired_at` (now, for a
+    /// new one).
+    async fn act(
+        &mut self,
+        i: usize,
+        decision: Decision,
+        fired_at: i64,
+        now: i64,
+    ) -> anyhow::Result<()> {
         let rule = self.engine.rules()[i].clone();
-        let (alert, state, value) = match decision {
+        let (alert, state, value, fired_at) = match decision {
             Decision::Fire { value } => {
                 let row = self
                     .db
@@ -433,15 +463,16 @@ impl Alerting {
                         notifications: 0,
                     })
                     .await?;
-                self.engine.fired(i, row.id, now);
+                // The rule's alert still active, when a restart raced a resolve.
+                self.engine.fired(i, row.id, row.fired_at);
                 tracing::warn!(rule = rule.name, value, "alert firing");
-                (row.id, NoticeState::Firing, value)
+                (row.id, NoticeState::Firing, value, row.fired_at)
             }
-            Decision::Repeat { alert, value } => (alert, NoticeState::Repeat, value),
+            Decision::Repeat { alert, value } => (alert, NoticeState::Repeat, value, fired_at),
             Decision::Resolve { alert, value } => {
                 self.db.alerts().resolve(alert, now, value).await?;
                 tracing::info!(rule = rule.name, value, "alert resolved");
-                (alert, NoticeState::Resolved, value)
+                (alert, NoticeState::Resolved, value, fired_at)
             }
         };
         let notice = Notice {
@@ -454,7 +485,8 @@ impl Alerting {
             threshold: rule.threshold,
             value_text: rule.format(value),
             threshold_text: rule.format(rule.threshold),
-            fired_at: now,
+            fired_at,
+            resolved_at: (state == NoticeState::Resolved).then_some(now),
             dedup_key: format!("aimake-{}", alert),
         };
         self.notify.notify(&notice, &rule.notifiers).await;
@@ -497,26 +529,56 @@ pub struct LastBackup {
 /// The server's own measurements: the traffic signals (error rate, latency, database,
 /// provider and storage errors) from the metrics' minute series, cost from the usage ledger,
 /// backups from their watch, disk from the data directory's file system.
+///
+/// A traffic window is exact to the evaluation, not rounded to whole minutes: every
+/// evaluation marks the series, and a window counts what was recorded since the mark taken
+/// when it began (Prometheus' `increase`), or since the signals were made when the server is
+/// younger than the window.
 pub struct LiveSignals {
     db: Db,
     data_dir: std::path::PathBuf,
     backups: tokio::sync::watch::Receiver<LastBackup>,
     /// When the server started: a backup age is counted from here until one is known.
     started_ms: i64,
+    /// `(at ms, mark)`, oldest first: one per evaluation, as far back as the longest window.
+    marks: std::sync::Mutex<std::collections::VecDeque<(i64, Mark)>>,
+    longest_window_ms: i64,
 }
 
 impl LiveSignals {
+    /// Signals for windows up to `longest_window` (the rules' longest).
     pub fn new(
         db: Db,
         data_dir: std::path::PathBuf,
         backups: tokio::sync::watch::Receiver<LastBackup>,
+        longest_window: Duration,
     ) -> Self {
+        let started_ms = now_ms();
         Self {
             db,
             data_dir,
             backups,
-            started_ms: now_ms(),
+            started_ms,
+            marks: std::sync::Mutex::new([(started_ms, series().mark())].into()),
+            longest_window_ms: longest_window.as_millis() as i64,
         }
+    }
+
+    /// What the series counted over the last `window`: since the newest mark taken before
+    /// the window began (the one just taken is never it), else since the oldest.
+    fn traffic_window(&self, window: Duration) -> Aggregate {
+        let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let latest = marks.back().map_or(self.started_ms, |(at, _)| *at);
+        let start = latest - window.as_millis() as i64;
+        let mark = marks
+            .iter()
+            .rev()
+            .skip(1)
+            .find(|(at, _)| *at <= start)
+            .or(marks.front())
+            .map(|(_, m)| m)
+            .expect("a mark is taken when the signals are made");
+        series().since(mark)
     }
 
     async fn level(&self, signal: Signal) -> Option<f64> {
@@ -540,9 +602,19 @@ impl LiveSignals {
 }
 
 impl Signals for LiveSignals {
+    fn begin(&self, now: i64) {
+        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        marks.push_back((now, series().mark()));
+        // Keep the newest mark at or before the longest window's start, and those after.
+        let start = now - self.longest_window_ms;
+        while marks.len() > 1 && marks[1].0 <= start {
+            marks.pop_front();
+        }
+    }
+
     fn measure(&self, signal: Signal, window: Duration) -> BoxFuture<'_, Option<Measure>> {
         Box::pin(async move {
-            match traffic(signal, window) {
+            match traffic(signal, || self.traffic_window(window)) {
                 Some(measure) => measure,
                 None => self.level(signal).await.map(Measure::level),
             }
@@ -556,11 +628,10 @@ pub async fn cost_today_usd(db: &Db) -> anyhow::Result<f64> {
     Ok(db.usage().cost_today(now_ms()).await? as f64 / 1e6)
 }
 
-/// The traffic signals, from the minute series over the window (whole minutes, the current
-/// one included); None for the others. A rate rests on as many samples as events.
-fn traffic(signal: Signal, window: Duration) -> Option<Option<Measure>> {
+/// The traffic signals, from the series' counts over the window; None for the others. A
+/// rate rests on as many samples as events.
+fn traffic(signal: Signal, a: impl Fn() -> Aggregate) -> Option<Option<Measure>> {
     let measure = |value: f64, samples: u64| Some(Measure { value, samples });
-    let a = || series().window(window);
     Some(match signal {
         Signal::ErrorRate => {
             let a = a();
@@ -616,10 +687,18 @@ impl Notify for NotifierSink {
                     NoticeState::Resolved => AlertState::Resolved,
                 },
                 summary: notice.summary.clone(),
-                details: std::collections::BTreeMap::from([
-                    ("value".to_string(), notice.value_text.clone()),
-                    ("threshold".to_string(), notice.threshold_text.clone()),
-                ]),
+                details: std::collections::BTreeMap::from_iter(
+                    [
+                        ("value".to_string(), notice.value_text.clone()),
+                        ("threshold".to_string(), notice.threshold_text.clone()),
+                    ]
+                    .into_iter()
+                    .chain(
+                        notice
+                            .resolved_at
+                            .map(|at| ("resolved_at".to_string(), to_rfc3339(at))),
+                    ),
+                ),
                 started_at: time::OffsetDateTime::from_unix_timestamp_nanos(
                     i128::from(notice.fired_at) * 1_000_000,
                 )
@@ -694,8 +773,7 @@ pub async fn list(db: &Db, req: &PageRequest) -> Result<AlertsPage> {
                 .ok_or_else(|| AppError::invalid("cursor is not valid"))?,
         ),
     };
-    let active = db.alerts().active().await?;
-    let rows = db.alerts().page(after, req.fetch()).await?;
+    let (active, rows) = db.alerts().active_and_page(after, req.fetch()).await?;
     let page =
         Page::from_rows(rows, req, |a| format!("{}.{}", a.fired_at, a.id)).map(AlertView::from);
     Ok(AlertsPage {
@@ -942,7 +1020,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("a.db")).unwrap();
         let (tx, rx) = tokio::sync::watch::channel(LastBackup::default());
-        let live = LiveSignals::new(db.clone(), dir.path().to_path_buf(), rx);
+        let live = LiveSignals::new(
+            db.clone(),
+            dir.path().to_path_buf(),
+            rx,
+            Duration::from_secs(600),
+        );
         let w = Duration::from_secs(60);
         assert_eq!(
             live.measure(Signal::DailyCost, w).await,
@@ -1004,6 +1087,43 @@ mod tests {
             .unwrap()
             .value;
         assert!(after >= before + 1.0, "{before} → {after}");
+    }
+
+    #[tokio::test]
+    async fn a_traffic_window_counts_from_the_evaluation_that_began_it_not_from_whole_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let (_tx, rx) = tokio::sync::watch::channel(LastBackup::default());
+        let two = Duration::from_secs(2);
+        let live = LiveSignals::new(db, dir.path().to_path_buf(), rx, two);
+        let errors = |window| {
+            let live = &live;
+            async move {
+                live.measure(Signal::StorageErrors, window)
+                    .await
+                    .unwrap()
+                    .value
+            }
+        };
+        // Other tests record into the process's series too, a few at a time: ours are many.
+        let t = now_ms();
+        live.begin(t);
+        for _ in 0..1000 {
+            series().record_storage_error();
+        }
+        let one = Duration::from_secs(1);
+        live.begin(t + 1000);
+        assert!(errors(one).await >= 1000.0);
+        live.begin(t + 2000);
+        let later = errors(one).await;
+        assert!(later < 1000.0, "they were a second before: {later}");
+        assert!(errors(two).await >= 1000.0, "inside two seconds");
+        live.begin(t + 5000);
+        assert_eq!(
+            live.marks.lock().unwrap().len(),
+            2,
+            "marks go back as far as the longest window, no further"
+        );
     }
 
     #[test]
@@ -1083,5 +1203,39 @@ mod tests {
         let history = db.alerts().page(None, 10).await.unwrap();
         assert_eq!(history[0].resolved_at, Some(3_000));
         assert_eq!(history[0].notifications, 2);
+    }
+
+    #[tokio::test]
+    async fn repeats_and_the_resolve_say_when_the_alert_fired_and_the_resolve_when_it_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let signals = Arc::new(FixedSignals::default());
+        let sent = Arc::new(Recorder::default());
+        let mut rule = rule(Signal::DbErrors, 0.0, Direction::Above, 0);
+        rule.min_samples = 1;
+        let mut a = Alerting::new(
+            Engine::new(vec![rule], Duration::from_secs(10)),
+            db.clone(),
+            signals.clone(),
+            sent.clone(),
+        );
+        signals.set(Signal::DbErrors, Some(Measure::level(2.0)));
+        a.evaluate(1_000).await.unwrap();
+        a.evaluate(11_000).await.unwrap();
+        signals.set(Signal::DbErrors, Some(Measure::level(0.0)));
+        a.evaluate(12_500).await.unwrap();
+        let sent = sent.0.lock().unwrap().clone();
+        let seen: Vec<_> = sent
+            .iter()
+            .map(|(n, _)| (n.state, n.fired_at, n.resolved_at))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (NoticeState::Firing, 1_000, None),
+                (NoticeState::Repeat, 1_000, None),
+                (NoticeState::Resolved, 1_000, Some(12_500)),
+            ]
+        );
     }
 }

@@ -8,7 +8,7 @@ use aimake::config::{Config, Secret};
 use serde_json::{Value, json};
 
 use crate::fakes::FakeSentry;
-use crate::helpers::{TestApp, error_code};
+use crate::helpers::{TestApp, error_code, test_config};
 
 fn reporting_to(fake: &FakeSentry) -> impl FnOnce(&mut Config) + use<> {
     let dsn = fake.dsn();
@@ -20,7 +20,11 @@ fn reporting_to(fake: &FakeSentry) -> impl FnOnce(&mut Config) + use<> {
 
 /// Waits until everything the server queued has been sent.
 async fn flush(app: &TestApp) {
-    let reports = app.http.reports.clone().expect("reports are on");
+    flush_reports(&app.http).await;
+}
+
+async fn flush_reports(http: &aimake::http::HttpState) {
+    let reports = http.reports.clone().expect("reports are on");
     let sent = tokio::task::spawn_blocking(move || reports.flush(Duration::from_secs(10)))
         .await
         .unwrap();
@@ -242,4 +246,90 @@ async fn reports_sent_while_the_tracker_is_throttling_are_dropped_and_the_server
     flush(&app).await;
     assert_eq!(fake.envelopes(), 1, "{}", fake.raw());
     assert!(fake.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_panicking_handler_reaches_the_tracker_with_its_request_id_and_the_server_keeps_serving()
+{
+    async fn boom(_body: String) -> &'static str {
+        panic!("the handler broke at step 3")
+    }
+
+    let fake = FakeSentry::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    reporting_to(&fake)(&mut config);
+    let app = aimake::app::App::build(config).await.unwrap();
+    // The server's own router and layers, with one route the product does not have.
+    let extra = axum::Router::new().route("/api/panics", axum::routing::post(boom));
+    let router = aimake::http::router_with(app.http().clone(), extra);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(aimake::app::serve(listener, router, false, stop.clone()));
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let origin = app.state().links.public_url().to_string();
+
+    let panicked = client
+        .post(format!("{base}/api/panics?secret=query-secret-1"))
+        .header("authorization", "Bearer header-secret-2")
+        .header("cookie", "aimake_session=cookie-secret-3")
+        .header("origin", &origin)
+        .header("x-request-id", "trace-panic-42")
+        .body("body-secret-4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(panicked.status(), 500);
+    // The caller's request id is kept, on the answer and in the report.
+    let request_id = panicked.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(request_id, "trace-panic-42");
+    let body: Value = panicked.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "internal", "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(
+        !body.to_string().contains("step 3"),
+        "the panic stays on the server: {body}"
+    );
+
+    // The connection and the server live on.
+    let health = client.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let again = client
+        .post(format!("{base}/api/panics"))
+        .header("origin", &origin)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 500);
+    flush_reports(app.http()).await;
+
+    let events = fake.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let event = events
+        .iter()
+        .find(|e| e["tags"]["request_id"] == request_id.as_str())
+        .expect("the panic is reported with its request id");
+    assert_eq!(event["exception"]["values"][0]["type"], "panic");
+    assert_eq!(
+        event["exception"]["values"][0]["value"],
+        "the handler broke at step 3"
+    );
+    assert_eq!(event["tags"]["route"], "/api/panics");
+    assert_eq!(event["tags"]["http.method"], "POST");
+    let raw = fake.raw();
+    for secret in [
+        "query-secret-1",
+        "header-secret-2",
+        "cookie-secret-3",
+        "body-secret-4",
+    ] {
+        assert!(!raw.contains(secret), "{secret} was sent: {raw}");
+    }
+    stop.cancel();
+    server.await.unwrap();
 }

@@ -115,6 +115,11 @@ impl Control {
         queue.extend(std::iter::repeat_n(failure, n));
     }
 
+    /// Drops the failures still queued: the provider recovered.
+    pub(crate) fn recover(&self) {
+        self.failures.lock().unwrap().clear();
+    }
+
     pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }

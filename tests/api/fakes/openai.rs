@@ -72,6 +72,11 @@ impl FakeOpenAi {
         self.control.fail_next(n, failure);
     }
 
+    /// Answers as usual again, whatever failures were still queued.
+    pub fn recover(&self) {
+        self.control.recover();
+    }
+
     /// How long each synthesis takes from now on.
     pub fn set_delay(&self, delay: Duration) {
         self.control.set_delay(delay);
