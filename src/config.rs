@@ -522,6 +522,9 @@ impl Default for TtsConfig {
     }
 }
 
+/// The `[providers]` sections that recognize speech, in the order they are listed to users.
+pub const ASR_PROVIDERS: [&str; 3] = ["openai", "elevenlabs", "tencent"];
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobsConfig {

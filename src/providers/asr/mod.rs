@@ -18,10 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{ErrorKind, ProviderError, ProviderStatus};
 use crate::audio::Format;
-pub use transcript::{Segment, Transcript, Word, join_words, language_code, segments_from_words};
+pub use transcript::{
+    Segment, Transcript, Word, join_words, language_code, language_name, segments_from_words,
+};
 
 /// The ids of the speech recognition providers, in the order they are listed to users.
-pub const ASR_PROVIDER_IDS: [&str; 3] = ["openai", "elevenlabs", "tencent"];
+pub const ASR_PROVIDER_IDS: [&str; 3] = crate::config::ASR_PROVIDERS;
 
 /// One speech recognition engine. Used as `Arc<dyn Asr>`; implementations are cheap to share.
 #[async_trait]
@@ -171,34 +173,30 @@ impl InputFormat {
     }
 
     /// The container the leading bytes show, so a file is judged by what it holds rather
-    /// than by its name.
+    /// than by its name: [`Format::sniff`], the one reading of magic numbers, told apart
+    /// further where uploads differ (audio-only `M4A `/`M4B ` brands are m4a), plus the two
+    /// containers some providers take that the decoder does not read (ADTS AAC, AMR).
     pub fn sniff(bytes: &[u8]) -> Option<Self> {
         let at =
             |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
-        if at(0, b"RIFF") && at(8, b"WAVE") {
-            Some(Self::Wav)
-        } else if at(0, b"fLaC") {
-            Some(Self::Flac)
-        } else if at(0, b"OggS") {
-            Some(Self::Ogg)
-        } else if at(0, b"#!AMR") {
-            Some(Self::Amr)
-        } else if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
-            Some(Self::Webm)
-        } else if at(4, b"ftyp") {
-            let audio_only = at(8, b"M4A ") || at(8, b"M4B ");
-            Some(if audio_only { Self::M4a } else { Self::Mp4 })
-        } else if at(0, b"ID3") {
-            Some(Self::Mp3)
-        } else if bytes.len() >= 4 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0 {
-            // ADTS has layer bits 00, which MPEG audio never uses.
-            Some(if bytes[1] & 0x06 == 0 {
-                Self::Aac
+        match Format::sniff(bytes) {
+            Some(Format::Mp4) => Some(if at(8, b"M4A ") || at(8, b"M4B ") {
+                Self::M4a
             } else {
-                Self::Mp3
-            })
-        } else {
-            None
+                Self::Mp4
+            }),
+            Some(Format::Mp3) => Some(Self::Mp3),
+            Some(Format::Wav) => Some(Self::Wav),
+            Some(Format::Flac) => Some(Self::Flac),
+            Some(Format::Ogg) => Some(Self::Ogg),
+            Some(Format::Webm) => Some(Self::Webm),
+            Some(Format::PcmS16Le { .. }) => None,
+            None if at(0, b"#!AMR") => Some(Self::Amr),
+            // ADTS: the sync bits with layer 00, which MPEG audio (read above) never uses.
+            None if bytes.len() >= 4 && bytes[0] == 0xFF && bytes[1] & 0xF6 == 0xF0 => {
+                Some(Self::Aac)
+            }
+            None => None,
         }
     }
 
@@ -209,7 +207,9 @@ impl InputFormat {
             Self::Mp3 => Some(Format::Mp3),
             Self::Ogg => Some(Format::Ogg),
             Self::Wav => Some(Format::Wav),
-            _ => None,
+            Self::Mp4 | Self::M4a => Some(Format::Mp4),
+            Self::Webm => Some(Format::Webm),
+            Self::Aac | Self::Amr => None,
         }
     }
 
@@ -220,7 +220,7 @@ impl InputFormat {
     }
 }
 
-/// The length of `audio` as the decoder reads it (wav, mp3, flac, Ogg Vorbis); `None` for
+/// The length of `audio` as the decoder reads it (every container but raw AAC and AMR); `None` for
 /// containers it cannot read or audio that does not decode.
 pub async fn measure(audio: &Bytes, format: InputFormat) -> Option<Duration> {
     let decodable = format.decodable()?;

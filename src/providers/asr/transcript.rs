@@ -309,6 +309,17 @@ const THREE_LETTER: &[(&str, &str)] = &[
     ("fil", "tl"),
 ];
 
+/// The English name Whisper gives a language in `verbose_json` (`english`), for an ISO 639-1
+/// code (`en`, or `en-US`); `None` for codes Whisper does not know.
+pub fn language_name(code: &str) -> Option<&'static str> {
+    let code = code.trim().to_ascii_lowercase();
+    let primary = code.split(['-', '_']).next().unwrap_or_default();
+    WHISPER_LANGUAGES
+        .iter()
+        .find(|(c, _)| *c == primary)
+        .map(|(_, name)| *name)
+}
+
 /// A language as a provider names it (`english`, `eng`, `en`, `en-US`) as the ISO 639-1
 /// code where there is one; anything else is kept, lower-cased.
 pub fn language_code(name: &str) -> String {
@@ -458,6 +469,14 @@ mod tests {
         assert_eq!(language_code("zh-CN"), "zh");
         assert_eq!(language_code("cantonese"), "yue");
         assert_eq!(language_code("klingon"), "klingon");
+    }
+
+    #[test]
+    fn codes_name_whisper_s_languages() {
+        assert_eq!(language_name("en"), Some("english"));
+        assert_eq!(language_name("zh-CN"), Some("chinese"));
+        assert_eq!(language_name("yue"), Some("cantonese"));
+        assert_eq!(language_name("xx"), None);
     }
 
     #[test]
