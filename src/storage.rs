@@ -59,7 +59,7 @@ impl std::fmt::Display for Key {
 /// Where each kind of object lives.
 pub mod keys {
     use super::Key;
-    use crate::db::{AudioId, JobId, PodcastId, UserId};
+    use crate::db::{AudioId, JobId, PodcastId, TranscriptId, UserId};
 
     /// The finished audio of a library item, e.g. `audio/<user>/<audio>.mp3`.
     pub fn audio(user: UserId, audio: AudioId, ext: &str) -> Key {
@@ -84,6 +84,12 @@ pub mod keys {
 
     pub fn job_chunk(job: JobId, index: usize, ext: &str) -> Key {
         Key(format!("jobs/{job}/chunk-{index:05}.{ext}"))
+    }
+
+    /// A recording uploaded to be transcribed, e.g. `recordings/<user>/<transcript>.m4a`.
+    pub fn recording(user: UserId, transcript: TranscriptId, ext: &str) -> Key {
+        debug_assert!(ext.chars().all(|c| c.is_ascii_alphanumeric()));
+        Key(format!("recordings/{user}/{transcript}.{ext}"))
     }
 
     /// A voice's preview sample, shared by everyone (`digest` names the voice and its text).
@@ -121,13 +127,14 @@ pub mod keys {
         Key("audio/".into())
     }
 
-    /// Everything a backup must carry besides the database: audio, show covers, and the
-    /// per-line synthesis results the podcast cache points at.
-    pub fn media_prefixes() -> [Key; 3] {
+    /// Everything a backup must carry besides the database: audio, show covers, the
+    /// per-line synthesis results the podcast cache points at, and uploaded recordings.
+    pub fn media_prefixes() -> [Key; 4] {
         [
             audio_prefix(),
             Key("covers/".into()),
             Key("cache/lines/".into()),
+            Key("recordings/".into()),
         ]
     }
 

@@ -206,7 +206,8 @@ pub(crate) fn list_query(
             args.push(Box::new(format!("\"{}\"", q.replace('"', "\"\""))));
             let n = args.len();
             // The owner's tag AND the phrase, within the owner's slice (see the migration).
-            // Titles are the even documents, texts the odd ones after them.
+            // Titles are the even documents, texts the odd ones after them (a text document
+            // also holds the text of the audio's finished transcripts, 0013).
             sql.push_str(&format!(
                 " AND search_rowid IN (SELECT (rowid / 2) * 2 FROM audio_search \
                    WHERE audio_search MATCH \
@@ -220,7 +221,9 @@ pub(crate) fn list_query(
             let n = args.len();
             sql.push_str(&format!(
                 " AND (title LIKE ?{n} ESCAPE '\\' OR EXISTS (SELECT 1 FROM audio_texts t \
-                   WHERE t.audio_id = audios.id AND t.text LIKE ?{n} ESCAPE '\\'))"
+                   WHERE t.audio_id = audios.id AND t.text LIKE ?{n} ESCAPE '\\') \
+                  OR EXISTS (SELECT 1 FROM transcripts s WHERE s.audio_id = audios.id \
+                   AND json_extract(s.transcript_json, '$.text') LIKE ?{n} ESCAPE '\\'))"
             ));
         }
     }

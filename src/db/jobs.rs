@@ -167,6 +167,23 @@ pub fn cancel_for_audio(tx: &Transaction<'_>, audio: AudioId, now: i64) -> rusql
     .execute(params![now, audio])
 }
 
+/// Cancels one job if it has not finished; returns whether it was stopped.
+pub fn cancel(tx: &Transaction<'_>, job: JobId, now: i64) -> rusqlite::Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE jobs SET status = 'canceled', lease_until = NULL, updated_at = ?1
+              WHERE id = ?2 AND status IN ('queued', 'running')",
+        )?
+        .execute(params![now, job])?;
+    Ok(n == 1)
+}
+
+/// Whether a job is running: what a job checks before it records part of its work, so a
+/// canceled one records nothing.
+pub fn is_running(conn: &Connection, job: JobId) -> rusqlite::Result<bool> {
+    Ok(status_of(conn, job)? == Some(JobStatus::Running))
+}
+
 pub fn status_of(conn: &Connection, job: JobId) -> rusqlite::Result<Option<JobStatus>> {
     conn.prepare_cached("SELECT status FROM jobs WHERE id = ?1")?
         .query_row([job], |r| r.get(0))

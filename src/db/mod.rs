@@ -13,6 +13,7 @@ pub mod migrations;
 pub mod podcasts;
 pub mod sessions;
 pub mod sign_in_addresses;
+pub mod transcripts;
 pub mod tts_cache;
 pub mod types;
 pub mod usage;
@@ -21,7 +22,7 @@ mod writer;
 
 pub use types::{
     AlertId, AudioId, AudioKind, AudioStatus, EpisodeId, JobId, JobStatus, PodcastId, Role,
-    SessionId, Severity, TokenId, UserId,
+    SessionId, Severity, TokenId, TranscriptId, TranscriptStatus, UserId,
 };
 
 use std::path::{Path, PathBuf};
@@ -292,6 +293,10 @@ impl Db {
 
     pub fn podcasts(&self) -> podcasts::Podcasts<'_> {
         podcasts::Podcasts(self)
+    }
+
+    pub fn transcripts(&self) -> transcripts::Transcripts<'_> {
+        transcripts::Transcripts(self)
     }
 
     pub fn episodes(&self) -> episodes::Episodes<'_> {

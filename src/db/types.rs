@@ -213,6 +213,23 @@ macro_rules! ulid_id {
 }
 
 text_enum! {
+    /// Where a transcript is in its life (`transcripts.status`).
+    TranscriptStatus, "transcript status" {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+}
+
+impl TranscriptStatus {
+    /// Still being made: its job may yet change it.
+    pub const fn is_live(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+text_enum! {
     /// How urgent an alert is (`alerts.severity`), from most to least.
     Severity, "severity" {
         Critical = "critical",
@@ -252,6 +269,10 @@ ulid_id!(
 ulid_id!(
     /// `api_tokens.id`
     TokenId
+);
+ulid_id!(
+    /// `transcripts.id`
+    TranscriptId
 );
 
 #[cfg(test)]
@@ -338,6 +359,7 @@ mod tests {
         assert!(check("jobs", "status").ends_with(&listed(JobStatus::ALLOWED)));
         assert!(check("users", "role").ends_with(&listed(Role::ALLOWED)));
         assert!(check("alerts", "severity").ends_with(&listed(Severity::ALLOWED)));
+        assert!(check("transcripts", "status").ends_with(&listed(TranscriptStatus::ALLOWED)));
     }
 
     #[test]
@@ -408,6 +430,7 @@ mod tests {
             TypeId::of::<SessionId>(),
             TypeId::of::<TokenId>(),
             TypeId::of::<AlertId>(),
+            TypeId::of::<TranscriptId>(),
             TypeId::of::<Ulid>(),
         ];
         for (i, a) in ids.iter().enumerate() {
