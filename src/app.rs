@@ -105,6 +105,10 @@ impl App {
             crate::podcast::service::PODCAST_JOB,
             Arc::new(crate::podcast::render::PodcastJob),
         );
+        jobs.register(
+            crate::transcription::TRANSCRIBE_JOB,
+            Arc::new(crate::transcription::job::TranscribeJob),
+        );
         let llm = Arc::new(
             ScriptWriter::new(
                 &config.llm,

@@ -72,6 +72,8 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub llm: LlmConfig,
     pub tts: TtsConfig,
+    pub transcription: TranscriptionConfig,
+    pub gateway: GatewayConfig,
     pub jobs: JobsConfig,
     pub backup: BackupConfig,
     pub models: ModelsConfig,
@@ -524,6 +526,59 @@ impl Default for TtsConfig {
 
 /// The `[providers]` sections that recognize speech, in the order they are listed to users.
 pub const ASR_PROVIDERS: [&str; 3] = ["openai", "elevenlabs", "tencent"];
+
+/// Transcripts in the library (`POST /api/transcriptions`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranscriptionConfig {
+    /// The largest recording accepted, in bytes. Long recordings are split for the
+    /// providers, so this bounds memory and storage, not what a provider takes.
+    pub max_upload_bytes: u64,
+    /// The speech recognition provider used when a request names none; empty: the first
+    /// enabled one (`openai`, `elevenlabs`, `tencent`).
+    pub provider: String,
+}
+
+impl Default for TranscriptionConfig {
+    fn default() -> Self {
+        Self {
+            // About 3.5 hours of 128 kbit/s MP3, or 20 minutes of CD-quality WAV.
+            max_upload_bytes: 200 * 1024 * 1024,
+            provider: String::new(),
+        }
+    }
+}
+
+/// The OpenAI-compatible API under `/v1`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub transcription: GatewayTranscriptionConfig,
+}
+
+/// `POST /v1/audio/transcriptions` and `/v1/audio/translations` (`[gateway.transcription]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayTranscriptionConfig {
+    /// The largest upload, in bytes: OpenAI's own limit by default, which clients expect.
+    pub max_upload_bytes: u64,
+    /// The provider OpenAI's model names (`whisper-1`, `gpt-4o-transcribe`,
+    /// `gpt-4o-mini-transcribe`) go to when no OpenAI key is set; empty: the first enabled.
+    pub provider: String,
+    /// More model names clients may send, each to `provider` or `provider:model`
+    /// (`"scribe" = "elevenlabs:scribe_v1"`).
+    pub models: BTreeMap<String, String>,
+}
+
+impl Default for GatewayTranscriptionConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 26_214_400,
+            provider: String::new(),
+            models: BTreeMap::new(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -1360,6 +1415,35 @@ impl Config {
             if s3.access_key.is_some() != s3.secret_key.is_some() {
                 bail!("backup.s3: access_key and secret_key must be set together");
             }
+        }
+        let asr_ids = ASR_PROVIDERS;
+        for (key, provider) in [
+            ("transcription.provider", &self.transcription.provider),
+            (
+                "gateway.transcription.provider",
+                &self.gateway.transcription.provider,
+            ),
+        ] {
+            if !provider.is_empty() && !asr_ids.contains(&provider.as_str()) {
+                bail!("{key}: `{provider}` is not one of {}", asr_ids.join(", "));
+            }
+        }
+        for (name, route) in &self.gateway.transcription.models {
+            let provider = route.split_once(':').map_or(route.as_str(), |(p, _)| p);
+            if !asr_ids.contains(&provider) {
+                bail!(
+                    "gateway.transcription.models.{name}: `{route}` must be provider or \
+                     provider:model, the provider one of {}",
+                    asr_ids.join(", ")
+                );
+            }
+        }
+        if self.transcription.max_upload_bytes == 0
+            || self.gateway.transcription.max_upload_bytes == 0
+        {
+            bail!(
+                "transcription.max_upload_bytes and gateway.transcription.max_upload_bytes: must be at least 1"
+            );
         }
         if self.limits.requests_per_minute == 0 {
             bail!("limits.requests_per_minute: must be at least 1");

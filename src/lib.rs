@@ -27,6 +27,7 @@ pub mod speech;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
+pub mod transcription;
 
 /// The running build's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

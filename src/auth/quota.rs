@@ -61,6 +61,21 @@ impl Auth {
         Ok(())
     }
 
+    /// Refuses work that is not counted in characters (a `what`: "transcription") once the
+    /// user's monthly allowance is spent: 429 `quota_exceeded` until the month turns.
+    pub async fn ensure_quota_left(&self, user_id: UserId, what: &str) -> Result<()> {
+        if self.remaining_quota(user_id).await? == Some(0) {
+            return Err(AppError::TooMany {
+                code: ErrorCode::QuotaExceeded,
+                message: format!(
+                    "This month's quota is used up; {what} is possible again next month"
+                ),
+                retry_after_s: seconds_until_next_month(),
+            });
+        }
+        Ok(())
+    }
+
     /// Characters the user may still synthesize this month, `None` when unlimited: what
     /// synthesis checks first. One trip to a reader, and this month's usage is summed only
     /// when a limit applies.

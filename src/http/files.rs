@@ -126,7 +126,7 @@ pub async fn serve(
 }
 
 /// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / 5987).
-fn disposition(title: &str, ext: &str) -> HeaderValue {
+pub(super) fn disposition(title: &str, ext: &str) -> HeaderValue {
     let ascii: String = title
         .chars()
         .map(|c| {

@@ -13,6 +13,7 @@ mod media;
 pub mod metrics;
 mod middleware;
 mod notifiers;
+mod openai_transcriptions;
 mod params;
 pub mod perimeter;
 mod podcasts;
@@ -21,6 +22,7 @@ pub mod refusals;
 pub mod sign_in;
 mod spa;
 mod stall;
+mod transcriptions;
 mod usage;
 mod voices;
 
@@ -154,6 +156,8 @@ pub fn router_with(http: HttpState, extra: Router<HttpState>) -> App {
         .merge(providers::router())
         .merge(usage::router())
         .merge(podcasts::router())
+        .merge(transcriptions::router(config))
+        .merge(openai_transcriptions::router(config))
         .merge(client_errors::router())
         .merge(metrics::router())
         .merge(extra)

@@ -184,36 +184,43 @@ fn vtt_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// WebVTT with a `<v Speaker>` voice span on each cue.
+/// WebVTT with a `<v Speaker>` voice span on each cue; a line without a speaker (an empty
+/// one) has none.
 pub fn to_vtt(lines: &[TimedLine]) -> String {
     let mut out = String::from("WEBVTT\n");
     for (i, cue) in cues(lines).iter().enumerate() {
         let _ = write!(
             out,
-            "\n{}\n{} --> {}\n<v {}>{}\n",
+            "\n{}\n{} --> {}\n",
             i + 1,
             timestamp(cue.start_ms, '.'),
             timestamp(cue.end_ms, '.'),
-            vtt_escape(cue.speaker.trim()),
-            vtt_escape(&cue.text)
         );
+        let speaker = cue.speaker.trim();
+        if !speaker.is_empty() {
+            let _ = write!(out, "<v {}>", vtt_escape(speaker));
+        }
+        let _ = writeln!(out, "{}", vtt_escape(&cue.text));
     }
     out
 }
 
-/// SRT with `Speaker: text` cues.
+/// SRT with `Speaker: text` cues; a line without a speaker is its text alone.
 pub fn to_srt(lines: &[TimedLine]) -> String {
     let mut out = String::new();
     for (i, cue) in cues(lines).iter().enumerate() {
         let _ = write!(
             out,
-            "{}\n{} --> {}\n{}: {}\n\n",
+            "{}\n{} --> {}\n",
             i + 1,
             timestamp(cue.start_ms, ','),
             timestamp(cue.end_ms, ','),
-            cue.speaker.trim(),
-            cue.text
         );
+        let speaker = cue.speaker.trim();
+        if !speaker.is_empty() {
+            let _ = write!(out, "{speaker}: ");
+        }
+        let _ = write!(out, "{}\n\n", cue.text);
     }
     out
 }
@@ -263,6 +270,19 @@ mod tests {
             start_ms,
             end_ms,
         }
+    }
+
+    #[test]
+    fn lines_without_a_speaker_have_no_voice_span_or_name() {
+        let lines = [line("", "Just words.", 0, 1000)];
+        assert_eq!(
+            to_vtt(&lines),
+            "WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.000\nJust words.\n"
+        );
+        assert_eq!(
+            to_srt(&lines),
+            "1\n00:00:00,000 --> 00:00:01,000\nJust words.\n\n"
+        );
     }
 
     #[test]
