@@ -573,3 +573,50 @@ pub fn neural_fixtures() -> PathBuf {
     }
     dir
 }
+
+/// The Python of a virtual environment with the official OpenAI SDK, as pinned in
+/// `tests/sdk/requirements.txt`: `target/sdk-venv`, made by the first test that asks (with
+/// `python3 -m venv` and pip from PyPI) and made again only when the requirements change.
+/// Blocking: call it from `spawn_blocking`. Every test script driven from Rust lives in
+/// `tests/sdk/` and runs on this one environment.
+pub fn openai_sdk_python() -> PathBuf {
+    static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let requirements = root.join("tests/sdk/requirements.txt");
+            let venv = root.join("target/sdk-venv");
+            let python = venv.join("bin/python");
+            let marker = venv.join("requirements.installed");
+            let wanted =
+                std::fs::read_to_string(&requirements).expect("tests/sdk/requirements.txt");
+            if python.is_file() && std::fs::read_to_string(&marker).ok().as_deref() == Some(&wanted)
+            {
+                return python;
+            }
+            let run = |cmd: &mut std::process::Command| {
+                let out = cmd.output().expect("the command starts");
+                assert!(
+                    out.status.success(),
+                    "{cmd:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            run(std::process::Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv));
+            run(std::process::Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements));
+            std::fs::write(&marker, wanted).unwrap();
+            python
+        })
+        .clone()
+}

@@ -26,3 +26,4 @@ mod providers;
 mod scrubbing;
 mod spa;
 mod storage;
+mod transcriptions;
