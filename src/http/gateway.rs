@@ -65,7 +65,7 @@ fn audio_bytes(
             Ok(Piece::Audio(bytes)) if !bytes.is_empty() => Some(Ok(bytes)),
             Ok(_) => None,
             Err(e) => {
-                tracing::warn!(code = %e.code(), error = %e.public_message(), "speech cut short");
+                tracing::warn!(code = %e.code(), "speech cut short: {e:#}");
                 Some(Err(std::io::Error::other(e.public_message())))
             }
         }
@@ -86,7 +86,7 @@ fn events(
             }),
             Ok(Piece::Done(usage)) => json!({"type": "speech.audio.done", "usage": usage}),
             Err(e) => {
-                tracing::warn!(code = %e.code(), error = %e.public_message(), "speech cut short");
+                tracing::warn!(code = %e.code(), "speech cut short: {e:#}");
                 let mut body = crate::error::openai_error_body(
                     e.status_code(),
                     e.code().as_str(),

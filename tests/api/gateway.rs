@@ -10,7 +10,7 @@ use aimake::auth::Role;
 use aimake::config::Config;
 use serde_json::{Value, json};
 
-use crate::fakes::FakeOpenAi;
+use crate::fakes::{Failure, FakeOpenAi};
 use crate::helpers::{Session, TestApp, client_python};
 
 const HELLO: &str = "Hello there. This is the gateway speaking.";
@@ -294,7 +294,7 @@ async fn sse_sends_base64_deltas_then_a_done_event_with_the_usage() {
         );
     }
     assert!(decoded_ms(&bytes, "wav") > 1000);
-    assert_eq!(done["type"], "speech.audio.done");
+    assert_eq!(done["type"], "speech.audio.done", "{done}");
     let chars = HELLO.chars().count() as u64;
     assert_eq!(done["usage"]["input_tokens"], chars);
     assert_eq!(done["usage"]["total_tokens"], chars);
@@ -388,6 +388,39 @@ async fn an_exhausted_quota_is_429_insufficient_quota_and_nothing_is_paid() {
     assert_eq!(error["type"], "insufficient_quota");
     assert_eq!(error["code"], "insufficient_quota");
     assert!(speech_requests(&fake).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_refusing_at_once_is_an_openai_shaped_server_error_and_nothing_is_billed() {
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| fake.configure(c)).await;
+    let (session, key) = user_with_key(&app, "ada@example.com").await;
+    fake.fail_next(1, Failure::QuotaExceeded);
+    let resp = speech(
+        &app,
+        &key,
+        json!({"model": "tts-1", "voice": "alloy", "input": HELLO}),
+    )
+    .await;
+    let error = openai_error(resp, 503).await;
+    assert_eq!(
+        (&error["type"], &error["code"]),
+        (&json!("server_error"), &json!("provider_quota"))
+    );
+    assert_eq!(speech_requests(&fake).len(), 1, "not retried");
+    assert!(usage(&session).await.is_empty());
+    // The provider recovered: the same request is spoken and billed.
+    audio(
+        speech(
+            &app,
+            &key,
+            json!({"model": "tts-1", "voice": "alloy", "input": HELLO}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(usage(&session).await.len(), 1);
     app.stop().await;
 }
 
