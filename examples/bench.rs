@@ -2078,6 +2078,8 @@ fn throughput_pair(
         voice: voice.into(),
         speed: 1.0,
         format_hint: aimake::audio::Format::Mp3,
+        model: None,
+        instructions: None,
     };
     let speak = || {
         runtime.block_on(async {

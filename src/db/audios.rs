@@ -434,7 +434,7 @@ impl StoredFile {
         }
     }
 
-    fn entry<'a>(&'a self, key: &'a str) -> NewEntry<'a> {
+    pub(super) fn entry<'a>(&'a self, key: &'a str) -> NewEntry<'a> {
         NewEntry {
             key,
             object_key: &self.object_key,
@@ -697,7 +697,11 @@ impl Audios<'_> {
                     episodes::set_timings(tx, s.audio, timings, now)?;
                 }
                 for (id, b) in ids.into_iter().zip(&s.usage) {
-                    usage::insert(tx, &b.row(id, s.user, Some(s.audio)), now)?;
+                    usage::insert(
+                        tx,
+                        &b.row(id, s.user, Some(s.audio), super::UsageSource::App),
+                        now,
+                    )?;
                 }
                 for (key, file) in &s.cache {
                     tts_cache::put(tx, &file.entry(key), now)?;

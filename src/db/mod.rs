@@ -21,7 +21,7 @@ mod writer;
 
 pub use types::{
     AlertId, AudioId, AudioKind, AudioStatus, EpisodeId, JobId, JobStatus, PodcastId, Role,
-    SessionId, Severity, TokenId, UserId,
+    SessionId, Severity, TokenId, UsageSource, UserId,
 };
 
 use std::path::{Path, PathBuf};

@@ -213,6 +213,16 @@ macro_rules! ulid_id {
 }
 
 text_enum! {
+    /// Through which API a billable call came (`usage_logs.source`).
+    UsageSource, "usage source" {
+        /// The web app and the `/api` routes.
+        App = "app",
+        /// The OpenAI-compatible API under `/v1`.
+        Gateway = "gateway",
+    }
+}
+
+text_enum! {
     /// How urgent an alert is (`alerts.severity`), from most to least.
     Severity, "severity" {
         Critical = "critical",
@@ -338,6 +348,7 @@ mod tests {
         assert!(check("jobs", "status").ends_with(&listed(JobStatus::ALLOWED)));
         assert!(check("users", "role").ends_with(&listed(Role::ALLOWED)));
         assert!(check("alerts", "severity").ends_with(&listed(Severity::ALLOWED)));
+        assert!(check("usage_logs", "source").ends_with(&listed(UsageSource::ALLOWED)));
     }
 
     #[test]

@@ -573,3 +573,66 @@ pub fn neural_fixtures() -> PathBuf {
     }
     dir
 }
+
+/// The Python of `tests/.venv`, with `tests/requirements.txt` (the official OpenAI SDK,
+/// pinned) installed from PyPI the first time (a copy of the requirements beside it says
+/// which are in); `None` only when `python3` is not installed. A failed install fails the
+/// test that asked.
+pub fn client_python() -> Option<PathBuf> {
+    static PYTHON: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let found = std::process::Command::new("python3")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            found.then(install_client_python)
+        })
+        .clone()
+}
+
+fn install_client_python() -> PathBuf {
+    use std::process::Command;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("tests/.venv");
+    let python = venv.join("bin/python");
+    let requirements = root.join("tests/requirements.txt");
+    let stamp = venv.join("installed-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).expect("tests/requirements.txt");
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return python;
+    }
+    let run = |cmd: &mut Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    if !python.exists() {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "creating tests/.venv with python3 -m venv (Debian: apt-get install python3-venv)",
+        );
+    }
+    run(
+        Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--no-input",
+                "--disable-pip-version-check",
+                "--timeout",
+                "60",
+                "--retries",
+                "3",
+                "-r",
+            ])
+            .arg(&requirements),
+        "installing tests/requirements.txt into tests/.venv",
+    );
+    std::fs::write(&stamp, wanted).expect("the venv's stamp is written");
+    python
+}

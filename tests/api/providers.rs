@@ -40,6 +40,8 @@ fn request(text: &str, voice: &str) -> SynthesisRequest {
         voice: voice.into(),
         speed: 1.0,
         format_hint: Format::Mp3,
+        model: None,
+        instructions: None,
     }
 }
 
