@@ -28,8 +28,18 @@ web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
 ## test: every linter and every test (Rust unit + integration, web unit, browser end to end)
 test: lint test-web test-rust test-e2e
 
-test-rust: web fixtures
+test-rust: web fixtures tests/.venv/installed-requirements.txt
 	$(CARGO) test --locked --all-targets
+
+# The official OpenAI SDK the API tests drive aimake with (PyPI), pinned (the stamp is a copy
+# of the requirements the venv holds; the tests do the same when run on their own).
+tests/.venv/installed-requirements.txt: tests/requirements.txt
+	@command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
+	test -x tests/.venv/bin/python || python3 -m venv tests/.venv
+	tests/.venv/bin/pip install --quiet --no-input --disable-pip-version-check \
+		--timeout 60 --retries 3 -r tests/requirements.txt
+	cp tests/requirements.txt $@
 
 test-web: web/node_modules/.package-lock.json
 	cd web && $(NPM) test

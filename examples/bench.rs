@@ -2078,6 +2078,8 @@ fn throughput_pair(
         voice: voice.into(),
         speed: 1.0,
         format_hint: aimake::audio::Format::Mp3,
+        model: None,
+        instructions: None,
     };
     let speak = || {
         runtime.block_on(async {
@@ -2366,12 +2368,18 @@ async fn alert_evaluation(data: &Path) -> anyhow::Result<AlertFigures> {
     };
     let rules = rules(&config, true);
     let rule_count = rules.len();
+    let longest = rules.iter().map(|r| r.window).max().unwrap_or_default();
     let db = aimake::db::Db::open(&data.join("aimake.db"))?;
     let (_keep, last) = tokio::sync::watch::channel(aimake::ops::alerts::LastBackup {
         last_ok_ms: Some(aimake::db::now_ms()),
         failed: false,
     });
-    let signals = Arc::new(LiveSignals::new(db.clone(), data.to_path_buf(), last));
+    let signals = Arc::new(LiveSignals::new(
+        db.clone(),
+        data.to_path_buf(),
+        last,
+        longest,
+    ));
     let mut alerting = Alerting::new(
         Engine::new(rules, Duration::from_secs(config.repeat_interval_s)),
         db,
@@ -2404,10 +2412,14 @@ async fn alert_evaluation(data: &Path) -> anyhow::Result<AlertFigures> {
     // Traffic in the window before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut per_evaluation = Vec::new();
+    // The engine's clock moves on by the interval at each evaluation, as in the server, so it
+    // keeps the marks of one longest window (a real clock would pile up thousands).
+    let mut now = aimake::db::now_ms();
     for _ in 0..ROUNDS {
         let (cpu, counting) = (process_cpu_s(), counting_ns.load(Ordering::Relaxed));
         for _ in 0..EVALUATIONS {
-            alerting.evaluate(aimake::db::now_ms()).await?;
+            now += config.evaluate_every_s as i64 * 1000;
+            alerting.evaluate(now).await?;
         }
         let counting_s = (counting_ns.load(Ordering::Relaxed) - counting) as f64 / 1e9;
         per_evaluation.push(((process_cpu_s() - cpu) - counting_s).max(0.0) / EVALUATIONS as f64);

@@ -549,11 +549,30 @@ impl Default for TranscriptionConfig {
     }
 }
 
-/// The OpenAI-compatible API under `/v1`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// The OpenAI-compatible API under `/v1`: how its speech model and voice names reach
+/// aimake's providers, and its transcription.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
+    /// Longest `input` of one `POST /v1/audio/speech`, in characters (OpenAI's limit).
+    pub max_input_chars: usize,
+    /// Model name → `provider` or `provider:model`.
+    pub models: GatewayModels,
+    /// Provider → (OpenAI voice name → that provider's voice).
+    pub voices: GatewayVoices,
+    /// `POST /v1/audio/transcriptions` and `/v1/audio/translations`.
     pub transcription: GatewayTranscriptionConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_input_chars: 4096,
+            models: GatewayModels::default(),
+            voices: GatewayVoices::default(),
+            transcription: GatewayTranscriptionConfig::default(),
+        }
+    }
 }
 
 /// `POST /v1/audio/transcriptions` and `/v1/audio/translations` (`[gateway.transcription]`).
@@ -577,6 +596,159 @@ impl Default for GatewayTranscriptionConfig {
             provider: String::new(),
             models: BTreeMap::new(),
         }
+    }
+}
+
+/// The providers a gateway route may name: `providers::PROVIDER_IDS` (this module sits below
+/// `providers`, so the list is repeated here; a test in `gateway` keeps the two equal).
+pub const GATEWAY_PROVIDERS: [&str; 6] = [
+    "kokoro",
+    "piper",
+    "local",
+    "openai",
+    "elevenlabs",
+    "tencent",
+];
+
+/// The OpenAI voice names every client knows, in OpenAI's order.
+pub const OPENAI_VOICE_NAMES: [&str; 13] = [
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
+    "marin", "cedar",
+];
+
+/// `gateway.models`: the built-in routes with the file's entries laid over them (an entry
+/// set to `""` removes a route), so naming one model keeps the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<String, String>")]
+pub struct GatewayModels(pub BTreeMap<String, String>);
+
+impl Default for GatewayModels {
+    fn default() -> Self {
+        // OpenAI's own speech models go to OpenAI when it is configured; the gateway speaks
+        // them with the best voice on this machine otherwise.
+        Self(
+            [
+                ("tts-1", "openai:tts-1"),
+                ("tts-1-hd", "openai:tts-1-hd"),
+                ("gpt-4o-mini-tts", "openai:gpt-4o-mini-tts"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        )
+    }
+}
+
+impl TryFrom<BTreeMap<String, String>> for GatewayModels {
+    type Error = String;
+
+    fn try_from(entries: BTreeMap<String, String>) -> Result<Self, String> {
+        let mut models = Self::default();
+        for (name, target) in entries {
+            let target = target.trim();
+            if target.is_empty() {
+                models.0.remove(&name);
+                continue;
+            }
+            if name.trim().is_empty() || name.chars().any(char::is_control) {
+                return Err(format!("gateway.models: `{name}` is not a model name"));
+            }
+            let provider = target.split_once(':').map_or(target, |(p, _)| p);
+            if !GATEWAY_PROVIDERS.contains(&provider) {
+                return Err(format!(
+                    "gateway.models.{name}: `{target}` names no provider (`provider` or \
+                     `provider:model`, the providers being {})",
+                    GATEWAY_PROVIDERS.join(", ")
+                ));
+            }
+            if target.ends_with(':') {
+                return Err(format!(
+                    "gateway.models.{name}: `{target}` has an empty model"
+                ));
+            }
+            models.0.insert(name, target.to_string());
+        }
+        Ok(models)
+    }
+}
+
+/// `gateway.voices`: for each provider, what the OpenAI voice names speak with. The built-in
+/// tables for the voices on this machine with the file's entries laid over them (`""` removes
+/// one); OpenAI-compatible servers take the names as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<String, BTreeMap<String, String>>")]
+pub struct GatewayVoices(pub BTreeMap<String, BTreeMap<String, String>>);
+
+impl Default for GatewayVoices {
+    fn default() -> Self {
+        // Kokoro has voices named after five of OpenAI's; the rest get one of its voices of
+        // the same gender and character. Piper's built-in voice is Joe (US English); espeak-ng
+        // voices are accents, so British-sounding fable and ballad speak en-gb.
+        let kokoro = [
+            ("alloy", "af_alloy"),
+            ("ash", "am_adam"),
+            ("ballad", "bm_lewis"),
+            ("coral", "af_heart"),
+            ("echo", "am_echo"),
+            ("fable", "bm_fable"),
+            ("onyx", "am_onyx"),
+            ("nova", "af_nova"),
+            ("sage", "af_sarah"),
+            ("shimmer", "af_bella"),
+            ("verse", "am_michael"),
+            ("marin", "af_kore"),
+            ("cedar", "am_liam"),
+        ];
+        let table = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let same = |voice: &str| -> Vec<(&'static str, String)> {
+            OPENAI_VOICE_NAMES
+                .iter()
+                .map(|name| (*name, voice.to_string()))
+                .collect()
+        };
+        let owned = |pairs: Vec<(&'static str, String)>| -> BTreeMap<String, String> {
+            pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        };
+        let mut local = owned(same("en-us"));
+        for british in ["fable", "ballad"] {
+            local.insert(british.to_string(), "en-gb".to_string());
+        }
+        Self(BTreeMap::from([
+            ("kokoro".to_string(), table(&kokoro[..])),
+            ("piper".to_string(), owned(same("en_US-joe-medium"))),
+            ("local".to_string(), local),
+        ]))
+    }
+}
+
+impl TryFrom<BTreeMap<String, BTreeMap<String, String>>> for GatewayVoices {
+    type Error = String;
+
+    fn try_from(entries: BTreeMap<String, BTreeMap<String, String>>) -> Result<Self, String> {
+        let mut voices = Self::default();
+        for (provider, names) in entries {
+            if !GATEWAY_PROVIDERS.contains(&provider.as_str()) {
+                return Err(format!(
+                    "gateway.voices: `{provider}` is not a provider (the providers are {})",
+                    GATEWAY_PROVIDERS.join(", ")
+                ));
+            }
+            let table = voices.0.entry(provider).or_default();
+            for (name, voice) in names {
+                let voice = voice.trim();
+                if voice.is_empty() {
+                    table.remove(&name);
+                } else {
+                    table.insert(name, voice.to_string());
+                }
+            }
+        }
+        Ok(voices)
     }
 }
 
@@ -1482,6 +1654,9 @@ impl Config {
         }
         if self.jobs.workers == 0 {
             bail!("jobs.workers: must be at least 1");
+        }
+        if self.gateway.max_input_chars == 0 {
+            bail!("gateway.max_input_chars: must be at least 1");
         }
         self.alerts.validate()?;
         self.providers.validate()

@@ -32,6 +32,14 @@ pub enum AppError {
     /// Also answers for other users' resources, so their existence is never revealed.
     #[error("not found")]
     NotFound,
+    /// 404 for something a request named that does not exist (a `/v1` model), with its own
+    /// code and message and the field that named it in `details`.
+    #[error("{message}")]
+    Unknown {
+        code: ErrorCode,
+        message: String,
+        details: Option<Value>,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("payload too large")]
@@ -78,7 +86,7 @@ impl AppError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthenticated(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::Unknown { .. } => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -92,6 +100,7 @@ impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest { code, .. }
+            | Self::Unknown { code, .. }
             | Self::Forbidden { code, .. }
             | Self::TooMany { code, .. }
             | Self::Unavailable { code, .. } => *code,
@@ -126,7 +135,8 @@ impl AppError {
         )
     }
 
-    fn public_message(&self) -> String {
+    /// What the client is told: an infrastructure failure's cause stays in the log.
+    pub fn public_message(&self) -> String {
         match self {
             Self::NotFound => "Not found".into(),
             Self::PayloadTooLarge => "The request body is too large".into(),
@@ -199,7 +209,7 @@ impl IntoResponse for AppError {
             _ => None,
         };
         let details = match &self {
-            Self::BadRequest { details, .. } => details.as_ref(),
+            Self::BadRequest { details, .. } | Self::Unknown { details, .. } => details.as_ref(),
             _ => None,
         };
         let body = Body {
@@ -289,6 +299,31 @@ pub fn error_body(code: ErrorCode, message: &str) -> Value {
     json!({ "error": { "code": code, "message": message } })
 }
 
+/// The same error in OpenAI's envelope, which every `/v1` answer uses:
+/// `{"error": {"message", "type", "param", "code"}}`. `code` is OpenAI's where it has one
+/// (`invalid_api_key`, `rate_limit_exceeded`, `insufficient_quota`, `model_not_found`), else
+/// aimake's own; `type` follows the status as OpenAI's does; `param` is the field `details`
+/// names first.
+pub fn openai_error_body(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    details: Option<&Value>,
+) -> Value {
+    let (kind, code) = match code {
+        "unauthenticated" | "invalid_credentials" => ("invalid_request_error", "invalid_api_key"),
+        "quota_exceeded" => ("insufficient_quota", "insufficient_quota"),
+        "rate_limited" => ("requests", "rate_limit_exceeded"),
+        _ if status == StatusCode::TOO_MANY_REQUESTS => ("requests", code),
+        _ if status.is_server_error() => ("server_error", code),
+        _ => ("invalid_request_error", code),
+    };
+    let param = details
+        .and_then(Value::as_object)
+        .and_then(|fields| fields.keys().next());
+    json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
+}
+
 /// The error code for an HTTP status, for errors raised below the handlers (extractor
 /// rejections, body limits, the HTTP parser), which know only their status.
 pub fn code_for_status(status: StatusCode) -> ErrorCode {
@@ -360,6 +395,56 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["details"]["text"], "at most 10 characters");
+    }
+
+    #[test]
+    fn openai_envelopes_carry_openai_s_types_and_codes_and_the_field_as_param() {
+        let body = |status: u16, code: &str, details: Option<Value>| {
+            let status = StatusCode::from_u16(status).unwrap();
+            openai_error_body(status, code, "m", details.as_ref())["error"].clone()
+        };
+        let e = body(401, "unauthenticated", None);
+        assert_eq!(
+            (
+                e["type"].as_str(),
+                e["code"].as_str(),
+                e["message"].as_str()
+            ),
+            (
+                Some("invalid_request_error"),
+                Some("invalid_api_key"),
+                Some("m")
+            )
+        );
+        assert!(e["param"].is_null());
+        let fields = |e: &Value, names: &[&str]| -> Vec<String> {
+            names
+                .iter()
+                .map(|n| e[*n].as_str().unwrap_or("null").to_string())
+                .collect()
+        };
+        let e = body(429, "rate_limited", None);
+        assert_eq!(
+            fields(&e, &["type", "code"]),
+            ["requests", "rate_limit_exceeded"]
+        );
+        let e = body(429, "quota_exceeded", None);
+        assert_eq!(
+            fields(&e, &["type", "code"]),
+            ["insufficient_quota", "insufficient_quota"]
+        );
+        let e = body(400, "text_too_long", Some(json!({"input": "too long"})));
+        assert_eq!(
+            fields(&e, &["type", "code", "param"]),
+            ["invalid_request_error", "text_too_long", "input"]
+        );
+        let e = body(404, "model_not_found", Some(json!({"model": "no"})));
+        assert_eq!(fields(&e, &["code", "param"]), ["model_not_found", "model"]);
+        let e = body(503, "provider_timeout", None);
+        assert_eq!(
+            fields(&e, &["type", "code"]),
+            ["server_error", "provider_timeout"]
+        );
     }
 
     #[test]

@@ -49,6 +49,8 @@ error_codes! {
     UnknownModel = "unknown_model",
     /// A notifier name `alerts.notifiers` does not have.
     UnknownNotifier = "unknown_notifier",
+    /// A `/v1` model name the gateway does not route.
+    ModelNotFound = "model_not_found",
     Unauthenticated = "unauthenticated",
     /// Unknown email or wrong password, the same answer for both.
     InvalidCredentials = "invalid_credentials",

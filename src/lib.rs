@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod error_code;
 pub mod filemodes;
+pub mod gateway;
 pub mod http;
 pub mod jobs;
 pub mod links;

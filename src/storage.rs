@@ -111,6 +111,14 @@ pub mod keys {
         Key(format!("cache/lines/{cache_key}.{ext}"))
     }
 
+    /// A result of the OpenAI-compatible speech API (`/v1/audio/speech`), named by its cache
+    /// key and its `response_format` (`mp3`, `opus`, `flac`, `wav`, `pcm`).
+    pub fn cached_speech(cache_key: &str, response_format: &str) -> Key {
+        debug_assert!(cache_key.bytes().all(|b| b.is_ascii_hexdigit()));
+        debug_assert!(response_format.bytes().all(|b| b.is_ascii_alphanumeric()));
+        Key(format!("cache/speech/{cache_key}.{response_format}"))
+    }
+
     /// A podcast's cover image, e.g. `covers/<podcast>.png`.
     pub fn cover(podcast: PodcastId, ext: &str) -> Key {
         debug_assert!(ext.chars().all(|c| c.is_ascii_alphanumeric()));

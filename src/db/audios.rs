@@ -207,7 +207,7 @@ pub(crate) fn list_query(
             let n = args.len();
             // The owner's tag AND the phrase, within the owner's slice (see the migration).
             // Titles are the even documents, texts the odd ones after them (a text document
-            // also holds the text of the audio's finished transcripts, 0013).
+            // also holds the text of the audio's finished transcripts, 0014).
             sql.push_str(&format!(
                 " AND search_rowid IN (SELECT (rowid / 2) * 2 FROM audio_search \
                    WHERE audio_search MATCH \
@@ -437,7 +437,7 @@ impl StoredFile {
         }
     }
 
-    fn entry<'a>(&'a self, key: &'a str) -> NewEntry<'a> {
+    pub(super) fn entry<'a>(&'a self, key: &'a str) -> NewEntry<'a> {
         NewEntry {
             key,
             object_key: &self.object_key,
@@ -700,7 +700,11 @@ impl Audios<'_> {
                     episodes::set_timings(tx, s.audio, timings, now)?;
                 }
                 for (id, b) in ids.into_iter().zip(&s.usage) {
-                    usage::insert(tx, &b.row(id, s.user, Some(s.audio)), now)?;
+                    usage::insert(
+                        tx,
+                        &b.row(id, s.user, Some(s.audio), super::UsageSource::App),
+                        now,
+                    )?;
                 }
                 for (key, file) in &s.cache {
                     tts_cache::put(tx, &file.entry(key), now)?;

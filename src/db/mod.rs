@@ -22,7 +22,7 @@ mod writer;
 
 pub use types::{
     AlertId, AudioId, AudioKind, AudioStatus, EpisodeId, JobId, JobStatus, PodcastId, Role,
-    SessionId, Severity, TokenId, TranscriptId, TranscriptStatus, UserId,
+    SessionId, Severity, TokenId, TranscriptId, TranscriptStatus, UsageSource, UserId,
 };
 
 use std::path::{Path, PathBuf};

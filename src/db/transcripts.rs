@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::jobs::{self, NewJob};
 use super::usage::{self, Billed};
-use super::{AudioId, JobId, TranscriptId, TranscriptStatus, UserId};
+use super::{AudioId, JobId, TranscriptId, TranscriptStatus, UsageSource, UserId};
 
 /// The `transcripts` table's operations, for services and jobs: `db.transcripts().…`. Each
 /// method picks the connection it needs (see [`Db`](super::Db)); callers never hold one.
@@ -392,7 +392,11 @@ impl Transcripts<'_> {
                 if n == 0 {
                     return Ok(Err(NotRecorded::TranscriptNotWaiting));
                 }
-                usage::insert(tx, &piece.usage.row(usage_id, user, audio), now)?;
+                usage::insert(
+                    tx,
+                    &piece.usage.row(usage_id, user, audio, UsageSource::App),
+                    now,
+                )?;
                 Ok(Ok(()))
             })
             .await

@@ -84,6 +84,31 @@ impl TtsCache<'_> {
     }
 }
 
+// Used by the OpenAI-compatible speech API, whose results are not library audios.
+
+impl TtsCache<'_> {
+    /// A result made for `user` outside a job: its cache entry under `key` and the usage row
+    /// of what it cost, in one transaction.
+    pub async fn put_billed(
+        &self,
+        key: String,
+        file: super::audios::StoredFile,
+        user: super::UserId,
+        billed: super::usage::Billed,
+        source: super::UsageSource,
+    ) -> anyhow::Result<()> {
+        let id = self.0.new_id();
+        self.0
+            .transaction(move |tx| {
+                let now = super::now_ms();
+                put(tx, &file.entry(&key), now)?;
+                super::usage::insert(tx, &billed.row(id, user, None, source), now)?;
+                Ok(())
+            })
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -213,6 +213,16 @@ macro_rules! ulid_id {
 }
 
 text_enum! {
+    /// Through which API a billable call came (`usage_logs.source`).
+    UsageSource, "usage source" {
+        /// The web app and the `/api` routes.
+        App = "app",
+        /// The OpenAI-compatible API under `/v1`.
+        Gateway = "gateway",
+    }
+}
+
+text_enum! {
     /// Where a transcript is in its life (`transcripts.status`).
     TranscriptStatus, "transcript status" {
         Queued = "queued",
@@ -360,6 +370,7 @@ mod tests {
         assert!(check("users", "role").ends_with(&listed(Role::ALLOWED)));
         assert!(check("alerts", "severity").ends_with(&listed(Severity::ALLOWED)));
         assert!(check("transcripts", "status").ends_with(&listed(TranscriptStatus::ALLOWED)));
+        assert!(check("usage_logs", "source").ends_with(&listed(UsageSource::ALLOWED)));
     }
 
     #[test]

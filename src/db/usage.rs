@@ -4,7 +4,7 @@ use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
 use ulid::Ulid;
 
-use super::{AudioId, UserId};
+use super::{AudioId, UsageSource, UserId};
 
 /// The `usage_logs` table's operations, for services and jobs: `db.usage().…`. Each method picks
 /// the connection it needs (see [`Db`](super::Db)); callers never hold one.
@@ -22,12 +22,13 @@ pub struct NewUsage<'a> {
     pub cost_micros: i64,
     /// Served from the cache: counted, not paid.
     pub cached: bool,
+    pub source: UsageSource,
 }
 
 pub fn insert(tx: &Transaction<'_>, u: &NewUsage<'_>, now: i64) -> rusqlite::Result<()> {
     let sql = "INSERT INTO usage_logs
-                   (id, user_id, audio_id, service, units, cost_micros, day, created_at, cached)
-               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+                   (id, user_id, audio_id, service, units, cost_micros, day, created_at, cached, source)
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
     tx.prepare_cached(sql)?.execute(params![
         u.id.to_string(),
         u.user_id,
@@ -37,7 +38,8 @@ pub fn insert(tx: &Transaction<'_>, u: &NewUsage<'_>, now: i64) -> rusqlite::Res
         u.cost_micros,
         day_of(now),
         now,
-        u.cached
+        u.cached,
+        u.source
     ])?;
     Ok(())
 }
@@ -60,27 +62,29 @@ pub fn month_start(ms: i64) -> String {
 pub struct DayUsage {
     pub day: String,
     pub service: String,
+    /// `app`, or `gateway` for the OpenAI-compatible API.
+    pub source: UsageSource,
     pub units: i64,
     pub cost_micros: i64,
     pub cached_units: i64,
 }
 
-/// One user's usage per day and service: a range of that user's entries in `usage_user_day`,
+/// One user's usage per day, service and source: a range of that user's entries in `usage_user_day`,
 /// which holds every column summed, so other users' rows are never read.
 pub(crate) const PER_DAY_USER: &str =
-    "SELECT day, service, sum(units), sum(cost_micros), sum(CASE WHEN cached = 1 THEN units ELSE 0 END)
+    "SELECT day, service, source, sum(units), sum(cost_micros), sum(CASE WHEN cached = 1 THEN units ELSE 0 END)
        FROM usage_logs
       WHERE user_id = ?1 AND day >= ?2 AND day <= ?3
-      GROUP BY day, service
-      ORDER BY day, service";
+      GROUP BY day, service, source
+      ORDER BY day, service, source";
 
-/// Everyone's usage per day and service, for admins: a range of the covering `usage_day`.
+/// Everyone's usage per day, service and source, for admins: a range of the covering `usage_day`.
 pub(crate) const PER_DAY_ALL: &str =
-    "SELECT day, service, sum(units), sum(cost_micros), sum(CASE WHEN cached = 1 THEN units ELSE 0 END)
+    "SELECT day, service, source, sum(units), sum(cost_micros), sum(CASE WHEN cached = 1 THEN units ELSE 0 END)
        FROM usage_logs
       WHERE day >= ?1 AND day <= ?2
-      GROUP BY day, service
-      ORDER BY day, service";
+      GROUP BY day, service, source
+      ORDER BY day, service, source";
 
 /// Usage per day and service between two days (inclusive), for one user or everyone. Two
 /// statements, not one with an optional user: no index serves `?1 IS NULL OR user_id = ?1`,
@@ -95,9 +99,10 @@ pub fn per_day(
         Ok(DayUsage {
             day: r.get(0)?,
             service: r.get(1)?,
-            units: r.get(2)?,
-            cost_micros: r.get(3)?,
-            cached_units: r.get(4)?,
+            source: r.get(2)?,
+            units: r.get(3)?,
+            cost_micros: r.get(4)?,
+            cached_units: r.get(5)?,
         })
     };
     match user {
@@ -158,7 +163,13 @@ pub struct Billed {
 }
 
 impl Billed {
-    pub(super) fn row(&self, id: Ulid, user: UserId, audio: Option<AudioId>) -> NewUsage<'_> {
+    pub(super) fn row(
+        &self,
+        id: Ulid,
+        user: UserId,
+        audio: Option<AudioId>,
+        source: UsageSource,
+    ) -> NewUsage<'_> {
         NewUsage {
             id,
             user_id: user,
@@ -167,21 +178,39 @@ impl Billed {
             units: self.units,
             cost_micros: self.cost_micros,
             cached: self.cached,
+            source,
         }
     }
 }
 
 impl Usage<'_> {
-    /// Records one billable call of `user`'s.
+    /// Records one billable call of `user`'s through the app.
     pub async fn insert(
         &self,
         user: UserId,
         audio: Option<AudioId>,
         billed: Billed,
     ) -> anyhow::Result<()> {
+        self.record(user, audio, billed, UsageSource::App).await
+    }
+
+    /// Records one billable call of `user`'s that came through `source`.
+    pub async fn record(
+        &self,
+        user: UserId,
+        audio: Option<AudioId>,
+        billed: Billed,
+        source: UsageSource,
+    ) -> anyhow::Result<()> {
         let id = self.0.new_id();
         self.0
-            .transaction(move |tx| Ok(insert(tx, &billed.row(id, user, audio), super::now_ms())?))
+            .transaction(move |tx| {
+                Ok(insert(
+                    tx,
+                    &billed.row(id, user, audio, source),
+                    super::now_ms(),
+                )?)
+            })
             .await
     }
 }
@@ -247,6 +276,7 @@ mod tests {
                     units,
                     cost_micros: cost,
                     cached,
+                    source: UsageSource::App,
                 },
                 at,
             )
@@ -260,6 +290,7 @@ mod tests {
             DayUsage {
                 day: "2023-11-14".into(),
                 service: "tts:openai:tts-1".into(),
+                source: UsageSource::App,
                 units: 1500,
                 cost_micros: 15000,
                 cached_units: 500

@@ -290,6 +290,7 @@ pub(super) fn rate_key(ip: IpAddr) -> IpAddr {
 pub(super) fn is_limited(path: &str) -> bool {
     path == "/api"
         || path.starts_with("/api/")
+        || super::is_openai_path(path)
         || path.starts_with("/media/")
         || path.starts_with("/feeds/")
 }

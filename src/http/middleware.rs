@@ -192,6 +192,7 @@ where
         }
         req.headers_mut().insert(REQUEST_ID, request_id.clone());
         req.extensions_mut().insert(ClientIp(ip));
+        let openai = super::is_openai_path(req.uri().path());
         // The router names the route in it; the user's share of the slots is held in it.
         let in_flight = Arc::new(InFlight::default());
         req.extensions_mut().insert(in_flight.clone());
@@ -202,7 +203,7 @@ where
             let response = handle(inner, &shared.config, ip, req, &in_flight)
                 .instrument(line.span.clone())
                 .await;
-            let response = json_error(response).await;
+            let response = json_error(response, openai).await;
             // Refused before routing: no route was matched.
             let route = in_flight.route.get().map_or("unrouted", RouteName::as_str);
             Ok(finish(response, request_id, &shared, &line, route))
@@ -351,27 +352,55 @@ fn elapsed_ms(start: Instant) -> f64 {
     start.elapsed().as_micros() as f64 / 1000.0
 }
 
-/// Errors raised below the handlers (extractor rejections, body limits) come as plain text;
-/// they get the API's JSON shape like every other error, with the text as the message.
-async fn json_error(response: Response<Body>) -> Response<Body> {
+/// Every error answer's shape, in one place. Errors raised below the handlers (extractor
+/// rejections, body limits) come as plain text; they get the API's JSON shape like every
+/// other error, with the text as the message. On the OpenAI-compatible paths (`openai`),
+/// every error, the API-shaped ones included (refusals of the edge and the guard, the
+/// extractors' and the handlers'), is rewritten into OpenAI's envelope with the same status
+/// and headers (`Retry-After` stays).
+async fn json_error(response: Response<Body>, openai: bool) -> Response<Body> {
     let status = response.status();
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) || (is_json && !openai) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT).await.ok();
-    let message = text
-        .as_deref()
-        .and_then(|t| std::str::from_utf8(t).ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .or(status.canonical_reason())
-        .unwrap_or("Error");
-    let body = crate::error::error_body(crate::error::code_for_status(status), message);
+    let limit = if is_json {
+        MAX_ERROR_JSON
+    } else {
+        MAX_ERROR_TEXT
+    };
+    let read = axum::body::to_bytes(body, limit).await.ok();
+    let fallback = || status.canonical_reason().unwrap_or("Error");
+    let body = if is_json {
+        // An API-shaped error, to put in OpenAI's envelope.
+        let app: serde_json::Value = read
+            .as_deref()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
+        let error = &app["error"];
+        let code = error["code"]
+            .as_str()
+            .unwrap_or(crate::error::code_for_status(status).as_str());
+        let message = error["message"].as_str().unwrap_or_else(fallback);
+        crate::error::openai_error_body(status, code, message, error.get("details"))
+    } else {
+        let message = read
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(fallback);
+        let code = crate::error::code_for_status(status);
+        if openai {
+            crate::error::openai_error_body(status, code.as_str(), message, None)
+        } else {
+            crate::error::error_body(code, message)
+        }
+    };
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -382,6 +411,10 @@ async fn json_error(response: Response<Body>) -> Response<Body> {
 
 /// Longest plain-text error kept as a JSON error's message; longer ones get the status's name.
 const MAX_ERROR_TEXT: usize = 1024;
+
+/// Longest API-shaped error read to put in OpenAI's envelope (details of every field of a
+/// bad request fit many times over).
+const MAX_ERROR_JSON: usize = 64 * 1024;
 
 /// Load shedding, the timeouts and a panic catcher around the rest of the stack (a panicking
 /// handler becomes a JSON 500 and the connection lives on). Past `max_in_flight` requests at

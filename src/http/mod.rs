@@ -7,6 +7,7 @@ pub mod client_errors;
 pub(crate) mod conn;
 pub mod extract;
 mod files;
+mod gateway;
 mod health;
 pub mod limits;
 mod media;
@@ -160,10 +161,13 @@ pub fn router_with(http: HttpState, extra: Router<HttpState>) -> App {
         .merge(openai_transcriptions::router(config))
         .merge(client_errors::router())
         .merge(metrics::router())
+        .merge(gateway::router())
         .merge(extra)
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
+        .route("/v1", any(not_found))
+        .route("/v1/{*rest}", any(not_found))
         .route("/health/{*rest}", any(not_found))
         .fallback(spa::serve)
         .method_not_allowed_fallback(method_not_allowed)
@@ -181,6 +185,11 @@ pub fn router_with(http: HttpState, extra: Router<HttpState>) -> App {
         metrics,
     })
     .layer(router)
+}
+
+/// The OpenAI-compatible API's paths, whose errors take OpenAI's envelope.
+pub(crate) fn is_openai_path(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/")
 }
 
 #[tracing::instrument(level = "debug", skip_all)]

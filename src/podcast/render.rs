@@ -489,6 +489,8 @@ async fn synthesize_line(p: &Planned) -> Result<(Bytes, String), JobError> {
             voice: p.voice.clone(),
             speed: 1.0,
             format_hint: Format::Mp3,
+            model: None,
+            instructions: None,
         };
         let out = crate::providers::speak(p.provider.as_ref(), &request)
             .await

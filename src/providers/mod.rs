@@ -49,6 +49,13 @@ pub trait Tts: Send + Sync + 'static {
     /// The model or engine that speaks, for usage rows (`tts:openai:tts-1`) and cache keys.
     fn model(&self) -> &str;
 
+    /// The model that speaks a request naming `requested` ([`SynthesisRequest::model`]):
+    /// providers with one model ignore the name.
+    fn model_for<'a>(&'a self, requested: Option<&'a str>) -> &'a str {
+        let _ = requested;
+        self.model()
+    }
+
     /// Whether synthesis can work right now, with a sentence for the operator.
     async fn status(&self) -> ProviderStatus;
 
@@ -344,6 +351,12 @@ pub struct SynthesisRequest {
     pub speed: f32,
     /// The format the caller will finally store; providers that can pick their output use it.
     pub format_hint: Format,
+    /// A model other than the provider's own, for providers that have several (OpenAI and
+    /// compatible servers); see [`Tts::model_for`]. Others ignore it.
+    pub model: Option<String>,
+    /// How to speak (tone, pace, accent), for models that take it (gpt-4o-mini-tts); ignored
+    /// by the rest.
+    pub instructions: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -24,7 +24,29 @@ const CLASSIC_VOICES: &[&str] = &["alloy", "echo", "fable", "onyx", "nova", "shi
 /// The built-in voices of the newer speech models.
 const ALL_VOICES: &[&str] = &[
     "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
+    "marin", "cedar",
 ];
+
+/// Whether `model` takes `instructions`: OpenAI's `tts-1` and `tts-1-hd` refuse them.
+fn takes_instructions(model: &str) -> bool {
+    !model.starts_with("tts-1")
+}
+
+/// The `response_format` to ask for a wanted format, and the format of the answer: what the
+/// speech API can return as it is, else MP3.
+fn response_format(wanted: Format) -> (&'static str, Format) {
+    match wanted {
+        Format::Wav => ("wav", Format::Wav),
+        Format::Flac => ("flac", Format::Flac),
+        // OpenAI's `opus` is Opus in an Ogg container.
+        Format::Ogg => ("opus", Format::Ogg),
+        Format::PcmS16Le {
+            sample_rate: 24_000,
+            channels: 1,
+        } => ("pcm", wanted),
+        _ => ("mp3", Format::Mp3),
+    }
+}
 
 pub struct OpenAi {
     http: HttpBase,
@@ -91,6 +113,7 @@ impl OpenAi {
         &self,
         body: &serde_json::Value,
         format: Format,
+        model: &str,
     ) -> Result<Synthesized, ProviderError> {
         let mut request = self.http.client.post(&self.speech_url).json(body);
         if let Some(key) = &self.api_key {
@@ -113,7 +136,7 @@ impl OpenAi {
         Ok(Synthesized {
             bytes: reply.body,
             format,
-            model: self.model.clone(),
+            model: model.to_string(),
         })
     }
 }
@@ -126,6 +149,10 @@ impl Tts for OpenAi {
 
     fn model(&self) -> &str {
         &self.model
+    }
+
+    fn model_for<'a>(&'a self, requested: Option<&'a str>) -> &'a str {
+        requested.unwrap_or(&self.model)
     }
 
     async fn status(&self) -> ProviderStatus {
@@ -158,18 +185,21 @@ impl Tts for OpenAi {
 
     #[tracing::instrument(skip_all, fields(provider = ID, voice = %request.voice, chars = request.text.chars().count()), err)]
     async fn synthesize(&self, request: &SynthesisRequest) -> Result<Synthesized, ProviderError> {
-        let (response_format, format) = match request.format_hint {
-            Format::Wav => ("wav", Format::Wav),
-            _ => ("mp3", Format::Mp3),
-        };
-        let body = json!({
-            "model": self.model,
+        let (response_format, format) = response_format(request.format_hint);
+        let model = self.model_for(request.model.as_deref());
+        let mut body = json!({
+            "model": model,
             "input": request.text,
             "voice": request.voice,
             "response_format": response_format,
             "speed": super::round2(request.speed.clamp(0.25, 4.0)),
         });
-        self.http.call(|| self.attempt(&body, format)).await
+        if let Some(instructions) = &request.instructions
+            && takes_instructions(model)
+        {
+            body["instructions"] = json!(instructions);
+        }
+        self.http.call(|| self.attempt(&body, format, model)).await
     }
 }
 

@@ -82,7 +82,7 @@ async fn run(ctx: JobContext<Services>) -> Result<(), JobError> {
     let progress = Progress::new(&ctx.state, plan.audio);
     progress.report(0.01).await?;
     // The same request answered before: its result is reused and nothing is paid.
-    if let Some(hit) = cached(&ctx.state, plan.key.clone()).await? {
+    if let Some(hit) = synth::cached(&ctx.state, plan.key.clone()).await? {
         return commit_cached(&ctx.state, &plan, hit).await;
     }
     let pieces = pieces(&plan)?;
@@ -148,12 +148,11 @@ async fn plan(ctx: &JobContext<Services>) -> Result<Option<Plan>, JobError> {
 /// The text in chunks the provider accepts, the first one small for providers that start
 /// faster on a short request.
 fn pieces(plan: &Plan) -> Result<Pieces, JobError> {
-    let limit = plan.provider.limits(&plan.voice);
-    let split = match plan.provider.first_chunk_units(&plan.voice) {
-        Some(first) => crate::speech::chunk::split_ramped(&plan.text, &limit, first),
-        None => crate::speech::chunk::split_for(&plan.text, &limit),
-    };
-    let chunks = owned_pieces(split)?;
+    let chunks = owned_pieces(synth::split_for_provider(
+        plan.provider.as_ref(),
+        &plan.voice,
+        &plan.text,
+    ))?;
     let chars = chunks.iter().map(|c| c.chars().count()).sum::<usize>() as i64;
     Ok(Pieces { chunks, chars })
 }
@@ -216,6 +215,8 @@ async fn synthesize(
                         voice: plan.voice.clone(),
                         speed,
                         format_hint: plan.format,
+                        model: None,
+                        instructions: None,
                     };
                     let out = crate::providers::speak(plan.provider.as_ref(), &request)
                         .await
@@ -409,24 +410,6 @@ fn build(sources: Vec<(Bytes, Format)>, wanted: Format) -> Result<Built, audio::
         peaks: mastered.peaks,
         bytes: Bytes::from(mastered.bytes),
     })
-}
-
-/// The cached result of the same request, when its object is still there.
-async fn cached(state: &Services, key: String) -> Result<Option<tts_cache::Entry>, JobError> {
-    let hit = state.db.tts_cache().get(key).await?;
-    // A cache row whose object is gone (e.g. removed by hand) is treated as a miss.
-    match hit {
-        Some(h)
-            if state
-                .storage
-                .head(&Key::from_stored(h.object_key.clone()))
-                .await
-                .is_ok() =>
-        {
-            Ok(Some(h))
-        }
-        _ => Ok(None),
-    }
 }
 
 #[cfg(test)]

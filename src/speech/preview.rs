@@ -64,6 +64,8 @@ pub async fn preview(
         voice: name,
         speed: 1.0,
         format_hint: Format::Mp3,
+        model: None,
+        instructions: None,
     };
     let out = crate::providers::speak(provider.as_ref(), &request).await?;
     // Browsers play MP3 and WAV; anything else (the neural voices' raw PCM) is kept as WAV.

@@ -89,7 +89,7 @@ pub async fn listen(
 }
 
 /// A small channel-backed stream: the producer runs as its own task, in the caller's span.
-fn channel_stream<T, F, Fut>(producer: F) -> impl Stream<Item = T>
+pub(crate) fn channel_stream<T, F, Fut>(producer: F) -> impl Stream<Item = T>
 where
     T: Send + 'static,
     F: FnOnce(mpsc::Sender<T>) -> Fut,

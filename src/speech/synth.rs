@@ -34,7 +34,47 @@ pub(crate) fn provider_error(e: ProviderError) -> JobError {
 
 /// The usage ledger's service for what a provider speaks: `tts:<provider>:<model>`.
 pub(crate) fn service_of(provider: &dyn Tts) -> String {
-    format!("tts:{}:{}", provider.id(), provider.model())
+    service_named(provider, provider.model())
+}
+
+/// The usage ledger's service for what a provider speaks with one of its models.
+pub(crate) fn service_named(provider: &dyn Tts, model: &str) -> String {
+    format!("tts:{}:{model}", provider.id())
+}
+
+/// A text cut to what `provider` takes in one request with `voice`, the first piece small
+/// for providers that start faster on a short request.
+pub(crate) fn split_for_provider<'a>(
+    provider: &dyn Tts,
+    voice: &str,
+    text: &'a str,
+) -> Result<Vec<&'a str>, LimitTooSmall> {
+    let limit = provider.limits(voice);
+    match provider.first_chunk_units(voice) {
+        Some(first) => crate::speech::chunk::split_ramped(text, &limit, first),
+        None => crate::speech::chunk::split_for(text, &limit),
+    }
+}
+
+/// The cached result of the same request, when its object is still there (a cache row whose
+/// object is gone, e.g. removed by hand, is a miss).
+pub(crate) async fn cached(
+    state: &Services,
+    key: String,
+) -> anyhow::Result<Option<crate::db::tts_cache::Entry>> {
+    let hit = state.db.tts_cache().get(key).await?;
+    match hit {
+        Some(h)
+            if state
+                .storage
+                .head(&Key::from_stored(h.object_key.clone()))
+                .await
+                .is_ok() =>
+        {
+            Ok(Some(h))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A text cut to the provider's request limit, as the pieces the provider is sent.

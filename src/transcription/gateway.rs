@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{Options, hear, plan, stitch};
 use crate::audio::{Pcm, Piece};
-use crate::db::UserId;
+use crate::db::{UsageSource, UserId};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::providers::asr::{ASR_PROVIDER_IDS, Asr, Task, Transcript, join_words};
 use crate::services::Services;
@@ -195,7 +195,11 @@ async fn heard_and_billed(
         .await
         .map_err(AppError::from)?;
     let billed = super::billed(provider, &piece, &heard);
-    state.db.usage().insert(prepared.user, None, billed).await?;
+    state
+        .db
+        .usage()
+        .record(prepared.user, None, billed, UsageSource::Gateway)
+        .await?;
     Ok((piece.start_ms, heard))
 }
 

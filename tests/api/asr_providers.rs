@@ -1,30 +1,17 @@
 //! Speech recognition end to end: each provider against its fake server, which hears one word
 //! per half second of the real audio it is sent, and the registry that builds them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aimake::config::{Config, Secret};
 use aimake::providers::asr::{
     self, Asr, Granularities, InputFormat, Task, Transcript, TranscriptionRequest,
 };
-use aimake::providers::{ErrorKind, Providers, RetryPolicy};
+use aimake::providers::{ErrorKind, Providers};
 
 use crate::fakes::{self, Failure, FakeElevenLabs, FakeOpenAi, FakeTencent, WORD_EVERY_S};
-
-type Waits = Arc<Mutex<Vec<Duration>>>;
-
-/// The configured policy, except that waiting only records how long it would have waited.
-fn instant_retries(config: &Config) -> (RetryPolicy, Waits) {
-    let waits: Waits = Arc::default();
-    let recorded = waits.clone();
-    let policy =
-        RetryPolicy::from_config(&config.providers.retry).with_sleeper(Arc::new(move |d| {
-            recorded.lock().unwrap().push(d);
-            Box::pin(async {})
-        }));
-    (policy, waits)
-}
+use crate::providers::{Waits, instant_retries};
 
 fn provider(config: &Config, id: &str) -> (Arc<dyn Asr>, Waits) {
     let (policy, waits) = instant_retries(config);

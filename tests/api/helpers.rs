@@ -574,49 +574,65 @@ pub fn neural_fixtures() -> PathBuf {
     dir
 }
 
-/// The Python of a virtual environment with the official OpenAI SDK, as pinned in
-/// `tests/sdk/requirements.txt`: `target/sdk-venv`, made by the first test that asks (with
-/// `python3 -m venv` and pip from PyPI) and made again only when the requirements change.
-/// Blocking: call it from `spawn_blocking`. Every test script driven from Rust lives in
-/// `tests/sdk/` and runs on this one environment.
-pub fn openai_sdk_python() -> PathBuf {
-    static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    READY
+/// The Python of `tests/.venv`, with `tests/requirements.txt` (the official OpenAI SDK,
+/// pinned) installed from PyPI the first time (a copy of the requirements beside it says
+/// which are in); `None` only when `python3` is not installed. A failed install fails the
+/// test that asked.
+pub fn client_python() -> Option<PathBuf> {
+    static PYTHON: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    PYTHON
         .get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let requirements = root.join("tests/sdk/requirements.txt");
-            let venv = root.join("target/sdk-venv");
-            let python = venv.join("bin/python");
-            let marker = venv.join("requirements.installed");
-            let wanted =
-                std::fs::read_to_string(&requirements).expect("tests/sdk/requirements.txt");
-            if python.is_file() && std::fs::read_to_string(&marker).ok().as_deref() == Some(&wanted)
-            {
-                return python;
-            }
-            let run = |cmd: &mut std::process::Command| {
-                let out = cmd.output().expect("the command starts");
-                assert!(
-                    out.status.success(),
-                    "{cmd:?} failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
-            run(std::process::Command::new("python3")
-                .args(["-m", "venv", "--clear"])
-                .arg(&venv));
-            run(std::process::Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&requirements));
-            std::fs::write(&marker, wanted).unwrap();
-            python
+            let found = std::process::Command::new("python3")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            found.then(install_client_python)
         })
         .clone()
+}
+
+fn install_client_python() -> PathBuf {
+    use std::process::Command;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("tests/.venv");
+    let python = venv.join("bin/python");
+    let requirements = root.join("tests/requirements.txt");
+    let stamp = venv.join("installed-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).expect("tests/requirements.txt");
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return python;
+    }
+    let run = |cmd: &mut Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    if !python.exists() {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "creating tests/.venv with python3 -m venv (Debian: apt-get install python3-venv)",
+        );
+    }
+    run(
+        Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--no-input",
+                "--disable-pip-version-check",
+                "--timeout",
+                "60",
+                "--retries",
+                "3",
+                "-r",
+            ])
+            .arg(&requirements),
+        "installing tests/requirements.txt into tests/.venv",
+    );
+    std::fs::write(&stamp, wanted).expect("the venv's stamp is written");
+    python
 }

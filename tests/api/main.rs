@@ -12,6 +12,7 @@ mod edge;
 mod error_reports;
 mod fakes;
 mod fakes_llm;
+mod gateway;
 mod health;
 mod helpers;
 mod jobs;

@@ -84,6 +84,8 @@ pub async fn speak(app: &TestApp, voice: &str, text: &str) -> (Vec<f32>, u32) {
             voice: id.voice,
             speed: 1.0,
             format_hint: aimake::audio::Format::Mp3,
+            model: None,
+            instructions: None,
         })
         .await
         .unwrap_or_else(|e| panic!("{voice} failed: {e}"));
@@ -401,6 +403,8 @@ async fn voice_wer(app: &TestApp, voice: &str) -> f64 {
                 voice: id.voice.clone(),
                 speed: 1.0,
                 format_hint: aimake::audio::Format::Mp3,
+                model: None,
+                instructions: None,
             })
             .await
             .unwrap();

@@ -275,6 +275,8 @@ async fn a_three_voice_episode_is_mastered_with_chapters_subtitles_and_a_feed() 
                 voice: voice.split_once(':').unwrap().1.into(),
                 speed: 1.0,
                 format_hint: aimake::audio::Format::Mp3,
+                model: None,
+                instructions: None,
             })
             .await
             .unwrap();

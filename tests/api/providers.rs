@@ -13,10 +13,11 @@ use aimake::providers::{
 
 use crate::fakes::{Failure, FakeElevenLabs, FakeOpenAi, FakeTencent};
 
-type Waits = Arc<Mutex<Vec<Duration>>>;
+pub(crate) type Waits = Arc<Mutex<Vec<Duration>>>;
 
-/// The configured policy, except that waiting only records how long it would have waited.
-fn instant_retries(config: &Config) -> (RetryPolicy, Waits) {
+/// The configured policy, except that waiting only records how long it would have waited
+/// (the speech and the recognition provider tests share it).
+pub(crate) fn instant_retries(config: &Config) -> (RetryPolicy, Waits) {
     let waits: Waits = Arc::default();
     let recorded = waits.clone();
     let policy =
@@ -39,6 +40,8 @@ fn request(text: &str, voice: &str) -> SynthesisRequest {
         voice: voice.into(),
         speed: 1.0,
         format_hint: Format::Mp3,
+        model: None,
+        instructions: None,
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fakes::{self, FakeElevenLabs, FakeOpenAi, WORD_EVERY_S};
-use crate::helpers::{ServerProcess, Session, TestApp, error_code, openai_sdk_python};
+use crate::helpers::{ServerProcess, Session, TestApp, client_python, error_code};
 
 /// `seconds` of speech-like sound at 16 kHz mono: bursts of 2 to 8 s (a buzz with noise)
 /// between pauses of 0.4 to 1.2 s of faint noise.
@@ -1017,14 +1017,15 @@ async fn openai_s_model_names_reach_another_provider_when_openai_has_no_key() {
 #[tokio::test]
 async fn the_official_openai_sdk_transcribes_and_translates() {
     let (app, _fake, _s, token) = app(|_| {}).await;
-    let python = tokio::task::spawn_blocking(openai_sdk_python)
+    let python = tokio::task::spawn_blocking(client_python)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("python3 is installed (.ci/run installs it): the SDK test cannot run without it");
     let dir = tempfile::tempdir().unwrap();
     let recording = dir.path().join("talk.wav");
     std::fs::write(&recording, fakes::wav(3000, 16_000)).unwrap();
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/transcriptions.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients/openai_transcriptions.py");
     let out = tokio::process::Command::new(python)
         .arg(script)
         .arg(format!("http://{}", app.addr))

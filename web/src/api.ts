@@ -743,6 +743,8 @@ export interface UsageRow {
   day: string
   /** e.g. `tts:openai:tts-1` */
   service: string
+  /** `gateway` for use through the OpenAI-compatible API (`/v1`); absent means `app`. */
+  source?: 'app' | 'gateway'
   units: number
   cost_micros: number
 }

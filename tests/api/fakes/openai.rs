@@ -24,6 +24,7 @@ const KEY: &str = "sk-test-0123456789abcdef";
 const MAX_INPUT_CHARS: usize = 4096;
 const VOICES: &[&str] = &[
     "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
+    "marin", "cedar",
 ];
 
 pub struct FakeOpenAi {
@@ -253,6 +254,12 @@ async fn synthesize(control: &Control, body: &Bytes) -> Response {
     if !VOICES.contains(&voice) {
         return invalid(&format!("Input should be {}", VOICES.join(", ")), "voice");
     }
+    if model.starts_with("tts-1") && req.get("instructions").is_some() {
+        return invalid(
+            "instructions are not supported for this model",
+            "instructions",
+        );
+    }
     if model.starts_with("tts-1") && text("stream_format") == Some("sse") {
         return invalid(
             "stream_format 'sse' is not supported for this model",
@@ -272,6 +279,8 @@ async fn synthesize(control: &Control, body: &Bytes) -> Response {
         "mp3" => ("audio/mpeg", mp3(ms)),
         "wav" => ("audio/wav", wav(ms, 24_000)),
         "pcm" => ("audio/pcm", pcm(ms, 24_000)),
+        "flac" => ("audio/flac", flac(ms)),
+        "opus" => ("audio/ogg", opus(ms)),
         other => {
             return invalid(
                 &format!("response_format '{other}' is not supported by this fake"),
@@ -280,6 +289,18 @@ async fn synthesize(control: &Control, body: &Bytes) -> Response {
         }
     };
     ([(header::CONTENT_TYPE, content_type)], audio).into_response()
+}
+
+/// The tone as FLAC, as OpenAI's `flac`.
+fn flac(ms: u32) -> Vec<u8> {
+    let tone = aimake::audio::decode(&wav(ms, 24_000), aimake::audio::Format::Wav).unwrap();
+    aimake::audio::encode_flac(&tone).unwrap()
+}
+
+/// The tone as Opus in Ogg, as OpenAI's `opus`.
+fn opus(ms: u32) -> Vec<u8> {
+    let tone = aimake::audio::decode(&wav(ms, 24_000), aimake::audio::Format::Wav).unwrap();
+    aimake::audio::encode_opus(&tone, 32).unwrap()
 }
 
 /// OpenAI's upload limit, in bytes.

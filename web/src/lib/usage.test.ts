@@ -40,4 +40,27 @@ describe('usageSeries', () => {
       { units: 3000, cost_micros: 45000 },
     ])
   })
+
+  it('sets apart what each service used through the OpenAI-compatible API', () => {
+    const mixed = [
+      { day: '2026-03-01', service: 'tts:openai:tts-1', source: 'app' as const, units: 1000, cost_micros: 15000 },
+      { day: '2026-03-01', service: 'tts:openai:tts-1', source: 'gateway' as const, units: 400, cost_micros: 6000 },
+      { day: '2026-03-02', service: 'tts:local:espeak-ng', source: 'gateway' as const, units: 50, cost_micros: 0 },
+    ]
+    const series = usageSeries(mixed, '2026-03-01', '2026-03-02', 'units')
+
+    expect(series.services).toEqual(['tts:local:espeak-ng', 'tts:openai:tts-1'])
+    expect(series.totals).toEqual([
+      { units: 50, cost_micros: 0 },
+      { units: 1400, cost_micros: 21000 },
+    ])
+    expect(series.gateway).toEqual([
+      { units: 50, cost_micros: 0 },
+      { units: 400, cost_micros: 6000 },
+    ])
+    expect(usageSeries(rows, '2026-03-01', '2026-03-03', 'units').gateway).toEqual([
+      { units: 0, cost_micros: 0 },
+      { units: 0, cost_micros: 0 },
+    ])
+  })
 })

@@ -16,6 +16,8 @@ export interface UsageSeries {
   days: DayColumn[]
   /** Total per service over the range, in `services` order. */
   totals: { units: number; cost_micros: number }[]
+  /** The part of each total used through the OpenAI-compatible API (`/v1`), in `services` order. */
+  gateway: { units: number; cost_micros: number }[]
   max: number
 }
 
@@ -36,12 +38,18 @@ export function usageSeries(rows: readonly UsageRow[], from: string, to: string,
   const days = daysBetween(from, to).map((day) => ({ day, values: services.map(() => 0), total: 0 }))
   const byDay = new Map(days.map((d) => [d.day, d]))
   const totals = services.map(() => ({ units: 0, cost_micros: 0 }))
+  const gateway = services.map(() => ({ units: 0, cost_micros: 0 }))
   for (const row of rows) {
     const i = index.get(row.service) ?? 0
     const total = totals[i]
     if (total !== undefined) {
       total.units += row.units
       total.cost_micros += row.cost_micros
+    }
+    const viaGateway = gateway[i]
+    if (row.source === 'gateway' && viaGateway !== undefined) {
+      viaGateway.units += row.units
+      viaGateway.cost_micros += row.cost_micros
     }
     const column = byDay.get(row.day.slice(0, 10))
     if (column !== undefined) {
@@ -50,7 +58,7 @@ export function usageSeries(rows: readonly UsageRow[], from: string, to: string,
     }
   }
   const max = days.reduce((m, d) => Math.max(m, d.total), 0)
-  return { services, days, totals, max }
+  return { services, days, totals, gateway, max }
 }
 
 /** Distinct in light and dark themes; services beyond eight reuse them. */

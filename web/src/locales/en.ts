@@ -264,6 +264,8 @@ export const en = {
   'usage.none': 'No usage in this range.',
   'usage.service': 'Service',
   'usage.total': 'Total',
+  'usage.gateway': 'Of which via /v1',
+  'usage.gatewayHint': 'Units used through the OpenAI-compatible API (/v1) with an API token',
 
   'settings.title': 'Settings',
   'settings.profile': 'Profile',

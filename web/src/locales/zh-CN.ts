@@ -265,6 +265,8 @@ export const zhCN: Record<MessageKey, string> = {
   'usage.none': '此时间范围内没有用量。',
   'usage.service': '服务',
   'usage.total': '合计',
+  'usage.gateway': '其中经 /v1',
+  'usage.gatewayHint': '通过 OpenAI 兼容接口（/v1）用 API 令牌使用的用量',
 
   'settings.title': '设置',
   'settings.profile': '个人资料',

@@ -37,6 +37,7 @@ export default function UsagePage() {
   const totalUnits = series.totals.reduce((sum, s) => sum + s.units, 0)
   const totalCost = series.totals.reduce((sum, s) => sum + s.cost_micros, 0)
   const quota = user?.quota
+  const viaGateway = series.gateway.some((g) => g.units > 0)
 
   return (
     <div className="stack">
@@ -130,6 +131,11 @@ export default function UsagePage() {
                 <th scope="col" className="num">
                   {t('usage.cost')}
                 </th>
+                {viaGateway && (
+                  <th scope="col" className="num" title={t('usage.gatewayHint')}>
+                    {t('usage.gateway')}
+                  </th>
+                )}
               </tr>
             </thead>
             <tbody>
@@ -141,6 +147,9 @@ export default function UsagePage() {
                   </th>
                   <td className="num">{formatNumber(series.totals[index]?.units ?? 0, language)}</td>
                   <td className="num">{formatMoney(series.totals[index]?.cost_micros ?? 0, language)}</td>
+                  {viaGateway && (
+                    <td className="num">{formatNumber(series.gateway[index]?.units ?? 0, language)}</td>
+                  )}
                 </tr>
               ))}
             </tbody>
@@ -149,6 +158,14 @@ export default function UsagePage() {
                 <th scope="row">{t('usage.total')}</th>
                 <td className="num">{formatNumber(totalUnits, language)}</td>
                 <td className="num">{formatMoney(totalCost, language)}</td>
+                {viaGateway && (
+                  <td className="num">
+                    {formatNumber(
+                      series.gateway.reduce((sum, g) => sum + g.units, 0),
+                      language,
+                    )}
+                  </td>
+                )}
               </tr>
             </tfoot>
           </table>

@@ -1,6 +1,6 @@
 """Transcribes and translates a recording through aimake with the official OpenAI SDK.
 
-Usage: transcriptions.py BASE_URL API_KEY RECORDING
+Usage: openai_transcriptions.py BASE_URL API_KEY RECORDING
 
 Prints one JSON object with what each call returned, for the Rust test that runs this
 (tests/api/transcriptions.rs) to check.
