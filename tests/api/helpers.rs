@@ -407,17 +407,31 @@ pub fn bin() -> PathBuf {
 
 /// Everything logged on this thread, at every level, while it lives. The server and its job
 /// worker run on the test's thread under `#[tokio::test]`, so their lines are caught too.
+///
+/// One subscriber serves the whole test binary, set once as the global default; its writer
+/// hands each line to the capture of the thread that logged it, or drops it. A subscriber set
+/// per thread instead races with other tests' threads over which span and event sites are
+/// enabled, and now and then left a job's span off its own lines.
 pub struct CapturedLogs {
-    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
+    buf: Captured,
 }
 
-#[derive(Clone)]
-struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+type Captured = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to this thread's capture, if it has one.
+struct LogSink;
 
 impl std::io::Write for LogSink {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        CAPTURE.with(|c| {
+            if let Some(buf) = &*c.borrow() {
+                buf.lock().unwrap().extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
 
@@ -428,21 +442,36 @@ impl std::io::Write for LogSink {
 
 impl CapturedLogs {
     pub fn start() -> Self {
-        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = LogSink(buf.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        Self {
-            buf,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::{Layer, filter};
+            // Asked at every span and event (never cached), so a thread without a capture
+            // costs other tests nothing but this check.
+            let capturing =
+                filter::dynamic_filter_fn(|_, _| CAPTURE.with(|c| c.borrow().is_some()));
+            let subscriber = tracing_subscriber::registry().with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(|| LogSink)
+                    .with_filter(capturing),
+            );
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the test binary");
+        });
+        let buf = Captured::default();
+        CAPTURE.with(|c| *c.borrow_mut() = Some(buf.clone()));
+        Self { buf }
     }
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for CapturedLogs {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
     }
 }
 
