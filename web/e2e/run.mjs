@@ -185,7 +185,7 @@ const journeys = [
     viewport: { width: 360, height: 740 },
     async run({ page }) {
       await signIn(page, ADMIN)
-      for (const path of ['/studio', '/library', '/podcasts', '/usage', '/settings', '/admin', '/admin/models', '/admin/monitoring']) {
+      for (const path of ['/studio', '/library', '/transcripts', '/podcasts', '/usage', '/settings', '/admin', '/admin/models', '/admin/monitoring']) {
         await page.goto(path)
         await page.getByRole('heading', { level: 1 }).first().waitFor()
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)

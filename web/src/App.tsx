@@ -26,6 +26,8 @@ const Register = lazy(() => import('./pages/Register.tsx'))
 const Status = lazy(() => import('./pages/Status.tsx'))
 const Studio = lazy(() => import('./pages/Studio.tsx'))
 const Library = lazy(() => import('./pages/Library.tsx'))
+const Transcripts = lazy(() => import('./pages/Transcripts.tsx'))
+const Transcript = lazy(() => import('./pages/Transcript.tsx'))
 const Podcasts = lazy(() => import('./pages/Podcasts.tsx'))
 const Show = lazy(() => import('./pages/Show.tsx'))
 const EpisodeWizard = lazy(() => import('./pages/EpisodeWizard.tsx'))
@@ -42,6 +44,8 @@ const ROUTES: readonly Route[] = [
   { pattern: '/status', page: Status, access: 'public' },
   { pattern: '/studio', page: Studio, access: 'user' },
   { pattern: '/library', page: Library, access: 'user' },
+  { pattern: '/transcripts', page: Transcripts, access: 'user' },
+  { pattern: '/transcripts/:id', page: Transcript, access: 'user' },
   { pattern: '/podcasts', page: Podcasts, access: 'user' },
   { pattern: '/podcasts/:id', page: Show, access: 'user' },
   { pattern: '/podcasts/:id/new', page: EpisodeWizard, access: 'user' },
@@ -55,6 +59,7 @@ const ROUTES: readonly Route[] = [
 const NAV: readonly { to: string; label: MessageKey; admin?: boolean }[] = [
   { to: '/studio', label: 'nav.studio' },
   { to: '/library', label: 'nav.library' },
+  { to: '/transcripts', label: 'nav.transcripts' },
   { to: '/podcasts', label: 'nav.podcasts' },
   { to: '/usage', label: 'nav.usage' },
   { to: '/settings', label: 'nav.settings' },
@@ -152,6 +157,8 @@ const TITLES: Partial<Record<string, MessageKey>> = {
   '/status': 'status.heading',
   '/studio': 'nav.studio',
   '/library': 'nav.library',
+  '/transcripts': 'nav.transcripts',
+  '/transcripts/:id': 'nav.transcripts',
   '/podcasts': 'nav.podcasts',
   '/podcasts/:id': 'nav.podcasts',
   '/podcasts/:id/new': 'wizard.title',

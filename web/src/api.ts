@@ -65,6 +65,8 @@ export class ApiError extends Error {
 export interface RequestOptions extends Omit<RequestInit, 'body'> {
   /** Sent as a JSON body with the matching content type. */
   json?: unknown
+  /** Sent as `multipart/form-data`; the browser writes the boundary into the content type. */
+  form?: FormData
   /**
    * Says whether a non-2xx JSON answer is data rather than an error, e.g. readiness
    * reports "degraded" with a 503.
@@ -132,7 +134,7 @@ export async function requestBlob(path: string, options: RequestOptions = {}): P
 
 async function send(path: string, options: RequestOptions, accept: string): Promise<Response> {
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
-  const { json, acceptError, expect401, headers, ...init } = options
+  const { json, form, acceptError, expect401, headers, ...init } = options
   const sendHeaders = new Headers(headers)
   sendHeaders.set('Accept', accept)
   if (json !== undefined) sendHeaders.set('Content-Type', 'application/json')
@@ -141,7 +143,7 @@ async function send(path: string, options: RequestOptions, accept: string): Prom
       ...init,
       headers: sendHeaders,
       credentials: 'same-origin',
-      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+      ...(json !== undefined ? { body: JSON.stringify(json) } : form !== undefined ? { body: form } : {}),
     })
   } catch (cause) {
     // Let callers that abort (unmount, refresh) tell that apart from a dead server.
@@ -520,7 +522,10 @@ export interface Peaks {
 }
 
 /** The audio's waveform; an audio without peaks (`peaks_url` null) has an empty one. */
-export async function getPeaks(audio: Audio, options: CallOptions = {}): Promise<Peaks> {
+export async function getPeaks(
+  audio: Pick<Audio, 'peaks_url' | 'duration_ms'>,
+  options: CallOptions = {},
+): Promise<Peaks> {
   if (audio.peaks_url === null) return { sample_rate: 0, duration_ms: audio.duration_ms ?? 0, peaks: [] }
   return request<Peaks>(audio.peaks_url, options)
 }
@@ -582,6 +587,129 @@ export function watchAudio(id: string, onEvent: (event: AudioEvent) => void): ()
       .catch(() => undefined)
   })
   return stop
+}
+
+// ---- Transcripts ----------------------------------------------------------------------
+
+/** The speech recognition providers a transcript can name; the server picks one when none is. */
+export const ASR_PROVIDERS = ['openai', 'elevenlabs', 'tencent'] as const
+export type AsrProvider = (typeof ASR_PROVIDERS)[number]
+
+export type TranscriptStatus = 'queued' | 'running' | 'succeeded' | 'failed'
+export type TranscriptFormat = 'json' | 'srt' | 'vtt' | 'txt'
+
+/** A stretch of the recording, in seconds from its start. */
+export interface TimeSpan {
+  start: number
+  end: number
+}
+
+export interface TranscriptSegment extends TimeSpan {
+  text: string
+  /** The same label for one voice within a transcript (`speaker_0`), where the provider gives it. */
+  speaker?: string
+}
+
+export interface TranscriptWord extends TimeSpan {
+  word: string
+  speaker?: string
+}
+
+/** What was heard; times never go back. */
+export interface Transcript {
+  language: string | null
+  duration: number
+  text: string
+  segments: TranscriptSegment[]
+  /** Empty when the model gives no word times. */
+  words: TranscriptWord[]
+  model: string
+}
+
+/** A transcript in the library (docs/api.md, "Transcripts"). */
+export interface Transcription {
+  id: string
+  title: string
+  source: 'upload' | 'audio'
+  audio_id: string | null
+  status: TranscriptStatus
+  progress: number
+  provider: string
+  model: string
+  language: string | null
+  speakers: boolean
+  duration_ms: number | null
+  size_bytes: number | null
+  error: { code: string; message: string } | null
+  /** The upload's `/recording`, or the library audio's file. */
+  recording_url: string
+  downloads: Record<TranscriptFormat, string> | null
+  /** Present when one transcript is read and it succeeded. */
+  transcript?: Transcript
+  created_at: string
+  updated_at: string
+}
+
+/** The choices a transcription may make; each left out takes the server's default. */
+export interface TranscribeOptions {
+  provider?: AsrProvider | ''
+  language?: string
+  speakers?: boolean
+}
+
+/** States after which a transcript never changes again by itself. */
+export function isTranscriptFinal(status: TranscriptStatus): boolean {
+  return status === 'succeeded' || status === 'failed'
+}
+
+/** Uploads a recording to transcribe (`multipart/form-data`); 202 with the queued transcript. */
+export function uploadTranscription(file: File, options: TranscribeOptions = {}): Promise<Transcription> {
+  const form = new FormData()
+  form.append('file', file, file.name)
+  if (options.provider !== undefined && options.provider !== '') form.append('provider', options.provider)
+  const language = options.language?.trim() ?? ''
+  if (language !== '') form.append('language', language)
+  if (options.speakers === true) form.append('speakers', 'true')
+  return request<Transcription>('/api/transcriptions', { method: 'POST', form })
+}
+
+/** Transcribes a finished audio of the library. */
+export function transcribeAudio(audioId: string, options: TranscribeOptions = {}): Promise<Transcription> {
+  const language = options.language?.trim() ?? ''
+  return request<Transcription>('/api/transcriptions', {
+    method: 'POST',
+    json: {
+      audio_id: audioId,
+      ...(options.provider !== undefined && options.provider !== '' ? { provider: options.provider } : {}),
+      ...(language !== '' ? { language } : {}),
+      ...(options.speakers === true ? { speakers: true } : {}),
+    },
+  })
+}
+
+export function listTranscriptions(
+  query: PageQuery & { q?: string } = {},
+  options: CallOptions = {},
+): Promise<Page<Transcription>> {
+  return request<Page<Transcription>>(withQuery('/api/transcriptions', { ...query }), options)
+}
+
+export function getTranscription(id: string, options: CallOptions = {}): Promise<Transcription> {
+  return request<Transcription>(`/api/transcriptions/${seg(id)}`, options)
+}
+
+export function deleteTranscription(id: string): Promise<void> {
+  return request<void>(`/api/transcriptions/${seg(id)}`, { method: 'DELETE' })
+}
+
+/** The waveform of a library audio's transcript; an upload has none. */
+export function transcriptPeaksUrl(transcription: Pick<Transcription, 'audio_id'>): string | null {
+  return transcription.audio_id === null ? null : `/api/audios/${seg(transcription.audio_id)}/peaks`
+}
+
+/** The transcript as a file to download; the server names it after the title. */
+export function transcriptDownloadUrl(transcription: Transcription, format: TranscriptFormat): string {
+  return transcription.downloads?.[format] ?? `/api/transcriptions/${seg(transcription.id)}.${format}`
 }
 
 // ---- Podcasts -------------------------------------------------------------------------

@@ -1,12 +1,22 @@
 // Plays one finished audio with its waveform; keeps its height while loading so the page
 // never jumps.
 
-import { useEffect, useRef, useState } from 'react'
+import { useEffect, useImperativeHandle, useRef, useState } from 'react'
+import type { Ref } from 'react'
 import { Waveform } from './Waveform.tsx'
 import { getPeaks } from '../api.ts'
 import type { Audio, Chapter } from '../api.ts'
 import { useI18n } from '../i18n.ts'
 import { formatDuration } from '../lib/format.ts'
+
+/** What the player shows of an audio: a library audio, or any recording with a title. */
+export type PlayerAudio = Pick<Audio, 'title' | 'duration_ms' | 'peaks_url'>
+
+/** Lets a page move the player, e.g. to a word of a transcript. */
+export interface PlayerHandle {
+  /** Jumps to `seconds` and plays from there. */
+  playFrom: (seconds: number) => void
+}
 
 export interface Track {
   src: string
@@ -20,12 +30,17 @@ export function AudioPlayer({
   chapters = [],
   subtitles,
   autoPlay = false,
+  onTime,
+  handle,
 }: {
-  audio: Audio
+  audio: PlayerAudio
   src: string
   chapters?: readonly Chapter[]
   subtitles?: Track
   autoPlay?: boolean
+  /** Told the position in seconds as it plays and after every seek. */
+  onTime?: (seconds: number) => void
+  handle?: Ref<PlayerHandle>
 }) {
   const { t } = useI18n()
   const element = useRef<HTMLAudioElement>(null)
@@ -73,7 +88,32 @@ export function AudioPlayer({
     if (el === null || !Number.isFinite(seconds)) return
     el.currentTime = seconds
     setPosition(seconds)
+    onTime?.(seconds)
   }
+  // `timeupdate` comes about four times a second, too seldom to follow single words: while it
+  // plays, a listener gets the position on every frame as well.
+  const [playing, setPlaying] = useState(false)
+  const onTimeRef = useRef(onTime)
+  useEffect(() => {
+    onTimeRef.current = onTime
+  })
+  const following = playing && onTime !== undefined
+  useEffect(() => {
+    if (!following) return
+    let frame = 0
+    const tick = () => {
+      if (element.current !== null) onTimeRef.current?.(element.current.currentTime)
+      frame = window.requestAnimationFrame(tick)
+    }
+    frame = window.requestAnimationFrame(tick)
+    return () => window.cancelAnimationFrame(frame)
+  }, [following])
+  useImperativeHandle(handle, () => ({
+    playFrom: (seconds: number) => {
+      seek(seconds)
+      if (element.current !== null) playQuietly(element.current)
+    },
+  }))
   const durationMs = durationS * 1000
   const progress = durationS > 0 ? Math.min(1, position / durationS) : 0
 
@@ -99,7 +139,14 @@ export function AudioPlayer({
         preload="metadata"
         src={src}
         aria-label={t('player.label', { title: audio.title })}
-        onTimeUpdate={(event) => setPosition(event.currentTarget.currentTime)}
+        onTimeUpdate={(event) => {
+          const seconds = event.currentTarget.currentTime
+          setPosition(seconds)
+          onTime?.(seconds)
+        }}
+        onPlay={() => setPlaying(true)}
+        onPause={() => setPlaying(false)}
+        onEnded={() => setPlaying(false)}
         onLoadedMetadata={(event) => {
           const d = event.currentTarget.duration
           if (Number.isFinite(d) && d > 0) setDurationS(d)

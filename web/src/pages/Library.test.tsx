@@ -2,8 +2,8 @@ import { act, screen, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { describe, expect, it, vi } from 'vitest'
 import { FakeEventSource, streamFor, stubEventSource } from '../test/eventsource.ts'
-import { audio } from '../test/fixtures.ts'
-import { jsonResponse, sentJson, stubFetch } from '../test/http.ts'
+import { audio, transcription } from '../test/fixtures.ts'
+import { errorResponse, jsonResponse, sentJson, stubFetch } from '../test/http.ts'
 import { USER, renderAt } from '../test/render.tsx'
 
 const first = audio({ id: 'A3', title: 'Morning news' })
@@ -200,5 +200,60 @@ describe('library', () => {
     act(() => seen.at(-1)?.([{ isIntersecting: true } as IntersectionObserverEntry], {} as IntersectionObserver))
 
     expect(await screen.findByText('First try')).toBeInTheDocument()
+  })
+
+  it('transcribes an audio and opens its transcript', async () => {
+    const posted: unknown[] = []
+    const queued = transcription({
+      id: 'T7',
+      title: 'Morning news',
+      source: 'audio',
+      audio_id: 'A3',
+      status: 'queued',
+      progress: 0,
+      downloads: null,
+      transcript: null,
+      recording_url: '/api/audios/A3/file',
+    })
+    stubFetch({
+      '/api/me': () => jsonResponse(200, USER),
+      '/api/audios': () => jsonResponse(200, { items: [first, failed], next_cursor: null }),
+      '/api/transcriptions': (init) => {
+        expect(init?.method).toBe('POST')
+        posted.push(sentJson(init))
+        return jsonResponse(202, queued)
+      },
+      '/api/transcriptions/T7': () => jsonResponse(200, queued),
+    })
+    const user = userEvent.setup()
+
+    renderAt('/library')
+    await screen.findByText('Long story')
+    // Only finished audios can be heard.
+    expect(screen.getAllByRole('button', { name: /^Transcribe/ })).toHaveLength(1)
+    await user.click(screen.getByRole('button', { name: 'Transcribe: Morning news' }))
+
+    // The transcript page is its own chunk, loaded on the way.
+    expect(await screen.findByRole('heading', { name: 'Morning news', level: 1 }, { timeout: 5000 })).toBeInTheDocument()
+    expect(window.location.pathname).toBe('/transcripts/T7')
+    expect(posted).toEqual([{ audio_id: 'A3' }])
+    expect(screen.getByRole('progressbar', { name: 'Transcription progress' })).toBeInTheDocument()
+  })
+
+  it('shows why an audio could not be transcribed and stays', async () => {
+    stubFetch({
+      '/api/me': () => jsonResponse(200, USER),
+      '/api/audios': () => jsonResponse(200, { items: [first], next_cursor: null }),
+      '/api/transcriptions': () =>
+        errorResponse(503, 'provider_unavailable', 'No speech recognition provider is enabled'),
+    })
+    const user = userEvent.setup()
+
+    renderAt('/library')
+    await user.click(await screen.findByRole('button', { name: 'Transcribe: Morning news' }))
+
+    expect(await screen.findByText(/No speech recognition provider is enabled/)).toBeInTheDocument()
+    expect(window.location.pathname).toBe('/library')
+    expect(screen.getByRole('button', { name: 'Transcribe: Morning news' })).toBeEnabled()
   })
 })

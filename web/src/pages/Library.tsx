@@ -1,5 +1,5 @@
-// Every audio of the user, newest first: search, filter, play, download, share, rename,
-// delete, retry.
+// Every audio of the user, newest first: search, filter, play, download, share, transcribe,
+// rename, delete, retry.
 
 import { useEffect, useState } from 'react'
 import type { FormEvent } from 'react'
@@ -12,6 +12,7 @@ import {
   renameAudio,
   retryAudio,
   shareAudio,
+  transcribeAudio,
 } from '../api.ts'
 import type { Audio, AudioKind, AudioStatus } from '../api.ts'
 import { AudioPlayer } from '../components/AudioPlayer.tsx'
@@ -26,6 +27,7 @@ import { formatBytes, formatDate, formatDuration } from '../lib/format.ts'
 import { KIND_LABELS, STATUS_LABELS } from '../lib/labels.ts'
 import { useAudioJob } from '../lib/useAudioJob.ts'
 import { usePaged } from '../lib/usePaged.ts'
+import { navigate } from '../router.ts'
 
 /** Typing pauses this long before the search runs. */
 const SEARCH_DELAY_MS = 300
@@ -149,6 +151,19 @@ function LibraryItem({
       setError(caught)
     }
   }
+  const [transcribing, setTranscribing] = useState(false)
+  // The transcript page follows the job and shows the text beside the player once it is heard.
+  const transcribe = async () => {
+    setError(null)
+    setTranscribing(true)
+    try {
+      const transcript = await transcribeAudio(audio.id)
+      navigate(`/transcripts/${encodeURIComponent(transcript.id)}`)
+    } catch (caught) {
+      setError(caught)
+      setTranscribing(false)
+    }
+  }
   const retry = async () => {
     setError(null)
     try {
@@ -215,6 +230,15 @@ function LibraryItem({
               label={t('library.share')}
               text={async () => absoluteUrl((await shareAudio(audio.id)).url)}
             />
+            <button
+              type="button"
+              className="button button-quiet"
+              aria-label={`${t('library.transcribe')}: ${audio.title}`}
+              disabled={transcribing}
+              onClick={() => void transcribe()}
+            >
+              {t('library.transcribe')}
+            </button>
           </>
         )}
         {audio.status === 'failed' && (

@@ -1,6 +1,6 @@
 // Server objects as docs/api.md describes them, for tests to start from.
 
-import type { Audio, Provider, Voice } from '../api.ts'
+import type { Audio, Provider, Transcript, Transcription, Voice } from '../api.ts'
 
 export function audio(overrides: Partial<Audio> = {}): Audio {
   const id = overrides.id ?? '01J00000000000000000AUDIO1'
@@ -78,3 +78,58 @@ export const ESPEAK_VOICES: Voice[] = VOICES.filter((v) => v.provider === 'local
   ...v,
   default: true,
 }))
+
+/** What the fixture transcript heard: two speakers, two segments, four words. */
+export const HEARD: Transcript = {
+  language: 'en',
+  duration: 4,
+  text: 'Hello there. Welcome back.',
+  segments: [
+    { start: 0, end: 1.5, text: 'Hello there.', speaker: 'speaker_0' },
+    { start: 2, end: 4, text: 'Welcome back.', speaker: 'speaker_1' },
+  ],
+  words: [
+    { start: 0, end: 0.6, word: 'Hello', speaker: 'speaker_0' },
+    { start: 0.7, end: 1.5, word: 'there.', speaker: 'speaker_0' },
+    { start: 2, end: 2.8, word: 'Welcome', speaker: 'speaker_1' },
+    { start: 3, end: 4, word: 'back.', speaker: 'speaker_1' },
+  ],
+  model: 'whisper-1',
+}
+
+/**
+ * A transcript as `GET /api/transcriptions/{id}` answers once it succeeded; `transcript: null`
+ * leaves the text out, as the list and unfinished transcripts do.
+ */
+export function transcription(
+  overrides: Partial<Omit<Transcription, 'transcript'>> & { transcript?: Transcript | null } = {},
+): Transcription {
+  const { transcript = HEARD, ...rest } = overrides
+  const id = rest.id ?? '01J0000000000000000TRANS1'
+  const base: Transcription = {
+    id,
+    title: 'interview.wav',
+    source: 'upload',
+    audio_id: null,
+    status: 'succeeded',
+    progress: 1,
+    provider: 'openai',
+    model: 'whisper-1',
+    language: 'en',
+    speakers: true,
+    duration_ms: 4000,
+    size_bytes: 128000,
+    error: null,
+    recording_url: `/api/transcriptions/${id}/recording`,
+    downloads: {
+      json: `/api/transcriptions/${id}.json`,
+      srt: `/api/transcriptions/${id}.srt`,
+      vtt: `/api/transcriptions/${id}.vtt`,
+      txt: `/api/transcriptions/${id}.txt`,
+    },
+    created_at: '2026-03-02T09:00:00Z',
+    updated_at: '2026-03-02T09:00:30Z',
+    ...rest,
+  }
+  return transcript === null ? base : { ...base, transcript }
+}
