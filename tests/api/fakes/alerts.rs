@@ -102,6 +102,33 @@ impl SinkHandle {
     }
 }
 
+impl SinkHandle {
+    /// A fake endpoint answering POSTs at `path` (every path when None): each request is
+    /// recorded first, then `answer` decides, given the sink for what the test scripted.
+    async fn serve<F>(path: Option<&str>, answer: F) -> Self
+    where
+        F: Fn(&Sink, &Uri, &HeaderMap, &Bytes) -> Response + Clone + Send + Sync + 'static,
+    {
+        let sink = Arc::new(Sink::default());
+        let handler = post(
+            move |State(sink): State<Arc<Sink>>,
+                  method: Method,
+                  uri: Uri,
+                  headers: HeaderMap,
+                  body: Bytes| async move {
+                sink.record(&method, &uri, &headers, &body);
+                answer(&sink, &uri, &headers, &body)
+            },
+        );
+        let router = match path {
+            Some(path) => Router::new().route(path, handler),
+            None => Router::new().fallback(handler),
+        };
+        let server = Server::start(router.with_state(sink.clone())).await;
+        Self { sink, server }
+    }
+}
+
 /// A Slack incoming webhook at `/services/T000/B000/<secret>`: 200 `ok` for a message with
 /// text, Slack's plain-text error words otherwise, 404 `no_service` for another path.
 pub struct FakeSlack {
@@ -111,46 +138,30 @@ pub struct FakeSlack {
 
 impl FakeSlack {
     pub async fn start(secret: &str) -> Self {
-        let sink = Arc::new(Sink::default());
         let path = format!("/services/T000/B000/{secret}");
         let expected = path.clone();
-        let router = Router::new()
-            .fallback(post(
-                move |State(sink): State<Arc<Sink>>,
-                      method: Method,
-                      uri: Uri,
-                      headers: HeaderMap,
-                      body: Bytes| {
-                    let expected = expected.clone();
-                    async move {
-                        sink.record(&method, &uri, &headers, &body);
-                        if uri.path() != expected {
-                            return (StatusCode::NOT_FOUND, "no_service").into_response();
-                        }
-                        if let Some(r) = sink.scripted() {
-                            return r;
-                        }
-                        let Ok(message) = serde_json::from_slice::<Value>(&body) else {
-                            return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
-                        };
-                        if message["text"].as_str().is_none_or(str::is_empty)
-                            && message["blocks"].as_array().is_none_or(Vec::is_empty)
-                        {
-                            return (StatusCode::BAD_REQUEST, "no_text").into_response();
-                        }
-                        if message.get("blocks").is_some_and(|b| !b.is_array()) {
-                            return (StatusCode::BAD_REQUEST, "invalid_blocks").into_response();
-                        }
-                        (StatusCode::OK, "ok").into_response()
-                    }
-                },
-            ))
-            .with_state(sink.clone());
-        let server = Server::start(router).await;
-        Self {
-            sink: SinkHandle { sink, server },
-            path,
-        }
+        let sink = SinkHandle::serve(None, move |sink, uri, _, body| {
+            if uri.path() != expected {
+                return (StatusCode::NOT_FOUND, "no_service").into_response();
+            }
+            if let Some(r) = sink.scripted() {
+                return r;
+            }
+            let Ok(message) = serde_json::from_slice::<Value>(body) else {
+                return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
+            };
+            if message["text"].as_str().is_none_or(str::is_empty)
+                && message["blocks"].as_array().is_none_or(Vec::is_empty)
+            {
+                return (StatusCode::BAD_REQUEST, "no_text").into_response();
+            }
+            if message.get("blocks").is_some_and(|b| !b.is_array()) {
+                return (StatusCode::BAD_REQUEST, "invalid_blocks").into_response();
+            }
+            (StatusCode::OK, "ok").into_response()
+        })
+        .await;
+        Self { sink, path }
     }
 
     pub fn url(&self) -> String {
@@ -167,51 +178,35 @@ pub struct FakePagerDuty {
 
 impl FakePagerDuty {
     pub async fn start(routing_key: &str) -> Self {
-        let sink = Arc::new(Sink::default());
         let key = routing_key.to_string();
-        let router = Router::new()
-            .route(
-                "/v2/enqueue",
-                post(
-                    move |State(sink): State<Arc<Sink>>,
-                          method: Method,
-                          uri: Uri,
-                          headers: HeaderMap,
-                          body: Bytes| {
-                        let key = key.clone();
-                        async move {
-                            sink.record(&method, &uri, &headers, &body);
-                            if let Some(r) = sink.scripted() {
-                                return r;
-                            }
-                            match check_event(&body, &key) {
-                                Ok(dedup_key) => (
-                                    StatusCode::ACCEPTED,
-                                    axum::Json(json!({
-                                        "status": "success",
-                                        "message": "Event processed",
-                                        "dedup_key": dedup_key,
-                                    })),
-                                )
-                                    .into_response(),
-                                Err(errors) => (
-                                    StatusCode::BAD_REQUEST,
-                                    axum::Json(json!({
-                                        "status": "invalid event",
-                                        "message": "Event object is invalid",
-                                        "errors": errors,
-                                    })),
-                                )
-                                    .into_response(),
-                            }
-                        }
-                    },
-                ),
-            )
-            .with_state(sink.clone());
-        let server = Server::start(router).await;
+        let sink = SinkHandle::serve(Some("/v2/enqueue"), move |sink, _, _, body| {
+            if let Some(r) = sink.scripted() {
+                return r;
+            }
+            match check_event(body, &key) {
+                Ok(dedup_key) => (
+                    StatusCode::ACCEPTED,
+                    axum::Json(json!({
+                        "status": "success",
+                        "message": "Event processed",
+                        "dedup_key": dedup_key,
+                    })),
+                )
+                    .into_response(),
+                Err(errors) => (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({
+                        "status": "invalid event",
+                        "message": "Event object is invalid",
+                        "errors": errors,
+                    })),
+                )
+                    .into_response(),
+            }
+        })
+        .await;
         Self {
-            sink: SinkHandle { sink, server },
+            sink,
             routing_key: routing_key.to_string(),
         }
     }
@@ -281,36 +276,18 @@ pub struct FakeWebhook {
 
 impl FakeWebhook {
     pub async fn start(key: &[u8]) -> Self {
-        let sink = Arc::new(Sink::default());
         let key = key.to_vec();
-        let router = Router::new()
-            .route(
-                "/hook",
-                post(
-                    move |State(sink): State<Arc<Sink>>,
-                          method: Method,
-                          uri: Uri,
-                          headers: HeaderMap,
-                          body: Bytes| {
-                        let key = key.clone();
-                        async move {
-                            sink.record(&method, &uri, &headers, &body);
-                            if let Some(r) = sink.scripted() {
-                                return r;
-                            }
-                            match verify(&key, &headers, &body) {
-                                Ok(()) => StatusCode::NO_CONTENT.into_response(),
-                                Err(why) => (StatusCode::UNAUTHORIZED, why).into_response(),
-                            }
-                        }
-                    },
-                ),
-            )
-            .with_state(sink.clone());
-        let server = Server::start(router).await;
-        Self {
-            sink: SinkHandle { sink, server },
-        }
+        let sink = SinkHandle::serve(Some("/hook"), move |sink, _, headers, body| {
+            if let Some(r) = sink.scripted() {
+                return r;
+            }
+            match verify(&key, headers, body) {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(why) => (StatusCode::UNAUTHORIZED, why).into_response(),
+            }
+        })
+        .await;
+        Self { sink }
     }
 
     pub fn url(&self) -> String {
