@@ -64,6 +64,12 @@ async fn reference(headers: HeaderMap) -> Response {
 /// The reference page's file in the built web app (`web/api-docs.html`).
 pub const REFERENCE_PAGE: &str = "api-docs.html";
 
+/// Makes one schema of the document.
+type MakeSchema = fn() -> RefOr<Schema>;
+
+/// Query parameters: name, schema and description.
+type QueryParams = &'static [(&'static str, MakeSchema, &'static str)];
+
 /// Who may call an operation.
 #[derive(Clone, Copy, PartialEq)]
 enum Who {
@@ -80,13 +86,13 @@ enum Who {
 enum Body {
     None,
     /// JSON, required.
-    Json(fn() -> RefOr<Schema>),
+    Json(MakeSchema),
     /// JSON that may be left out (no body, or an empty one).
-    OptionalJson(fn() -> RefOr<Schema>),
+    OptionalJson(MakeSchema),
     /// `multipart/form-data` with these fields.
-    Multipart(fn() -> RefOr<Schema>),
+    Multipart(MakeSchema),
     /// Multipart as above, or JSON as the second schema.
-    MultipartOrJson(fn() -> RefOr<Schema>, fn() -> RefOr<Schema>),
+    MultipartOrJson(MakeSchema, MakeSchema),
     /// Raw bytes of one of these media types.
     Bytes(&'static [&'static str]),
 }
@@ -95,7 +101,7 @@ enum Body {
 #[derive(Clone, Copy)]
 enum Reply {
     /// JSON of the schema.
-    Json(&'static str, &'static str, fn() -> RefOr<Schema>),
+    Json(&'static str, &'static str, MakeSchema),
     /// No body.
     Empty(&'static str, &'static str),
     /// Bytes of one of these media types.
@@ -110,7 +116,7 @@ struct Operation {
     summary: &'static str,
     who: Who,
     /// Query parameters: name, schema and description.
-    query: &'static [(&'static str, fn() -> RefOr<Schema>, &'static str)],
+    query: QueryParams,
     body: Body,
     replies: &'static [Reply],
 }
@@ -135,10 +141,7 @@ const fn op(
 }
 
 impl Operation {
-    const fn query(
-        mut self,
-        query: &'static [(&'static str, fn() -> RefOr<Schema>, &'static str)],
-    ) -> Self {
+    const fn query(mut self, query: QueryParams) -> Self {
         self.query = query;
         self
     }
@@ -157,11 +160,11 @@ impl Operation {
 use HttpMethod::{Delete, Get, Patch, Post, Put};
 use Who::{Admin, Anyone, User};
 
-const PAGE: &[(&str, fn() -> RefOr<Schema>, &str)] = &[
+const PAGE: QueryParams = &[
     ("limit", int, "Items per page, 1-100 (default 20)"),
     ("cursor", string, "`next_cursor` of the previous page"),
 ];
-const RANGE: &[(&str, fn() -> RefOr<Schema>, &str)] = &[
+const RANGE: QueryParams = &[
     (
         "from",
         date,
@@ -526,7 +529,7 @@ fn build(operation: &Operation) -> utoipa::openapi::path::Operation {
         builder = builder.request_body(Some(body.build()));
     }
     // Replies of one status share a response with several media types.
-    let mut statuses: Vec<(&str, &str, Vec<(&str, RefOr<Schema>)>)> = Vec::new();
+    let mut statuses: Vec<(&str, &str, Contents)> = Vec::new();
     for reply in operation.replies {
         let (status, description, contents) = match *reply {
             Reply::Json(status, description, schema) => {
@@ -605,6 +608,9 @@ fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
 }
 
 // Schemas.
+
+/// A response's bodies: media type and schema.
+type Contents = Vec<(&'static str, RefOr<Schema>)>;
 
 fn typed(ty: Type) -> ObjectBuilder {
     ObjectBuilder::new().schema_type(ty)
