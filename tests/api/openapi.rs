@@ -2,10 +2,110 @@
 
 use std::process::Stdio;
 
-use serde_json::Value;
+use aimake::auth::Role;
+use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{TestApp, client_python};
+
+/// Checks each `(schema pointer, answer)` against the document's schema at that pointer with
+/// `jsonschema` (JSON Schema 2020-12, OpenAPI 3.1's dialect): the pointers that did not match,
+/// with the complaints.
+async fn mismatches(python: &std::path::Path, doc: &Value, cases: &[(String, Value)]) -> Value {
+    let mut child = tokio::process::Command::new(python)
+        .args([
+            "-c",
+            "import json, sys\n\
+             from jsonschema import Draft202012Validator\n\
+             doc, cases = json.load(sys.stdin)\n\
+             bad = []\n\
+             for pointer, answer in cases:\n\
+             \x20   schema = dict(doc, **{'$ref': pointer})\n\
+             \x20   errors = [e.message for e in Draft202012Validator(schema).iter_errors(answer)]\n\
+             \x20   if errors:\n\
+             \x20       bad.append([pointer, errors])\n\
+             print(json.dumps(bad))\n",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&serde_json::to_vec(&json!([doc, cases])).unwrap())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The pointer to the JSON schema of an operation's answer.
+fn answer_schema(method: &str, path: &str, status: u16) -> String {
+    format!(
+        "#/paths/{}/{method}/responses/{status}/content/application~1json/schema",
+        path.replace('~', "~0").replace('/', "~1")
+    )
+}
+
+#[tokio::test]
+async fn real_answers_have_the_shapes_the_document_gives_them() {
+    let Some(python) = client_python() else {
+        eprintln!(
+            "SKIPPED real_answers_have_the_shapes_the_document_gives_them: python3 is not \
+             installed, so jsonschema cannot run"
+        );
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let setup: Value = app.get("/api/setup").await.json().await.unwrap();
+    let session = app.signed_in("ada@example.com", Role::User).await;
+    let me: Value = session.get("/api/me").await.json().await.unwrap();
+    let token = session.post("/api/tokens", &json!({"name": "ci"})).await;
+    assert_eq!(token.status(), 201);
+    let token: Value = token.json().await.unwrap();
+    let tokens: Value = session.get("/api/tokens").await.json().await.unwrap();
+    let audio = session
+        .post("/api/audios", &json!({"text": "Hello there."}))
+        .await;
+    assert_eq!(audio.status(), 202);
+    let audio: Value = audio.json().await.unwrap();
+    let audios: Value = session.get("/api/audios").await.json().await.unwrap();
+    let missing = session.get("/api/audios/01J00000000000000000000000").await;
+    assert_eq!(missing.status(), 404);
+    let missing: Value = missing.json().await.unwrap();
+    let openai = app.get("/v1/models").await;
+    assert_eq!(openai.status(), 401);
+    let openai: Value = openai.json().await.unwrap();
+    let schema = |name: &str| format!("#/components/schemas/{name}");
+    let cases = vec![
+        (answer_schema("get", "/api/setup", 200), setup),
+        (schema("User"), me.clone()),
+        (answer_schema("post", "/api/tokens", 201), token),
+        (answer_schema("get", "/api/tokens", 200), tokens),
+        (schema("Audio"), audio),
+        (answer_schema("get", "/api/audios", 200), audios),
+        (schema("Error"), missing),
+        (schema("OpenAiError"), openai),
+        // A user without an id: the schemas do refuse what they do not describe.
+        (schema("User"), json!({"email": me["email"]})),
+    ];
+    let bad = mismatches(&python, &doc, &cases).await;
+    assert_eq!(
+        bad.as_array().unwrap().len(),
+        1,
+        "answers that differ from the document: {bad:#}"
+    );
+    assert_eq!(bad[0][0], schema("User"), "{bad:#}");
+    app.stop().await;
+}
 
 /// Runs `openapi-spec-validator` on `document`: `Ok` when valid, else its complaint.
 async fn validate(python: &std::path::Path, document: &[u8]) -> Result<(), String> {
