@@ -217,16 +217,16 @@ static OPERATIONS: &[Operation] = &[
             ("cursor", string, "`next_cursor` of the previous page"),
             ("q", string, "Part of an email"),
         ])
-        .replies(&[Reply::Json("200", "A page of user summaries", page)]),
+        .replies(&[Reply::Json("200", "A page of user summaries", user_summary_page)]),
     op(Patch, "/api/admin/users/{id}", "admin", "Change a user's role, state or quota", Admin)
         .body(Body::Json(user_patch))
-        .replies(&[Reply::Json("200", "The user summary", object)]),
+        .replies(&[Reply::Json("200", "The user summary", user_summary_ref)]),
     op(Get, "/api/admin/invites", "admin", "List invites", Admin)
         .query(PAGE)
-        .replies(&[Reply::Json("200", "A page of invites", page)]),
+        .replies(&[Reply::Json("200", "A page of invites", invite_page)]),
     op(Post, "/api/admin/invites", "admin", "Create an invite", Admin)
         .body(Body::OptionalJson(invite_body))
-        .replies(&[Reply::Json("201", "The invite", object)]),
+        .replies(&[Reply::Json("201", "The invite", invite_ref)]),
     op(Delete, "/api/admin/invites/{code}", "admin", "Delete an invite", Admin)
         .replies(NO_CONTENT),
     op(Get, "/api/admin/usage", "admin", "Usage of all users", Admin)
@@ -334,20 +334,20 @@ static OPERATIONS: &[Operation] = &[
     // Podcasts
     op(Post, "/api/podcasts", "podcasts", "Create a show", User)
         .body(Body::Json(podcast_fields))
-        .replies(&[Reply::Json("201", "The show", object)]),
+        .replies(&[Reply::Json("201", "The show", podcast_ref)]),
     op(Get, "/api/podcasts", "podcasts", "List shows", User)
         .query(PAGE)
-        .replies(&[Reply::Json("200", "A page of shows", page)]),
+        .replies(&[Reply::Json("200", "A page of shows", podcast_page)]),
     op(Get, "/api/podcasts/{id}", "podcasts", "One show", User)
-        .replies(&[Reply::Json("200", "The show", object)]),
+        .replies(&[Reply::Json("200", "The show", podcast_ref)]),
     op(Patch, "/api/podcasts/{id}", "podcasts", "Change a show", User)
         .body(Body::Json(podcast_fields))
-        .replies(&[Reply::Json("200", "The show", object)]),
+        .replies(&[Reply::Json("200", "The show", podcast_ref)]),
     op(Delete, "/api/podcasts/{id}", "podcasts", "Delete a show and its episodes", User)
         .replies(NO_CONTENT),
     op(Put, "/api/podcasts/{id}/cover", "podcasts", "Set the cover image", User)
         .body(Body::Bytes(&["image/jpeg", "image/png"]))
-        .replies(&[Reply::Json("200", "The show", object)]),
+        .replies(&[Reply::Json("200", "The show", podcast_ref)]),
     op(Get, "/api/podcasts/{id}/cover", "podcasts", "The cover image", User)
         .replies(&[Reply::Media("200", "The image", &["image/jpeg", "image/png"])]),
     op(Delete, "/api/podcasts/{id}/cover", "podcasts", "Remove the cover image", User)
@@ -425,6 +425,9 @@ pub fn openapi() -> OpenApi {
         .schema("OpenAiError", openai_error_schema())
         .schema("User", user())
         .schema("Audio", audio())
+        .schema("Podcast", podcast())
+        .schema("UserSummary", user_summary())
+        .schema("Invite", invite())
         .security_scheme("session", cookie)
         .security_scheme("bearer", bearer)
         .build();
@@ -1033,6 +1036,123 @@ fn openai_transcription() -> RefOr<Schema> {
         ],
         &["file", "model"],
     )
+}
+
+fn nullable(ty: Type) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([ty, Type::Null]))
+        .into()
+}
+
+fn podcast() -> RefOr<Schema> {
+    fields(
+        &[
+            ("id", string()),
+            ("title", string()),
+            ("description", string()),
+            ("language", nullable_string()),
+            ("author", nullable_string()),
+            ("category", nullable_string()),
+            ("cover_url", nullable_string()),
+            ("public", boolean()),
+            ("has_feed_token", boolean()),
+            ("created_at", string()),
+            ("updated_at", string()),
+        ],
+        &[
+            "id",
+            "title",
+            "description",
+            "language",
+            "author",
+            "category",
+            "cover_url",
+            "public",
+            "has_feed_token",
+            "created_at",
+            "updated_at",
+        ],
+    )
+}
+
+fn podcast_ref() -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name("Podcast"))
+}
+
+fn podcast_page() -> RefOr<Schema> {
+    page_of(podcast_ref())
+}
+
+fn user_summary() -> RefOr<Schema> {
+    fields(
+        &[
+            ("id", string()),
+            ("email", string()),
+            ("display_name", nullable_string()),
+            (
+                "role",
+                typed(Type::String)
+                    .enum_values(Some(["user", "admin"]))
+                    .into(),
+            ),
+            ("disabled", boolean()),
+            ("quota_chars_per_month", nullable(Type::Integer)),
+            ("created_at", string()),
+            ("updated_at", string()),
+        ],
+        &[
+            "id",
+            "email",
+            "display_name",
+            "role",
+            "disabled",
+            "quota_chars_per_month",
+            "created_at",
+            "updated_at",
+        ],
+    )
+}
+
+fn user_summary_ref() -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name("UserSummary"))
+}
+
+fn user_summary_page() -> RefOr<Schema> {
+    page_of(user_summary_ref())
+}
+
+fn invite() -> RefOr<Schema> {
+    fields(
+        &[
+            ("code", string()),
+            (
+                "status",
+                typed(Type::String)
+                    .enum_values(Some(["active", "used", "expired"]))
+                    .into(),
+            ),
+            ("created_at", string()),
+            ("expires_at", nullable_string()),
+            ("used_at", nullable_string()),
+            ("used_by", nullable_string()),
+        ],
+        &[
+            "code",
+            "status",
+            "created_at",
+            "expires_at",
+            "used_at",
+            "used_by",
+        ],
+    )
+}
+
+fn invite_ref() -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name("Invite"))
+}
+
+fn invite_page() -> RefOr<Schema> {
+    page_of(invite_ref())
 }
 
 #[cfg(test)]

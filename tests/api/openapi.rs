@@ -84,6 +84,18 @@ async fn real_answers_have_the_shapes_the_document_gives_them() {
     let openai = app.get("/v1/models").await;
     assert_eq!(openai.status(), 401);
     let openai: Value = openai.json().await.unwrap();
+    let podcast = session
+        .post("/api/podcasts", &json!({"title": "A show"}))
+        .await;
+    assert_eq!(podcast.status(), 201);
+    let podcast: Value = podcast.json().await.unwrap();
+    let podcasts: Value = session.get("/api/podcasts").await.json().await.unwrap();
+    let admin = app.signed_in("admin@example.com", Role::Admin).await;
+    let users: Value = admin.get("/api/admin/users").await.json().await.unwrap();
+    let invite = admin.post("/api/admin/invites", &json!({})).await;
+    assert_eq!(invite.status(), 201);
+    let invite: Value = invite.json().await.unwrap();
+    let invites: Value = admin.get("/api/admin/invites").await.json().await.unwrap();
     let schema = |name: &str| format!("#/components/schemas/{name}");
     let cases = vec![
         (answer_schema("get", "/api/setup", 200), setup),
@@ -94,6 +106,11 @@ async fn real_answers_have_the_shapes_the_document_gives_them() {
         (answer_schema("get", "/api/audios", 200), audios),
         (schema("Error"), missing),
         (schema("OpenAiError"), openai),
+        (schema("Podcast"), podcast),
+        (answer_schema("get", "/api/podcasts", 200), podcasts),
+        (answer_schema("get", "/api/admin/users", 200), users),
+        (schema("Invite"), invite),
+        (answer_schema("get", "/api/admin/invites", 200), invites),
         // A user without an id: the schemas do refuse what they do not describe.
         (schema("User"), json!({"email": me["email"]})),
     ];
