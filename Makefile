@@ -3,8 +3,8 @@
 CARGO ?= cargo
 NPM ?= npm
 BIN := target/release/aimake
-WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts \
-	web/package.json web/tsconfig.json web/tsconfig.app.json web/tsconfig.node.json
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/api-docs.html \
+	web/vite.config.ts web/package.json web/tsconfig.json web/tsconfig.app.json web/tsconfig.node.json
 
 .PHONY: run build web test test-rust test-web test-e2e chromium lint fmt espeak fixtures bench docker clean
 
@@ -31,8 +31,9 @@ test: lint test-web test-rust test-e2e
 test-rust: web fixtures tests/.venv/installed-requirements.txt
 	$(CARGO) test --locked --all-targets
 
-# The official OpenAI SDK the API tests drive aimake with (PyPI), pinned (the stamp is a copy
-# of the requirements the venv holds; the tests do the same when run on their own).
+# The official OpenAI SDK the API tests drive aimake with and openapi-spec-validator (PyPI),
+# pinned (the stamp is a copy of the requirements the venv holds; the tests do the same when
+# run on their own).
 tests/.venv/installed-requirements.txt: tests/requirements.txt
 	@command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }

@@ -15,6 +15,7 @@ pub mod metrics;
 mod middleware;
 mod notifiers;
 mod openai_transcriptions;
+mod openapi;
 mod params;
 pub mod perimeter;
 mod podcasts;
@@ -162,6 +163,7 @@ pub fn router_with(http: HttpState, extra: Router<HttpState>) -> App {
         .merge(client_errors::router())
         .merge(metrics::router())
         .merge(gateway::router())
+        .merge(openapi::router())
         .merge(extra)
         // Paths the SPA must never answer: unknown ones get the JSON 404.
         .route("/api", any(not_found))

@@ -52,7 +52,8 @@ static FILES: LazyLock<HashMap<String, Entry>> = LazyLock::new(|| {
         .map(|path| {
             let cache = if path.starts_with("assets/") {
                 IMMUTABLE
-            } else if path == INDEX {
+            } else if path.ends_with(".html") {
+                // Pages name hashed assets: a stale one would ask for files a newer build lacks.
                 "no-cache"
             } else {
                 SHORT
@@ -101,6 +102,18 @@ pub fn asset(method: &Method, path: &str, headers: &HeaderMap) -> Option<Respons
         Some(entry) => respond(entry, headers),
         None => missing_asset(),
     })
+}
+
+/// One page of the built web app by its file name (`api-docs.html`), as [`serve`] answers it.
+pub fn page(name: &str, headers: &HeaderMap) -> Response {
+    match FILES.get(name) {
+        Some(entry) => respond(entry, headers),
+        None => (
+            StatusCode::NOT_FOUND,
+            "the web app is not built into this binary",
+        )
+            .into_response(),
+    }
 }
 
 /// A stale page asking for an asset of an older build: a 404, not HTML posing as JS.

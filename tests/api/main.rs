@@ -20,6 +20,7 @@ mod metrics;
 mod models;
 mod neural;
 mod notifiers;
+mod openapi;
 mod perimeter;
 mod podcast_scripts;
 mod podcasts;

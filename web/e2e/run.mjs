@@ -269,6 +269,26 @@ const journeys = [
       await screenshot(page, 'models')
     },
   },
+  {
+    name: 'the API reference renders every operation offline under the page policy',
+    async run({ page, server }) {
+      const refused = []
+      page.on('console', (message) => {
+        if (/Content Security Policy|Refused to/i.test(message.text())) refused.push(message.text())
+      })
+      const elsewhere = []
+      page.on('request', (request) => {
+        const url = request.url()
+        if (!url.startsWith(server.baseUrl) && !/^(data|blob):/.test(url)) elsewhere.push(url)
+      })
+      await page.goto('/api/docs')
+      await page.getByText("Speak a text (OpenAI's speech API)").first().waitFor()
+      await page.getByText('Transcribe a recording or a library audio').first().waitFor()
+      await screenshot(page, 'api-reference')
+      check(refused.length === 0, `the page policy refused: ${refused.join('\n')}`)
+      check(elsewhere.length === 0, `the reference page reached off the server: ${elsewhere.join(', ')}`)
+    },
+  },
 ]
 
 /** Local voices offered in the first voice picker, preferring the UI language's. */
