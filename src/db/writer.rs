@@ -154,8 +154,10 @@ mod tests {
                             // Time for the write below to queue and wait for the connection.
                             std::thread::sleep(Duration::from_millis(300));
                         }
+                        // Counted while the step still holds the connection, so the count the
+                        // write sees is the steps that ran before it, however threads are timed.
+                        steps.fetch_add(1, Ordering::SeqCst);
                     });
-                    steps.fetch_add(1, Ordering::SeqCst);
                 }
             })
         };
