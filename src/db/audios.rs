@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
 use super::jobs::{self, NewJob};
+use super::transcripts::{NEWEST_OF_AUDIO, NewestTranscript};
 use super::tts_cache::{self, NewEntry};
 use super::usage::{self, Billed};
 use super::{AudioId, AudioKind, AudioStatus, JobId, UserId, episodes};
@@ -43,9 +44,12 @@ pub struct AudioRow {
     pub created_at: i64,
     #[serde(skip)]
     pub updated_at: i64,
+    /// The audio's newest transcript, if it has one.
+    pub transcript: Option<NewestTranscript>,
 }
 
-/// Columns of [`AudioRow`], in order; the text itself is loaded only by the job.
+/// Columns of [`AudioRow`], in order, but for its newest transcript: every query of audios
+/// selects [`NEWEST_OF_AUDIO`] right after them. The text itself is loaded only by the job.
 pub(super) const COLUMNS: &str = "id, user_id, title, kind, status, progress, voice, format, speed, chars, duration_ms, \
      size_bytes, object_key, peaks_key, sha256, error_code, error_message, created_at, updated_at";
 
@@ -70,6 +74,7 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<AudioRow> {
         error_message: r.get(16)?,
         created_at: r.get(17)?,
         updated_at: r.get(18)?,
+        transcript: r.get(19)?,
     })
 }
 
@@ -110,7 +115,7 @@ pub fn insert(tx: &Transaction<'_>, a: &NewAudio<'_>, now: i64) -> rusqlite::Res
 /// The caller's audio, or None (also when it belongs to someone else).
 pub fn get(conn: &Connection, user: UserId, id: AudioId) -> rusqlite::Result<Option<AudioRow>> {
     conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM audios WHERE id = ?1 AND user_id = ?2"
+        "SELECT {COLUMNS}, {NEWEST_OF_AUDIO} FROM audios WHERE id = ?1 AND user_id = ?2"
     ))?
     .query_row(params![id, user], from_row)
     .optional()
@@ -118,9 +123,11 @@ pub fn get(conn: &Connection, user: UserId, id: AudioId) -> rusqlite::Result<Opt
 
 /// Any audio by id: for jobs and signed links, which are authorized another way.
 pub fn get_any(conn: &Connection, id: AudioId) -> rusqlite::Result<Option<AudioRow>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audios WHERE id = ?1"))?
-        .query_row([id], from_row)
-        .optional()
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, {NEWEST_OF_AUDIO} FROM audios WHERE id = ?1"
+    ))?
+    .query_row([id], from_row)
+    .optional()
 }
 
 /// The text to synthesize, kept in a table of its own so library rows stay short whatever
@@ -191,7 +198,7 @@ pub(crate) fn list_query(
     cursor: Option<&Cursor>,
     fetch: usize,
 ) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
-    let mut sql = format!("SELECT {COLUMNS} FROM audios WHERE user_id = ?1");
+    let mut sql = format!("SELECT {COLUMNS}, {NEWEST_OF_AUDIO} FROM audios WHERE user_id = ?1");
     let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(user)];
     if let Some(kind) = &filter.kind {
         args.push(Box::new(*kind));
@@ -790,6 +797,74 @@ mod tests {
             cursor = Some(Cursor::decode(&c.encode()).unwrap());
         }
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn each_audio_carries_its_newest_transcript_read_by_one_index_seek_in_the_same_query() {
+        use crate::db::transcripts::{self, NewTranscript};
+        use crate::db::{TranscriptId, TranscriptStatus};
+        let (mut conn, a, _) = setup();
+        let heard = add(&mut conn, a, "talk", "words", 1);
+        let quiet = add(&mut conn, a, "quiet", "none", 2);
+        let (older, newer) = (
+            TranscriptId::from(Ulid::from_parts(1, 1)),
+            TranscriptId::from(Ulid::from_parts(2, 1)),
+        );
+        let tx = conn.transaction().unwrap();
+        // The newer one first: newest is by id, not by the order rows were written.
+        for id in [newer, older] {
+            let t = NewTranscript {
+                id,
+                user_id: a,
+                audio_id: Some(heard),
+                recording_key: None,
+                recording_format: None,
+                title: "talk".into(),
+                provider: "openai".into(),
+                model: "whisper-1".into(),
+                language: None,
+                speakers: false,
+                size_bytes: None,
+            };
+            transcripts::insert(&tx, &t, None, 3).unwrap();
+        }
+        tx.execute(
+            "UPDATE transcripts SET status = 'succeeded' WHERE id = ?1",
+            [older],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+
+        let newest = Some(NewestTranscript {
+            id: newer,
+            status: TranscriptStatus::Queued,
+        });
+        let page = list(&conn, a, &ListFilter::default(), None, 10).unwrap();
+        let carried: Vec<_> = page.iter().map(|r| (r.id, r.transcript)).collect();
+        assert_eq!(carried, [(quiet, None), (heard, newest)]);
+        assert_eq!(get(&conn, a, heard).unwrap().unwrap().transcript, newest);
+        assert_eq!(get_any(&conn, quiet).unwrap().unwrap().transcript, None);
+
+        let (sql, args) = list_query(a, &ListFilter::default(), None, 21);
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|s| s
+                    .starts_with("SEARCH transcripts USING INDEX transcripts_audio (audio_id=?)")),
+            "{plan:#?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|s| s.contains("TEMP B-TREE") || s.starts_with("SCAN")),
+            "{plan:#?}"
+        );
     }
 
     #[test]
