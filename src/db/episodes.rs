@@ -7,7 +7,6 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use super::audios::{self, AudioRow, NewAudio};
 use super::jobs::{self, NewJob};
 use super::podcasts::{self, PodcastRow};
-use super::transcripts;
 use super::{AudioId, AudioKind, AudioStatus, EpisodeId, PodcastId, UserId, now_ms};
 
 /// The `episodes` table's operations, for services and jobs: `db.episodes().…`. Each method picks
@@ -159,13 +158,12 @@ struct Joined {
 
 static JOINED: LazyLock<Joined> = LazyLock::new(|| {
     let select = format!(
-        "SELECT {}, {}, {}",
+        "SELECT {}, {}",
         qualified("audios", audios::COLUMNS),
-        transcripts::NEWEST_OF_AUDIO,
         qualified("episodes", COLUMNS)
     );
     Joined {
-        episode_at: audios::COLUMNS.split(',').count() + 1,
+        episode_at: audios::COLUMNS.split(',').count(),
         page: format!(
             "{select} FROM episodes
              JOIN audios ON audios.id = episodes.audio_id AND audios.user_id = ?2
@@ -191,7 +189,7 @@ fn qualified(table: &str, columns: &str) -> String {
         .join(", ")
 }
 
-/// A row of [`Joined`]: the audio's columns (its newest transcript last), then the episode's.
+/// A row of [`Joined`]: the audio's columns, then the episode's.
 fn with_audio_from_row(r: &Row<'_>) -> rusqlite::Result<(EpisodeRow, AudioRow)> {
     Ok((from_row_at(r, JOINED.episode_at)?, audios::from_row(r)?))
 }

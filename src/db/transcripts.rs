@@ -1,7 +1,6 @@
 //! Queries on `transcripts` and `transcript_pieces`: what speech recognition heard, kept in
 //! the library, and the pieces of the job that makes it. Every read for a user is scoped by owner.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
@@ -67,31 +66,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TranscriptRow> {
     })
 }
 
-/// An audio's newest transcript, as each library row carries it: enough to link to it and
-/// say whether it is done.
+/// An audio's newest transcript, as each library row carries it (`audios.transcript_id` and
+/// `transcript_status`, kept by triggers): enough to link to it and say whether it is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct NewestTranscript {
     pub id: TranscriptId,
     pub status: TranscriptStatus,
-}
-
-/// The column of an `audios` query that reads the audio's [`NewestTranscript`] as
-/// `id status` (NULL when it has none): the first entry of the audio's slice of
-/// `transcripts_audio (audio_id, id DESC)`, so a page of the library stays one statement
-/// with one index seek per row.
-pub(super) const NEWEST_OF_AUDIO: &str = "(SELECT id || ' ' || status FROM transcripts \
-     WHERE audio_id = audios.id ORDER BY id DESC LIMIT 1)";
-
-impl FromSql for NewestTranscript {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let text = value.as_str()?;
-        let unreadable = || FromSqlError::Other(format!("newest transcript `{text}`").into());
-        let (id, status) = text.split_once(' ').ok_or_else(unreadable)?;
-        Ok(Self {
-            id: id.parse().map_err(|_| unreadable())?,
-            status: status.parse().map_err(|_| unreadable())?,
-        })
-    }
 }
 
 /// Which of the caller's transcripts a page lists.
