@@ -562,10 +562,10 @@ async fn a_library_audio_leads_to_its_transcripts_and_carries_its_newest_one() {
     assert_eq!(ids, [second.clone(), first.clone()]);
     assert!(!ids.contains(&upload_id));
     let (page, cursor) = transcripts_of(format!("audio_id={audio_id}&limit=1")).await;
-    assert_eq!(page, [second.clone()]);
+    assert_eq!(page, [second.as_str()]);
     let cursor = cursor.as_str().unwrap();
     let (rest, _) = transcripts_of(format!("audio_id={audio_id}&limit=1&cursor={cursor}")).await;
-    assert_eq!(rest, [first.clone()]);
+    assert_eq!(rest, [first.as_str()]);
     let (found, _) = transcripts_of(format!("audio_id={audio_id}&q=charlie")).await;
     assert_eq!(found.len(), 2);
     assert!(
