@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
 use super::jobs::{self, NewJob};
+use super::transcripts::NewestTranscript;
 use super::tts_cache::{self, NewEntry};
 use super::usage::{self, Billed};
 use super::{AudioId, AudioKind, AudioStatus, JobId, UserId, episodes};
@@ -43,11 +44,16 @@ pub struct AudioRow {
     pub created_at: i64,
     #[serde(skip)]
     pub updated_at: i64,
+    /// The audio's newest transcript, if it has one.
+    pub transcript: Option<NewestTranscript>,
 }
 
-/// Columns of [`AudioRow`], in order; the text itself is loaded only by the job.
+/// Columns of [`AudioRow`], in order; the text itself is loaded only by the job. The newest
+/// transcript's id and status are kept on the row by triggers (`0015_…`), so the library
+/// page reads them without a lookup per row.
 pub(super) const COLUMNS: &str = "id, user_id, title, kind, status, progress, voice, format, speed, chars, duration_ms, \
-     size_bytes, object_key, peaks_key, sha256, error_code, error_message, created_at, updated_at";
+     size_bytes, object_key, peaks_key, sha256, error_code, error_message, created_at, updated_at, \
+     transcript_id, transcript_status";
 
 pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<AudioRow> {
     Ok(AudioRow {
@@ -70,6 +76,10 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<AudioRow> {
         error_message: r.get(16)?,
         created_at: r.get(17)?,
         updated_at: r.get(18)?,
+        transcript: match (r.get(19)?, r.get(20)?) {
+            (Some(id), Some(status)) => Some(NewestTranscript { id, status }),
+            _ => None,
+        },
     })
 }
 
@@ -790,6 +800,91 @@ mod tests {
             cursor = Some(Cursor::decode(&c.encode()).unwrap());
         }
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn each_audio_carries_its_newest_transcript_as_it_changes_without_a_lookup_per_row() {
+        use crate::db::transcripts::{self, NewTranscript};
+        use crate::db::{TranscriptId, TranscriptStatus};
+        let (mut conn, a, _) = setup();
+        let heard = add(&mut conn, a, "talk", "words", 1);
+        let quiet = add(&mut conn, a, "quiet", "none", 2);
+        let (older, newer) = (
+            TranscriptId::from(Ulid::from_parts(1, 1)),
+            TranscriptId::from(Ulid::from_parts(2, 1)),
+        );
+        let insert = |conn: &mut Connection, id: TranscriptId| {
+            let tx = conn.transaction().unwrap();
+            let t = NewTranscript {
+                id,
+                user_id: a,
+                audio_id: Some(heard),
+                recording_key: None,
+                recording_format: None,
+                title: "talk".into(),
+                provider: "openai".into(),
+                model: "whisper-1".into(),
+                language: None,
+                speakers: false,
+                size_bytes: None,
+            };
+            transcripts::insert(&tx, &t, None, 3).unwrap();
+            tx.commit().unwrap();
+        };
+        let newest = |conn: &Connection| {
+            let page = list(conn, a, &ListFilter::default(), None, 10).unwrap();
+            let quiet_row = page.iter().find(|r| r.id == quiet).unwrap();
+            assert_eq!(
+                quiet_row.transcript, None,
+                "an audio without transcripts has none"
+            );
+            let row = get(conn, a, heard).unwrap().unwrap();
+            assert_eq!(
+                page.iter().find(|r| r.id == heard).unwrap().transcript,
+                row.transcript
+            );
+            row.transcript.map(|t| (t.id, t.status))
+        };
+        let status = |conn: &Connection, id: TranscriptId, status: &str| {
+            conn.execute(
+                "UPDATE transcripts SET status = ?1 WHERE id = ?2",
+                rusqlite::params![status, id],
+            )
+            .unwrap();
+        };
+        assert_eq!(newest(&conn), None);
+
+        // The newer one first: newest is by id, not by the order rows were written.
+        insert(&mut conn, newer);
+        insert(&mut conn, older);
+        assert_eq!(newest(&conn), Some((newer, TranscriptStatus::Queued)));
+        status(&conn, newer, "running");
+        status(&conn, older, "succeeded");
+        assert_eq!(newest(&conn), Some((newer, TranscriptStatus::Running)));
+        status(&conn, newer, "succeeded");
+        assert_eq!(newest(&conn), Some((newer, TranscriptStatus::Succeeded)));
+
+        conn.execute("DELETE FROM transcripts WHERE id = ?1", [newer])
+            .unwrap();
+        assert_eq!(newest(&conn), Some((older, TranscriptStatus::Succeeded)));
+        conn.execute("DELETE FROM transcripts WHERE id = ?1", [older])
+            .unwrap();
+        assert_eq!(newest(&conn), None);
+
+        // The page reads the audios alone.
+        let (sql, args) = list_query(a, &ListFilter::default(), None, 21);
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            plan,
+            ["SEARCH audios USING INDEX audios_user_created (user_id=?)"],
+            "{plan:#?}"
+        );
     }
 
     #[test]

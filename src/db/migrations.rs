@@ -187,6 +187,46 @@ mod tests {
     }
 
     #[test]
+    fn upgrading_puts_each_audio_s_newest_transcript_on_its_row() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 14) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        let (old, new) = (ulid::Ulid::from_parts(1, 1), ulid::Ulid::from_parts(2, 1));
+        conn.execute_batch(&format!(
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at)
+                 VALUES ('u', 'u@example.com', 'x', 1, 1);
+             INSERT INTO audios (id, user_id, kind, title, chars, created_at, updated_at)
+                 VALUES ('heard', 'u', 'tts', 'Heard', 5, 1, 1), ('quiet', 'u', 'tts', 'Quiet', 5, 2, 2);
+             INSERT INTO transcripts (id, user_id, audio_id, title, provider, model, status,
+                                      created_at, updated_at)
+                 VALUES ('{new}', 'u', 'heard', 'Heard', 'openai', 'whisper-1', 'running', 3, 3),
+                        ('{old}', 'u', 'heard', 'Heard', 'openai', 'whisper-1', 'succeeded', 3, 3);"
+        ))
+        .unwrap();
+        assert_eq!(apply(&mut conn).unwrap().first(), Some(&15));
+        let rows: Vec<(String, Option<String>, Option<String>)> = conn
+            .prepare("SELECT id, transcript_id, transcript_status FROM audios ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "heard".into(),
+                    Some(new.to_string()),
+                    Some("running".into())
+                ),
+                ("quiet".into(), None, None),
+            ]
+        );
+    }
+
+    #[test]
     fn upgrading_indexes_every_title_and_text_for_search_in_each_users_slice() {
         let mut conn = Connection::open_in_memory().unwrap();
         for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 8) {

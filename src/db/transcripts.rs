@@ -2,6 +2,7 @@
 //! the library, and the pieces of the job that makes it. Every read for a user is scoped by owner.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde::Serialize;
 
 use super::jobs::{self, NewJob};
 use super::usage::{self, Billed};
@@ -63,6 +64,23 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TranscriptRow> {
         created_at: r.get(17)?,
         updated_at: r.get(18)?,
     })
+}
+
+/// An audio's newest transcript, as each library row carries it (`audios.transcript_id` and
+/// `transcript_status`, kept by triggers): enough to link to it and say whether it is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NewestTranscript {
+    pub id: TranscriptId,
+    pub status: TranscriptStatus,
+}
+
+/// Which of the caller's transcripts a page lists.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    /// Words of their text (one literal phrase, as in the library).
+    pub q: Option<String>,
+    /// Only the transcripts of this library audio.
+    pub audio: Option<AudioId>,
 }
 
 /// A transcript to make, stored `queued` with its job.
@@ -143,18 +161,22 @@ pub fn transcript_json(conn: &Connection, id: TranscriptId) -> rusqlite::Result<
 /// user's own transcripts instead.
 const MIN_INDEXED_SEARCH: usize = super::audios::MIN_INDEXED_SEARCH;
 
-/// Up to `fetch` of the caller's transcripts with ids before `before`, newest first; `q`
-/// finds words of their text (one literal phrase, as in the library).
+/// Up to `fetch` of the caller's transcripts with ids before `before`, newest first, as
+/// `filter` narrows them (an audio of someone else's has none of the caller's).
 pub fn list(
     conn: &Connection,
     user: UserId,
-    q: Option<&str>,
+    filter: &ListFilter,
     before: Option<TranscriptId>,
     fetch: usize,
 ) -> rusqlite::Result<Vec<TranscriptRow>> {
     let mut sql = format!("SELECT {COLUMNS} FROM transcripts WHERE user_id = ?1");
     let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(user)];
-    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+    if let Some(audio) = filter.audio {
+        args.push(Box::new(audio));
+        sql.push_str(&format!(" AND audio_id = ?{}", args.len()));
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         if q.chars().count() >= MIN_INDEXED_SEARCH {
             args.push(Box::new(format!("\"{}\"", q.replace('"', "\"\""))));
             sql.push_str(&format!(
@@ -307,12 +329,12 @@ impl Transcripts<'_> {
     pub async fn page(
         &self,
         user: UserId,
-        q: Option<String>,
+        filter: ListFilter,
         before: Option<TranscriptId>,
         fetch: usize,
     ) -> anyhow::Result<Vec<TranscriptRow>> {
         self.0
-            .read(move |c| Ok(list(c, user, q.as_deref(), before, fetch)?))
+            .read(move |c| Ok(list(c, user, &filter, before, fetch)?))
             .await
     }
 
@@ -576,7 +598,11 @@ mod tests {
     }
 
     fn found(conn: &Connection, user: UserId, q: &str) -> Vec<TranscriptId> {
-        list(conn, user, Some(q), None, 21)
+        let filter = ListFilter {
+            q: Some(q.into()),
+            audio: None,
+        };
+        list(conn, user, &filter, None, 21)
             .unwrap()
             .into_iter()
             .map(|r| r.id)
@@ -852,7 +878,11 @@ mod handle_tests {
             .await
             .unwrap();
         assert_eq!(status, Some(JobStatus::Succeeded));
-        let found = t.page(user, Some("world".into()), None, 10).await.unwrap();
+        let filter = ListFilter {
+            q: Some("world".into()),
+            audio: None,
+        };
+        let found = t.page(user, filter, None, 10).await.unwrap();
         assert_eq!(found.len(), 1);
     }
 

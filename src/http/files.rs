@@ -1,5 +1,6 @@
 //! Serving stored audio bytes: `Range` (one range), `ETag`/`If-None-Match`, `Last-Modified`,
-//! and downloads with a safe file name. Used by the library and by signed media links.
+//! and downloads with a safe file name. Used by the library, signed media links and the
+//! recordings of transcripts.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -10,6 +11,21 @@ use crate::db::audios::AudioRow;
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 use crate::storage::Key;
+
+/// A stored object as [`serve_object`] answers for it: an audio's file or an uploaded
+/// recording.
+pub struct Stored<'a> {
+    /// The object's stored key.
+    pub key: &'a str,
+    pub size: u64,
+    /// The entity tag, quoted; it changes whenever the bytes could.
+    pub etag: String,
+    /// When the bytes last changed, in milliseconds since the epoch.
+    pub modified_ms: i64,
+    pub content_type: &'static str,
+    /// `Content-Disposition` for a download; None plays inline.
+    pub disposition: Option<HeaderValue>,
+}
 
 /// Streams a finished audio's object, honouring conditional and range requests.
 pub async fn serve(
@@ -27,13 +43,43 @@ pub async fn serve(
             audio.status
         )));
     };
-    let size = size as u64;
-    let etag = match audio.sha256.as_deref() {
-        Some(s) => format!("\"{}\"", &s[..s.len().min(32)]),
-        None => format!("\"{}\"", audio.id),
+    let stored = Stored {
+        key,
+        size: size as u64,
+        etag: match audio.sha256.as_deref() {
+            Some(s) => format!("\"{}\"", &s[..s.len().min(32)]),
+            None => format!("\"{}\"", audio.id),
+        },
+        modified_ms: audio.updated_at,
+        content_type: if audio.format == "wav" {
+            "audio/wav"
+        } else {
+            "audio/mpeg"
+        },
+        disposition: download.then(|| disposition(&audio.title, &audio.format)),
     };
+    serve_object(state, stored, headers, cache).await
+}
+
+/// Streams a stored object: `ETag`/`If-None-Match`, `Last-Modified`/`If-Modified-Since`,
+/// and one `Range` (206 with `Content-Range`, 416 outside the object, the whole object for
+/// several ranges or one that does not parse), honoured only while `If-Range` holds.
+pub async fn serve_object(
+    state: &AppState,
+    stored: Stored<'_>,
+    headers: &HeaderMap,
+    cache: &'static str,
+) -> Result<Response> {
+    let Stored {
+        key,
+        size,
+        etag,
+        modified_ms,
+        content_type,
+        disposition,
+    } = stored;
     let modified = httpdate::fmt_http_date(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(audio.updated_at.max(0) as u64),
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(modified_ms.max(0) as u64),
     );
     let mut builder = Response::builder()
         .header(header::ETAG, &etag)
@@ -55,7 +101,7 @@ pub async fn serve(
             .and_then(|v| httpdate::parse_http_date(v).ok())
             .is_some_and(|since| {
                 let ours = std::time::UNIX_EPOCH
-                    + std::time::Duration::from_secs(audio.updated_at.max(0) as u64 / 1000);
+                    + std::time::Duration::from_secs(modified_ms.max(0) as u64 / 1000);
                 ours <= since
             }),
     };
@@ -66,17 +112,9 @@ pub async fn serve(
             .expect("valid response"));
     }
 
-    let content_type = if audio.format == "wav" {
-        "audio/wav"
-    } else {
-        "audio/mpeg"
-    };
     builder = builder.header(header::CONTENT_TYPE, content_type);
-    if download {
-        builder = builder.header(
-            header::CONTENT_DISPOSITION,
-            disposition(&audio.title, &audio.format),
-        );
+    if let Some(disposition) = disposition {
+        builder = builder.header(header::CONTENT_DISPOSITION, disposition);
     }
 
     // A range applies only while the client's copy is current (If-Range).
@@ -114,10 +152,7 @@ pub async fn serve(
         }
     };
     let length = range.as_ref().map_or(size, |r| r.end - r.start);
-    let stream = state
-        .storage
-        .stream(&Key::from_stored(key.clone()), range)
-        .await?;
+    let stream = state.storage.stream(&Key::from_stored(key), range).await?;
     Ok(builder
         .status(status)
         .header(header::CONTENT_LENGTH, length)

@@ -1,7 +1,8 @@
 //! `/v1`: the OpenAI-compatible speech API. Speech with an API token (`Authorization: Bearer
-//! amk_…`; a session works too, under the same CSRF check as `/api`), the model list, and the
-//! two lists Open WebUI reads, which it asks for without a key. Errors on every `/v1` path
-//! take OpenAI's envelope at the edge (`middleware::json_error`).
+//! amk_…`; a session works too, under the same CSRF check as `/api`), the model list (speech
+//! and transcription models), and the two lists Open WebUI reads, which it asks for without a
+//! key. Errors on every `/v1` path take OpenAI's envelope at the edge
+//! (`middleware::json_error`).
 
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,6 +26,7 @@ use crate::gateway::speech::{self, Piece, SpeechRequest, StreamFormat};
 use crate::gateway::{self, Model};
 use crate::http::extract::RateLimitedUser;
 use crate::state::AppState;
+use crate::transcription;
 
 pub fn router() -> Router<HttpState> {
     Router::new()
@@ -112,12 +114,29 @@ fn created(state: &AppState) -> u64 {
         .as_secs()
 }
 
-/// `GET /v1/models`: OpenAI's list of the speech models.
+/// The speech models (every route of `gateway.models`), then the transcription models that
+/// reach a provider now, each named once.
+fn all_models(state: &AppState) -> Vec<Model> {
+    let ready = gateway::ready(&state.providers);
+    let created = created(state);
+    let mut models = gateway::models(&state.config.gateway, &ready, created);
+    for (id, provider) in transcription::gateway::models(state) {
+        if models.iter().all(|m| m.id != id) {
+            models.push(Model {
+                id,
+                object: "model",
+                created,
+                owned_by: provider.to_string(),
+            });
+        }
+    }
+    models
+}
+
+/// `GET /v1/models`: OpenAI's list of the speech and transcription models.
 #[tracing::instrument(skip_all)]
 async fn models(State(state): State<AppState>, _: AuthUser) -> Json<Value> {
-    let ready = gateway::ready(&state.providers);
-    let data = gateway::models(&state.config.gateway, &ready, created(&state));
-    Json(json!({ "object": "list", "data": data }))
+    Json(json!({ "object": "list", "data": all_models(&state) }))
 }
 
 /// `GET /v1/models/{id}`: one of them.
@@ -127,8 +146,7 @@ async fn model(
     _: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Model>> {
-    let ready = gateway::ready(&state.providers);
-    gateway::models(&state.config.gateway, &ready, created(&state))
+    all_models(&state)
         .into_iter()
         .find(|m| m.id == id)
         .map(Json)

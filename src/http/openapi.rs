@@ -173,6 +173,16 @@ const RANGE: QueryParams = &[
     ("to", date, "Last day, YYYY-MM-DD (default today)"),
 ];
 const AUDIO_TYPES: &[&str] = &["audio/mpeg", "audio/wav"];
+/// What an uploaded recording is served as: the container it was sent in.
+const RECORDING_TYPES: &[&str] = &[
+    "audio/mpeg",
+    "audio/wav",
+    "audio/flac",
+    "audio/ogg",
+    "audio/mp4",
+    "audio/webm",
+    "application/octet-stream",
+];
 const NO_CONTENT: &[Reply] = &[Reply::Empty("204", "Done")];
 
 /// Every `/api` and `/v1` operation the server answers.
@@ -317,6 +327,7 @@ static OPERATIONS: &[Operation] = &[
     op(Get, "/api/transcriptions", "transcriptions", "List and search transcripts", User)
         .query(&[
             ("q", string, "A part of the text"),
+            ("audio_id", string, "Only the transcripts of this library audio (none for someone else's)"),
             ("limit", int, "Items per page, 1-100 (default 20)"),
             ("cursor", string, "`next_cursor` of the previous page"),
         ])
@@ -327,8 +338,11 @@ static OPERATIONS: &[Operation] = &[
             Reply::Json("200", "The transcript object", object),
             Reply::Media("200", "The transcript as a file", &["application/x-subrip", "text/vtt", "text/plain"]),
         ]),
-    op(Get, "/api/transcriptions/{id}/recording", "transcriptions", "The uploaded recording", User)
-        .replies(&[Reply::Media("200", "The recording as sent", &["application/octet-stream"])]),
+    op(Get, "/api/transcriptions/{id}/recording", "transcriptions", "The uploaded recording (ranges, conditional requests)", User)
+        .replies(&[
+            Reply::Media("200", "The recording as sent", RECORDING_TYPES),
+            Reply::Media("206", "The requested range", RECORDING_TYPES),
+        ]),
     op(Delete, "/api/transcriptions/{id}", "transcriptions", "Delete a transcript", User)
         .replies(NO_CONTENT),
     // Podcasts
@@ -760,6 +774,17 @@ fn audio() -> RefOr<Schema> {
             ("title", string()),
             ("status", string()),
             ("progress", number()),
+            // The newest transcript of the audio, or null.
+            (
+                "transcript",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+                    .property("id", string())
+                    .property("status", string())
+                    .required("id")
+                    .required("status")
+                    .into(),
+            ),
             ("created_at", string()),
         ],
         &["id", "status"],

@@ -34,6 +34,20 @@ pub fn parse_choice<T: FromStr<Err = UnknownValue>>(
     }
 }
 
+/// A `?name=` filter naming a row by id; empty means no filter. Anything but an id is a 400
+/// naming the filter (an id that names nothing of the caller's is the filter's business: it
+/// matches nothing).
+pub fn parse_id_filter<I: FromStr>(name: &str, value: Option<&str>) -> Result<Option<I>> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| AppError::BadRequest {
+            code: ErrorCode::InvalidRequest,
+            message: format!("{name} must be an id like 01J0Z3N2X5Q8W6R9T4V7Y1B3C5"),
+            details: Some(json!({ name: v })),
+        }),
+    }
+}
+
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD` of the usage reports.
 #[derive(Debug, Deserialize)]
 pub struct RangeQuery {
@@ -80,6 +94,26 @@ mod tests {
             from: from.map(Into::into),
             to: to.map(Into::into),
         }
+    }
+
+    #[test]
+    fn an_id_filter_is_an_id_or_nothing_and_anything_else_a_400_naming_it() {
+        let id = AudioId::from(Ulid::generate());
+        assert_eq!(
+            parse_id_filter::<AudioId>("audio_id", Some(&id.to_string())).unwrap(),
+            Some(id)
+        );
+        assert_eq!(
+            parse_id_filter::<AudioId>("audio_id", Some("")).unwrap(),
+            None
+        );
+        assert_eq!(parse_id_filter::<AudioId>("audio_id", None).unwrap(), None);
+        let e = parse_id_filter::<AudioId>("audio_id", Some("nope")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
+        assert!(
+            matches!(&e, AppError::BadRequest { details: Some(d), .. } if d["audio_id"] == "nope"),
+            "{e:?}"
+        );
     }
 
     #[test]

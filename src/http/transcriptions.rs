@@ -2,7 +2,6 @@
 //! the `transcribe` job), their downloads and their recordings; and the multipart reading
 //! the OpenAI-compatible endpoints share.
 
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,9 +11,11 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 
 use super::HttpState;
-use super::params::parse_id;
+use super::files;
+use super::params::{parse_id, parse_id_filter};
 use crate::auth::AuthUser;
 use crate::config::Config;
+use crate::db::transcripts::ListFilter;
 use crate::db::{AudioId, TranscriptId};
 use crate::error::{AppError, AppJson, ErrorCode, Result};
 use crate::http::extract::RateLimitedUser;
@@ -194,6 +195,7 @@ async fn create(
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     q: Option<String>,
+    audio_id: Option<String>,
     #[serde(flatten)]
     page: PageQuery,
 }
@@ -210,7 +212,11 @@ async fn list(
         .map(|c| c.parse::<TranscriptId>())
         .transpose()
         .map_err(|_| AppError::invalid("cursor is not valid"))?;
-    let rows = service::list(&state, user.id, query.q, before, req.fetch()).await?;
+    let filter = ListFilter {
+        q: query.q,
+        audio: parse_id_filter("audio_id", query.audio_id.as_deref())?,
+    };
+    let rows = service::list(&state, user.id, filter, before, req.fetch()).await?;
     let page = Page::from_rows(rows, &req, |r| r.id.to_string());
     Ok(page.map(TranscriptView::from))
 }
@@ -254,7 +260,7 @@ async fn read(
             ),
             (
                 header::CONTENT_DISPOSITION,
-                super::files::disposition(&row.title, format.extension()),
+                files::disposition(&row.title, format.extension()),
             ),
         ],
         body,
@@ -262,25 +268,36 @@ async fn read(
         .into_response())
 }
 
-/// `GET /api/transcriptions/{id}/recording`: the uploaded recording as it was sent.
+/// `GET /api/transcriptions/{id}/recording`: the uploaded recording as it was sent, in byte
+/// ranges as players seek. It never changes, so its id is its entity tag.
 #[tracing::instrument(skip_all, fields(transcript = %id))]
 async fn recording(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response> {
     let row = service::get(&state, user.id, parse_id(&id)?).await?;
     let (key, mime) = service::recording(&row)?;
-    let stream = state.storage.stream(&key, None).await?;
-    let mut response = Response::builder()
-        .header(header::CONTENT_TYPE, mime)
-        .header(header::CACHE_CONTROL, "private, max-age=0, must-revalidate");
-    if let Some(size) = row.size_bytes {
-        response = response.header(header::CONTENT_LENGTH, size);
-    }
-    Ok(response
-        .body(Body::from_stream(stream))
-        .map_err(anyhow::Error::from)?)
+    let size = match row.size_bytes {
+        Some(size) => size as u64,
+        None => state.storage.head(&key).await?.size,
+    };
+    let stored = files::Stored {
+        key: key.as_str(),
+        size,
+        etag: format!("\"{}\"", row.id),
+        modified_ms: row.created_at,
+        content_type: mime,
+        disposition: None,
+    };
+    files::serve_object(
+        &state,
+        stored,
+        &headers,
+        "private, max-age=0, must-revalidate",
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(transcript = %id))]

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::sync::Semaphore;
 
-use super::retry::{RetryPolicy, Target};
+use super::retry::{Resend, RetryPolicy, Target};
 use super::scrub::Scrubber;
 use super::{ErrorKind, ProviderError};
 
@@ -95,6 +95,15 @@ impl HttpBase {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
+        self.call_with(Resend::Retryable, attempt).await
+    }
+
+    /// [`call`](Self::call), sending the request again only after failures `resend` allows.
+    pub async fn call_with<T, F, Fut>(&self, resend: Resend, attempt: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
         let target = Target {
             provider: self.id,
             display: &self.display,
@@ -106,7 +115,7 @@ impl HttpBase {
             crate::monitor::metrics::provider_attempt(self.id);
             attempt()
         };
-        self.retry.run(target, counted).await
+        self.retry.run_with(target, resend, counted).await
     }
 
     /// Sends the request and reads the whole body; only transport failures are errors here.
@@ -128,29 +137,36 @@ impl HttpBase {
             error = %self.scrub.message(&format!("{:?}", e.source())),
             "transport error"
         );
-        if e.is_timeout() {
-            return self.error(
+        let error = if e.is_timeout() {
+            self.error(
                 ErrorKind::Timeout,
                 format!(
                     "{} did not answer within {}",
                     self.display,
                     super::retry::human_duration(self.timeout)
                 ),
-            );
-        }
-        let host = e
-            .url()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_else(|| "its server".into());
-        let what = if e.is_connect() {
-            "cannot connect to"
+            )
         } else {
-            "lost the connection to"
+            let host = e
+                .url()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| "its server".into());
+            let what = if e.is_connect() {
+                "cannot connect to"
+            } else {
+                "lost the connection to"
+            };
+            self.error(
+                ErrorKind::Network,
+                format!("{}: {what} {host}", self.display),
+            )
         };
-        self.error(
-            ErrorKind::Network,
-            format!("{}: {what} {host}", self.display),
-        )
+        // No connection was made (refused, DNS, TLS, a connect timeout): nothing was sent.
+        if e.is_connect() {
+            error.with_nothing_done()
+        } else {
+            error
+        }
     }
 
     /// The classification every HTTP API agrees on, for statuses a provider has no

@@ -439,6 +439,10 @@ pub struct ProviderError {
     /// The HTTP status of the answer that failed, when there was one (for logs and callers
     /// that report it).
     pub status: Option<u16>,
+    /// The provider certainly did nothing with the request: no connection was made, or it
+    /// answered with a refusal of its own. A call that must not run twice (one that creates
+    /// something billed) is sent again only then (`retry::Resend::NothingDone`).
+    pub nothing_done: bool,
 }
 
 impl ProviderError {
@@ -449,7 +453,14 @@ impl ProviderError {
             message: message.into(),
             retry_after: None,
             status: None,
+            nothing_done: false,
         }
+    }
+
+    /// Marks a failure after which the provider certainly did nothing (see `nothing_done`).
+    pub fn with_nothing_done(mut self) -> Self {
+        self.nothing_done = true;
+        self
     }
 
     pub fn with_status(mut self, status: u16) -> Self {

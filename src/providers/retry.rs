@@ -91,9 +91,19 @@ impl RetryPolicy {
     /// Runs `attempt` until it succeeds, fails for good, or attempts run out. Each attempt
     /// first takes a permit from the gate (waiting for it is not part of the timeout), then
     /// gets `target.timeout` to finish. The last error is returned, noting the attempts made.
-    pub async fn run<T, F, Fut>(
+    pub async fn run<T, F, Fut>(&self, target: Target<'_>, attempt: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        self.run_with(target, Resend::Retryable, attempt).await
+    }
+
+    /// [`run`](Self::run), sending the request again only after failures `resend` allows.
+    pub async fn run_with<T, F, Fut>(
         &self,
         target: Target<'_>,
+        resend: Resend,
         mut attempt: F,
     ) -> Result<T, ProviderError>
     where
@@ -126,7 +136,7 @@ impl RetryPolicy {
                 Err(e) => e,
             };
             failed += 1;
-            if !error.is_retryable() {
+            if !resend.allows(&error) {
                 return Err(error);
             }
             if self.give_up_on_long_waits
@@ -152,6 +162,24 @@ impl RetryPolicy {
             );
             (self.sleep)(wait).await;
         }
+    }
+}
+
+/// Which failed attempts a call may send again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// Any retryable failure: the call can run twice without harm (reads, speech).
+    Retryable,
+    /// Only a retryable failure after which the provider certainly did nothing
+    /// ([`ProviderError::nothing_done`]: no connection was made, or it refused the request):
+    /// the call creates something billed, and after a timeout or a dropped connection it may
+    /// exist already.
+    NothingDone,
+}
+
+impl Resend {
+    pub fn allows(self, error: &ProviderError) -> bool {
+        error.is_retryable() && (self == Self::Retryable || error.nothing_done)
     }
 }
 
@@ -302,6 +330,65 @@ mod tests {
         assert_eq!(e.message, "boom");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(waits.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_call_that_must_not_run_twice_is_resent_only_when_the_provider_did_nothing() {
+        let refused = err(ErrorKind::RateLimited).with_nothing_done();
+        let unreachable = err(ErrorKind::Network).with_nothing_done();
+        let dropped = err(ErrorKind::Network);
+        let timed_out = err(ErrorKind::Timeout);
+        let server = err(ErrorKind::ServerError);
+        let bad_key = err(ErrorKind::Auth).with_nothing_done();
+        for e in [&refused, &unreachable] {
+            assert!(Resend::NothingDone.allows(e), "{:?}", e.kind);
+        }
+        for e in [&dropped, &timed_out, &server, &bad_key] {
+            assert!(!Resend::NothingDone.allows(e), "{:?}", e.kind);
+        }
+        for e in [&refused, &unreachable, &dropped, &timed_out, &server] {
+            assert!(Resend::Retryable.allows(e), "{:?}", e.kind);
+        }
+        assert!(!Resend::Retryable.allows(&bad_key));
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_attempt_that_must_not_run_twice_is_not_sent_again() {
+        let (p, waits) = policy(4);
+        let gate = Semaphore::new(1);
+        let calls = AtomicU32::new(0);
+        let e = p
+            .run_with(
+                target(&gate, Duration::from_millis(20)),
+                Resend::NothingDone,
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    std::future::pending::<Result<(), ProviderError>>().await
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(waits.lock().unwrap().is_empty());
+
+        calls.store(0, Ordering::SeqCst);
+        let out = p
+            .run_with(
+                target(&gate, Duration::from_secs(5)),
+                Resend::NothingDone,
+                || async {
+                    match calls.fetch_add(1, Ordering::SeqCst) {
+                        0 => Err(err(ErrorKind::Network).with_nothing_done()),
+                        1 => Err(err(ErrorKind::RateLimited).with_nothing_done()),
+                        _ => Ok("task"),
+                    }
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(out, "task");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -277,7 +277,8 @@ pub(crate) fn signed(
 }
 
 /// The `Response` object of an answer. Business errors arrive in a 200 body as
-/// `Response.Error {Code, Message}` and are read by `classify`.
+/// `Response.Error {Code, Message}` and are read by `classify`; such an answer means the
+/// action was not performed (no task made, nothing billed), so it counts as nothing done.
 pub(crate) fn response_of(
     http: &HttpBase,
     reply: &Reply,
@@ -287,7 +288,7 @@ pub(crate) fn response_of(
     let response = body.as_mut().and_then(|b| b.get_mut("Response"));
     if let Some(error) = response.as_ref().and_then(|r| r.get("Error")) {
         let text = |k: &str| error.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-        return Err(classify(text("Code"), text("Message")));
+        return Err(classify(text("Code"), text("Message")).with_nothing_done());
     }
     if !reply.status.is_success() {
         return Err(http.status_error(reply, None));

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::db::audios::{AudioRow, Cursor, Deleted, ListFilter, QueuedAudio, RequeueRefusal};
+use crate::db::transcripts::NewestTranscript;
 use crate::db::{AudioId, AudioKind, AudioStatus, Db, JobId, UserId};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::jobs::NewJob;
@@ -51,6 +52,8 @@ pub struct AudioView {
     pub error: Option<crate::jobs::events::ErrorInfo>,
     pub file_url: Option<String>,
     pub peaks_url: Option<String>,
+    /// The audio's newest transcript (`{id, status}`), or null: the web app links to it.
+    pub transcript: Option<NewestTranscript>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -83,6 +86,7 @@ impl From<AudioRow> for AudioView {
             duration_ms: r.duration_ms,
             size_bytes: r.size_bytes,
             error,
+            transcript: r.transcript,
             created_at: crate::db::to_rfc3339(r.created_at),
             updated_at: crate::db::to_rfc3339(r.updated_at),
         }

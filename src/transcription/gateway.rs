@@ -99,6 +99,26 @@ pub fn route(state: &Services, model: &str, task: Task) -> Result<Route> {
     Ok(route)
 }
 
+/// The transcription model names `route` sends to a provider now, each with that provider's
+/// id: OpenAI's names, then `gateway.transcription.models`, each name once. Names that reach
+/// no enabled provider are left out.
+pub fn models(state: &Services) -> Vec<(String, &'static str)> {
+    let mut routed: Vec<(String, &'static str)> = Vec::new();
+    let names = OPENAI_MODELS
+        .iter()
+        .map(|m| m.to_string())
+        .chain(state.config.gateway.transcription.models.keys().cloned());
+    for name in names {
+        if routed.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        if let Ok(route) = route(state, &name, Task::Transcribe) {
+            routed.push((name, route.provider.id()));
+        }
+    }
+    routed
+}
+
 /// `provider` or `provider:model`.
 fn named(state: &Services, target: &str) -> Result<Route> {
     let (id, model) = target.split_once(':').unwrap_or((target, ""));

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::TRANSCRIBE_JOB;
 use crate::audio::{self, Format};
-use crate::db::transcripts::{NewTranscript, TranscriptRow};
+use crate::db::transcripts::{ListFilter, NewTranscript, TranscriptRow};
 use crate::db::{AudioId, AudioStatus, JobId, TranscriptId, TranscriptStatus, UserId};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::jobs::NewJob;
@@ -343,15 +343,20 @@ fn parse(json: &str) -> Result<Transcript> {
     Ok(serde_json::from_str(json).map_err(anyhow::Error::from)?)
 }
 
-/// One page of the caller's transcripts, newest first; `q` finds words in their text.
+/// One page of the caller's transcripts, newest first: those with words of `filter.q` in
+/// their text, of the audio `filter.audio` (none when it is someone else's).
 pub async fn list(
     state: &Services,
     user: UserId,
-    q: Option<String>,
+    filter: ListFilter,
     before: Option<TranscriptId>,
     fetch: usize,
 ) -> Result<Vec<TranscriptRow>> {
-    Ok(state.db.transcripts().page(user, q, before, fetch).await?)
+    Ok(state
+        .db
+        .transcripts()
+        .page(user, filter, before, fetch)
+        .await?)
 }
 
 /// What a transcript downloads as.

@@ -805,6 +805,50 @@ async fn a_task_that_fails_or_never_finishes_is_given_up_without_a_second_task()
 }
 
 #[tokio::test]
+async fn a_recording_task_is_created_again_only_when_tencent_certainly_made_none() {
+    // Throttling and internal errors are Tencent Cloud's own refusals: no task was made, so
+    // the create is sent again.
+    let (fake, mut config) = tencent().await;
+    fake.fail_next(
+        1,
+        Failure::RateLimited {
+            retry_after_s: None,
+        },
+    );
+    fake.fail_next(1, Failure::ServerError);
+    let (asr, waits) = provider(&config, "tencent");
+    let t = asr.transcribe(&wav(65)).await.unwrap();
+    assert_eq!(t.words.len(), 130);
+    let actions = fake.actions();
+    assert_eq!(actions.iter().filter(|a| *a == "CreateRecTask").count(), 3);
+    assert_eq!(waits.lock().unwrap().len(), 2);
+
+    // No answer within the timeout: the task may exist and be billed, so it is not asked
+    // for again, and the failure is final for the job too.
+    let fake = FakeTencent::start().await;
+    fake.configure(&mut config);
+    fake.fail_next(1, Failure::Hang);
+    config.providers.tencent.asr_timeout_ms = 200;
+    let (asr, _) = provider(&config, "tencent");
+    let e = asr.transcribe(&wav(65)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Failed);
+    assert!(!e.is_retryable());
+    assert!(e.message.contains("not requested again"), "{}", e.message);
+    assert_eq!(fake.actions(), ["CreateRecTask"]);
+
+    // Nothing listening: the request never left, so it is sent again until attempts run out.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    config.providers.tencent.asr_endpoint = format!("http://127.0.0.1:{port}");
+    let (asr, waits) = provider(&config, "tencent");
+    let e = asr.transcribe(&wav(65)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Network);
+    assert!(e.is_retryable());
+    assert_eq!(waits.lock().unwrap().len(), 3, "every attempt was made");
+}
+
+#[tokio::test]
 async fn a_wrong_tencent_secret_key_fails_the_asr_signature_check() {
     let (fake, mut config) = tencent().await;
     config.providers.tencent.secret_key = Some(Secret::new("not-the-right-key"));

@@ -595,8 +595,29 @@ async fn refusals_before_any_handler_use_openai_s_envelope_on_v1_and_the_app_s_o
 async fn models_and_voices_are_listed_in_openai_s_and_open_webui_s_shapes() {
     let fake = FakeOpenAi::start().await;
     let local = TestApp::spawn().await;
-    let openai = TestApp::spawn_with(|c| fake.configure(c)).await;
-    for (app, speaker) in [(&local, "local"), (&openai, "openai")] {
+    let openai = TestApp::spawn_with(|c| {
+        fake.configure(c);
+        let routes = &mut c.gateway.transcription.models;
+        routes.insert(
+            "faster-whisper".into(),
+            "openai:Systran/faster-whisper-small".into(),
+        );
+        // ElevenLabs has no key here: nothing hears this name, so it is not offered.
+        routes.insert("scribe".into(), "elevenlabs:scribe_v1".into());
+    })
+    .await;
+    // Speech models, then the transcription models a provider hears now: none without one.
+    let speech_models = ["gpt-4o-mini-tts", "tts-1", "tts-1-hd"];
+    let transcription_models = [
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "faster-whisper",
+    ];
+    for (app, speaker, heard) in [
+        (&local, "local", &[][..]),
+        (&openai, "openai", &transcription_models[..]),
+    ] {
         let (_, key) = user_with_key(app, "ada@example.com").await;
         let resp = app
             .client
@@ -610,11 +631,28 @@ async fn models_and_voices_are_listed_in_openai_s_and_open_webui_s_shapes() {
         assert_eq!(list["object"], "list");
         let data = list["data"].as_array().unwrap();
         let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, ["gpt-4o-mini-tts", "tts-1", "tts-1-hd"]);
+        assert_eq!(ids[..3], speech_models);
+        assert_eq!(ids[3..], *heard);
         for m in data {
             assert_eq!(m["object"], "model");
             assert!(m["created"].as_u64().unwrap() > 1_700_000_000);
             assert_eq!(m["owned_by"], speaker, "{m}");
+        }
+        let whisper = app
+            .client
+            .get(app.url("/v1/models/whisper-1"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        if heard.is_empty() {
+            assert_eq!(openai_error(whisper, 404).await["code"], "model_not_found");
+        } else {
+            let whisper: Value = whisper.json().await.unwrap();
+            assert_eq!(
+                (&whisper["id"], &whisper["owned_by"]),
+                (&json!("whisper-1"), &json!("openai"))
+            );
         }
         let one: Value = app
             .client
@@ -720,7 +758,14 @@ async fn the_official_openai_sdk_speaks_streams_lists_models_and_reads_errors() 
 
     assert_eq!(
         report["models"],
-        json!(["gpt-4o-mini-tts", "tts-1", "tts-1-hd"])
+        json!([
+            "gpt-4o-mini-transcribe",
+            "gpt-4o-mini-tts",
+            "gpt-4o-transcribe",
+            "tts-1",
+            "tts-1-hd",
+            "whisper-1"
+        ])
     );
 
     let bad_key = &report["bad_key"];

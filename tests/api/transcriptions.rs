@@ -322,6 +322,92 @@ async fn an_uploaded_recording_is_transcribed_into_the_library_and_downloads_in_
 }
 
 #[tokio::test]
+async fn an_uploaded_recording_answers_byte_ranges_as_players_seek() {
+    let (app, _fake, s, _) = app(|_| {}).await;
+    let wav = fakes::wav(4000, 16_000);
+    let size = wav.len();
+    let queued: Value = create(&s, upload(wav.clone(), "Seek me.wav", &[]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "/api/transcriptions/{}/recording",
+        queued["id"].as_str().unwrap()
+    );
+    let ranged = |range: String| {
+        s.request(reqwest::Method::GET, &url)
+            .header("range", range)
+            .send()
+    };
+
+    let whole = s.get(&url).await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert_eq!(whole.headers()["content-length"], size.to_string().as_str());
+    assert!(whole.headers().contains_key("last-modified"));
+    let etag = whole.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(whole.bytes().await.unwrap(), wav);
+
+    for (range, span) in [
+        ("bytes=0-99".to_string(), 0..100),
+        ("bytes=1000-1999".to_string(), 1000..2000),
+        ("bytes=-500".to_string(), size - 500..size),
+        (format!("bytes={}-", size - 10), size - 10..size),
+    ] {
+        let part = ranged(range.clone()).await.unwrap();
+        assert_eq!(part.status(), 206, "{range}");
+        assert_eq!(part.headers()["content-type"], "audio/wav");
+        assert_eq!(
+            part.headers()["content-range"],
+            format!("bytes {}-{}/{size}", span.start, span.end - 1).as_str(),
+            "{range}"
+        );
+        assert_eq!(
+            part.headers()["content-length"],
+            span.len().to_string().as_str()
+        );
+        assert_eq!(part.bytes().await.unwrap(), wav[span], "{range}");
+    }
+
+    let beyond = ranged(format!("bytes={}-", size + 10)).await.unwrap();
+    assert_eq!(beyond.status(), 416);
+    assert_eq!(
+        beyond.headers()["content-range"],
+        format!("bytes */{size}").as_str()
+    );
+
+    // A client whose copy is current hears so; one whose copy is another gets it all.
+    let cached = s
+        .request(reqwest::Method::GET, &url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    let stale = s
+        .request(reqwest::Method::GET, &url)
+        .header("range", "bytes=0-9")
+        .header("if-range", "\"another\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.bytes().await.unwrap().len(), size);
+
+    // Someone else's recording is not found, ranges or not.
+    let other = app.signed_in("bob@example.com", Role::User).await;
+    let theirs = other
+        .request(reqwest::Method::GET, &url)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn library_search_finds_an_audio_by_a_word_of_its_transcript() {
     let (app, _fake, s, _) = app(|_| {}).await;
     let audio = s
@@ -378,6 +464,159 @@ async fn library_search_finds_an_audio_by_a_word_of_its_transcript() {
         204
     );
     assert_eq!(count(&app, "SELECT count(*) FROM transcripts").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_library_audio_leads_to_its_transcripts_and_carries_its_newest_one() {
+    let (app, _fake, s, _) = app(|_| {}).await;
+    let spoken = |title: &str| {
+        json!({
+            "text": "A text long enough to last a few seconds when spoken.",
+            "voice": "openai:alloy",
+            "title": title,
+        })
+    };
+    let audio = s.create_finished(&spoken("Spoken note")).await;
+    let other = s.create_finished(&spoken("Other note")).await;
+    let (audio_id, other_id) = (audio["id"].as_str().unwrap(), other["id"].as_str().unwrap());
+    assert_eq!(audio["transcript"], Value::Null);
+    let transcripts_of = |query: String| {
+        let s = &s;
+        async move {
+            let resp = s.get(&format!("/api/transcriptions?{query}")).await;
+            assert_eq!(resp.status(), 200, "{query}");
+            let page: Value = resp.json().await.unwrap();
+            let ids: Vec<String> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_string())
+                .collect();
+            (ids, page["next_cursor"].clone())
+        }
+    };
+    let library_transcript = |id: String| {
+        let s = &s;
+        async move {
+            let page: Value = s.get("/api/audios").await.json().await.unwrap();
+            let item = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["id"] == id.as_str())
+                .cloned()
+                .unwrap();
+            item["transcript"].clone()
+        }
+    };
+    assert!(
+        transcripts_of(format!("audio_id={audio_id}"))
+            .await
+            .0
+            .is_empty()
+    );
+
+    let transcribe = || async {
+        let resp = s
+            .post("/api/transcriptions", &json!({"audio_id": audio_id}))
+            .await;
+        assert_eq!(resp.status(), 202);
+        let queued: Value = resp.json().await.unwrap();
+        queued["id"].as_str().unwrap().to_string()
+    };
+    let first = transcribe().await;
+    assert_eq!(
+        finished(&s, &first, Duration::from_secs(30)).await["status"],
+        "succeeded"
+    );
+    // An upload is nobody's audio's transcript.
+    let upload_id = create(&s, upload(fakes::wav(2000, 16_000), "memo.wav", &[]))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = transcribe().await;
+    let linked: Value = s
+        .get(&format!("/api/audios/{audio_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(linked["transcript"]["id"], second.as_str(), "{linked}");
+    assert_eq!(
+        finished(&s, &second, Duration::from_secs(30)).await["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        library_transcript(audio_id.to_string()).await,
+        json!({"id": second, "status": "succeeded"})
+    );
+    assert_eq!(library_transcript(other_id.to_string()).await, Value::Null);
+
+    // The audio's transcripts, newest first, a page at a time, searchable.
+    let (ids, _) = transcripts_of(format!("audio_id={audio_id}")).await;
+    assert_eq!(ids, [second.clone(), first.clone()]);
+    assert!(!ids.contains(&upload_id));
+    let (page, cursor) = transcripts_of(format!("audio_id={audio_id}&limit=1")).await;
+    assert_eq!(page, [second.as_str()]);
+    let cursor = cursor.as_str().unwrap();
+    let (rest, _) = transcripts_of(format!("audio_id={audio_id}&limit=1&cursor={cursor}")).await;
+    assert_eq!(rest, [first.as_str()]);
+    let (found, _) = transcripts_of(format!("audio_id={audio_id}&q=charlie")).await;
+    assert_eq!(found.len(), 2);
+    assert!(
+        transcripts_of(format!("audio_id={audio_id}&q=zulu"))
+            .await
+            .0
+            .is_empty()
+    );
+    assert!(
+        transcripts_of(format!("audio_id={other_id}"))
+            .await
+            .0
+            .is_empty()
+    );
+    // An empty filter is no filter.
+    assert_eq!(transcripts_of("audio_id=".into()).await.0.len(), 3);
+
+    // Someone else's audio, or one that does not exist, has none of the caller's; an id
+    // that is no id is refused naming the filter.
+    let bob = app.signed_in("bob@example.com", Role::User).await;
+    let theirs: Value = bob
+        .get(&format!("/api/transcriptions?audio_id={audio_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["items"], json!([]));
+    let unknown = ulid::Ulid::generate().to_string();
+    assert!(
+        transcripts_of(format!("audio_id={unknown}"))
+            .await
+            .0
+            .is_empty()
+    );
+    let bad = s.get("/api/transcriptions?audio_id=nope").await;
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert_eq!(body["error"]["details"]["audio_id"], "nope");
+
+    // Deleting the newest leaves the audio with the one before it.
+    assert_eq!(
+        s.delete(&format!("/api/transcriptions/{second}"))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        library_transcript(audio_id.to_string()).await,
+        json!({"id": first, "status": "succeeded"})
+    );
     app.stop().await;
 }
 

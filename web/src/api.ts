@@ -455,8 +455,16 @@ export interface Audio {
   error: { code: string; message: string } | null
   file_url: string | null
   peaks_url: string | null
+  /** The audio's newest transcript, or null when it has none. */
+  transcript: TranscriptRef | null
   created_at: string
   updated_at: string
+}
+
+/** Enough of a transcript to link to it and say whether it is done. */
+export interface TranscriptRef {
+  id: string
+  status: TranscriptStatus
 }
 
 /** States after which an audio never changes again by itself. */
@@ -688,7 +696,7 @@ export function transcribeAudio(audioId: string, options: TranscribeOptions = {}
 }
 
 export function listTranscriptions(
-  query: PageQuery & { q?: string } = {},
+  query: PageQuery & { q?: string; audio_id?: string } = {},
   options: CallOptions = {},
 ): Promise<Page<Transcription>> {
   return request<Page<Transcription>>(withQuery('/api/transcriptions', { ...query }), options)

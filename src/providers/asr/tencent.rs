@@ -14,6 +14,7 @@ use super::{
 };
 use crate::config::{Secret, TencentConfig};
 use crate::providers::http::HttpBase;
+use crate::providers::retry::Resend;
 use crate::providers::tencent::{
     Action, Credentials, business_error, endpoint_host, response_of, signed,
 };
@@ -185,6 +186,34 @@ fn map_details(details: Vec<SentenceDetail>, diarized: bool) -> (Vec<Segment>, V
     (segments, words)
 }
 
+/// A failed `CreateRecTask` as the caller gets it. A failure worth retrying after which a task
+/// may exist (a timeout, a dropped connection, an answer that is not Tencent Cloud's own) is
+/// final: another attempt, here or by the job, would make and bill a second task.
+fn unconfirmed_task(http: &HttpBase, e: ProviderError) -> ProviderError {
+    if !e.is_retryable() || e.nothing_done {
+        return e;
+    }
+    http.error(
+        ErrorKind::Failed,
+        format!(
+            "{e}; the recording task is not requested again, since Tencent Cloud may have \
+             created (and will bill) it"
+        ),
+    )
+}
+
+/// A task that cannot be followed any more (its status calls failed after their retries) is
+/// given up: a later attempt would create and bill a second task.
+fn lost_task(http: &HttpBase, task_id: u64, e: ProviderError) -> ProviderError {
+    if !e.is_retryable() {
+        return e;
+    }
+    http.error(
+        ErrorKind::Failed,
+        format!("{e}; recording task {task_id} could not be followed to its end"),
+    )
+}
+
 impl TencentAsr {
     pub fn new(
         config: &TencentConfig,
@@ -243,10 +272,12 @@ impl TencentAsr {
         }
     }
 
-    /// One signed call of `action`, retried under the shared policy; its `Response`.
+    /// One signed call of `action`, retried under the shared policy as `resend` allows; its
+    /// `Response`.
     async fn call(
         &self,
         action: &str,
+        resend: Resend,
         body: serde_json::Value,
     ) -> Result<serde_json::Value, ProviderError> {
         let body = serde_json::to_vec(&body).expect("a JSON value serializes");
@@ -263,7 +294,7 @@ impl TencentAsr {
             secret_key: &self.secret_key,
         };
         self.http
-            .call(|| async {
+            .call_with(resend, || async {
                 let reply = self
                     .http
                     .send(signed(&self.http, &credentials, &action, &body))
@@ -291,6 +322,7 @@ impl TencentAsr {
         let response = self
             .call(
                 "SentenceRecognition",
+                Resend::Retryable,
                 json!({
                     "EngSerViceType": engine,
                     "SourceType": 1,
@@ -358,7 +390,12 @@ impl TencentAsr {
             // 0: let the engine tell how many there are.
             body["SpeakerNumber"] = json!(0);
         }
-        let created = self.call("CreateRecTask", body).await?;
+        // A task is billed once made: the create is sent again only when Tencent Cloud
+        // certainly made none (see `unconfirmed_task`).
+        let created = self
+            .call("CreateRecTask", Resend::NothingDone, body)
+            .await
+            .map_err(|e| unconfirmed_task(&self.http, e))?;
         let task_id = created
             .pointer("/Data/TaskId")
             .and_then(serde_json::Value::as_u64)
@@ -372,8 +409,13 @@ impl TencentAsr {
         let deadline = Instant::now() + self.task_timeout;
         let data = loop {
             let mut status = self
-                .call("DescribeTaskStatus", json!({ "TaskId": task_id }))
-                .await?;
+                .call(
+                    "DescribeTaskStatus",
+                    Resend::Retryable,
+                    json!({ "TaskId": task_id }),
+                )
+                .await
+                .map_err(|e| lost_task(&self.http, task_id, e))?;
             let data: TaskData = serde_json::from_value(status["Data"].take())
                 .map_err(|e| self.unreadable("a task status", e))?;
             match data.status {
@@ -528,6 +570,59 @@ impl Asr for TencentAsr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn http() -> HttpBase {
+        let retry = RetryPolicy::from_config(&crate::config::RetryConfig::default());
+        HttpBase::new(
+            ID,
+            DISPLAY,
+            retry,
+            1000,
+            1,
+            Scrubber::new(Vec::<&Secret>::new()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_create_that_may_have_made_a_task_is_final_and_a_refused_one_is_not() {
+        let http = http();
+        let failed = |kind: ErrorKind| http.error(kind, "Tencent Cloud failed");
+        // Tencent Cloud's own refusals and connections never made: no task exists.
+        let throttled = failed(ErrorKind::RateLimited).with_nothing_done();
+        let internal = failed(ErrorKind::ServerError).with_nothing_done();
+        let unreachable = failed(ErrorKind::Network).with_nothing_done();
+        for e in [throttled, internal, unreachable] {
+            let kind = e.kind;
+            let kept = unconfirmed_task(&http, e);
+            assert_eq!(kept.kind, kind);
+            assert!(kept.is_retryable(), "{kind:?} is retried: no task was made");
+        }
+        // A timeout, a dropped connection, a gateway's 502: the task may exist.
+        for kind in [
+            ErrorKind::Timeout,
+            ErrorKind::Network,
+            ErrorKind::ServerError,
+        ] {
+            let e = unconfirmed_task(&http, failed(kind));
+            assert_eq!(e.kind, ErrorKind::Failed, "{kind:?}");
+            assert!(!e.is_retryable(), "{kind:?}");
+            assert!(e.message.contains("not requested again"), "{}", e.message);
+        }
+        // Failures no retry would fix stay what they are.
+        let e = unconfirmed_task(&http, failed(ErrorKind::Auth));
+        assert_eq!(e.kind, ErrorKind::Auth);
+    }
+
+    #[test]
+    fn a_task_that_cannot_be_followed_is_given_up_naming_it() {
+        let http = http();
+        let e = lost_task(&http, 42, http.error(ErrorKind::Timeout, "no answer"));
+        assert_eq!(e.kind, ErrorKind::Failed);
+        assert!(e.message.contains("task 42"), "{}", e.message);
+        let e = lost_task(&http, 42, http.error(ErrorKind::Auth, "bad key"));
+        assert_eq!(e.kind, ErrorKind::Auth);
+    }
 
     #[test]
     fn languages_pick_their_engine_and_engines_say_their_language() {

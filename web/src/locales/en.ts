@@ -162,6 +162,8 @@ export const en = {
   'library.confirmDelete': 'Delete “{title}”?',
   'library.failedWith': 'Failed:',
   'library.transcribe': 'Transcribe',
+  'library.openTranscript': 'Open transcript',
+  'library.transcribing': 'Transcribing…',
 
   'transcripts.title': 'Transcripts',
   'transcripts.upload': 'Transcribe a recording',

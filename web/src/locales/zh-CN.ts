@@ -163,6 +163,8 @@ export const zhCN: Record<MessageKey, string> = {
   'library.confirmDelete': '删除“{title}”？',
   'library.failedWith': '失败原因：',
   'library.transcribe': '转写',
+  'library.openTranscript': '打开转写稿',
+  'library.transcribing': '转写中…',
 
   'transcripts.title': '转写稿',
   'transcripts.upload': '转写录音',

@@ -1,6 +1,8 @@
-import { act, screen, within } from '@testing-library/react'
+import { act, screen, waitFor, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
-import { describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { Transcription } from '../api.ts'
+import { TRANSCRIPT_POLL_MS } from '../lib/transcript.ts'
 import { FakeEventSource, streamFor, stubEventSource } from '../test/eventsource.ts'
 import { audio, transcription } from '../test/fixtures.ts'
 import { errorResponse, jsonResponse, sentJson, stubFetch } from '../test/http.ts'
@@ -255,5 +257,100 @@ describe('library', () => {
     expect(await screen.findByText(/No speech recognition provider is enabled/)).toBeInTheDocument()
     expect(window.location.pathname).toBe('/library')
     expect(screen.getByRole('button', { name: 'Transcribe: Morning news' })).toBeEnabled()
+  })
+
+  describe('with transcripts', () => {
+    afterEach(() => {
+      vi.useRealTimers()
+    })
+
+    const heard = audio({ id: 'A5', title: 'Evening news', transcript: { id: 'T9', status: 'succeeded' } })
+
+    it('opens the transcript of an audio that has one instead of transcribing it again', async () => {
+      stubFetch({
+        '/api/me': () => jsonResponse(200, USER),
+        '/api/audios': () => jsonResponse(200, { items: [heard, first], next_cursor: null }),
+        '/api/transcriptions/T9': () =>
+          jsonResponse(200, transcription({ id: 'T9', title: 'Evening news', source: 'audio', audio_id: 'A5' })),
+        '/api/audios/A5/peaks': () => jsonResponse(200, { sample_rate: 24000, duration_ms: 1500, peaks: [0.1, 0.5] }),
+      })
+      const user = userEvent.setup()
+
+      renderAt('/library')
+      const open = await screen.findByRole('link', { name: 'Open transcript: Evening news' })
+      expect(open).toHaveAttribute('href', '/transcripts/T9')
+      expect(screen.queryByRole('button', { name: 'Transcribe: Evening news' })).not.toBeInTheDocument()
+      // An audio without a transcript is still offered one.
+      expect(screen.getByRole('button', { name: 'Transcribe: Morning news' })).toBeEnabled()
+      expect(screen.queryByRole('link', { name: /^Open transcript: Morning news/ })).not.toBeInTheDocument()
+
+      await user.click(open)
+      expect(await screen.findByRole('heading', { name: 'Evening news', level: 1 }, { timeout: 5000 })).toBeInTheDocument()
+      expect(window.location.pathname).toBe('/transcripts/T9')
+    })
+
+    it('follows a transcript being made and offers to open it once it is heard', async () => {
+      vi.useFakeTimers({ shouldAdvanceTime: true })
+      const making = audio({ id: 'A5', title: 'Evening news', transcript: { id: 'T9', status: 'running' } })
+      let current: Transcription = transcription({
+        id: 'T9',
+        title: 'Evening news',
+        source: 'audio',
+        audio_id: 'A5',
+        status: 'running',
+        progress: 0.4,
+        downloads: null,
+        transcript: null,
+      })
+      const asked: string[] = []
+      stubFetch({
+        '/api/me': () => jsonResponse(200, USER),
+        '/api/audios': () => jsonResponse(200, { items: [making, first], next_cursor: null }),
+        '/api/transcriptions/T9': (_init, url) => {
+          asked.push(url.pathname)
+          return jsonResponse(200, current)
+        },
+      })
+
+      renderAt('/library')
+      const following = await screen.findByRole('link', { name: 'Transcribing…: Evening news' })
+      expect(following).toHaveAttribute('href', '/transcripts/T9')
+      expect(screen.queryByRole('button', { name: 'Transcribe: Evening news' })).not.toBeInTheDocument()
+
+      await act(() => vi.advanceTimersByTimeAsync(TRANSCRIPT_POLL_MS))
+      await waitFor(() => expect(asked).toHaveLength(1))
+      expect(screen.getByRole('link', { name: 'Transcribing…: Evening news' })).toBeInTheDocument()
+
+      current = transcription({ id: 'T9', title: 'Evening news', source: 'audio', audio_id: 'A5' })
+      await act(() => vi.advanceTimersByTimeAsync(TRANSCRIPT_POLL_MS))
+      const open = await screen.findByRole('link', { name: 'Open transcript: Evening news' })
+      expect(open).toHaveAttribute('href', '/transcripts/T9')
+      expect(screen.queryByRole('link', { name: 'Transcribing…: Evening news' })).not.toBeInTheDocument()
+
+      // Done: nothing more is asked.
+      const polls = asked.length
+      await act(() => vi.advanceTimersByTimeAsync(TRANSCRIPT_POLL_MS * 3))
+      expect(asked).toHaveLength(polls)
+    })
+
+    it('offers to transcribe again when the newest transcript failed', async () => {
+      const fell = audio({ id: 'A5', title: 'Evening news', transcript: { id: 'T9', status: 'failed' } })
+      const posted: unknown[] = []
+      stubFetch({
+        '/api/me': () => jsonResponse(200, USER),
+        '/api/audios': () => jsonResponse(200, { items: [fell], next_cursor: null }),
+        '/api/transcriptions': (init) => {
+          posted.push(sentJson(init))
+          return errorResponse(503, 'provider_unavailable', 'No speech recognition provider is enabled')
+        },
+      })
+      const user = userEvent.setup()
+
+      renderAt('/library')
+      await user.click(await screen.findByRole('button', { name: 'Transcribe: Evening news' }))
+      expect(await screen.findByText(/No speech recognition provider is enabled/)).toBeInTheDocument()
+      expect(posted).toEqual([{ audio_id: 'A5' }])
+      expect(screen.queryByRole('link', { name: /transcript: Evening news/ })).not.toBeInTheDocument()
+    })
   })
 })

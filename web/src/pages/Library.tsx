@@ -1,5 +1,5 @@
-// Every audio of the user, newest first: search, filter, play, download, share, transcribe,
-// rename, delete, retry.
+// Every audio of the user, newest first: search, filter, play, download, share, transcribe
+// (and open the transcript once it is heard), rename, delete, retry.
 
 import { useEffect, useState } from 'react'
 import type { FormEvent } from 'react'
@@ -7,26 +7,31 @@ import {
   absoluteUrl,
   audioFileUrl,
   deleteAudio,
+  getTranscription,
   isFinal,
+  isTranscriptFinal,
   listAudios,
   renameAudio,
   retryAudio,
   shareAudio,
   transcribeAudio,
 } from '../api.ts'
-import type { Audio, AudioKind, AudioStatus } from '../api.ts'
+import type { Audio, AudioKind, AudioStatus, TranscriptRef } from '../api.ts'
 import { AudioPlayer } from '../components/AudioPlayer.tsx'
 import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { CopyButton } from '../components/CopyButton.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
 import { Field } from '../components/Field.tsx'
+import { Link } from '../components/Link.tsx'
 import { LoadMore } from '../components/LoadMore.tsx'
 import { ProgressBar } from '../components/ProgressBar.tsx'
 import { useI18n } from '../i18n.ts'
 import { formatBytes, formatDate, formatDuration } from '../lib/format.ts'
 import { KIND_LABELS, STATUS_LABELS } from '../lib/labels.ts'
+import { TRANSCRIPT_POLL_MS } from '../lib/transcript.ts'
 import { useAudioJob } from '../lib/useAudioJob.ts'
 import { usePaged } from '../lib/usePaged.ts'
+import { usePoll } from '../lib/usePoll.ts'
 import { navigate } from '../router.ts'
 
 /** Typing pauses this long before the search runs. */
@@ -34,6 +39,8 @@ const SEARCH_DELAY_MS = 300
 const PAGE_SIZE = 20
 /** Running audios followed live at once; browsers allow about six connections per server. */
 const LIVE_LIMIT = 3
+/** Transcripts being made followed at once, so a long queue does not flood the server. */
+const TRANSCRIBING_LIMIT = 3
 
 export default function LibraryPage() {
   const { t } = useI18n()
@@ -58,6 +65,20 @@ export default function LibraryPage() {
       .slice(0, LIVE_LIMIT)
       .map((a) => a.id),
   )
+  // Audios whose newest transcript is being made: asked after until it is done, when the
+  // item offers to open it.
+  const transcribing = list.items
+    .filter((a) => a.transcript !== null && !isTranscriptFinal(a.transcript.status))
+    .slice(0, TRANSCRIBING_LIMIT)
+  usePoll(transcribing.length > 0, TRANSCRIPT_POLL_MS, async (signal) => {
+    const fresh = await Promise.all(
+      transcribing.map((a) => getTranscription((a.transcript as TranscriptRef).id, { signal })),
+    )
+    fresh.forEach((transcript, i) => {
+      const audio = transcribing[i] as Audio
+      list.update(audio.id, (current) => ({ ...current, transcript: { id: transcript.id, status: transcript.status } }))
+    })
+  })
 
   return (
     <div className="stack">
@@ -158,6 +179,8 @@ function LibraryItem({
     setTranscribing(true)
     try {
       const transcript = await transcribeAudio(audio.id)
+      // Back in the library, the item follows it and offers to open it once it is heard.
+      onChange({ ...audio, transcript: { id: transcript.id, status: transcript.status } })
       navigate(`/transcripts/${encodeURIComponent(transcript.id)}`)
     } catch (caught) {
       setError(caught)
@@ -230,15 +253,11 @@ function LibraryItem({
               label={t('library.share')}
               text={async () => absoluteUrl((await shareAudio(audio.id)).url)}
             />
-            <button
-              type="button"
-              className="button button-quiet"
-              aria-label={`${t('library.transcribe')}: ${audio.title}`}
-              disabled={transcribing}
-              onClick={() => void transcribe()}
-            >
-              {t('library.transcribe')}
-            </button>
+            <TranscriptAction
+              audio={audio}
+              transcribing={transcribing}
+              onTranscribe={() => void transcribe()}
+            />
           </>
         )}
         {audio.status === 'failed' && (
@@ -266,5 +285,45 @@ function LibraryItem({
         />
       </div>
     </li>
+  )
+}
+
+/**
+ * What the item offers for its transcript: open the newest one once it is heard, follow it
+ * while it is made, or transcribe the audio (again, when the last attempt failed).
+ */
+function TranscriptAction({
+  audio,
+  transcribing,
+  onTranscribe,
+}: {
+  audio: Audio
+  transcribing: boolean
+  onTranscribe: () => void
+}) {
+  const { t } = useI18n()
+  const transcript = audio.transcript
+  if (transcript !== null && transcript.status !== 'failed') {
+    const label = transcript.status === 'succeeded' ? t('library.openTranscript') : t('library.transcribing')
+    return (
+      <Link
+        className="button button-quiet"
+        to={`/transcripts/${encodeURIComponent(transcript.id)}`}
+        aria-label={`${label}: ${audio.title}`}
+      >
+        {label}
+      </Link>
+    )
+  }
+  return (
+    <button
+      type="button"
+      className="button button-quiet"
+      aria-label={`${t('library.transcribe')}: ${audio.title}`}
+      disabled={transcribing}
+      onClick={onTranscribe}
+    >
+      {t('library.transcribe')}
+    </button>
   )
 }

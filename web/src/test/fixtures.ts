@@ -19,6 +19,7 @@ export function audio(overrides: Partial<Audio> = {}): Audio {
     error: null,
     file_url: `/api/audios/${id}/file`,
     peaks_url: `/api/audios/${id}/peaks`,
+    transcript: null,
     created_at: '2026-03-01T10:00:00Z',
     updated_at: '2026-03-01T10:00:02Z',
     ...overrides,
