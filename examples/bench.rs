@@ -32,9 +32,9 @@ const SCALE_ROUNDS: usize = 3;
 /// looked beyond the user's own audios would have every other text to check.
 const NO_MATCH: &str = "kind people kind people";
 /// `gateway_speech_cached`'s targets: a cached answer costs a token check, a cache lookup, a
-/// file read and a usage row, about a library page's work.
+/// file read and a usage row written through the single writer (docs/performance.md).
 const CACHED_SPEECH_MIN_RPS: f64 = 5_000.0;
-const CACHED_SPEECH_MAX_P99_MS: f64 = 20.0;
+const CACHED_SPEECH_MAX_P99_MS: f64 = 30.0;
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
