@@ -7,8 +7,13 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -26,6 +31,10 @@ const SCALE_ROUNDS: usize = 3;
 /// A search no audio matches, made of words every seeded text has, so a full-text index that
 /// looked beyond the user's own audios would have every other text to check.
 const NO_MATCH: &str = "kind people kind people";
+/// `gateway_speech_cached`'s targets: a cached answer costs a token check, a cache lookup, a
+/// file read and a usage row written through the single writer (docs/performance.md).
+const CACHED_SPEECH_MIN_RPS: f64 = 5_000.0;
+const CACHED_SPEECH_MAX_P99_MS: f64 = 30.0;
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -66,7 +75,7 @@ fn main() -> anyhow::Result<()> {
 
     let asset = find_asset(&root.join("web/dist/assets"))?;
     let nginx = Nginx::start(tmp.path(), &root.join("web/dist"))?;
-    let fake = runtime.block_on(FakeTts::start())?;
+    let fake = runtime.block_on(FakeOpenAi::start())?;
     let data = tmp.path().join("data");
     let seeded = runtime.block_on(seed(&data, 1000))?;
     // The 1M library starts as a copy of this one (its long texts are most of the seed's
@@ -152,7 +161,7 @@ fn main() -> anyhow::Result<()> {
         }
         if wanted("log_flood") {
             let before = std::fs::metadata(&log).map_or(0, |m| m.len());
-            let flood = wrk_for(&format!("{ours}/api/audios"), 300, &[], FLOOD_S);
+            let flood = wrk_for(&format!("{ours}/api/audios"), 300, &[], FLOOD_S, None);
             // The summaries of the flood's last interval come after it.
             std::thread::sleep(Duration::from_secs(11));
             let bytes = std::fs::metadata(&log).map_or(0, |m| m.len()) - before;
@@ -225,6 +234,7 @@ fn main() -> anyhow::Result<()> {
         report.absolute(
             "library_page",
             "GET /api/audios?limit=20 (bearer token) on 100k audios over 1k users (texts of 200 to 8,000 characters), 64 connections",
+            None,
             median(&rounds.iter().map(|r| r.0).collect::<Vec<_>>()),
             middle(rounds.iter().map(|r| r.1).collect()),
             20_000.0,
@@ -332,6 +342,54 @@ fn main() -> anyhow::Result<()> {
     if wanted("metric_memory") {
         report.metric_memory(metric_memory());
     }
+    // The gateway cases run after every case that reads the bench user's usage: each answer
+    // adds a usage row.
+    if wanted("gateway_speech_latency") {
+        report.speech_latency(runtime.block_on(gateway_speech_latency(&ours_url, &token, &fake))?);
+    }
+    if wanted("gateway_speech_cached") {
+        let body = cached_speech_body();
+        runtime.block_on(speak_once(&ours_url, &token, &body))?;
+        let script = post_script(tmp.path(), "cached-speech", &body)?;
+        let spoken = fake.speeches();
+        let rounds: Vec<(WrkResult, f64)> = (0..ROUNDS)
+            .map(|_| {
+                let r = cpu_round_with(
+                    server.child.id(),
+                    &format!("{ours}/v1/audio/speech"),
+                    &[&auth],
+                    Some(&script),
+                );
+                eprintln!("  round: {:.0} req/s", r.0.requests_per_s);
+                r
+            })
+            .collect();
+        anyhow::ensure!(
+            fake.speeches() == spoken,
+            "the fake was asked to speak: not every answer came from the cache"
+        );
+        report.absolute(
+            "gateway_speech_cached",
+            "POST /v1/audio/speech (bearer token) of the same tts-1/alloy/mp3 request, its answer in the result cache (asked once before), 64 connections",
+            Some("the same request, its answer from the result cache (the provider never asked), bearer token, 64 connections; each answer records a usage row"),
+            median(&rounds.iter().map(|r| r.0).collect::<Vec<_>>()),
+            middle(rounds.iter().map(|r| r.1).collect()),
+            CACHED_SPEECH_MIN_RPS,
+            CACHED_SPEECH_MAX_P99_MS,
+        );
+    }
+    if wanted("transcription_long") {
+        // A server of its own: the hour's recording (115 MB, twice that decoded) stays
+        // out of the memory the footprint case measures on the main server.
+        let data = tmp.path().join("data-transcription");
+        runtime.block_on(seed(&data, 1))?;
+        let mut own = Server::start(&bin, &data, &fake.base_url)?;
+        wait_ready(&own.addr)?;
+        let base = format!("http://{}", own.addr);
+        let token = runtime.block_on(api_token(&base))?;
+        report.transcription_long(runtime.block_on(transcription_long(&base, &token, &fake))?);
+        own.stop();
+    }
     neural(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
     if let Ok(text) = std::fs::read_to_string(root.join("bench/backup.txt")) {
         report.backup(&text);
@@ -409,8 +467,18 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// One wrk round with 64 connections, and the server's CPU time (process `pid`) per request
 /// served in it, in µs.
 fn cpu_round(pid: u32, url: &str, headers: &[&str]) -> (WrkResult, f64) {
+    cpu_round_with(pid, url, headers, None)
+}
+
+/// As [`cpu_round`], with wrk running a Lua `script` (one that makes each request a POST).
+fn cpu_round_with(
+    pid: u32,
+    url: &str,
+    headers: &[&str],
+    script: Option<&Path>,
+) -> (WrkResult, f64) {
     let before = cpu_seconds(pid);
-    let r = wrk(url, 64, headers);
+    let r = wrk_with(url, 64, headers, script);
     let requests = r.requests_per_s * f64::from(DURATION_S);
     (r, (cpu_seconds(pid) - before) * 1e6 / requests.max(1.0))
 }
@@ -443,7 +511,12 @@ struct WrkResult {
 }
 
 fn wrk(url: &str, connections: u32, headers: &[&str]) -> WrkResult {
-    let r = wrk_for(url, connections, headers, DURATION_S);
+    wrk_with(url, connections, headers, None)
+}
+
+/// As [`wrk`], with a Lua `script` for wrk (`-s`).
+fn wrk_with(url: &str, connections: u32, headers: &[&str], script: Option<&Path>) -> WrkResult {
+    let r = wrk_for(url, connections, headers, DURATION_S, script);
     if r.non_2xx > 0 {
         eprintln!(
             "warning: {} answers from {url} were not 2xx or 3xx: this figure is not a measure of serving it",
@@ -453,7 +526,13 @@ fn wrk(url: &str, connections: u32, headers: &[&str]) -> WrkResult {
     r
 }
 
-fn wrk_for(url: &str, connections: u32, headers: &[&str], seconds: u32) -> WrkResult {
+fn wrk_for(
+    url: &str,
+    connections: u32,
+    headers: &[&str],
+    seconds: u32,
+    script: Option<&Path>,
+) -> WrkResult {
     let mut cmd = Command::new("wrk");
     cmd.args([
         "-t2",
@@ -464,8 +543,26 @@ fn wrk_for(url: &str, connections: u32, headers: &[&str], seconds: u32) -> WrkRe
     for h in headers {
         cmd.args(["-H", h]);
     }
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
     let out = cmd.arg(url).output().expect("wrk runs");
     parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// A wrk script that sends every request as a POST of `body` as JSON, written into `dir`.
+fn post_script(dir: &Path, name: &str, body: &Value) -> anyhow::Result<PathBuf> {
+    // A JSON text is a valid Lua long string unless it holds `]]`.
+    let body = body.to_string();
+    anyhow::ensure!(!body.contains("]]"), "the body cannot be a Lua long string");
+    let path = dir.join(format!("{name}.lua"));
+    std::fs::write(
+        &path,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{body}]]\n"
+        ),
+    )?;
+    Ok(path)
 }
 
 fn parse_wrk(text: &str) -> WrkResult {
@@ -628,10 +725,14 @@ impl Report {
         println!("{}", self.rows.last().unwrap());
     }
 
+    /// A wrk figure against targets of its own; `shown`, when given, says in the row how it
+    /// was measured (`how` goes to results.json either way).
+    #[allow(clippy::too_many_arguments)]
     fn absolute(
         &mut self,
         name: &str,
         how: &str,
+        shown: Option<&str>,
         r: WrkResult,
         server_cpu_us: f64,
         min_rps: f64,
@@ -639,9 +740,10 @@ impl Report {
     ) {
         let met = r.requests_per_s >= min_rps && r.p99_ms < max_p99_ms;
         let row = format!(
-            "| {name} | {:.0} req/s, p99 {:.2} ms, server CPU {server_cpu_us:.0} µs per request | | | ≥ {min_rps:.0} req/s, p99 < {max_p99_ms} ms | {} |",
+            "| {name} | {:.0} req/s, p99 {:.2} ms, server CPU {server_cpu_us:.0} µs per request{} | | | ≥ {min_rps:.0} req/s, p99 < {max_p99_ms} ms | {} |",
             r.requests_per_s,
             r.p99_ms,
+            shown.map(|s| format!(" ({s})")).unwrap_or_default(),
             if met { "met" } else { "missed" }
         );
         println!("{row}");
@@ -750,6 +852,49 @@ impl Report {
             if met { "met" } else { "missed" }
         );
         self.record("time_to_first_audio", row, json!(t), met);
+    }
+
+    fn speech_latency(&mut self, l: SpeechLatency) {
+        let met = l.added_p50_ms < 2.0;
+        let row = format!(
+            "| gateway_speech_latency | added p50 {:.2} ms, p99 {:.2} ms: through aimake p50 {:.2} ms, p99 {:.2} ms; the fake directly p50 {:.2} ms, p99 {:.2} ms ({} sequential POST /v1/audio/speech each after {} to warm up, alternating, over keep-alive connections; tts-1, alloy, mp3, a distinct input each so the result cache never answers: the fake spoke every one) | | | added p50 < 2 ms | {} |",
+            l.added_p50_ms,
+            l.added_p99_ms,
+            l.through_p50_ms,
+            l.through_p99_ms,
+            l.direct_p50_ms,
+            l.direct_p99_ms,
+            l.samples,
+            l.warm_up,
+            if met { "met" } else { "missed" }
+        );
+        self.record("gateway_speech_latency", row, json!(l), met);
+    }
+
+    fn transcription_long(&mut self, t: TranscriptionFigures) {
+        // The pieces overlap at the provider, never more of them than it takes. How many
+        // overlap against this fast a fake depends on how soon each is encoded.
+        let met = t.max_in_flight > 1 && t.max_in_flight <= t.concurrency;
+        let row = format!(
+            "| transcription_long | {:.1} s from upload to transcript for a {:.0}-minute recording ({:.0} MB WAV, 16 kHz mono, POST /api/transcriptions; {:.1} s to the 202, then the first piece reached the fake at {:.1} s, the last was answered at {:.1} s, the transcript done at {:.1} s), against {:.1} s the fake spent on its {} pieces ({} ms each): {:.2}× of it; providers.openai.asr_max_concurrency = {}, {} pieces heard at once | | {:.2}× | 2 to {} pieces at once | {} |",
+            t.wall_s,
+            t.audio_s / 60.0,
+            t.upload_mb,
+            t.wall_s - t.job_s,
+            t.first_piece_s,
+            t.last_answer_s,
+            t.job_s,
+            t.pieces_s,
+            t.pieces,
+            t.piece_delay_ms,
+            t.ratio,
+            t.concurrency,
+            t.max_in_flight,
+            t.ratio,
+            t.concurrency,
+            if met { "met" } else { "missed" }
+        );
+        self.record("transcription_long", row, json!(t), met);
     }
 
     fn mastering(&mut self, m: MasteringFigures) {
@@ -881,6 +1026,11 @@ impl Report {
              {NEURAL_ROUNDS} syntheses each, alternating the two sides, text to samples (phonemes \
              included). Each side's figure is the median of its audio seconds produced per wall second. `neural_first_audio` and `neural_memory` run \
              the release server with the same model files.\n\n\
+             The `gateway_*` and `transcription_long` rows run aimake as the rows above do (at `warn`, \
+             per-client limits lifted; `transcription_long` on a server of its own with a one-user library), \
+             its OpenAI provider pointed at a fake OpenAI server \
+             on 127.0.0.1 in the bench's own process, which checks the key and answers at once (speech) \
+             or after one second per piece (transcription).\n\n\
              | case | aimake | nginx or Python package | ratio | target | |\n|---|---|---|---|---|---|\n"
         );
         for row in &self.rows {
@@ -998,7 +1148,7 @@ impl Server {
             .envs(env.iter().copied())
             .env("AIMAKE_DATA__DIR", data)
             .env("AIMAKE_PROVIDERS__OPENAI__BASE_URL", tts_url)
-            .env("AIMAKE_PROVIDERS__OPENAI__API_KEY", "sk-bench")
+            .env("AIMAKE_PROVIDERS__OPENAI__API_KEY", FAKE_KEY)
             .env("AIMAKE_PROVIDERS__OPENAI__MAX_CONCURRENCY", "4")
             .env("AIMAKE_LIMITS__CREATIONS_PER_MINUTE", "100000000")
             .env("AIMAKE_LIMITS__AUTH_REQUESTS_PER_MINUTE", "100000")
@@ -1424,42 +1574,307 @@ async fn share_link(base: &str, token: &str, id: &str) -> anyhow::Result<String>
         .to_string())
 }
 
-/// An OpenAI-compatible speech endpoint that answers with a short MP3 after a set delay.
-struct FakeTts {
+/// The key the bench's servers give their OpenAI provider, which the fake asks for.
+const FAKE_KEY: &str = "sk-bench";
+/// The voices OpenAI's speech endpoint takes.
+const FAKE_VOICES: &[&str] = &[
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
+    "marin", "cedar",
+];
+/// OpenAI's upload limit for a transcription, in bytes.
+const FAKE_MAX_UPLOAD: usize = 26_214_400;
+/// How often the fake recogniser hears a word.
+const FAKE_WORD_EVERY_S: f64 = 0.5;
+/// Words in one of its segments.
+const FAKE_SEGMENT_WORDS: usize = 10;
+
+/// An OpenAI-compatible server on 127.0.0.1 as providers.md §1 describes it: Bearer key,
+/// `POST /v1/audio/speech` (300 ms of silence as `mp3`, `wav` or `pcm`, after a set delay)
+/// and `POST /v1/audio/transcriptions` (multipart; a word every half second of the upload, after
+/// a delay of its own). Refusals take OpenAI's error envelope.
+struct FakeOpenAi {
     base_url: String,
-    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    state: Arc<FakeState>,
 }
 
-impl FakeTts {
+struct FakeState {
+    mp3: bytes::Bytes,
+    wav: bytes::Bytes,
+    pcm: bytes::Bytes,
+    delay_ms: AtomicU64,
+    asr_delay_ms: AtomicU64,
+    /// Speech requests answered with audio.
+    speeches: AtomicU64,
+    hearing: std::sync::Mutex<Hearing>,
+}
+
+/// What the fake recogniser did since it was last asked.
+#[derive(Debug, Default)]
+struct Hearing {
+    /// Transcriptions answered.
+    answered: u64,
+    /// The time spent on them (from the upload read to the answer), summed.
+    spent: Duration,
+    in_flight: usize,
+    max_in_flight: usize,
+    /// When the first upload was read, and the last answer made.
+    first_at: Option<Instant>,
+    last_at: Option<Instant>,
+}
+
+impl FakeOpenAi {
     async fn start() -> anyhow::Result<Self> {
         use axum::routing::post;
         let pcm = aimake::audio::Pcm::silence(24_000, 1, 300);
-        let mp3 = bytes::Bytes::from(aimake::audio::encode_mp3(&pcm, 64, None)?);
-        let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let delay = delay_ms.clone();
-        let app = axum::Router::new().route(
-            "/v1/audio/speech",
-            post(move || {
-                let (mp3, delay) = (mp3.clone(), delay.clone());
-                async move {
-                    let ms = delay.load(std::sync::atomic::Ordering::Relaxed);
-                    if ms > 0 {
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
-                    }
-                    ([("content-type", "audio/mpeg")], mp3)
-                }
-            }),
-        );
+        let raw: Vec<u8> = pcm
+            .samples
+            .iter()
+            .flat_map(|s| ((s * 32_767.0) as i16).to_le_bytes())
+            .collect();
+        let state = Arc::new(FakeState {
+            mp3: aimake::audio::encode_mp3(&pcm, 64, None)?.into(),
+            wav: aimake::audio::encode_wav(&pcm)?.into(),
+            pcm: raw.into(),
+            delay_ms: Default::default(),
+            asr_delay_ms: Default::default(),
+            speeches: Default::default(),
+            hearing: Default::default(),
+        });
+        let app = axum::Router::new()
+            .route("/v1/audio/speech", post(fake_speech))
+            .route(
+                "/v1/audio/transcriptions",
+                post(fake_transcription)
+                    .layer(axum::extract::DefaultBodyLimit::max(FAKE_MAX_UPLOAD)),
+            )
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}/v1", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Self { base_url, delay_ms })
+        Ok(Self { base_url, state })
     }
 
     fn set_delay(&self, ms: u64) {
-        self.delay_ms
-            .store(ms, std::sync::atomic::Ordering::Relaxed);
+        self.state.delay_ms.store(ms, Ordering::Relaxed);
     }
+
+    /// How long each transcription takes from now on.
+    fn set_asr_delay(&self, ms: u64) {
+        self.state.asr_delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn speeches(&self) -> u64 {
+        self.state.speeches.load(Ordering::SeqCst)
+    }
+
+    /// What the recogniser did since the last call.
+    fn take_hearing(&self) -> Hearing {
+        std::mem::take(&mut *self.state.hearing.lock().expect("not poisoned"))
+    }
+}
+
+/// OpenAI's error envelope.
+fn fake_error(
+    status: StatusCode,
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Response {
+    let body = json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
+    (status, axum::Json(body)).into_response()
+}
+
+fn fake_invalid(message: &str, param: &str) -> Response {
+    fake_error(
+        StatusCode::BAD_REQUEST,
+        message,
+        "invalid_request_error",
+        Some(param),
+        None,
+    )
+}
+
+/// OpenAI's 401 for a missing or wrong Bearer key.
+fn fake_unauthorized(headers: &HeaderMap) -> Option<Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    (bearer != Some(FAKE_KEY)).then(|| {
+        fake_error(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided. You can find your API key in your account settings.",
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
+        )
+    })
+}
+
+async fn fake_speech(
+    State(fake): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    if let Some(refused) = fake_unauthorized(&headers) {
+        return refused;
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return fake_invalid("We could not parse the JSON body of your request.", "body");
+    };
+    for field in ["model", "input", "voice"] {
+        if request[field].as_str().is_none() {
+            return fake_invalid(&format!("Missing required parameter: '{field}'."), field);
+        }
+    }
+    if !FAKE_VOICES.contains(&request["voice"].as_str().unwrap_or_default()) {
+        return fake_invalid(
+            &format!("Input should be {}", FAKE_VOICES.join(", ")),
+            "voice",
+        );
+    }
+    let (content_type, audio) = match request["response_format"].as_str().unwrap_or("mp3") {
+        "mp3" => ("audio/mpeg", fake.mp3.clone()),
+        "wav" => ("audio/wav", fake.wav.clone()),
+        "pcm" => ("audio/pcm", fake.pcm.clone()),
+        other => {
+            return fake_invalid(
+                &format!("response_format '{other}' is not supported by this fake"),
+                "response_format",
+            );
+        }
+    };
+    let ms = fake.delay_ms.load(Ordering::Relaxed);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    fake.speeches.fetch_add(1, Ordering::SeqCst);
+    ([(header::CONTENT_TYPE, content_type)], audio).into_response()
+}
+
+/// A transcription as OpenAI answers `json` or `verbose_json`: a word every half second of the
+/// upload's audio, its segments, and the timestamps asked for.
+async fn fake_transcription(
+    State(fake): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    if let Some(refused) = fake_unauthorized(&headers) {
+        return refused;
+    }
+    let Ok(mut form) = form else {
+        return fake_invalid("Could not parse multipart form", "file");
+    };
+    let (mut audio, mut model, mut format, mut granularities) =
+        (None, None, "json".to_string(), Vec::new());
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return fake_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("Maximum content size limit ({FAKE_MAX_UPLOAD}) exceeded"),
+                    "server_error",
+                    None,
+                    None,
+                );
+            }
+            Err(e) => return fake_invalid(&format!("Could not parse multipart form: {e}"), "file"),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        let Ok(value) = field.bytes().await else {
+            return fake_invalid("Could not parse multipart form", &name);
+        };
+        let text = || String::from_utf8_lossy(&value).into_owned();
+        match name.as_str() {
+            "file" => audio = Some(value),
+            "model" => model = Some(text()),
+            "response_format" => format = text(),
+            "timestamp_granularities[]" => granularities.push(text()),
+            _ => {}
+        }
+    }
+    let Some(audio) = audio else {
+        return fake_invalid("Missing required parameter: 'file'.", "file");
+    };
+    if model.is_none() {
+        return fake_invalid("you must provide a model parameter", "model");
+    }
+    if !["json", "verbose_json"].contains(&format.as_str()) {
+        return fake_invalid(
+            &format!("response_format '{format}' is not supported by this fake"),
+            "response_format",
+        );
+    }
+    // Hearing takes the set delay; measuring the upload happens meanwhile.
+    let started = Instant::now();
+    {
+        let mut h = fake.hearing.lock().expect("not poisoned");
+        h.in_flight += 1;
+        h.max_in_flight = h.max_in_flight.max(h.in_flight);
+        h.first_at.get_or_insert(started);
+    }
+    let delay = Duration::from_millis(fake.asr_delay_ms.load(Ordering::Relaxed));
+    let (seconds, ()) = tokio::join!(
+        tokio::task::spawn_blocking(move || {
+            let format = aimake::audio::Format::sniff(&audio)?;
+            let probe = aimake::audio::probe(&audio, format).ok()?;
+            Some(probe.duration_ms as f64 / 1000.0)
+        }),
+        tokio::time::sleep(delay)
+    );
+    fake.hearing.lock().expect("not poisoned").in_flight -= 1;
+    let Some(seconds) = seconds.ok().flatten() else {
+        return fake_invalid("Audio file might be corrupted or unsupported", "file");
+    };
+    let words: Vec<(f64, f64, &str)> = (0..(seconds / FAKE_WORD_EVERY_S) as usize)
+        .map(|i| {
+            let start = i as f64 * FAKE_WORD_EVERY_S;
+            (
+                start,
+                start + 0.4,
+                ["the", "bench", "hears", "a", "word"][i % 5],
+            )
+        })
+        .collect();
+    let text = words.iter().map(|w| w.2).collect::<Vec<_>>().join(" ");
+    let answer = if format == "verbose_json" {
+        let mut answer = json!({
+            "task": "transcribe", "language": "english", "duration": seconds, "text": text,
+        });
+        if granularities.is_empty() || granularities.iter().any(|g| g == "segment") {
+            answer["segments"] = words
+                .chunks(FAKE_SEGMENT_WORDS)
+                .enumerate()
+                .map(|(id, s)| {
+                    let text: Vec<&str> = s.iter().map(|w| w.2).collect();
+                    json!({
+                        "id": id, "seek": 0, "start": s[0].0, "end": s[s.len() - 1].1,
+                        "text": format!(" {}", text.join(" ")), "tokens": [50364],
+                        "temperature": 0.0, "avg_logprob": -0.2,
+                        "compression_ratio": 1.2, "no_speech_prob": 0.01,
+                    })
+                })
+                .collect();
+        }
+        if granularities.iter().any(|g| g == "word") {
+            answer["words"] = words
+                .iter()
+                .map(|w| json!({"word": w.2, "start": w.0, "end": w.1}))
+                .collect();
+        }
+        answer
+    } else {
+        json!({"text": text, "usage": {"type": "duration", "seconds": seconds.ceil() as u64}})
+    };
+    let answer = axum::Json(answer).into_response();
+    let mut h = fake.hearing.lock().expect("not poisoned");
+    h.answered += 1;
+    h.spent += started.elapsed();
+    h.last_at = Some(Instant::now());
+    answer
 }
 
 #[derive(Debug, Serialize)]
@@ -1486,7 +1901,7 @@ impl JobFigures {
 
 /// 1,000 jobs against an instant provider: throughput end to end, and the latency one job
 /// adds on its own (create → final status event), minus nothing since the provider is instant.
-async fn job_overhead(base: &str, token: &str, fake: &FakeTts) -> anyhow::Result<JobFigures> {
+async fn job_overhead(base: &str, token: &str, fake: &FakeOpenAi) -> anyhow::Result<JobFigures> {
     fake.set_delay(0);
     let c = client();
     let count = 1000usize;
@@ -1623,7 +2038,7 @@ struct TtfaFigures {
 async fn time_to_first_audio(
     base: &str,
     token: &str,
-    fake: &FakeTts,
+    fake: &FakeOpenAi,
 ) -> anyhow::Result<TtfaFigures> {
     fake.set_delay(300);
     let c = client();
@@ -1671,6 +2086,262 @@ async fn time_to_first_audio(
         first_byte_ms: first_byte_ms.unwrap_or(f64::NAN),
         done_ms,
         stored_ms,
+    })
+}
+
+/// Requests timed on each side of `gateway_speech_latency`, after `SPEECH_WARM_UP`.
+const SPEECH_SAMPLES: usize = 500;
+const SPEECH_WARM_UP: usize = 50;
+
+#[derive(Debug, Serialize)]
+struct SpeechLatency {
+    samples: usize,
+    warm_up: usize,
+    through_p50_ms: f64,
+    through_p99_ms: f64,
+    direct_p50_ms: f64,
+    direct_p99_ms: f64,
+    /// Each side's percentile less the other's.
+    added_p50_ms: f64,
+    added_p99_ms: f64,
+}
+
+/// The 99th percentile of some figures.
+fn p99(mut figures: Vec<f64>) -> f64 {
+    figures.sort_by(|x, y| x.total_cmp(y));
+    figures[(figures.len() * 99 / 100).min(figures.len() - 1)]
+}
+
+/// `POST /v1/audio/speech` through aimake against an instant fake, and the same request to the
+/// fake directly, one after the other: what the gateway adds to a provider call.
+async fn gateway_speech_latency(
+    base: &str,
+    token: &str,
+    fake: &FakeOpenAi,
+) -> anyhow::Result<SpeechLatency> {
+    fake.set_delay(0);
+    let c = client();
+    let through = format!("{base}/v1/audio/speech");
+    let direct = format!("{}/audio/speech", fake.base_url);
+    let timed = |url: &str, key: &str, i: usize| {
+        let request = c.post(url).bearer_auth(key).json(&json!({
+            "model": "tts-1",
+            "input": format!("Gateway latency probe number {i}, never asked for before."),
+            "voice": "alloy",
+            "response_format": "mp3",
+        }));
+        async move {
+            let start = Instant::now();
+            let resp = request.send().await?;
+            let status = resp.status();
+            let audio = resp.bytes().await?;
+            anyhow::ensure!(
+                status.is_success() && !audio.is_empty(),
+                "speech failed: {status} {}",
+                String::from_utf8_lossy(&audio)
+            );
+            anyhow::Ok(start.elapsed().as_secs_f64() * 1000.0)
+        }
+    };
+    let before = fake.speeches();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for i in 0..SPEECH_WARM_UP + SPEECH_SAMPLES {
+        let a = timed(&through, token, i).await?;
+        let b = timed(&direct, FAKE_KEY, i).await?;
+        if i >= SPEECH_WARM_UP {
+            ours.push(a);
+            theirs.push(b);
+        }
+    }
+    let spoken = fake.speeches() - before;
+    anyhow::ensure!(
+        spoken == 2 * (SPEECH_WARM_UP + SPEECH_SAMPLES) as u64,
+        "the fake spoke {spoken} times: the result cache answered some requests"
+    );
+    let (through_p50_ms, direct_p50_ms) = (middle(ours.clone()), middle(theirs.clone()));
+    let (through_p99_ms, direct_p99_ms) = (p99(ours), p99(theirs));
+    Ok(SpeechLatency {
+        samples: SPEECH_SAMPLES,
+        warm_up: SPEECH_WARM_UP,
+        through_p50_ms,
+        through_p99_ms,
+        direct_p50_ms,
+        direct_p99_ms,
+        added_p50_ms: through_p50_ms - direct_p50_ms,
+        added_p99_ms: through_p99_ms - direct_p99_ms,
+    })
+}
+
+/// The request `gateway_speech_cached` repeats.
+fn cached_speech_body() -> Value {
+    json!({
+        "model": "tts-1",
+        "input": "The same sentence, asked for again and again.",
+        "voice": "alloy",
+        "response_format": "mp3",
+    })
+}
+
+/// Asks for `body` once, so the result cache holds it.
+async fn speak_once(base: &str, token: &str, body: &Value) -> anyhow::Result<()> {
+    let resp = client()
+        .post(format!("{base}/v1/audio/speech"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let audio = resp.bytes().await?;
+    anyhow::ensure!(
+        status.is_success() && !audio.is_empty(),
+        "speech failed: {status}"
+    );
+    Ok(())
+}
+
+/// The minutes of `transcription_long`'s recording, and how long the fake takes per piece.
+const LONG_RECORDING_MIN: u32 = 60;
+const PIECE_DELAY_MS: u64 = 1000;
+
+#[derive(Debug, Serialize)]
+struct TranscriptionFigures {
+    audio_s: f64,
+    upload_mb: f64,
+    pieces: u64,
+    piece_delay_ms: u64,
+    /// The time the fake spent on the pieces, summed.
+    pieces_s: f64,
+    /// From the upload's first byte to the finished transcript.
+    wall_s: f64,
+    /// From the 202 to the finished transcript.
+    job_s: f64,
+    /// From the 202 to the first piece's arrival at the fake (decoding, splitting, encoding it),
+    /// and to the last piece's answer.
+    first_piece_s: f64,
+    last_answer_s: f64,
+    /// `wall_s` over `pieces_s`.
+    ratio: f64,
+    concurrency: usize,
+    max_in_flight: usize,
+    words: usize,
+}
+
+/// `seconds` of speech-like sound at 16 kHz mono: bursts of 2 to 8 s (a buzz with noise)
+/// between pauses of 0.4 to 1.2 s of faint noise, for the splitter to cut at.
+fn talk(seconds: u32) -> anyhow::Result<aimake::audio::Pcm> {
+    let rate = 16_000usize;
+    let total = rate * seconds as usize;
+    let mut samples = Vec::with_capacity(total);
+    let mut rng: u32 = 0x9E37_79B9;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        rng
+    };
+    let mut phase = 0f32;
+    while samples.len() < total {
+        let burst = (2000 + next() % 6000) as usize * rate / 1000;
+        let pitch = 150.0 + (next() % 100) as f32;
+        for _ in 0..burst {
+            phase = (phase + pitch / rate as f32) % 1.0;
+            let noise = next() as f32 / u32::MAX as f32 - 0.5;
+            samples.push(0.2 * (std::f32::consts::TAU * phase).sin() + 0.05 * noise);
+        }
+        let pause = (400 + next() % 800) as usize * rate / 1000;
+        for _ in 0..pause {
+            samples.push(0.002 * (next() as f32 / u32::MAX as f32 - 0.5));
+        }
+    }
+    samples.truncate(total);
+    Ok(aimake::audio::Pcm::new(16_000, 1, samples)?)
+}
+
+/// A 60-minute recording through `POST /api/transcriptions` (the splitter and the `transcribe`
+/// job) against a recogniser that takes a second per piece: the wall time against the time
+/// the pieces took one by one.
+async fn transcription_long(
+    base: &str,
+    token: &str,
+    fake: &FakeOpenAi,
+) -> anyhow::Result<TranscriptionFigures> {
+    let wav = aimake::audio::encode_wav(&talk(LONG_RECORDING_MIN * 60)?)?;
+    let upload_mb = wav.len() as f64 / 1e6;
+    fake.set_asr_delay(PIECE_DELAY_MS);
+    fake.take_hearing();
+    let c = client();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(wav).file_name("lecture.wav"),
+    );
+    let start = Instant::now();
+    let resp = c
+        .post(format!("{base}/api/transcriptions"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await?;
+    let status = resp.status();
+    let created: Value = resp.json().await?;
+    anyhow::ensure!(
+        status == reqwest::StatusCode::ACCEPTED,
+        "the recording was refused: {status} {created}"
+    );
+    let accepted = Instant::now();
+    let id = created["id"].as_str().unwrap_or_default();
+    let done = loop {
+        let t: Value = c
+            .get(format!("{base}/api/transcriptions/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match t["status"].as_str() {
+            Some("succeeded") => break t,
+            Some("queued" | "running") => {}
+            _ => anyhow::bail!("the transcription did not succeed: {t}"),
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(600),
+            "the transcription did not finish in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let wall_s = start.elapsed().as_secs_f64();
+    let job_s = accepted.elapsed().as_secs_f64();
+    fake.set_asr_delay(0);
+    let heard = fake.take_hearing();
+    let since_accepted = |at: Option<Instant>| {
+        at.map_or(f64::NAN, |at| {
+            at.saturating_duration_since(accepted).as_secs_f64()
+        })
+    };
+    let transcript = &done["transcript"];
+    let audio_s = transcript["duration"].as_f64().unwrap_or_default();
+    let words = transcript["words"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(
+        (audio_s - f64::from(LONG_RECORDING_MIN * 60)).abs() < 1.0 && words > 0,
+        "the transcript covers {audio_s} s with {words} words"
+    );
+    let pieces_s = heard.spent.as_secs_f64();
+    Ok(TranscriptionFigures {
+        audio_s,
+        upload_mb,
+        pieces: heard.answered,
+        piece_delay_ms: PIECE_DELAY_MS,
+        pieces_s,
+        wall_s,
+        job_s,
+        first_piece_s: since_accepted(heard.first_at),
+        last_answer_s: since_accepted(heard.last_at),
+        ratio: wall_s / pieces_s.max(f64::MIN_POSITIVE),
+        concurrency: aimake::config::Config::default()
+            .providers
+            .openai
+            .asr_max_concurrency,
+        max_in_flight: heard.max_in_flight,
+        words,
     })
 }
 
@@ -2345,8 +3016,7 @@ fn thread_cpu_s() -> f64 {
 /// Its CPU is the process's less the counting thread's own.
 async fn alert_evaluation(data: &Path) -> anyhow::Result<AlertFigures> {
     use aimake::ops::alerts::{Alerting, Engine, LiveSignals, Notice, Notify, rules};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::AtomicBool;
 
     /// Nothing fires here; a notice would be a bench fault.
     struct Nowhere;

@@ -39,5 +39,7 @@ export default defineConfig({
     setupFiles: ['./src/test/setup.ts'],
     restoreMocks: true,
     unstubGlobals: true,
+    // Room for the waits in src/test/setup.ts on a loaded machine.
+    testTimeout: 20000,
   },
 })

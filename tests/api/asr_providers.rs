@@ -801,7 +801,11 @@ async fn a_task_that_fails_or_never_finishes_is_given_up_without_a_second_task()
     );
     let actions = fake.actions();
     assert_eq!(actions.iter().filter(|a| *a == "CreateRecTask").count(), 1);
-    assert!(actions.len() > 3, "it polled: {actions:?}");
+    // How many polls fit in 100 ms depends on the machine's load; that it polled does not.
+    assert!(
+        actions.iter().any(|a| a == "DescribeTaskStatus"),
+        "it polled: {actions:?}"
+    );
 }
 
 #[tokio::test]

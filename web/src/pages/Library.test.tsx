@@ -163,11 +163,14 @@ describe('library', () => {
     renderAt('/library')
     await screen.findByText('Job R4')
 
-    expect(FakeEventSource.instances.map((s) => s.url)).toEqual([
-      '/api/audios/R1/events',
-      '/api/audios/R2/events',
-      '/api/audios/R3/events',
-    ])
+    // The streams open in an effect after the list renders.
+    await waitFor(() =>
+      expect(FakeEventSource.instances.map((s) => s.url)).toEqual([
+        '/api/audios/R1/events',
+        '/api/audios/R2/events',
+        '/api/audios/R3/events',
+      ]),
+    )
     const r1 = screen.getByText('Job R1').closest('li') as HTMLElement
     act(() => streamFor('/api/audios/R1/events').status({ status: 'running', progress: 0.6 }))
     expect(within(r1).getByRole('progressbar')).toHaveAttribute('aria-valuenow', '60')
