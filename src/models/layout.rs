@@ -6,6 +6,8 @@
 //! <models.dir>/kokoro/kokoro-v1.0.int8.onnx
 //! <models.dir>/kokoro/voices/<voice>.bin
 //! <models.dir>/piper/<voice>.onnx  and  <voice>.onnx.json
+//! <models.dir>/whisper/ggml-<variant>.bin     official Whisper models (`whisper:<variant>`)
+//! <models.dir>/whisper/custom/<name>.bin      a user's own ggml file, imported unverified
 //! <models.dir>/.partial/            downloads in progress (never read as installed)
 //! ```
 
@@ -76,17 +78,7 @@ impl Layout {
 
     /// The names of the installed Kokoro voice files, sorted.
     pub fn kokoro_voices(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.kokoro_voices_dir())
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".bin").map(str::to_string)
-            })
-            .collect();
-        names.sort();
-        names
+        stems(&self.kokoro_voices_dir(), "", ".bin")
     }
 
     pub fn piper_dir(&self) -> PathBuf {
@@ -104,27 +96,65 @@ impl Layout {
 
     /// Every Piper voice whose model and config are both installed, sorted by name.
     pub fn piper_voices(&self) -> Vec<PiperFiles> {
-        let mut names: Vec<String> = std::fs::read_dir(self.piper_dir())
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".onnx").map(str::to_string)
-            })
-            .collect();
-        names.sort();
-        names
+        stems(&self.piper_dir(), "", ".onnx")
             .into_iter()
             .map(|n| self.piper_voice(&n))
             .filter(|f| f.config.is_file())
             .collect()
     }
 
+    pub fn whisper_dir(&self) -> PathBuf {
+        self.root.join("whisper")
+    }
+
+    /// An official Whisper model by its variant (`base`, `base.en`, `small-q5_1`), under the
+    /// file name whisper.cpp publishes it as.
+    pub fn whisper_model(&self, variant: &str) -> PathBuf {
+        self.whisper_dir().join(format!("ggml-{variant}.bin"))
+    }
+
+    pub fn whisper_custom_dir(&self) -> PathBuf {
+        self.whisper_dir().join("custom")
+    }
+
+    /// A user's own ggml file, imported under `name`.
+    pub fn whisper_custom(&self, name: &str) -> PathBuf {
+        self.whisper_custom_dir().join(format!("{name}.bin"))
+    }
+
+    /// The variants of the installed official Whisper models, sorted.
+    pub fn whisper_models(&self) -> Vec<String> {
+        stems(&self.whisper_dir(), "ggml-", ".bin")
+    }
+
+    /// The names of the imported Whisper models, sorted.
+    pub fn whisper_customs(&self) -> Vec<String> {
+        stems(&self.whisper_custom_dir(), "", ".bin")
+    }
+
     /// Where downloads wait until they are complete and verified.
     pub fn partial_dir(&self) -> PathBuf {
         self.root.join(".partial")
     }
+}
+
+/// The names of the files in `dir` that start with `prefix` and end with `suffix`, with both
+/// taken off, sorted.
+fn stems(dir: &Path, prefix: &str, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix(prefix)?
+                .strip_suffix(suffix)
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 #[cfg(test)]
@@ -153,5 +183,13 @@ mod tests {
         assert_eq!(l.kokoro_voices(), ["af_heart", "zf_xiaobei"]);
         let piper: Vec<String> = l.piper_voices().into_iter().map(|p| p.name).collect();
         assert_eq!(piper, ["en_US-joe-medium"]);
+        assert!(l.whisper_models().is_empty());
+        std::fs::create_dir_all(l.whisper_custom_dir()).unwrap();
+        std::fs::write(l.whisper_model("base"), b"x").unwrap();
+        std::fs::write(l.whisper_model("small.en-q5_1"), b"x").unwrap();
+        std::fs::write(l.whisper_dir().join("notes.txt"), b"x").unwrap();
+        std::fs::write(l.whisper_custom("my-finetune"), b"x").unwrap();
+        assert_eq!(l.whisper_models(), ["base", "small.en-q5_1"]);
+        assert_eq!(l.whisper_customs(), ["my-finetune"]);
     }
 }

@@ -17,6 +17,8 @@ pub enum ModelKind {
     Runtime,
     Kokoro,
     Piper,
+    /// Whisper speech recognition (whisper.cpp's ggml files).
+    Whisper,
 }
 
 impl ModelKind {
@@ -25,6 +27,7 @@ impl ModelKind {
             Self::Runtime => "runtime",
             Self::Kokoro => "kokoro",
             Self::Piper => "piper",
+            Self::Whisper => "whisper",
         }
     }
 }
@@ -41,6 +44,8 @@ pub enum Destination {
     PiperModel(String),
     /// `piper/<voice>.onnx.json`.
     PiperConfig(String),
+    /// `whisper/ggml-<variant>.bin`.
+    WhisperModel(String),
 }
 
 impl Destination {
@@ -51,6 +56,7 @@ impl Destination {
             Self::KokoroVoice(voice) => layout.kokoro_voice(voice),
             Self::PiperModel(voice) => layout.piper_voice(voice).onnx,
             Self::PiperConfig(voice) => layout.piper_voice(voice).config,
+            Self::WhisperModel(variant) => layout.whisper_model(variant),
         }
     }
 }
