@@ -180,7 +180,11 @@ pub async fn import(config: &Config, path: &Path, name: Option<&str>) -> anyhow:
             let name = file.model.trim_start_matches("whisper:");
             println!(
                 "{} {} ({}, {size}): a Whisper model of your own, unverified; use it with [providers.whisper] model = \"{name}\"",
-                if file.replaced { "replaced" } else { "installed" },
+                if file.replaced {
+                    "replaced"
+                } else {
+                    "installed"
+                },
                 file.path,
                 file.model
             );

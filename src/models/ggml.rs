@@ -359,7 +359,12 @@ pub(crate) mod tests {
         // 100 mel bins is no Whisper.
         let mut mels = tiny_model(51_865);
         mels[40..44].copy_from_slice(&100i32.to_le_bytes());
-        assert!(checked(&mels).unwrap_err().to_string().contains("100 mel bins"));
+        assert!(
+            checked(&mels)
+                .unwrap_err()
+                .to_string()
+                .contains("100 mel bins")
+        );
     }
 
     #[test]

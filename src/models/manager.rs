@@ -880,11 +880,7 @@ impl Importer {
         Ok(report)
     }
 
-    fn import_file(
-        &mut self,
-        path: &Path,
-        name: Option<&str>,
-    ) -> Result<ImportedFile, ModelError> {
+    fn import_file(&mut self, path: &Path, name: Option<&str>) -> Result<ImportedFile, ModelError> {
         let invalid = |reason: String| ModelError::Invalid {
             file: path.display().to_string(),
             reason,
@@ -1102,7 +1098,9 @@ fn copy_checked_model(from: &Path, part: &Path, size: u64) -> Result<(), CopyErr
     let mut reader = std::fs::File::open(from)
         .map_err(|e| CopyError::Io(ModelError::io(format!("cannot read {}", from.display()))(e)))?;
     let mut writer = std::fs::File::create(part).map_err(|e| {
-        CopyError::Io(ModelError::io(format!("cannot create {}", part.display()))(e))
+        CopyError::Io(ModelError::io(format!("cannot create {}", part.display()))(
+            e,
+        ))
     })?;
     copy_hashing(&mut reader, &mut writer, size)
         .and_then(|_| writer.sync_all())
@@ -1186,9 +1184,18 @@ mod tests {
 
     #[test]
     fn an_imported_models_name_comes_from_its_file_and_is_checked() {
-        assert_eq!(derived_name(Path::new("/x/ggml-medium-ft.bin")), "medium-ft");
-        assert_eq!(derived_name(Path::new("my model (v2).bin")), "my-model--v2-");
-        assert_eq!(derived_name(Path::new("whisper-de.ggml")), "whisper-de.ggml");
+        assert_eq!(
+            derived_name(Path::new("/x/ggml-medium-ft.bin")),
+            "medium-ft"
+        );
+        assert_eq!(
+            derived_name(Path::new("my model (v2).bin")),
+            "my-model--v2-"
+        );
+        assert_eq!(
+            derived_name(Path::new("whisper-de.ggml")),
+            "whisper-de.ggml"
+        );
         assert!(valid_custom_name("de-ft_2.1").is_ok());
         for bad in ["", ".hidden", "-x", "a/b", "a b", &"x".repeat(65)] {
             assert!(valid_custom_name(bad).is_err(), "{bad:?}");

@@ -672,7 +672,11 @@ pub const MULTILINGUAL: &str = "mul";
 
 fn whisper(m: &WhisperModel) -> ModelEntry {
     let file = format!("ggml-{}.bin", m.variant);
-    let english_only = m.variant.split('-').next().is_some_and(|s| s.ends_with(".en"));
+    let english_only = m
+        .variant
+        .split('-')
+        .next()
+        .is_some_and(|s| s.ends_with(".en"));
     ModelEntry {
         name: whisper_name(m.variant),
         kind: ModelKind::Whisper,
@@ -843,7 +847,11 @@ mod tests {
                         f.destination.path(&layout),
                         PathBuf::from(format!("/m/whisper/ggml-{variant}.bin"))
                     );
-                    assert!(f.destination.path(&layout).starts_with(layout.whisper_dir()));
+                    assert!(
+                        f.destination
+                            .path(&layout)
+                            .starts_with(layout.whisper_dir())
+                    );
                     let expected_language = if lang.is_empty() { MULTILINGUAL } else { "en" };
                     assert_eq!(e.languages, [expected_language], "{variant}");
                     assert_eq!(e.license, "MIT");

@@ -9,8 +9,8 @@ pub mod service;
 
 pub use layout::{Layout, PiperFiles};
 pub use manager::{
-    ImportReport, ImportedFile, Manager, ModelError, ModelLock, ModelStatus, PullProgress, PullReport,
-    RemoveReport,
+    ImportReport, ImportedFile, Manager, ModelError, ModelLock, ModelStatus, PullProgress,
+    PullReport, RemoveReport,
 };
 pub use manifest::{Manifest, ModelEntry, ModelFile, ModelKind};
 pub use service::{ModelsService, PullPhase, PullState};

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::manifest::whisper_name;
 use super::manager::{
     Manager, ModelError, ModelLock, ModelStatus, PullProgress, PullReport, RemoveReport,
 };
+use super::manifest::whisper_name;
 use crate::config::ModelsConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -240,7 +240,10 @@ impl ModelsService {
                 Err(ModelError::Busy { .. }) => {}
                 Err(e) => {
                     let (what, key) = if name.starts_with("whisper:") {
-                        ("Transcription on this machine stays off", "models.auto_pull_whisper = \"\"")
+                        (
+                            "Transcription on this machine stays off",
+                            "models.auto_pull_whisper = \"\"",
+                        )
                     } else {
                         ("Neural voices stay off", "models.auto_pull = false")
                     };
