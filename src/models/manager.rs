@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::ggml;
 use super::layout::Layout;
@@ -566,9 +566,16 @@ impl Manager {
                 error_chain(&e)
             }
         };
-        let resp = self
-            .client
-            .get(url)
+        // What an earlier attempt of this pull received is kept and asked for no more.
+        let have = match tokio::fs::metadata(part).await {
+            Ok(m) if m.len() < file.size => m.len(),
+            _ => 0,
+        };
+        let mut request = self.client.get(url);
+        if have > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        let resp = request
             .send()
             .await
             .map_err(|e| Failure::Retry(describe(e)))?;
@@ -591,23 +598,60 @@ impl Manager {
                 actual,
             })
         };
-        if let Some(len) = resp.content_length()
-            && len != file.size
-        {
-            return Err(size_mismatch(len));
+        // A server that ignores the range sends the whole file (200): it is written afresh.
+        let resumed = have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT;
+        if resumed && !content_range_starts_at(&resp, have, file.size) {
+            let _ = tokio::fs::remove_file(part).await;
+            return Err(Failure::Retry(format!(
+                "the server answered the range from byte {have} with another range"
+            )));
         }
-        let mut out = tokio::fs::File::create(part).await.map_err(|e| {
-            Failure::Fatal(ModelError::io(format!("cannot create {}", part.display()))(
-                e,
-            ))
-        })?;
+        let start = if resumed { have } else { 0 };
+        if let Some(len) = resp.content_length()
+            && start + len != file.size
+        {
+            return Err(size_mismatch(start + len));
+        }
+        let open_error =
+            |e| Failure::Fatal(ModelError::io(format!("cannot open {}", part.display()))(e));
+        let mut hasher = Sha256::new();
+        let mut out = if resumed {
+            let kept = part.to_path_buf();
+            hasher = tokio::task::spawn_blocking(move || {
+                let mut f = std::fs::File::open(&kept)?.take(have);
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    match f.read(&mut buf)? {
+                        0 => break,
+                        n => hasher.update(&buf[..n]),
+                    }
+                }
+                Ok::<_, std::io::Error>(hasher)
+            })
+            .await
+            .map_err(|e| open_error(std::io::Error::other(e.to_string())))?
+            .map_err(open_error)?;
+            let mut f = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(part)
+                .await
+                .map_err(open_error)?;
+            f.set_len(have).await.map_err(open_error)?;
+            f.seek(std::io::SeekFrom::Start(have))
+                .await
+                .map_err(open_error)?;
+            tracker.add(&file.name, have);
+            f
+        } else {
+            tokio::fs::File::create(part).await.map_err(open_error)?
+        };
         let write_error = |e| {
             Failure::Fatal(ModelError::io(format!("cannot write {}", part.display()))(
                 e,
             ))
         };
-        let mut hasher = Sha256::new();
-        let mut received = 0u64;
+        let mut received = start;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| Failure::Retry(describe(e)))?;
@@ -660,6 +704,14 @@ impl Tracker<'_> {
             total_bytes: self.total,
         });
     }
+}
+
+/// The answer's `Content-Range` is `bytes <from>-<size - 1>/<size>`.
+fn content_range_starts_at(resp: &reqwest::Response, from: u64, size: u64) -> bool {
+    resp.headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("bytes {from}-{}/{size}", size - 1))
 }
 
 /// The model's name as it appears in file names under `.partial/`.

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Semaphore;
 use tokio_util::io::ReaderStream;
 
@@ -35,6 +35,8 @@ enum Fault {
     Corrupt,
     /// Announces the whole length, sends half and drops the connection.
     Cut,
+    /// Like `Cut`, once; then the file is served whole (and ranges of it).
+    CutOnce,
     /// Answers only once a permit is added to the semaphore.
     Hold(Arc<Semaphore>),
 }
@@ -43,6 +45,8 @@ struct MirrorState {
     root: PathBuf,
     faults: Mutex<HashMap<String, Fault>>,
     requests: Mutex<HashMap<String, usize>>,
+    /// The `Range` header of every request that had one.
+    ranges: Mutex<Vec<String>>,
 }
 
 /// A models mirror on 127.0.0.1: the fixture files under their official names.
@@ -63,6 +67,7 @@ impl Mirror {
             root,
             faults: Mutex::default(),
             requests: Mutex::default(),
+            ranges: Mutex::default(),
         });
         let app = axum::Router::new()
             .fallback(mirror_file)
@@ -104,7 +109,11 @@ impl Drop for Mirror {
     }
 }
 
-async fn mirror_file(State(state): State<Arc<MirrorState>>, uri: Uri) -> Response {
+async fn mirror_file(
+    State(state): State<Arc<MirrorState>>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let name = uri.path().trim_start_matches('/').to_string();
     if name.split('/').any(|s| s == ".." || s.is_empty()) {
         return StatusCode::NOT_FOUND.into_response();
@@ -115,7 +124,17 @@ async fn mirror_file(State(state): State<Arc<MirrorState>>, uri: Uri) -> Respons
         .unwrap()
         .entry(name.clone())
         .or_default() += 1;
-    let fault = state.faults.lock().unwrap().get(&name).cloned();
+    let mut fault = state.faults.lock().unwrap().get(&name).cloned();
+    if let Some(Fault::CutOnce) = fault {
+        state.faults.lock().unwrap().remove(&name);
+        fault = Some(Fault::Cut);
+    }
+    let range = headers
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap().to_string());
+    if let Some(r) = &range {
+        state.ranges.lock().unwrap().push(r.clone());
+    }
     if let Some(Fault::Hold(gate)) = &fault {
         gate.acquire().await.unwrap().forget();
     }
@@ -138,6 +157,25 @@ async fn mirror_file(State(state): State<Arc<MirrorState>>, uri: Uri) -> Respons
                 Err(std::io::Error::other("the mirror drops the connection"))
             });
             Body::from_stream(half.chain(cut))
+        }
+        None if range.is_some() => {
+            // `bytes=<from>-`, the only form the manager sends.
+            let from: u64 = range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|r| r.parse().ok())
+                .unwrap();
+            file.seek(std::io::SeekFrom::Start(from)).await.unwrap();
+            return Response::builder()
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_LENGTH, len - from)
+                .header(
+                    header::CONTENT_RANGE,
+                    format!("bytes {from}-{}/{len}", len - 1),
+                )
+                .body(Body::from_stream(ReaderStream::new(file)))
+                .unwrap();
         }
         _ => Body::from_stream(ReaderStream::new(file)),
     };
@@ -362,6 +400,44 @@ async fn a_cut_download_installs_nothing_and_leaves_no_partial_behind() {
         sha256_of(&models.join("piper").join(JOE_ONNX)),
         "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"
     );
+}
+
+#[tokio::test]
+async fn a_download_cut_off_goes_on_from_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Big enough that half of it is on the wire before the connection drops.
+    let bytes: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (mirror, manifest) = whisper_mirror_of(dir.path(), bytes).await;
+    let size = manifest.get("whisper:base").unwrap().files[0].size;
+    mirror.fault("ggml-base.bin", Fault::CutOnce);
+    let config = config_with_mirror(&dir.path().join("data"), &mirror);
+    let manager = Manager::with_manifest(&config, manifest).unwrap();
+    let last = Mutex::new(0);
+    let report = manager
+        .pull("whisper:base", &|p| *last.lock().unwrap() = p.done_bytes)
+        .await
+        .unwrap();
+    assert_eq!(report.downloaded, ["ggml-base.bin"]);
+    assert_eq!(report.bytes, size);
+    assert_eq!(*last.lock().unwrap(), size);
+    assert_eq!(mirror.requests("ggml-base.bin"), 2);
+    // The second request asks only for the rest of what the first one delivered.
+    let ranges = mirror.state.ranges.lock().unwrap().clone();
+    let [range] = ranges.as_slice() else {
+        panic!("one request with a range: {ranges:?}")
+    };
+    let from: u64 = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("{range}"));
+    assert!(from > 0 && from <= size / 2, "{range}");
+    let models = manager.layout().root().to_path_buf();
+    assert_eq!(
+        sha256_of(&models.join("whisper/ggml-base.bin")),
+        manifest.get("whisper:base").unwrap().files[0].sha256
+    );
+    assert_eq!(partials(&models), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -880,7 +956,13 @@ fn whisper_manifest(bytes: &[u8]) -> &'static aimake::models::Manifest {
 
 /// A mirror holding `ggml-base.bin`, and a manifest pinning that file as `whisper:base`.
 async fn whisper_mirror(dir: &Path) -> (Mirror, &'static aimake::models::Manifest) {
-    let bytes = tiny_whisper_model(51_865);
+    whisper_mirror_of(dir, tiny_whisper_model(51_865)).await
+}
+
+async fn whisper_mirror_of(
+    dir: &Path,
+    bytes: Vec<u8>,
+) -> (Mirror, &'static aimake::models::Manifest) {
     let root = dir.join("mirror");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("ggml-base.bin"), &bytes).unwrap();
