@@ -923,6 +923,14 @@ impl Importer {
             let rel = relative(dir, &path);
             match self.import_one(&path) {
                 Ok(Outcome::Installed { path, .. }) => report.installed.push(path),
+                Ok(Outcome::Unknown(reason)) if ggml::read_hparams(&path).is_ok() => {
+                    report.skipped.push((
+                        rel,
+                        format!(
+                            "{reason}; it is a Whisper model in ggml format: import it on its own (`aimake models import FILE --name NAME`) to install it as a model of your own"
+                        ),
+                    ))
+                }
                 Ok(Outcome::Unknown(reason) | Outcome::Busy(reason)) => {
                     report.skipped.push((rel, reason))
                 }
@@ -960,7 +968,7 @@ impl Importer {
                     replaced: false,
                 });
             }
-            Outcome::Busy(reason) => return Err(invalid(reason)),
+            Outcome::Busy(reason) => return Err(invalid(format!("it {reason}"))),
             Outcome::Unknown(reason) => reason,
         };
         // Not an official file: a Whisper model of the user's own, or nothing aimake knows.

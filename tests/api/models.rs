@@ -1127,6 +1127,20 @@ async fn the_cli_imports_a_whisper_model_of_your_own_lists_it_unverified_and_rem
         sha256_of(&own)
     );
 
+    // In a directory it is not taken for an official file, and the report says what to do.
+    let folder = dir.path().join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(&own, folder.join("ggml-german-ft.bin")).unwrap();
+    let out = import(&data, &[folder.as_os_str()]).await;
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("skipped ggml-german-ft.bin: not a file of any known model")
+            && stdout(&out)
+                .contains("import it on its own (`aimake models import FILE --name NAME`)"),
+        "{}",
+        stdout(&out)
+    );
+
     // Under a name of its own choosing, and again: replaced.
     let name = std::ffi::OsStr::new("--name");
     for verb in ["installed", "replaced"] {
