@@ -1,4 +1,4 @@
-//! The neural voice models on this machine: where they live, and (in the manager) how they
+//! The models on this machine (neural voices and Whisper): where they live, and (in the manager) how they
 //! are fetched, verified, imported and removed.
 
 pub mod ggml;
