@@ -1,5 +1,5 @@
-//! The models on this machine (neural voices and Whisper): where they live, and (in the manager) how they
-//! are fetched, verified, imported and removed.
+//! The models on this machine (neural voices and Whisper): where they live, and (in the
+//! manager) how they are fetched, verified, imported and removed.
 
 pub mod ggml;
 pub mod layout;
