@@ -843,6 +843,9 @@ pub struct ModelsConfig {
     pub mirror: Option<String>,
     /// At `serve`, fetch ONNX Runtime and the default Kokoro model in the background when missing.
     pub auto_pull: bool,
+    /// With `auto_pull`, also fetch this official Whisper model (`whisper:<variant>`) when no
+    /// Whisper model is installed; `""` fetches none.
+    pub auto_pull_whisper: String,
     /// An ONNX Runtime library to load instead of the one `aimake models pull runtime` installs.
     pub onnxruntime: Option<PathBuf>,
     /// A loaded model is dropped after this many seconds without use; 0 keeps it loaded.
@@ -859,6 +862,7 @@ impl Default for ModelsConfig {
             dir: None,
             mirror: None,
             auto_pull: true,
+            auto_pull_whisper: "base".into(),
             onnxruntime: None,
             idle_unload_s: 300,
             threads: 0,
@@ -1588,6 +1592,16 @@ impl Config {
                 bail!("backup.s3: access_key and secret_key must be set together");
             }
         }
+        let whisper = self.models.auto_pull_whisper.trim();
+        if !whisper.is_empty()
+            && crate::models::Manifest::builtin()
+                .get(&crate::models::manifest::whisper_name(whisper))
+                .is_none()
+        {
+            bail!(
+                "models.auto_pull_whisper: `{whisper}` is not an official Whisper model (tiny, base, small, their .en models, each also -q5_1 or -q8_0), nor \"\" for none"
+            );
+        }
         let asr_ids = ASR_PROVIDERS;
         for (key, provider) in [
             ("transcription.provider", &self.transcription.provider),
@@ -1961,6 +1975,23 @@ mod tests {
 
         let err = Config::from_sources(Some("[sever]\nbind = \"x\"\n"), &[]).unwrap_err();
         assert!(format!("{err:#}").contains("sever"), "{err:#}");
+    }
+
+    #[test]
+    fn the_first_run_whisper_model_must_be_an_official_one_or_none() {
+        let mut c = Config::default();
+        assert_eq!(c.models.auto_pull_whisper, "base");
+        c.validate().unwrap();
+        for ok in ["", "tiny.en", "small-q8_0"] {
+            c.models.auto_pull_whisper = ok.into();
+            c.validate().unwrap();
+        }
+        c.models.auto_pull_whisper = "large-v3".into();
+        let err = format!("{:#}", c.validate().unwrap_err());
+        assert!(
+            err.contains("models.auto_pull_whisper") && err.contains("large-v3"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -69,7 +69,7 @@ enum Command {
         #[arg(long)]
         no_media: bool,
     },
-    /// Neural voice models: list, pull, remove, import (docs/neural.md)
+    /// Neural voice and Whisper models: list, pull, remove, import (docs/neural.md)
     #[command(subcommand)]
     Models(ModelsCommand),
     /// Alert notifiers: send a test notification
@@ -92,12 +92,20 @@ enum AlertsCommand {
 enum ModelsCommand {
     /// List the models aimake can install and which are installed
     List,
-    /// Download, verify and install a model: runtime, kokoro or piper:<voice>
+    /// Download, verify and install a model: runtime, kokoro, piper:<voice> or whisper:<variant>
     Pull { name: String },
-    /// Delete a model's installed files
+    /// Delete a model's installed files (an imported Whisper model's too)
     Remove { name: String },
-    /// Install model files copied from elsewhere (recognised by their sha256)
-    Import { dir: PathBuf },
+    /// Install model files copied from elsewhere: a directory of official files (recognised by
+    /// their sha256), or one file, official or a Whisper model of your own in ggml format
+    Import {
+        /// A directory, or one file
+        path: PathBuf,
+        /// The name of a Whisper model of your own (default: the file's name without
+        /// `ggml-` and `.bin`); it is then `whisper:<name>`
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -257,7 +265,9 @@ fn main() -> ExitCode {
                 ModelsCommand::List => models::list(&config),
                 ModelsCommand::Pull { name } => runtime.block_on(models::pull(&config, &name)),
                 ModelsCommand::Remove { name } => runtime.block_on(models::remove(&config, &name)),
-                ModelsCommand::Import { dir } => runtime.block_on(models::import(&config, &dir)),
+                ModelsCommand::Import { path, name } => {
+                    runtime.block_on(models::import(&config, &path, name.as_deref()))
+                }
             }
         }
         Command::Alerts(AlertsCommand::Test { name }) => {

@@ -1,4 +1,5 @@
-//! `aimake models list | pull | remove | import`: the neural voice models on this machine.
+//! `aimake models list | pull | remove | import`: the neural voice and Whisper models on this
+//! machine.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -19,7 +20,9 @@ pub fn list(config: &Config) -> anyhow::Result<()> {
         .list()
         .into_iter()
         .map(|m| {
-            let licence = if m.commercial_use {
+            let licence = if m.license.is_empty() {
+                "-".into()
+            } else if m.commercial_use {
                 m.license
             } else {
                 format!("{} (non-commercial)", m.license)
@@ -34,7 +37,12 @@ pub fn list(config: &Config) -> anyhow::Result<()> {
                 },
                 DecimalBytes(m.size_bytes).to_string(),
                 licence,
-                if m.installed { "yes" } else { "no" }.into(),
+                match (m.installed, m.verified) {
+                    (true, true) => "yes",
+                    (true, false) => "unverified",
+                    (false, _) => "no",
+                }
+                .into(),
             ]
         })
         .collect();
@@ -156,8 +164,39 @@ pub async fn remove(config: &Config, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn import(config: &Config, dir: &Path) -> anyhow::Result<()> {
+/// Imports a directory of official files, or one file (official, or a Whisper model of the
+/// user's own, then called `name`).
+pub async fn import(config: &Config, path: &Path, name: Option<&str>) -> anyhow::Result<()> {
     let manager = Manager::new(config)?;
+    if !path.is_dir() {
+        let file = manager.import_file(path, name).await?;
+        let size = DecimalBytes(file.bytes);
+        if file.verified {
+            println!(
+                "installed {} ({}, {size}): an official file, verified by its sha256",
+                file.path, file.model
+            );
+        } else {
+            let name = file.model.trim_start_matches("whisper:");
+            println!(
+                "{} {} ({}, {size}): a Whisper model of your own, unverified; use it with [providers.whisper] model = \"{name}\"",
+                if file.replaced {
+                    "replaced"
+                } else {
+                    "installed"
+                },
+                file.path,
+                file.model
+            );
+        }
+        return Ok(());
+    }
+    anyhow::ensure!(
+        name.is_none(),
+        "--name names one imported Whisper model file; {} is a directory",
+        path.display()
+    );
+    let dir = path;
     let report = manager.import(dir).await?;
     let mut out = std::io::stdout().lock();
     for path in &report.installed {

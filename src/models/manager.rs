@@ -15,10 +15,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+use super::ggml;
 use super::layout::Layout;
-use super::manifest::{Manifest, ModelEntry, ModelFile, ModelKind};
+use super::manifest::{MULTILINGUAL, Manifest, ModelEntry, ModelFile, ModelKind, whisper_name};
 use crate::config::Config;
 use crate::lockfile::LockFile;
 
@@ -66,6 +67,8 @@ pub enum ModelError {
     },
     #[error("Cannot unpack {file}: {reason}.")]
     Archive { file: String, reason: String },
+    #[error("{file} cannot be imported: {reason}. Nothing was installed.")]
+    Invalid { file: String, reason: String },
     #[error("{context}: {error}")]
     Io {
         context: String,
@@ -98,6 +101,10 @@ pub struct ModelStatus {
     pub quality: Option<String>,
     /// Every file is present with the size the manifest gives.
     pub installed: bool,
+    /// The files are the ones the manifest pins by sha256; `false` for a user's own Whisper
+    /// model brought in by `aimake models import FILE`, whose licence is the one its author
+    /// gave it.
+    pub verified: bool,
 }
 
 /// Where a pull is; reported after every chunk received.
@@ -131,6 +138,20 @@ pub struct ImportReport {
     pub skipped: Vec<(String, String)>,
 }
 
+/// One file brought in by `aimake models import FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedFile {
+    /// The model it installed or belongs to: `whisper:base`, `whisper:my-finetune`.
+    pub model: String,
+    /// Where it went, under `models.dir`.
+    pub path: String,
+    pub bytes: u64,
+    /// It is an official file, recognised by its sha256; otherwise an imported Whisper model.
+    pub verified: bool,
+    /// An imported model of that name was there before and has been replaced.
+    pub replaced: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RemoveReport {
     pub files: usize,
@@ -160,6 +181,12 @@ pub struct Manager {
 
 impl Manager {
     pub fn new(config: &Config) -> anyhow::Result<Manager> {
+        Self::with_manifest(config, Manifest::builtin())
+    }
+
+    /// A manager of the models in `manifest` rather than the built-in one (tests pin files
+    /// of their own this way).
+    pub fn with_manifest(config: &Config, manifest: &'static Manifest) -> anyhow::Result<Manager> {
         let timeout = Duration::from_secs(config.models.download_timeout_s.max(1));
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
@@ -176,7 +203,7 @@ impl Manager {
                 .filter(|m| !m.trim().is_empty()),
             client,
             timeout,
-            manifest: Manifest::builtin(),
+            manifest,
         })
     }
 
@@ -208,15 +235,52 @@ impl Manager {
             commercial_use: entry.commercial_use,
             quality: entry.quality.clone(),
             installed: self.is_installed(entry),
+            verified: true,
         }
     }
 
+    /// The manifest's models, then the imported Whisper models.
     pub fn list(&self) -> Vec<ModelStatus> {
-        self.manifest
+        let mut list: Vec<ModelStatus> = self
+            .manifest
             .entries()
             .iter()
             .map(|e| self.status(e))
-            .collect()
+            .collect();
+        list.extend(
+            self.layout
+                .whisper_customs()
+                .iter()
+                .map(|name| self.custom_status(name)),
+        );
+        list
+    }
+
+    /// An imported Whisper model's row: its languages come from its vocabulary.
+    fn custom_status(&self, name: &str) -> ModelStatus {
+        let path = self.layout.whisper_custom(name);
+        let languages = match ggml::read_hparams(&path) {
+            Ok(h) if h.multilingual() => vec![MULTILINGUAL.to_string()],
+            Ok(_) => vec!["en".to_string()],
+            Err(_) => Vec::new(),
+        };
+        ModelStatus {
+            name: whisper_name(name),
+            kind: ModelKind::Whisper,
+            languages,
+            size_bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
+            license: String::new(),
+            commercial_use: true,
+            quality: None,
+            installed: true,
+            verified: false,
+        }
+    }
+
+    /// The imported Whisper model `whisper:<name>` stands for, if it is not in the manifest.
+    fn custom_name<'a>(&self, name: &'a str) -> Option<&'a str> {
+        name.strip_prefix("whisper:")
+            .filter(|n| self.manifest.get(name).is_none() && valid_custom_name(n).is_ok())
     }
 
     /// Every file of the model is present with the size the manifest gives (hashes are
@@ -293,8 +357,23 @@ impl Manager {
         Ok(report)
     }
 
-    /// Deletes the model's installed files.
+    /// Deletes the model's installed files (an imported Whisper model's file too).
     pub async fn remove(&self, name: &str) -> Result<RemoveReport, ModelError> {
+        if let Some(custom) = self.custom_name(name) {
+            let path = self.layout.whisper_custom(custom);
+            if let Ok(meta) = tokio::fs::metadata(&path).await {
+                let _lock = lock_model(&self.layout, name).await?;
+                tokio::fs::remove_file(&path)
+                    .await
+                    .map_err(ModelError::io(format!("cannot delete {}", path.display())))?;
+                let _ = tokio::fs::remove_dir(self.layout.whisper_custom_dir()).await;
+                let _ = tokio::fs::remove_dir(self.layout.whisper_dir()).await;
+                return Ok(RemoveReport {
+                    files: 1,
+                    bytes: meta.len(),
+                });
+            }
+        }
         let lock = self.lock(name).await?;
         let entry = lock.entry;
         let mut report = RemoveReport::default();
@@ -315,6 +394,7 @@ impl Manager {
             self.layout.kokoro_dir(),
             self.layout.piper_dir(),
             self.layout.runtime_dir(),
+            self.layout.whisper_dir(),
         ] {
             let _ = tokio::fs::remove_dir(dir).await;
         }
@@ -332,6 +412,29 @@ impl Manager {
         };
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || importer.run(&dir))
+            .await
+            .map_err(|e| ModelError::Io {
+                context: "the import stopped".into(),
+                error: std::io::Error::other(e.to_string()),
+            })?
+    }
+
+    /// Installs one file: an official one (recognised by its sha256, whatever it is called),
+    /// or else a user's own Whisper model in whisper.cpp's ggml format, which is checked
+    /// whole and installed unverified as `whisper:<name>`. `name` defaults to the file's name
+    /// without `ggml-` and `.bin`.
+    pub async fn import_file(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+    ) -> Result<ImportedFile, ModelError> {
+        let mut importer = Importer {
+            layout: self.layout.clone(),
+            manifest: self.manifest,
+            locks: HashMap::new(),
+        };
+        let (path, name) = (path.to_path_buf(), name.map(str::to_string));
+        tokio::task::spawn_blocking(move || importer.import_file(&path, name.as_deref()))
             .await
             .map_err(|e| ModelError::Io {
                 context: "the import stopped".into(),
@@ -463,9 +566,16 @@ impl Manager {
                 error_chain(&e)
             }
         };
-        let resp = self
-            .client
-            .get(url)
+        // What an earlier attempt of this pull received is kept and asked for no more.
+        let have = match tokio::fs::metadata(part).await {
+            Ok(m) if m.len() < file.size => m.len(),
+            _ => 0,
+        };
+        let mut request = self.client.get(url);
+        if have > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        let resp = request
             .send()
             .await
             .map_err(|e| Failure::Retry(describe(e)))?;
@@ -488,23 +598,60 @@ impl Manager {
                 actual,
             })
         };
-        if let Some(len) = resp.content_length()
-            && len != file.size
-        {
-            return Err(size_mismatch(len));
+        // A server that ignores the range sends the whole file (200): it is written afresh.
+        let resumed = have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT;
+        if resumed && !content_range_starts_at(&resp, have, file.size) {
+            let _ = tokio::fs::remove_file(part).await;
+            return Err(Failure::Retry(format!(
+                "the server answered the range from byte {have} with another range"
+            )));
         }
-        let mut out = tokio::fs::File::create(part).await.map_err(|e| {
-            Failure::Fatal(ModelError::io(format!("cannot create {}", part.display()))(
-                e,
-            ))
-        })?;
+        let start = if resumed { have } else { 0 };
+        if let Some(len) = resp.content_length()
+            && start + len != file.size
+        {
+            return Err(size_mismatch(start + len));
+        }
+        let open_error =
+            |e| Failure::Fatal(ModelError::io(format!("cannot open {}", part.display()))(e));
+        let mut hasher = Sha256::new();
+        let mut out = if resumed {
+            let kept = part.to_path_buf();
+            hasher = tokio::task::spawn_blocking(move || {
+                let mut f = std::fs::File::open(&kept)?.take(have);
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    match f.read(&mut buf)? {
+                        0 => break,
+                        n => hasher.update(&buf[..n]),
+                    }
+                }
+                Ok::<_, std::io::Error>(hasher)
+            })
+            .await
+            .map_err(|e| open_error(std::io::Error::other(e.to_string())))?
+            .map_err(open_error)?;
+            let mut f = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(part)
+                .await
+                .map_err(open_error)?;
+            f.set_len(have).await.map_err(open_error)?;
+            f.seek(std::io::SeekFrom::Start(have))
+                .await
+                .map_err(open_error)?;
+            tracker.add(&file.name, have);
+            f
+        } else {
+            tokio::fs::File::create(part).await.map_err(open_error)?
+        };
         let write_error = |e| {
             Failure::Fatal(ModelError::io(format!("cannot write {}", part.display()))(
                 e,
             ))
         };
-        let mut hasher = Sha256::new();
-        let mut received = 0u64;
+        let mut received = start;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| Failure::Retry(describe(e)))?;
@@ -557,6 +704,14 @@ impl Tracker<'_> {
             total_bytes: self.total,
         });
     }
+}
+
+/// The answer's `Content-Range` is `bytes <from>-<size - 1>/<size>`.
+fn content_range_starts_at(resp: &reqwest::Response, from: u64, size: u64) -> bool {
+    resp.headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("bytes {from}-{}/{size}", size - 1))
 }
 
 /// The model's name as it appears in file names under `.partial/`.
@@ -767,16 +922,98 @@ impl Importer {
         for path in paths {
             let rel = relative(dir, &path);
             match self.import_one(&path) {
-                Ok(Ok(installed)) => report.installed.push(installed),
-                Ok(Err(reason)) => report.skipped.push((rel, reason)),
+                Ok(Outcome::Installed { path, .. }) => report.installed.push(path),
+                Ok(Outcome::Unknown(reason)) if ggml::read_hparams(&path).is_ok() => {
+                    report.skipped.push((
+                        rel,
+                        format!(
+                            "{reason}; it is a Whisper model in ggml format: import it on its own (`aimake models import FILE --name NAME`) to install it as a model of your own"
+                        ),
+                    ))
+                }
+                Ok(Outcome::Unknown(reason) | Outcome::Busy(reason)) => {
+                    report.skipped.push((rel, reason))
+                }
                 Err(e) => report.skipped.push((rel, e.to_string())),
             }
         }
         Ok(report)
     }
 
-    /// `Ok(Ok(installed path))`, `Ok(Err(why it was skipped))`, or an error.
-    fn import_one(&mut self, path: &Path) -> Result<Result<String, String>, ModelError> {
+    fn import_file(&mut self, path: &Path, name: Option<&str>) -> Result<ImportedFile, ModelError> {
+        let invalid = |reason: String| ModelError::Invalid {
+            file: path.display().to_string(),
+            reason,
+        };
+        let meta = std::fs::metadata(path)
+            .map_err(ModelError::io(format!("cannot import {}", path.display())))?;
+        if !meta.is_file() {
+            return Err(invalid("it is not a regular file".into()));
+        }
+        if meta.len() == 0 {
+            return Err(invalid("it is empty".into()));
+        }
+        let partial = self.layout.partial_dir();
+        std::fs::create_dir_all(&partial).map_err(ModelError::io(format!(
+            "cannot create {}",
+            partial.display()
+        )))?;
+        let reason = match self.import_one(path)? {
+            Outcome::Installed { model, path } => {
+                return Ok(ImportedFile {
+                    model,
+                    path,
+                    bytes: meta.len(),
+                    verified: true,
+                    replaced: false,
+                });
+            }
+            Outcome::Busy(reason) => return Err(invalid(format!("it {reason}"))),
+            Outcome::Unknown(reason) => reason,
+        };
+        // Not an official file: a Whisper model of the user's own, or nothing aimake knows.
+        ggml::read_hparams(path).map_err(|e| {
+            invalid(format!(
+                "{e}; and it is {reason}, so it is not an official file either"
+            ))
+        })?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => derived_name(path),
+        };
+        valid_custom_name(&name).map_err(|why| invalid(format!("the name {name:?} {why}")))?;
+        let model = whisper_name(&name);
+        if self.manifest.get(&model).is_some() {
+            return Err(invalid(format!(
+                "it is not the official {model} (its sha256 differs), and {name:?} is that model's name; choose another with --name"
+            )));
+        }
+        let lock_path = partial.join(format!("{}.lock", partial_key(&model)));
+        let _lock = try_lock(&lock_path, &model)?;
+        let dest = self.layout.whisper_custom(&name);
+        let part = partial_path(&self.layout, &model, &format!("{name}.bin"));
+        let result = copy_checked_model(path, &part, meta.len())
+            .map_err(|e| match e {
+                CopyError::Io(e) => e,
+                CopyError::Invalid(reason) => invalid(reason),
+            })
+            .and_then(|()| {
+                let replaced = dest.is_file();
+                install_blocking(&part, &dest).map(|()| replaced)
+            });
+        let _ = std::fs::remove_file(&part);
+        let replaced = result?;
+        Ok(ImportedFile {
+            model,
+            path: relative(self.layout.root(), &dest),
+            bytes: meta.len(),
+            verified: false,
+            replaced,
+        })
+    }
+
+    /// Installs `path` if its sha256 is one the manifest knows.
+    fn import_one(&mut self, path: &Path) -> Result<Outcome, ModelError> {
         let size = std::fs::metadata(path)
             .map_err(ModelError::io(format!("cannot read {}", path.display())))?
             .len();
@@ -808,7 +1045,7 @@ impl Importer {
             })
             .collect();
         if by_size.is_empty() {
-            return Ok(Err(format!(
+            return Ok(Outcome::Unknown(format!(
                 "not a file of any known model ({size} bytes: no file in the manifest has that size)"
             )));
         }
@@ -820,7 +1057,7 @@ impl Importer {
                 k.file.installed_sha256() == actual
             }
         }) else {
-            return Ok(Err(format!(
+            return Ok(Outcome::Unknown(format!(
                 "not a file of any known model (unknown sha256 {actual})"
             )));
         };
@@ -835,7 +1072,7 @@ impl Importer {
                     self.locks.insert(model.to_string(), lock);
                 }
                 Err(ModelError::Busy { .. }) => {
-                    return Ok(Err(format!(
+                    return Ok(Outcome::Busy(format!(
                         "belongs to {model}, which is being pulled or removed right now; import it again afterwards"
                     )));
                 }
@@ -857,8 +1094,79 @@ impl Importer {
             let _ = std::fs::remove_file(&part);
             r?;
         }
-        Ok(Ok(relative(self.layout.root(), &dest)))
+        Ok(Outcome::Installed {
+            model: model.to_string(),
+            path: relative(self.layout.root(), &dest),
+        })
     }
+}
+
+/// What became of one file an import looked at.
+enum Outcome {
+    /// It is a file of `model`, now installed at `path` (under `models.dir`).
+    Installed { model: String, path: String },
+    /// Not a file of any model in the manifest, and why.
+    Unknown(String),
+    /// Its model is being pulled or removed.
+    Busy(String),
+}
+
+/// The name an imported Whisper model gets from its file: `ggml-medium-ft.bin` → `medium-ft`.
+fn derived_name(path: &Path) -> String {
+    let stem = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = stem.strip_suffix(".bin").unwrap_or(&stem);
+    let stem = stem.strip_prefix("ggml-").unwrap_or(stem);
+    stem.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// An imported model's name is a file name under `whisper/custom/` and part of a config value.
+fn valid_custom_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters long");
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err("must not start with '.' or '-'");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err("may hold only letters, digits, '.', '-' and '_'");
+    }
+    Ok(())
+}
+
+enum CopyError {
+    Io(ModelError),
+    Invalid(String),
+}
+
+/// Copies a user's model to `part` and checks the copy whole (the source could change while
+/// it is read): every byte a whisper.cpp model needs is there, and nothing else.
+fn copy_checked_model(from: &Path, part: &Path, size: u64) -> Result<(), CopyError> {
+    let mut reader = std::fs::File::open(from)
+        .map_err(|e| CopyError::Io(ModelError::io(format!("cannot read {}", from.display()))(e)))?;
+    let mut writer = std::fs::File::create(part).map_err(|e| {
+        CopyError::Io(ModelError::io(format!("cannot create {}", part.display()))(
+            e,
+        ))
+    })?;
+    copy_hashing(&mut reader, &mut writer, size)
+        .and_then(|_| writer.sync_all())
+        .map_err(|e| CopyError::Io(ModelError::io(format!("cannot copy {}", from.display()))(e)))?;
+    ggml::check_file(part).map_err(|e| CopyError::Invalid(e.to_string()))?;
+    Ok(())
 }
 
 /// Copies `from` to `part`, checking the copy against the file's installed size and sha256
@@ -932,6 +1240,26 @@ mod tests {
         assert!(e.contains("runtime, kokoro, piper:en_US-joe-medium"), "{e}");
         assert_eq!(m.layout().root(), dir.path().join("models"));
         assert!(m.list().iter().all(|s| !s.installed));
+    }
+
+    #[test]
+    fn an_imported_models_name_comes_from_its_file_and_is_checked() {
+        assert_eq!(
+            derived_name(Path::new("/x/ggml-medium-ft.bin")),
+            "medium-ft"
+        );
+        assert_eq!(
+            derived_name(Path::new("my model (v2).bin")),
+            "my-model--v2-"
+        );
+        assert_eq!(
+            derived_name(Path::new("whisper-de.ggml")),
+            "whisper-de.ggml"
+        );
+        assert!(valid_custom_name("de-ft_2.1").is_ok());
+        for bad in ["", ".hidden", "-x", "a/b", "a b", &"x".repeat(65)] {
+            assert!(valid_custom_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -148,8 +148,10 @@ pub struct Manifest {
 impl Manifest {
     /// The manifest compiled into this binary.
     pub fn builtin() -> &'static Manifest {
-        static BUILTIN: LazyLock<Manifest> = LazyLock::new(|| Manifest {
-            entries: vec![runtime(), kokoro(), piper(&JOE_MEDIUM)],
+        static BUILTIN: LazyLock<Manifest> = LazyLock::new(|| {
+            let mut entries = vec![runtime(), kokoro(), piper(&JOE_MEDIUM)];
+            entries.extend(WHISPER_MODELS.iter().map(whisper));
+            Manifest { entries }
         });
         &BUILTIN
     }
@@ -553,6 +555,146 @@ fn piper(v: &PiperVoice) -> ModelEntry {
     }
 }
 
+/// A Whisper model as whisper.cpp publishes it: `ggml-<variant>.bin` at the root of
+/// `ggerganov/whisper.cpp` on Hugging Face. Sizes and sha256 are the files' Git LFS object
+/// ids there.
+struct WhisperModel {
+    /// `base`, `base.en`, `small-q5_1`.
+    variant: &'static str,
+    size: u64,
+    sha256: &'static str,
+}
+
+const WHISPER_URL: &str = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main";
+
+/// The sizes a CPU transcribes in real time or better, each in f16 and quantized to q5_1 and
+/// q8_0; the `.en` models are English only.
+const WHISPER_MODELS: [WhisperModel; 18] = [
+    WhisperModel {
+        variant: "tiny",
+        size: 77_691_713,
+        sha256: "be07e048e1e599ad46341c8d2a135645097a538221678b7acdd1b1919c6e1b21",
+    },
+    WhisperModel {
+        variant: "tiny-q5_1",
+        size: 32_152_673,
+        sha256: "818710568da3ca15689e31a743197b520007872ff9576237bda97bd1b469c3d7",
+    },
+    WhisperModel {
+        variant: "tiny-q8_0",
+        size: 43_537_433,
+        sha256: "c2085835d3f50733e2ff6e4b41ae8a2b8d8110461e18821b09a15c40c42d1cca",
+    },
+    WhisperModel {
+        variant: "tiny.en",
+        size: 77_704_715,
+        sha256: "921e4cf8686fdd993dcd081a5da5b6c365bfde1162e72b08d75ac75289920b1f",
+    },
+    WhisperModel {
+        variant: "tiny.en-q5_1",
+        size: 32_166_155,
+        sha256: "c77c5766f1cef09b6b7d47f21b546cbddd4157886b3b5d6d4f709e91e66c7c2b",
+    },
+    WhisperModel {
+        variant: "tiny.en-q8_0",
+        size: 43_550_795,
+        sha256: "5bc2b3860aa151a4c6e7bb095e1fcce7cf12c7b020ca08dcec0c6d018bb7dd94",
+    },
+    WhisperModel {
+        variant: "base",
+        size: 147_951_465,
+        sha256: "60ed5bc3dd14eea856493d334349b405782ddcaf0028d4b5df4088345fba2efe",
+    },
+    WhisperModel {
+        variant: "base-q5_1",
+        size: 59_707_625,
+        sha256: "422f1ae452ade6f30a004d7e5c6a43195e4433bc370bf23fac9cc591f01a8898",
+    },
+    WhisperModel {
+        variant: "base-q8_0",
+        size: 81_768_585,
+        sha256: "c577b9a86e7e048a0b7eada054f4dd79a56bbfa911fbdacf900ac5b567cbb7d9",
+    },
+    WhisperModel {
+        variant: "base.en",
+        size: 147_964_211,
+        sha256: "a03779c86df3323075f5e796cb2ce5029f00ec8869eee3fdfb897afe36c6d002",
+    },
+    WhisperModel {
+        variant: "base.en-q5_1",
+        size: 59_721_011,
+        sha256: "4baf70dd0d7c4247ba2b81fafd9c01005ac77c2f9ef064e00dcf195d0e2fdd2f",
+    },
+    WhisperModel {
+        variant: "base.en-q8_0",
+        size: 81_781_811,
+        sha256: "a4d4a0768075e13cfd7e19df3ae2dbc4a68d37d36a7dad45e8410c9a34f8c87e",
+    },
+    WhisperModel {
+        variant: "small",
+        size: 487_601_967,
+        sha256: "1be3a9b2063867b937e64e2ec7483364a79917e157fa98c5d94b5c1fffea987b",
+    },
+    WhisperModel {
+        variant: "small-q5_1",
+        size: 190_085_487,
+        sha256: "ae85e4a935d7a567bd102fe55afc16bb595bdb618e11b2fc7591bc08120411bb",
+    },
+    WhisperModel {
+        variant: "small-q8_0",
+        size: 264_464_607,
+        sha256: "49c8fb02b65e6049d5fa6c04f81f53b867b5ec9540406812c643f177317f779f",
+    },
+    WhisperModel {
+        variant: "small.en",
+        size: 487_614_201,
+        sha256: "c6138d6d58ecc8322097e0f987c32f1be8bb0a18532a3f88f734d1bbf9c41e5d",
+    },
+    WhisperModel {
+        variant: "small.en-q5_1",
+        size: 190_098_681,
+        sha256: "bfdff4894dcb76bbf647d56263ea2a96645423f1669176f4844a1bf8e478ad30",
+    },
+    WhisperModel {
+        variant: "small.en-q8_0",
+        size: 264_477_561,
+        sha256: "67a179f608ea6114bd3fdb9060e762b588a3fb3bd00c4387971be4d177958067",
+    },
+];
+
+/// The manifest's name of an official Whisper model: `whisper:<variant>`.
+pub fn whisper_name(variant: &str) -> String {
+    format!("whisper:{variant}")
+}
+
+/// The BCP 47 tag for "many languages", which the multilingual Whisper models speak (99).
+pub const MULTILINGUAL: &str = "mul";
+
+fn whisper(m: &WhisperModel) -> ModelEntry {
+    let file = format!("ggml-{}.bin", m.variant);
+    let english_only = m
+        .variant
+        .split('-')
+        .next()
+        .is_some_and(|s| s.ends_with(".en"));
+    ModelEntry {
+        name: whisper_name(m.variant),
+        kind: ModelKind::Whisper,
+        languages: vec![if english_only { "en" } else { MULTILINGUAL }.into()],
+        license: "MIT".into(),
+        commercial_use: true,
+        quality: None,
+        files: vec![ModelFile {
+            url: format!("{WHISPER_URL}/{file}"),
+            name: file,
+            size: m.size,
+            sha256: m.sha256.into(),
+            extract: None,
+            destination: Destination::WhisperModel(m.variant.into()),
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -672,5 +814,72 @@ mod tests {
         assert_eq!(nc.license, "CC-BY-NC-SA-4.0");
         assert_eq!(nc.quality.as_deref(), Some("low"));
         assert!(m.get("piper:en_US-joe-medium").unwrap().commercial_use);
+    }
+
+    #[test]
+    fn whisper_models_come_in_three_sizes_each_in_f16_q5_1_and_q8_0() {
+        let m = Manifest::builtin();
+        let whisper: Vec<&ModelEntry> = m
+            .entries()
+            .iter()
+            .filter(|e| e.kind == ModelKind::Whisper)
+            .collect();
+        assert_eq!(whisper.len(), 18);
+        let layout = Layout::new("/m");
+        for size in ["tiny", "base", "small"] {
+            for lang in ["", ".en"] {
+                for quant in ["", "-q5_1", "-q8_0"] {
+                    let variant = format!("{size}{lang}{quant}");
+                    let e = m
+                        .get(&whisper_name(&variant))
+                        .unwrap_or_else(|| panic!("{variant} missing"));
+                    let [f] = e.files.as_slice() else {
+                        panic!("{variant}: one file")
+                    };
+                    assert_eq!(f.name, format!("ggml-{variant}.bin"));
+                    assert_eq!(
+                        f.source_url(None),
+                        format!(
+                            "https://huggingface.co/ggerganov/whisper.cpp/resolve/main/ggml-{variant}.bin"
+                        )
+                    );
+                    assert_eq!(
+                        f.destination.path(&layout),
+                        PathBuf::from(format!("/m/whisper/ggml-{variant}.bin"))
+                    );
+                    assert!(
+                        f.destination
+                            .path(&layout)
+                            .starts_with(layout.whisper_dir())
+                    );
+                    let expected_language = if lang.is_empty() { MULTILINGUAL } else { "en" };
+                    assert_eq!(e.languages, [expected_language], "{variant}");
+                    assert_eq!(e.license, "MIT");
+                    assert!(e.commercial_use);
+                    // f16 sizes in MB: tiny 75-80, base 145-150, small 480-490; q8_0 a bit over
+                    // half of f16, q5_1 a bit under half.
+                    let f16: u64 = match size {
+                        "tiny" => 77_700_000,
+                        "base" => 147_960_000,
+                        _ => 487_610_000,
+                    };
+                    let (low, high) = match quant {
+                        "" => (f16 - 100_000, f16 + 100_000),
+                        "-q8_0" => (f16 / 2, f16 * 6 / 10),
+                        _ => (f16 * 35 / 100, f16 * 45 / 100),
+                    };
+                    assert!((low..high).contains(&f.size), "{variant}: {}", f.size);
+                }
+            }
+        }
+        let base = m.get("whisper:base").unwrap();
+        assert_eq!(base.size_bytes(), 147_951_465);
+        assert_eq!(
+            base.files[0].sha256,
+            "60ed5bc3dd14eea856493d334349b405782ddcaf0028d4b5df4088345fba2efe"
+        );
+        // Every Whisper model file has its own hash.
+        let hashes: HashSet<&str> = whisper.iter().map(|e| e.files[0].sha256.as_str()).collect();
+        assert_eq!(hashes.len(), 18);
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::manager::{
     Manager, ModelError, ModelLock, ModelStatus, PullProgress, PullReport, RemoveReport,
 };
+use super::manifest::whisper_name;
 use crate::config::ModelsConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,9 +99,9 @@ impl ModelsService {
         self.run(lock, true).await
     }
 
-    /// Deletes the model's files; refused while it is being pulled.
+    /// Deletes the model's files (an imported Whisper model's too); refused while it is being
+    /// pulled.
     pub async fn remove(&self, name: &str) -> Result<RemoveReport, ModelError> {
-        self.manager.entry(name)?;
         if self.is_pulling(name) {
             return Err(ModelError::Busy {
                 name: name.to_string(),
@@ -195,20 +196,30 @@ impl ModelsService {
     }
 
     /// First run: fetches ONNX Runtime when none is found (`models.onnxruntime` or an installed
-    /// library), then Kokoro when it is missing. Never fails: a machine without network access
-    /// gets one warning saying how to install the models later.
+    /// library), then Kokoro when it is missing, then the Whisper model
+    /// `models.auto_pull_whisper` names when no Whisper model is installed (official or
+    /// imported). Never fails: a machine without network access gets one warning saying how
+    /// to install the models later.
     pub async fn auto_pull(&self, config: &ModelsConfig) {
         let layout = self.manager.layout();
         let mut wanted = Vec::new();
         if config.onnxruntime.is_none() && layout.runtime_library().is_none() {
-            wanted.push("runtime");
+            wanted.push("runtime".to_string());
         }
         if let Ok(kokoro) = self.manager.entry("kokoro")
             && !self.manager.is_installed(kokoro)
         {
-            wanted.push("kokoro");
+            wanted.push("kokoro".to_string());
         }
-        for name in wanted {
+        let whisper = config.auto_pull_whisper.trim();
+        if !whisper.is_empty()
+            && layout.whisper_models().is_empty()
+            && layout.whisper_customs().is_empty()
+        {
+            wanted.push(whisper_name(whisper));
+        }
+        for name in &wanted {
+            let name = name.as_str();
             let size = self
                 .manager
                 .entry(name)
@@ -228,10 +239,18 @@ impl ModelsService {
                 Ok(_) => {}
                 Err(ModelError::Busy { .. }) => {}
                 Err(e) => {
+                    let (what, key) = if name.starts_with("whisper:") {
+                        (
+                            "Transcription on this machine stays off",
+                            "models.auto_pull_whisper = \"\"",
+                        )
+                    } else {
+                        ("Neural voices stay off", "models.auto_pull = false")
+                    };
                     tracing::warn!(
                         model = name,
                         network = e.is_network(),
-                        "{e} Neural voices stay off until {name} is installed: `aimake models pull {name}` does it later, `aimake models import DIR` on a machine without internet access; set models.auto_pull = false to stop trying at start-up"
+                        "{e} {what} until {name} is installed: `aimake models pull {name}` does it later, `aimake models import DIR` on a machine without internet access; set {key} to stop trying at start-up"
                     );
                     return;
                 }

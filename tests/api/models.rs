@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Semaphore;
 use tokio_util::io::ReaderStream;
 
@@ -35,6 +35,8 @@ enum Fault {
     Corrupt,
     /// Announces the whole length, sends half and drops the connection.
     Cut,
+    /// Like `Cut`, once; then the file is served whole (and ranges of it).
+    CutOnce,
     /// Answers only once a permit is added to the semaphore.
     Hold(Arc<Semaphore>),
 }
@@ -43,6 +45,8 @@ struct MirrorState {
     root: PathBuf,
     faults: Mutex<HashMap<String, Fault>>,
     requests: Mutex<HashMap<String, usize>>,
+    /// The `Range` header of every request that had one.
+    ranges: Mutex<Vec<String>>,
 }
 
 /// A models mirror on 127.0.0.1: the fixture files under their official names.
@@ -54,10 +58,16 @@ struct Mirror {
 
 impl Mirror {
     async fn start() -> Self {
+        Self::serving(neural_fixtures().join("mirror")).await
+    }
+
+    /// A mirror of the files under `root`.
+    async fn serving(root: PathBuf) -> Self {
         let state = Arc::new(MirrorState {
-            root: neural_fixtures().join("mirror"),
+            root,
             faults: Mutex::default(),
             requests: Mutex::default(),
+            ranges: Mutex::default(),
         });
         let app = axum::Router::new()
             .fallback(mirror_file)
@@ -99,7 +109,11 @@ impl Drop for Mirror {
     }
 }
 
-async fn mirror_file(State(state): State<Arc<MirrorState>>, uri: Uri) -> Response {
+async fn mirror_file(
+    State(state): State<Arc<MirrorState>>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let name = uri.path().trim_start_matches('/').to_string();
     if name.split('/').any(|s| s == ".." || s.is_empty()) {
         return StatusCode::NOT_FOUND.into_response();
@@ -110,7 +124,17 @@ async fn mirror_file(State(state): State<Arc<MirrorState>>, uri: Uri) -> Respons
         .unwrap()
         .entry(name.clone())
         .or_default() += 1;
-    let fault = state.faults.lock().unwrap().get(&name).cloned();
+    let mut fault = state.faults.lock().unwrap().get(&name).cloned();
+    if let Some(Fault::CutOnce) = fault {
+        state.faults.lock().unwrap().remove(&name);
+        fault = Some(Fault::Cut);
+    }
+    let range = headers
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap().to_string());
+    if let Some(r) = &range {
+        state.ranges.lock().unwrap().push(r.clone());
+    }
     if let Some(Fault::Hold(gate)) = &fault {
         gate.acquire().await.unwrap().forget();
     }
@@ -133,6 +157,25 @@ async fn mirror_file(State(state): State<Arc<MirrorState>>, uri: Uri) -> Respons
                 Err(std::io::Error::other("the mirror drops the connection"))
             });
             Body::from_stream(half.chain(cut))
+        }
+        None if range.is_some() => {
+            // `bytes=<from>-`, the only form the manager sends.
+            let from: u64 = range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|r| r.parse().ok())
+                .unwrap();
+            file.seek(std::io::SeekFrom::Start(from)).await.unwrap();
+            return Response::builder()
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_LENGTH, len - from)
+                .header(
+                    header::CONTENT_RANGE,
+                    format!("bytes {from}-{}/{len}", len - 1),
+                )
+                .body(Body::from_stream(ReaderStream::new(file)))
+                .unwrap();
         }
         _ => Body::from_stream(ReaderStream::new(file)),
     };
@@ -359,6 +402,44 @@ async fn a_cut_download_installs_nothing_and_leaves_no_partial_behind() {
     );
 }
 
+#[tokio::test]
+async fn a_download_cut_off_goes_on_from_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Big enough that half of it is on the wire before the connection drops.
+    let bytes: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (mirror, manifest) = whisper_mirror_of(dir.path(), bytes).await;
+    let size = manifest.get("whisper:base").unwrap().files[0].size;
+    mirror.fault("ggml-base.bin", Fault::CutOnce);
+    let config = config_with_mirror(&dir.path().join("data"), &mirror);
+    let manager = Manager::with_manifest(&config, manifest).unwrap();
+    let last = Mutex::new(0);
+    let report = manager
+        .pull("whisper:base", &|p| *last.lock().unwrap() = p.done_bytes)
+        .await
+        .unwrap();
+    assert_eq!(report.downloaded, ["ggml-base.bin"]);
+    assert_eq!(report.bytes, size);
+    assert_eq!(*last.lock().unwrap(), size);
+    assert_eq!(mirror.requests("ggml-base.bin"), 2);
+    // The second request asks only for the rest of what the first one delivered.
+    let ranges = mirror.state.ranges.lock().unwrap().clone();
+    let [range] = ranges.as_slice() else {
+        panic!("one request with a range: {ranges:?}")
+    };
+    let from: u64 = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("{range}"));
+    assert!(from > 0 && from <= size / 2, "{range}");
+    let models = manager.layout().root().to_path_buf();
+    assert_eq!(
+        sha256_of(&models.join("whisper/ggml-base.bin")),
+        manifest.get("whisper:base").unwrap().files[0].sha256
+    );
+    assert_eq!(partials(&models), Vec::<String>::new());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_installs_the_known_files_and_says_why_it_skipped_the_rest() {
     let fixtures = neural_fixtures();
@@ -500,7 +581,8 @@ async fn admins_list_pull_and_delete_models_over_the_api() {
         app.dir.path().join("models").display().to_string()
     );
     assert_eq!(body["disk_used_bytes"], 0);
-    assert_eq!(body["models"].as_array().unwrap().len(), 3);
+    // The runtime, Kokoro, one Piper voice and 18 Whisper models.
+    assert_eq!(body["models"].as_array().unwrap().len(), 21);
     let joe = row(&body, JOE);
     assert_eq!(joe["kind"], "piper");
     assert_eq!(joe["languages"], json!(["en-US"]));
@@ -821,4 +903,431 @@ async fn serve_fetches_the_runtime_and_kokoro_in_the_background_on_first_run() {
 
 fn is_model_warning(line: &str) -> bool {
     line.contains("\"WARN\"") && line.contains("aimake::models")
+}
+
+/// A whole Whisper model in whisper.cpp's format, tiny: one encoder and one decoder layer of
+/// width 4 and every tensor whisper.cpp expects, f16 zeros. `n_vocab` 51864 is English only.
+fn tiny_whisper_model(n_vocab: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let put = |out: &mut Vec<u8>, x: i32| out.extend_from_slice(&x.to_le_bytes());
+    put(&mut out, 0x6767_6d6c);
+    for x in [n_vocab, 8, 4, 1, 1, 4, 4, 1, 1, 80, 1] {
+        put(&mut out, x);
+    }
+    put(&mut out, 80);
+    put(&mut out, 3);
+    out.extend(std::iter::repeat_n(0u8, 4 * 80 * 3));
+    put(&mut out, 1);
+    put(&mut out, 5);
+    out.extend_from_slice(b"hello");
+    // 7 + 15 per encoder layer + 4 + 24 per decoder layer.
+    for i in 0..50 {
+        let name = format!("t.{i}.weight");
+        for x in [2, name.len() as i32, 1, 4, 3] {
+            put(&mut out, x);
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend(std::iter::repeat_n(0u8, 2 * 12));
+    }
+    out
+}
+
+/// A manifest whose `whisper:base` is `bytes`, served as `ggml-base.bin`.
+fn whisper_manifest(bytes: &[u8]) -> &'static aimake::models::Manifest {
+    use aimake::models::manifest::Destination;
+    use aimake::models::{Manifest, ModelEntry, ModelFile, ModelKind};
+    Box::leak(Box::new(Manifest::new(vec![ModelEntry {
+        name: "whisper:base".into(),
+        kind: ModelKind::Whisper,
+        languages: vec!["mul".into()],
+        license: "MIT".into(),
+        commercial_use: true,
+        quality: None,
+        files: vec![ModelFile {
+            name: "ggml-base.bin".into(),
+            url: "https://huggingface.co/ggerganov/whisper.cpp/resolve/main/ggml-base.bin".into(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+            extract: None,
+            destination: Destination::WhisperModel("base".into()),
+        }],
+    }])))
+}
+
+/// A mirror holding `ggml-base.bin`, and a manifest pinning that file as `whisper:base`.
+async fn whisper_mirror(dir: &Path) -> (Mirror, &'static aimake::models::Manifest) {
+    whisper_mirror_of(dir, tiny_whisper_model(51_865)).await
+}
+
+async fn whisper_mirror_of(
+    dir: &Path,
+    bytes: Vec<u8>,
+) -> (Mirror, &'static aimake::models::Manifest) {
+    let root = dir.join("mirror");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("ggml-base.bin"), &bytes).unwrap();
+    (Mirror::serving(root).await, whisper_manifest(&bytes))
+}
+
+#[tokio::test]
+async fn whisper_base_is_pulled_from_a_mirror_checked_against_its_hash_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mirror, manifest) = whisper_mirror(dir.path()).await;
+    let config = config_with_mirror(&dir.path().join("data"), &mirror);
+    let manager = Manager::with_manifest(&config, manifest).unwrap();
+    let models = manager.layout().root().to_path_buf();
+
+    // A corrupt answer installs nothing.
+    mirror.fault("ggml-base.bin", Fault::Corrupt);
+    let err = manager.pull("whisper:base", &|_| {}).await.unwrap_err();
+    assert!(matches!(err, ModelError::HashMismatch { .. }), "{err}");
+    assert!(!models.join("whisper/ggml-base.bin").exists());
+    assert_eq!(partials(&models), Vec::<String>::new());
+
+    mirror.heal("ggml-base.bin");
+    let report = manager.pull("whisper:base", &|_| {}).await.unwrap();
+    assert_eq!(report.downloaded, ["ggml-base.bin"]);
+    assert_eq!(
+        sha256_of(&models.join("whisper/ggml-base.bin")),
+        manifest.get("whisper:base").unwrap().files[0].sha256
+    );
+    let base = manager.list().into_iter().next().unwrap();
+    assert_eq!(base.name, "whisper:base");
+    assert!(base.installed && base.verified);
+    assert_eq!(manager.layout().whisper_models(), ["base"]);
+
+    // Installed and verified: not fetched again.
+    let report = manager.pull("whisper:base", &|_| {}).await.unwrap();
+    assert_eq!(report.already_installed, ["ggml-base.bin"]);
+    assert_eq!(mirror.requests("ggml-base.bin"), 2);
+
+    let removed = manager.remove("whisper:base").await.unwrap();
+    assert_eq!(removed.files, 1);
+    assert!(
+        !models.join("whisper").exists(),
+        "the emptied folder goes too"
+    );
+    assert!(!manager.list()[0].installed);
+}
+
+#[tokio::test]
+async fn the_first_run_pull_fetches_whisper_base_only_when_no_whisper_model_is_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mirror, manifest) = whisper_mirror(dir.path()).await;
+    let mut config = config_with_mirror(&dir.path().join("data"), &mirror);
+    // The runtime is configured; this manifest has no Kokoro.
+    config.models.onnxruntime = Some(dir.path().join("libonnxruntime.so"));
+
+    // Turned off: nothing is fetched.
+    config.models.auto_pull_whisper = String::new();
+    let service = ModelsService::new(Manager::with_manifest(&config, manifest).unwrap());
+    service.auto_pull(&config.models).await;
+    assert_eq!(service.progress("whisper:base"), None);
+    assert_eq!(mirror.requests("ggml-base.bin"), 0);
+
+    // A model of the user's own counts as a Whisper model.
+    config.models.auto_pull_whisper = "base".into();
+    let own = dir.path().join("own.bin");
+    std::fs::write(&own, tiny_whisper_model(51_864)).unwrap();
+    service
+        .manager()
+        .import_file(&own, Some("mine"))
+        .await
+        .unwrap();
+    service.auto_pull(&config.models).await;
+    assert_eq!(service.progress("whisper:base"), None);
+    service.remove("whisper:mine").await.unwrap();
+
+    service.auto_pull(&config.models).await;
+    let pull = service
+        .progress("whisper:base")
+        .expect("whisper:base was pulled");
+    assert_eq!(pull.state, PullPhase::Done, "{:?}", pull.error);
+    assert!(service.manager().layout().whisper_model("base").is_file());
+    assert_eq!(mirror.requests("ggml-base.bin"), 1);
+
+    // Installed: a second start fetches nothing.
+    let service = ModelsService::new(Manager::with_manifest(&config, manifest).unwrap());
+    service.auto_pull(&config.models).await;
+    assert_eq!(service.progress("whisper:base"), None);
+    assert_eq!(mirror.requests("ggml-base.bin"), 1);
+}
+
+#[tokio::test]
+async fn the_first_run_whisper_pull_without_network_warns_once_how_to_install_it_later() {
+    let logs = CapturedLogs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.models.mirror = Some("http://127.0.0.1:1".into());
+    config.models.onnxruntime = Some(dir.path().join("libonnxruntime.so"));
+    let manifest = whisper_manifest(&tiny_whisper_model(51_865));
+    let service = ModelsService::new(Manager::with_manifest(&config, manifest).unwrap());
+    service.auto_pull(&config.models).await;
+    assert_eq!(
+        service.progress("whisper:base").unwrap().state,
+        PullPhase::Failed
+    );
+    let text = logs.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" WARN ") && !l.contains("retrying"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    for part in [
+        "Transcription on this machine stays off until whisper:base is installed",
+        "`aimake models pull whisper:base`",
+        "models.auto_pull_whisper = \"\"",
+    ] {
+        assert!(warnings[0].contains(part), "{part:?} missing from {text}");
+    }
+}
+
+/// `aimake models import PATH [--name NAME]` with no mirror.
+async fn import(data: &Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    tokio::process::Command::new(bin())
+        .args(["models", "import"])
+        .args(args)
+        .current_dir(data.parent().unwrap())
+        .env_remove("AIMAKE_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("AIMAKE_DATA__DIR", data)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_imports_a_whisper_model_of_your_own_lists_it_unverified_and_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let models = data.join("models");
+    let mirror = Mirror::serving(dir.path().to_path_buf()).await;
+    let own = dir.path().join("ggml-german-ft.bin");
+    std::fs::write(&own, tiny_whisper_model(51_865)).unwrap();
+
+    let out = import(&data, &[own.as_os_str()]).await;
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("installed whisper/custom/german-ft.bin (whisper:german-ft, "),
+        "{text}"
+    );
+    assert!(text.contains("unverified"), "{text}");
+    assert!(
+        text.contains("[providers.whisper] model = \"german-ft\""),
+        "{text}"
+    );
+    assert_eq!(
+        sha256_of(&models.join("whisper/custom/german-ft.bin")),
+        sha256_of(&own)
+    );
+
+    // In a directory it is not taken for an official file, and the report says what to do.
+    let folder = dir.path().join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(&own, folder.join("ggml-german-ft.bin")).unwrap();
+    let out = import(&data, &[folder.as_os_str()]).await;
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("skipped ggml-german-ft.bin: not a file of any known model")
+            && stdout(&out)
+                .contains("import it on its own (`aimake models import FILE --name NAME`)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Under a name of its own choosing, and again: replaced.
+    let name = std::ffi::OsStr::new("--name");
+    for verb in ["installed", "replaced"] {
+        let out = import(&data, &[own.as_os_str(), name, "de.v2".as_ref()]).await;
+        assert!(out.status.success(), "{}", stdout(&out));
+        assert!(
+            stdout(&out).starts_with(&format!("{verb} whisper/custom/de.v2.bin")),
+            "{}",
+            stdout(&out)
+        );
+    }
+
+    let list = stdout(&aimake(&data, &mirror, &["models", "list"]).await);
+    assert_eq!(listed_installed(&list, "whisper:german-ft"), "unverified");
+    assert_eq!(listed_installed(&list, "whisper:de.v2"), "unverified");
+    assert_eq!(listed_installed(&list, "whisper:base"), "no");
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("whisper:german-ft "))
+        .unwrap();
+    assert!(row.contains(" whisper ") && row.contains(" mul "), "{row}");
+    let base = list
+        .lines()
+        .find(|l| l.starts_with("whisper:base "))
+        .unwrap();
+    assert!(base.contains("147.95 MB") && base.contains("MIT"), "{base}");
+    let tiny_en = list
+        .lines()
+        .find(|l| l.starts_with("whisper:tiny.en "))
+        .unwrap();
+    assert!(tiny_en.contains(" en "), "{tiny_en}");
+
+    let out = aimake(&data, &mirror, &["models", "remove", "whisper:german-ft"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("removed whisper:german-ft: 1 file(s)"));
+    assert!(!models.join("whisper/custom/german-ft.bin").exists());
+    assert!(models.join("whisper/custom/de.v2.bin").exists());
+    let out = aimake(&data, &mirror, &["models", "remove", "whisper:german-ft"]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("There is no model called \"whisper:german-ft\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_a_file_that_is_no_whole_whisper_model_fails_clearly_and_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let models = data.join("models");
+    let model = tiny_whisper_model(51_865);
+    let name = std::ffi::OsStr::new("--name");
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "voice.onnx",
+            [&[0x08u8, 0x07, 0x12, 0x04][..], b"pytorch"].concat(),
+            "looks like an ONNX file (a Piper or Kokoro voice?)",
+        ),
+        (
+            "notes.txt",
+            b"a transcript, not a model".to_vec(),
+            "not a whisper.cpp model",
+        ),
+        ("half.bin", model[..model.len() / 2].to_vec(), "cut short"),
+        ("empty.bin", Vec::new(), "it is empty"),
+        (
+            // Official name, other bytes: the official model's name is not taken.
+            "ggml-base.bin",
+            model.clone(),
+            "it is not the official whisper:base (its sha256 differs), and \"base\" is that model's name; choose another with --name",
+        ),
+    ];
+    for (file, bytes, expected) in cases {
+        let path = dir.path().join(file);
+        std::fs::write(&path, &bytes).unwrap();
+        let out = import(&data, &[path.as_os_str()]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file}: {}", stdout(&out));
+        assert!(
+            err.contains(expected),
+            "{file}: {expected:?} missing from {err}"
+        );
+        assert!(err.contains("Nothing was installed"), "{file}: {err}");
+    }
+    let out = import(
+        &data,
+        &[
+            dir.path().join("ggml-base.bin").as_os_str(),
+            name,
+            "a/x".as_ref(),
+        ],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("may hold only letters"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = import(&data, &[dir.path().as_os_str(), name, "x".as_ref()]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a directory"));
+    assert!(!models.join("whisper").exists());
+    assert_eq!(partials(&models), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_official_whisper_file_dropped_into_import_is_the_official_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = tiny_whisper_model(51_865);
+    let config = test_config(&dir.path().join("data"));
+    let manager = Manager::with_manifest(&config, whisper_manifest(&bytes)).unwrap();
+    // Whatever it is called, and whatever name is asked for.
+    let copy = dir.path().join("downloaded (1).bin");
+    std::fs::write(&copy, &bytes).unwrap();
+    let imported = manager.import_file(&copy, Some("mine")).await.unwrap();
+    assert_eq!(imported.model, "whisper:base");
+    assert_eq!(imported.path, "whisper/ggml-base.bin");
+    assert!(imported.verified);
+    assert!(manager.layout().whisper_customs().is_empty());
+    let base = &manager.list()[0];
+    assert!(base.installed && base.verified);
+
+    // A Piper voice's config dropped into import is recognised by the built-in manifest.
+    let builtin = Manager::new(&config).unwrap();
+    let json = neural_fixtures().join("mirror").join(JOE_JSON);
+    let imported = builtin.import_file(&json, None).await.unwrap();
+    assert_eq!(imported.model, JOE);
+    assert_eq!(imported.path, format!("piper/{JOE_JSON}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_the_whisper_models_and_remove_an_imported_one() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("admin@example.com", Role::Admin).await;
+    let own = app.dir.path().join("ft.bin");
+    std::fs::write(&own, tiny_whisper_model(51_864)).unwrap();
+    let manager = Manager::new(&test_config(app.dir.path())).unwrap();
+    manager.import_file(&own, Some("ft-en")).await.unwrap();
+
+    let body = models_body(&admin).await;
+    let base = row(&body, "whisper:base");
+    assert_eq!(base["kind"], "whisper");
+    assert_eq!(base["languages"], json!(["mul"]));
+    assert_eq!(base["size_bytes"], 147_951_465);
+    assert_eq!(base["license"], "MIT");
+    assert_eq!(base["installed"], false);
+    assert_eq!(base["verified"], true);
+    assert_eq!(
+        row(&body, "whisper:small.en-q8_0")["languages"],
+        json!(["en"])
+    );
+    let own_row = row(&body, "whisper:ft-en");
+    assert_eq!(own_row["kind"], "whisper");
+    assert_eq!(own_row["installed"], true);
+    assert_eq!(own_row["verified"], false);
+    assert_eq!(
+        own_row["languages"],
+        json!(["en"]),
+        "51864 tokens: English only"
+    );
+    assert_eq!(own_row["license"], "");
+    assert_eq!(
+        own_row["size_bytes"],
+        std::fs::metadata(&own).unwrap().len()
+    );
+    assert_eq!(row(&body, JOE)["verified"], true);
+
+    let resp = admin.delete("/api/admin/models/whisper%3Aft-en").await;
+    assert_eq!(resp.status(), 204);
+    assert!(manager.layout().whisper_customs().is_empty());
+    let body = models_body(&admin).await;
+    assert!(
+        !body["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "whisper:ft-en")
+    );
+    let resp = admin.delete("/api/admin/models/whisper:ft-en").await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(error_code(resp).await, "unknown_model");
+    app.stop().await;
 }

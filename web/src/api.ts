@@ -599,9 +599,11 @@ export function watchAudio(id: string, onEvent: (event: AudioEvent) => void): ()
 
 // ---- Transcripts ----------------------------------------------------------------------
 
-/** The speech recognition providers a transcript can name; the server picks one when none is. */
+/** The remote speech recognition providers a transcript can name; the server picks one when none is. */
 export const ASR_PROVIDERS = ['openai', 'elevenlabs', 'tencent'] as const
-export type AsrProvider = (typeof ASR_PROVIDERS)[number]
+/** Whisper on the server itself, offered when `GET /api/providers` lists it. */
+export const LOCAL_ASR_PROVIDER = 'whisper'
+export type AsrProvider = (typeof ASR_PROVIDERS)[number] | typeof LOCAL_ASR_PROVIDER
 
 export type TranscriptStatus = 'queued' | 'running' | 'succeeded' | 'failed'
 export type TranscriptFormat = 'json' | 'srt' | 'vtt' | 'txt'
@@ -1134,7 +1136,7 @@ export function testNotifiers(notifier?: string): Promise<NotifierTest> {
 
 // ---- Models (admin) -------------------------------------------------------------------
 
-export type ModelKind = 'runtime' | 'kokoro' | 'piper'
+export type ModelKind = 'runtime' | 'kokoro' | 'piper' | 'whisper'
 
 /** A model download the server runs in the background. */
 export interface ModelPull {
@@ -1145,15 +1147,19 @@ export interface ModelPull {
 }
 
 export interface Model {
-  /** `runtime`, `kokoro` or `piper:<voice>`. */
+  /** `runtime`, `kokoro`, `piper:<voice>` or `whisper:<variant>` (or an imported model's name). */
   name: string
   kind: ModelKind
+  /** BCP 47 tags; `mul` for a multilingual Whisper model. */
   languages: string[]
   size_bytes: number
+  /** SPDX id; empty for an imported Whisper model, whose licence is its author's. */
   license: string
   commercial_use: boolean
   quality: string | null
   installed: boolean
+  /** `false` for a Whisper model of the admin's own (`aimake models import FILE`): not pinned by a hash. */
+  verified: boolean
   /** The latest download of this model, if any. */
   pull: ModelPull | null
 }

@@ -132,6 +132,7 @@ const PROVIDER_NAMES: Record<string, string> = {
   openai: 'OpenAI',
   elevenlabs: 'ElevenLabs',
   tencent: 'Tencent Cloud',
+  whisper: 'Whisper',
 }
 
 export function providerName(id: string): string {

@@ -172,6 +172,8 @@ export const en = {
   'transcripts.provider.openai': 'OpenAI or a compatible server',
   'transcripts.provider.elevenlabs': 'ElevenLabs Scribe',
   'transcripts.provider.tencent': 'Tencent Cloud ASR',
+  'transcripts.provider.whisper': 'On this machine (Whisper)',
+  'transcripts.provider.unavailable': '{name} (not available: {detail})',
   'transcripts.language': 'Language (optional)',
   'transcripts.languageHint': 'A code like en, zh or pt-BR; heard from the recording when empty.',
   'transcripts.speakers': 'Tell speakers apart',
@@ -366,7 +368,11 @@ export const en = {
   'admin.backupSize': 'Size',
 
   'models.title': 'Models',
-  'models.intro': 'Neural voices run on this server through ONNX Runtime. Pull the runtime and the voice models here.',
+  'models.intro':
+    'Neural voices run on this server through ONNX Runtime, and speech recognition through Whisper models. Pull the runtime, the voices and the Whisper models here; a Whisper model of your own is added with `aimake models import FILE`.',
+  'models.multilingual': 'Multilingual',
+  'models.unverified': 'Unverified',
+  'models.unverifiedHint': 'Imported by an admin, not checked against a published hash; its licence is its author’s.',
   'models.dir': 'Models directory',
   'models.diskUsed': 'Disk used',
   'models.name': 'Name',
@@ -389,6 +395,7 @@ export const en = {
   'models.failedNoReason': 'Download failed.',
   'models.remove': 'Remove',
   'models.confirmRemove': 'Remove {name}? Voices that need it stop working until it is pulled again.',
+  'models.confirmRemoveWhisper': 'Remove {name}? Speech recognition on this server cannot use it until it is pulled or imported again.',
 
   'chart.time': 'Time',
   'monitoring.title': 'Monitoring',

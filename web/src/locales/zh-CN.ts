@@ -173,6 +173,8 @@ export const zhCN: Record<MessageKey, string> = {
   'transcripts.provider.openai': 'OpenAI 或兼容服务器',
   'transcripts.provider.elevenlabs': 'ElevenLabs Scribe',
   'transcripts.provider.tencent': '腾讯云语音识别',
+  'transcripts.provider.whisper': '本机（Whisper）',
+  'transcripts.provider.unavailable': '{name}（不可用：{detail}）',
   'transcripts.language': '语言（可选）',
   'transcripts.languageHint': '如 en、zh 或 pt-BR；留空则根据录音自动识别。',
   'transcripts.speakers': '区分说话人',
@@ -367,7 +369,11 @@ export const zhCN: Record<MessageKey, string> = {
   'admin.backupSize': '大小',
 
   'models.title': '模型',
-  'models.intro': '神经网络音色通过 ONNX Runtime 在本服务器上运行。可在此下载运行时和音色模型。',
+  'models.intro':
+    '神经网络音色通过 ONNX Runtime 在本服务器上运行，语音识别则使用 Whisper 模型。可在此下载运行时、音色模型和 Whisper 模型；自己的 Whisper 模型用 `aimake models import FILE` 添加。',
+  'models.multilingual': '多语言',
+  'models.unverified': '未校验',
+  'models.unverifiedHint': '由管理员导入，未按公布的哈希校验；其许可证由作者决定。',
   'models.dir': '模型目录',
   'models.diskUsed': '已用空间',
   'models.name': '名称',
@@ -390,6 +396,7 @@ export const zhCN: Record<MessageKey, string> = {
   'models.failedNoReason': '下载失败。',
   'models.remove': '删除',
   'models.confirmRemove': '删除 {name}？依赖它的音色将无法使用，直到重新下载。',
+  'models.confirmRemoveWhisper': '删除 {name}？在重新下载或导入之前，本服务器的语音识别无法使用它。',
 
   'chart.time': '时间',
   'monitoring.title': '监控',

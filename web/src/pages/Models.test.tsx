@@ -18,6 +18,7 @@ const RUNTIME: Model = {
   commercial_use: true,
   quality: null,
   installed: true,
+  verified: true,
   pull: null,
 }
 const KOKORO: Model = {
@@ -29,6 +30,7 @@ const KOKORO: Model = {
   commercial_use: true,
   quality: 'high',
   installed: true,
+  verified: true,
   pull: null,
 }
 const HARBOR: Model = {
@@ -40,6 +42,32 @@ const HARBOR: Model = {
   commercial_use: false,
   quality: 'good',
   installed: false,
+  verified: true,
+  pull: null,
+}
+
+const WHISPER_BASE: Model = {
+  name: 'whisper:base',
+  kind: 'whisper',
+  languages: ['mul'],
+  size_bytes: 141 * MB,
+  license: 'MIT',
+  commercial_use: true,
+  quality: null,
+  installed: false,
+  verified: true,
+  pull: null,
+}
+const OWN_WHISPER: Model = {
+  name: 'whisper:de-ft',
+  kind: 'whisper',
+  languages: ['en'],
+  size_bytes: 141 * MB,
+  license: '',
+  commercial_use: true,
+  quality: null,
+  installed: true,
+  verified: false,
   pull: null,
 }
 
@@ -187,6 +215,51 @@ describe('models page', () => {
     await waitFor(() => expect(within(rowOf('kokoro')).getByText('No')).toBeInTheDocument())
     expect(deleted).toEqual(['DELETE'])
     expect(within(rowOf('kokoro')).getByRole('button', { name: 'Pull kokoro' })).toBeInTheDocument()
+  })
+
+  it('lists the Whisper models, marks an imported one unverified and removes it after confirmation', async () => {
+    let models = [RUNTIME, WHISPER_BASE, OWN_WHISPER]
+    const deleted: string[] = []
+    const pulled: string[] = []
+    stubModels({
+      '/api/admin/models': () => jsonResponse(200, list(models)),
+      '/api/admin/models/whisper%3Ade-ft': (init) => {
+        deleted.push(init?.method ?? 'GET')
+        models = [RUNTIME, WHISPER_BASE]
+        return new Response(null, { status: 204 })
+      },
+      '/api/admin/models/whisper%3Abase/pull': (init) => {
+        pulled.push(init?.method ?? 'GET')
+        return jsonResponse(202, { ...WHISPER_BASE, pull: { state: 'running', done_bytes: 0, total_bytes: 141 * MB, error: null } })
+      },
+    })
+    const user = userEvent.setup()
+
+    renderAt('/admin/models')
+
+    await screen.findByText('/var/lib/aimake/models')
+    const cells = (name: string) =>
+      within(rowOf(name))
+        .getAllByRole('cell')
+        .map((c) => c.textContent)
+    expect(cells('whisper:base')).toEqual(['Whisper', '–', 'Multilingual', '141 MB', 'MIT', 'No', 'Pull'])
+    expect(cells('whisper:de-ft')).toEqual(['Whisper', '–', 'en', '141 MB', '–', 'Yes Unverified', 'Remove'])
+    expect(within(rowOf('whisper:de-ft')).getByText('Unverified')).toHaveAttribute(
+      'title',
+      'Imported by an admin, not checked against a published hash; its licence is its author’s.',
+    )
+
+    await user.click(within(rowOf('whisper:de-ft')).getByRole('button', { name: 'Remove' }))
+    const question = screen.getByRole('group', {
+      name: /^Remove whisper:de-ft\? Speech recognition on this server cannot use it/,
+    })
+    await user.click(within(question).getByRole('button', { name: 'Remove' }))
+    await waitFor(() => expect(screen.queryByRole('row', { name: /^whisper:de-ft\b/ })).not.toBeInTheDocument())
+    expect(deleted).toEqual(['DELETE'])
+
+    await user.click(screen.getByRole('button', { name: 'Pull whisper:base' }))
+    expect(await screen.findByRole('progressbar', { name: 'Download of whisper:base' })).toBeInTheDocument()
+    expect(pulled).toEqual(['POST'])
   })
 
   it('is for admins only', async () => {

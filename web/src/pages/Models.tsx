@@ -1,4 +1,4 @@
-// For admins: the neural models on this server (ONNX Runtime, Kokoro, Piper voices), where
+// For admins: the models on this server (ONNX Runtime, Kokoro, Piper voices, Whisper), where
 // they live and how much disk they take; pull one in the background, or remove it.
 
 import { useState } from 'react'
@@ -135,10 +135,14 @@ function ModelRow({
       </th>
       <td>{model.kind === 'runtime' ? 'ONNX Runtime' : providerName(model.kind)}</td>
       <td>{quality ?? '–'}</td>
-      <td>{model.languages.length === 0 ? '–' : model.languages.join(', ')}</td>
+      <td>
+        {model.languages.length === 0
+          ? '–'
+          : model.languages.map((tag) => (tag === 'mul' ? t('models.multilingual') : tag)).join(', ')}
+      </td>
       <td className="num">{formatBytes(model.size_bytes, language)}</td>
       <td>
-        {model.license}
+        {model.license === '' ? '–' : model.license}
         {!model.commercial_use && (
           <>
             {' '}
@@ -146,7 +150,17 @@ function ModelRow({
           </>
         )}
       </td>
-      <td>{model.installed ? t('models.yes') : t('models.no')}</td>
+      <td>
+        {model.installed ? t('models.yes') : t('models.no')}
+        {!model.verified && (
+          <>
+            {' '}
+            <span className="badge badge-warn" title={t('models.unverifiedHint')}>
+              {t('models.unverified')}
+            </span>
+          </>
+        )}
+      </td>
       <td>
         <div className="stack-sm">
           {running ? (
@@ -179,7 +193,9 @@ function ModelRow({
               {model.installed && (
                 <ConfirmButton
                   label={t('models.remove')}
-                  question={t('models.confirmRemove', { name: model.name })}
+                  question={t(model.kind === 'whisper' ? 'models.confirmRemoveWhisper' : 'models.confirmRemove', {
+                    name: model.name,
+                  })}
                   confirmLabel={t('models.remove')}
                   onConfirm={remove}
                 />

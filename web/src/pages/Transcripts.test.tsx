@@ -82,6 +82,56 @@ describe('transcripts', () => {
     expect(form.get('speakers')).toBe('true')
   })
 
+  it('offers the engine on this machine when the server lists it, and says why when it cannot run', async () => {
+    const sent: FormData[] = []
+    let whisper = { id: 'whisper', kind: 'asr', available: true, detail: 'whisper:base (f16)' }
+    stubFetch({
+      '/api/me': () => jsonResponse(200, USER),
+      '/api/providers': () =>
+        jsonResponse(200, [{ id: 'local', kind: 'tts', available: true, detail: 'espeak-ng 1.51' }, whisper]),
+      '/api/transcriptions': (init) => {
+        if (init?.method === 'POST') {
+          sent.push(init.body as FormData)
+          return jsonResponse(202, queued)
+        }
+        return jsonResponse(200, { items: [], next_cursor: null })
+      },
+    })
+    const user = userEvent.setup()
+
+    const { unmount } = renderAt('/transcripts')
+    const option = await screen.findByRole('option', { name: 'On this machine (Whisper)' })
+    expect(option).toBeEnabled()
+    await user.selectOptions(screen.getByLabelText('Speech recognition'), 'On this machine (Whisper)')
+    await user.upload(screen.getByLabelText('Choose a file', { selector: 'input' }), recording())
+    await waitFor(() => expect(sent).toHaveLength(1))
+    expect((sent[0] as FormData).get('provider')).toBe('whisper')
+    unmount()
+
+    whisper = { ...whisper, available: false, detail: 'no Whisper model is installed' }
+    renderAt('/transcripts')
+    expect(
+      await screen.findByRole('option', {
+        name: 'On this machine (Whisper) (not available: no Whisper model is installed)',
+      }),
+    ).toBeDisabled()
+  })
+
+  it('does not offer the engine on this machine when the server has none', async () => {
+    const fetchMock = stubFetch({
+      '/api/me': () => jsonResponse(200, USER),
+      '/api/providers': () => jsonResponse(200, [{ id: 'local', kind: 'tts', available: true, detail: 'espeak-ng 1.51' }]),
+      '/api/transcriptions': () => jsonResponse(200, { items: [], next_cursor: null }),
+    })
+
+    renderAt('/transcripts')
+    await screen.findByRole('option', { name: 'Tencent Cloud ASR' })
+    await waitFor(() => expect(fetchMock.mock.calls.some(([url]) => String(url).includes('/api/providers'))).toBe(true))
+    await act(async () => {})
+    expect(within(screen.getByLabelText('Speech recognition')).getAllByRole('option')).toHaveLength(4)
+    expect(screen.queryByRole('option', { name: /On this machine/ })).not.toBeInTheDocument()
+  })
+
   it('sends a chosen file with the server defaults, leaving the options out', async () => {
     const sent: FormData[] = []
     stubFetch({

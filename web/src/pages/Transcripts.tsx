@@ -3,7 +3,15 @@
 
 import { useEffect, useRef, useState } from 'react'
 import type { DragEvent } from 'react'
-import { ASR_PROVIDERS, deleteTranscription, getTranscription, listTranscriptions, uploadTranscription } from '../api.ts'
+import {
+  ASR_PROVIDERS,
+  LOCAL_ASR_PROVIDER,
+  deleteTranscription,
+  getProviders,
+  getTranscription,
+  listTranscriptions,
+  uploadTranscription,
+} from '../api.ts'
 import type { AsrProvider, Transcription } from '../api.ts'
 import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
@@ -15,6 +23,7 @@ import { useI18n } from '../i18n.ts'
 import { formatDate, formatDuration } from '../lib/format.ts'
 import { ASR_PROVIDER_LABELS, TRANSCRIPT_STATUS_LABELS } from '../lib/labels.ts'
 import { TRANSCRIPT_POLL_MS } from '../lib/transcript.ts'
+import { useLoad } from '../lib/useLoad.ts'
 import { usePaged } from '../lib/usePaged.ts'
 import { usePoll } from '../lib/usePoll.ts'
 
@@ -77,6 +86,8 @@ export default function TranscriptsPage() {
 function Upload({ onUploaded }: { onUploaded: () => void }) {
   const { t } = useI18n()
   const [provider, setProvider] = useState<AsrProvider | ''>('')
+  const providers = useLoad((signal) => getProviders({ signal }), 'providers')
+  const local = providers.data?.find((p) => p.id === LOCAL_ASR_PROVIDER && p.kind === 'asr')
   const [language, setLanguage] = useState('')
   const [speakers, setSpeakers] = useState(false)
   const [over, setOver] = useState(false)
@@ -116,6 +127,13 @@ function Upload({ onUploaded }: { onUploaded: () => void }) {
         <Field label={t('transcripts.provider')}>
           <select value={provider} onChange={(event) => setProvider(event.target.value as AsrProvider | '')}>
             <option value="">{t('transcripts.providerDefault')}</option>
+            {local !== undefined && (
+              <option value={LOCAL_ASR_PROVIDER} disabled={!local.available}>
+                {local.available
+                  ? t(ASR_PROVIDER_LABELS.whisper)
+                  : t('transcripts.provider.unavailable', { name: t(ASR_PROVIDER_LABELS.whisper), detail: local.detail })}
+              </option>
+            )}
             {ASR_PROVIDERS.map((id) => (
               <option key={id} value={id}>
                 {t(ASR_PROVIDER_LABELS[id])}
