@@ -115,9 +115,25 @@ fn created(state: &AppState) -> u64 {
 /// `GET /v1/models`: OpenAI's list of the speech models.
 #[tracing::instrument(skip_all)]
 async fn models(State(state): State<AppState>, _: AuthUser) -> Json<Value> {
+    Json(json!({ "object": "list", "data": all_models(&state) }))
+}
+
+/// The speech models, then the transcription models the engine on this machine hears.
+fn all_models(state: &AppState) -> Vec<Model> {
     let ready = gateway::ready(&state.providers);
-    let data = gateway::models(&state.config.gateway, &ready, created(&state));
-    Json(json!({ "object": "list", "data": data }))
+    let created = created(state);
+    let mut data = gateway::models(&state.config.gateway, &ready, created);
+    data.extend(
+        crate::transcription::gateway::local_models(state)
+            .into_iter()
+            .map(|id| Model {
+                id,
+                object: "model",
+                created,
+                owned_by: "whisper".into(),
+            }),
+    );
+    data
 }
 
 /// `GET /v1/models/{id}`: one of them.
@@ -127,8 +143,7 @@ async fn model(
     _: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Model>> {
-    let ready = gateway::ready(&state.providers);
-    gateway::models(&state.config.gateway, &ready, created(&state))
+    all_models(&state)
         .into_iter()
         .find(|m| m.id == id)
         .map(Json)

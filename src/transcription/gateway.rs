@@ -55,8 +55,12 @@ pub fn route(state: &Services, model: &str, task: Task) -> Result<Route> {
                 model: model.to_string(),
             },
             _ => {
-                let provider =
-                    super::service::provider(state, Some(config.provider.as_str()), "model")?;
+                let provider = match local_whisper(state) {
+                    Some(local) => local,
+                    None => {
+                        super::service::provider(state, Some(config.provider.as_str()), "model")?
+                    }
+                };
                 Route {
                     model: provider.model().to_string(),
                     provider,
@@ -97,6 +101,46 @@ pub fn route(state: &Services, model: &str, task: Task) -> Result<Route> {
         ));
     }
     Ok(route)
+}
+
+/// The engine on this machine, for OpenAI's model names without an OpenAI key: when a Whisper
+/// model is installed and no provider is configured for them (`gateway.transcription.provider`,
+/// then `transcription.provider`), Whisper's own names are heard by Whisper.
+fn local_whisper(state: &Services) -> Option<Arc<dyn Asr>> {
+    let configured = !state.config.gateway.transcription.provider.is_empty()
+        || !state.config.transcription.provider.is_empty();
+    state
+        .providers
+        .asr("whisper")
+        .filter(|w| !configured && w.ready())
+}
+
+/// The transcription models `GET /v1/models` lists besides the speech models: those the engine
+/// on this machine hears now (OpenAI's names routed to it, and each installed Whisper model as
+/// `whisper:<model>`). Names heard by remote providers are theirs to list.
+pub fn local_models(state: &Services) -> Vec<String> {
+    let Some(whisper) = state.providers.asr("whisper").filter(|w| w.ready()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = OPENAI_MODELS
+        .iter()
+        .filter(|m| {
+            route(state, m, Task::Transcribe).is_ok_and(|r| r.provider.id() == whisper.id())
+        })
+        .map(|m| m.to_string())
+        .collect();
+    names.extend(
+        state
+            .config
+            .gateway
+            .transcription
+            .models
+            .iter()
+            .filter(|(_, target)| target.split(':').next() == Some(whisper.id()))
+            .map(|(name, _)| name.clone()),
+    );
+    names.extend(whisper.models().iter().map(|m| format!("whisper:{m}")));
+    names
 }
 
 /// `provider` or `provider:model`.
