@@ -592,7 +592,7 @@ export function watchAudio(id: string, onEvent: (event: AudioEvent) => void): ()
 // ---- Transcripts ----------------------------------------------------------------------
 
 /** The speech recognition providers a transcript can name; the server picks one when none is. */
-export const ASR_PROVIDERS = ['openai', 'elevenlabs', 'tencent'] as const
+export const ASR_PROVIDERS = ['openai', 'elevenlabs', 'tencent', 'whisper'] as const
 export type AsrProvider = (typeof ASR_PROVIDERS)[number]
 
 export type TranscriptStatus = 'queued' | 'running' | 'succeeded' | 'failed'

@@ -27,6 +27,7 @@ export const ASR_PROVIDER_LABELS: Record<AsrProvider, MessageKey> = {
   openai: 'transcripts.provider.openai',
   elevenlabs: 'transcripts.provider.elevenlabs',
   tencent: 'transcripts.provider.tencent',
+  whisper: 'transcripts.provider.whisper',
 }
 
 export const TRANSCRIPT_STATUS_LABELS: Record<TranscriptStatus, MessageKey> = {

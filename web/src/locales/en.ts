@@ -170,6 +170,7 @@ export const en = {
   'transcripts.provider.openai': 'OpenAI or a compatible server',
   'transcripts.provider.elevenlabs': 'ElevenLabs Scribe',
   'transcripts.provider.tencent': 'Tencent Cloud ASR',
+  'transcripts.provider.whisper': 'Whisper on this machine (free, offline)',
   'transcripts.language': 'Language (optional)',
   'transcripts.languageHint': 'A code like en, zh or pt-BR; heard from the recording when empty.',
   'transcripts.speakers': 'Tell speakers apart',

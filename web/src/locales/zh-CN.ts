@@ -171,6 +171,7 @@ export const zhCN: Record<MessageKey, string> = {
   'transcripts.provider.openai': 'OpenAI 或兼容服务器',
   'transcripts.provider.elevenlabs': 'ElevenLabs Scribe',
   'transcripts.provider.tencent': '腾讯云语音识别',
+  'transcripts.provider.whisper': '本机 Whisper（免费、离线）',
   'transcripts.language': '语言（可选）',
   'transcripts.languageHint': '如 en、zh 或 pt-BR；留空则根据录音自动识别。',
   'transcripts.speakers': '区分说话人',
