@@ -258,6 +258,12 @@ static OPERATIONS: &[Operation] = &[
         .replies(&[Reply::Json("202", "The model's row, its pull running", object)]),
     op(Delete, "/api/admin/models/{name}", "admin", "Delete a local model's files", Admin)
         .replies(NO_CONTENT),
+    op(Post, "/api/admin/selftest", "admin", "Speak a sentence with each local voice and hear it with Whisper", Admin)
+        .replies(&[Reply::Json(
+            "200",
+            "`{sentence, model, voices: [{voice, heard, word_error_rate, audio_ms, elapsed_ms, error}]}`",
+            object,
+        )]),
     // Audios, voices, providers and usage
     op(Post, "/api/audios", "audios", "Synthesize a text", User)
         .body(Body::Json(create_audio))

@@ -59,9 +59,17 @@ const FORMATS: &[InputFormat] = &[
 /// whisper.cpp refuses less than a second of audio; shorter pieces are padded with silence.
 const MIN_SAMPLES: usize = 16_000 + 1_600;
 
-/// Audio whose loudest sample is below this (about -66 dBFS) is silence: an empty transcript,
-/// without asking a model that would rather hallucinate a "Thank you." than say nothing.
-const SILENCE_PEAK: f32 = 5e-4;
+/// Quiet is judged in frames of 100 ms.
+const FRAME: usize = 1_600;
+/// A frame is quiet under -60 dBFS, or 40 dB under the loudest frame of the piece (so a
+/// recording made quietly is judged by its own level).
+const QUIET_FLOOR: f32 = 1e-6;
+const QUIET_BELOW_LOUDEST: f32 = 1e-4;
+/// Quiet stretches of 2 s or more are taken out before Whisper hears a piece, but for 300 ms
+/// at each side: Whisper fills long silence with invented sentences (often the last one heard,
+/// over and over) and spends a 30-second window on each half minute of it.
+const QUIET_MIN_FRAMES: usize = 20;
+const QUIET_KEEP_FRAMES: usize = 3;
 
 /// Whisper's context holds 448 tokens; a prompt may take the half before the text.
 const MAX_PROMPT_TOKENS: usize = 223;
@@ -400,11 +408,11 @@ impl Job {
             words: Vec::new(),
             model: self.model.clone(),
         };
-        let peak = pcm.samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-        if peak < SILENCE_PEAK {
+        // Silence is an empty transcript, without asking a model that would rather invent a
+        // "Thank you." than say nothing.
+        let Some((mut samples, timeline)) = compact(&pcm.samples) else {
             return Ok(transcript.tidy());
-        }
-        let mut samples = pcm.samples;
+        };
         if samples.len() < MIN_SAMPLES {
             samples.resize(MIN_SAMPLES, 0.0);
         }
@@ -497,13 +505,13 @@ impl Job {
                 }
                 tokens.push(Piece {
                     bytes: token.to_bytes().unwrap_or_default().to_vec(),
-                    t0: data.t0,
-                    t1: data.t1,
+                    t0: timeline.original(data.t0),
+                    t1: timeline.original_end(data.t1),
                 });
             }
             let (start, end) = (
-                centis(segment.start_timestamp()),
-                centis(segment.end_timestamp()),
+                centis(timeline.original(segment.start_timestamp())),
+                centis(timeline.original_end(segment.end_timestamp())),
             );
             words.extend(join_tokens(&tokens, start, end));
             texts.push(text.clone());
@@ -525,6 +533,87 @@ impl Job {
 
 fn centis(t: i64) -> f64 {
     t.max(0) as f64 / 100.0
+}
+
+/// Where the audio Whisper heard came from in the piece: each kept stretch's start in the heard
+/// audio and in the piece, in samples.
+#[derive(Debug, PartialEq)]
+struct Timeline {
+    spans: Vec<(usize, usize)>,
+}
+
+impl Timeline {
+    /// A start time in the heard audio (centiseconds) as a time in the piece.
+    fn original(&self, centis: i64) -> i64 {
+        self.map(centis, false)
+    }
+
+    /// An end time: one that falls where two kept stretches meet ends the first, rather than
+    /// stretching over the quiet taken out between them.
+    fn original_end(&self, centis: i64) -> i64 {
+        self.map(centis, true)
+    }
+
+    fn map(&self, centis: i64, end: bool) -> i64 {
+        let at = usize::try_from(centis.max(0)).unwrap_or(0) * 160;
+        let i = self
+            .spans
+            .partition_point(|(heard, _)| *heard < at || (!end && *heard == at));
+        let (heard, piece) = self.spans[i.saturating_sub(1)];
+        ((piece + at.saturating_sub(heard)) / 160) as i64
+    }
+}
+
+/// `samples` with their long quiet stretches taken out (see [`QUIET_MIN_FRAMES`]), and where
+/// what is left came from; `None` when every frame is quiet.
+fn compact(samples: &[f32]) -> Option<(Vec<f32>, Timeline)> {
+    let energy: Vec<f32> = samples
+        .chunks(FRAME)
+        .map(|f| f.iter().map(|s| s * s).sum::<f32>() / f.len() as f32)
+        .collect();
+    let loudest = energy.iter().copied().fold(0.0f32, f32::max);
+    if loudest <= QUIET_FLOOR {
+        return None;
+    }
+    let threshold = QUIET_FLOOR.max(loudest * QUIET_BELOW_LOUDEST);
+    let quiet: Vec<bool> = energy.iter().map(|e| *e < threshold).collect();
+    // Frame ranges to take out.
+    let mut cuts = Vec::new();
+    let mut i = 0;
+    while i < quiet.len() {
+        if !quiet[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < quiet.len() && quiet[i] {
+            i += 1;
+        }
+        if i - start >= QUIET_MIN_FRAMES {
+            let from = if start == 0 {
+                0
+            } else {
+                start + QUIET_KEEP_FRAMES
+            };
+            let to = if i == quiet.len() {
+                i
+            } else {
+                i - QUIET_KEEP_FRAMES
+            };
+            cuts.push((from * FRAME, (to * FRAME).min(samples.len())));
+        }
+    }
+    let mut kept = Vec::with_capacity(samples.len());
+    let mut spans = Vec::new();
+    let mut from = 0;
+    for (cut_start, cut_end) in cuts.into_iter().chain([(samples.len(), samples.len())]) {
+        if cut_start > from {
+            spans.push((kept.len(), from));
+            kept.extend_from_slice(&samples[from..cut_start]);
+        }
+        from = cut_end;
+    }
+    Some((kept, Timeline { spans }))
 }
 
 /// One text token of a segment: its bytes (a piece of UTF-8, maybe not a whole character)
@@ -816,6 +905,42 @@ unsafe extern "C" fn log_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_quiet_stretches_are_taken_out_and_times_map_back_into_the_piece() {
+        let second = 16_000;
+        let tone = |n: usize| (0..n).map(|i| 0.3 * ((i as f32) * 0.05).sin());
+        // 3 s of silence, 1 s of sound, 5 s of faint noise, 1 s of sound, 1 s of silence.
+        let mut samples: Vec<f32> = vec![0.0; 3 * second];
+        samples.extend(tone(second));
+        samples.extend((0..5 * second).map(|i| if i % 2 == 0 { 1e-5 } else { -1e-5 }));
+        samples.extend(tone(second));
+        samples.extend(vec![0.0; second]);
+        let (kept, timeline) = compact(&samples).unwrap();
+        // Kept: 0.3 s before the first sound, the sound, 0.3 s either side of the gap, the
+        // second sound and the last second (shorter than a long stretch).
+        assert_eq!(kept.len(), (3 + 10 + 6 + 10 + 10) * second / 10);
+        assert_eq!(
+            timeline,
+            Timeline {
+                spans: vec![(0, 27 * second / 10), (16 * second / 10, 87 * second / 10)]
+            }
+        );
+        // In centiseconds: the start of what was heard is 2.7 s into the piece; 2 s into
+        // what was heard is 0.4 s after the gap, 9.1 s into the piece.
+        assert_eq!(timeline.original(0), 270);
+        assert_eq!(timeline.original(100), 370);
+        assert_eq!(timeline.original(200), 910);
+        assert_eq!(timeline.original(390), 1100);
+        // Where the two stretches meet: a start is after the gap, an end before it.
+        assert_eq!(timeline.original(160), 870);
+        assert_eq!(timeline.original_end(160), 430);
+        // Silence, digital or faint, is nothing to hear; a quiet recording is heard whole.
+        assert!(compact(&vec![0.0; 5 * second]).is_none());
+        assert!(compact(&vec![1e-4; 5 * second]).is_none());
+        let quiet: Vec<f32> = tone(5 * second).map(|s| s / 30.0).collect();
+        assert_eq!(compact(&quiet).unwrap().0.len(), 5 * second);
+    }
 
     fn piece(text: &str, t0: i64, t1: i64) -> Piece {
         Piece {
