@@ -14,7 +14,7 @@ use aimake::providers::SynthesisRequest;
 use serde_json::Value;
 
 use crate::helpers::{ServerProcess, TestApp, client_python, whisper_fixture};
-use crate::neural::{neural_app, wer, words};
+use crate::neural::{install_fixture_models, neural_app, wer, words};
 use crate::transcriptions::{assert_monotonic, create, finished, upload, v1};
 
 /// The name the fixture is imported under.
@@ -572,4 +572,84 @@ async fn a_twenty_minute_recording_is_split_heard_here_resumed_after_kill_9_and_
         )
         .unwrap();
     assert_eq!(billed, pieces, "each piece is counted once, free");
+}
+
+#[tokio::test]
+async fn the_selftest_speaks_with_every_voice_engine_here_and_reports_what_whisper_heard() {
+    let app = whisper_app(|_| {}).await;
+    let user = app.signed_in("ada@example.com", Role::User).await;
+    let body = serde_json::json!({});
+    assert_eq!(user.post("/api/admin/selftest", &body).await.status(), 403);
+    let admin = app.signed_in("root@example.com", Role::Admin).await;
+    let resp = admin.post("/api/admin/selftest", &body).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(report["model"], MODEL);
+    let sentence = report["sentence"].as_str().unwrap();
+    let voices = report["voices"].as_array().unwrap();
+    let engines: Vec<&str> = voices
+        .iter()
+        .map(|v| v["voice"].as_str().unwrap().split(':').next().unwrap())
+        .collect();
+    assert_eq!(engines, ["local", "kokoro", "piper"], "{report}");
+    for v in voices {
+        assert!(v["error"].is_null(), "{v}");
+        let rate = v["word_error_rate"].as_f64().unwrap();
+        assert_eq!(rate, wer(sentence, v["heard"].as_str().unwrap()), "{v}");
+        let most = if v["voice"].as_str().unwrap().starts_with("local:") {
+            0.25
+        } else {
+            0.1
+        };
+        assert!(rate <= most, "{v}");
+        assert!(v["audio_ms"].as_u64().unwrap() > 1000, "{v}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn aimake_selftest_prints_the_word_error_rate_per_voice_and_fails_without_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    install_fixture_models(&models);
+    let run = |env: Vec<(&'static str, String)>| {
+        let mut cmd = tokio::process::Command::new(crate::helpers::bin());
+        cmd.arg("selftest")
+            .env_remove("AIMAKE_CONFIG")
+            .env("AIMAKE_DATA__DIR", dir.path())
+            .env("AIMAKE_MODELS__AUTO_PULL", "false");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output()
+    };
+    // Nothing to listen with yet.
+    let out = run(Vec::new()).await.unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("aimake models pull whisper:base"),
+        "{stderr}"
+    );
+
+    install_whisper_model(&models, MODEL);
+    let out = run(vec![("AIMAKE_PROVIDERS__WHISPER__MODEL", MODEL.into())])
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].contains(MODEL), "{stdout}");
+    for engine in ["local:", "kokoro:", "piper:"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(engine) && l.contains("word error rate")),
+            "{engine}: {stdout}"
+        );
+    }
 }
