@@ -785,7 +785,9 @@ fn tensor_bytes(ttype: i32, elements: u64) -> Option<u64> {
         14 => (256, 210),
         _ => return None,
     };
-    elements.is_multiple_of(block).then(|| elements / block * size)
+    elements
+        .is_multiple_of(block)
+        .then(|| elements / block * size)
 }
 
 /// Reads the whole file's structure without its weights: header, mel filters, vocabulary and
