@@ -13,12 +13,16 @@ COPY web/ ./
 RUN npm run build
 
 # 2. The binary (the build refuses to make a release without web/dist/index.html); cmake builds
-# the bundled libopus.
+# the bundled libopus and whisper.cpp. GGML_NATIVE=OFF builds whisper.cpp for any x86-64 CPU
+# with AVX2, FMA and F16C (2013 and later) rather than for the build machine's own CPU, so the
+# image runs wherever it is pulled; see docs/whisper.md for older CPUs.
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends cmake \
     && rm -rf /var/lib/apt/lists/*
+ENV GGML_NATIVE=OFF
 WORKDIR /src
+COPY .cargo .cargo
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY migrations migrations
 # Cargo.toml names the backup benchmark, so its file must be present to read the manifest.

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod models;
+pub mod selftest;
 pub mod user;
 
 use std::process::ExitCode;

@@ -288,6 +288,36 @@ pub struct ProvidersConfig {
     pub openai: OpenAiConfig,
     pub elevenlabs: ElevenLabsConfig,
     pub tencent: TencentConfig,
+    pub whisper: WhisperConfig,
+}
+
+/// Speech recognition on this machine with whisper.cpp (`[providers.whisper]`); threads and
+/// idle unloading come from `[models]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhisperConfig {
+    /// On by default: the provider is listed, and used once a model is installed.
+    pub enabled: bool,
+    /// An official variant installed by `aimake models pull whisper:<variant>` (`base`,
+    /// `small.en`, `base-q8_0`), the name of an imported model, or an absolute path to a
+    /// whisper.cpp ggml file.
+    pub model: String,
+    /// Beams searched while decoding; 1 decodes greedily (faster, and it went wrong on a
+    /// robotic voice where 5 did not). At most 8.
+    pub beam_size: usize,
+    /// Pieces heard at once, sharing one loaded model; each uses `models.threads` threads.
+    pub max_concurrency: usize,
+}
+
+impl Default for WhisperConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: "base".into(),
+            beam_size: 5,
+            max_concurrency: 1,
+        }
+    }
 }
 
 /// One retry policy shared by every HTTP provider.
@@ -525,7 +555,7 @@ impl Default for TtsConfig {
 }
 
 /// The `[providers]` sections that recognize speech, in the order they are listed to users.
-pub const ASR_PROVIDERS: [&str; 3] = ["openai", "elevenlabs", "tencent"];
+pub const ASR_PROVIDERS: [&str; 4] = ["openai", "elevenlabs", "tencent", "whisper"];
 
 /// Transcripts in the library (`POST /api/transcriptions`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -535,7 +565,7 @@ pub struct TranscriptionConfig {
     /// providers, so this bounds memory and storage, not what a provider takes.
     pub max_upload_bytes: u64,
     /// The speech recognition provider used when a request names none; empty: the first
-    /// enabled one (`openai`, `elevenlabs`, `tencent`).
+    /// enabled one (`openai`, `elevenlabs`, `tencent`), else `whisper` when a model is installed.
     pub provider: String,
 }
 
@@ -1601,6 +1631,22 @@ impl Config {
             bail!(
                 "models.auto_pull_whisper: `{whisper}` is not an official Whisper model (tiny, base, small, their .en models, each also -q5_1 or -q8_0), nor \"\" for none"
             );
+        }
+        let whisper = &self.providers.whisper;
+        let model = whisper.model.trim();
+        if model.is_empty()
+            || (model.contains(['/', '\\']) && !std::path::Path::new(model).is_absolute())
+        {
+            bail!(
+                "providers.whisper.model: `{model}` must be a model name (base, small.en, an \
+                 imported name) or an absolute path to a ggml file"
+            );
+        }
+        if !(1..=8).contains(&whisper.beam_size) {
+            bail!("providers.whisper.beam_size: must be between 1 and 8");
+        }
+        if whisper.max_concurrency == 0 {
+            bail!("providers.whisper.max_concurrency: must be at least 1");
         }
         let asr_ids = ASR_PROVIDERS;
         for (key, provider) in [

@@ -75,6 +75,9 @@ enum Command {
     /// Alert notifiers: send a test notification
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Speak a sentence with each voice engine on this machine, hear it with Whisper and print
+    /// the word error rate per voice; exits 1 if any voice fails
+    Selftest,
     /// Print the version
     Version,
 }
@@ -273,6 +276,7 @@ fn main() -> ExitCode {
         Command::Alerts(AlertsCommand::Test { name }) => {
             runtime.block_on(aimake::commands::alerts::test(&config, name.as_deref()))
         }
+        Command::Selftest => runtime.block_on(aimake::commands::selftest::run(&config)),
         Command::Healthcheck { url } => {
             return runtime.block_on(aimake::commands::healthcheck(&config, url));
         }

@@ -32,6 +32,19 @@ pub fn router() -> Router<HttpState> {
         .route("/api/admin/models", get(list_models))
         .route("/api/admin/models/{name}", delete(remove_model))
         .route("/api/admin/models/{name}/pull", post(pull_model))
+        .route("/api/admin/selftest", post(selftest))
+}
+
+/// `POST /api/admin/selftest`: each voice engine on this machine speaks a known sentence and
+/// Whisper hears it; the word error rate per voice.
+#[tracing::instrument(skip_all)]
+async fn selftest(
+    State(state): State<AppState>,
+    _: AdminUser,
+) -> Result<axum::Json<crate::transcription::selftest::Report>> {
+    Ok(axum::Json(
+        crate::transcription::selftest::run(&state.providers).await?,
+    ))
 }
 
 impl From<crate::models::ModelError> for AppError {

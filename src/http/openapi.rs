@@ -268,6 +268,12 @@ static OPERATIONS: &[Operation] = &[
         .replies(&[Reply::Json("202", "The model's row, its pull running", object)]),
     op(Delete, "/api/admin/models/{name}", "admin", "Delete a local model's files", Admin)
         .replies(NO_CONTENT),
+    op(Post, "/api/admin/selftest", "admin", "Speak a sentence with each local voice and hear it with Whisper", Admin)
+        .replies(&[Reply::Json(
+            "200",
+            "`{sentence, model, voices: [{voice, heard, word_error_rate, audio_ms, elapsed_ms, error}]}`",
+            object,
+        )]),
     // Audios, voices, providers and usage
     op(Post, "/api/audios", "audios", "Synthesize a text", User)
         .body(Body::Json(create_audio))
@@ -312,7 +318,7 @@ static OPERATIONS: &[Operation] = &[
         .replies(&[Reply::Json("200", "The voices", array)]),
     op(Post, "/api/voices/{id}/preview", "audios", "A short sample of a voice", User)
         .replies(&[Reply::Media("200", "The sample", AUDIO_TYPES)]),
-    op(Get, "/api/providers", "audios", "The speech providers and their state", User)
+    op(Get, "/api/providers", "audios", "The speech and speech recognition providers and their state", User)
         .replies(&[Reply::Json("200", "The providers", array)]),
     op(Get, "/api/usage", "audios", "The caller's usage per day, service and source", User)
         .query(RANGE)

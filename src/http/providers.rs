@@ -1,4 +1,5 @@
-//! `/api/providers`: the speech providers, their state, and model downloads in progress.
+//! `/api/providers`: the speech and speech recognition providers, their state, and model
+//! downloads in progress.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -15,13 +16,16 @@ pub fn router() -> Router<HttpState> {
 
 #[tracing::instrument(skip_all)]
 async fn list(State(state): State<AppState>, _user: AuthUser) -> Json<Value> {
-    let mut rows = json!(state.providers.list().await);
+    // Speech first, then recognition: a provider of both (OpenAI) has a row of each kind.
+    let (speech, recognition) =
+        futures::future::join(state.providers.list(), state.providers.list_asr()).await;
+    let mut rows = json!(speech.into_iter().chain(recognition).collect::<Vec<_>>());
     // While the models a neural provider needs are downloading, its row carries the progress.
     for row in rows.as_array_mut().into_iter().flatten() {
         let Some(id) = row["id"].as_str() else {
             continue;
         };
-        if !matches!(id, "kokoro" | "piper") {
+        if row["kind"] != "tts" || !matches!(id, "kokoro" | "piper") {
             continue;
         }
         row["progress"] = match state.models.provider_progress(id) {

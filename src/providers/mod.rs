@@ -582,6 +582,20 @@ impl Providers {
         } else {
             asr_disabled.push(("tencent", tencent_hint.to_string()));
         }
+        if p.whisper.enabled {
+            let m = &config.models;
+            asr.push(Arc::new(asr::whisper::Whisper::new(
+                &p.whisper,
+                crate::models::Layout::new(m.dir(&config.data)),
+                m.threads,
+                m.idle_unload_s,
+            )));
+        } else {
+            asr_disabled.push((
+                "whisper",
+                "switched off: set providers.whisper.enabled = true".to_string(),
+            ));
+        }
         Ok(Self {
             enabled,
             disabled,
@@ -612,9 +626,10 @@ impl Providers {
         self.asr.iter().find(|p| p.id() == id).cloned()
     }
 
-    /// The enabled speech recognition providers, in `ASR_PROVIDER_IDS` order.
+    /// The enabled speech recognition providers that can work now by their own cheap check
+    /// (the engine on this machine once a model is installed), in `ASR_PROVIDER_IDS` order.
     pub fn asr_enabled(&self) -> impl Iterator<Item = &Arc<dyn Asr>> {
-        self.asr.iter()
+        self.asr.iter().filter(|p| p.ready())
     }
 
     /// The speech recognition provider `id`, or why there is none: switched off (and what
@@ -648,7 +663,7 @@ impl Providers {
                 .map(|p| async move { (p.id(), p.status().await) }),
         )
         .await;
-        statuses
+        let mut listed: Vec<ProviderInfo> = statuses
             .into_iter()
             .map(|(id, s)| ProviderInfo {
                 id,
@@ -662,7 +677,9 @@ impl Providers {
                 available: false,
                 detail: why.clone(),
             }))
-            .collect()
+            .collect();
+        listed.sort_by_key(|p| asr::ASR_PROVIDER_IDS.iter().position(|id| *id == p.id));
+        listed
     }
 
     pub fn get(&self, provider: &str) -> Option<Arc<dyn Tts>> {
@@ -843,6 +860,7 @@ pub fn display_name(provider: &str) -> &'static str {
         "openai" => "OpenAI",
         "elevenlabs" => "ElevenLabs",
         "tencent" => "Tencent Cloud",
+        "whisper" => "Whisper",
         _ => "The provider",
     }
 }

@@ -55,8 +55,12 @@ pub fn route(state: &Services, model: &str, task: Task) -> Result<Route> {
                 model: model.to_string(),
             },
             _ => {
-                let provider =
-                    super::service::provider(state, Some(config.provider.as_str()), "model")?;
+                let provider = match local_whisper(state) {
+                    Some(local) => local,
+                    None => {
+                        super::service::provider(state, Some(config.provider.as_str()), "model")?
+                    }
+                };
                 Route {
                     model: provider.model().to_string(),
                     provider,
@@ -99,15 +103,36 @@ pub fn route(state: &Services, model: &str, task: Task) -> Result<Route> {
     Ok(route)
 }
 
+/// The engine on this machine, for OpenAI's model names without an OpenAI key: when a Whisper
+/// model is installed and no provider is configured for them (`gateway.transcription.provider`,
+/// then `transcription.provider`), Whisper's own names are heard by Whisper.
+fn local_whisper(state: &Services) -> Option<Arc<dyn Asr>> {
+    let configured = !state.config.gateway.transcription.provider.is_empty()
+        || !state.config.transcription.provider.is_empty();
+    state
+        .providers
+        .asr("whisper")
+        .filter(|w| !configured && w.ready())
+}
+
 /// The transcription model names `route` sends to a provider now, each with that provider's
-/// id: OpenAI's names, then `gateway.transcription.models`, each name once. Names that reach
-/// no enabled provider are left out.
+/// id: OpenAI's names, then `gateway.transcription.models`, then each installed Whisper model
+/// as `whisper:<model>`, each name once. Names that reach no enabled provider are left out.
 pub fn models(state: &Services) -> Vec<(String, &'static str)> {
     let mut routed: Vec<(String, &'static str)> = Vec::new();
     let names = OPENAI_MODELS
         .iter()
         .map(|m| m.to_string())
-        .chain(state.config.gateway.transcription.models.keys().cloned());
+        .chain(state.config.gateway.transcription.models.keys().cloned())
+        .chain(
+            state
+                .providers
+                .asr("whisper")
+                .filter(|w| w.ready())
+                .into_iter()
+                .flat_map(|w| w.models())
+                .map(|m| format!("whisper:{m}")),
+        );
     for name in names {
         if routed.iter().any(|(n, _)| *n == name) {
             continue;

@@ -10,6 +10,7 @@
 pub mod gateway;
 pub mod job;
 pub mod render;
+pub mod selftest;
 pub mod service;
 
 use std::sync::Arc;

@@ -146,7 +146,8 @@ pub fn provider(state: &Services, named: Option<&str>, field: &str) -> Result<Ar
     }
 }
 
-/// The first enabled speech recognition provider; 503 when none is.
+/// The first enabled speech recognition provider that is ready (remote ones first, then the
+/// engine on this machine once a model is installed); 503 when none is.
 pub fn first_enabled(state: &Services) -> Result<Arc<dyn Asr>> {
     state
         .providers
@@ -155,8 +156,10 @@ pub fn first_enabled(state: &Services) -> Result<Arc<dyn Asr>> {
         .cloned()
         .ok_or_else(|| AppError::Unavailable {
             code: ErrorCode::ProviderUnavailable,
-            message: "No speech recognition provider is enabled: set providers.openai.api_key \
-                      (or asr_base_url), providers.elevenlabs.api_key, or the Tencent keys"
+            message: "No speech recognition provider is enabled: run `aimake models pull \
+                      whisper:base` to transcribe on this machine, or set \
+                      providers.openai.api_key (or asr_base_url), providers.elevenlabs.api_key, \
+                      or the Tencent keys"
                 .into(),
         })
 }

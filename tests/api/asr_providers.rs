@@ -973,6 +973,11 @@ async fn the_registry_builds_speech_recognition_from_the_provider_sections() {
     openai.configure(&mut config);
     eleven.configure(&mut config);
     tencent.configure(&mut config);
+    // And Whisper on this machine, with a model file named by path.
+    let models = tempfile::tempdir().unwrap();
+    let ggml = models.path().join("ggml-mine.bin");
+    std::fs::write(&ggml, b"lmgg").unwrap();
+    config.providers.whisper.model = ggml.to_string_lossy().into_owned();
     let providers = Providers::from_config(&config).unwrap();
     let ids: Vec<&str> = providers.asr_enabled().map(|p| p.id()).collect();
     assert_eq!(ids, asr::ASR_PROVIDER_IDS);

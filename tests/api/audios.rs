@@ -927,6 +927,29 @@ async fn voices_and_providers_are_listed() {
         ids.contains(&"local") && ids.contains(&"openai"),
         "{providers}"
     );
+    // The speech recognition providers follow, each with its state.
+    let asr: Vec<&Value> = providers
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip_while(|p| p["kind"] == "tts")
+        .collect();
+    let asr_ids: Vec<&str> = asr.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        asr_ids,
+        ["openai", "elevenlabs", "tencent", "whisper"],
+        "{providers}"
+    );
+    assert!(asr.iter().all(|p| p["kind"] == "asr"), "{providers}");
+    assert_eq!(asr[0]["available"], true, "the fake OpenAI server hears speech");
+    assert_eq!(asr[3]["available"], false, "no Whisper model is installed");
+    assert!(
+        asr[3]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("aimake models pull whisper:base"),
+        "{providers}"
+    );
     let voices: Value = s
         .get("/api/voices?provider=local&language=zh")
         .await

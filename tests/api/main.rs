@@ -29,3 +29,4 @@ mod scrubbing;
 mod spa;
 mod storage;
 mod transcriptions;
+mod whisper;

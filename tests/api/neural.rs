@@ -364,7 +364,8 @@ fn recognise(pcm: aimake::audio::Pcm) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn words(text: &str) -> Vec<String> {
+/// Lower-case words without punctuation, as word error rates compare them.
+pub fn words(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|w| {
             w.chars()
@@ -377,7 +378,7 @@ fn words(text: &str) -> Vec<String> {
 }
 
 /// Word error rate: word-level edit distance over the reference's length.
-fn wer(reference: &str, heard: &str) -> f64 {
+pub fn wer(reference: &str, heard: &str) -> f64 {
     let (r, h) = (words(reference), words(heard));
     let mut row: Vec<usize> = (0..=h.len()).collect();
     for (i, rw) in r.iter().enumerate() {

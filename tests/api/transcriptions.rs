@@ -51,7 +51,7 @@ fn mp3(pcm: &Pcm) -> Vec<u8> {
     aimake::audio::encode(pcm, Encoding::Mp3 { bitrate_kbps: 32 }).unwrap()
 }
 
-fn upload(bytes: Vec<u8>, name: &str, fields: &[(&str, &str)]) -> Form {
+pub fn upload(bytes: Vec<u8>, name: &str, fields: &[(&str, &str)]) -> Form {
     let mut form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
     for (k, v) in fields {
         form = form.text(k.to_string(), v.to_string());
@@ -72,7 +72,7 @@ async fn app(customize: impl FnOnce(&mut Config)) -> (TestApp, FakeOpenAi, Sessi
     (app, fake, s, token)
 }
 
-async fn v1(app: &TestApp, token: &str, path: &str, form: Form) -> reqwest::Response {
+pub async fn v1(app: &TestApp, token: &str, path: &str, form: Form) -> reqwest::Response {
     app.client
         .post(app.url(path))
         .bearer_auth(token)
@@ -82,7 +82,7 @@ async fn v1(app: &TestApp, token: &str, path: &str, form: Form) -> reqwest::Resp
         .unwrap()
 }
 
-async fn create(s: &Session, form: Form) -> reqwest::Response {
+pub async fn create(s: &Session, form: Form) -> reqwest::Response {
     s.request(reqwest::Method::POST, "/api/transcriptions")
         .multipart(form)
         .send()
@@ -91,7 +91,7 @@ async fn create(s: &Session, form: Form) -> reqwest::Response {
 }
 
 /// Waits until the transcript reaches a final state and returns it.
-async fn finished(s: &Session, id: &str, wait: Duration) -> Value {
+pub async fn finished(s: &Session, id: &str, wait: Duration) -> Value {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let t: Value = s
@@ -112,7 +112,7 @@ async fn finished(s: &Session, id: &str, wait: Duration) -> Value {
 }
 
 /// Words and segments never go back, and end within the recording.
-fn assert_monotonic(t: &Value) {
+pub fn assert_monotonic(t: &Value) {
     let duration = t["duration"].as_f64().unwrap();
     for list in ["words", "segments"] {
         let items = t[list].as_array().unwrap();

@@ -9,6 +9,7 @@ pub mod elevenlabs;
 pub mod openai;
 pub mod tencent;
 mod transcript;
+pub mod whisper;
 
 use std::time::Duration;
 
@@ -23,12 +24,12 @@ pub use transcript::{
 };
 
 /// The ids of the speech recognition providers, in the order they are listed to users.
-pub const ASR_PROVIDER_IDS: [&str; 3] = crate::config::ASR_PROVIDERS;
+pub const ASR_PROVIDER_IDS: [&str; 4] = crate::config::ASR_PROVIDERS;
 
 /// One speech recognition engine. Used as `Arc<dyn Asr>`; implementations are cheap to share.
 #[async_trait]
 pub trait Asr: Send + Sync + 'static {
-    /// `openai`, `elevenlabs` or `tencent`: the provider part of the usage service.
+    /// `openai`, `elevenlabs`, `tencent` or `whisper`: the provider part of the usage service.
     fn id(&self) -> &'static str;
 
     /// The model used when a request names none.

@@ -1,6 +1,7 @@
-//! One loaded model: loaded on first use, shared by every request, run one inference at a time
-//! on a blocking thread (never on the async executor), and dropped after `models.idle_unload_s`
-//! without use so an idle server gives its memory back.
+//! One loaded model: loaded on first use, shared by every request, run on a blocking thread
+//! (never on the async executor) one inference at a time or, for an engine that can share its
+//! weights between calls, up to a bound, and dropped after `models.idle_unload_s` without use so
+//! an idle server gives its memory back. The neural voices and the Whisper engine both use it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -18,6 +19,9 @@ static LOADED_MODELS: AtomicUsize = AtomicUsize::new(0);
 struct Slot<E> {
     engine: Option<E>,
     last_used: Instant,
+    /// Inferences running on a shared engine ([`Holder::run_shared`]): it is not dropped under
+    /// them, or the next request would load a second copy while the first is still held.
+    busy: usize,
 }
 
 impl<E> Drop for Slot<E> {
@@ -31,7 +35,8 @@ impl<E> Drop for Slot<E> {
 pub struct Holder<E> {
     name: String,
     slot: Arc<Mutex<Slot<E>>>,
-    /// One inference at a time: each uses every thread it is given, so two would only compete.
+    /// One inference at a time unless [`Holder::with_concurrency`] says otherwise: each uses
+    /// every thread it is given, so more would mostly compete.
     gate: Semaphore,
     idle: Option<Duration>,
     reaper: std::sync::Once,
@@ -45,6 +50,7 @@ impl<E: Send + 'static> Holder<E> {
             slot: Arc::new(Mutex::new(Slot {
                 engine: None,
                 last_used: Instant::now(),
+                busy: 0,
             })),
             gate: Semaphore::new(1),
             idle: (idle_unload_s > 0).then(|| Duration::from_secs(idle_unload_s)),
@@ -76,12 +82,70 @@ impl<E: Send + 'static> Holder<E> {
                 tracing::info!(
                     model = %name,
                     ms = started.elapsed().as_millis() as u64,
-                    "neural model loaded"
+                    "model loaded"
                 );
             }
             let result = work(slot.engine.as_mut().expect("loaded above"));
             slot.last_used = Instant::now();
             result
+        })
+        .await
+        .map_err(|e| {
+            ProviderError::new(
+                "neural",
+                ErrorKind::Failed,
+                format!("The {} model stopped unexpectedly: {e}", self.name),
+            )
+        })?
+    }
+
+    /// Up to `n` calls of [`Holder::run_shared`] at once (at least one).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.gate = Semaphore::new(n.max(1));
+        self
+    }
+
+    /// As [`Holder::run`] for an engine whose handle is cheap to clone and safe to use from
+    /// several threads (weights behind an `Arc`): the slot is locked only to load and clone it,
+    /// so up to the holder's concurrency of `work` run at once, each on its own blocking thread.
+    pub async fn run_shared<R, L, W>(&self, load: L, work: W) -> Result<R, ProviderError>
+    where
+        E: Clone,
+        R: Send + 'static,
+        L: FnOnce() -> Result<E, ProviderError> + Send + 'static,
+        W: FnOnce(E) -> Result<R, ProviderError> + Send + 'static,
+    {
+        let _permit = self.gate.acquire().await.expect("the gate is never closed");
+        self.start_reaper();
+        let slot = self.slot.clone();
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let engine = {
+                let mut s = slot.lock();
+                if s.engine.is_none() {
+                    let started = Instant::now();
+                    s.engine = Some(load()?);
+                    LOADED_MODELS.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!(
+                        model = %name,
+                        ms = started.elapsed().as_millis() as u64,
+                        "model loaded"
+                    );
+                }
+                s.busy += 1;
+                s.engine.clone().expect("loaded above")
+            };
+            /// Marks the inference done even when `work` panics.
+            struct Done<E>(Arc<Mutex<Slot<E>>>);
+            impl<E> Drop for Done<E> {
+                fn drop(&mut self) {
+                    let mut s = self.0.lock();
+                    s.busy -= 1;
+                    s.last_used = Instant::now();
+                }
+            }
+            let _done = Done(slot);
+            work(engine)
         })
         .await
         .map_err(|e| {
@@ -109,7 +173,7 @@ impl<E: Send + 'static> Holder<E> {
                     let _ = tokio::task::spawn_blocking(move || {
                         let dropped = {
                             let mut s = slot.lock();
-                            if s.engine.is_some() && s.last_used.elapsed() >= idle {
+                            if s.engine.is_some() && s.busy == 0 && s.last_used.elapsed() >= idle {
                                 s.engine.take()
                             } else {
                                 None
@@ -127,7 +191,7 @@ impl<E: Send + 'static> Holder<E> {
                             tracing::info!(
                                 model = %name,
                                 runtime_pages_released_mb = paged_out / (1024 * 1024),
-                                "neural model unloaded after idling"
+                                "model unloaded after idling"
                             );
                         }
                     })
@@ -195,6 +259,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_engine_runs_up_to_its_bound_at_once_and_is_not_unloaded_while_busy() {
+        let holder = Arc::new(Holder::<Arc<u8>>::new("shared", 1).with_concurrency(2));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let calls = (0..4).map(|_| {
+            let (holder, running, most) = (holder.clone(), running.clone(), most.clone());
+            tokio::spawn(async move {
+                holder
+                    .run_shared(
+                        || Ok(Arc::new(7)),
+                        move |e| {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            // Longer than idle_unload_s: the reaper must wait for it.
+                            std::thread::sleep(Duration::from_millis(1500));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok(*e)
+                        },
+                    )
+                    .await
+            })
+        });
+        let mut reaped_while_busy = false;
+        let all = futures::future::join_all(calls);
+        tokio::pin!(all);
+        let results = loop {
+            tokio::select! {
+                r = &mut all => break r,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if running.load(Ordering::SeqCst) > 0 && !holder.is_loaded() {
+                        reaped_while_busy = true;
+                    }
+                }
+            }
+        };
+        for r in results {
+            assert_eq!(r.unwrap().unwrap(), 7);
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert!(!reaped_while_busy);
     }
 
     #[tokio::test]
