@@ -623,6 +623,32 @@ pub fn whisper_fixture() -> PathBuf {
     model
 }
 
+/// Runs `tests/clients/openai_transcriptions.py`, the official OpenAI SDK transcribing and
+/// translating `recording` through `addr` with the API token `token`: what it printed, as JSON.
+pub async fn sdk_transcriptions(addr: SocketAddr, token: &str, recording: &Path) -> Value {
+    let python = tokio::task::spawn_blocking(client_python)
+        .await
+        .unwrap()
+        .expect("python3 is installed (.ci/run installs it): the SDK test cannot run without it");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/openai_transcriptions.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(format!("http://{addr}"))
+        .arg(token)
+        .arg(recording)
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The Python of `tests/.venv`, with `tests/requirements.txt` (the official OpenAI SDK,
 /// pinned) installed from PyPI the first time (a copy of the requirements beside it says
 /// which are in); `None` only when `python3` is not installed. A failed install fails the

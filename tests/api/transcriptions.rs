@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fakes::{self, FakeElevenLabs, FakeOpenAi, WORD_EVERY_S};
-use crate::helpers::{ServerProcess, Session, TestApp, client_python, error_code};
+use crate::helpers::{ServerProcess, Session, TestApp, sdk_transcriptions, error_code};
 
 /// `seconds` of speech-like sound at 16 kHz mono: bursts of 2 to 8 s (a buzz with noise)
 /// between pauses of 0.4 to 1.2 s of faint noise.
@@ -1256,31 +1256,10 @@ async fn openai_s_model_names_reach_another_provider_when_openai_has_no_key() {
 #[tokio::test]
 async fn the_official_openai_sdk_transcribes_and_translates() {
     let (app, _fake, _s, token) = app(|_| {}).await;
-    let python = tokio::task::spawn_blocking(client_python)
-        .await
-        .unwrap()
-        .expect("python3 is installed (.ci/run installs it): the SDK test cannot run without it");
     let dir = tempfile::tempdir().unwrap();
     let recording = dir.path().join("talk.wav");
     std::fs::write(&recording, fakes::wav(3000, 16_000)).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients/openai_transcriptions.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(format!("http://{}", app.addr))
-        .arg(&token)
-        .arg(&recording)
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_API_KEY")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the SDK failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = sdk_transcriptions(app.addr, &token, &recording).await;
     let text = "alpha bravo charlie delta echo foxtrot.";
     assert_eq!(got["json"], text);
     assert_eq!(got["verbose_json"]["language"], "english");

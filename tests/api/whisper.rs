@@ -13,7 +13,7 @@ use aimake::config::Config;
 use aimake::providers::SynthesisRequest;
 use serde_json::Value;
 
-use crate::helpers::{ServerProcess, TestApp, client_python, whisper_fixture};
+use crate::helpers::{ServerProcess, TestApp, sdk_transcriptions, whisper_fixture};
 use crate::neural::{install_fixture_models, neural_app, wer, words};
 use crate::transcriptions::{assert_monotonic, create, finished, upload, v1};
 
@@ -278,28 +278,7 @@ async fn the_openai_sdk_transcribes_and_translates_with_whisper_on_this_machine(
     let dir = tempfile::tempdir().unwrap();
     let recording = dir.path().join("speech.wav");
     std::fs::write(&recording, wav(&pcm)).unwrap();
-    let python = tokio::task::spawn_blocking(client_python)
-        .await
-        .unwrap()
-        .expect("python3 is installed (.ci/run installs it): the SDK test cannot run without it");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/openai_transcriptions.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(format!("http://{}", app.addr))
-        .arg(&token)
-        .arg(&recording)
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_API_KEY")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the SDK failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = sdk_transcriptions(app.addr, &token, &recording).await;
     for text in [
         &got["json"],
         &got["verbose_json"]["text"],
