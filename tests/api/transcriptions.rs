@@ -1306,7 +1306,7 @@ async fn the_official_openai_sdk_transcribes_and_translates() {
 #[tokio::test]
 async fn a_recording_heard_longer_than_the_request_timeout_is_answered_within_the_transcription_timeout()
  {
-    let (app, fake, _s, token) = app(|c| {
+    let (server, fake, _s, token) = app(|c| {
         c.server.request_timeout_s = 1;
         c.server.transcription_timeout_s = 30;
     })
@@ -1315,7 +1315,7 @@ async fn a_recording_heard_longer_than_the_request_timeout_is_answered_within_th
     fake.set_delay(Duration::from_millis(1_500));
     let recording = mp3(&talk(5));
     let resp = v1(
-        &app,
+        &server,
         &token,
         "/v1/audio/transcriptions",
         upload(recording.clone(), "talk.mp3", &[("model", "whisper-1")]),
@@ -1325,24 +1325,24 @@ async fn a_recording_heard_longer_than_the_request_timeout_is_answered_within_th
     let heard: Value = resp.json().await.unwrap();
     assert!(!heard["text"].as_str().unwrap().is_empty(), "{heard}");
     let resp = v1(
-        &app,
+        &server,
         &token,
         "/v1/audio/translations",
         upload(recording.clone(), "talk.mp3", &[("model", "whisper-1")]),
     )
     .await;
     assert_eq!(resp.status(), 200);
-    app.stop().await;
+    server.stop().await;
 
     // Past the transcription timeout the client hears why, in OpenAI's envelope.
-    let (app, fake, _s, token) = app(|c| {
+    let (server, fake, _s, token) = app(|c| {
         c.server.request_timeout_s = 1;
         c.server.transcription_timeout_s = 1;
     })
     .await;
     fake.set_delay(Duration::from_millis(3_000));
     let resp = v1(
-        &app,
+        &server,
         &token,
         "/v1/audio/transcriptions",
         upload(recording, "talk.mp3", &[("model", "whisper-1")]),
@@ -1352,13 +1352,13 @@ async fn a_recording_heard_longer_than_the_request_timeout_is_answered_within_th
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "timeout", "{body}");
     // Other requests keep the request timeout, and the server keeps serving.
-    let models = app
+    let models = server
         .client
-        .get(app.url("/v1/models"))
+        .get(server.url("/v1/models"))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(models.status(), 200);
-    app.stop().await;
+    server.stop().await;
 }
