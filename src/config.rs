@@ -91,6 +91,10 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     pub cors_origins: Vec<String>,
     pub request_timeout_s: u64,
+    /// What recordings get instead of `request_timeout_s`: the upload of `POST
+    /// /api/transcriptions`, and on `/v1/audio/transcriptions` and `/translations` the upload
+    /// and, without `stream`, the hearing too.
+    pub transcription_timeout_s: u64,
     /// A request body that sends nothing for this long is answered 408 and its slot freed.
     pub body_idle_timeout_s: u64,
     /// How long shutdown waits for in-flight requests before giving up on them.
@@ -106,6 +110,8 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             request_timeout_s: 30,
+            // OpenAI's clients wait minutes for a long recording; so may ours.
+            transcription_timeout_s: 600,
             // Ample for a phone on a poor link; short enough that stalled uploads cannot
             // pile up.
             body_idle_timeout_s: 10,
@@ -1709,6 +1715,9 @@ impl Config {
         if self.limits.max_in_flight_per_client == 0 {
             bail!("limits.max_in_flight_per_client: must be at least 1");
         }
+        if self.server.transcription_timeout_s < self.server.request_timeout_s {
+            bail!("server.transcription_timeout_s: must be at least server.request_timeout_s");
+        }
         if self.server.body_idle_timeout_s == 0 {
             bail!("server.body_idle_timeout_s: must be at least 1");
         }
@@ -2158,6 +2167,10 @@ mod tests {
                 "server.trusted_proxies",
             ),
             ("[metrics]\nbind = \"port 9091\"\n", "metrics.bind"),
+            (
+                "[server]\ntranscription_timeout_s = 10\n",
+                "server.transcription_timeout_s",
+            ),
         ] {
             let err = Config::from_sources(Some(file), &[]).unwrap_err();
             assert!(format!("{err:#}").contains(key), "{file}: {err:#}");

@@ -65,6 +65,8 @@ pub struct EdgeConfig {
     pub trusted_proxies: Arc<[IpNet]>,
     pub limits: Arc<Limits>,
     pub timeout: Duration,
+    /// Instead of `timeout` for requests that carry a recording ([`carries_recording`]).
+    pub transcription_timeout: Duration,
     /// A request body idle this long is cut off and answered 408.
     pub body_idle_timeout: Duration,
     pub refusals: Arc<Refusals>,
@@ -462,7 +464,12 @@ where
         req = Request::from_parts(parts, body);
         Some(stalled)
     };
-    let response = match tokio::time::timeout(config.timeout, run(inner, req)).await {
+    let timeout = if carries_recording(req.method(), req.uri().path()) {
+        config.transcription_timeout
+    } else {
+        config.timeout
+    };
+    let response = match tokio::time::timeout(timeout, run(inner, req)).await {
         Ok(response) => response,
         Err(_) => AppError::Unavailable {
             code: ErrorCode::Timeout,
@@ -475,6 +482,16 @@ where
         return AppError::BodyTimeout.into_response();
     }
     response
+}
+
+/// Requests whose body is a recording, which may take minutes to arrive, and on `/v1`, where
+/// OpenAI's clients wait for the transcript in the answer, to be heard.
+fn carries_recording(method: &Method, path: &str) -> bool {
+    method == Method::POST
+        && matches!(
+            path,
+            "/api/transcriptions" | "/v1/audio/transcriptions" | "/v1/audio/translations"
+        )
 }
 
 /// The rest of the stack, with a panic turned into a JSON 500.
@@ -662,6 +679,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_uploads_of_recordings_get_the_transcription_timeout() {
+        for path in [
+            "/api/transcriptions",
+            "/v1/audio/transcriptions",
+            "/v1/audio/translations",
+        ] {
+            assert!(carries_recording(&Method::POST, path), "{path}");
+            assert!(!carries_recording(&Method::GET, path), "{path}");
+        }
+        for path in [
+            "/api/transcriptions/01J0000000000000000000000",
+            "/v1/audio/speech",
+            "/api/audios",
+            "/v1/audio/transcriptions/",
+        ] {
+            assert!(!carries_recording(&Method::POST, path), "{path}");
+        }
+    }
+
+    #[test]
     fn a_plain_client_request_id_is_kept_and_anything_else_replaced() {
         let with = |v: &str| {
             let mut h = HeaderMap::new();
@@ -698,6 +735,7 @@ mod tests {
             trusted_proxies: Arc::from([]),
             limits: Arc::new(Limits::new(&crate::config::LimitsConfig::default())),
             timeout: Duration::from_secs(5),
+            transcription_timeout: Duration::from_secs(5),
             body_idle_timeout: Duration::from_secs(5),
             refusals,
             https: false,
@@ -862,6 +900,7 @@ mod tests {
             trusted_proxies: Arc::from([]),
             limits: Arc::new(Limits::new(&crate::config::LimitsConfig::default())),
             timeout: Duration::from_secs(5),
+            transcription_timeout: Duration::from_secs(5),
             body_idle_timeout: Duration::from_secs(5),
             refusals: Arc::default(),
             https: false,

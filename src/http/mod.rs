@@ -118,6 +118,7 @@ pub fn router_with(http: HttpState, extra: Router<HttpState>) -> App {
     let state = &http.app;
     let config = &state.config;
     let timeout = Duration::from_secs(config.server.request_timeout_s);
+    let transcription_timeout = Duration::from_secs(config.server.transcription_timeout_s);
     let body_idle_timeout = Duration::from_secs(config.server.body_idle_timeout_s);
     let body_limit = config.server.max_body_bytes;
     let https = state.links.is_https();
@@ -180,6 +181,7 @@ pub fn router_with(http: HttpState, extra: Router<HttpState>) -> App {
         trusted_proxies,
         limits,
         timeout,
+        transcription_timeout,
         body_idle_timeout,
         refusals,
         https,

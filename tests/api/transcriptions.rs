@@ -1281,3 +1281,63 @@ async fn the_official_openai_sdk_transcribes_and_translates() {
     assert_eq!(got["translation"], text);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_recording_heard_longer_than_the_request_timeout_is_answered_within_the_transcription_timeout()
+ {
+    let (server, fake, _s, token) = app(|c| {
+        c.server.request_timeout_s = 1;
+        c.server.transcription_timeout_s = 30;
+    })
+    .await;
+    // The recogniser takes longer than any other request may.
+    fake.set_delay(Duration::from_millis(1_500));
+    let recording = mp3(&talk(5));
+    let resp = v1(
+        &server,
+        &token,
+        "/v1/audio/transcriptions",
+        upload(recording.clone(), "talk.mp3", &[("model", "whisper-1")]),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let heard: Value = resp.json().await.unwrap();
+    assert!(!heard["text"].as_str().unwrap().is_empty(), "{heard}");
+    let resp = v1(
+        &server,
+        &token,
+        "/v1/audio/translations",
+        upload(recording.clone(), "talk.mp3", &[("model", "whisper-1")]),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    server.stop().await;
+
+    // Past the transcription timeout the client hears why, in OpenAI's envelope.
+    let (server, fake, _s, token) = app(|c| {
+        c.server.request_timeout_s = 1;
+        c.server.transcription_timeout_s = 1;
+    })
+    .await;
+    fake.set_delay(Duration::from_millis(3_000));
+    let resp = v1(
+        &server,
+        &token,
+        "/v1/audio/transcriptions",
+        upload(recording, "talk.mp3", &[("model", "whisper-1")]),
+    )
+    .await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "timeout", "{body}");
+    // Other requests keep the request timeout, and the server keeps serving.
+    let models = server
+        .client
+        .get(server.url("/v1/models"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 200);
+    server.stop().await;
+}
