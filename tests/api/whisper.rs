@@ -335,7 +335,7 @@ async fn bad_models_silence_and_empty_uploads_are_clear_answers_and_the_server_k
     let (_, token) = s.create_token("whisper").await;
     let speech = wav(&say(&app, "kokoro:af_heart", &[ENGLISH[0]]).await);
 
-    for (model, reason) in [("cut", "cut short"), ("piper", "not a Whisper ggml model")] {
+    for (model, reason) in [("cut", "cut short"), ("piper", "not a whisper.cpp model")] {
         let resp = v1(
             &app,
             &token,
