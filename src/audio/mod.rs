@@ -261,8 +261,9 @@ pub fn ms_to_frames(ms: u64, sample_rate: u32) -> usize {
     ((u128::from(ms) * u128::from(sample_rate) + 500) / 1000) as usize
 }
 
-#[cfg(test)]
-pub(crate) mod testing;
+/// Signals made in code for the tests and the bench.
+#[doc(hidden)]
+pub mod testing;
 
 #[cfg(test)]
 mod tests {

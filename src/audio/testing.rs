@@ -56,6 +56,38 @@ pub fn speech(sample_rate: u32, ms: u32, amplitude: f32, seed: u32) -> Pcm {
     Pcm::new(sample_rate, 1, samples).unwrap()
 }
 
+/// `seconds` of speech-like sound at 16 kHz mono for the silence splitter to cut: bursts of
+/// 2 to 8 s (a buzz with noise) between pauses of 0.4 to 1.2 s of faint noise. The same
+/// seconds give the same samples.
+pub fn talk(seconds: u32) -> Pcm {
+    let rate = 16_000usize;
+    let total = rate * seconds as usize;
+    let mut samples = Vec::with_capacity(total);
+    let mut rng: u32 = 0x9E37_79B9;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        rng
+    };
+    let mut phase = 0f32;
+    while samples.len() < total {
+        let burst = (2000 + next() % 6000) as usize * rate / 1000;
+        let pitch = 150.0 + (next() % 100) as f32;
+        for _ in 0..burst {
+            phase = (phase + pitch / rate as f32) % 1.0;
+            let noise = next() as f32 / u32::MAX as f32 - 0.5;
+            samples.push(0.2 * (TAU * phase).sin() + 0.05 * noise);
+        }
+        let pause = (400 + next() % 800) as usize * rate / 1000;
+        for _ in 0..pause {
+            samples.push(0.002 * (next() as f32 / u32::MAX as f32 - 0.5));
+        }
+    }
+    samples.truncate(total);
+    Pcm::new(16_000, 1, samples).unwrap()
+}
+
 /// Runs the local voice engine (installed by `.ci/run` and `make espeak`) and returns stdout.
 pub fn espeak(args: &[&str]) -> Vec<u8> {
     let output = std::process::Command::new("espeak-ng")

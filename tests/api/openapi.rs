@@ -8,14 +8,28 @@ use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{TestApp, client_python};
 
+/// Runs `script` on `python` with `input` on its stdin.
+async fn run_python(python: &std::path::Path, script: &str, input: &[u8]) -> std::process::Output {
+    let mut child = tokio::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    child.wait_with_output().await.unwrap()
+}
+
 /// Checks each `(schema pointer, answer)` against the document's schema at that pointer with
 /// `jsonschema` (JSON Schema 2020-12, OpenAPI 3.1's dialect): the pointers that did not match,
 /// with the complaints.
 async fn mismatches(python: &std::path::Path, doc: &Value, cases: &[(String, Value)]) -> Value {
-    let mut child = tokio::process::Command::new(python)
-        .args([
-            "-c",
-            "import json, sys\n\
+    let out = run_python(
+        python,
+        "import json, sys\n\
              from jsonschema import Draft202012Validator\n\
              doc, cases = json.load(sys.stdin)\n\
              bad = []\n\
@@ -25,19 +39,9 @@ async fn mismatches(python: &std::path::Path, doc: &Value, cases: &[(String, Val
              \x20   if errors:\n\
              \x20       bad.append([pointer, errors])\n\
              print(json.dumps(bad))\n",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(&serde_json::to_vec(&json!([doc, cases])).unwrap())
-        .await
-        .unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+        &serde_json::to_vec(&json!([doc, cases])).unwrap(),
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",
@@ -126,22 +130,14 @@ async fn real_answers_have_the_shapes_the_document_gives_them() {
 
 /// Runs `openapi-spec-validator` on `document`: `Ok` when valid, else its complaint.
 async fn validate(python: &std::path::Path, document: &[u8]) -> Result<(), String> {
-    let mut child = tokio::process::Command::new(python)
-        .args([
-            "-c",
-            "import json, sys\n\
+    let out = run_python(
+        python,
+        "import json, sys\n\
              from openapi_spec_validator import validate\n\
              validate(json.load(sys.stdin))\n",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(document).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+        document,
+    )
+    .await;
     if out.status.success() {
         Ok(())
     } else {

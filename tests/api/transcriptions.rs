@@ -3,9 +3,9 @@
 //! job, the OpenAI-compatible endpoints, and the official OpenAI SDK driving them.
 
 use std::collections::HashMap;
-use std::f32::consts::TAU;
 use std::time::Duration;
 
+use aimake::audio::testing::talk;
 use aimake::audio::{Encoding, Pcm};
 use aimake::auth::Role;
 use aimake::config::Config;
@@ -15,37 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fakes::{self, FakeElevenLabs, FakeOpenAi, WORD_EVERY_S};
 use crate::helpers::{ServerProcess, Session, TestApp, sdk_transcriptions, error_code};
-
-/// `seconds` of speech-like sound at 16 kHz mono: bursts of 2 to 8 s (a buzz with noise)
-/// between pauses of 0.4 to 1.2 s of faint noise.
-fn talk(seconds: u32) -> Pcm {
-    let rate = 16_000usize;
-    let total = rate * seconds as usize;
-    let mut samples = Vec::with_capacity(total);
-    let mut rng: u32 = 0x9E37_79B9;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 17;
-        rng ^= rng << 5;
-        rng
-    };
-    let mut phase = 0f32;
-    while samples.len() < total {
-        let burst = (2000 + next() % 6000) as usize * rate / 1000;
-        let pitch = 150.0 + (next() % 100) as f32;
-        for _ in 0..burst {
-            phase = (phase + pitch / rate as f32) % 1.0;
-            let noise = next() as f32 / u32::MAX as f32 - 0.5;
-            samples.push(0.2 * (TAU * phase).sin() + 0.05 * noise);
-        }
-        let pause = (400 + next() % 800) as usize * rate / 1000;
-        for _ in 0..pause {
-            samples.push(0.002 * (next() as f32 / u32::MAX as f32 - 0.5));
-        }
-    }
-    samples.truncate(total);
-    Pcm::new(16_000, 1, samples).unwrap()
-}
 
 fn mp3(pcm: &Pcm) -> Vec<u8> {
     aimake::audio::encode(pcm, Encoding::Mp3 { bitrate_kbps: 32 }).unwrap()
