@@ -941,7 +941,10 @@ async fn voices_and_providers_are_listed() {
         "{providers}"
     );
     assert!(asr.iter().all(|p| p["kind"] == "asr"), "{providers}");
-    assert_eq!(asr[0]["available"], true, "the fake OpenAI server hears speech");
+    assert_eq!(
+        asr[0]["available"], true,
+        "the fake OpenAI server hears speech"
+    );
     assert_eq!(asr[3]["available"], false, "no Whisper model is installed");
     assert!(
         asr[3]["detail"]

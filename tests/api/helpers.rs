@@ -630,7 +630,8 @@ pub async fn sdk_transcriptions(addr: SocketAddr, token: &str, recording: &Path)
         .await
         .unwrap()
         .expect("python3 is installed (.ci/run installs it): the SDK test cannot run without it");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/openai_transcriptions.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/openai_transcriptions.py");
     let out = tokio::process::Command::new(python)
         .arg(script)
         .arg(format!("http://{addr}"))

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fakes::{self, FakeElevenLabs, FakeOpenAi, WORD_EVERY_S};
-use crate::helpers::{ServerProcess, Session, TestApp, sdk_transcriptions, error_code};
+use crate::helpers::{ServerProcess, Session, TestApp, error_code, sdk_transcriptions};
 
 fn mp3(pcm: &Pcm) -> Vec<u8> {
     aimake::audio::encode(pcm, Encoding::Mp3 { bitrate_kbps: 32 }).unwrap()
