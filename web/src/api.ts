@@ -1185,6 +1185,37 @@ export function removeModel(name: string): Promise<void> {
   return request<void>(`/api/admin/models/${seg(name)}`, { method: 'DELETE' })
 }
 
+/** One voice's round trip: a voice engine spoke the sentence, Whisper heard it. */
+export interface SelftestVoice {
+  /** The voice's id, e.g. `kokoro:af_heart`. */
+  voice: string
+  /** What Whisper heard; null when a step failed. */
+  heard: string | null
+  /** Words substituted, dropped or added over the sentence's words: 0 is word for word; null when a step failed. */
+  word_error_rate: number | null
+  /** Length of the spoken sentence; null when a step failed. */
+  audio_ms: number | null
+  /** Time to speak and hear it. */
+  elapsed_ms: number
+  error: string | null
+}
+
+export interface SelftestReport {
+  sentence: string
+  /** The Whisper model that listened. */
+  model: string
+  /** One per voice engine that runs on the server (espeak-ng, Kokoro, Piper). */
+  voices: SelftestVoice[]
+}
+
+/**
+ * Has each voice engine on the server speak a known sentence and Whisper hear it, which takes
+ * seconds to a minute; 503 `provider_unavailable` when no Whisper model is installed.
+ */
+export function runSelftest(): Promise<SelftestReport> {
+  return request<SelftestReport>('/api/admin/selftest', { method: 'POST' })
+}
+
 // ---- Client errors ------------------------------------------------------------------
 
 /** One of the page's uncaught errors, as `POST /api/client-errors` takes it. */

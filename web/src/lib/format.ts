@@ -12,6 +12,21 @@ export function formatDuration(ms: number | null): string {
   return `${h > 0 ? `${h}:` : ''}${mm}:${String(s).padStart(2, '0')}`
 }
 
+/** Seconds as "0.4 ms", "340 ms" under a second, else "2.5 s". */
+export function formatSeconds(seconds: number | null, language: Language): string {
+  if (seconds === null || !Number.isFinite(seconds)) return '–'
+  const number = (digits: number) => new Intl.NumberFormat(language, { maximumFractionDigits: digits })
+  return seconds < 1
+    ? `${number(seconds < 0.01 ? 1 : 0).format(seconds * 1000)} ms`
+    : `${number(2).format(seconds)} s`
+}
+
+/** A fraction as a percentage: 0.123 is "12.3%". */
+export function formatPercent(fraction: number | null, language: Language): string {
+  if (fraction === null || !Number.isFinite(fraction)) return '–'
+  return new Intl.NumberFormat(language, { style: 'percent', maximumFractionDigits: 1 }).format(fraction)
+}
+
 export function formatBytes(bytes: number | null, language: Language): string {
   if (bytes === null || !Number.isFinite(bytes)) return '–'
   const units = ['B', 'KB', 'MB', 'GB', 'TB']

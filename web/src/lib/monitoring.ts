@@ -5,7 +5,7 @@
 import type { AlignedData } from 'uplot'
 import type { KindCounts, KindLatency, MetricsSeries, ProviderKind, Sampled, SeriesMinute } from '../api.ts'
 import type { Language, MessageKey } from '../i18n.ts'
-import { formatBytes, formatDate, formatMoney } from './format.ts'
+import { formatBytes, formatDate, formatMoney, formatPercent, formatSeconds } from './format.ts'
 
 /** How a chart's values are written. */
 export type Unit = 'rate' | 'share' | 'seconds' | 'count' | 'bytes' | 'usd' | 'hours'
@@ -131,9 +131,9 @@ export function formatValue(value: number | null, unit: Unit, language: Language
     case 'rate':
       return `${number(value < 10 ? 2 : 0).format(value)}/s`
     case 'share':
-      return new Intl.NumberFormat(language, { style: 'percent', maximumFractionDigits: 1 }).format(value)
+      return formatPercent(value, language)
     case 'seconds':
-      return value < 1 ? `${number(value < 0.01 ? 1 : 0).format(value * 1000)} ms` : `${number(2).format(value)} s`
+      return formatSeconds(value, language)
     case 'count':
       return number(1).format(value)
     case 'bytes':

@@ -2,7 +2,8 @@ import { act, screen, waitFor, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Model, ModelList } from '../api.ts'
-import { PROVIDERS, VOICES } from '../test/fixtures.ts'
+import { forgetSelftest } from '../lib/useSelftest.ts'
+import { PROVIDERS, SELFTEST, VOICES } from '../test/fixtures.ts'
 import { errorResponse, jsonResponse, stubFetch } from '../test/http.ts'
 import { ADMIN, renderAt } from '../test/render.tsx'
 import { PULL_POLL_MS } from './Models.tsx'
@@ -86,7 +87,9 @@ function stubModels(routes: Parameters<typeof stubFetch>[0]) {
   })
 }
 
-const rowOf = (name: string) => screen.getByRole('row', { name: new RegExp(`^${name.replace(/[.:]/g, '\\$&')}\\b`) })
+/** A table row by the name in its first cell. */
+const rowName = (name: string) => new RegExp(`^${name.replace(/[.:]/g, '\\$&')}\\b`)
+const rowOf = (name: string) => screen.getByRole('row', { name: rowName(name) })
 
 describe('models page', () => {
   afterEach(() => {
@@ -271,5 +274,118 @@ describe('models page', () => {
 
     expect(await screen.findByRole('alert')).toBeInTheDocument()
     expect(screen.queryByRole('link', { name: 'Models' })).not.toBeInTheDocument()
+  })
+})
+
+describe('speech round trip on the models page', () => {
+  afterEach(() => {
+    forgetSelftest()
+    vi.useRealTimers()
+  })
+
+  const section = () => screen.getByRole('region', { name: 'Speech round trip' })
+  const runButton = () => within(section()).getByRole('button', { name: 'Check speaking and listening' })
+
+  it('shows what Whisper heard from each voice, its word error rate, audio length and time, and why a voice failed', async () => {
+    const sent: (string | undefined)[] = []
+    stubModels({
+      '/api/admin/models': () => jsonResponse(200, list([RUNTIME, KOKORO])),
+      '/api/admin/selftest': (init) => {
+        sent.push(init?.method)
+        return jsonResponse(200, SELFTEST)
+      },
+    })
+    const user = userEvent.setup()
+
+    renderAt('/admin/models')
+    await screen.findByText('/var/lib/aimake/models')
+    expect(within(section()).queryByRole('table')).not.toBeInTheDocument()
+    await user.click(runButton())
+
+    const table = await within(section()).findByRole('table')
+    expect(sent).toEqual(['POST'])
+    expect(within(section()).getByText('Please call me back when you have a moment.')).toBeInTheDocument()
+    expect(within(section()).getByText('whisper:base')).toBeInTheDocument()
+    const cells = (voice: string) =>
+      within(within(table).getByRole('row', { name: rowName(voice) }))
+        .getAllByRole('cell')
+        .map((c) => c.textContent)
+    expect(cells('local:en-us')).toEqual(['Please call me back when you have a minute.', '11.1%', '2.84 s', '3.21 s'])
+    expect(cells('kokoro:af_heart')).toEqual(['Please, call me back when you have a moment.', '0%', '2.5 s', '4.75 s'])
+    expect(cells('piper:en_US-lessac-medium')).toEqual([
+      'Failed: speaking failed: the voice model is missing',
+      '–',
+      '–',
+      '120 ms',
+    ])
+    expect(runButton()).toBeEnabled()
+  })
+
+  it('shows the server’s reason and how to get a Whisper model when none is installed', async () => {
+    stubModels({
+      '/api/admin/models': () => jsonResponse(200, list([RUNTIME, WHISPER_BASE])),
+      '/api/admin/selftest': () =>
+        errorResponse(
+          503,
+          'provider_unavailable',
+          'No Whisper model is installed to listen with: run `aimake models pull whisper:base`',
+        ),
+    })
+    const user = userEvent.setup()
+
+    renderAt('/admin/models')
+    await screen.findByText('/var/lib/aimake/models')
+    await user.click(runButton())
+
+    const alert = await within(section()).findByRole('alert')
+    expect(alert).toHaveTextContent(
+      'No Whisper model is installed to listen with: run `aimake models pull whisper:base`',
+    )
+    expect(within(section()).getByText('Pull whisper:base in the list above, then check again.')).toBeInTheDocument()
+    expect(within(section()).queryByRole('table')).not.toBeInTheDocument()
+    expect(runButton()).toBeEnabled()
+  })
+
+  it('counts the seconds while it runs, allows no second run, and keeps running while the admin is on another page', async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true })
+    let answer: (response: Response) => void = () => undefined
+    let runs = 0
+    stubModels({
+      '/api/admin/models': () => jsonResponse(200, list([RUNTIME, KOKORO])),
+      '/api/admin/selftest': () => {
+        runs++
+        return new Promise<Response>((resolve) => {
+          answer = resolve
+        })
+      },
+    })
+    const user = userEvent.setup({ advanceTimers: vi.advanceTimersByTime.bind(vi) })
+
+    renderAt('/admin/models')
+    await screen.findByText('/var/lib/aimake/models')
+    await user.click(runButton())
+
+    expect(runButton()).toBeDisabled()
+    expect(section()).toHaveAttribute('aria-busy', 'true')
+    expect(within(section()).getByRole('status')).toHaveTextContent(/^Speaking and listening… 0 s$/)
+    await act(() => vi.advanceTimersByTimeAsync(3000))
+    expect(within(section()).getByRole('status')).toHaveTextContent(/^Speaking and listening… 3 s$/)
+    // The seconds are a timer, which screen readers do not announce at every tick.
+    expect(within(section()).getByRole('timer')).toHaveTextContent(/^3 s$/)
+    await user.click(runButton())
+    expect(runs).toBe(1)
+
+    // The admin goes elsewhere; the answer arrives meanwhile and is there on coming back.
+    await user.click(screen.getByRole('link', { name: 'Studio' }))
+    expect(await screen.findByRole('heading', { name: 'Studio' })).toBeInTheDocument()
+    expect(screen.queryByRole('heading', { name: 'Speech round trip' })).not.toBeInTheDocument()
+    await act(async () => answer(jsonResponse(200, SELFTEST)))
+    await user.click(screen.getByRole('link', { name: 'Models' }))
+
+    expect(await within(section()).findByRole('table')).toBeInTheDocument()
+    expect(within(section()).getByRole('status')).toHaveTextContent(/^$/)
+    expect(section()).toHaveAttribute('aria-busy', 'false')
+    expect(runButton()).toBeEnabled()
+    expect(runs).toBe(1)
   })
 })

@@ -1,18 +1,20 @@
 // For admins: the models on this server (ONNX Runtime, Kokoro, Piper voices, Whisper), where
-// they live and how much disk they take; pull one in the background, or remove it.
+// they live and how much disk they take; pull one in the background, or remove it. Below them,
+// the speech round trip: each voice engine speaks a sentence, Whisper hears it.
 
-import { useState } from 'react'
-import { listModels, pullModel, removeModel } from '../api.ts'
-import type { Model } from '../api.ts'
+import { useEffect, useState } from 'react'
+import { ApiError, listModels, pullModel, removeModel } from '../api.ts'
+import type { Model, SelftestReport } from '../api.ts'
 import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { ErrorMessage } from '../components/ErrorMessage.tsx'
 import { ProgressBar } from '../components/ProgressBar.tsx'
 import { useI18n } from '../i18n.ts'
 import type { MessageKey } from '../i18n.ts'
-import { formatBytes } from '../lib/format.ts'
+import { formatBytes, formatPercent, formatSeconds } from '../lib/format.ts'
 import { QUALITY_LABELS } from '../lib/labels.ts'
 import { useLoad } from '../lib/useLoad.ts'
 import { usePoll } from '../lib/usePoll.ts'
+import { startSelftest, useSelftest } from '../lib/useSelftest.ts'
 import { providerName } from '../lib/voices.ts'
 
 /** How often the list is asked again while a model downloads. */
@@ -85,6 +87,7 @@ export default function ModelsPage() {
           </>
         )}
       </section>
+      <Selftest />
     </div>
   )
 }
@@ -211,5 +214,117 @@ function ModelRow({
         </div>
       </td>
     </tr>
+  )
+}
+
+/** The speech round trip: runs in the background (see `useSelftest`), then a row per voice. */
+function Selftest() {
+  const { t } = useI18n()
+  const selftest = useSelftest()
+  const running = selftest.kind === 'running'
+  const noWhisper =
+    selftest.kind === 'failed' && selftest.error instanceof ApiError && selftest.error.code === 'provider_unavailable'
+
+  return (
+    <section className="card stack-sm" aria-labelledby="models-selftest" aria-busy={running}>
+      <div className="card-head">
+        <h2 id="models-selftest">{t('models.selftest')}</h2>
+        <span className="actions">
+          <span role="status" className="muted">
+            {running && <Elapsed since={selftest.startedAt} />}
+          </span>
+          <button type="button" className="button" disabled={running} onClick={startSelftest}>
+            {t('models.selftestRun')}
+          </button>
+        </span>
+      </div>
+      <p className="muted">{t('models.selftestIntro')}</p>
+      {selftest.kind === 'failed' && <ErrorMessage error={selftest.error} />}
+      {noWhisper && <p>{t('models.selftestPullHint')}</p>}
+      {selftest.kind === 'done' && <SelftestResult report={selftest.report} />}
+    </section>
+  )
+}
+
+/**
+ * "Speaking and listening… 12 s", counting up every second; screen readers hear the words once,
+ * not each second (a timer is not announced).
+ */
+function Elapsed({ since }: { since: number }) {
+  const { t } = useI18n()
+  const [now, setNow] = useState(() => Date.now())
+  useEffect(() => {
+    const timer = window.setInterval(() => setNow(Date.now()), 1000)
+    return () => window.clearInterval(timer)
+  }, [])
+  return (
+    <>
+      {t('models.selftestRunning')}{' '}
+      <span role="timer">{t('models.selftestSeconds', { seconds: Math.max(0, Math.floor((now - since) / 1000)) })}</span>
+    </>
+  )
+}
+
+function SelftestResult({ report }: { report: SelftestReport }) {
+  const { t, language } = useI18n()
+  const seconds = (ms: number | null) => formatSeconds(ms === null ? null : ms / 1000, language)
+  return (
+    <>
+      <dl className="rows">
+        <div className="row">
+          <dt>{t('models.selftestSentence')}</dt>
+          <dd>{report.sentence}</dd>
+        </div>
+        <div className="row">
+          <dt>{t('models.selftestModel')}</dt>
+          <dd className="mono">{report.model}</dd>
+        </div>
+      </dl>
+      {report.voices.length === 0 ? (
+        <p className="muted">{t('models.selftestNoVoices')}</p>
+      ) : (
+        <>
+          <div className="table-wrap">
+            <table className="table">
+              <thead>
+                <tr>
+                  <th scope="col">{t('models.selftestVoice')}</th>
+                  <th scope="col">{t('models.selftestHeard')}</th>
+                  <th scope="col" className="num">
+                    {t('models.selftestWer')}
+                  </th>
+                  <th scope="col" className="num">
+                    {t('models.selftestAudio')}
+                  </th>
+                  <th scope="col" className="num">
+                    {t('models.selftestTime')}
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {report.voices.map((check) => (
+                  <tr key={check.voice}>
+                    <th scope="row" className="mono">
+                      {check.voice}
+                    </th>
+                    <td>
+                      {check.error === null ? (
+                        (check.heard ?? '–')
+                      ) : (
+                        <span className="error-inline">{t('models.selftestFailed', { error: check.error })}</span>
+                      )}
+                    </td>
+                    <td className="num">{formatPercent(check.word_error_rate, language)}</td>
+                    <td className="num">{seconds(check.audio_ms)}</td>
+                    <td className="num">{seconds(check.elapsed_ms)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <p className="muted">{t('models.selftestWerHint')}</p>
+        </>
+      )}
+    </>
   )
 }

@@ -1,6 +1,6 @@
 // Server objects as docs/api.md describes them, for tests to start from.
 
-import type { Audio, Provider, Transcript, Transcription, Voice } from '../api.ts'
+import type { Audio, Provider, SelftestReport, Transcript, Transcription, Voice } from '../api.ts'
 
 export function audio(overrides: Partial<Audio> = {}): Audio {
   const id = overrides.id ?? '01J00000000000000000AUDIO1'
@@ -133,4 +133,36 @@ export function transcription(
     ...rest,
   }
   return transcript === null ? base : { ...base, transcript }
+}
+
+/** `POST /api/admin/selftest` on a server with espeak-ng, Kokoro and Piper, where Piper failed. */
+export const SELFTEST: SelftestReport = {
+  sentence: 'Please call me back when you have a moment.',
+  model: 'whisper:base',
+  voices: [
+    {
+      voice: 'local:en-us',
+      heard: 'Please call me back when you have a minute.',
+      word_error_rate: 1 / 9,
+      audio_ms: 2840,
+      elapsed_ms: 3210,
+      error: null,
+    },
+    {
+      voice: 'kokoro:af_heart',
+      heard: 'Please, call me back when you have a moment.',
+      word_error_rate: 0,
+      audio_ms: 2500,
+      elapsed_ms: 4750,
+      error: null,
+    },
+    {
+      voice: 'piper:en_US-lessac-medium',
+      heard: null,
+      word_error_rate: null,
+      audio_ms: null,
+      elapsed_ms: 120,
+      error: 'speaking failed: the voice model is missing',
+    },
+  ],
 }
