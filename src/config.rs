@@ -93,7 +93,7 @@ pub struct ServerConfig {
     pub request_timeout_s: u64,
     /// What recordings get instead of `request_timeout_s`: the upload of `POST
     /// /api/transcriptions`, and on `/v1/audio/transcriptions` and `/translations` the upload
-    /// and, without `stream`, the hearing too.
+    /// and, without `stream`, the hearing too; and `POST /api/admin/selftest`.
     pub transcription_timeout_s: u64,
     /// A request body that sends nothing for this long is answered 408 and its slot freed.
     pub body_idle_timeout_s: u64,

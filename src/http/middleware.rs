@@ -65,7 +65,7 @@ pub struct EdgeConfig {
     pub trusted_proxies: Arc<[IpNet]>,
     pub limits: Arc<Limits>,
     pub timeout: Duration,
-    /// Instead of `timeout` for requests that carry a recording ([`carries_recording`]).
+    /// Instead of `timeout` for requests that carry a recording ([`hears_speech`]).
     pub transcription_timeout: Duration,
     /// A request body idle this long is cut off and answered 408.
     pub body_idle_timeout: Duration,
@@ -464,7 +464,7 @@ where
         req = Request::from_parts(parts, body);
         Some(stalled)
     };
-    let timeout = if carries_recording(req.method(), req.uri().path()) {
+    let timeout = if hears_speech(req.method(), req.uri().path()) {
         config.transcription_timeout
     } else {
         config.timeout
@@ -485,12 +485,16 @@ where
 }
 
 /// Requests whose body is a recording, which may take minutes to arrive, and on `/v1`, where
-/// OpenAI's clients wait for the transcript in the answer, to be heard.
-fn carries_recording(method: &Method, path: &str) -> bool {
+/// OpenAI's clients wait for the transcript in the answer, to be heard; and the selftest, which
+/// speaks and hears a sentence with every voice engine on the machine while the admin waits.
+fn hears_speech(method: &Method, path: &str) -> bool {
     method == Method::POST
         && matches!(
             path,
-            "/api/transcriptions" | "/v1/audio/transcriptions" | "/v1/audio/translations"
+            "/api/transcriptions"
+                | "/v1/audio/transcriptions"
+                | "/v1/audio/translations"
+                | "/api/admin/selftest"
         )
 }
 
@@ -679,14 +683,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_uploads_of_recordings_get_the_transcription_timeout() {
+    fn only_recordings_and_the_selftest_get_the_transcription_timeout() {
         for path in [
             "/api/transcriptions",
             "/v1/audio/transcriptions",
             "/v1/audio/translations",
+            "/api/admin/selftest",
         ] {
-            assert!(carries_recording(&Method::POST, path), "{path}");
-            assert!(!carries_recording(&Method::GET, path), "{path}");
+            assert!(hears_speech(&Method::POST, path), "{path}");
+            assert!(!hears_speech(&Method::GET, path), "{path}");
         }
         for path in [
             "/api/transcriptions/01J0000000000000000000000",
@@ -694,7 +699,7 @@ mod tests {
             "/api/audios",
             "/v1/audio/transcriptions/",
         ] {
-            assert!(!carries_recording(&Method::POST, path), "{path}");
+            assert!(!hears_speech(&Method::POST, path), "{path}");
         }
     }
 
