@@ -869,6 +869,30 @@ impl TargetSpec {
     }
 }
 
+/// The official Whisper models `models.auto_pull_whisper` may name: whisper.cpp's tiny, base
+/// and small, their English-only `.en` models, each also quantized to q5_1 and q8_0. The
+/// model manifest pins one file for each (a test there holds the two together).
+pub const OFFICIAL_WHISPER_MODELS: [&str; 18] = [
+    "tiny",
+    "tiny-q5_1",
+    "tiny-q8_0",
+    "tiny.en",
+    "tiny.en-q5_1",
+    "tiny.en-q8_0",
+    "base",
+    "base-q5_1",
+    "base-q8_0",
+    "base.en",
+    "base.en-q5_1",
+    "base.en-q8_0",
+    "small",
+    "small-q5_1",
+    "small-q8_0",
+    "small.en",
+    "small.en-q5_1",
+    "small.en-q8_0",
+];
+
 /// The neural voice models on this machine (docs/neural.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -1629,11 +1653,7 @@ impl Config {
             }
         }
         let whisper = self.models.auto_pull_whisper.trim();
-        if !whisper.is_empty()
-            && crate::models::Manifest::builtin()
-                .get(&crate::models::manifest::whisper_name(whisper))
-                .is_none()
-        {
+        if !whisper.is_empty() && !OFFICIAL_WHISPER_MODELS.contains(&whisper) {
             bail!(
                 "models.auto_pull_whisper: `{whisper}` is not an official Whisper model (tiny, base, small, their .en models, each also -q5_1 or -q8_0), nor \"\" for none"
             );

@@ -825,6 +825,13 @@ mod tests {
             .filter(|e| e.kind == ModelKind::Whisper)
             .collect();
         assert_eq!(whisper.len(), 18);
+        // Exactly the names the config accepts for the first-run pull.
+        let official: HashSet<String> = crate::config::OFFICIAL_WHISPER_MODELS
+            .iter()
+            .map(|v| whisper_name(v))
+            .collect();
+        let listed: HashSet<String> = whisper.iter().map(|e| e.name.clone()).collect();
+        assert_eq!(official, listed);
         let layout = Layout::new("/m");
         for size in ["tiny", "base", "small"] {
             for lang in ["", ".en"] {
