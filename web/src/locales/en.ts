@@ -399,7 +399,7 @@ export const en = {
   'models.selftest': 'Speech round trip',
   'models.selftestIntro':
     'Each voice engine on this server speaks a test sentence and Whisper listens to it, so you can see that speaking and listening both work here (the same as `aimake selftest`). It takes from a few seconds to a minute; you may leave this page meanwhile.',
-  'models.selftestRun': 'Check speaking and listening',
+  'models.selftestRun': 'Check both ways',
   'models.selftestRunning': 'Speaking and listening…',
   'models.selftestSeconds': '{seconds} s',
   'models.selftestSentence': 'Sentence',

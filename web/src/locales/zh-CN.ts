@@ -400,7 +400,7 @@ export const zhCN: Record<MessageKey, string> = {
   'models.selftest': '语音往返测试',
   'models.selftestIntro':
     '本服务器上的每个语音引擎朗读一句测试语句，再由 Whisper 识别，以确认这里的语音合成和语音识别都能正常工作（与 `aimake selftest` 相同）。需要几秒到一分钟；其间可以离开本页面。',
-  'models.selftestRun': '检查语音合成与识别',
+  'models.selftestRun': '双向检查',
   'models.selftestRunning': '正在朗读并识别……',
   'models.selftestSeconds': '{seconds} 秒',
   'models.selftestSentence': '测试语句',

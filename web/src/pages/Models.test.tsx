@@ -284,7 +284,7 @@ describe('speech round trip on the models page', () => {
   })
 
   const section = () => screen.getByRole('region', { name: 'Speech round trip' })
-  const runButton = () => within(section()).getByRole('button', { name: 'Check speaking and listening' })
+  const runButton = () => within(section()).getByRole('button', { name: 'Check both ways' })
 
   it('shows what Whisper heard from each voice, its word error rate, audio length and time, and why a voice failed', async () => {
     const sent: (string | undefined)[] = []
