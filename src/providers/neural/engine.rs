@@ -32,6 +32,27 @@ impl<E> Drop for Slot<E> {
     }
 }
 
+impl<E> Slot<E> {
+    /// The engine, loaded with `load` first when the slot is empty.
+    fn loaded(
+        &mut self,
+        name: &str,
+        load: impl FnOnce() -> Result<E, ProviderError>,
+    ) -> Result<&mut E, ProviderError> {
+        if self.engine.is_none() {
+            let started = Instant::now();
+            self.engine = Some(load()?);
+            LOADED_MODELS.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(
+                model = %name,
+                ms = started.elapsed().as_millis() as u64,
+                "model loaded"
+            );
+        }
+        Ok(self.engine.as_mut().expect("loaded above"))
+    }
+}
+
 pub struct Holder<E> {
     name: String,
     slot: Arc<Mutex<Slot<E>>>,
@@ -75,28 +96,12 @@ impl<E: Send + 'static> Holder<E> {
         let name = self.name.clone();
         tokio::task::spawn_blocking(move || {
             let mut slot = slot.lock();
-            if slot.engine.is_none() {
-                let started = Instant::now();
-                slot.engine = Some(load()?);
-                LOADED_MODELS.fetch_add(1, Ordering::SeqCst);
-                tracing::info!(
-                    model = %name,
-                    ms = started.elapsed().as_millis() as u64,
-                    "model loaded"
-                );
-            }
-            let result = work(slot.engine.as_mut().expect("loaded above"));
+            let result = work(slot.loaded(&name, load)?);
             slot.last_used = Instant::now();
             result
         })
         .await
-        .map_err(|e| {
-            ProviderError::new(
-                "neural",
-                ErrorKind::Failed,
-                format!("The {} model stopped unexpectedly: {e}", self.name),
-            )
-        })?
+        .map_err(|e| self.stopped(e))?
     }
 
     /// Up to `n` calls of [`Holder::run_shared`] at once (at least one).
@@ -122,18 +127,9 @@ impl<E: Send + 'static> Holder<E> {
         tokio::task::spawn_blocking(move || {
             let engine = {
                 let mut s = slot.lock();
-                if s.engine.is_none() {
-                    let started = Instant::now();
-                    s.engine = Some(load()?);
-                    LOADED_MODELS.fetch_add(1, Ordering::SeqCst);
-                    tracing::info!(
-                        model = %name,
-                        ms = started.elapsed().as_millis() as u64,
-                        "model loaded"
-                    );
-                }
+                let engine = s.loaded(&name, load)?.clone();
                 s.busy += 1;
-                s.engine.clone().expect("loaded above")
+                engine
             };
             /// Marks the inference done even when `work` panics.
             struct Done<E>(Arc<Mutex<Slot<E>>>);
@@ -148,13 +144,16 @@ impl<E: Send + 'static> Holder<E> {
             work(engine)
         })
         .await
-        .map_err(|e| {
-            ProviderError::new(
-                "neural",
-                ErrorKind::Failed,
-                format!("The {} model stopped unexpectedly: {e}", self.name),
-            )
-        })?
+        .map_err(|e| self.stopped(e))?
+    }
+
+    /// The error of an inference whose thread panicked.
+    fn stopped(&self, e: tokio::task::JoinError) -> ProviderError {
+        ProviderError::new(
+            "neural",
+            ErrorKind::Failed,
+            format!("The {} model stopped unexpectedly: {e}", self.name),
+        )
     }
 
     /// Drops the model now if it has not been used for `models.idle_unload_s`.
