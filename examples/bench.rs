@@ -1118,7 +1118,7 @@ impl Report {
              included). Each side's figure is the median of its audio seconds produced per wall second. `neural_first_audio` and `neural_memory` run \
              the release server with the same model files.\n\n\
              The `whisper_*` rows hear Piper (`en_US-joe-medium`) reading the two texts of the neural \
-             rows (about two minutes of speech, 16 kHz mono WAV). `whisper_rtf` compares aimake's Whisper \
+             rows (84 s of speech, 16 kHz mono WAV). `whisper_rtf` compares aimake's Whisper \
              provider, in this process, with the Python package `faster-whisper` (pinned in \
              `bench/requirements.txt`) on the same Whisper base weights: aimake reads them converted to \
              whisper.cpp's ggml format by `tests/fixtures/whisper/convert.py` (f16, and q8_0 as \
@@ -3056,7 +3056,8 @@ const WHISPER_CASES: &[&str] = &["whisper_rtf", "whisper_memory", "whisper_first
 /// The groups `BENCH_ONLY` may name, whose cases need neither nginx nor the seeded library.
 const MODEL_GROUPS: &[(&str, &[&str])] = &[("neural", NEURAL_CASES), ("whisper", WHISPER_CASES)];
 /// Transcriptions timed on each side of a real-time factor pair, after one warm-up: eight
-/// configurations hearing a two-minute recording make three rounds about ten minutes.
+/// configurations hearing an 84 s recording make the warm-up and three rounds about ten minutes
+/// on a quiet machine.
 const WHISPER_ROUNDS: usize = 3;
 /// Beams on both sides: aimake's default (`providers.whisper.beam_size`).
 const WHISPER_BEAM: usize = 5;
@@ -3289,7 +3290,7 @@ fn whisper(
     Ok(())
 }
 
-/// About two minutes of speech at 16 kHz mono, Piper's `en_US-joe-medium` reading the
+/// About 85 seconds of speech at 16 kHz mono, Piper's `en_US-joe-medium` reading the
 /// throughput text and then the first-audio text, half a second apart; and what it read.
 fn whisper_recording(
     runtime: &tokio::runtime::Runtime,
