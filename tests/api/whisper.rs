@@ -13,7 +13,9 @@ use aimake::config::Config;
 use aimake::providers::SynthesisRequest;
 use serde_json::Value;
 
-use crate::helpers::{ServerProcess, TestApp, sdk_transcriptions, whisper_fixture};
+use crate::helpers::{
+    ServerProcess, TestApp, sdk_transcriptions, whisper_fixture, whisper_q8_0_fixture,
+};
 use crate::neural::{install_fixture_models, neural_app, wer, words};
 use crate::transcriptions::{assert_monotonic, create, finished, upload, v1};
 
@@ -29,11 +31,16 @@ const ENGLISH: [&str; 3] = [
 /// Imports the fixture into `models` as the user's own model `name` (a symlink: it is large),
 /// where `aimake models import` puts one.
 pub fn install_whisper_model(models: &Path, name: &str) {
+    install_whisper_file(models, name, &whisper_fixture());
+}
+
+/// Imports the ggml file `file` into `models` as the user's own model `name`, as above.
+fn install_whisper_file(models: &Path, name: &str, file: &Path) {
     let layout = aimake::models::Layout::new(models);
     std::fs::create_dir_all(layout.whisper_custom_dir()).unwrap();
     let to = layout.whisper_custom(name);
     if !to.exists() {
-        std::os::unix::fs::symlink(whisper_fixture(), to).unwrap();
+        std::os::unix::fs::symlink(file, to).unwrap();
     }
 }
 
@@ -213,6 +220,48 @@ async fn whisper_hears_espeak_ng_and_neural_voices_in_english_with_times_inside_
         "{owned:?}"
     );
     assert!(owned.contains(&("tts-1", "kokoro")), "{owned:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_q8_0_model_quantized_as_whisper_cpp_does_passes_the_model_check_and_hears_words() {
+    let q8_0 = whisper_q8_0_fixture();
+    let hparams = aimake::models::ggml::check_file(&q8_0).unwrap();
+    // Mostly q8_0 (7) plus 1000 times ggml's quantization version (2), as whisper.cpp writes.
+    assert_eq!(hparams.ftype, 2007);
+    assert!(hparams.multilingual());
+    assert_eq!(
+        (hparams.n_audio_layer, hparams.n_text_layer),
+        (6, 6),
+        "base"
+    );
+    let app = whisper_app(|c| {
+        install_whisper_file(&c.data.dir.join("models"), "base-test-q8_0", &q8_0);
+    })
+    .await;
+    let s = app.signed_in("ada@example.com", Role::User).await;
+    let (_, token) = s.create_token("whisper").await;
+    let pcm = say(&app, "piper:en_US-joe-medium", &ENGLISH).await;
+    let resp = v1(
+        &app,
+        &token,
+        "/v1/audio/transcriptions",
+        upload(
+            wav(&pcm),
+            "speech.wav",
+            &[
+                ("model", "whisper:base-test-q8_0"),
+                ("response_format", "verbose_json"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let verbose: Value = resp.json().await.unwrap();
+    assert_eq!(verbose["language"], "english");
+    let rate = wer(&ENGLISH.join(" "), verbose["text"].as_str().unwrap());
+    eprintln!("q8_0 heard {} (WER {rate:.2})", verbose["text"]);
+    assert!(rate <= 0.1, "WER {rate:.2}: {}", verbose["text"]);
     app.stop().await;
 }
 
