@@ -170,11 +170,84 @@ pub enum StorageKind {
     S3,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub kind: StorageKind,
+    /// S3 only: audio files (downloads, streams of finished audio, share links, feed
+    /// enclosures, recordings) are answered with a 302 to a presigned GET of the bucket, once
+    /// the request passed the same checks, so the bytes bypass the server.
+    pub presign: bool,
+    /// The longest a presigned URL lives, in seconds; never longer than the signed link that
+    /// led to it. A link revoked meanwhile stops redirecting at once, but a URL already handed
+    /// out works until it expires, so keep this short.
+    pub presign_expiry_s: u64,
+    /// S3 only: the absolute http(s) URL where the bucket's `public/` folder is served (a CDN
+    /// or the bucket's public domain). Published episodes and transcripts of public shows are
+    /// copied there and their feed links redirect to it; nothing else is ever put there.
+    pub public_base_url: String,
     pub s3: S3Config,
+}
+
+/// The longest expiry S3's SigV4 presigned URLs accept (7 days).
+const MAX_PRESIGN_EXPIRY_S: u64 = 7 * 86_400;
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Local,
+            presign: false,
+            presign_expiry_s: 300,
+            public_base_url: String::new(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Presigned URLs and a public base URL only make sense for a bucket.
+    fn validate(&self) -> anyhow::Result<()> {
+        let s3 = self.kind == StorageKind::S3;
+        if self.presign && !s3 {
+            bail!(
+                "storage.presign: needs storage.kind = \"s3\" (a local store has no URL to \
+                 redirect to)"
+            );
+        }
+        if !(1..=MAX_PRESIGN_EXPIRY_S).contains(&self.presign_expiry_s) {
+            bail!(
+                "storage.presign_expiry_s: must be between 1 and {MAX_PRESIGN_EXPIRY_S} (7 \
+                 days, the longest S3 allows)"
+            );
+        }
+        let base = self.public_base_url.trim();
+        if base.is_empty() {
+            return Ok(());
+        }
+        if !s3 {
+            bail!("storage.public_base_url: needs storage.kind = \"s3\"");
+        }
+        let url = url::Url::parse(base)
+            .with_context(|| format!("storage.public_base_url: `{base}` is not an absolute URL"))?;
+        // Redirects carry it as it is written: it must already be a valid `Location`.
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host().is_none()
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !base.is_ascii()
+        {
+            bail!(
+                "storage.public_base_url: must be an absolute http(s) URL without a query, in \
+                 ASCII (punycode for an international name), got `{base}`"
+            );
+        }
+        Ok(())
+    }
+
+    /// `public_base_url` without a trailing slash, or None when unset.
+    pub fn public_base(&self) -> Option<&str> {
+        Some(self.public_base_url.trim().trim_end_matches('/')).filter(|b| !b.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -1635,6 +1708,7 @@ impl Config {
                 bail!("storage.s3: access_key and secret_key must be set together");
             }
         }
+        self.storage.validate()?;
         if !self.backup.schedule.trim().is_empty() {
             parse_schedule(&self.backup.schedule).context("backup.schedule")?;
         }
@@ -2162,11 +2236,45 @@ mod tests {
     }
 
     #[test]
+    fn presigning_and_a_public_base_url_load_for_a_bucket() {
+        let c = Config::from_sources(
+            Some(
+                "[storage]\nkind = \"s3\"\npresign = true\n\
+                 public_base_url = \"https://cdn.example/shows/\"\n[storage.s3]\nbucket = \"b\"\n",
+            ),
+            &[],
+        )
+        .unwrap()
+        .config;
+        assert!(c.storage.presign);
+        assert_eq!(c.storage.presign_expiry_s, 300);
+        assert_eq!(c.storage.public_base(), Some("https://cdn.example/shows"));
+        assert_eq!(Config::default().storage.public_base(), None);
+    }
+
+    #[test]
     fn invalid_values_are_rejected_with_the_key() {
         for (file, key) in [
             ("[server]\nbind = \"localhost\"\n", "server.bind"),
             ("[server]\npublic_url = \"ftp://x\"\n", "server.public_url"),
             ("[storage]\nkind = \"s3\"\n", "storage.s3.bucket"),
+            ("[storage]\npresign = true\n", "storage.presign"),
+            (
+                "[storage]\npublic_base_url = \"https://cdn.example\"\n",
+                "storage.public_base_url",
+            ),
+            (
+                "[storage]\nkind = \"s3\"\npublic_base_url = \"cdn.example/audio\"\n[storage.s3]\nbucket = \"b\"\n",
+                "storage.public_base_url",
+            ),
+            (
+                "[storage]\nkind = \"s3\"\npublic_base_url = \"ftp://cdn.example\"\n[storage.s3]\nbucket = \"b\"\n",
+                "storage.public_base_url",
+            ),
+            (
+                "[storage]\nkind = \"s3\"\npresign = true\npresign_expiry_s = 0\n[storage.s3]\nbucket = \"b\"\n",
+                "storage.presign_expiry_s",
+            ),
             ("[backup]\ntarget = \"s3\"\n", "backup.s3.bucket"),
             ("[backup]\ntarget = \"nas\"\n", "backup.target"),
             ("[backup]\nschedule = \"at three\"\n", "backup.schedule"),

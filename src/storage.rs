@@ -11,11 +11,13 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
+use object_store::signer::{Method, SignedUrlOptions, Signer};
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
+    Attribute, Attributes, BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutOptions,
+    RetryConfig, WriteMultipart,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -30,6 +32,21 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// Parts of one upload in flight at once.
 const PART_CONCURRENCY: usize = 4;
+
+/// The folder of a bucket that `storage.public_base_url` serves: only public shows' files are
+/// ever put under it.
+const PUBLIC_FOLDER: &str = "public/";
+
+/// The type a bucket stores with each new object, so what it answers itself (a presigned or
+/// public URL) plays in a browser: by the extensions aimake writes.
+const CONTENT_TYPES: [(&str, &str); 6] = [
+    ("mp3", "audio/mpeg"),
+    ("wav", "audio/wav"),
+    ("vtt", "text/vtt; charset=utf-8"),
+    ("json", "application/json"),
+    ("jpg", "image/jpeg"),
+    ("png", "image/png"),
+];
 
 /// A storage key. Only this module can make one, which is what keeps keys server-generated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -59,7 +76,7 @@ impl std::fmt::Display for Key {
 /// Where each kind of object lives.
 pub mod keys {
     use super::Key;
-    use crate::db::{AudioId, JobId, PodcastId, TranscriptId, UserId};
+    use crate::db::{AudioId, EpisodeId, JobId, PodcastId, TranscriptId, UserId};
 
     /// The finished audio of a library item, e.g. `audio/<user>/<audio>.mp3`.
     pub fn audio(user: UserId, audio: AudioId, ext: &str) -> Key {
@@ -117,6 +134,29 @@ pub mod keys {
         debug_assert!(cache_key.bytes().all(|b| b.is_ascii_hexdigit()));
         debug_assert!(response_format.bytes().all(|b| b.is_ascii_alphanumeric()));
         Key(format!("cache/speech/{cache_key}.{response_format}"))
+    }
+
+    /// Everything of a show that `storage.public_base_url` serves: `public/<podcast>/`.
+    pub fn public_show(podcast: PodcastId) -> Key {
+        Key(format!("{}{podcast}/", super::PUBLIC_FOLDER))
+    }
+
+    /// The published files of one episode of a public show.
+    pub fn public_episode(podcast: PodcastId, episode: EpisodeId) -> Key {
+        Key(format!("{}{podcast}/{episode}/", super::PUBLIC_FOLDER))
+    }
+
+    /// One published file of an episode, named by its content (`<digest>.mp3`,
+    /// `transcript-<digest>.vtt`), so a changed file gets a new URL past every cache.
+    pub fn public_episode_file(podcast: PodcastId, episode: EpisodeId, name: &str) -> Key {
+        debug_assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        );
+        Key(format!(
+            "{}{podcast}/{episode}/{name}",
+            super::PUBLIC_FOLDER
+        ))
     }
 
     /// A podcast's cover image, e.g. `covers/<podcast>.png`.
@@ -221,6 +261,12 @@ pub struct Storage {
     writes: Arc<AtomicU64>,
     /// The directory of a local store: big reads go to the file directly (see `stream`).
     local: Option<Arc<LocalFiles>>,
+    /// A bucket signs URLs that reach its objects without the server (`presigned_get`).
+    signer: Option<Arc<AmazonS3>>,
+    /// Where the bucket's `public/` folder is served, without a trailing slash.
+    public_base: Option<Arc<str>>,
+    /// The origin of the bucket's URLs, presigned ones included.
+    bucket_origin: Option<Arc<str>>,
 }
 
 /// A local store's directory, and the turns for opening its files on the blocking pool.
@@ -247,7 +293,10 @@ impl Storage {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         match config.storage.kind {
             StorageKind::Local => Self::local(&config.data.dir.join("media")),
-            StorageKind::S3 => Self::s3(&config.storage.s3),
+            StorageKind::S3 => Ok(Self {
+                public_base: config.storage.public_base().map(Arc::from),
+                ..Self::s3(&config.storage.s3)?
+            }),
         }
     }
 
@@ -264,6 +313,9 @@ impl Storage {
                 root: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
                 opening: tokio::sync::Semaphore::new(OPENING_AT_ONCE),
             })),
+            signer: None,
+            public_base: None,
+            bucket_origin: None,
         })
     }
 
@@ -273,9 +325,12 @@ impl Storage {
             .with_region(&cfg.region)
             .with_virtual_hosted_style_request(!cfg.path_style)
             .with_client_options(
-                ClientOptions::new()
-                    .with_timeout(Duration::from_secs(cfg.timeout_s))
-                    .with_connect_timeout(Duration::from_secs(5)),
+                CONTENT_TYPES.iter().fold(
+                    ClientOptions::new()
+                        .with_timeout(Duration::from_secs(cfg.timeout_s))
+                        .with_connect_timeout(Duration::from_secs(5)),
+                    |options, (ext, mime)| options.with_content_type_for_suffix(*ext, *mime),
+                ),
             )
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
@@ -296,12 +351,15 @@ impl Storage {
                 .with_access_key_id(ak.expose())
                 .with_secret_access_key(sk.expose());
         }
-        let store = builder.build().context("invalid storage.s3 settings")?;
+        let store = Arc::new(builder.build().context("invalid storage.s3 settings")?);
         Ok(Self {
-            store: Arc::new(store),
+            store: store.clone(),
             kind: StorageKind::S3,
             writes: Arc::default(),
             local: None,
+            signer: Some(store),
+            public_base: None,
+            bucket_origin: bucket_origin(cfg).map(Arc::from),
         })
     }
 
@@ -317,6 +375,99 @@ impl Storage {
     pub async fn put(&self, key: &Key, bytes: Bytes) -> StorageResult<()> {
         self.store.put(&key.path(), bytes.into()).await?;
         self.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stores an object with the `Content-Type` a bucket answers with when it serves it itself.
+    pub async fn put_typed(
+        &self,
+        key: &Key,
+        bytes: Bytes,
+        content_type: &'static str,
+    ) -> StorageResult<()> {
+        let options = PutOptions {
+            attributes: [(Attribute::ContentType, content_type)]
+                .into_iter()
+                .collect::<Attributes>(),
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(&key.path(), bytes.into(), options)
+            .await?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Copies an object inside the store (a bucket copies it without the bytes passing here).
+    pub async fn copy(&self, from: &Key, to: &Key) -> StorageResult<()> {
+        self.store.copy(&from.path(), &to.path()).await?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, key: &Key) -> StorageResult<bool> {
+        match self.store.head(&key.path()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A URL that GETs the object straight from the bucket for `expires_in` (whole seconds,
+    /// at least one), which makes the bucket answer with `content_type`, `cache_control` and,
+    /// for a download, `disposition` whatever the object was stored with. Range and
+    /// conditional requests work on it as on any object. Only an S3 store can sign.
+    pub async fn presigned_get(
+        &self,
+        key: &Key,
+        expires_in: Duration,
+        content_type: &str,
+        cache_control: &str,
+        disposition: Option<&str>,
+    ) -> StorageResult<String> {
+        let signer = self
+            .signer
+            .as_ref()
+            .ok_or_else(|| StorageError::Other(anyhow::anyhow!("only an S3 store signs URLs")))?;
+        let mut query = vec![
+            ("response-content-type", content_type),
+            ("response-cache-control", cache_control),
+        ];
+        query.extend(disposition.map(|d| ("response-content-disposition", d)));
+        let options = SignedUrlOptions::new().with_query(query);
+        let url = signer
+            .signed_url_opts(Method::GET, &key.path(), expires_in, &options)
+            .await?;
+        Ok(url.into())
+    }
+
+    /// The address `storage.public_base_url` serves an object at: only objects under the
+    /// `public/` folder have one.
+    pub fn public_url(&self, key: &Key) -> Option<String> {
+        let base = self.public_base.as_deref()?;
+        let rest = key.as_str().strip_prefix(PUBLIC_FOLDER)?;
+        Some(format!("{base}/{rest}"))
+    }
+
+    /// The origin (`https://host[:port]`) of the bucket's URLs, presigned ones included.
+    pub fn bucket_origin(&self) -> Option<&str> {
+        self.bucket_origin.as_deref()
+    }
+
+    /// Whether `storage.public_base_url` is set: files of public shows are published.
+    pub fn publishes(&self) -> bool {
+        self.public_base.is_some()
+    }
+
+    /// Removes published files (a show's or an episode's folder under `public/`). Without a
+    /// public base URL nothing is published, so nothing is looked for: files published before
+    /// it was turned off stay until the folder is emptied by hand.
+    pub async fn unpublish(&self, prefix: &Key) -> StorageResult<()> {
+        debug_assert!(prefix.as_str().starts_with(PUBLIC_FOLDER));
+        if self.publishes() {
+            self.delete_prefix(prefix).await?;
+        }
         Ok(())
     }
 
@@ -514,6 +665,18 @@ impl Storage {
     }
 }
 
+/// The origin of a bucket's URLs, as `object_store` builds them: the endpoint (which names
+/// the bucket itself in virtual-hosted style), else AWS's regional host.
+fn bucket_origin(cfg: &crate::config::S3Config) -> Option<String> {
+    let endpoint = match (cfg.endpoint.is_empty(), cfg.path_style) {
+        (false, _) => cfg.endpoint.clone(),
+        (true, true) => format!("https://s3.{}.amazonaws.com", cfg.region),
+        (true, false) => format!("https://{}.s3.{}.amazonaws.com", cfg.bucket, cfg.region),
+    };
+    let origin = url::Url::parse(&endpoint).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
 /// The bytes `range` of a file (all of it when `None`), mapped rather than read.
 fn map_file(path: &std::path::Path, range: Option<Range<u64>>) -> std::io::Result<Bytes> {
     let file = std::fs::File::open(path)?;
@@ -570,6 +733,55 @@ mod tests {
         assert!(map_file(&path, None).unwrap().is_empty());
         let missing = map_file(&dir.path().join("gone"), None).unwrap_err();
         assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_bucket_s_origin_is_where_object_store_points_its_urls() {
+        let mut cfg = crate::config::S3Config {
+            bucket: "b".into(),
+            region: "eu-west-1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            bucket_origin(&cfg).as_deref(),
+            Some("https://s3.eu-west-1.amazonaws.com")
+        );
+        cfg.path_style = false;
+        assert_eq!(
+            bucket_origin(&cfg).as_deref(),
+            Some("https://b.s3.eu-west-1.amazonaws.com")
+        );
+        cfg.endpoint = "http://127.0.0.1:9000/".into();
+        assert_eq!(
+            bucket_origin(&cfg).as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+    }
+
+    #[test]
+    fn only_the_public_folder_has_public_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Storage::local(dir.path()).unwrap();
+        let show: crate::db::PodcastId = "01JABCDEFGHJKMNPQRSTVWXYZ0".parse().unwrap();
+        let episode: crate::db::EpisodeId = "01JABCDEFGHJKMNPQRSTVWXYZ1".parse().unwrap();
+        let file = keys::public_episode_file(show, episode, "abc.mp3");
+        assert_eq!(store.public_url(&file), None, "nothing without a base");
+        store.public_base = Some("https://cdn.example/shows".into());
+        assert_eq!(
+            store.public_url(&file).unwrap(),
+            format!("https://cdn.example/shows/{show}/{episode}/abc.mp3")
+        );
+        assert!(
+            file.as_str()
+                .starts_with(keys::public_episode(show, episode).as_str())
+        );
+        assert!(file.as_str().starts_with(keys::public_show(show).as_str()));
+        let private = keys::audio(
+            "01JABCDEFGHJKMNPQRSTVWXYZ2".parse().unwrap(),
+            "01JABCDEFGHJKMNPQRSTVWXYZ3".parse().unwrap(),
+            "mp3",
+        );
+        assert_eq!(store.public_url(&private), None);
     }
 
     #[test]
