@@ -296,20 +296,25 @@ impl Episodes<'_> {
             .await
     }
 
-    /// Any episode by id with its show's feed generation, for checking a signed feed link;
-    /// None when either is gone.
-    pub async fn with_feed_generation(
+    /// Any episode by id with its show's feed generation and visibility, for checking a
+    /// signed feed link; None when either is gone.
+    pub async fn with_feed_state(
         &self,
         id: EpisodeId,
-    ) -> anyhow::Result<Option<(EpisodeRow, i64)>> {
+    ) -> anyhow::Result<Option<(EpisodeRow, podcasts::FeedState)>> {
         self.0
             .read(move |c| {
                 let Some(e) = get_any(c, id)? else {
                     return Ok(None);
                 };
-                Ok(podcasts::feed_generation(c, e.podcast_id)?.map(|g| (e, g)))
+                Ok(podcasts::feed_state(c, e.podcast_id)?.map(|s| (e, s)))
             })
             .await
+    }
+
+    /// The episode an audio is the rendering of, if it is one.
+    pub async fn of_audio(&self, audio: AudioId) -> anyhow::Result<Option<EpisodeRow>> {
+        self.0.read(move |c| Ok(by_audio(c, audio)?)).await
     }
 
     /// The audio an episode renders into, the episode and its show, for the render job; None

@@ -220,10 +220,23 @@ pub fn feed_token_digest(conn: &Connection, id: PodcastId) -> rusqlite::Result<O
         .flatten())
 }
 
-/// The feed generation of a show, for checking a signed feed link; None when it is gone.
-pub fn feed_generation(conn: &Connection, id: PodcastId) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT feed_generation FROM podcasts WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
+/// What a signed feed link is checked against, and what decides where its file is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedState {
+    /// Signed into every feed link (see [`PodcastRow::feed_generation`]).
+    pub generation: i64,
+    pub public: bool,
+}
+
+/// The feed generation and visibility of a show; None when it is gone.
+pub fn feed_state(conn: &Connection, id: PodcastId) -> rusqlite::Result<Option<FeedState>> {
+    conn.prepare_cached("SELECT feed_generation, public FROM podcasts WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(FeedState {
+                generation: r.get(0)?,
+                public: r.get(1)?,
+            })
+        })
         .optional()
 }
 

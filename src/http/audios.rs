@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::HttpState;
+use super::files::Ask;
 use super::params::{parse_choice, parse_id};
 use crate::auth::AuthUser;
 use crate::db::audios::{self, Cursor, ListFilter};
@@ -171,13 +172,19 @@ async fn stream(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response> {
     let id = parse_id(&id)?;
     let audio = service::get(&state, user.id, id).await?;
     match stream::listen(&state.db, &state.storage, &state.jobs, id, &audio).await? {
         Listen::File => {
-            super::files::serve(&state, &audio, &headers, false, "private, max-age=0").await
+            let ask = Ask {
+                method: &method,
+                headers: &headers,
+                link_exp: None,
+            };
+            super::files::serve(&state, &audio, &ask, false, "private, max-age=0").await
         }
         Listen::Live(body) => Ok((
             [
@@ -202,6 +209,7 @@ async fn file(
     user: AuthUser,
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response> {
     let audio = service::get(&state, user.id, parse_id(&id)?).await?;
@@ -209,10 +217,15 @@ async fn file(
         .download
         .as_deref()
         .is_some_and(|v| v != "0" && v != "false");
+    let ask = Ask {
+        method: &method,
+        headers: &headers,
+        link_exp: None,
+    };
     super::files::serve(
         &state,
         &audio,
-        &headers,
+        &ask,
         download,
         "private, max-age=0, must-revalidate",
     )

@@ -1,9 +1,12 @@
 //! Serving stored audio bytes: `Range` (one range), `ETag`/`If-None-Match`, `Last-Modified`,
-//! and downloads with a safe file name. Used by the library, signed media links and the
-//! recordings of transcripts.
+//! and downloads with a safe file name, or, with `storage.presign`, a redirect to the bucket.
+//! Used by the library, signed media links, feed enclosures and the recordings of transcripts.
 
+use std::time::Duration;
+
+use anyhow::Context;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::db::AudioStatus;
@@ -11,6 +14,15 @@ use crate::db::audios::AudioRow;
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 use crate::storage::Key;
+
+/// A request for a stored file that passed its route's checks (ownership, or a signed link).
+pub struct Ask<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    /// When the signed link the request came with expires (Unix seconds); None for the
+    /// owner's own requests. A presigned URL never outlives it.
+    pub link_exp: Option<i64>,
+}
 
 /// A stored object as [`serve_object`] answers for it: an audio's file or an uploaded
 /// recording.
@@ -31,7 +43,7 @@ pub struct Stored<'a> {
 pub async fn serve(
     state: &AppState,
     audio: &AudioRow,
-    headers: &HeaderMap,
+    ask: &Ask<'_>,
     download: bool,
     cache: &'static str,
 ) -> Result<Response> {
@@ -58,7 +70,7 @@ pub async fn serve(
         },
         disposition: download.then(|| disposition(&audio.title, &audio.format)),
     };
-    serve_object(state, stored, headers, cache).await
+    serve_object(state, stored, ask, cache).await
 }
 
 /// Streams a stored object: `ETag`/`If-None-Match`, `Last-Modified`/`If-Modified-Since`,
@@ -67,9 +79,13 @@ pub async fn serve(
 pub async fn serve_object(
     state: &AppState,
     stored: Stored<'_>,
-    headers: &HeaderMap,
+    ask: &Ask<'_>,
     cache: &'static str,
 ) -> Result<Response> {
+    if let Some(redirect) = presigned(state, &stored, ask, cache).await? {
+        return Ok(redirect);
+    }
+    let headers = ask.headers;
     let Stored {
         key,
         size,
@@ -158,6 +174,56 @@ pub async fn serve_object(
         .header(header::CONTENT_LENGTH, length)
         .body(Body::from_stream(stream))
         .expect("valid response"))
+}
+
+/// With `storage.presign`, a GET is answered with a 302 to the object in the bucket, signed
+/// for at most `storage.presign_expiry_s` and never past the link the request came with; the
+/// bucket answers with the type, caching and download name this server would have sent.
+/// HEAD stays here: a presigned URL is good for the one method it was signed for.
+async fn presigned(
+    state: &AppState,
+    stored: &Stored<'_>,
+    ask: &Ask<'_>,
+    cache: &'static str,
+) -> Result<Option<Response>> {
+    let config = &state.config.storage;
+    if !config.presign || *ask.method != Method::GET {
+        return Ok(None);
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut secs = i64::try_from(config.presign_expiry_s).unwrap_or(i64::MAX);
+    if let Some(exp) = ask.link_exp {
+        secs = secs.min(exp - now);
+    }
+    // A link in its very last second is still good, but too short-lived to sign for.
+    let Ok(secs @ 1..) = u64::try_from(secs) else {
+        return Ok(None);
+    };
+    let url = state
+        .storage
+        .presigned_get(
+            &Key::from_stored(stored.key),
+            Duration::from_secs(secs),
+            stored.content_type,
+            cache,
+            stored.disposition.as_ref().and_then(|d| d.to_str().ok()),
+        )
+        .await?;
+    // Every answer carries a fresh signature: a cached redirect could outlive it.
+    redirect(&url, "no-store").map(Some)
+}
+
+/// A 302 to where a file is served from instead (the bucket, a public URL).
+pub fn redirect(location: &str, cache: &'static str) -> Result<Response> {
+    let location = HeaderValue::from_str(location).context("a redirect to an unusable URL")?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+    )
+        .into_response())
 }
 
 /// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / 5987).

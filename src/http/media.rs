@@ -2,13 +2,14 @@
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
 use super::HttpState;
 use super::audios::MAX_SHARE_S;
+use super::files::Ask;
 use super::params::parse_id;
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
@@ -32,6 +33,7 @@ async fn serve(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<MediaQuery>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -46,7 +48,12 @@ async fn serve(
     let audio = service::find(&state.db, parse_id(&id)?)
         .await?
         .ok_or(AppError::NotFound)?;
-    super::files::serve(&state, &audio, &headers, false, "public, max-age=3600").await
+    let ask = Ask {
+        method: &method,
+        headers: &headers,
+        link_exp: Some(exp),
+    };
+    super::files::serve(&state, &audio, &ask, false, "public, max-age=3600").await
 }
 
 fn link_refused() -> AppError {

@@ -76,6 +76,20 @@ pub struct EdgeConfig {
     pub reports: Option<Arc<ErrorReports>>,
     /// Request counters for `/metrics`; `None` when `metrics.enabled` is off.
     pub metrics: Option<Arc<HttpMetrics>>,
+    /// The pages' policy when it differs from [`PAGE_POLICY`]: with `storage.presign`, the
+    /// app's players follow redirects to the bucket ([`page_policy_with_media`]).
+    pub page_policy: Option<HeaderValue>,
+}
+
+/// [`PAGE_POLICY`] that also lets media play from these origins.
+pub fn page_policy_with_media(origins: &[String]) -> HeaderValue {
+    const MEDIA: &str = "media-src 'self' blob:";
+    debug_assert!(PAGE_POLICY.contains(MEDIA));
+    let sources = origins
+        .iter()
+        .fold(MEDIA.to_string(), |all, origin| all + " " + origin);
+    HeaderValue::from_str(&PAGE_POLICY.replacen(MEDIA, &sources, 1))
+        .unwrap_or(HeaderValue::from_static(PAGE_POLICY))
 }
 
 /// The config with what is derived from it once.
@@ -314,6 +328,14 @@ fn finish(
     let headers = response.headers_mut();
     headers.insert(REQUEST_ID, request_id);
     set_default_headers(headers, shared.config.https);
+    if let Some(policy) = &shared.config.page_policy
+        && headers
+            .get(header::CONTENT_SECURITY_POLICY)
+            .map(HeaderValue::as_bytes)
+            == Some(PAGE_POLICY.as_bytes())
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+    }
     let status = response.status().as_u16();
     let elapsed = line.start.elapsed();
     let duration_ms = elapsed.as_micros() as f64 / 1000.0;
@@ -746,6 +768,7 @@ mod tests {
             https: false,
             reports: None,
             metrics: None,
+            page_policy: None,
         })
         .layer(router.layer(RouteLabelLayer::default()))
     }
@@ -853,6 +876,17 @@ mod tests {
     }
 
     #[test]
+    fn the_page_policy_can_let_media_play_from_a_bucket() {
+        let policy = page_policy_with_media(&["https://b.s3.example".into()]);
+        let policy = policy.to_str().unwrap();
+        assert!(
+            policy.contains("media-src 'self' blob: https://b.s3.example;"),
+            "{policy}"
+        );
+        assert_eq!(policy.replace(" https://b.s3.example", ""), PAGE_POLICY);
+    }
+
+    #[test]
     fn default_headers_do_not_override_a_route_s_own() {
         let mut h = HeaderMap::new();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
@@ -911,6 +945,7 @@ mod tests {
             https: false,
             reports: Some(reports.clone()),
             metrics: None,
+            page_policy: None,
         })
         .layer(router.layer(RouteLabelLayer { traced: true }));
         (edge, reports)

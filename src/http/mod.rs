@@ -128,6 +128,16 @@ pub fn router_with(http: HttpState, extra: Router<HttpState>) -> App {
         .into();
     let origins =
         perimeter::TrustedOrigins::new(state.links.public_url(), &config.server.cors_origins);
+    // With presigned redirects, the app's players load audio from the bucket.
+    let page_policy = config.storage.presign.then(|| {
+        let bucket: Vec<String> = state
+            .storage
+            .bucket_origin()
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        middleware::page_policy_with_media(&bucket)
+    });
 
     // The edge wraps the whole router, so liveness probes are answered before any routing
     // and everything (shed, timed out and panicked requests included) gets its headers and
@@ -187,6 +197,7 @@ pub fn router_with(http: HttpState, extra: Router<HttpState>) -> App {
         https,
         reports,
         metrics,
+        page_policy,
     })
     .layer(router)
 }

@@ -108,6 +108,12 @@ enum Reply {
     Media(&'static str, &'static str, &'static [&'static str]),
 }
 
+/// A stored file's answer with `storage.presign` (a GET of a finished file).
+const PRESIGNED: Reply = Reply::Empty(
+    "302",
+    "With `storage.presign`: `Location` is a presigned URL of the bucket, which serves the bytes",
+);
+
 /// One described operation.
 struct Operation {
     method: HttpMethod,
@@ -302,9 +308,10 @@ static OPERATIONS: &[Operation] = &[
         .replies(&[
             Reply::Media("200", "The file", AUDIO_TYPES),
             Reply::Media("206", "The requested range", AUDIO_TYPES),
+            PRESIGNED,
         ]),
     op(Get, "/api/audios/{id}/stream", "audios", "The audio while it is made, then its file", User)
-        .replies(&[Reply::Media("200", "Progressive MP3", AUDIO_TYPES)]),
+        .replies(&[Reply::Media("200", "Progressive MP3", AUDIO_TYPES), PRESIGNED]),
     op(Get, "/api/audios/{id}/peaks", "audios", "The waveform's peaks", User)
         .replies(&[Reply::Json("200", "`{sample_rate, duration_ms, peaks}`", object)]),
     op(Post, "/api/audios/{id}/share", "audios", "A signed link to the file", User)
@@ -348,6 +355,7 @@ static OPERATIONS: &[Operation] = &[
         .replies(&[
             Reply::Media("200", "The recording as sent", RECORDING_TYPES),
             Reply::Media("206", "The requested range", RECORDING_TYPES),
+            PRESIGNED,
         ]),
     op(Delete, "/api/transcriptions/{id}", "transcriptions", "Delete a transcript", User)
         .replies(NO_CONTENT),

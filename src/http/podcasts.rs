@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,14 +10,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::HttpState;
+use super::files::{self, Ask};
 use super::params::parse_id;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppJson, Result};
 use crate::http::extract::RateLimitedUser;
 use crate::pagination::{Page, PageQuery};
 use crate::podcast::service::{
-    self, CoverType, EpisodeBody, EpisodeView, PodcastFields, PodcastView, ScriptBody, ScriptView,
-    Sidecar,
+    self, CoverType, EpisodeBody, EpisodeView, FeedFile, PodcastFields, PodcastView, ScriptBody,
+    ScriptView, Sidecar,
 };
 use crate::state::AppState;
 
@@ -294,6 +295,7 @@ async fn signed_episode_file(
     State(state): State<AppState>,
     Path((eid, file)): Path<(String, String)>,
     Query(q): Query<SignedQuery>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response> {
     let (exp, sig) = (q.exp.unwrap_or(0), q.sig.as_deref().unwrap_or_default());
@@ -301,16 +303,25 @@ async fn signed_episode_file(
         "transcript.vtt" => Sidecar::Vtt,
         "chapters.json" => Sidecar::Chapters,
         "audio.mp3" | "audio.wav" => {
-            let audio = service::signed_episode_audio(&state, &eid, exp, sig).await?;
-            if file.strip_prefix("audio.") != Some(audio.format.as_str()) {
-                return Err(AppError::NotFound);
-            }
-            return super::files::serve(&state, &audio, &headers, false, FEED_CACHE).await;
+            let ext = &file["audio.".len()..];
+            return match service::signed_episode_audio(&state, &eid, ext, exp, sig).await? {
+                FeedFile::Published(url) => files::redirect(&url, FEED_CACHE),
+                FeedFile::Here(audio) => {
+                    let ask = Ask {
+                        method: &method,
+                        headers: &headers,
+                        link_exp: Some(exp),
+                    };
+                    files::serve(&state, &audio, &ask, false, FEED_CACHE).await
+                }
+            };
         }
         _ => return Err(AppError::NotFound),
     };
-    let body = service::signed_sidecar(&state, &eid, exp, sig, kind).await?;
-    Ok(text_response(kind, body, FEED_CACHE))
+    match service::signed_sidecar(&state, &eid, exp, sig, kind).await? {
+        FeedFile::Published(url) => files::redirect(&url, FEED_CACHE),
+        FeedFile::Here(body) => Ok(text_response(kind, body, FEED_CACHE)),
+    }
 }
 
 #[derive(Debug, Deserialize)]

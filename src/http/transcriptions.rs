@@ -3,7 +3,7 @@
 //! the OpenAI-compatible endpoints share.
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -275,6 +275,7 @@ async fn recording(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response> {
     let row = service::get(&state, user.id, parse_id(&id)?).await?;
@@ -291,13 +292,12 @@ async fn recording(
         content_type: mime,
         disposition: None,
     };
-    files::serve_object(
-        &state,
-        stored,
-        &headers,
-        "private, max-age=0, must-revalidate",
-    )
-    .await
+    let ask = files::Ask {
+        method: &method,
+        headers: &headers,
+        link_exp: None,
+    };
+    files::serve_object(&state, stored, &ask, "private, max-age=0, must-revalidate").await
 }
 
 #[tracing::instrument(skip_all, fields(transcript = %id))]

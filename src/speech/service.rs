@@ -290,6 +290,17 @@ pub async fn retry(state: &Services, user: UserId, id: AudioId) -> Result<AudioR
 /// Deletes an audio and its stored objects (unless another audio shares them); cancels its
 /// job when it is running. Deleting an audio that is already gone succeeds.
 pub async fn delete(state: &Services, user: UserId, id: AudioId) -> Result<()> {
+    // An episode's files published for its public show go first: a failure leaves the audio
+    // to delete again.
+    if state.storage.publishes()
+        && let Some(e) = state.db.episodes().of_audio(id).await?
+        && e.user_id == user
+    {
+        state
+            .storage
+            .unpublish(&crate::storage::keys::public_episode(e.podcast_id, e.id))
+            .await?;
+    }
     let Deleted { jobs, orphans } = state
         .db
         .audios()

@@ -305,7 +305,10 @@ pub async fn error_code(resp: reqwest::Response) -> String {
         .to_string()
 }
 
-/// An S3-compatible server (s3s-fs) on a loopback port, inside the test process.
+/// An S3-compatible server (s3s-fs) on a loopback port, inside the test process. It checks
+/// signatures, presigned URLs (query-string SigV4, with their expiry) included, and lets
+/// anyone read the bucket's `public/` folder, as a bucket policy or a CDN set up for
+/// `storage.public_base_url` would; everything else needs a signature.
 pub struct S3Server {
     pub endpoint: String,
     pub bucket: String,
@@ -330,6 +333,7 @@ impl S3Server {
                 access_key.clone(),
                 secret_key.clone(),
             ));
+            b.set_access(PublicFolder);
             b.build()
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -366,6 +370,16 @@ impl S3Server {
         }
     }
 
+    /// The address of an object, as an anonymous client would ask for it.
+    pub fn object_url(&self, key: &str) -> String {
+        format!("{}/{}/{key}", self.endpoint, self.bucket)
+    }
+
+    /// Where the bucket's `public/` folder is served (`storage.public_base_url`).
+    pub fn public_base_url(&self) -> String {
+        self.object_url("public")
+    }
+
     /// Points a config at this server.
     pub fn configure(&self, config: &mut Config) {
         config.storage.kind = StorageKind::S3;
@@ -397,6 +411,26 @@ impl S3Server {
         self.stop.cancel();
         while !self.accept.is_finished() {
             tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Anonymous reads of `public/*` (GetObject, HeadObject), like a bucket policy granting
+/// `s3:GetObject` on that prefix to everyone; any other anonymous request is refused.
+struct PublicFolder;
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for PublicFolder {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        let public_read = matches!(cx.s3_op().name(), "GetObject" | "HeadObject")
+            && matches!(
+                cx.s3_path(),
+                s3s::path::S3Path::Object { key, .. } if key.starts_with("public/")
+            );
+        if cx.credentials().is_some() || public_read {
+            Ok(())
+        } else {
+            Err(s3s::s3_error!(AccessDenied, "Signature is required"))
         }
     }
 }

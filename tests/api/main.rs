@@ -24,6 +24,7 @@ mod openapi;
 mod perimeter;
 mod podcast_scripts;
 mod podcasts;
+mod presign;
 mod providers;
 mod scrubbing;
 mod spa;

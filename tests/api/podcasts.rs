@@ -11,7 +11,7 @@ use crate::fakes::FakeOpenAi;
 use crate::fakes_llm::{API_KEY, FakeLlm, Reply, script_json};
 use crate::helpers::{Session, TestApp, error_code};
 
-fn fast(c: &mut Config) {
+pub(crate) fn fast(c: &mut Config) {
     c.providers.retry.base_delay_ms = 1;
     c.providers.retry.max_delay_ms = 5;
 }
@@ -811,7 +811,7 @@ async fn podcast_lines_follow_the_same_text_rule_as_the_speech_api() {
 
 /// Every signed link of a feed: each episode's enclosure, transcript and chapters, and the
 /// cover. Links are decoded from the XML as a podcast app reads them.
-fn feed_links(xml: &[u8]) -> Vec<String> {
+pub(crate) fn feed_links(xml: &[u8]) -> Vec<String> {
     let channel = rss::Channel::read_from(xml).unwrap();
     let mut links: Vec<String> = channel
         .image()
@@ -833,7 +833,7 @@ fn feed_links(xml: &[u8]) -> Vec<String> {
     links
 }
 
-async fn feed_xml(app: &TestApp, url: &str) -> Vec<u8> {
+pub(crate) async fn feed_xml(app: &TestApp, url: &str) -> Vec<u8> {
     let resp = app.client.get(url).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{url}");
     resp.bytes().await.unwrap().to_vec()
@@ -863,7 +863,7 @@ async fn assert_links(app: &TestApp, links: &[String], work: bool) {
 }
 
 /// A show with a cover and one rendered episode (enclosure, transcript and chapters).
-async fn show_with_episode(s: &Session, public: bool) -> String {
+pub(crate) async fn show_with_episode(s: &Session, public: bool) -> String {
     let show = new_show(s, json!({"title": "Linked", "public": public})).await;
     assert_eq!(
         put_cover(s, &show, "image/png", PNG.to_vec())

@@ -1,8 +1,10 @@
 //! Signed feed links: what each one is for, how long it lives, and checking one.
 
+use super::published::{self, FeedFile};
 use crate::db::EpisodeId;
 use crate::db::audios::AudioRow;
 use crate::db::episodes::EpisodeRow;
+use crate::db::podcasts::FeedState;
 use crate::error::ErrorCode;
 use crate::error::{AppError, Result};
 use crate::services::Services;
@@ -43,19 +45,19 @@ pub(super) fn link_refused() -> AppError {
 }
 
 /// An episode reached through a signed feed link, once the link checks out against its
-/// show's current feed generation.
+/// show's current feed generation, and whether the show is public.
 pub(super) async fn signed_episode(
     state: &Services,
     purpose: &'static str,
     id: &str,
     exp: i64,
     sig: &str,
-) -> Result<EpisodeRow> {
+) -> Result<(EpisodeRow, bool)> {
     let id: EpisodeId = id.parse().map_err(|_| link_refused())?;
-    let (episode, generation) = state
+    let (episode, FeedState { generation, public }) = state
         .db
         .episodes()
-        .with_feed_generation(id)
+        .with_feed_state(id)
         .await?
         // The same refusal as a forged signature: a link never tells which ids exist.
         .ok_or_else(link_refused)?;
@@ -67,21 +69,31 @@ pub(super) async fn signed_episode(
         exp,
         sig,
     )?;
-    Ok(episode)
+    Ok((episode, public))
 }
 
-/// The finished audio of an episode through its signed feed (enclosure) link.
+/// The audio of an episode through its signed feed (enclosure) link, whose extension `ext`
+/// must be the audio's format: a public show's published copy when
+/// `storage.public_base_url` is set, else the audio to serve here.
 pub async fn signed_episode_audio(
     state: &Services,
     id: &str,
+    ext: &str,
     exp: i64,
     sig: &str,
-) -> Result<AudioRow> {
-    let episode = signed_episode(state, EPISODE_AUDIO_PURPOSE, id, exp, sig).await?;
-    state
+) -> Result<FeedFile<AudioRow>> {
+    let (episode, public) = signed_episode(state, EPISODE_AUDIO_PURPOSE, id, exp, sig).await?;
+    let audio = state
         .db
         .audios()
         .get_any(episode.audio_id)
         .await?
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NotFound)?;
+    if audio.format != ext {
+        return Err(AppError::NotFound);
+    }
+    if public && let Some(url) = published::audio(state, &episode, &audio).await? {
+        return Ok(FeedFile::Published(url));
+    }
+    Ok(FeedFile::Here(audio))
 }

@@ -6,6 +6,7 @@ mod covers;
 mod episodes;
 mod feed_links;
 mod feeds;
+mod published;
 mod scripts;
 mod shows;
 mod sidecars;
@@ -21,6 +22,7 @@ pub use feed_links::{
     signed_episode_audio,
 };
 pub use feeds::{feed, rotate_feed_token};
+pub use published::FeedFile;
 pub use scripts::{ScriptBody, ScriptSource, ScriptView, SpeakerVoice, write_script};
 pub use shows::{PodcastFields, PodcastView, create, delete, get, list, update};
 pub use sidecars::{Sidecar, sidecar, signed_sidecar};

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::covers::delete_object;
+use super::published::unpublish_show;
 use crate::db::podcasts::{Changes, PodcastRow};
 use crate::db::{PodcastId, UserId, to_rfc3339};
 use crate::error::{AppError, ErrorCode, Result};
@@ -159,12 +160,18 @@ pub async fn update(
     f: PodcastFields,
 ) -> Result<PodcastRow> {
     let c = changes(f)?;
-    state
+    let show = state
         .db
         .podcasts()
         .update(user, id, c)
         .await?
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NotFound)?;
+    // After the change, so a file being published meanwhile sees the show private and goes
+    // too; on every update of a private show, so a failed removal is retried by saving again.
+    if !show.public {
+        unpublish_show(state, id).await?;
+    }
+    Ok(show)
 }
 
 /// Deletes the show, its cover, its episodes and their audios (objects included).
@@ -172,6 +179,8 @@ pub async fn delete(state: &Services, user: UserId, id: PodcastId) -> Result<()>
     let Some(show) = state.db.podcasts().get(user, id).await? else {
         return Ok(());
     };
+    // First, so a failed removal leaves the show there to delete again.
+    unpublish_show(state, id).await?;
     let audios = state.db.podcasts().episode_audios(id).await?;
     for audio in audios {
         crate::speech::service::delete(state, user, audio).await?;

@@ -2,6 +2,7 @@
 
 use super::episodes::Timings;
 use super::feed_links::{CHAPTERS_PURPOSE, TRANSCRIPT_PURPOSE, signed_episode};
+use super::published::{self, FeedFile};
 use crate::db::episodes::EpisodeRow;
 use crate::db::{EpisodeId, PodcastId, UserId};
 use crate::error::{AppError, Result};
@@ -56,19 +57,27 @@ pub async fn sidecar(
     render_sidecar(&e, kind)
 }
 
-/// Subtitles or chapters through a signed feed link.
+/// The transcript or chapters through a signed feed link: a public show's transcript is
+/// published when `storage.public_base_url` is set.
 pub async fn signed_sidecar(
     state: &Services,
     id: &str,
     exp: i64,
     sig: &str,
     kind: Sidecar,
-) -> Result<String> {
+) -> Result<FeedFile<String>> {
     let purpose = if kind == Sidecar::Chapters {
         CHAPTERS_PURPOSE
     } else {
         TRANSCRIPT_PURPOSE
     };
-    let e = signed_episode(state, purpose, id, exp, sig).await?;
-    render_sidecar(&e, kind)
+    let (e, public) = signed_episode(state, purpose, id, exp, sig).await?;
+    let body = render_sidecar(&e, kind)?;
+    if public
+        && kind == Sidecar::Vtt
+        && let Some(url) = published::transcript(state, &e, &body).await?
+    {
+        return Ok(FeedFile::Published(url));
+    }
+    Ok(FeedFile::Here(body))
 }
