@@ -611,16 +611,7 @@ async fn share_links_work_until_they_expire_and_refuse_tampering() {
         .as_str()
         .unwrap()
         .to_string();
-    let link: Value = s
-        .post(
-            &format!("/api/audios/{id}/share"),
-            &json!({"expires_in_s": 600}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let url = link["url"].as_str().unwrap();
+    let url = &s.share(&id, 600).await;
     assert!(
         url.starts_with(&format!("http://{}/media/{id}?exp=", app.addr)),
         "{url}"

@@ -261,6 +261,20 @@ impl Session {
         self.finished_audio(id).await
     }
 
+    /// A share link of the audio (`POST /api/audios/{id}/share`) that lives `expires_in_s`.
+    pub async fn share(&self, id: &str, expires_in_s: u64) -> String {
+        let link: Value = self
+            .post(
+                &format!("/api/audios/{id}/share"),
+                &serde_json::json!({ "expires_in_s": expires_in_s }),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        link["url"].as_str().unwrap().to_string()
+    }
+
     /// Creates an API token and returns `(id, secret)`.
     pub async fn create_token(&self, name: &str) -> (String, String) {
         let resp = self

@@ -400,13 +400,7 @@ async fn a_private_feed_needs_its_current_token_and_other_users_see_nothing() {
     let eid = e["id"].as_str().unwrap();
 
     assert_eq!(app.get(&format!("/feeds/{show}.xml")).await.status(), 404);
-    let url = |resp: Value| resp["feed_url"].as_str().unwrap().to_string();
-    let old = url(a
-        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap());
+    let old = new_feed_url(&a, &show).await;
     let resp = app.client.get(&old).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let channel = rss::Channel::read_from(&resp.bytes().await.unwrap()[..]).unwrap();
@@ -426,12 +420,7 @@ async fn a_private_feed_needs_its_current_token_and_other_users_see_nothing() {
             .contains("<v Ann>Only for subscribers.")
     );
 
-    let new = url(a
-        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap());
+    let new = new_feed_url(&a, &show).await;
     assert_ne!(old, new);
     assert_eq!(app.client.get(&old).send().await.unwrap().status(), 404);
     assert_eq!(app.client.get(&new).send().await.unwrap().status(), 200);
@@ -833,6 +822,17 @@ pub(crate) fn feed_links(xml: &[u8]) -> Vec<String> {
     links
 }
 
+/// A new feed token for the show (`POST …/feed-token`): the feed's URL that carries it.
+pub(crate) async fn new_feed_url(s: &Session, show: &str) -> String {
+    let resp: Value = s
+        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    resp["feed_url"].as_str().unwrap().to_string()
+}
+
 pub(crate) async fn feed_xml(app: &TestApp, url: &str) -> Vec<u8> {
     let resp = app.client.get(url).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{url}");
@@ -894,15 +894,7 @@ async fn rotating_the_feed_token_revokes_every_link_of_the_old_feed_at_once() {
     .await;
     let a = app.signed_in("ada@example.com", Role::User).await;
     let show = show_with_episode(&a, false).await;
-    let rotate = || async {
-        let resp: Value = a
-            .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
-            .await
-            .json()
-            .await
-            .unwrap();
-        resp["feed_url"].as_str().unwrap().to_string()
-    };
+    let rotate = || new_feed_url(&a, &show);
 
     let first = rotate().await;
     let xml = feed_xml(&app, &first).await;
@@ -1015,13 +1007,7 @@ async fn making_a_public_show_private_revokes_its_feed_links_and_other_edits_kee
     assert_links(&app, &after_edit, false).await;
 
     // The private feed's own links work; making the show public again keeps them.
-    let private: Value = a
-        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let private_links = feed_links(&feed_xml(&app, private["feed_url"].as_str().unwrap()).await);
+    let private_links = feed_links(&feed_xml(&app, &new_feed_url(&a, &show).await).await);
     assert_links(&app, &private_links, true).await;
     patch(json!({"public": true})).await;
     assert_links(&app, &private_links[1..], true).await;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::fakes::FakeOpenAi;
 use crate::helpers::{S3Server, Session, TestApp, error_code};
-use crate::podcasts::{fast, feed_links, feed_xml, show_with_episode};
+use crate::podcasts::{fast, feed_links, feed_xml, new_feed_url, show_with_episode};
 
 /// A client that never follows redirects, to see them.
 fn no_redirects() -> reqwest::Client {
@@ -28,15 +28,33 @@ fn plain() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-/// A server on the in-process S3 server with the fake OpenAI voices.
-async fn spawn(s3: &S3Server, fake: &FakeOpenAi, customize: impl FnOnce(&mut Config)) -> TestApp {
-    TestApp::spawn_with(|c| {
+/// A server on an in-process S3 server, with the fake OpenAI voices and `storage.presign`
+/// on, and the user ada signed in. The S3 server and the fake live as long as the result.
+struct Presigning {
+    s3: S3Server,
+    _fake: FakeOpenAi,
+    app: TestApp,
+    ada: Session,
+}
+
+async fn start(customize: impl FnOnce(&mut Config, &S3Server)) -> Presigning {
+    let s3 = S3Server::start().await;
+    let fake = FakeOpenAi::start().await;
+    let app = TestApp::spawn_with(|c| {
         fast(c);
         fake.configure(c);
         s3.configure(c);
-        customize(c);
+        c.storage.presign = true;
+        customize(c, &s3);
     })
-    .await
+    .await;
+    let ada = app.signed_in("ada@example.com", Role::User).await;
+    Presigning {
+        s3,
+        _fake: fake,
+        app,
+        ada,
+    }
 }
 
 /// A finished audio of the session's user, with this title.
@@ -111,10 +129,12 @@ fn now_s() -> i64 {
 
 #[tokio::test]
 async fn a_download_redirects_to_a_presigned_url_that_serves_ranges_and_the_file_name() {
-    let s3 = S3Server::start().await;
-    let fake = FakeOpenAi::start().await;
-    let app = spawn(&s3, &fake, |c| c.storage.presign = true).await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
+    let Presigning {
+        s3,
+        app,
+        ada: s,
+        _fake,
+    } = start(|_, _| {}).await;
     let id = finished_audio(&s, "季度 report").await;
     let cookie = format!("aimake_session={}", s.cookie);
 
@@ -217,24 +237,17 @@ async fn a_download_redirects_to_a_presigned_url_that_serves_ranges_and_the_file
 
 #[tokio::test]
 async fn a_presigned_url_never_outlives_the_link_that_led_to_it_and_then_stops_working() {
-    let s3 = S3Server::start().await;
-    let fake = FakeOpenAi::start().await;
-    let app = spawn(&s3, &fake, |c| c.storage.presign = true).await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
+    let Presigning {
+        s3: _s3,
+        app,
+        ada: s,
+        _fake,
+    } = start(|_, _| {}).await;
     let id = finished_audio(&s, "Short lived").await;
 
     // A share link of a minute gives a presigned URL of a minute at most.
-    let share: Value = s
-        .post(
-            &format!("/api/audios/{id}/share"),
-            &json!({"expires_in_s": 60}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
     let resp = no_redirects()
-        .get(share["url"].as_str().unwrap())
+        .get(s.share(&id, 60).await)
         .send()
         .await
         .unwrap();
@@ -272,10 +285,12 @@ async fn a_presigned_url_never_outlives_the_link_that_led_to_it_and_then_stops_w
 
 #[tokio::test]
 async fn a_private_audio_is_never_redirected_without_access_nor_public_in_the_bucket() {
-    let s3 = S3Server::start().await;
-    let fake = FakeOpenAi::start().await;
-    let app = spawn(&s3, &fake, |c| c.storage.presign = true).await;
-    let a = app.signed_in("ada@example.com", Role::User).await;
+    let Presigning {
+        s3,
+        app,
+        ada: a,
+        _fake,
+    } = start(|_, _| {}).await;
     let b = app.signed_in("bob@example.com", Role::User).await;
     let id = finished_audio(&a, "Private").await;
 
@@ -340,25 +355,17 @@ async fn episode_links(app: &TestApp, feed: &str) -> (String, String, String) {
     (links[1].clone(), links[2].clone(), links[3].clone())
 }
 
-async fn rotate(s: &Session, show: &str) -> String {
-    let resp: Value = s
-        .post(&format!("/api/podcasts/{show}/feed-token"), &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    resp["feed_url"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn a_rotated_feed_token_stops_the_old_enclosure_redirects() {
-    let s3 = S3Server::start().await;
-    let fake = FakeOpenAi::start().await;
-    let app = spawn(&s3, &fake, |c| c.storage.presign = true).await;
-    let a = app.signed_in("ada@example.com", Role::User).await;
+    let Presigning {
+        s3,
+        app,
+        ada: a,
+        _fake,
+    } = start(|_, _| {}).await;
     let show = show_with_episode(&a, false).await;
 
-    let (enclosure, transcript, _) = episode_links(&app, &rotate(&a, &show).await).await;
+    let (enclosure, transcript, _) = episode_links(&app, &new_feed_url(&a, &show).await).await;
     let resp = no_redirects().get(&enclosure).send().await.unwrap();
     let url = presigned(&resp);
     assert!(url.starts_with(&s3.endpoint), "{url}");
@@ -373,7 +380,7 @@ async fn a_rotated_feed_token_stops_the_old_enclosure_redirects() {
     assert_eq!(vtt.status(), 200);
     assert!(vtt.text().await.unwrap().starts_with("WEBVTT"));
 
-    let (new_enclosure, _, _) = episode_links(&app, &rotate(&a, &show).await).await;
+    let (new_enclosure, _, _) = episode_links(&app, &new_feed_url(&a, &show).await).await;
     let old = no_redirects().get(&enclosure).send().await.unwrap();
     assert_refused(old, 403, "forbidden").await;
     let new = no_redirects().get(&new_enclosure).send().await.unwrap();
@@ -383,15 +390,13 @@ async fn a_rotated_feed_token_stops_the_old_enclosure_redirects() {
 
 #[tokio::test]
 async fn a_public_base_url_serves_public_shows_enclosures_and_transcripts_and_nothing_else() {
-    let s3 = S3Server::start().await;
-    let fake = FakeOpenAi::start().await;
+    let Presigning {
+        s3,
+        app,
+        ada: a,
+        _fake,
+    } = start(|c, s3| c.storage.public_base_url = s3.public_base_url()).await;
     let public_base = s3.public_base_url();
-    let app = spawn(&s3, &fake, |c| {
-        c.storage.presign = true;
-        c.storage.public_base_url = public_base.clone();
-    })
-    .await;
-    let a = app.signed_in("ada@example.com", Role::User).await;
     let show = show_with_episode(&a, true).await;
     let feed = app.url(&format!("/feeds/{show}.xml"));
     let (enclosure, transcript, chapters) = episode_links(&app, &feed).await;
@@ -427,7 +432,8 @@ async fn a_public_base_url_serves_public_shows_enclosures_and_transcripts_and_no
 
     // A private show's files are not published: presigned, and its transcript served here.
     let private = show_with_episode(&a, false).await;
-    let (p_enclosure, p_transcript, _) = episode_links(&app, &rotate(&a, &private).await).await;
+    let (p_enclosure, p_transcript, _) =
+        episode_links(&app, &new_feed_url(&a, &private).await).await;
     let p_url = presigned(&no_redirects().get(&p_enclosure).send().await.unwrap());
     assert!(!p_url.starts_with(&public_base), "{p_url}");
     assert_eq!(
