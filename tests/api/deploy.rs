@@ -51,8 +51,8 @@ fn the_systemd_unit_verifies_is_hardened_and_sets_only_keys_aimake_knows() {
     let report = String::from_utf8_lossy(&security.stdout);
     let score: f64 = report
         .lines()
-        .find_map(|l| l.split("Overall exposure level for aimake.service: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
+        .find_map(|l| l.split_once("Overall exposure level for aimake.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in: {report}"));
     assert!(score < 2.0, "exposure {score}:\n{report}");
