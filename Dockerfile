@@ -17,6 +17,7 @@ RUN npm run build
 # with AVX2, FMA and F16C (2013 and later) rather than for the build machine's own CPU, so the
 # image runs wherever it is pulled; see docs/whisper.md for older CPUs.
 FROM rust:1.95-bookworm AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
     && apt-get install -y --no-install-recommends cmake \
     && rm -rf /var/lib/apt/lists/*
@@ -47,11 +48,12 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates espeak-ng \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home aimake \
+    && groupadd --system --gid 10001 aimake \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home aimake \
     && mkdir -p /data && chown aimake:aimake /data
 COPY --from=build /src/target/release/aimake /usr/local/bin/aimake
 COPY --from=models --chown=aimake:aimake /opt/aimake/models /opt/aimake/models
-USER aimake
+USER 10001:10001
 WORKDIR /data
 ENV AIMAKE_SERVER__BIND=0.0.0.0:8000 \
     AIMAKE_DATA__DIR=/data \

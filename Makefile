@@ -65,11 +65,14 @@ chromium:
 		echo "the browser tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium" >&2; exit 1; \
 	fi
 
-## lint: rustfmt, clippy (warnings are errors), the web app's type check and lint
-lint: web
+## lint: rustfmt, clippy (warnings are errors), the web app's type check and lint, the GitHub
+## workflows (actionlint) and the Dockerfile (hadolint)
+lint: web tests/.venv/installed-requirements.txt
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	cd web && $(NPM) run typecheck && $(NPM) run lint
+	tests/.venv/bin/actionlint
+	tests/.venv/bin/hadolint Dockerfile
 
 fmt:
 	$(CARGO) fmt

@@ -28,7 +28,7 @@ pub use opus::{OpusEncoder, encode_opus};
 pub use output::{Encoding, PCM_OUTPUT_RATE, RESPONSE_FORMATS, StreamEncoder, encode, encode_flac};
 pub use peaks::{Peaks, peaks};
 pub use resample::{StreamResampler, conform, resample};
-pub use split::{Cut, Piece, SplitLimits, encode_piece, split};
+pub use split::{Cut, Piece, SplitLimits, encode_piece, split, split_first_within};
 
 /// Errors of the audio pipeline. Bad provider output is `Decode`; the rest are bugs or
 /// impossible requests, which callers report as internal errors.

@@ -72,17 +72,34 @@ fn db(mean_square: f32) -> f32 {
 /// Cuts `pcm` into pieces within `limits`; a recording within them is one piece. Errors only
 /// for limits under a second.
 pub fn split(pcm: &Pcm, limits: SplitLimits) -> Result<Vec<Piece>> {
+    split_first_within(pcm, limits, limits.max_ms)
+}
+
+/// As [`split`], with the first piece no longer than `first_ms` (when that is shorter than
+/// the limits), cut the same way: a transcript streamed piece by piece starts sooner.
+pub fn split_first_within(pcm: &Pcm, limits: SplitLimits, first_ms: u64) -> Result<Vec<Piece>> {
     let limit = max_frames(pcm, limits)?;
+    let first_limit = limit.min(max_frames(
+        pcm,
+        SplitLimits {
+            max_ms: first_ms,
+            ..limits
+        },
+    )?);
     let frames = pcm.frames();
     let window = ms_to_frames(WINDOW_MS, pcm.sample_rate).max(1);
     let mut pieces = Vec::with_capacity(frames / limit + 1);
     let mut start = 0;
-    if frames > limit {
+    if frames > first_limit {
         let energy = energies(pcm, window);
         let pause = (PAUSE_MS / WINDOW_MS) as usize;
         let gap = (GAP_MS / WINDOW_MS) as usize;
         let quiet = quiet_threshold(&energy, gap);
-        while frames - start > limit {
+        loop {
+            let limit = if start == 0 { first_limit } else { limit };
+            if frames - start <= limit {
+                break;
+            }
             let hi = start + limit;
             let lo = hi - limit * SEARCH_FIFTHS / 5;
             // Windows wholly inside lo..hi.
@@ -372,6 +389,36 @@ mod tests {
             let back = decode(&flac, Format::Flac).unwrap();
             assert_eq!(back.frames(), piece.frames());
         }
+    }
+
+    #[test]
+    fn the_first_piece_can_be_kept_short_and_the_rest_are_cut_as_usual() {
+        let (pcm, quiet) = recording(16_000, &talk(12, 3), 3);
+        let limits = SplitLimits {
+            max_ms: 5 * 60_000,
+            max_bytes: Some(26_214_400),
+        };
+        let pieces = split_first_within(&pcm, limits, 30_000).unwrap();
+        assert_tiles(&pieces, &pcm, ms_to_frames(limits.max_ms, 16_000));
+        // The first is cut where it is quiet (a pause, or a gap between words when no pause
+        // is near) within 30 s, in the last fifth of them.
+        let first = pieces[0];
+        assert!(matches!(first.cut, Cut::Pause | Cut::Gap), "{first:?}");
+        assert!(in_quiet(first.end, &quiet), "{first:?}");
+        assert!((24_000..=30_000).contains(&first.end_ms), "{first:?}");
+        // From there on, pieces as long as the limits allow: the rest of 12 minutes in three.
+        assert_eq!(pieces.len(), 4, "{pieces:?}");
+        for piece in &pieces[1..3] {
+            assert!(piece.end_ms - piece.start_ms >= 4 * 60_000, "{piece:?}");
+        }
+        // A first limit over the limits, or a recording within the first limit, changes
+        // nothing.
+        assert_eq!(
+            split_first_within(&pcm, limits, 60 * 60_000).unwrap(),
+            split(&pcm, limits).unwrap()
+        );
+        let (short, _) = recording(16_000, &[(true, 20_000)], 1);
+        assert_eq!(split_first_within(&short, limits, 30_000).unwrap().len(), 1);
     }
 
     #[test]

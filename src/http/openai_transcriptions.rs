@@ -155,7 +155,7 @@ async fn answer(
         granularities: Granularities::default(),
         speaker_labels: false,
     };
-    let prepared = gateway::prepare(&state, user.id, route, options, file).await?;
+    let prepared = gateway::prepare(&state, user.id, route, options, file, streamed).await?;
     if streamed {
         let events = gateway::stream(state.services.clone(), prepared)
             .map(|event| Ok::<_, Infallible>(Event::default().data(event.to_string())));

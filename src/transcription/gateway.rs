@@ -172,13 +172,15 @@ impl Prepared {
 }
 
 /// Checks the allowance and decodes the upload (400 naming the formats read when it is not
-/// audio), then plans its pieces. Nothing is paid for yet.
+/// audio), then plans its pieces (a short first one when the answer is `streamed`). Nothing
+/// is paid for yet.
 pub async fn prepare(
     state: &Services,
     user: UserId,
     route: Route,
     mut options: Options,
     upload: Bytes,
+    streamed: bool,
 ) -> Result<Prepared> {
     state.auth.ensure_quota_left(user, "transcription").await?;
     let pcm = super::decode(upload)
@@ -187,7 +189,7 @@ pub async fn prepare(
     if pcm.frames() == 0 {
         return Err(super::unreadable(&super::silent("audio")));
     }
-    let pieces = plan(route.provider.as_ref(), &route.model, &pcm)
+    let pieces = plan(route.provider.as_ref(), &route.model, &pcm, streamed)
         .map_err(|e| AppError::Internal(e.into()))?;
     options.model = route.model.clone();
     Ok(Prepared {
@@ -248,7 +250,7 @@ async fn heard_and_billed(
     Ok((piece.start_ms, heard))
 }
 
-/// OpenAI's streamed transcription (`stream=true`) of a prepared upload: a
+/// OpenAI's streamed transcription (`stream=true`) of an upload prepared as `streamed`: a
 /// `transcript.text.delta` event with each piece's text as soon as it and every piece before
 /// it are heard (pieces are heard in parallel, sent in order), then `transcript.text.done`
 /// with the whole text and its usage. A failure mid-way is an `error` event and the end of

@@ -126,7 +126,7 @@ async fn pieces(
     if !kept.is_empty() {
         return Ok(kept);
     }
-    let planned: Vec<PieceRow> = plan(provider, &row.model, pcm)
+    let planned: Vec<PieceRow> = plan(provider, &row.model, pcm, false)
         .map_err(|e| JobError::fatal(ErrorCode::Internal, e.to_string()))?
         .into_iter()
         .enumerate()

@@ -111,22 +111,35 @@ fn silent(format: &'static str) -> AudioError {
     }
 }
 
+/// The first piece of a streamed transcript (`stream=true`) lasts at most this long, so its
+/// first text arrives after the time to hear half a minute rather than a whole piece; the
+/// pieces after it are as long as usual.
+pub const STREAMED_FIRST_PIECE_MS: u64 = 30_000;
+
 /// The pieces `provider` hears `pcm` in: within its duration and byte limits for `model` and
-/// [`MAX_PIECE_MS`], cut at pauses.
-pub fn plan(provider: &dyn Asr, model: &str, pcm: &Pcm) -> Result<Vec<Piece>, AudioError> {
+/// [`MAX_PIECE_MS`], cut at pauses; the first within [`STREAMED_FIRST_PIECE_MS`] when
+/// `streamed`.
+pub fn plan(
+    provider: &dyn Asr,
+    model: &str,
+    pcm: &Pcm,
+    streamed: bool,
+) -> Result<Vec<Piece>, AudioError> {
     let limits = provider.limits(model);
     let max_ms = limits.max_duration.map_or(MAX_PIECE_MS, |d| {
         u64::try_from(d.as_millis())
             .unwrap_or(u64::MAX)
             .min(MAX_PIECE_MS)
     });
-    audio::split(
-        pcm,
-        SplitLimits {
-            max_ms,
-            max_bytes: Some(limits.max_bytes),
-        },
-    )
+    let limits = SplitLimits {
+        max_ms,
+        max_bytes: Some(limits.max_bytes),
+    };
+    if streamed {
+        audio::split_first_within(pcm, limits, STREAMED_FIRST_PIECE_MS)
+    } else {
+        audio::split(pcm, limits)
+    }
 }
 
 /// A piece's audio as the provider takes it: FLAC, or WAV for a provider without FLAC (the
@@ -330,8 +343,20 @@ mod tests {
         assert_eq!(b.cost_micros, 9_001);
         // Pieces are capped at ten minutes even where the provider takes hours.
         let pcm = Pcm::new(16_000, 1, vec![0.0; 16_000 * 60 * 25]).unwrap();
-        let pieces = plan(&Priced, "whisper-1", &pcm).unwrap();
+        let pieces = plan(&Priced, "whisper-1", &pcm, false).unwrap();
         assert_eq!(pieces.len(), 3);
         assert!(pieces.iter().all(|p| p.end_ms - p.start_ms <= MAX_PIECE_MS));
+        // Streamed, the first piece is half a minute and the rest as long as before.
+        let streamed = plan(&Priced, "whisper-1", &pcm, true).unwrap();
+        assert!(
+            (24_000..=STREAMED_FIRST_PIECE_MS).contains(&streamed[0].end_ms),
+            "{streamed:?}"
+        );
+        assert_eq!(streamed.len(), 4);
+        assert!(
+            streamed
+                .iter()
+                .all(|p| p.end_ms - p.start_ms <= MAX_PIECE_MS)
+        );
     }
 }

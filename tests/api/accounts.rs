@@ -557,13 +557,7 @@ async fn another_users_token_is_not_found_and_stays_untouched() {
 
     let b_list: Value = b.get("/api/tokens").await.json().await.unwrap();
     assert_eq!(b_list["items"], json!([]));
-    let still = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(&a_token)
-        .send()
-        .await
-        .unwrap();
+    let still = app.get_with_key("/api/me", &a_token).await;
     assert_eq!(still.status(), 200);
     app.stop().await;
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::fakes::{Failure, FakeOpenAi};
-use crate::helpers::{Session, TestApp, error_code};
+use crate::helpers::{Session, TestApp, error_code, sse_data};
 
 /// Provider retries wait milliseconds, not seconds, in tests.
 fn fast(c: &mut Config) {
@@ -231,11 +231,7 @@ async fn events_report_progress_until_the_audio_is_done() {
         .await
         .unwrap()
         .unwrap();
-    let events: Vec<Value> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let events = sse_data(&text);
     assert!(events.len() >= 2, "{text}");
     assert_eq!(events.last().unwrap()["status"], "succeeded", "{text}");
     let progress: Vec<f64> = events

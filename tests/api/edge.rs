@@ -62,8 +62,7 @@ async fn status_within(stream: &mut TcpStream, wait: Duration) -> Option<(u16, S
 async fn a_slow_body_attack_from_one_user_on_three_addresses_leaves_other_users_served() {
     // Stalled bodies are held for the whole test: only the per-client share frees the rest.
     let app = TestApp::spawn_with(|c| c.server.body_idle_timeout_s = 300).await;
-    let mallory = app.signed_in("mallory@example.com", Role::User).await;
-    let (_, token) = mallory.create_token("flood").await;
+    let (_, token) = app.user_with_key("mallory@example.com").await;
     let ada = app.signed_in("ada@example.com", Role::User).await;
     let max_in_flight = app.state.config.limits.max_in_flight;
     let share = app.state.config.limits.max_in_flight_per_client;
@@ -111,8 +110,7 @@ async fn a_request_body_that_stops_arriving_gets_408_and_frees_its_slot() {
         c.limits.max_in_flight_per_client = 1;
     })
     .await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = s.create_token("script").await;
+    let (_, token) = app.user_with_key("ada@example.com").await;
 
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     stalled_patch(&mut stream, app.addr, &token).await;
@@ -126,13 +124,7 @@ async fn a_request_body_that_stops_arriving_gets_408_and_frees_its_slot() {
     assert_eq!(body["error"]["code"], "body_timeout");
 
     // The one slot this client may hold is free again.
-    let resp = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get_with_key("/api/me", &token).await;
     assert_eq!(resp.status(), 200);
     app.stop().await;
 }
@@ -141,8 +133,7 @@ async fn a_request_body_that_stops_arriving_gets_408_and_frees_its_slot() {
 async fn every_error_has_the_json_shape_and_every_answer_the_security_headers() {
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| fake.configure(c)).await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = s.create_token("script").await;
+    let (s, token) = app.user_with_key("ada@example.com").await;
     let audio: Value = s
         .post(
             "/api/audios",

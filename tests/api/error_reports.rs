@@ -61,8 +61,7 @@ async fn break_podcasts(app: &TestApp) {
 async fn a_server_error_reaches_the_tracker_with_request_id_route_and_user_id_and_no_secrets() {
     let fake = FakeSentry::start().await;
     let app = TestApp::spawn_with(reporting_to(&fake)).await;
-    let session = app.signed_in("owner@example.com", Role::User).await;
-    let (_, token) = session.create_token("reports").await;
+    let (session, token) = app.user_with_key("owner@example.com").await;
     break_podcasts(&app).await;
 
     let resp = app

@@ -6,21 +6,13 @@
 use std::time::{Duration, Instant};
 
 use aimake::audio::Format;
-use aimake::auth::Role;
 use aimake::config::Config;
 use serde_json::{Value, json};
 
 use crate::fakes::{Failure, FakeOpenAi};
-use crate::helpers::{Session, TestApp, client_python};
+use crate::helpers::{Session, TestApp, client_python, sse_data};
 
 const HELLO: &str = "Hello there. This is the gateway speaking.";
-
-/// A signed-in user and an API token of theirs.
-async fn user_with_key(app: &TestApp, email: &str) -> (Session, String) {
-    let session = app.signed_in(email, Role::User).await;
-    let (_, key) = session.create_token("openai client").await;
-    (session, key)
-}
 
 async fn speech(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
     app.client
@@ -114,7 +106,7 @@ async fn library_wav(session: &Session, text: &str, voice: &str) -> Vec<u8> {
 #[tokio::test]
 async fn an_openai_voice_name_reaches_the_mapped_local_voice_when_no_openai_key_is_set() {
     let app = TestApp::spawn().await;
-    let (session, key) = user_with_key(&app, "ada@example.com").await;
+    let (session, key) = app.user_with_key("ada@example.com").await;
     let (content_type, fable) = audio(
         speech(
             &app,
@@ -147,7 +139,7 @@ async fn every_response_format_decodes_to_audio_from_a_local_voice_and_from_open
     let local = TestApp::spawn().await;
     let openai = TestApp::spawn_with(|c| fake.configure(c)).await;
     for app in [&local, &openai] {
-        let (_, key) = user_with_key(app, "ada@example.com").await;
+        let (_, key) = app.user_with_key("ada@example.com").await;
         for (format, content_type) in [
             ("mp3", "audio/mpeg"),
             ("opus", "audio/ogg"),
@@ -176,7 +168,7 @@ async fn every_response_format_decodes_to_audio_from_a_local_voice_and_from_open
 async fn openai_models_reach_openai_with_their_model_voice_speed_and_instructions() {
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| fake.configure(c)).await;
-    let (session, key) = user_with_key(&app, "ada@example.com").await;
+    let (session, key) = app.user_with_key("ada@example.com").await;
     for body in [
         json!({"model": "tts-1-hd", "voice": "nova", "input": "One.", "speed": 1.5}),
         json!({"model": "gpt-4o-mini-tts", "voice": "marin", "input": "Two.", "instructions": "Speak softly."}),
@@ -227,7 +219,7 @@ async fn stream_format_audio_arrives_in_several_pieces_as_they_are_made() {
         c.gateway.max_input_chars = 12_000;
     })
     .await;
-    let (_, key) = user_with_key(&app, "ada@example.com").await;
+    let (_, key) = app.user_with_key("ada@example.com").await;
     // Three of OpenAI's 4096-character requests, made one after another.
     let input = "The quick brown fox jumps over the lazy dog. ".repeat(200);
     let started = Instant::now();
@@ -261,7 +253,7 @@ async fn stream_format_audio_arrives_in_several_pieces_as_they_are_made() {
 #[tokio::test]
 async fn sse_sends_base64_deltas_then_a_done_event_with_the_usage() {
     let app = TestApp::spawn().await;
-    let (session, key) = user_with_key(&app, "ada@example.com").await;
+    let (session, key) = app.user_with_key("ada@example.com").await;
     let resp = speech(
         &app,
         &key,
@@ -276,11 +268,7 @@ async fn sse_sends_base64_deltas_then_a_done_event_with_the_usage() {
             .starts_with("text/event-stream")
     );
     let text = resp.text().await.unwrap();
-    let events: Vec<Value> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let events = sse_data(&text);
     let (done, deltas) = events.split_last().expect("events");
     assert!(!deltas.is_empty());
     use base64::Engine as _;
@@ -309,7 +297,7 @@ async fn sse_sends_base64_deltas_then_a_done_event_with_the_usage() {
 async fn a_repeat_request_is_answered_from_the_cache_billed_once_and_marked_as_gateway_use() {
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| fake.configure(c)).await;
-    let (session, key) = user_with_key(&app, "ada@example.com").await;
+    let (session, key) = app.user_with_key("ada@example.com").await;
     let body =
         json!({"model": "tts-1", "voice": "alloy", "input": HELLO, "response_format": "wav"});
     let (_, first) = audio(speech(&app, &key, body.clone()).await).await;
@@ -371,7 +359,7 @@ async fn an_exhausted_quota_is_429_insufficient_quota_and_nothing_is_paid() {
         c.limits.quota_chars_per_month = 10;
     })
     .await;
-    let (_, key) = user_with_key(&app, "ada@example.com").await;
+    let (_, key) = app.user_with_key("ada@example.com").await;
     let resp = speech(
         &app,
         &key,
@@ -395,7 +383,7 @@ async fn an_exhausted_quota_is_429_insufficient_quota_and_nothing_is_paid() {
 async fn a_provider_refusing_at_once_is_an_openai_shaped_server_error_and_nothing_is_billed() {
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| fake.configure(c)).await;
-    let (session, key) = user_with_key(&app, "ada@example.com").await;
+    let (session, key) = app.user_with_key("ada@example.com").await;
     fake.fail_next(1, Failure::QuotaExceeded);
     let resp = speech(
         &app,
@@ -449,7 +437,7 @@ async fn a_wrong_or_missing_key_is_401_invalid_api_key() {
 #[tokio::test]
 async fn bad_requests_are_refused_naming_their_param() {
     let app = TestApp::spawn_with(|c| c.gateway.max_input_chars = 20).await;
-    let (_, key) = user_with_key(&app, "ada@example.com").await;
+    let (_, key) = app.user_with_key("ada@example.com").await;
     let unknown_model = speech(
         &app,
         &key,
@@ -548,8 +536,7 @@ async fn refusals_before_any_handler_use_openai_s_envelope_on_v1_and_the_app_s_o
         c.server.max_body_bytes = 512;
     })
     .await;
-    let session = app.signed_in("ada@example.com", Role::User).await;
-    let (_, key) = session.create_token("client").await;
+    let (_, key) = app.user_with_key("ada@example.com").await;
     // The body limit (413).
     let big = speech(
         &app,
@@ -618,14 +605,8 @@ async fn models_and_voices_are_listed_in_openai_s_and_open_webui_s_shapes() {
         (&local, "local", &[][..]),
         (&openai, "openai", &transcription_models[..]),
     ] {
-        let (_, key) = user_with_key(app, "ada@example.com").await;
-        let resp = app
-            .client
-            .get(app.url("/v1/models"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let (_, key) = app.user_with_key("ada@example.com").await;
+        let resp = app.get_with_key("/v1/models", &key).await;
         assert_eq!(resp.status(), 200);
         let list: Value = resp.json().await.unwrap();
         assert_eq!(list["object"], "list");
@@ -638,13 +619,7 @@ async fn models_and_voices_are_listed_in_openai_s_and_open_webui_s_shapes() {
             assert!(m["created"].as_u64().unwrap() > 1_700_000_000);
             assert_eq!(m["owned_by"], speaker, "{m}");
         }
-        let whisper = app
-            .client
-            .get(app.url("/v1/models/whisper-1"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let whisper = app.get_with_key("/v1/models/whisper-1", &key).await;
         if heard.is_empty() {
             assert_eq!(openai_error(whisper, 404).await["code"], "model_not_found");
         } else {
@@ -655,23 +630,13 @@ async fn models_and_voices_are_listed_in_openai_s_and_open_webui_s_shapes() {
             );
         }
         let one: Value = app
-            .client
-            .get(app.url("/v1/models/tts-1-hd"))
-            .bearer_auth(&key)
-            .send()
+            .get_with_key("/v1/models/tts-1-hd", &key)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         assert_eq!(one["id"], "tts-1-hd");
-        let missing = app
-            .client
-            .get(app.url("/v1/models/tts-9"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let missing = app.get_with_key("/v1/models/tts-9", &key).await;
         assert_eq!(openai_error(missing, 404).await["code"], "model_not_found");
 
         // What Open WebUI asks an OpenAI-compatible TTS server for, without a key.
@@ -710,7 +675,7 @@ async fn the_official_openai_sdk_speaks_streams_lists_models_and_reads_errors() 
     };
     let fake = FakeOpenAi::start().await;
     let app = TestApp::spawn_with(|c| fake.configure(c)).await;
-    let (session, key) = user_with_key(&app, "ada@example.com").await;
+    let (session, key) = app.user_with_key("ada@example.com").await;
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/openai_speech.py");
     let out = tokio::process::Command::new(&python)
@@ -794,7 +759,7 @@ async fn a_configured_model_name_routes_to_its_provider() {
         c.gateway.models.0.insert("espeak".into(), "local".into());
     })
     .await;
-    let (session, key) = user_with_key(&app, "ada@example.com").await;
+    let (session, key) = app.user_with_key("ada@example.com").await;
     let (_, bytes) = audio(
         speech(
             &app,

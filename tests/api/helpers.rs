@@ -94,6 +94,16 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `GET path` with `key` as the Bearer key, as scripts and OpenAI clients send it.
+    pub async fn get_with_key(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// The server's own origin, which browsers send in `Origin` on same-site writes.
     pub fn origin(&self) -> String {
         self.state.links.public_url().to_string()
@@ -151,6 +161,29 @@ impl TestApp {
             base: format!("http://{}", self.addr),
             client: self.client.clone(),
         }
+    }
+
+    /// A signed-in user and an API token of theirs (the Bearer key of scripts and OpenAI
+    /// clients).
+    pub async fn user_with_key(&self, email: &str) -> (Session, String) {
+        let session = self.signed_in(email, Role::User).await;
+        let (_, key) = session.create_token("script").await;
+        (session, key)
+    }
+
+    /// The one speech-recognition usage row: `(service, units, cost_micros)`.
+    pub async fn asr_usage(&self) -> (String, i64, i64) {
+        self.state
+            .db
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT service, units, cost_micros FROM usage_logs WHERE service LIKE 'asr:%'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?)
+            })
+            .await
+            .unwrap()
     }
 
     /// A session for an existing user (e.g. after a restart on the same data dir).
@@ -287,6 +320,14 @@ impl Session {
             body["token"].as_str().unwrap().to_string(),
         )
     }
+}
+
+/// The JSON `data:` payloads of a server-sent event stream, in order.
+pub fn sse_data(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+        .collect()
 }
 
 /// The `aimake_session` value a response sets, if any (empty when it clears the cookie).

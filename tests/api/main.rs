@@ -8,6 +8,7 @@ mod backup;
 mod cli;
 #[cfg(unix)]
 mod datafiles;
+mod deploy;
 mod edge;
 mod error_reports;
 mod fakes;

@@ -61,8 +61,7 @@ async fn a_cross_origin_cookie_post_is_rejected_and_a_same_origin_one_accepted()
 #[tokio::test]
 async fn bearer_requests_are_exempt_from_the_origin_check() {
     let app = TestApp::spawn().await;
-    let user = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = user.create_token("ci").await;
+    let (_, token) = app.user_with_key("ada@example.com").await;
     let resp = app
         .client
         .post(app.url("/api/tokens"))

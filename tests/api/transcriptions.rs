@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fakes::{self, FakeElevenLabs, FakeOpenAi, WORD_EVERY_S};
-use crate::helpers::{ServerProcess, Session, TestApp, error_code, sdk_transcriptions};
+use crate::helpers::{ServerProcess, Session, TestApp, error_code, sdk_transcriptions, sse_data};
 
 fn mp3(pcm: &Pcm) -> Vec<u8> {
     aimake::audio::encode(pcm, Encoding::Mp3 { bitrate_kbps: 32 }).unwrap()
@@ -36,8 +36,7 @@ async fn app(customize: impl FnOnce(&mut Config)) -> (TestApp, FakeOpenAi, Sessi
         customize(c);
     })
     .await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = s.create_token("transcripts").await;
+    let (s, token) = app.user_with_key("ada@example.com").await;
     (app, fake, s, token)
 }
 
@@ -245,19 +244,8 @@ async fn an_uploaded_recording_is_transcribed_into_the_library_and_downloads_in_
         .await
         .unwrap();
     assert!(none["items"].as_array().unwrap().is_empty());
-    let usage: (String, i64) = app
-        .state
-        .db
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT service, units FROM usage_logs WHERE service LIKE 'asr:%'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?)
-        })
-        .await
-        .unwrap();
-    assert_eq!(usage, ("asr:openai:whisper-1".to_string(), 6));
+    let (service, units, _) = app.asr_usage().await;
+    assert_eq!((service.as_str(), units), ("asr:openai:whisper-1", 6));
 
     // Deleting it removes the recording; another user never sees it.
     let other = app.signed_in("bob@example.com", Role::User).await;
@@ -813,22 +801,72 @@ async fn a_streamed_transcription_sends_text_deltas_then_the_whole_text() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let body = resp.text().await.unwrap();
-    let events: Vec<Value> = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let (deltas, text) = streamed(&resp.text().await.unwrap());
+    assert!(deltas.len() >= 3, "one delta per piece: {deltas:?}");
+    assert_eq!(text, whole["text"].as_str().unwrap());
+    app.stop().await;
+}
+
+/// A streamed transcription's `transcript.text.delta` texts and the text of the
+/// `transcript.text.done` event that ends it, which is the deltas joined.
+fn streamed(body: &str) -> (Vec<String>, String) {
+    let events = sse_data(body);
     let (done, deltas) = events.split_last().unwrap();
-    assert!(deltas.len() >= 3, "one delta per piece: {events:?}");
-    assert!(deltas.iter().all(|e| e["type"] == "transcript.text.delta"));
-    let joined: String = deltas
+    let deltas: Vec<String> = deltas
         .iter()
-        .map(|e| e["delta"].as_str().unwrap())
+        .map(|e| {
+            assert_eq!(e["type"], "transcript.text.delta", "{e}");
+            e["delta"].as_str().unwrap().to_string()
+        })
         .collect();
-    assert_eq!(done["type"], "transcript.text.done");
-    assert_eq!(done["text"], joined.as_str());
-    assert_eq!(done["text"], whole["text"]);
+    assert_eq!(done["type"], "transcript.text.done", "{done}");
+    let text = done["text"].as_str().unwrap().to_string();
+    assert_eq!(text, deltas.concat());
+    (deltas, text)
+}
+
+#[tokio::test]
+async fn a_streamed_transcription_hears_a_short_first_piece_so_its_first_text_comes_soon() {
+    let (app, fake, _s, token) = app(|_| {}).await;
+    let recording = mp3(&talk(180));
+    let form = |stream: &str| {
+        upload(
+            recording.clone(),
+            "talk.mp3",
+            &[("model", "whisper-1"), ("stream", stream)],
+        )
+    };
+    // Three minutes are one piece for OpenAI when the answer waits for the whole text.
+    let resp = v1(&app, &token, "/v1/audio/transcriptions", form("false")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(fake.uploads().len(), 1);
+
+    // Streamed, the first piece is at most half a minute, cut in a pause, and the rest is
+    // heard in one more.
+    let body = v1(&app, &token, "/v1/audio/transcriptions", form("true"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let pieces: Vec<f64> = fake.uploads()[1..]
+        .iter()
+        .map(|u| fakes::audio_seconds(&u.file.as_ref().unwrap().2).unwrap())
+        .collect();
+    assert_eq!(pieces.len(), 2, "{pieces:?}");
+    assert!((20.0..=30.0).contains(&pieces[0]), "{pieces:?}");
+    assert!(
+        (pieces.iter().sum::<f64>() - 180.0).abs() < 1.0,
+        "{pieces:?}"
+    );
+    let (deltas, _) = streamed(&body);
+    assert_eq!(deltas.len(), 2, "one delta per piece: {deltas:?}");
+    // The first text is the first piece's alone.
+    assert_eq!(
+        deltas[0].split_whitespace().count(),
+        (pieces[0] / WORD_EVERY_S).floor() as usize,
+        "{}",
+        deltas[0]
+    );
     app.stop().await;
 }
 
@@ -1157,8 +1195,7 @@ async fn bad_uploads_get_clear_errors_store_nothing_and_the_server_keeps_serving
 async fn openai_s_model_names_reach_another_provider_when_openai_has_no_key() {
     let eleven = FakeElevenLabs::start().await;
     let app = TestApp::spawn_with(|c| eleven.configure(c)).await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = s.create_token("t").await;
+    let (_, token) = app.user_with_key("ada@example.com").await;
     let path = "/v1/audio/transcriptions";
     let resp = v1(
         &app,
@@ -1300,13 +1337,7 @@ async fn a_recording_heard_longer_than_the_request_timeout_is_answered_within_th
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "timeout", "{body}");
     // Other requests keep the request timeout, and the server keeps serving.
-    let models = server
-        .client
-        .get(server.url("/v1/models"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let models = server.get_with_key("/v1/models", &token).await;
     assert_eq!(models.status(), 200);
     server.stop().await;
 }

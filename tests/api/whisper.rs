@@ -97,8 +97,7 @@ fn assert_timed(t: &Value, seconds: f64) {
 #[tokio::test]
 async fn whisper_hears_espeak_ng_and_neural_voices_in_english_with_times_inside_the_audio() {
     let app = whisper_app(|_| {}).await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = s.create_token("whisper").await;
+    let (s, token) = app.user_with_key("ada@example.com").await;
     let reference = ENGLISH.join(" ");
 
     let listed = app.state.providers.list_asr().await;
@@ -143,19 +142,8 @@ async fn whisper_hears_espeak_ng_and_neural_voices_in_english_with_times_inside_
         words(transcript["text"].as_str().unwrap()),
         "the words are the text's"
     );
-    let usage: (String, i64) = app
-        .state
-        .db
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT service, cost_micros FROM usage_logs WHERE service LIKE 'asr:%'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?)
-        })
-        .await
-        .unwrap();
-    assert_eq!(usage, (format!("asr:whisper:{MODEL}"), 0));
+    let (service, _, cost) = app.asr_usage().await;
+    assert_eq!((service, cost), (format!("asr:whisper:{MODEL}"), 0));
 
     // Neural voices through OpenAI's endpoint: `whisper-1` without an OpenAI key is heard here.
     for voice in ["kokoro:af_heart", "piper:en_US-joe-medium"] {
@@ -199,12 +187,8 @@ async fn whisper_hears_espeak_ng_and_neural_voices_in_english_with_times_inside_
     }
 
     let models: Value = app
-        .client
-        .get(app.url("/v1/models"))
-        .bearer_auth(&token)
-        .send()
+        .get_with_key("/v1/models", &token)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -239,8 +223,7 @@ async fn the_q8_0_model_quantized_as_whisper_cpp_does_passes_the_model_check_and
         install_whisper_file(&c.data.dir.join("models"), "base-test-q8_0", &q8_0);
     })
     .await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = s.create_token("whisper").await;
+    let (_, token) = app.user_with_key("ada@example.com").await;
     let pcm = say(&app, "piper:en_US-joe-medium", &ENGLISH).await;
     let resp = v1(
         &app,
@@ -268,8 +251,7 @@ async fn the_q8_0_model_quantized_as_whisper_cpp_does_passes_the_model_check_and
 #[tokio::test]
 async fn spanish_speech_is_recognised_as_spanish_and_translated_to_english() {
     let app = whisper_app(|_| {}).await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = s.create_token("whisper").await;
+    let (_, token) = app.user_with_key("ada@example.com").await;
     let pcm = say(
         &app,
         "kokoro:ef_dora",
@@ -320,8 +302,7 @@ async fn spanish_speech_is_recognised_as_spanish_and_translated_to_english() {
 #[tokio::test]
 async fn the_openai_sdk_transcribes_and_translates_with_whisper_on_this_machine() {
     let app = whisper_app(|_| {}).await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = s.create_token("sdk").await;
+    let (_, token) = app.user_with_key("ada@example.com").await;
     let sentence = "Please call me back when you have a moment.";
     let pcm = say(&app, "kokoro:af_heart", &[sentence]).await;
     let dir = tempfile::tempdir().unwrap();
@@ -380,8 +361,7 @@ async fn bad_models_silence_and_empty_uploads_are_clear_answers_and_the_server_k
         .unwrap();
     })
     .await;
-    let s = app.signed_in("ada@example.com", Role::User).await;
-    let (_, token) = s.create_token("whisper").await;
+    let (s, token) = app.user_with_key("ada@example.com").await;
     let speech = wav(&say(&app, "kokoro:af_heart", &[ENGLISH[0]]).await);
 
     for (model, reason) in [("cut", "cut short"), ("piper", "not a whisper.cpp model")] {
