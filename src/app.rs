@@ -266,13 +266,21 @@ impl App {
         let _ = jobs.await;
         // Its read transaction would keep the WAL from being emptied.
         self.state.integrity.stop();
-        match self.state.db.checkpoint_truncate().await {
-            Ok(true) => tracing::info!("database checkpointed: aimake.db holds every write"),
-            Ok(false) => tracing::warn!(
-                "another process kept reading the database: its last writes stay in aimake.db-wal \
+        if self.state.config.data.replicated {
+            tracing::info!(
+                "the database is replicated (data.replicated): its WAL is left to the replicator"
+            );
+        } else {
+            match self.state.db.checkpoint_truncate().await {
+                Ok(true) => tracing::info!("database checkpointed: aimake.db holds every write"),
+                Ok(false) => tracing::warn!(
+                    "another process kept reading the database: its last writes stay in aimake.db-wal \
                  (keep that file with aimake.db)"
-            ),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot checkpoint the database"),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "cannot checkpoint the database")
+                }
+            }
         }
         if let Some(reports) = reports {
             // Reports of the last requests go out before the process ends, within a bound.

@@ -127,15 +127,22 @@ impl Default for ServerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     pub dir: PathBuf,
+    /// Another process replicates the database from its WAL (Litestream): a clean stop leaves
+    /// the WAL to it instead of emptying it, which would wait for the replicator's reader.
+    pub replicated: bool,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("./data"),
+            replicated: false,
         }
     }
 }
+
+/// What Litestream keeps beside the database it replicates (`.<file>-litestream`).
+const LITESTREAM_SIDECAR: &str = ".aimake.db-litestream";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -1662,11 +1669,27 @@ impl Config {
             }
         })?;
         config.validate()?;
+        warnings.extend(config.conflicts());
         Ok(Loaded {
             config,
             source: None,
             warnings,
         })
+    }
+
+    /// Settings that contradict what is on the machine: warned about at start and by
+    /// `aimake config check`, never refused.
+    pub fn conflicts(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if !self.data.replicated && self.data.dir.join(LITESTREAM_SIDECAR).is_dir() {
+            found.push(format!(
+                "{} is beside the database: Litestream replicates it, so set data.replicated = \
+                 true (AIMAKE_DATA__REPLICATED=true), or every clean stop waits for its reader \
+                 and leaves the WAL behind",
+                self.data.dir.join(LITESTREAM_SIDECAR).display()
+            ));
+        }
+        found
     }
 
     /// Checks what types alone cannot say.

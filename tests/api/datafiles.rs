@@ -323,6 +323,82 @@ async fn after_a_clean_stop_aimake_db_alone_holds_every_row() {
     }
 }
 
+/// Starts a server on a new data dir with an admin and a few rows, then opens a read
+/// transaction on its database from another connection and keeps it open, as Litestream does
+/// while it replicates.
+async fn served_with_a_reader(env: &[(&str, String)]) -> (tempfile::TempDir, Served, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_admin(&data);
+    let mut server = Served::start(&data, env).unwrap();
+    server.sign_in().await;
+    server.post("/api/tokens", json!({ "name": "row" })).await;
+    let reader = Connection::open(data.join("aimake.db")).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let users: i64 = reader
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 1);
+    (dir, server, reader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_database_leaves_its_wal_to_the_replicator_at_a_clean_stop() {
+    // Not replicated: the stop tries to empty the WAL, waits for the reader, and says so.
+    let (_dir, server, reader) = served_with_a_reader(&[]).await;
+    let log = server.stop();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("another process kept reading the database")),
+        "{log:?}"
+    );
+    drop(reader);
+
+    // `data.replicated`: the WAL is the replicator's, and the stop does not wait for it.
+    let (dir, server, reader) =
+        served_with_a_reader(&[("AIMAKE_DATA__REPLICATED", "true".into())]).await;
+    let log = server.stop();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("its WAL is left to the replicator")),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("kept reading")), "{log:?}");
+    drop(reader);
+    // Every row is in the database and its WAL together, as the replicator copies them.
+    let conn = Connection::open(dir.path().join("data/aimake.db")).unwrap();
+    let tokens: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM api_tokens WHERE name = 'row'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tokens, 1);
+}
+
+#[test]
+fn config_check_warns_when_litestream_replicates_the_database_and_aimake_is_not_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join(".aimake.db-litestream/ltx")).unwrap();
+    let check = |replicated: &str| {
+        let out = aimake(&data, &["config", "check"])
+            .env("AIMAKE_DATA__REPLICATED", replicated)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let warned = check("false");
+    assert!(
+        warned.contains("warning:") && warned.contains("data.replicated = true"),
+        "{warned}"
+    );
+    let told = check("true");
+    assert!(!told.contains("warning:"), "{told}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_aimake_creates_is_owner_only_under_umask_022() {
     let fake = FakeOpenAi::start().await;
