@@ -16,8 +16,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::signer::{Method, SignedUrlOptions, Signer};
 use object_store::{
-    Attribute, Attributes, BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutOptions,
-    RetryConfig, WriteMultipart,
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -374,26 +373,6 @@ impl Storage {
 
     pub async fn put(&self, key: &Key, bytes: Bytes) -> StorageResult<()> {
         self.store.put(&key.path(), bytes.into()).await?;
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Stores an object with the `Content-Type` a bucket answers with when it serves it itself.
-    pub async fn put_typed(
-        &self,
-        key: &Key,
-        bytes: Bytes,
-        content_type: &'static str,
-    ) -> StorageResult<()> {
-        let options = PutOptions {
-            attributes: [(Attribute::ContentType, content_type)]
-                .into_iter()
-                .collect::<Attributes>(),
-            ..PutOptions::default()
-        };
-        self.store
-            .put_opts(&key.path(), bytes.into(), options)
-            .await?;
         self.writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -6,7 +6,6 @@ use std::future::Future;
 
 use sha2::{Digest, Sha256};
 
-use super::sidecars::Sidecar;
 use crate::db::AudioStatus;
 use crate::db::PodcastId;
 use crate::db::audios::AudioRow;
@@ -67,10 +66,9 @@ pub(super) async fn transcript(
         &format!("transcript-{}.vtt", &digest[..NAME_DIGITS]),
     );
     let body = bytes::Bytes::from(vtt.to_owned());
+    // The bucket stores it typed by its extension (`CONTENT_TYPES` in storage.rs).
     publish(state, episode.podcast_id, &key, || {
-        state
-            .storage
-            .put_typed(&key, body, Sidecar::Vtt.content_type())
+        state.storage.put(&key, body)
     })
     .await
 }
