@@ -400,6 +400,15 @@ fn main() -> anyhow::Result<()> {
         report.transcription_long(runtime.block_on(transcription_long(&base, &token, &fake))?);
         own.stop();
     }
+    tls_cases(
+        &bin,
+        tmp.path(),
+        &nginx,
+        &fake,
+        &runtime,
+        &wanted,
+        &mut report,
+    )?;
     neural(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
     whisper(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
     if let Ok(text) = std::fs::read_to_string(root.join("bench/backup.txt")) {
@@ -1168,6 +1177,8 @@ fn machine() -> String {
 
 struct Nginx {
     port: u16,
+    /// The same server over TLS, with `BenchCert`'s certificate (the one aimake's TLS cases use).
+    tls_port: u16,
     /// The same server with its access log on (Debian's default), to a file.
     logged_port: u16,
     dir: PathBuf,
@@ -1178,8 +1189,10 @@ impl Nginx {
     fn start(tmp: &Path, dist: &Path) -> anyhow::Result<Self> {
         let port = free_port();
         let logged_port = free_port();
+        let tls_port = free_port();
         let dir = tmp.join("nginx");
         std::fs::create_dir_all(dir.join("logs"))?;
+        let cert = BenchCert::write(tmp)?;
         let conf = format!(
             "worker_processes auto;\npid {dir}/nginx.pid;\nerror_log {dir}/logs/error.log;\ndaemon off;\n\
              events {{ worker_connections 4096; }}\n\
@@ -1193,9 +1206,16 @@ impl Nginx {
                }}\n\
                server {{\n    listen 127.0.0.1:{logged_port};\n    access_log {dir}/logs/access.log;\n\
                  location = /health {{ default_type application/json; return 200 '{{\"status\":\"ok\",\"version\":\"0.0.0\"}}'; }}\n\
+               }}\n\
+               server {{\n    listen 127.0.0.1:{tls_port} ssl;\n    http2 on;\n\
+                 ssl_certificate {cert};\n    ssl_certificate_key {key};\n    ssl_protocols TLSv1.2 TLSv1.3;\n\
+                 location = /health {{ default_type application/json; return 200 '{{\"status\":\"ok\",\"version\":\"0.0.0\"}}'; }}\n\
+                 location /files/ {{ alias {dir}/files/; }}\n\
                }}\n}}\n",
             dir = dir.display(),
             dist = dist.display(),
+            cert = cert.cert.display(),
+            key = cert.key.display(),
         );
         std::fs::create_dir_all(dir.join("files"))?;
         std::fs::create_dir_all(dir.join("tmp"))?;
@@ -1211,8 +1231,10 @@ impl Nginx {
             .spawn()?;
         wait_port(port)?;
         wait_port(logged_port)?;
+        wait_port(tls_port)?;
         Ok(Self {
             port,
+            tls_port,
             logged_port,
             dir,
             child,
@@ -1227,6 +1249,119 @@ impl Drop for Nginx {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// The certificate both sides of the TLS cases serve: ECDSA P-256 (what ACME issues aimake by
+/// default), self-signed for 127.0.0.1 (wrk does not verify).
+struct BenchCert {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl BenchCert {
+    /// Writes the pair under `tmp/tls` once; later calls find it there.
+    fn write(tmp: &Path) -> anyhow::Result<Self> {
+        let dir = tmp.join("tls");
+        let me = Self {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        if !me.cert.exists() {
+            std::fs::create_dir_all(&dir)?;
+            let key = rcgen::KeyPair::generate()?;
+            let cert =
+                rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])?.self_signed(&key)?;
+            std::fs::write(&me.key, key.serialize_pem())?;
+            std::fs::write(&me.cert, cert.pem())?;
+        }
+        Ok(me)
+    }
+}
+
+/// The TLS cases: aimake serving HTTPS itself (`server.tls`, the same certificate as nginx)
+/// on a library of its own, against nginx's TLS server.
+fn tls_cases(
+    bin: &Path,
+    tmp: &Path,
+    nginx: &Nginx,
+    fake: &FakeOpenAi,
+    runtime: &tokio::runtime::Runtime,
+    wanted: &dyn Fn(&str) -> bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if !["tls_liveness", "tls_download", "tls_handshakes"]
+        .iter()
+        .any(|c| wanted(c))
+    {
+        return Ok(());
+    }
+    let data = tmp.join("data-tls");
+    let seeded = runtime.block_on(seed(&data, 1))?;
+    std::fs::write(nginx.dir.join("files/media.mp3"), &seeded.media_bytes)?;
+    // A token first, over plain HTTP (with HTTPS on, plain HTTP only redirects).
+    let mut plain = Server::start(bin, &data, &fake.base_url)?;
+    wait_ready(&plain.addr)?;
+    let token = runtime.block_on(api_token(&format!("http://{}", plain.addr)))?;
+    plain.stop();
+    let cert = BenchCert::write(tmp)?;
+    let tls_port = free_port();
+    let (cert_path, key_path) = (
+        cert.cert.display().to_string(),
+        cert.key.display().to_string(),
+    );
+    let tls_bind = format!("127.0.0.1:{tls_port}");
+    let mut server = Server::start_with(
+        bin,
+        &data,
+        &fake.base_url,
+        &[
+            ("AIMAKE_SERVER__TLS_BIND", &tls_bind),
+            ("AIMAKE_SERVER__TLS__CERT", &cert_path),
+            ("AIMAKE_SERVER__TLS__KEY", &key_path),
+        ],
+    )?;
+    wait_ready(&server.addr)?;
+    let ours = format!("https://127.0.0.1:{tls_port}");
+    let theirs = format!("https://127.0.0.1:{}", nginx.tls_port);
+    if wanted("tls_liveness") {
+        report.case(
+            "tls_liveness",
+            "GET /health over HTTPS (TLS 1.3, kept-alive connections), 64 connections, vs nginx with the same certificate (neither logging per request)",
+            compare(&format!("{ours}/health"), &format!("{theirs}/health"), 64, &[]),
+            Target::RatioAtLeast(0.8),
+        );
+    }
+    if wanted("tls_download") {
+        let auth = format!("Authorization: Bearer {token}");
+        report.case(
+            "tls_download",
+            "5 MB audio via /api/audios/{id}/file over HTTPS, 16 connections, vs nginx serving the same file with the same certificate",
+            compare_with(
+                (
+                    &format!("{ours}/api/audios/{}/file", seeded.media_id),
+                    &[&auth],
+                ),
+                (&format!("{theirs}/files/media.mp3"), &[]),
+                16,
+            ),
+            Target::BytesRatioAtLeast(0.7),
+        );
+    }
+    if wanted("tls_handshakes") {
+        report.case(
+            "tls_handshakes",
+            "new TLS connections per second: GET /health with `Connection: close`, a full handshake (ECDSA P-256, no resumption) per request, 64 connections, vs nginx",
+            compare(
+                &format!("{ours}/health"),
+                &format!("{theirs}/health"),
+                64,
+                &["Connection: close"],
+            ),
+            Target::Reference,
+        );
+    }
+    server.stop();
+    Ok(())
 }
 
 struct Server {
@@ -1356,6 +1491,7 @@ async fn floor_server() -> anyhow::Result<u16> {
     tokio::spawn(aimake::app::serve(
         listener,
         app,
+        None,
         false,
         tokio_util::sync::CancellationToken::new(),
     ));
@@ -3585,7 +3721,7 @@ async fn alert_evaluation(data: &Path) -> anyhow::Result<AlertFigures> {
         daily_budget_usd: 1_000_000.0,
         ..Default::default()
     };
-    let rules = rules(&config, true);
+    let rules = rules(&config, true, false);
     let rule_count = rules.len();
     let longest = rules.iter().map(|r| r.window).max().unwrap_or_default();
     let db = aimake::db::Db::open(&data.join("aimake.db"))?;

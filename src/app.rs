@@ -37,7 +37,10 @@ use crate::storage::Storage;
 const INTEGRITY_WAIT: Duration = Duration::from_millis(50);
 
 pub struct App {
+    /// `server.bind`: the application, or with HTTPS on, the redirect to it.
     listener: TcpListener,
+    /// `server.tls_bind`'s listener and what it serves with, when HTTPS is on.
+    tls: Option<(TcpListener, crate::tls::Tls)>,
     /// `metrics.bind`'s listener, when metrics are on and the address could be taken.
     metrics_listener: Option<TcpListener>,
     state: AppState,
@@ -82,16 +85,34 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {addr} (server.bind)"))?;
         let local = listener.local_addr()?;
+        let tls = match crate::tls::Tls::from_config(&config)? {
+            Some(tls) => {
+                let addr = config
+                    .server
+                    .tls_bind_addr()?
+                    .context("HTTPS is on without an address")?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (server.tls_bind)"))?;
+                Some((listener, tls))
+            }
+            None => None,
+        };
         let metrics_listener = metrics_listener(&config).await?;
-        let public_url: Arc<str> = if config.server.public_url.is_empty() {
+        let public_url: Arc<str> = if !config.server.public_url.is_empty() {
+            config.public_url().into()
+        } else if let Some((tls_listener, _)) = &tls {
+            // As the config derives it, with the port actually taken (it may be 0).
+            let mut derived = config.clone();
+            derived.server.tls_bind = tls_listener.local_addr()?.to_string();
+            derived.public_url().into()
+        } else {
             let host = if local.ip().is_unspecified() {
                 "localhost".to_string()
             } else {
                 local.ip().to_string()
             };
             format!("http://{host}:{}", local.port()).into()
-        } else {
-            config.public_url().into()
         };
         let auth = Auth::new(db.clone(), &config);
         auth.prepare_setup().await?;
@@ -134,11 +155,13 @@ impl App {
             integrity,
             models,
             notifiers,
+            tls: tls.as_ref().map(|(_, tls)| tls.status()),
         });
         let reports = crate::ops::error_reports::ErrorReports::from_config(&state.config)?;
         let http = HttpState::new(state.clone(), reports);
         Ok(Self {
             listener,
+            tls,
             metrics_listener,
             state,
             http,
@@ -157,6 +180,11 @@ impl App {
         self.metrics_listener
             .as_ref()
             .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where HTTPS is served, when it is.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -189,6 +217,7 @@ impl App {
         tracing::info!(
             version = VERSION,
             addr = %self.local_addr(),
+            tls_addr = self.tls_addr().map(|a| a.to_string()),
             "aimake is ready: open {}",
             self.state.links.public_url()
         );
@@ -244,7 +273,26 @@ impl App {
         let https = self.state.links.is_https();
         let reports = self.http.reports.clone();
         let app = crate::http::router(self.http);
-        let server = serve(self.listener, app, https, stop.clone());
+        let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match self.tls {
+            None => Box::pin(serve(self.listener, app, None, https, stop.clone())),
+            Some((tls_listener, tls)) => {
+                let config = &self.state.config;
+                let redirect = crate::tls::redirect::Redirect::new(
+                    app.clone(),
+                    tls.certs(),
+                    self.state.links.public_url(),
+                    &config.server.domains,
+                    tls_listener.local_addr()?.port(),
+                );
+                let acceptor = tls.acceptor();
+                tls.keep_current(stop.child_token());
+                let plain = serve(self.listener, redirect, None, https, stop.clone());
+                let secure = serve(tls_listener, app, Some(acceptor), https, stop.clone());
+                Box::pin(async move {
+                    tokio::join!(plain, secure);
+                })
+            }
+        };
         let drained = async {
             stop.cancelled().await;
             tracing::info!(
@@ -407,14 +455,19 @@ fn scheduled(state: &AppState, clock: Arc<dyn Clock>) -> anyhow::Result<Schedule
 /// The alert engine over the server's own signals, telling each rule's notifiers.
 fn alerting(state: &AppState, stop: CancellationToken) -> Alerting {
     let config = &state.config;
-    let rules = alerts::rules(&config.alerts, !config.backup.schedule.trim().is_empty());
+    let rules = alerts::rules(
+        &config.alerts,
+        !config.backup.schedule.trim().is_empty(),
+        state.tls.is_some(),
+    );
     let longest = rules.iter().map(|r| r.window).max().unwrap_or_default();
     let signals = LiveSignals::new(
         state.db.clone(),
         config.data.dir.clone(),
         state.backups.last_backup(stop),
         longest,
-    );
+    )
+    .with_tls(state.tls.clone());
     Alerting::new(
         Engine::new(rules, Duration::from_secs(config.alerts.repeat_interval_s)),
         state.db.clone(),
@@ -430,14 +483,24 @@ fn alerting(state: &AppState, stop: CancellationToken) -> Alerting {
 /// pin the server's connections (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Accepts connections and serves HTTP/1.1 on each until `stop`, then stops accepting (the
-/// port is free at once) and returns when every open connection has finished its response.
+/// A TLS handshake that takes longer than this is dropped, for the same reason.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections and serves them until `stop`, then stops accepting (the port is free at
+/// once) and returns when every open connection has finished its response.
 ///
-/// HTTP/1.1 only: browsers speak HTTP/2 only over TLS, which the reverse proxy in front ends.
-/// Serving it directly (rather than through a server that first sniffs each connection for
-/// an HTTP/2 preface and supports upgrades) is measurably cheaper per request.
-pub async fn serve<S>(listener: TcpListener, app: S, https: bool, stop: CancellationToken)
-where
+/// Plain connections speak HTTP/1.1 only: browsers speak HTTP/2 only over TLS, and serving
+/// HTTP/1.1 directly (rather than through a server that first sniffs each connection for an
+/// HTTP/2 preface) is measurably cheaper per request. With `tls`, each connection speaks what
+/// the handshake's ALPN chose: HTTP/2 (`h2`) or HTTP/1.1; the ACME TLS-ALPN-01 check
+/// (`acme-tls/1`) ends with its handshake.
+pub async fn serve<S>(
+    listener: TcpListener,
+    app: S,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    https: bool,
+    stop: CancellationToken,
+) where
     S: tower::Service<
             axum::extract::Request,
             Response = axum::response::Response,
@@ -447,13 +510,16 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::ServiceExt;
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new());
     loop {
         let (tcp, peer) = tokio::select! {
             () = stop.cancelled() => break,
@@ -479,10 +545,48 @@ where
                 .insert(axum::extract::ConnectInfo(peer));
             app.clone().oneshot(req)
         });
-        let io = TokioIo::new(crate::http::conn::JsonParserErrors::new(tcp, https));
-        let connection = graceful.watch(http.serve_connection(io, service));
+        let Some(tls) = &tls else {
+            let io = TokioIo::new(crate::http::conn::JsonParserErrors::new(tcp, https));
+            let connection = graceful.watch(http1.serve_connection(io, service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // The handshake runs in the connection's task, so a slow one holds up no other.
+        let (tls, watcher, http1, http2) = (
+            tls.clone(),
+            graceful.watcher(),
+            http1.clone(),
+            http2.clone(),
+        );
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let served = match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => {
+                    watcher
+                        .watch(http2.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(crate::tls::ACME_TLS_ALPN) => return,
+                _ => {
+                    let io = TokioIo::new(crate::http::conn::JsonParserErrors::new(stream, https));
+                    watcher.watch(http1.serve_connection(io, service)).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

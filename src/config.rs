@@ -100,12 +100,80 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests before giving up on them.
     pub shutdown_grace_s: u64,
     pub max_body_bytes: usize,
+    /// Names served over HTTPS with certificates obtained and renewed over ACME (`--domain`).
+    pub domains: Vec<String>,
+    /// The HTTPS listener; empty means `0.0.0.0:443` once `domains` or `tls.cert` is set.
+    pub tls_bind: String,
+    /// Certificates of your own (certbot, a mounted secret), reloaded when they change.
+    pub tls: TlsFilesConfig,
+    /// Where `domains` get their certificates.
+    pub acme: AcmeConfig,
 }
+
+/// `server.tls`: a certificate chain and its key, PEM files read again when they change.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsFilesConfig {
+    pub cert: String,
+    pub key: String,
+}
+
+/// `server.acme`: the certificate authority `server.domains` use.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The ACME directory (Let's Encrypt's by default).
+    pub directory: String,
+    /// Told to the authority for expiry notices; optional.
+    pub email: String,
+    /// A PEM root the directory's own HTTPS certificate is checked against, for a private
+    /// authority; empty means the system's roots.
+    pub ca_root: String,
+    /// How the authority checks that this server answers for the domain: `auto` (TLS-ALPN-01
+    /// on the HTTPS port, then HTTP-01 on `server.bind` when that fails), `tls-alpn-01` or
+    /// `http-01`.
+    pub challenge: AcmeChallenge,
+    /// A certificate is renewed this long before it expires (or at two thirds of its life
+    /// when that comes later, for short-lived certificates).
+    pub renew_before_days: u32,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            directory: LETS_ENCRYPT_DIRECTORY.into(),
+            email: String::new(),
+            ca_root: String::new(),
+            challenge: AcmeChallenge::Auto,
+            renew_before_days: 30,
+        }
+    }
+}
+
+/// Let's Encrypt's production ACME directory.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcmeChallenge {
+    Auto,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    #[serde(rename = "http-01")]
+    Http01,
+}
+
+/// `server.bind`'s default: loopback, for a reverse proxy or a first look.
+const DEFAULT_BIND: &str = "127.0.0.1:8000";
+/// Where the plain listener goes when HTTPS is on and `server.bind` is left at its default:
+/// the redirect and the HTTP-01 challenge are answered on port 80.
+const HTTPS_PLAIN_BIND: &str = "0.0.0.0:80";
+const DEFAULT_TLS_BIND: &str = "0.0.0.0:443";
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            bind: "127.0.0.1:8000".into(),
+            bind: DEFAULT_BIND.into(),
             public_url: String::new(),
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
@@ -119,7 +187,82 @@ impl Default for ServerConfig {
             // A 100k-character text is at most ~400 KB of UTF-8: 1 MiB leaves room for the rest
             // of the JSON and sheds abuse. Upload routes raise it for themselves.
             max_body_bytes: 1024 * 1024,
+            domains: Vec::new(),
+            tls_bind: String::new(),
+            tls: TlsFilesConfig::default(),
+            acme: AcmeConfig::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// Whether the server speaks HTTPS itself: domains to certify, or a certificate given.
+    pub fn tls_enabled(&self) -> bool {
+        !self.domains.is_empty() || !self.tls.cert.is_empty()
+    }
+
+    /// Whether certificates come over ACME: domains named, and no certificate of one's own
+    /// (which wins; the domains then only name the site).
+    pub fn uses_acme(&self) -> bool {
+        !self.domains.is_empty() && self.tls.cert.is_empty()
+    }
+
+    /// The HTTPS listener's address, when HTTPS is on.
+    pub fn tls_bind_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if !self.tls_enabled() {
+            return Ok(None);
+        }
+        let bind = if self.tls_bind.is_empty() {
+            DEFAULT_TLS_BIND
+        } else {
+            &self.tls_bind
+        };
+        let addr = bind.parse().with_context(|| {
+            format!("server.tls_bind: `{bind}` is not an address like 0.0.0.0:443")
+        })?;
+        Ok(Some(addr))
+    }
+
+    fn validate_tls(&self) -> anyhow::Result<()> {
+        for domain in &self.domains {
+            let valid = !domain.is_empty()
+                && domain.len() <= 253
+                && domain.contains('.')
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                });
+            if !valid {
+                bail!(
+                    "server.domains: `{domain}` is not a domain name like audio.example.com \
+                     (lower case, no scheme, port or wildcard)"
+                );
+            }
+        }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            bail!("server.tls.cert and server.tls.key: set both (a certificate chain and its key)");
+        }
+        self.tls_bind_addr()?;
+        if self.uses_acme() {
+            let url = url::Url::parse(&self.acme.directory).with_context(|| {
+                format!(
+                    "server.acme.directory: `{}` is not a URL",
+                    self.acme.directory
+                )
+            })?;
+            if url.scheme() != "https" {
+                bail!("server.acme.directory: must be an https URL");
+            }
+            if self.acme.renew_before_days == 0 {
+                bail!("server.acme.renew_before_days: must be at least 1");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1243,6 +1386,8 @@ alert_rules! {
     backup_failed: Some(0.0), Above, window 0, for 0, Critical, ["slack", "email"], min 1;
     disk_free: Some(0.10), Below, window 0, for 300, Critical, ["slack", "email"], min 1;
     storage_errors: Some(0.0), Above, window 300, for 60, Warning, ["slack"], min 1;
+    certificate_failed: Some(0.0), Above, window 0, for 0, Warning, ["slack", "email"], min 1;
+    certificate_expiry: Some(14.0), Below, window 0, for 0, Critical, ["slack", "email"], min 1;
 }
 
 impl TryFrom<std::collections::BTreeMap<String, AlertRuleOverride>> for AlertRules {
@@ -1689,6 +1834,30 @@ impl Config {
                 self.data.dir.join(LITESTREAM_SIDECAR).display()
             ));
         }
+        if self.server.tls_enabled() && self.public_url().starts_with("http://") {
+            found.push(
+                "server.public_url is http:// while aimake serves HTTPS: links and cookies \
+                 would point at the plain port, which only redirects"
+                    .into(),
+            );
+        }
+        if self.server.uses_acme() {
+            let tls_port = self.server.tls_bind_addr().ok().flatten().map(|a| a.port());
+            let plain_port = self.bind_addr().ok().map(|a| a.port());
+            let reachable = match self.server.acme.challenge {
+                AcmeChallenge::Auto => tls_port == Some(443) || plain_port == Some(80),
+                AcmeChallenge::TlsAlpn01 => tls_port == Some(443),
+                AcmeChallenge::Http01 => plain_port == Some(80),
+            };
+            if !reachable {
+                found.push(
+                    "server.domains: the certificate authority checks TLS-ALPN-01 on port 443 \
+                     and HTTP-01 on port 80, and neither server.tls_bind nor server.bind is \
+                     there (fine only if something forwards those ports here)"
+                        .into(),
+                );
+            }
+        }
         found
     }
 
@@ -1826,6 +1995,7 @@ impl Config {
             bail!("auth.session_idle_days and auth.session_max_days: must be at least 1");
         }
         self.trusted_proxies()?;
+        self.server.validate_tls()?;
         if self.limits.max_in_flight == 0 {
             bail!("limits.max_in_flight: must be at least 1");
         }
@@ -1848,13 +2018,16 @@ impl Config {
         self.providers.validate()
     }
 
+    /// The plain HTTP listener's address. With HTTPS on and `server.bind` at its default, it
+    /// is port 80 on every interface, where browsers and the ACME HTTP-01 check arrive.
     pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.server.bind.parse().with_context(|| {
-            format!(
-                "server.bind: `{}` is not an address like 127.0.0.1:8000",
-                self.server.bind
-            )
-        })
+        let bind = if self.server.tls_enabled() && self.server.bind == DEFAULT_BIND {
+            HTTPS_PLAIN_BIND
+        } else {
+            &self.server.bind
+        };
+        bind.parse()
+            .with_context(|| format!("server.bind: `{bind}` is not an address like 127.0.0.1:8000"))
     }
 
     /// `server.trusted_proxies` parsed; a bare address means that one host.
@@ -1880,6 +2053,17 @@ impl Config {
     pub fn public_url(&self) -> String {
         if !self.server.public_url.is_empty() {
             return self.server.public_url.trim_end_matches('/').to_string();
+        }
+        if let Ok(Some(tls)) = self.server.tls_bind_addr() {
+            let host = match self.server.domains.first() {
+                Some(domain) => domain.clone(),
+                None if tls.ip().is_unspecified() => "localhost".into(),
+                None => tls.ip().to_string(),
+            };
+            return match tls.port() {
+                443 => format!("https://{host}"),
+                port => format!("https://{host}:{port}"),
+            };
         }
         match self.bind_addr() {
             Ok(addr) if addr.ip().is_unspecified() => format!("http://localhost:{}", addr.port()),
@@ -2455,6 +2639,89 @@ mod tests {
             let err = format!("{:#}", Config::from_sources(Some(file), &[]).unwrap_err());
             assert!(err.contains(says), "{file}: {err}");
         }
+    }
+
+    #[test]
+    fn a_domain_turns_on_https_on_443_with_the_plain_port_on_80_and_an_https_public_url() {
+        let loaded = Config::from_sources(
+            None,
+            &env(&[(
+                "AIMAKE_SERVER__DOMAINS",
+                "audio.example.com,www.audio.example.com",
+            )]),
+        )
+        .unwrap();
+        let c = loaded.config;
+        assert!(c.server.tls_enabled() && c.server.uses_acme());
+        assert_eq!(c.bind_addr().unwrap().to_string(), "0.0.0.0:80");
+        assert_eq!(
+            c.server.tls_bind_addr().unwrap().unwrap().to_string(),
+            "0.0.0.0:443"
+        );
+        assert_eq!(c.public_url(), "https://audio.example.com");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+        // Ports elsewhere: the URL says so, and the check warns that ACME cannot reach them.
+        let loaded = Config::from_sources(
+            Some("[server]\ndomains = [\"audio.example.com\"]\nbind = \"127.0.0.1:8080\"\ntls_bind = \"127.0.0.1:8443\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(loaded.config.public_url(), "https://audio.example.com:8443");
+        assert!(
+            loaded.warnings.iter().any(|w| w.contains("port 443")),
+            "{:?}",
+            loaded.warnings
+        );
+        // Without HTTPS nothing changes.
+        let plain = Config::default();
+        assert!(!plain.server.tls_enabled());
+        assert_eq!(plain.bind_addr().unwrap().to_string(), "127.0.0.1:8000");
+        assert_eq!(plain.server.tls_bind_addr().unwrap(), None);
+    }
+
+    #[test]
+    fn bad_https_settings_are_refused_with_the_key_named() {
+        for (file, says) in [
+            (
+                "[server]\ndomains = [\"https://audio.example.com\"]\n",
+                "server.domains",
+            ),
+            (
+                "[server]\ndomains = [\"*.example.com\"]\n",
+                "server.domains",
+            ),
+            (
+                "[server]\ndomains = [\"Audio.Example.com\"]\n",
+                "server.domains",
+            ),
+            ("[server]\ndomains = [\"localhost\"]\n", "server.domains"),
+            ("[server.tls]\ncert = \"/etc/c.pem\"\n", "server.tls.key"),
+            (
+                "[server]\ndomains = [\"a.example.com\"]\ntls_bind = \"443\"\n",
+                "server.tls_bind",
+            ),
+            (
+                "[server]\ndomains = [\"a.example.com\"]\n[server.acme]\ndirectory = \"http://acme.example/dir\"\n",
+                "server.acme.directory",
+            ),
+            (
+                "[server]\ndomains = [\"a.example.com\"]\n[server.acme]\nchallenge = \"dns-01\"\n",
+                "challenge",
+            ),
+        ] {
+            let err = format!("{:#}", Config::from_sources(Some(file), &[]).unwrap_err());
+            assert!(err.contains(says), "{file}: {err}");
+        }
+        // A certificate of one's own wins over ACME; the domains then name the site.
+        let c = Config::from_sources(
+            Some("[server]\ndomains = [\"a.example.com\"]\n[server.tls]\ncert = \"c\"\nkey = \"k\"\n"),
+            &[],
+        )
+        .unwrap()
+        .config;
+        assert!(c.server.tls_enabled() && !c.server.uses_acme());
+        assert_eq!(c.public_url(), "https://a.example.com");
     }
 
     #[test]

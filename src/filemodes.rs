@@ -22,6 +22,30 @@ pub fn restrict_umask() {
     }
 }
 
+/// Writes a file only this account can read (0600), whole or not at all: the bytes go to a
+/// temporary file beside it, synced, then renamed over it. For secrets and keys.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// What a pass of [`tighten_data_dir`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tightened {

@@ -28,6 +28,7 @@ pub mod speech;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 pub mod transcription;
 
 /// The running build's version.

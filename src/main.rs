@@ -35,7 +35,13 @@ enum LogFormatArg {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: web app, API, job workers and scheduler
-    Serve,
+    Serve {
+        /// Serve HTTPS for this domain with a certificate obtained and renewed over ACME (Let's
+        /// Encrypt unless server.acme.directory says otherwise); repeat for more names. Adds to
+        /// server.domains
+        #[arg(long = "domain", value_name = "NAME")]
+        domains: Vec<String>,
+    },
     /// Apply pending database migrations and exit
     Migrate,
     /// Inspect the configuration
@@ -185,9 +191,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = loaded.config;
+    let mut config = loaded.config;
+    let mut warnings = loaded.warnings;
+    if let Command::Serve { domains } = &cli.command
+        && !domains.is_empty()
+    {
+        let before = config.conflicts();
+        config.server.domains.extend(domains.iter().cloned());
+        config.server.domains.dedup();
+        if let Err(e) = config.validate() {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+        warnings.retain(|w| !before.contains(w));
+        warnings.extend(config.conflicts());
+    }
     if let Command::Config(ConfigCommand::Check) = cli.command {
-        for w in &loaded.warnings {
+        for w in &warnings {
             eprintln!("warning: {w}");
         }
         match &loaded.source {
@@ -204,7 +224,7 @@ fn main() -> ExitCode {
     });
     // Held to the end of main: dropping it writes out the buffered lines.
     let _log = aimake::telemetry::init(format.or(config.log.format), &config.log.level);
-    for w in &loaded.warnings {
+    for w in &warnings {
         tracing::warn!("{w}");
     }
 
@@ -216,7 +236,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve => runtime.block_on(aimake::commands::serve(config)),
+        Command::Serve { .. } => runtime.block_on(aimake::commands::serve(config)),
         Command::Migrate => aimake::commands::migrate(&config),
         Command::User(cmd) => {
             use aimake::commands::user;

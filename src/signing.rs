@@ -38,9 +38,8 @@ impl Signer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key: [u8; 32] = rand::random();
                 std::fs::create_dir_all(dir)?;
-                let tmp = dir.join(format!("{SECRET_FILE}.tmp"));
-                write_private(&tmp, hex::encode(key).as_bytes())?;
-                std::fs::rename(&tmp, &path).context("cannot store server.secret")?;
+                crate::filemodes::write_private(&path, hex::encode(key).as_bytes())
+                    .context("cannot store server.secret")?;
                 Ok(Self { key })
             }
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -74,27 +73,6 @@ impl Signer {
         };
         exp >= now_s && self.mac(purpose, subject, exp).verify_slice(&sig).is_ok()
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::write(path, bytes)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub struct AppParts {
     pub models: Arc<ModelsService>,
     /// Where alerts are sent, with each notifier's record.
     pub notifiers: Notifiers,
+    /// The HTTPS certificate's state, when aimake serves HTTPS itself.
+    pub tls: Option<crate::tls::TlsStatus>,
 }
 
 impl std::ops::Deref for AppParts {

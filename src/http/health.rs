@@ -61,7 +61,14 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     }
     let integrity = state.integrity.status();
     let database = db.is_ok() && integrity == Integrity::Ok;
-    let ok = database && storage.is_ok();
+    // HTTPS is ready while a certificate is served that has not expired; a failed renewal
+    // with the old certificate still good is said in the message, not as unready.
+    let tls = state.tls.as_ref().map(|status| {
+        let status = status.get();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        (status.not_after.is_some_and(|end| end > now), status)
+    });
+    let ok = database && storage.is_ok() && tls.as_ref().is_none_or(|(served, _)| *served);
     let status = if ok {
         StatusCode::OK
     } else {
@@ -78,6 +85,26 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         }
         // The details (the file's path) are the operator's: the log has them.
         Integrity::Damaged(_) => body["message"] = crate::db::integrity::DAMAGED_PUBLIC.into(),
+    }
+    if let Some((served, status)) = tls {
+        body["checks"]["tls"] = served.into();
+        body["tls"] = json!({
+            "not_after": status.not_after.and_then(|s| {
+                time::OffsetDateTime::from_unix_timestamp(s)
+                    .ok()?
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
+            "error": status.error,
+        });
+        if body.get("message").is_none() {
+            if let Some(error) = &status.error {
+                body["message"] = format!("TLS certificate: {error}").into();
+            } else if !served {
+                body["message"] =
+                    "no TLS certificate yet: HTTPS answers once one is obtained".into();
+            }
+        }
     }
     (status, Json(body))
 }

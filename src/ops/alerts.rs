@@ -41,6 +41,10 @@ pub enum Signal {
     BackupFailed,
     /// Free share of the data directory's file system.
     DiskFree,
+    /// 1 while the latest attempt to obtain, renew or reload the TLS certificate failed.
+    CertificateFailed,
+    /// Days until the served TLS certificate expires.
+    CertificateDays,
 }
 
 /// One measurement: the value, and how many events it rests on (requests for a rate; 1 for
@@ -123,6 +127,8 @@ impl Rule {
             Signal::BackupAge => "hours since the last good backup",
             Signal::BackupFailed => "latest backup failed",
             Signal::DiskFree => "free disk on the data directory",
+            Signal::CertificateFailed => "TLS certificate renewal failed",
+            Signal::CertificateDays => "days until the TLS certificate expires",
         }
     }
 
@@ -131,7 +137,11 @@ impl Rule {
         match self.signal {
             Signal::ErrorRate | Signal::TtsErrorRate | Signal::DiskFree => pct(v),
             Signal::LatencyP99 => secs(v),
-            Signal::DbErrors | Signal::StorageErrors | Signal::BackupFailed => count(v),
+            Signal::DbErrors
+            | Signal::StorageErrors
+            | Signal::BackupFailed
+            | Signal::CertificateFailed => count(v),
+            Signal::CertificateDays => format!("{v:.1} days"),
             Signal::DailyCost => usd(v),
             Signal::BackupAge => hours(v),
         }
@@ -171,21 +181,25 @@ pub fn signal_of(rule: &str) -> Option<Signal> {
         "backup_stale" => Signal::BackupAge,
         "backup_failed" => Signal::BackupFailed,
         "disk_free" => Signal::DiskFree,
+        "certificate_failed" => Signal::CertificateFailed,
+        "certificate_expiry" => Signal::CertificateDays,
         _ => return None,
     })
 }
 
 /// The rules config turns on. The backup rules need scheduled backups, the budget rule a
-/// budget.
-pub fn rules(config: &AlertsConfig, backups_scheduled: bool) -> Vec<Rule> {
+/// budget, the certificate rules HTTPS served by aimake (`serves_tls`).
+pub fn rules(config: &AlertsConfig, backups_scheduled: bool, serves_tls: bool) -> Vec<Rule> {
     let mut out = Vec::new();
     for (name, r) in config.rules.named() {
         let Some(signal) = signal_of(name) else {
             continue;
         };
         let needs_backups = matches!(signal, Signal::BackupAge | Signal::BackupFailed);
+        let needs_tls = matches!(signal, Signal::CertificateFailed | Signal::CertificateDays);
         if !r.enabled
             || (needs_backups && !backups_scheduled)
+            || (needs_tls && !serves_tls)
             || (signal == Signal::DailyCost && config.daily_budget().is_none())
         {
             continue;
@@ -543,6 +557,8 @@ pub struct LiveSignals {
     /// `(at ms, mark)`, oldest first: one per evaluation, as far back as the longest window.
     marks: std::sync::Mutex<std::collections::VecDeque<(i64, Mark)>>,
     longest_window_ms: i64,
+    /// The HTTPS certificate's state, when aimake serves HTTPS itself.
+    tls: Option<crate::tls::TlsStatus>,
 }
 
 impl LiveSignals {
@@ -561,7 +577,14 @@ impl LiveSignals {
             started_ms,
             marks: std::sync::Mutex::new([(started_ms, series().mark())].into()),
             longest_window_ms: longest_window.as_millis() as i64,
+            tls: None,
         }
+    }
+
+    /// Signals that include the HTTPS certificate's.
+    pub fn with_tls(mut self, tls: Option<crate::tls::TlsStatus>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// What the series counted over the last `window`: since the newest mark taken before
@@ -596,6 +619,14 @@ impl LiveSignals {
             }
             Signal::BackupFailed => Some(f64::from(u8::from(self.backups.borrow().failed))),
             Signal::DiskFree => disk_free(&self.data_dir),
+            Signal::CertificateFailed => {
+                let status = self.tls.as_ref()?.get();
+                Some(f64::from(u8::from(status.error.is_some())))
+            }
+            Signal::CertificateDays => {
+                let end = self.tls.as_ref()?.get().not_after?;
+                Some((end * 1000 - now_ms()) as f64 / 86_400_000.0)
+            }
             _ => None,
         }
     }
@@ -983,7 +1014,7 @@ mod tests {
             assert!(signal_of(name).is_some(), "{name} watches nothing");
         }
         let mut config = AlertsConfig::default();
-        let on = rules(&config, false);
+        let on = rules(&config, false, false);
         let names: Vec<&str> = on.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,
@@ -1006,7 +1037,7 @@ mod tests {
         assert_eq!(on[1].threshold, 3.0);
         assert_eq!(on[3].threshold, 0.10);
         config.daily_budget_usd = 5.0;
-        let with_budget = rules(&config, true);
+        let with_budget = rules(&config, true, false);
         let cost = with_budget
             .iter()
             .find(|r| r.signal == Signal::DailyCost)

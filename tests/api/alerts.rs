@@ -117,7 +117,7 @@ fn dedup_key(alert: &Value) -> String {
 /// before it fires (and clear as long before it resolves), telling every sink.
 fn only(c: &mut Config, name: &str, threshold: Option<f64>, window_s: u64, for_s: u64, min: u64) {
     let r = &mut c.alerts.rules;
-    let all: [(&str, &mut AlertRuleConfig); 9] = [
+    let all: [(&str, &mut AlertRuleConfig); 11] = [
         ("error_rate", &mut r.error_rate),
         ("latency_p99", &mut r.latency_p99),
         ("db_errors", &mut r.db_errors),
@@ -127,6 +127,8 @@ fn only(c: &mut Config, name: &str, threshold: Option<f64>, window_s: u64, for_s
         ("backup_failed", &mut r.backup_failed),
         ("disk_free", &mut r.disk_free),
         ("storage_errors", &mut r.storage_errors),
+        ("certificate_failed", &mut r.certificate_failed),
+        ("certificate_expiry", &mut r.certificate_expiry),
     ];
     assert_eq!(all.len(), AlertRules::NAMES.len(), "every rule is listed");
     for (rule_name, rule) in all {
@@ -883,7 +885,7 @@ async fn a_firing_alert_repeats_once_per_interval_and_a_value_inside_the_margin_
     let mut config = Config::default();
     sinks.configure(&mut config);
     only(&mut config, "error_rate", Some(0.05), 60, 0, 1);
-    let rules = aimake::ops::alerts::rules(&config.alerts, false);
+    let rules = aimake::ops::alerts::rules(&config.alerts, false, false);
     assert_eq!(rules.len(), 1);
     let dir = tempfile::tempdir().unwrap();
     let db = aimake::db::Db::open(&dir.path().join("a.db")).unwrap();

@@ -265,7 +265,13 @@ async fn a_panicking_handler_reaches_the_tracker_with_its_request_id_and_the_ser
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(aimake::app::serve(listener, router, false, stop.clone()));
+    let server = tokio::spawn(aimake::app::serve(
+        listener,
+        router,
+        None,
+        false,
+        stop.clone(),
+    ));
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let origin = app.state().links.public_url().to_string();
 

@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where HTTPS is served (`server.tls_bind`), when it is.
+    pub tls_addr: Option<SocketAddr>,
     /// Where the server serves `GET /metrics` apart from the app (`metrics.bind`).
     pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
@@ -60,6 +62,7 @@ impl TestApp {
         customize(&mut config);
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let tls_addr = app.tls_addr();
         let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let limits = app.http().limits.clone();
@@ -71,6 +74,7 @@ impl TestApp {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         Self {
             addr,
+            tls_addr,
             metrics_addr,
             client,
             dir,

@@ -30,5 +30,6 @@ mod providers;
 mod scrubbing;
 mod spa;
 mod storage;
+mod tls;
 mod transcriptions;
 mod whisper;
