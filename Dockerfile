@@ -60,7 +60,7 @@ ENV AIMAKE_SERVER__BIND=0.0.0.0:8000 \
     AIMAKE_MODELS__DIR=/opt/aimake/models \
     AIMAKE_LOG__FORMAT=json
 VOLUME /data
-EXPOSE 8000
+EXPOSE 8000 443
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["aimake", "healthcheck"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["aimake"]

@@ -274,7 +274,10 @@ impl App {
         let reports = self.http.reports.clone();
         let app = crate::http::router(self.http);
         let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match self.tls {
-            None => Box::pin(serve(self.listener, app, None, https, stop.clone())),
+            None => {
+                crate::tls::absorb_hangups(stop.clone());
+                Box::pin(serve(self.listener, app, None, https, stop.clone()))
+            }
             Some((tls_listener, tls)) => {
                 let config = &self.state.config;
                 let redirect = crate::tls::redirect::Redirect::new(
@@ -519,7 +522,11 @@ pub async fn serve<S>(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http2.timer(TokioTimer::new());
+    // Pings find peers that went away without closing (a phone that lost its network).
+    http2
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
     loop {
         let (tcp, peer) = tokio::select! {
             () = stop.cancelled() => break,

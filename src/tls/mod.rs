@@ -187,6 +187,7 @@ impl Tls {
         } = self;
         match source {
             Source::Acme(settings) => {
+                absorb_hangups(stop.clone());
                 tokio::spawn(acme::Renewer::new(settings, certs, status).run(stop));
             }
             Source::Files { cert, key } => {
@@ -194,6 +195,22 @@ impl Tls {
             }
         }
     }
+}
+
+/// Takes SIGHUP when there are no certificate files to reload (`systemctl reload` sends it,
+/// and its default action would end the process): logged, nothing more.
+pub fn absorb_hangups(stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut hangup = hangup_signal();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = next_hangup(&mut hangup) => tracing::info!(
+                    "received SIGHUP: nothing to reload (it reloads server.tls's certificate files when they are set)"
+                ),
+            }
+        }
+    });
 }
 
 /// aimake's one crypto provider (the one reqwest and the rest of the tree use).
@@ -266,7 +283,10 @@ async fn reload_files(
         let forced = tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => false,
-            () = next_hangup(&mut hangup) => true,
+            () = next_hangup(&mut hangup) => {
+                tracing::info!("received SIGHUP: reloading the TLS certificate files");
+                true
+            }
         };
         let now = stamps(&cert, &key);
         if !forced && now == seen {
@@ -331,7 +351,6 @@ async fn next_hangup(hangup: &mut Hangup) {
     match hangup {
         Some(s) => {
             s.recv().await;
-            tracing::info!("received SIGHUP: reloading the TLS certificate");
         }
         None => std::future::pending().await,
     }

@@ -286,18 +286,31 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[tokio::test]
-async fn pebble_issues_a_certificate_over_tls_alpn_01_and_https_serves_h2_h1_hsts_and_redirects() {
+/// pebble issuing certificates of `validity_s`, and aimake (set up further by `customize`)
+/// serving one it obtained from it: the plain and HTTPS ports, and readiness once it is.
+async fn certified(
+    validity_s: Option<u64>,
+    customize: impl FnOnce(&mut aimake::config::Config),
+) -> (Pebble, TestApp, u16, u16, Value) {
     let (http, tls) = (free_port(), free_port());
-    let pebble = Pebble::start(http, tls, None).await;
+    let pebble = Pebble::start(http, tls, validity_s).await;
     let app = TestApp::spawn_with(|c| {
         pebble.configure(c, http, tls);
+        customize(c);
+    })
+    .await;
+    let ready = wait_for_certificate(&app, &pebble, Duration::from_secs(60)).await;
+    (pebble, app, http, tls, ready)
+}
+
+#[tokio::test]
+async fn pebble_issues_a_certificate_over_tls_alpn_01_and_https_serves_h2_h1_hsts_and_redirects() {
+    let (pebble, app, http, tls, ready) = certified(None, |c| {
         c.server.acme.challenge = AcmeChallenge::TlsAlpn01;
     })
     .await;
     let tls_addr = app.tls_addr.expect("HTTPS is served");
     assert_eq!(app.origin(), format!("https://{DOMAIN}:{tls}"));
-    let ready = wait_for_certificate(&app, &pebble, Duration::from_secs(60)).await;
     assert!(
         !pebble.log().contains("validate w/ HTTP"),
         "TLS-ALPN-01 alone was checked: {}",
@@ -416,14 +429,10 @@ async fn pebble_issues_a_certificate_over_tls_alpn_01_and_https_serves_h2_h1_hst
 
 #[tokio::test]
 async fn http_01_on_the_plain_port_gets_a_certificate_too() {
-    let (http, tls) = (free_port(), free_port());
-    let pebble = Pebble::start(http, tls, None).await;
-    let app = TestApp::spawn_with(|c| {
-        pebble.configure(c, http, tls);
+    let (pebble, app, http, tls, _) = certified(None, |c| {
         c.server.acme.challenge = AcmeChallenge::Http01;
     })
     .await;
-    wait_for_certificate(&app, &pebble, Duration::from_secs(60)).await;
     let root = pebble.root().await;
     let resp = https_client(&root, app.tls_addr.unwrap(), false)
         .get(format!("https://{DOMAIN}:{tls}/health"))
@@ -443,15 +452,8 @@ async fn http_01_on_the_plain_port_gets_a_certificate_too() {
 
 #[tokio::test]
 async fn a_short_lived_certificate_is_renewed_in_place_and_a_failed_renewal_keeps_it_serving() {
-    let (http, tls) = (free_port(), free_port());
     // 15 s certificates: renewed with a third of their life left, at about 10 s.
-    let mut pebble = Pebble::start(http, tls, Some(15)).await;
-    let app = TestApp::spawn_with(|c| {
-        pebble.configure(c, http, tls);
-        c.alerts.evaluate_every_s = 1;
-    })
-    .await;
-    wait_for_certificate(&app, &pebble, Duration::from_secs(60)).await;
+    let (mut pebble, app, _, _, _) = certified(Some(15), |c| c.alerts.evaluate_every_s = 1).await;
     let tls_addr = app.tls_addr.unwrap();
     let pebble_roots = roots(&pebble.root().await);
     let first = served_leaf(tls_addr, DOMAIN, &pebble_roots).await;
@@ -676,4 +678,30 @@ fn sighup_reloads_certificate_files_whose_times_did_not_change() {
         assert!(Instant::now() < deadline, "SIGHUP did not reload the files");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_without_certificate_files_is_logged_and_the_server_keeps_serving() {
+    // `systemctl reload aimake` sends it whatever the config; its default would end the process.
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = crate::helpers::ServerProcess::start(dir.path(), &[]);
+    let pid = rustix::process::Pid::from_child(&server.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        server
+            .client
+            .get(format!("{}/health", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
 }
