@@ -209,6 +209,7 @@ impl TestApp {
 pub const PASSWORD: &str = "a long enough password";
 
 /// A signed-in browser: requests carry the session cookie and the app's own `Origin`.
+#[derive(Clone)]
 pub struct Session {
     pub id: String,
     pub cookie: String,
@@ -218,6 +219,15 @@ pub struct Session {
 }
 
 impl Session {
+    /// The same browser talking to another server (a restored one) on the same sign-in.
+    pub fn at(&self, base: &str) -> Session {
+        Session {
+            origin: base.to_string(),
+            base: base.to_string(),
+            ..self.clone()
+        }
+    }
+
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.base))
@@ -448,6 +458,18 @@ impl S3Server {
         s3.max_retries = 1;
     }
 
+    /// The same as `AIMAKE_*` variables, for a server in its own process.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AIMAKE_STORAGE__KIND", "s3".into()),
+            ("AIMAKE_STORAGE__S3__ENDPOINT", self.endpoint.clone()),
+            ("AIMAKE_STORAGE__S3__BUCKET", self.bucket.clone()),
+            ("AIMAKE_STORAGE__S3__ACCESS_KEY", self.access_key.clone()),
+            ("AIMAKE_STORAGE__S3__SECRET_KEY", self.secret_key.clone()),
+            ("AIMAKE_STORAGE__S3__PATH_STYLE", "true".into()),
+        ]
+    }
+
     /// Points a config's backup target at this server (`backup.target = "s3"`).
     pub fn configure_backup(&self, config: &mut Config) {
         config.backup.target = "s3".into();
@@ -570,14 +592,28 @@ pub struct ServerProcess {
     pub child: std::process::Child,
     pub base: String,
     pub client: reqwest::Client,
+    /// Whether `child` was waited for (after which its process group is no longer its own).
+    reaped: bool,
 }
+
+/// How the server is started: `aimake serve` with JSON logs on stderr.
+pub const SERVE_ARGS: [&str; 3] = ["serve", "--log-format", "json"];
 
 impl ServerProcess {
     /// Starts `aimake serve` on `data` with extra `AIMAKE_*` variables.
     pub fn start(data: &Path, env: &[(&str, String)]) -> Self {
-        use std::io::{BufRead, BufReader};
         let mut cmd = std::process::Command::new(bin());
-        cmd.args(["serve", "--log-format", "json"])
+        cmd.args(SERVE_ARGS).stdout(std::process::Stdio::null());
+        Self::start_with(cmd, data, env)
+    }
+
+    /// Starts `cmd`, which runs `aimake serve` (itself, or as a child that shares its stderr),
+    /// in a process group of its own, with the server's environment and extra `AIMAKE_*`
+    /// variables. Its stdout is the caller's to set.
+    pub fn start_with(mut cmd: std::process::Command, data: &Path, env: &[(&str, String)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0)
             .env_remove("AIMAKE_CONFIG")
             .env_remove("RUST_LOG")
             .env("AIMAKE_DATA__DIR", data)
@@ -586,18 +622,21 @@ impl ServerProcess {
             .env("AIMAKE_LIMITS__REQUESTS_PER_MINUTE", "100000")
             .env("AIMAKE_BACKUP__SCHEDULE", "")
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("the server starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut before = Vec::new();
         let ready = lines
             .by_ref()
             .map_while(Result::ok)
-            .find(|l| l.contains("aimake is ready"))
-            .expect("the server logs when it is ready");
+            .find(|l| {
+                before.push(l.clone());
+                l.contains("aimake is ready")
+            })
+            .unwrap_or_else(|| panic!("the server stopped before it was ready: {before:#?}"));
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
         let event: Value = serde_json::from_str(&ready).expect("JSON log lines");
@@ -605,6 +644,7 @@ impl ServerProcess {
             child,
             base: format!("http://{}", event["addr"].as_str().unwrap()),
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            reaped: false,
         }
     }
 
@@ -635,27 +675,46 @@ impl ServerProcess {
     }
 
     pub async fn session(&self, email: &str) -> Session {
+        self.signed_in("/api/auth/login", email, 200).await
+    }
+
+    /// A new account through `/api/auth/register` (with `auth.registration = "open"`), signed
+    /// in; its `id` is the user's.
+    pub async fn register(&self, email: &str) -> Session {
+        self.signed_in("/api/auth/register", email, 201).await
+    }
+
+    async fn signed_in(&self, path: &str, email: &str, status: u16) -> Session {
         let resp = self
             .client
-            .post(format!("{}/api/auth/login", self.base))
+            .post(format!("{}{path}", self.base))
             .header("origin", &self.base)
             .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "login of {email}");
+        assert_eq!(resp.status(), status, "{path} of {email}");
+        let cookie = session_cookie(&resp).expect("signing in sets the session cookie");
+        let me: Value = resp.json().await.unwrap();
         Session {
-            id: String::new(),
-            cookie: session_cookie(&resp).expect("login sets the session cookie"),
+            id: me["id"].as_str().unwrap_or_default().to_string(),
+            cookie,
             origin: self.base.clone(),
             base: self.base.clone(),
             client: self.client.clone(),
         }
     }
 
+    /// SIGKILL to the whole process group (the server and whatever runs it), at once.
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
+        if self.reaped {
+            return;
+        }
+        // The group's leader is not reaped yet, so its id still names this group.
+        let group = self.child.id() as libc::pid_t;
+        unsafe { libc::kill(-group, libc::SIGKILL) };
         let _ = self.child.wait();
+        self.reaped = true;
     }
 }
 

@@ -27,6 +27,7 @@ mod podcast_scripts;
 mod podcasts;
 mod presign;
 mod providers;
+mod replication;
 mod scrubbing;
 mod spa;
 mod storage;
