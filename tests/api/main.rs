@@ -28,6 +28,7 @@ mod podcasts;
 mod presign;
 mod providers;
 mod replication;
+mod s3;
 mod scrubbing;
 mod spa;
 mod storage;
