@@ -463,3 +463,25 @@ async fn after_aimake_restore_litestream_replicates_the_restored_database() {
     );
     r.s3.stop().await;
 }
+
+#[test]
+fn the_readme_shows_deploy_litestream_yml_as_it_is() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = std::fs::read_to_string(root.join("deploy/litestream.yml")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let shown: String = readme
+        .split("### Replicating the database with Litestream")
+        .nth(1)
+        .and_then(|section| section.split("```yaml\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows a litestream.yml")
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("   ").unwrap_or(l)))
+        .collect();
+    let settings: String = sample
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(shown.trim_end(), settings.trim_end());
+}
