@@ -450,8 +450,9 @@ async fn after_aimake_restore_litestream_replicates_the_restored_database() {
         "{aside:?}"
     );
     let served = r.serve();
-    let after = served.register("after-restore@example.com").await.id;
     tokio::time::sleep(MONITOR_INTERVAL + SYNC_INTERVAL).await;
+    // Written just before a clean stop: Litestream ships it on its way out.
+    let after = served.register("after-restore@example.com").await.id;
     assert!(served.terminate());
 
     let (conn, _) = r.restore(&r.dir.path().join("restored")).await;
