@@ -180,11 +180,12 @@ impl Replicated {
     }
 }
 
-/// A row the server answered for, and when the answer came (the commit was before it).
+/// A row the server answered for, and when: the commit came after `sent` and before `at`.
 #[derive(Debug, Clone)]
 struct Committed {
     table: &'static str,
     id: String,
+    sent: Instant,
     at: Instant,
     /// The owner's session, to fetch an audio's media after the restore.
     owner: usize,
@@ -207,11 +208,36 @@ async fn created(s: &Session, path: &str, body: &Value, status: u16) -> Value {
     resp.json().await.unwrap()
 }
 
-/// Users, their audios and podcast episodes, one after the other, until the process dies;
-/// each audio is then watched until it has succeeded.
+/// Notes a row as answered now; an audio is then watched until it has succeeded.
+async fn record(seen: &Shared, owner: usize, table: &'static str, id: &str, sent: Instant) {
+    let row = Committed {
+        table,
+        id: id.to_string(),
+        sent,
+        at: Instant::now(),
+        owner,
+    };
+    let mut s = seen.lock().await;
+    if table == "audios" {
+        let session = s.sessions[owner].clone();
+        let watcher = tokio::spawn(watch(session, row.clone(), seen.clone()));
+        s.watchers.push(watcher);
+    }
+    s.rows.push(row);
+}
+
+/// Users, their audios and podcast episodes, one after the other, until the caller stops.
 async fn write(server: &ServerProcess, seen: &Shared) {
     for n in 0.. {
+        let sent = Instant::now();
         let session = server.register(&format!("user{n}@example.com")).await;
+        let owner = {
+            let mut s = seen.lock().await;
+            s.sessions.push(session.clone());
+            s.sessions.len() - 1
+        };
+        record(seen, owner, "users", &session.id, sent).await;
+        let sent = Instant::now();
         let audio = created(
             &session,
             "/api/audios",
@@ -219,12 +245,9 @@ async fn write(server: &ServerProcess, seen: &Shared) {
             202,
         )
         .await;
-        let user_at = Instant::now();
-        let mut rows = vec![
-            ("users", session.id.clone()),
-            ("audios", audio["id"].as_str().unwrap().to_string()),
-        ];
+        record(seen, owner, "audios", audio["id"].as_str().unwrap(), sent).await;
         if n % 2 == 0 {
+            let sent = Instant::now();
             let show = created(
                 &session,
                 "/api/podcasts",
@@ -232,10 +255,12 @@ async fn write(server: &ServerProcess, seen: &Shared) {
                 201,
             )
             .await;
-            let show_id = show["id"].as_str().unwrap();
+            let show = show["id"].as_str().unwrap();
+            record(seen, owner, "podcasts", show, sent).await;
+            let sent = Instant::now();
             let episode = created(
                 &session,
-                &format!("/api/podcasts/{show_id}/episodes"),
+                &format!("/api/podcasts/{show}/episodes"),
                 &json!({
                     "title": format!("Episode {n}"),
                     "lines": [
@@ -250,34 +275,16 @@ async fn write(server: &ServerProcess, seen: &Shared) {
                 202,
             )
             .await;
-            rows.push(("podcasts", show_id.to_string()));
-            rows.push(("episodes", episode["id"].as_str().unwrap().to_string()));
-            rows.push((
-                "audios",
-                episode["audio"]["id"].as_str().unwrap().to_string(),
-            ));
-        }
-        let at = Instant::now();
-        let mut s = seen.lock().await;
-        let owner = s.sessions.len();
-        s.sessions.push(session.clone());
-        for (table, id) in rows {
-            let at = if table == "users" {
-                user_at.min(at)
-            } else {
-                at
-            };
-            let row = Committed {
-                table,
-                id,
-                at,
+            record(
+                seen,
                 owner,
-            };
-            if table == "audios" {
-                let watcher = tokio::spawn(watch(session.clone(), row.clone(), seen.clone()));
-                s.watchers.push(watcher);
-            }
-            s.rows.push(row);
+                "episodes",
+                episode["id"].as_str().unwrap(),
+                sent,
+            )
+            .await;
+            let audio = episode["audio"]["id"].as_str().unwrap();
+            record(seen, owner, "audios", audio, sent).await;
         }
     }
 }
@@ -373,13 +380,14 @@ async fn a_lost_machine_is_restored_from_litestream_up_to_the_sync_interval() {
         );
     }
 
-    // The recovery point: how much writing was lost, from the newest row that survived.
+    // The recovery point: how much writing was lost, from the newest row that survived (from
+    // when it was sent, so the figure is never less than the truth).
     let survived: Vec<&Committed> = seen
         .rows
         .iter()
         .filter(|r| has_row(&conn, r.table, &r.id))
         .collect();
-    let newest = survived.iter().map(|r| r.at).max().unwrap();
+    let newest = survived.iter().map(|r| r.sent).max().unwrap();
     let lost = lost_at.saturating_duration_since(newest);
     eprintln!(
         "recovery point {:.2} s ({} of {} rows committed restored); litestream restore took {:.2} s",
