@@ -18,6 +18,10 @@ use aimake::db::Db;
 use aimake::storage::Storage;
 use rusqlite::Connection;
 
+#[path = "support/fill.rs"]
+mod fill;
+use fill::fill;
+
 /// A stepped backup that keeps restarting under the writer is given up after this long
 /// (the methods that finish take a few seconds).
 const STEPPED_LIMIT: Duration = Duration::from_secs(30);
@@ -169,38 +173,6 @@ async fn run(dir: &Path, mb: usize) -> anyhow::Result<()> {
                 r.info.db_size_bytes as f64 / 1e6
             );
         }
-    }
-    Ok(())
-}
-
-/// Rows of varied text until the file reaches `mb` megabytes.
-async fn fill(db: &Db, path: &Path, mb: usize) -> anyhow::Result<()> {
-    db.write(|c| {
-        c.execute_batch(
-            "CREATE TABLE bench_rows (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
-             CREATE TABLE bench_writes (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);",
-        )?;
-        Ok(())
-    })
-    .await?;
-    let mut start = 0;
-    while std::fs::metadata(path)?.len() < mb as u64 * 1_000_000 {
-        db.write(move |c| {
-            let tx = c.transaction()?;
-            {
-                let mut stmt = tx.prepare("INSERT INTO bench_rows (body) VALUES (?1)")?;
-                for i in start..start + 20_000 {
-                    let body: String = (0..24)
-                        .map(|k| format!("{:08x}-{k} ", (i as u64).wrapping_mul(2654435761) ^ k))
-                        .collect();
-                    stmt.execute([body])?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
-        start += 20_000;
     }
     Ok(())
 }

@@ -409,6 +409,17 @@ fn main() -> anyhow::Result<()> {
         &wanted,
         &mut report,
     )?;
+    if wanted("replication_writer") || wanted("replication_restore") {
+        replication(
+            &root,
+            &bin,
+            tmp.path(),
+            &runtime,
+            &fake,
+            &wanted,
+            &mut report,
+        )?;
+    }
     neural(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
     whisper(&root, &bin, tmp.path(), &runtime, &wanted, &mut report)?;
     if let Ok(text) = std::fs::read_to_string(root.join("bench/backup.txt")) {
@@ -3838,4 +3849,310 @@ fn metric_memory() -> MemoryFigures {
         after_bytes: after,
         series_bytes: aimake::monitor::series::series().memory_bytes(),
     }
+}
+
+// Continuous replication: Litestream (`bench/requirements.txt` installs it into bench/.venv)
+// streaming the database to an S3-compatible server in this process (s3s-fs on loopback, the
+// one the API tests use), as the README's "Growing past one machine" sets it up.
+
+#[allow(dead_code)]
+#[path = "../tests/api/s3.rs"]
+mod s3;
+
+#[path = "../benches/support/fill.rs"]
+mod fill;
+
+/// The sync interval of `deploy/litestream.yml`.
+const REPLICA_SYNC_S: u32 = 1;
+
+/// How long the restore case's writer commits (one row every `RESTORE_WRITE_EVERY`) before
+/// the machine is lost.
+const RESTORE_WRITING: Duration = Duration::from_secs(5);
+const RESTORE_WRITE_EVERY: Duration = Duration::from_millis(10);
+
+/// Both replication cases, with one S3 server and one Litestream install between them.
+fn replication(
+    root: &Path,
+    bin: &Path,
+    tmp: &Path,
+    runtime: &tokio::runtime::Runtime,
+    fake: &FakeOpenAi,
+    wanted: &dyn Fn(&str) -> bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let litestream = python_env(root)?.with_file_name("litestream");
+    let s3 = runtime.block_on(s3::S3Server::start());
+    if wanted("replication_writer") {
+        let figures = replication_writer(bin, tmp, runtime, fake, &litestream, &s3)?;
+        report.replication_writer(figures);
+    }
+    if wanted("replication_restore") {
+        let figures = replication_restore(tmp, runtime, &litestream, &s3)?;
+        report.replication_restore(figures);
+    }
+    runtime.block_on(s3.stop());
+    Ok(())
+}
+
+/// A Litestream config replicating `db` to the bucket under `prefix`, every
+/// `REPLICA_SYNC_S` seconds.
+fn litestream_config(
+    dir: &Path,
+    db: &Path,
+    s3: &s3::S3Server,
+    prefix: &str,
+) -> anyhow::Result<PathBuf> {
+    let file = dir.join(format!("litestream-{prefix}.yml"));
+    std::fs::write(
+        &file,
+        format!(
+            "dbs:\n  - path: {}\n    replica:\n      type: s3\n      endpoint: {}\n      bucket: {}\n      \
+             path: {prefix}/aimake.db\n      region: us-east-1\n      force-path-style: true\n      \
+             access-key-id: {}\n      secret-access-key: {}\n      sync-interval: {REPLICA_SYNC_S}s\n",
+            db.display(),
+            s3.endpoint,
+            s3.bucket,
+            s3.access_key,
+            s3.secret_key
+        ),
+    )?;
+    Ok(file)
+}
+
+/// `litestream ARGS` without the machine's AWS settings (a CA bundle or a profile would
+/// change its S3 client).
+fn litestream_command(litestream: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(litestream);
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+#[derive(Debug, Serialize)]
+struct ReplicationWriterFigures {
+    jobs: usize,
+    plain_jobs_per_s: f64,
+    replicated_jobs_per_s: f64,
+    ratio: f64,
+    /// Jobs per second in each round, in the order run.
+    plain_rounds: Vec<f64>,
+    replicated_rounds: Vec<f64>,
+}
+
+/// `job_overhead` on two servers, one of them under `litestream replicate -exec` with
+/// `data.replicated`, rounds alternating between them.
+fn replication_writer(
+    bin: &Path,
+    tmp: &Path,
+    runtime: &tokio::runtime::Runtime,
+    fake: &FakeOpenAi,
+    litestream: &Path,
+    s3: &s3::S3Server,
+) -> anyhow::Result<ReplicationWriterFigures> {
+    let plain_data = tmp.join("data-writer-plain");
+    let replicated_data = tmp.join("data-writer-replicated");
+    runtime.block_on(seed(&plain_data, 1))?;
+    runtime.block_on(seed(&replicated_data, 1))?;
+    let config = litestream_config(tmp, &replicated_data.join("aimake.db"), s3, "writer")?;
+    // What the README runs, as the command the bench starts servers with:
+    // `litestream replicate -config FILE -exec "aimake serve …"`.
+    let wrapper = tmp.join("aimake-under-litestream");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor v in $(env | sed -n 's/^\\(AWS_[A-Za-z0-9_]*\\)=.*/\\1/p'); do unset \"$v\"; done\n\
+             exec '{}' replicate -config '{}' -exec \"'{}' $*\" >/dev/null\n",
+            litestream.display(),
+            config.display(),
+            bin.display()
+        ),
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+    let mut plain = Server::start(bin, &plain_data, &fake.base_url)?;
+    let mut replicated = Server::start_with(
+        &wrapper,
+        &replicated_data,
+        &fake.base_url,
+        &[("AIMAKE_DATA__REPLICATED", "true")],
+    )?;
+    wait_ready(&plain.addr)?;
+    wait_ready(&replicated.addr)?;
+    let servers = [&plain, &replicated].map(|s| format!("http://{}", s.addr));
+    let mut rounds: [Vec<JobFigures>; 2] = [Vec::new(), Vec::new()];
+    let tokens = servers
+        .iter()
+        .map(|base| runtime.block_on(api_token(base)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    settle_disk();
+    for round in 1..=ROUNDS {
+        // Each goes first in every other round: a round runs faster after one just before it.
+        let order = if round % 2 == 1 { [0, 1] } else { [1, 0] };
+        for s in order {
+            let r = runtime.block_on(job_overhead(&servers[s], &tokens[s], fake))?;
+            eprintln!(
+                "  replication_writer round {round}, {}: {:.0} jobs/s",
+                ["plain", "replicated"][s],
+                r.jobs_per_s
+            );
+            rounds[s].push(r);
+        }
+    }
+    plain.stop();
+    replicated.stop();
+    let [plain, replicated] = rounds.map(JobFigures::median);
+    Ok(ReplicationWriterFigures {
+        jobs: plain.count,
+        plain_jobs_per_s: plain.jobs_per_s,
+        replicated_jobs_per_s: replicated.jobs_per_s,
+        ratio: replicated.jobs_per_s / plain.jobs_per_s,
+        plain_rounds: plain.rounds,
+        replicated_rounds: replicated.rounds,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct ReplicationRestoreFigures {
+    db_mb: f64,
+    /// From Litestream's start to its first snapshot of the whole database in the bucket.
+    first_snapshot_s: f64,
+    restore_s: f64,
+    /// From the newest row the restore holds to the moment Litestream was killed.
+    recovery_point_s: f64,
+    rows_committed: u64,
+    rows_restored: u64,
+}
+
+/// A 1 GB database replicated, a writer committing a timestamped row every 10 ms, Litestream
+/// killed (-9) mid-write, then `litestream restore` into an empty directory.
+fn replication_restore(
+    tmp: &Path,
+    runtime: &tokio::runtime::Runtime,
+    litestream: &Path,
+    s3: &s3::S3Server,
+) -> anyhow::Result<ReplicationRestoreFigures> {
+    let dir = tmp.join("replication-1g");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("aimake.db");
+    let db = aimake::db::Db::open(&path)?;
+    runtime.block_on(fill::fill(&db, &path, 1024))?;
+    let db_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
+    let config = litestream_config(tmp, &path, s3, "restore")?;
+    let config = config.to_str().unwrap_or_default();
+    let log = tmp.join("litestream-restore.log");
+    let started = Instant::now();
+    let mut replicate = litestream_command(litestream, &["replicate", "-config", config])
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(Stdio::null())
+        .spawn()?;
+    while !std::fs::read_to_string(&log)?.contains("snapshot complete") {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(900),
+            "Litestream did not snapshot the database: {}",
+            std::fs::read_to_string(&log)?
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first_snapshot_s = started.elapsed().as_secs_f64();
+
+    let writing = Instant::now();
+    let mut rows_committed = 0u64;
+    while writing.elapsed() < RESTORE_WRITING {
+        runtime.block_on(db.write(|c| {
+            c.execute(
+                "INSERT INTO bench_writes (at) VALUES (?1)",
+                [aimake::db::now_ms()],
+            )?;
+            Ok(())
+        }))?;
+        rows_committed += 1;
+        std::thread::sleep(RESTORE_WRITE_EVERY);
+    }
+    let lost_ms = aimake::db::now_ms();
+    replicate.kill()?;
+    replicate.wait()?;
+    drop(db);
+
+    let restored = tmp.join("replication-restored");
+    std::fs::create_dir_all(&restored)?;
+    let out = restored.join("aimake.db");
+    let started = Instant::now();
+    let status = litestream_command(
+        litestream,
+        &[
+            "restore",
+            "-config",
+            config,
+            "-o",
+            out.to_str().unwrap_or_default(),
+            path.to_str().unwrap_or_default(),
+        ],
+    )
+    .status()?;
+    let restore_s = started.elapsed().as_secs_f64();
+    anyhow::ensure!(status.success(), "litestream restore failed ({status})");
+    let (rows_restored, newest): (i64, i64) = rusqlite::Connection::open(&out)?.query_row(
+        "SELECT count(*), max(at) FROM bench_writes",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    std::fs::remove_dir_all(&dir)?;
+    std::fs::remove_dir_all(&restored)?;
+    Ok(ReplicationRestoreFigures {
+        db_mb,
+        first_snapshot_s,
+        restore_s,
+        recovery_point_s: (lost_ms - newest) as f64 / 1000.0,
+        rows_committed,
+        rows_restored: rows_restored as u64,
+    })
+}
+
+impl Report {
+    fn replication_writer(&mut self, f: ReplicationWriterFigures) {
+        // Litestream and the S3 server it ships to (in this process) take their share of the
+        // two cores that aimake and the load generator use.
+        let met = f.ratio >= 0.7;
+        let row = format!(
+            "| replication_writer | {:.0} jobs/s with Litestream replicating the database to S3 (s3s-fs on loopback, sync every {REPLICA_SYNC_S} s; `litestream replicate -exec`, `data.replicated`), job_overhead's {} jobs, median of rounds at {} | {:.0} jobs/s without (rounds at {}) | {:.2}× | ≥ 0.7× | {} |",
+            f.replicated_jobs_per_s,
+            f.jobs,
+            rounds_text(&f.replicated_rounds),
+            f.plain_jobs_per_s,
+            rounds_text(&f.plain_rounds),
+            f.ratio,
+            if met { "met" } else { "missed" }
+        );
+        self.record("replication_writer", row, json!(f), met);
+    }
+
+    fn replication_restore(&mut self, f: ReplicationRestoreFigures) {
+        let sync = f64::from(REPLICA_SYNC_S);
+        let met = f.restore_s < 60.0 && f.recovery_point_s <= 2.0 * sync + 1.0;
+        let row = format!(
+            "| replication_restore | `litestream restore` of a {:.0} MB database from S3 (s3s-fs on loopback) into an empty directory: {:.1} s (its first snapshot reached the bucket {:.1} s after Litestream started); recovery point {:.2} s: Litestream killed (-9) while a row was committed every {} ms, {} of {} rows restored | | | restore < 60 s, recovery point ≤ {:.0} s | {} |",
+            f.db_mb,
+            f.restore_s,
+            f.first_snapshot_s,
+            f.recovery_point_s,
+            RESTORE_WRITE_EVERY.as_millis(),
+            f.rows_restored,
+            f.rows_committed,
+            2.0 * sync + 1.0,
+            if met { "met" } else { "missed" }
+        );
+        self.record("replication_restore", row, json!(f), met);
+    }
+}
+
+fn rounds_text(rounds: &[f64]) -> String {
+    rounds
+        .iter()
+        .map(|r| format!("{r:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -284,8 +284,14 @@ impl Default for DataConfig {
     }
 }
 
-/// What Litestream keeps beside the database it replicates (`.<file>-litestream`).
-const LITESTREAM_SIDECAR: &str = ".aimake.db-litestream";
+/// Where Litestream keeps its state for the database at `db` (`.<file>-litestream` beside it):
+/// where it is in the WAL and what it has shipped.
+pub fn litestream_sidecar(db: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(db.file_name().unwrap_or_default());
+    name.push("-litestream");
+    db.with_file_name(name)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -1826,12 +1832,13 @@ impl Config {
     /// `aimake config check`, never refused.
     pub fn conflicts(&self) -> Vec<String> {
         let mut found = Vec::new();
-        if !self.data.replicated && self.data.dir.join(LITESTREAM_SIDECAR).is_dir() {
+        let sidecar = litestream_sidecar(&self.data.dir.join("aimake.db"));
+        if !self.data.replicated && sidecar.is_dir() {
             found.push(format!(
                 "{} is beside the database: Litestream replicates it, so set data.replicated = \
                  true (AIMAKE_DATA__REPLICATED=true), or every clean stop waits for its reader \
                  and leaves the WAL behind",
-                self.data.dir.join(LITESTREAM_SIDECAR).display()
+                sidecar.display()
             ));
         }
         if self.server.tls_enabled() && self.public_url().starts_with("http://") {

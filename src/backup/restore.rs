@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::{BackupError, Backups, media};
-use crate::config::Config;
+use crate::config::{Config, litestream_sidecar};
 use crate::db::migrations;
 use crate::lockfile::{LockFile, SERVER_LOCK};
 use crate::storage::Storage;
@@ -174,7 +174,9 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Moves `restored` over `live`. The current database is folded into one file first (WAL
 /// checkpoint) and kept as `keep_as`; leftover `-wal`/`-shm` files go with it, so SQLite can
-/// never replay the old WAL onto the restored file.
+/// never replay the old WAL onto the restored file. So does Litestream's state
+/// (`.aimake.db-litestream`): it describes the replaced file's WAL, and Litestream, started
+/// again, takes the restored file as a new database and snapshots it to the replica.
 /// The checkpoint is SQLite's own file handling (SQLite-specific by nature, like
 /// `snapshot.rs`), so it is run here rather than through `db/`.
 fn swap_in(restored: &Path, live: &Path, keep_as: Option<&Path>) -> anyhow::Result<()> {
@@ -190,10 +192,13 @@ fn swap_in(restored: &Path, live: &Path, keep_as: Option<&Path>) -> anyhow::Resu
         std::fs::hard_link(live, keep)
             .or_else(|_| std::fs::copy(live, keep).map(|_| ()))
             .with_context(|| format!("cannot keep the current database as {}", keep.display()))?;
-        for ext in ["-wal", "-shm"] {
-            let from = sibling(live, ext);
+        for (from, to) in ["-wal", "-shm"]
+            .map(|ext| (sibling(live, ext), sibling(keep, ext)))
+            .into_iter()
+            .chain([(litestream_sidecar(live), litestream_sidecar(keep))])
+        {
             if from.exists() {
-                std::fs::rename(&from, sibling(keep, ext))
+                std::fs::rename(&from, to)
                     .with_context(|| format!("cannot move {} aside", from.display()))?;
             }
         }
@@ -201,6 +206,7 @@ fn swap_in(restored: &Path, live: &Path, keep_as: Option<&Path>) -> anyhow::Resu
         for ext in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(sibling(live, ext));
         }
+        let _ = std::fs::remove_dir_all(litestream_sidecar(live));
     }
     std::fs::File::open(restored)
         .and_then(|f| f.sync_all())

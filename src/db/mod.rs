@@ -331,9 +331,15 @@ fn open_connection(path: &Path, read_only: bool) -> anyhow::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI
     };
-    let conn = Connection::open_with_flags(path, flags)
+    let mut conn = Connection::open_with_flags(path, flags)
         .with_context(|| format!("cannot open database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Transactions take the write lock when they begin, waiting for it like any write. Begun
+    // deferred, one reads, and then cannot write if another process committed meanwhile
+    // (SQLITE_BUSY at once, no waiting): Litestream commits every few seconds while it
+    // replicates, and `aimake` commands may write beside the server. aimake's own writes
+    // never contend for the lock (one writer connection), so this costs them nothing.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // This SQLite is built with STAT4, which recompiles a statement whenever a value bound
     // against an indexed column changes, in case the new value deserves another plan. We
@@ -589,6 +595,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, 2001);
+    }
+
+    #[tokio::test]
+    async fn another_process_s_commit_cannot_come_between_a_transaction_s_read_and_its_write() {
+        let (dir, db) = thousand_rows().await;
+        let path = dir.path().join("a.db");
+        let (total, other) = db
+            .transaction(move |tx| {
+                let total: i64 = tx.query_row("SELECT sum(n) FROM t", [], |r| r.get(0))?;
+                // Another process (Litestream marking its place) tries to commit now.
+                let other = Connection::open(&path)?;
+                other.busy_timeout(Duration::ZERO)?;
+                let other = other.execute("INSERT INTO t VALUES (-1)", []);
+                tx.execute("INSERT INTO t VALUES (?1)", [total])?;
+                Ok((total, other))
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(&other, Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)),
+            "the other commit waits for the transaction: {other:?}"
+        );
+        let last: i64 = db
+            .read(|c| {
+                Ok(
+                    c.query_row("SELECT n FROM t ORDER BY rowid DESC LIMIT 1", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(last, total);
     }
 
     /// A new database `a.db` with a table `t` of 1,000 committed rows.

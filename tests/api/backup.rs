@@ -738,7 +738,7 @@ async fn the_cron_schedule_runs_backups_inside_the_server() {
     app.stop().await;
 }
 
-fn aimake(dir: &std::path::Path, backups: &std::path::Path) -> std::process::Command {
+pub(crate) fn aimake(dir: &std::path::Path, backups: &std::path::Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(crate::helpers::bin());
     cmd.current_dir(dir)
         .env_remove("AIMAKE_CONFIG")
@@ -752,7 +752,7 @@ fn aimake(dir: &std::path::Path, backups: &std::path::Path) -> std::process::Com
     cmd
 }
 
-fn ok(out: std::process::Output) -> String {
+pub(crate) fn ok(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
         "{}",

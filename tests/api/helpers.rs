@@ -1,4 +1,4 @@
-//! `TestApp::spawn()` and an in-process S3-compatible server for the storage tests.
+//! `TestApp::spawn()`, the real binary as a process (`ServerProcess`), and what tests share.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -6,16 +6,14 @@ use std::sync::Arc;
 
 use aimake::app::App;
 use aimake::auth::{NewAccount, Role};
-use aimake::config::{Config, Secret, StorageKind};
+use aimake::config::Config;
 use aimake::http::HttpState;
 use aimake::http::limits::Limits;
 use aimake::state::AppState;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+
+pub use crate::s3::S3Server;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -213,6 +211,7 @@ impl TestApp {
 pub const PASSWORD: &str = "a long enough password";
 
 /// A signed-in browser: requests carry the session cookie and the app's own `Origin`.
+#[derive(Clone)]
 pub struct Session {
     pub id: String,
     pub cookie: String,
@@ -222,6 +221,15 @@ pub struct Session {
 }
 
 impl Session {
+    /// The same browser talking to another server (a restored one) on the same sign-in.
+    pub fn at(&self, base: &str) -> Session {
+        Session {
+            origin: base.to_string(),
+            base: base.to_string(),
+            ..self.clone()
+        }
+    }
+
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.base))
@@ -364,136 +372,6 @@ pub async fn error_code(resp: reqwest::Response) -> String {
         .to_string()
 }
 
-/// An S3-compatible server (s3s-fs) on a loopback port, inside the test process. It checks
-/// signatures, presigned URLs (query-string SigV4, with their expiry) included, and lets
-/// anyone read the bucket's `public/` folder, as a bucket policy or a CDN set up for
-/// `storage.public_base_url` would; everything else needs a signature.
-pub struct S3Server {
-    pub endpoint: String,
-    pub bucket: String,
-    pub access_key: String,
-    pub secret_key: String,
-    _root: tempfile::TempDir,
-    stop: CancellationToken,
-    accept: JoinHandle<()>,
-}
-
-impl S3Server {
-    pub async fn start() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        let bucket = "aimake-test".to_string();
-        // Every sub-directory of the root is a bucket.
-        std::fs::create_dir(root.path().join(&bucket)).unwrap();
-        let (access_key, secret_key) = ("AKIATESTKEY".to_string(), "test-secret-key".to_string());
-        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
-        let service = {
-            let mut b = s3s::service::S3ServiceBuilder::new(fs);
-            b.set_auth(s3s::auth::SimpleAuth::from_single(
-                access_key.clone(),
-                secret_key.clone(),
-            ));
-            b.set_access(PublicFolder);
-            b.build()
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let stop_accept = stop.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let socket = tokio::select! {
-                    r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
-                    () = stop_accept.cancelled() => return,
-                };
-                let service = service.clone();
-                let stop_conn = stop_accept.clone();
-                tokio::spawn(async move {
-                    let builder = ConnBuilder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection(TokioIo::new(socket), service);
-                    // Stopping the server drops open keep-alive connections too.
-                    tokio::select! {
-                        _ = conn => {}
-                        () = stop_conn.cancelled() => {}
-                    }
-                });
-            }
-        });
-        Self {
-            endpoint,
-            bucket,
-            access_key,
-            secret_key,
-            _root: root,
-            stop,
-            accept,
-        }
-    }
-
-    /// The address of an object, as an anonymous client would ask for it.
-    pub fn object_url(&self, key: &str) -> String {
-        format!("{}/{}/{key}", self.endpoint, self.bucket)
-    }
-
-    /// Where the bucket's `public/` folder is served (`storage.public_base_url`).
-    pub fn public_base_url(&self) -> String {
-        self.object_url("public")
-    }
-
-    /// Points a config at this server.
-    pub fn configure(&self, config: &mut Config) {
-        config.storage.kind = StorageKind::S3;
-        let s3 = &mut config.storage.s3;
-        s3.endpoint = self.endpoint.clone();
-        s3.bucket = self.bucket.clone();
-        s3.access_key = Some(Secret::new(&self.access_key));
-        s3.secret_key = Some(Secret::new(&self.secret_key));
-        s3.path_style = true;
-        s3.timeout_s = 2;
-        s3.max_retries = 1;
-    }
-
-    /// Points a config's backup target at this server (`backup.target = "s3"`).
-    pub fn configure_backup(&self, config: &mut Config) {
-        config.backup.target = "s3".into();
-        let s3 = &mut config.backup.s3;
-        s3.endpoint = self.endpoint.clone();
-        s3.bucket = self.bucket.clone();
-        s3.access_key = Some(Secret::new(&self.access_key));
-        s3.secret_key = Some(Secret::new(&self.secret_key));
-        s3.path_style = true;
-        s3.timeout_s = 5;
-        s3.max_retries = 1;
-    }
-
-    /// Stops accepting and closes every open connection, like a crashed server.
-    pub async fn stop(&self) {
-        self.stop.cancel();
-        while !self.accept.is_finished() {
-            tokio::task::yield_now().await;
-        }
-    }
-}
-
-/// Anonymous reads of `public/*` (GetObject, HeadObject), like a bucket policy granting
-/// `s3:GetObject` on that prefix to everyone; any other anonymous request is refused.
-struct PublicFolder;
-
-#[async_trait::async_trait]
-impl s3s::access::S3Access for PublicFolder {
-    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
-        let public_read = matches!(cx.s3_op().name(), "GetObject" | "HeadObject")
-            && matches!(
-                cx.s3_path(),
-                s3s::path::S3Path::Object { key, .. } if key.starts_with("public/")
-            );
-        if cx.credentials().is_some() || public_read {
-            Ok(())
-        } else {
-            Err(s3s::s3_error!(AccessDenied, "Signature is required"))
-        }
-    }
-}
-
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_aimake"))
 }
@@ -574,14 +452,30 @@ pub struct ServerProcess {
     pub child: std::process::Child,
     pub base: String,
     pub client: reqwest::Client,
+    /// Whether `child` was waited for (after which its process group is no longer its own).
+    reaped: bool,
+    /// Its log lines so far, shown when a test fails with it running.
+    log: Arc<std::sync::Mutex<Vec<String>>>,
 }
+
+/// How the server is started: `aimake serve` with JSON logs on stderr.
+pub const SERVE_ARGS: [&str; 3] = ["serve", "--log-format", "json"];
 
 impl ServerProcess {
     /// Starts `aimake serve` on `data` with extra `AIMAKE_*` variables.
     pub fn start(data: &Path, env: &[(&str, String)]) -> Self {
-        use std::io::{BufRead, BufReader};
         let mut cmd = std::process::Command::new(bin());
-        cmd.args(["serve", "--log-format", "json"])
+        cmd.args(SERVE_ARGS).stdout(std::process::Stdio::null());
+        Self::start_with(cmd, data, env)
+    }
+
+    /// Starts `cmd`, which runs `aimake serve` (itself, or as a child that shares its stderr),
+    /// in a process group of its own, with the server's environment and extra `AIMAKE_*`
+    /// variables. Its stdout is the caller's to set.
+    pub fn start_with(mut cmd: std::process::Command, data: &Path, env: &[(&str, String)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0)
             .env_remove("AIMAKE_CONFIG")
             .env_remove("RUST_LOG")
             .env("AIMAKE_DATA__DIR", data)
@@ -590,25 +484,36 @@ impl ServerProcess {
             .env("AIMAKE_LIMITS__REQUESTS_PER_MINUTE", "100000")
             .env("AIMAKE_BACKUP__SCHEDULE", "")
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("the server starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut before = Vec::new();
         let ready = lines
             .by_ref()
             .map_while(Result::ok)
-            .find(|l| l.contains("aimake is ready"))
-            .expect("the server logs when it is ready");
+            .find(|l| {
+                before.push(l.clone());
+                l.contains("aimake is ready")
+            })
+            .unwrap_or_else(|| panic!("the server stopped before it was ready: {before:#?}"));
         // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let log = Arc::new(std::sync::Mutex::new(before));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
         let event: Value = serde_json::from_str(&ready).expect("JSON log lines");
         Self {
             child,
             base: format!("http://{}", event["addr"].as_str().unwrap()),
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            reaped: false,
+            log,
         }
     }
 
@@ -639,33 +544,65 @@ impl ServerProcess {
     }
 
     pub async fn session(&self, email: &str) -> Session {
+        self.signed_in("/api/auth/login", email, 200).await
+    }
+
+    /// A new account through `/api/auth/register` (with `auth.registration = "open"`), signed
+    /// in; its `id` is the user's.
+    pub async fn register(&self, email: &str) -> Session {
+        self.signed_in("/api/auth/register", email, 201).await
+    }
+
+    async fn signed_in(&self, path: &str, email: &str, status: u16) -> Session {
         let resp = self
             .client
-            .post(format!("{}/api/auth/login", self.base))
+            .post(format!("{}{path}", self.base))
             .header("origin", &self.base)
             .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "login of {email}");
+        assert_eq!(resp.status(), status, "{path} of {email}");
+        let cookie = session_cookie(&resp).expect("signing in sets the session cookie");
+        let me: Value = resp.json().await.unwrap();
         Session {
-            id: String::new(),
-            cookie: session_cookie(&resp).expect("login sets the session cookie"),
+            id: me["id"].as_str().unwrap_or_default().to_string(),
+            cookie,
             origin: self.base.clone(),
             base: self.base.clone(),
             client: self.client.clone(),
         }
     }
 
+    /// SIGKILL to the whole process group (the server and whatever runs it), at once.
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
+        if self.reaped {
+            return;
+        }
+        // The group's leader is not reaped yet, so its id still names this group.
+        let group = self.child.id() as libc::pid_t;
+        unsafe { libc::kill(-group, libc::SIGKILL) };
         let _ = self.child.wait();
+        self.reaped = true;
+    }
+
+    /// SIGTERM to the process started (as systemd stops a service) and waits for it to exit;
+    /// whether it exited cleanly.
+    pub fn terminate(mut self) -> bool {
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let exit = self.child.wait();
+        self.reaped = true;
+        exit.is_ok_and(|e| e.success())
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("the server's log:\n{}", log.join("\n"));
+        }
     }
 }
 

@@ -27,6 +27,8 @@ mod podcast_scripts;
 mod podcasts;
 mod presign;
 mod providers;
+mod replication;
+mod s3;
 mod scrubbing;
 mod spa;
 mod storage;
