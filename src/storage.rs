@@ -266,6 +266,20 @@ pub struct Storage {
     public_base: Option<Arc<str>>,
     /// The origin of the bucket's URLs, presigned ones included.
     bucket_origin: Option<Arc<str>>,
+    /// Published files known to be in the bucket, so a feed's every request for one does not
+    /// ask the bucket again; forgotten whenever anything is unpublished, and after a while in
+    /// case one was removed from outside.
+    published: moka::sync::Cache<String, ()>,
+}
+
+/// How long a published file is taken to be there without asking the bucket again.
+const PUBLISHED_KNOWN_FOR: Duration = Duration::from_secs(600);
+
+fn published_cache() -> moka::sync::Cache<String, ()> {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(PUBLISHED_KNOWN_FOR)
+        .build()
 }
 
 /// A local store's directory, and the turns for opening its files on the blocking pool.
@@ -315,6 +329,7 @@ impl Storage {
             signer: None,
             public_base: None,
             bucket_origin: None,
+            published: published_cache(),
         })
     }
 
@@ -359,6 +374,7 @@ impl Storage {
             signer: Some(store),
             public_base: None,
             bucket_origin: bucket_origin(cfg).map(Arc::from),
+            published: published_cache(),
         })
     }
 
@@ -445,9 +461,30 @@ impl Storage {
     pub async fn unpublish(&self, prefix: &Key) -> StorageResult<()> {
         debug_assert!(prefix.as_str().starts_with(PUBLIC_FOLDER));
         if self.publishes() {
+            // Before and after: a lookup racing the removal cannot keep the file known.
+            self.published.invalidate_all();
             self.delete_prefix(prefix).await?;
+            self.published.invalidate_all();
         }
         Ok(())
+    }
+
+    /// Whether a published file (under `public/`) is in the bucket: asked once, then known
+    /// until something is unpublished or [`PUBLISHED_KNOWN_FOR`] has passed.
+    pub async fn is_published(&self, key: &Key) -> StorageResult<bool> {
+        if self.published.contains_key(key.as_str()) {
+            return Ok(true);
+        }
+        let there = self.exists(key).await?;
+        if there {
+            self.published.insert(key.as_str().to_string(), ());
+        }
+        Ok(there)
+    }
+
+    /// A published file was just put in the bucket.
+    pub fn note_published(&self, key: &Key) {
+        self.published.insert(key.as_str().to_string(), ());
     }
 
     /// Uploads a local file without holding it in memory; large files go up in parts.

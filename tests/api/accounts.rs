@@ -463,11 +463,8 @@ async fn token_lists_are_paginated_newest_first() {
     assert_eq!(names, ["t2", "t1"]);
     let cursor = first["next_cursor"].as_str().unwrap();
     let second: Value = user
-        .get(&format!("/api/tokens?limit=2&cursor={cursor}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/tokens?limit=2&cursor={cursor}"))
+        .await;
     assert_eq!(second["items"][0]["name"], "t0");
     assert!(second["next_cursor"].is_null());
     assert_eq!(user.get("/api/tokens?limit=0").await.status(), 400);
@@ -577,12 +574,7 @@ async fn admin_routes_answer_only_admins() {
         403
     );
 
-    let list: Value = admin
-        .get("/api/admin/users?q=ada")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = admin.get_json("/api/admin/users?q=ada").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(list["items"][0]["email"], "ada@example.com");
     assert!(list["items"][0].get("password_hash").is_none());

@@ -184,12 +184,7 @@ async fn the_local_voice_speaks_end_to_end() {
     let pcm = aimake::audio::decode(&bytes, aimake::audio::Format::Mp3).expect("a real MP3");
     assert!(pcm.duration_ms() > 500);
 
-    let peaks: Value = s
-        .get(&format!("/api/audios/{id}/peaks"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let peaks: Value = s.get_json(&format!("/api/audios/{id}/peaks")).await;
     assert!(!peaks["peaks"].as_array().unwrap().is_empty());
     assert!(
         peaks["peaks"]
@@ -823,12 +818,7 @@ async fn a_retry_is_refused_when_the_quota_no_longer_covers_the_text() {
     assert!(retried.headers().contains_key("retry-after"));
     assert_eq!(error_code(retried).await, "quota_exceeded");
     // Nothing changed: the audio is still the failed one, ready to retry next month.
-    let audio: Value = s
-        .get(&format!("/api/audios/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let audio: Value = s.get_json(&format!("/api/audios/{id}")).await;
     assert_eq!(audio["status"], "failed");
     app.stop().await;
 }
@@ -940,12 +930,7 @@ async fn voices_and_providers_are_listed() {
             .contains("aimake models pull whisper:base"),
         "{providers}"
     );
-    let voices: Value = s
-        .get("/api/voices?provider=local&language=zh")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let voices: Value = s.get_json("/api/voices?provider=local&language=zh").await;
     assert!(
         voices
             .as_array()
@@ -997,12 +982,7 @@ async fn the_stream_delivers_the_first_chunk_before_the_job_ends() {
         .unwrap()
         .unwrap();
     assert!(!first.is_empty());
-    let status: Value = s
-        .get(&format!("/api/audios/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = s.get_json(&format!("/api/audios/{id}")).await;
     assert_ne!(
         status["status"], "succeeded",
         "the first audio arrived while the job was still running"
@@ -1093,12 +1073,7 @@ async fn a_one_chunk_text_keeps_no_chunks_yet_runs_visibly_and_streams_whole() {
     while speech_texts(&fake).is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let running: Value = s
-        .get(&format!("/api/audios/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let running: Value = s.get_json(&format!("/api/audios/{id}")).await;
     assert_eq!(
         running["status"], "running",
         "claiming the job marks the audio running"

@@ -244,6 +244,11 @@ impl Session {
             .unwrap()
     }
 
+    /// A GET whose answer is JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.request(reqwest::Method::POST, path)
             .json(body)
@@ -277,12 +282,7 @@ impl Session {
     pub async fn finished_audio_within(&self, id: &str, wait: std::time::Duration) -> Value {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let audio: Value = self
-                .get(&format!("/api/audios/{id}"))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let audio: Value = self.get_json(&format!("/api/audios/{id}")).await;
             if matches!(
                 audio["status"].as_str(),
                 Some("succeeded" | "failed" | "canceled")

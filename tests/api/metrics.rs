@@ -306,12 +306,7 @@ async fn the_minute_series_is_for_admins_in_the_last_hour_or_day() {
     for _ in 0..3 {
         admin.get("/api/audios").await;
     }
-    let hour: Value = admin
-        .get("/api/admin/metrics/series?range=1h")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let hour: Value = admin.get_json("/api/admin/metrics/series?range=1h").await;
     assert_eq!(hour["range"], "1h");
     let minutes = hour["minutes"].as_array().unwrap();
     assert_eq!(minutes.len(), 60);
@@ -329,19 +324,9 @@ async fn the_minute_series_is_for_admins_in_the_last_hour_or_day() {
         hour["window"]
     );
     assert!(minutes.last().unwrap()["p99_s"].as_f64().is_some());
-    let default: Value = admin
-        .get("/api/admin/metrics/series")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let default: Value = admin.get_json("/api/admin/metrics/series").await;
     assert_eq!(default["range"], "1h");
-    let day: Value = admin
-        .get("/api/admin/metrics/series?range=24h")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let day: Value = admin.get_json("/api/admin/metrics/series?range=24h").await;
     assert_eq!(day["minutes"].as_array().unwrap().len(), 1440);
 
     let bad = admin.get("/api/admin/metrics/series?range=7d").await;
@@ -412,12 +397,7 @@ async fn the_minute_series_shows_provider_latency_and_today_s_cost_against_the_b
     let admin = unbudgeted
         .signed_in("no-budget@example.com", Role::Admin)
         .await;
-    let body: Value = admin
-        .get("/api/admin/metrics/series?range=24h")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = admin.get_json("/api/admin/metrics/series?range=24h").await;
     assert!(body["daily_budget_usd"].is_null(), "{body}");
     assert_eq!(body["cost_today_usd"], 0.0);
     unbudgeted.stop().await;

@@ -504,12 +504,7 @@ async fn a_long_kokoro_text_streams_its_first_audio_before_the_job_ends() {
         .unwrap()
         .unwrap();
     assert!(!first.is_empty());
-    let status: Value = s
-        .get(&format!("/api/audios/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = s.get_json(&format!("/api/audios/{id}")).await;
     assert_eq!(
         status["status"], "running",
         "the first audio arrived while the job was still running"
@@ -554,12 +549,7 @@ async fn a_kokoro_job_cut_by_kill_9_resumes_after_a_restart() {
     // Wait until some chunks are done, then kill the server without warning.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let a: Value = s
-            .get(&format!("/api/audios/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let a: Value = s.get_json(&format!("/api/audios/{id}")).await;
         assert_ne!(
             a["status"], "succeeded",
             "the job must still be running: {a}"
@@ -576,12 +566,7 @@ async fn a_kokoro_job_cut_by_kill_9_resumes_after_a_restart() {
     // The dead worker's lease runs out (a minute at most) and the job is claimed again.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
     let audio = loop {
-        let a: Value = s
-            .get(&format!("/api/audios/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let a: Value = s.get_json(&format!("/api/audios/{id}")).await;
         if matches!(a["status"].as_str(), Some("succeeded" | "failed")) {
             break a;
         }

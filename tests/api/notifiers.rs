@@ -488,12 +488,7 @@ async fn the_admin_api_lists_the_notifiers_and_sends_a_test_through_one_or_all()
     assert_eq!(resp.status(), 400);
     assert_eq!(error_code(resp).await, "unknown_notifier");
 
-    let list: Value = admin
-        .get("/api/admin/notifiers")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = admin.get_json("/api/admin/notifiers").await;
     let list = list["notifiers"].as_array().unwrap();
     assert_eq!(list[0]["name"], "ops");
     assert_eq!(list[0]["kind"], "slack");
@@ -547,12 +542,7 @@ async fn a_test_that_outlasts_the_request_timeout_answers_202_and_finishes_in_th
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let list: Value = admin
-            .get("/api/admin/notifiers")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let list: Value = admin.get_json("/api/admin/notifiers").await;
         if list["notifiers"][0]["sent"] == 1 {
             break;
         }

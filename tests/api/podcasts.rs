@@ -28,11 +28,8 @@ async fn rendered(s: &Session, show: &str, episode: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let e: Value = s
-            .get(&format!("/api/podcasts/{show}/episodes/{episode}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json(&format!("/api/podcasts/{show}/episodes/{episode}"))
+            .await;
         if matches!(
             e["audio"]["status"].as_str(),
             Some("succeeded" | "failed" | "canceled")
@@ -159,12 +156,7 @@ async fn without_a_model_scripts_are_unavailable_but_a_pasted_dialogue_is_parsed
 async fn a_three_voice_episode_is_mastered_with_chapters_subtitles_and_a_feed() {
     let app = TestApp::spawn_with(fast).await;
     let s = app.signed_in("ada@example.com", Role::User).await;
-    let voices: Value = s
-        .get("/api/voices?provider=local")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let voices: Value = s.get_json("/api/voices?provider=local").await;
     let ids: Vec<String> = voices
         .as_array()
         .unwrap()
@@ -685,12 +677,7 @@ async fn a_cover_is_checked_served_to_its_owner_only_and_shown_in_the_feed_with_
 async fn an_episode_rendered_after_setting_a_cover_carries_it_in_its_id3_tag() {
     let app = TestApp::spawn_with(fast).await;
     let s = app.signed_in("ada@example.com", Role::User).await;
-    let voices: Value = s
-        .get("/api/voices?provider=local")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let voices: Value = s.get_json("/api/voices?provider=local").await;
     let voice = voices[0]["id"].as_str().unwrap().to_string();
     let show = new_show(&s, json!({"title": "Pictured"})).await;
     assert_eq!(
@@ -770,12 +757,7 @@ async fn podcast_lines_follow_the_same_text_rule_as_the_speech_api() {
             .is_some_and(|d| d.contains("U+0000")),
         "{err}"
     );
-    let list: Value = s
-        .get(&format!("/api/podcasts/{show}/episodes"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.get_json(&format!("/api/podcasts/{show}/episodes")).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
     assert!(speech_texts(&fake).is_empty(), "nothing was sent");
 
@@ -919,12 +901,7 @@ async fn rotating_the_feed_token_revokes_every_link_of_the_old_feed_at_once() {
     assert_links(&app, &new_links, true).await;
 
     // A long-lived media link as feeds carried before links were bound to their feed.
-    let episodes: Value = a
-        .get(&format!("/api/podcasts/{show}/episodes"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let episodes: Value = a.get_json(&format!("/api/podcasts/{show}/episodes")).await;
     let audio = episodes["items"][0]["audio"]["id"].as_str().unwrap();
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 9 * 365 * 86_400;
     let sig = app

@@ -167,12 +167,7 @@ async fn a_download_redirects_to_a_presigned_url_that_serves_ranges_and_the_file
         "{disposition}"
     );
     let body = whole.bytes().await.unwrap();
-    let audio: Value = s
-        .get(&format!("/api/audios/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let audio: Value = s.get_json(&format!("/api/audios/{id}")).await;
     assert_eq!(body.len() as u64, audio["size_bytes"].as_u64().unwrap());
 
     let part = plain()
@@ -420,10 +415,18 @@ async fn a_public_base_url_serves_public_shows_enclosures_and_transcripts_and_no
     assert_eq!(vtt.status(), 200);
     assert_eq!(vtt.headers()[CONTENT_TYPE], "text/vtt; charset=utf-8");
     assert!(vtt.text().await.unwrap().starts_with("WEBVTT"));
-    // Asked again, the same published files.
+    // Asked again, the same published files, without asking the bucket again.
+    let heads = s3.public_heads();
+    for _ in 0..3 {
+        assert_eq!(
+            published(&no_redirects().get(&enclosure).send().await.unwrap()),
+            audio_url
+        );
+    }
     assert_eq!(
-        published(&no_redirects().get(&enclosure).send().await.unwrap()),
-        audio_url
+        s3.public_heads(),
+        heads,
+        "a published file is known once put"
     );
     assert_eq!(
         no_redirects().get(&chapters).send().await.unwrap().status(),
@@ -487,12 +490,7 @@ async fn a_public_base_url_serves_public_shows_enclosures_and_transcripts_and_no
     let again = published(&no_redirects().get(&enclosure).send().await.unwrap());
     assert_eq!(again, audio_url, "the same content, the same address");
     assert_eq!(plain().get(&again).send().await.unwrap().status(), 200);
-    let episodes: Value = a
-        .get(&format!("/api/podcasts/{show}/episodes"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let episodes: Value = a.get_json(&format!("/api/podcasts/{show}/episodes")).await;
     let episode = episodes["items"][0]["id"].as_str().unwrap();
     let resp = a
         .delete(&format!("/api/podcasts/{show}/episodes/{episode}"))

@@ -1,6 +1,9 @@
 //! An S3-compatible server (s3s-fs) inside the process, on a loopback port: the storage tests'
 //! bucket, and the replica Litestream streams to (in the tests and in `make bench`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use aimake::config::{Config, Secret, StorageKind};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -20,6 +23,9 @@ pub struct S3Server {
     _root: tempfile::TempDir,
     stop: CancellationToken,
     accept: JoinHandle<()>,
+    /// Signed HEAD requests for objects under `public/` (aimake asking whether a file is
+    /// published).
+    public_heads: Arc<AtomicUsize>,
 }
 
 impl S3Server {
@@ -30,13 +36,16 @@ impl S3Server {
         std::fs::create_dir(root.path().join(&bucket)).unwrap();
         let (access_key, secret_key) = ("AKIATESTKEY".to_string(), "test-secret-key".to_string());
         let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let public_heads = Arc::new(AtomicUsize::new(0));
         let service = {
             let mut b = s3s::service::S3ServiceBuilder::new(fs);
             b.set_auth(s3s::auth::SimpleAuth::from_single(
                 access_key.clone(),
                 secret_key.clone(),
             ));
-            b.set_access(PublicFolder);
+            b.set_access(PublicFolder {
+                heads: public_heads.clone(),
+            });
             b.build()
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -70,7 +79,13 @@ impl S3Server {
             _root: root,
             stop,
             accept,
+            public_heads,
         }
+    }
+
+    /// How many times aimake has asked whether a file under `public/` is there.
+    pub fn public_heads(&self) -> usize {
+        self.public_heads.load(Ordering::Relaxed)
     }
 
     /// The address of an object, as an anonymous client would ask for it.
@@ -132,7 +147,9 @@ impl S3Server {
 
 /// Anonymous reads of `public/*` (GetObject, HeadObject), like a bucket policy granting
 /// `s3:GetObject` on that prefix to everyone; any other anonymous request is refused.
-struct PublicFolder;
+struct PublicFolder {
+    heads: Arc<AtomicUsize>,
+}
 
 #[async_trait::async_trait]
 impl s3s::access::S3Access for PublicFolder {
@@ -142,6 +159,9 @@ impl s3s::access::S3Access for PublicFolder {
                 cx.s3_path(),
                 s3s::path::S3Path::Object { key, .. } if key.starts_with("public/")
             );
+        if cx.credentials().is_some() && public_read && cx.s3_op().name() == "HeadObject" {
+            self.heads.fetch_add(1, Ordering::Relaxed);
+        }
         if cx.credentials().is_some() || public_read {
             Ok(())
         } else {

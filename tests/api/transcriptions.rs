@@ -62,12 +62,7 @@ pub async fn create(s: &Session, form: Form) -> reqwest::Response {
 pub async fn finished(s: &Session, id: &str, wait: Duration) -> Value {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let t: Value = s
-            .get(&format!("/api/transcriptions/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let t: Value = s.get_json(&format!("/api/transcriptions/{id}")).await;
         if matches!(t["status"].as_str(), Some("succeeded" | "failed")) {
             return t;
         }
@@ -230,19 +225,9 @@ async fn an_uploaded_recording_is_transcribed_into_the_library_and_downloads_in_
     let list: Value = s.get("/api/transcriptions").await.json().await.unwrap();
     assert_eq!(list["items"][0]["id"], id.as_str());
     assert!(list["items"][0].get("transcript").is_none());
-    let found: Value = s
-        .get("/api/transcriptions?q=charlie")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let found: Value = s.get_json("/api/transcriptions?q=charlie").await;
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
-    let none: Value = s
-        .get("/api/transcriptions?q=zulu")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let none: Value = s.get_json("/api/transcriptions?q=zulu").await;
     assert!(none["items"].as_array().unwrap().is_empty());
     let (service, units, _) = app.asr_usage().await;
     assert_eq!((service.as_str(), units), ("asr:openai:whisper-1", 6));
@@ -400,11 +385,8 @@ async fn library_search_finds_an_audio_by_a_word_of_its_transcript() {
     // Neither the title nor the text holds these words; the transcript does.
     for q in ["charlie", "bravo charlie", "cha"] {
         let found: Value = s
-            .get(&format!("/api/audios?q={}", q.replace(' ', "%20")))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json(&format!("/api/audios?q={}", q.replace(' ', "%20")))
+            .await;
         let ids: Vec<&str> = found["items"]
             .as_array()
             .unwrap()
@@ -497,12 +479,7 @@ async fn a_library_audio_leads_to_its_transcripts_and_carries_its_newest_one() {
         .unwrap()
         .to_string();
     let second = transcribe().await;
-    let linked: Value = s
-        .get(&format!("/api/audios/{audio_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let linked: Value = s.get_json(&format!("/api/audios/{audio_id}")).await;
     assert_eq!(linked["transcript"]["id"], second.as_str(), "{linked}");
     assert_eq!(
         finished(&s, &second, Duration::from_secs(30)).await["status"],
@@ -544,11 +521,8 @@ async fn a_library_audio_leads_to_its_transcripts_and_carries_its_newest_one() {
     // that is no id is refused naming the filter.
     let bob = app.signed_in("bob@example.com", Role::User).await;
     let theirs: Value = bob
-        .get(&format!("/api/transcriptions?audio_id={audio_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/transcriptions?audio_id={audio_id}"))
+        .await;
     assert_eq!(theirs["items"], json!([]));
     let unknown = ulid::Ulid::generate().to_string();
     assert!(

@@ -86,10 +86,11 @@ where
     let Some(url) = state.storage.public_url(key) else {
         return Ok(None);
     };
-    if state.storage.exists(key).await? {
+    if state.storage.is_published(key).await? {
         return Ok(Some(url));
     }
     put().await?;
+    state.storage.note_published(key);
     // The show may have gone private while this was being put, after its files were removed.
     let public = state
         .db
