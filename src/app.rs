@@ -103,9 +103,10 @@ impl App {
             config.public_url().into()
         } else if let Some((tls_listener, _)) = &tls {
             // As the config derives it, with the port actually taken (it may be 0).
-            let mut derived = config.clone();
-            derived.server.tls_bind = tls_listener.local_addr()?.to_string();
-            derived.public_url().into()
+            config
+                .server
+                .https_origin(tls_listener.local_addr()?)
+                .into()
         } else {
             let host = if local.ip().is_unspecified() {
                 "localhost".to_string()

@@ -223,6 +223,20 @@ impl ServerConfig {
         Ok(Some(addr))
     }
 
+    /// The origin users reach HTTPS at when it listens on `tls` and `public_url` is unset:
+    /// the first domain (or the address), with the port unless it is 443.
+    pub fn https_origin(&self, tls: SocketAddr) -> String {
+        let host = match self.domains.first() {
+            Some(domain) => domain.clone(),
+            None if tls.ip().is_unspecified() => "localhost".into(),
+            None => tls.ip().to_string(),
+        };
+        match tls.port() {
+            443 => format!("https://{host}"),
+            port => format!("https://{host}:{port}"),
+        }
+    }
+
     fn validate_tls(&self) -> anyhow::Result<()> {
         for domain in &self.domains {
             let valid = !domain.is_empty()
@@ -2062,15 +2076,7 @@ impl Config {
             return self.server.public_url.trim_end_matches('/').to_string();
         }
         if let Ok(Some(tls)) = self.server.tls_bind_addr() {
-            let host = match self.server.domains.first() {
-                Some(domain) => domain.clone(),
-                None if tls.ip().is_unspecified() => "localhost".into(),
-                None => tls.ip().to_string(),
-            };
-            return match tls.port() {
-                443 => format!("https://{host}"),
-                port => format!("https://{host}:{port}"),
-            };
+            return self.server.https_origin(tls);
         }
         match self.bind_addr() {
             Ok(addr) if addr.ip().is_unspecified() => format!("http://localhost:{}", addr.port()),

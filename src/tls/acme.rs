@@ -119,26 +119,25 @@ impl Settings {
 
 /// The DNS names a certificate is for, sorted.
 fn names(key: &CertifiedKey) -> anyhow::Result<Vec<String>> {
-    let leaf = key.cert.first().context("an empty certificate chain")?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
-        .map_err(|e| anyhow::anyhow!("cannot read the certificate: {e}"))?;
-    let mut names: Vec<String> = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    Ok(names)
+    super::read_leaf(key, |cert| {
+        let mut names: Vec<String> = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    })
 }
 
 /// When a certificate valid from `not_before` to `not_after` (Unix seconds) is renewed:

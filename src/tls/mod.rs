@@ -252,11 +252,21 @@ pub fn not_after(key: &CertifiedKey) -> anyhow::Result<i64> {
 
 /// The leaf certificate's validity, `(not_before, not_after)` in Unix seconds.
 pub fn validity(key: &CertifiedKey) -> anyhow::Result<(i64, i64)> {
+    read_leaf(key, |cert| {
+        let v = cert.validity();
+        (v.not_before.timestamp(), v.not_after.timestamp())
+    })
+}
+
+/// `read` applied to the parsed leaf (first) certificate of `key`'s chain.
+pub(crate) fn read_leaf<T>(
+    key: &CertifiedKey,
+    read: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> T,
+) -> anyhow::Result<T> {
     let leaf = key.cert.first().context("an empty certificate chain")?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
         .map_err(|e| anyhow::anyhow!("cannot read the certificate: {e}"))?;
-    let v = cert.validity();
-    Ok((v.not_before.timestamp(), v.not_after.timestamp()))
+    Ok(read(&cert))
 }
 
 /// The files' modification times, to notice a change.
@@ -388,9 +398,9 @@ mod tests {
     }
 
     #[test]
-    fn only_the_acme_check_sees_a_challenge_certificate() {
-        // The resolver's choice is unit-checked through a real handshake in the API tests; here
-        // the bookkeeping: challenges replace each other whole and clear.
+    fn http_challenges_are_answered_while_set_and_replaced_whole() {
+        // Which certificate a handshake gets is checked through real handshakes in the API
+        // tests; here the bookkeeping: challenges replace each other whole and clear.
         let certs = Certs::default();
         certs.set_challenges(
             [("t".to_string(), "t.k".to_string())].into(),
